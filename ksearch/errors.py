@@ -36,3 +36,8 @@ class LogIntegrityError(LogError):
     """A history row is corrupt, edited, deleted, reordered or inserted."""
 
     exit_code = 3
+
+    def __init__(self, message: str, lineno: int | None = None, seq: int | None = None):
+        super().__init__(message)
+        self.lineno = lineno  # the first bad line, where known
+        self.seq = seq  # the first bad row's seq, where known

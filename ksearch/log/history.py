@@ -1,0 +1,282 @@
+"""history.jsonl: the append-only, hash-chained event log of one run.
+
+Row format, one JSON object per line, keys in this order:
+    {"seq": 7, "ts": "2026-11-21T13:00:00.000000+00:00", "run": "<run id>", "kind": "attempt",
+     "prev": "<sha256 hex of the previous row's line>", "payload": {...}}
+
+- `seq` starts at 0 and grows by one per row; `prev` of row 0 is GENESIS.
+- The hash of a row is sha256 of its line's bytes without the newline.
+- Writers take an exclusive flock on the file, append whole lines with one write, fsync, unlock.
+- A writer killed mid-write leaves a torn trailing line (no newline). Readers skip it. The next
+  writer seals it off: it appends a newline and a `seal` row naming the torn bytes' offset, length
+  and hash; the torn bytes themselves are never touched. `prev` chains over valid rows only.
+- `head.json` beside the history names the last row's seq and hash (rewritten atomically under the
+  lock) so that an edit of the final row, which no later `prev` covers, is still caught.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from ksearch.errors import LogError, LogIntegrityError, NotALogError
+
+HISTORY = "history.jsonl"
+HEAD = "head.json"
+GENESIS = "0" * 64
+SEAL = "seal"
+_TAIL_BLOCK = 1 << 16
+
+
+def row_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def encode_row(seq: int, ts: str, run: str, kind: str, prev: str, payload: dict) -> bytes:
+    row = {"seq": seq, "ts": ts, "run": run, "kind": kind, "prev": prev, "payload": payload}
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class RawLine:
+    """One line of the file as stored: where it is, its bytes (no newline), its parsed row if any."""
+
+    lineno: int  # 1-based
+    offset: int  # byte offset of the line's first byte
+    data: bytes
+    complete: bool  # ended with a newline
+    row: dict | None  # None when the line is not a JSON object
+
+    @property
+    def hash(self) -> str:
+        return row_hash(self.data)
+
+
+def parse_line(data: bytes) -> dict | None:
+    try:
+        row = orjson.loads(data)  # 5x faster than json on packet-sized rows; the index reads a million
+    except orjson.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def history_path(run_dir: Path) -> Path:
+    """The history file of a run directory, or a NotALogError saying what is wrong."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NotALogError(f"{run_dir} is not a directory; pass a run directory under experiment_log/")
+    path = run_dir / HISTORY
+    if not path.is_file():
+        raise NotALogError(
+            f"{run_dir} is not a ksearch run log: it has no {HISTORY}; pass a directory made by `ksearch run`"
+        )
+    return path
+
+
+def iter_lines(path: Path, start: int = 0, lineno: int = 1) -> Iterator[RawLine]:
+    """Every line of the file from byte `start`, parsed, including a torn last line (complete=False)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        offset = start
+        for data in f:
+            complete = data.endswith(b"\n")
+            body = data[:-1] if complete else data
+            yield RawLine(lineno, offset, body, complete, parse_line(body))
+            offset += len(data)
+            lineno += 1
+
+
+def is_row(row: dict | None) -> bool:
+    return row is not None and isinstance(row.get("seq"), int) and isinstance(row.get("prev"), str)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a reader stopped: the next byte to read and the chain state up to it."""
+
+    offset: int = 0
+    lineno: int = 1
+    next_seq: int = 0
+    prev_hash: str = GENESIS
+
+
+def iter_rows(run_dir: Path, cursor: Cursor = Cursor()) -> Iterator[tuple[RawLine, Cursor]]:
+    """The valid rows of a run from `cursor` on, each with the cursor just past it.
+
+    The hash chain is checked as rows are read: each row's seq is one more than the last and its
+    prev is the last row's hash. Lines that are not rows form a damaged region, which must be
+    followed by the seal row accounting for exactly its bytes, or end the file (a writer died; the
+    next writer seals it). Anything else raises LogIntegrityError naming the first bad row.
+    """
+    path = history_path(run_dir)
+    region: list[RawLine] = []
+    seq, prev, prev_line = cursor.next_seq, cursor.prev_hash, None
+    for line in iter_lines(path, cursor.offset, cursor.lineno):
+        if not is_row(line.row):
+            region.append(line)
+            continue
+        if region:
+            if not seals(line, region):
+                raise corrupt_line(path, region[0])
+            region = []
+        row = line.row
+        if row["seq"] != seq:
+            if row["seq"] > seq:
+                what = f"row seq {seq} is missing before line {line.lineno} (found seq {row['seq']}): rows were deleted"
+            else:
+                what = f"line {line.lineno} has seq {row['seq']} where seq {seq} was due: rows were reordered, duplicated or inserted"
+            raise LogIntegrityError(f"{path}: {what}", line.lineno, seq)
+        if row["prev"] != prev:
+            if prev_line is None:
+                raise LogIntegrityError(
+                    f"{path}: line {line.lineno} (seq {seq}) does not continue the hash chain: its prev is not "
+                    "the hash of the row before it", line.lineno, seq)
+            raise LogIntegrityError(
+                f"{path}: row seq {seq - 1} (line {prev_line.lineno}) does not hash to the prev recorded by "
+                f"row seq {seq} (line {line.lineno}): row seq {seq - 1} was edited, or a row was inserted",
+                prev_line.lineno, seq - 1)
+        seq, prev, prev_line = seq + 1, line.hash, line
+        yield line, Cursor(line.offset + len(line.data) + line.complete, line.lineno + 1, seq, prev)
+
+
+def seals(line: RawLine, region: list[RawLine]) -> bool:
+    """Whether `line` is the seal row that accounts for exactly the bytes of `region`."""
+    if line.row is None or line.row.get("kind") != SEAL:
+        return False
+    p = line.row.get("payload") or {}
+    data = b"".join(r.data + b"\n" for r in region)
+    length = p.get("torn_length")
+    if length == len(data) - 1:
+        data = data[:-1]  # the sealer added the newline that ended the torn line
+    return p.get("torn_offset") == region[0].offset and length == len(data) and p.get("torn_sha256") == row_hash(data)
+
+
+def corrupt_line(path: Path, line: RawLine) -> LogIntegrityError:
+    return LogIntegrityError(
+        f"{path}: line {line.lineno} (byte {line.offset}) is not a valid row (not JSON, or no seq/prev) "
+        "and no seal row accounts for it: the log was edited or damaged",
+        line.lineno,
+    )
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The end of a history file as a writer sees it under the lock."""
+
+    last: bytes | None  # the last valid row's line, without newline
+    end: int  # byte offset just past that row (and its newline, if it has one)
+    terminated: bool  # False when the last valid row lacks its newline (writer died just before it)
+
+
+def read_tail(fd: int, size: int) -> Tail:
+    """Find the last valid row by reading blocks backwards from the end of an open file."""
+    pos, buf = size, b""
+    while pos > 0:
+        step = min(_TAIL_BLOCK, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+        segments = buf.split(b"\n")  # the last one is what follows the final newline
+        seg_end = pos + len(buf)
+        first = 0 if pos == 0 else 1  # with pos > 0 the first segment may be a partial line
+        for i in range(len(segments) - 1, first - 1, -1):
+            seg = segments[i]
+            seg_start = seg_end - len(seg)
+            if seg and is_row(parse_line(seg)):
+                terminated = i < len(segments) - 1
+                return Tail(seg, seg_start + len(seg) + terminated, terminated)
+            seg_end = seg_start - 1
+    return Tail(None, 0, True)
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    hash: str
+
+
+class History:
+    """Appender for one run's history. Safe across threads and processes (flock per append)."""
+
+    def __init__(self, run_dir: Path, run_id: str | None = None, *, fsync: bool = True):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / HISTORY
+        self.run_id = run_id or self.run_dir.name
+        self.fsync = fsync
+
+    def append(self, kind: str, payload: dict) -> Appended:
+        return self.append_many([(kind, payload)])[-1]
+
+    def append_many(self, events: Iterable[tuple[str, dict]]) -> list[Appended]:
+        """Append rows atomically as one write under one lock and one fsync."""
+        events = list(events)
+        if not events:
+            return []
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            tail = read_tail(fd, size)
+            seq, prev = (json.loads(tail.last)["seq"] + 1, row_hash(tail.last)) if tail.last else (0, GENESIS)
+            out: list[bytes] = []
+            sealed = tail.terminated and tail.end < size
+            if not tail.terminated:
+                out.append(b"\n")  # the row was whole but for its newline: finish it
+            elif sealed:
+                # A writer died mid-write: seal the damaged bytes off without touching them.
+                region = os.pread(fd, size - tail.end, tail.end)
+                if not region.endswith(b"\n"):
+                    out.append(b"\n")
+                seal = {"torn_offset": tail.end, "torn_length": len(region), "torn_sha256": row_hash(region)}
+                events = [(SEAL, seal), *events]
+            ts = utc_now()
+            done: list[Appended] = []
+            for kind, payload in events:
+                line = encode_row(seq, ts, self.run_id, kind, prev, payload)
+                prev = row_hash(line)
+                done.append(Appended(seq, prev))
+                out.append(line + b"\n")
+                seq += 1
+            _write_all(fd, b"".join(out))
+            if self.fsync:
+                os.fsync(fd)
+            self._write_head(done[-1])
+            return done[1:] if sealed else done
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _write_head(self, last: Appended) -> None:
+        tmp = self.run_dir / f".{HEAD}.{os.getpid()}"
+        tmp.write_text(json.dumps({"seq": last.seq, "hash": last.hash}))
+        os.replace(tmp, self.run_dir / HEAD)
+
+
+def read_head(run_dir: Path) -> dict | None:
+    try:
+        head = json.loads((Path(run_dir) / HEAD).read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(head, dict) and isinstance(head.get("seq"), int) and isinstance(head.get("hash"), str):
+        return head
+    return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise LogError("short write to history.jsonl; is the disk full?")
+        view = view[n:]
