@@ -133,11 +133,16 @@ def iter_rows(run_dir: Path, cursor: Cursor = Cursor()) -> Iterator[tuple[RawLin
             region = []
         row = line.row
         if row["seq"] != seq:
+            bad_line, bad_seq = line.lineno, seq
             if row["seq"] > seq:
                 what = f"row seq {seq} is missing before line {line.lineno} (found seq {row['seq']}): rows were deleted"
+            elif prev_line is not None and row["seq"] == seq - 1 and row["prev"] == prev_line.row["prev"]:
+                what = (f"lines {prev_line.lineno} and {line.lineno} both claim seq {seq - 1} after the same row: "
+                        "one of them was inserted")
+                bad_line, bad_seq = prev_line.lineno, seq - 1
             else:
-                what = f"line {line.lineno} has seq {row['seq']} where seq {seq} was due: rows were reordered, duplicated or inserted"
-            raise LogIntegrityError(f"{path}: {what}", line.lineno, seq)
+                what = f"line {line.lineno} has seq {row['seq']} where seq {seq} was due: rows were reordered or inserted"
+            raise LogIntegrityError(f"{path}: {what}", bad_line, bad_seq)
         if row["prev"] != prev:
             if prev_line is None:
                 raise LogIntegrityError(
