@@ -1,0 +1,299 @@
+"""The `ksearch` command line. Thin: each command parses, calls one function, prints.
+
+Every user error is a KsearchError; `main` prints its message on one line and exits non-zero, so
+bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import ksearch
+from ksearch.errors import KsearchError
+
+app = typer.Typer(help="ksearch: evolutionary, agentic search for GPU kernels.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+tasks_app = typer.Typer(help="Built-in and imported task contracts.", no_args_is_help=True)
+targets_app = typer.Typer(help="Target GPU profiles (B200, MI355X, H100, H200, MI300X).", no_args_is_help=True)
+log_app = typer.Typer(help="Read, check, index and export a run's experiment log.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(targets_app, name="targets")
+app.add_typer(log_app, name="log")
+
+out = Console()
+RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ksearch {ksearch.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                                    help="print the version and exit")] = None,
+) -> None:
+    pass
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _table(title: str, columns: list[str], rows) -> Table:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    return table
+
+
+# ---------------------------------------------------------------- run
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="run config YAML; the embedded defaults when omitted")] = None,
+    log_dir: Annotated[Optional[Path], typer.Option(help="where run directories go (default experiment_log/)")] = None,
+    task: Annotated[Optional[str], typer.Option(help="override the config's task (name or path)")] = None,
+) -> None:
+    """Start a search run. (Until the search loop lands, this records the run and lists what it would search.)"""
+    from ksearch.search.run import start_run
+
+    result = start_run(config, log_dir=log_dir, task=task)
+    out.print(result.summary)
+    out.print(f"run directory: [bold]{result.run_dir}[/]  (check it: ksearch log verify {result.run_dir})")
+
+
+# ---------------------------------------------------------------- tasks and targets
+
+@tasks_app.command("list")
+def tasks_list(as_json: AsJson = False) -> None:
+    """List the built-in tasks."""
+    from ksearch.task.describe import list_task_summaries, render_task_list
+
+    rows = list_task_summaries()
+    _print_json(rows) if as_json else out.print(render_task_list(rows))
+
+
+@tasks_app.command("show")
+def tasks_show(
+    name: Annotated[str, typer.Argument(help="task name or path to a task directory / task.yaml")],
+    dtype: Annotated[Optional[str], typer.Option(help="dtype variant for FLOP/byte figures")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a task's contract, shapes, and FLOPs/bytes per workload."""
+    from ksearch.task import load_task
+    from ksearch.task.describe import describe_task, render_task
+
+    task = load_task(name)
+    _print_json(describe_task(task, dtype)) if as_json else out.print(render_task(task, dtype))
+
+
+@targets_app.command("list")
+def targets_list(as_json: AsJson = False) -> None:
+    """List the target profiles."""
+    from ksearch.target import describe_target, list_targets, load_target, render_target_list
+
+    profiles = [load_target(n) for n in list_targets()]
+    _print_json([describe_target(p) for p in profiles]) if as_json else out.print(render_target_list(profiles))
+
+
+@targets_app.command("show")
+def targets_show(name: Annotated[str, typer.Argument(help="target name, e.g. b200")], as_json: AsJson = False) -> None:
+    """Show a target profile with the source of every figure."""
+    from ksearch.target import describe_target, load_target, render_target
+
+    profile = load_target(name)
+    _print_json(describe_target(profile)) if as_json else out.print(render_target(profile))
+
+
+@app.command("env-info")
+def env_info(as_json: AsJson = False) -> None:
+    """Snapshot of this machine: GPUs, driver, clocks, toolchain versions, CPU, host."""
+    from ksearch.target import environment_snapshot
+
+    snap = environment_snapshot()
+    if as_json:
+        sys.stdout.write(snap.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(snap)
+
+
+# ---------------------------------------------------------------- evidence
+
+@app.command()
+def failures(as_json: AsJson = False) -> None:
+    """The failure catalog: every failure class with its meaning."""
+    from ksearch.evidence import FailureClass, status_for
+
+    rows = [(f.value, status_for(f).value, f.meaning) for f in FailureClass]
+    if as_json:
+        _print_json([{"class": c, "status": s, "meaning": m} for c, s, m in rows])
+    else:
+        out.print(_table("failure classes", ["class", "status", "meaning"], rows))
+
+
+@app.command()
+def schema(
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="write here instead of stdout")] = None,
+) -> None:
+    """The EvidencePacket JSON Schema (docs/evidence.schema.json is generated by this)."""
+    from ksearch.evidence import packet_json_schema
+
+    text = packet_json_schema()
+    if out_path:
+        out_path.write_text(text)
+        out.print(f"wrote {out_path}")
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------- log
+
+@log_app.command("verify")
+def log_verify(run_dir: RunDir) -> None:
+    """Check the hash chain: exit 0 if intact, 3 naming the first bad row otherwise."""
+    from ksearch.log import verify_log
+
+    report = verify_log(run_dir)
+    for w in report.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if not report.ok:
+        typer.echo(f"log verify: FAILED: {report.problem}", err=True)
+        raise typer.Exit(3)
+    out.print(f"log verify: ok, {report.rows} rows intact")
+
+
+@log_app.command("index")
+def log_index(
+    run_dir: RunDir,
+    rebuild: Annotated[bool, typer.Option(help="drop the index and build it from scratch")] = False,
+) -> None:
+    """Bring attempts.db up to date with history.jsonl (incremental unless --rebuild)."""
+    from ksearch.log import build_index
+
+    r = build_index(run_dir, rebuild=rebuild)
+    how = "rebuilt" if r.rebuilt else "updated"
+    out.print(f"{how} {r.db}: {r.added} rows added, {r.total} in all, {r.seconds:.2f} s")
+
+
+@log_app.command("show")
+def log_show(
+    run_dir: RunDir,
+    last: Annotated[int, typer.Option(help="how many of the latest rows")] = 20,
+    kind: Annotated[Optional[str], typer.Option(help="only rows of this kind (attempt, run_start, ...)")] = None,
+    seq: Annotated[Optional[int], typer.Option(help="print this one row in full")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print the latest rows of a run's history, or one row in full."""
+    from ksearch.log import iter_rows
+
+    rows = [line.row for line, _ in iter_rows(run_dir) if kind is None or line.row.get("kind") == kind]
+    if seq is not None:
+        match = [r for r in rows if r["seq"] == seq]
+        if not match:
+            raise KsearchError(f"no row with seq {seq} in {run_dir}" + (f" of kind {kind}" if kind else ""))
+        _print_json(match[0])
+        return
+    rows = rows[-last:] if last > 0 else rows
+    if as_json:
+        _print_json(rows)
+        return
+    def summary(r):
+        p = r.get("payload") or {}
+        return p.get("message") or ", ".join(f"{k}={p[k]}" for k in list(p)[:4])
+    out.print(_table(f"{run_dir} (last {len(rows)})", ["seq", "ts", "kind", "status", "summary"],
+                     [(r["seq"], r["ts"], r["kind"], (r.get("payload") or {}).get("status"), summary(r)) for r in rows]))
+
+
+@log_app.command("stats")
+def log_stats_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
+    """Attempts, pass rate, rejection histogram, best reward per target."""
+    from ksearch.log import log_stats
+
+    s = log_stats(run_dir)
+    if as_json:
+        _print_json(s)
+        return
+    rate = "n/a" if s["pass_rate"] is None else f"{s['pass_rate']:.1%}"
+    out.print(f"attempts: {s['attempts']}   pass rate: {rate}   span: {s['first_ts']} .. {s['last_ts']}")
+    out.print(_table("rejections by failure class", ["failure_class", "count"], s["rejections"].items()))
+    out.print(_table("best reward per target", ["target", "reward"], s["best_reward_per_target"].items()))
+    out.print(_table("events", ["kind", "count"], s["events"].items()))
+
+
+@log_app.command("query")
+def log_query(
+    run_dir: RunDir,
+    sql: Annotated[str, typer.Argument(help="one read-only SQL statement over events, attempts, failures")],
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+) -> None:
+    """Run read-only SQL against the run's index (built or updated first)."""
+    from ksearch.log import query
+
+    cols, rows = query(run_dir, sql)
+    if fmt == "json":
+        _print_json([dict(zip(cols, r)) for r in rows])
+    elif fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        w.writerows(rows)
+    elif fmt == "table":
+        out.print(_table(sql, cols, rows))
+    else:
+        raise KsearchError(f"unknown --format {fmt!r}; use table, json or csv")
+
+
+@log_app.command("export")
+def log_export(
+    run_dir: RunDir,
+    out_path: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet (needs pyarrow)")] = "jsonl",
+    table: Annotated[str, typer.Option(help="attempts, events or failures")] = "attempts",
+) -> None:
+    """Export one index table to JSONL, CSV or Parquet."""
+    from ksearch.log import export_table
+
+    n = export_table(run_dir, out_path, fmt, table)
+    out.print(f"wrote {n} rows of {table} to {out_path}")
+
+
+@log_app.command("bench")
+def log_bench(
+    workdir: Annotated[Path, typer.Option(help="scratch directory (needs a few GB for 1M rows)")] = Path("/tmp/ksearch-log-bench"),
+    rows: Annotated[int, typer.Option(help="synthetic attempt rows")] = 1_000_000,
+) -> None:
+    """Measure append rates, index build time and stats query latency on this machine."""
+    import shutil
+
+    from ksearch.log.bench import bench_log
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    res = bench_log(workdir, rows=rows)
+    out.print(_table("log benchmark", ["measure", "value"], [(k, f"{v:.4g}" if isinstance(v, float) else v)
+                                                               for k, v in res.items()]))
+
+
+def main() -> None:
+    try:
+        app()
+    except KsearchError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except OSError as e:  # a path the user named cannot be read or written
+        typer.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+        sys.exit(1)

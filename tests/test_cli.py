@@ -1,0 +1,151 @@
+"""The command line as a user runs it: a subprocess per call, real exit codes, stderr checked."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ksearch.log import History
+from ksearch.log.history import HISTORY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ksearch(*args):
+    env = {**os.environ, "COLUMNS": "200"}  # wide enough that rich does not fold names in tables
+    return subprocess.run([sys.executable, "-m", "ksearch", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def assert_clean_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_version_and_help():
+    v = ksearch("--version")
+    assert v.returncode == 0 and v.stdout.strip() == "ksearch 0.1.0"
+    h = ksearch("--help")
+    assert h.returncode == 0
+    for cmd in ("run", "tasks", "targets", "log", "env-info", "failures", "schema"):
+        assert cmd in h.stdout
+
+
+def test_tasks_list_and_show():
+    listed = json.loads(ksearch("tasks", "list", "--json").stdout)
+    names = {t["name"] for t in listed}
+    assert {"rmsnorm", "softmax", "matmul", "fused_add_rmsnorm", "silu_and_mul", "gqa_decode_attention",
+            "moe_topk_routing"} <= names
+    shown = ksearch("tasks", "show", "matmul", "--json")
+    assert shown.returncode == 0
+    data = json.loads(shown.stdout)
+    assert data["name"] == "matmul"
+    table = ksearch("tasks", "show", "rmsnorm")
+    assert table.returncode == 0 and "run(x, weight, out)" in table.stdout
+
+
+def test_targets_list_show_and_env_info():
+    listed = ksearch("targets", "list")
+    assert listed.returncode == 0
+    for name in ("b200", "mi355x", "h100", "h200", "mi300x"):
+        assert name in listed.stdout
+    show = ksearch("targets", "show", "b200")
+    assert show.returncode == 0 and "sm_100a" in show.stdout
+    env = ksearch("env-info", "--json")
+    assert env.returncode == 0
+    snap = json.loads(env.stdout)
+    import triton
+    assert triton.__version__ in json.dumps(snap)
+
+
+def test_failures_and_schema(tmp_path):
+    f = json.loads(ksearch("failures", "--json").stdout)
+    assert {"class": "compile_error", "status": "error"}.items() <= f[0].items()
+    assert any(r["class"] == "reward_hack:stream" for r in f)
+    out = tmp_path / "s.json"
+    assert ksearch("schema", "--out", out).returncode == 0
+    assert out.read_text() == (ROOT / "docs" / "evidence.schema.json").read_text()
+
+
+def test_run_placeholder_writes_a_verifiable_log(tmp_path):
+    proc = ksearch("run", "--log-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = list(tmp_path.iterdir())
+    rows = [json.loads(line) for line in (run_dir / HISTORY).read_text().splitlines()]
+    assert [r["kind"] for r in rows] == ["run_start", "run_stop"]
+    assert rows[0]["payload"]["task"] == "rmsnorm"
+    assert "not implemented yet" in rows[1]["payload"]["reason"]
+    assert ksearch("log", "verify", run_dir).returncode == 0
+
+
+def test_log_commands_on_a_run(tmp_path):
+    run = tmp_path / "r"
+    log = History(run)
+    for i in range(6):
+        log.append("attempt", {"packet_id": f"a{i}", "status": "pass" if i % 2 else "error",
+                               "failure_class": None if i % 2 else "compile_error", "message": f"m{i}",
+                               "candidate": {"target": "b200"}, "reward": float(i)})
+    assert "6 rows intact" in ksearch("log", "verify", run).stdout
+    assert "added" in ksearch("log", "index", run, "--rebuild").stdout
+    stats = json.loads(ksearch("log", "stats", run, "--json").stdout)
+    assert stats["attempts"] == 6 and stats["rejections"] == {"compile_error": 3}
+    q = json.loads(ksearch("log", "query", run, "SELECT attempt_id FROM attempts WHERE status='pass'",
+                           "--format", "json").stdout)
+    assert [r["attempt_id"] for r in q] == ["a1", "a3", "a5"]
+    one = json.loads(ksearch("log", "show", run, "--seq", "2").stdout)
+    assert one["payload"]["packet_id"] == "a2"
+    exp = tmp_path / "x.csv"
+    assert ksearch("log", "export", run, "--out", exp, "--format", "csv").returncode == 0
+    assert exp.read_text().count("\n") == 7
+
+
+# ---- bad input: one clear line and a non-zero exit, never a traceback
+
+def test_task_file_with_a_missing_field(tmp_path):
+    src = (ROOT / "configs" / "tasks" / "softmax" / "task.yaml").read_text()
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "task.yaml").write_text("\n".join(l for l in src.splitlines() if not l.startswith("outputs:")
+                                             and not l.startswith("  out:")))
+    (bad / "reference.py").write_text((ROOT / "configs" / "tasks" / "softmax" / "reference.py").read_text())
+    assert_clean_error(ksearch("tasks", "show", bad), "outputs")
+
+
+def test_unknown_task_and_unknown_target():
+    assert_clean_error(ksearch("tasks", "show", "no_such_task"), "no_such_task")
+    assert_clean_error(ksearch("targets", "show", "b300"), "b300", "b200")
+
+
+def test_run_with_an_unknown_target(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: rmsnorm\ntargets: [h100, b300]\n")
+    assert_clean_error(ksearch("run", cfg, "--log-dir", tmp_path / "logs"), "b300")
+    cfg.write_text("task: rmsnorm\nbudgett: {}\n")
+    assert_clean_error(ksearch("run", cfg, "--log-dir", tmp_path / "logs"), "budgett")
+
+
+def test_a_directory_that_is_not_a_log(tmp_path):
+    for cmd in ("verify", "show", "stats", "index"):
+        assert_clean_error(ksearch("log", cmd, tmp_path), "not a ksearch run log")
+    assert_clean_error(ksearch("log", "query", tmp_path / "nope", "SELECT 1"), "not a directory")
+
+
+def test_corrupt_line_in_the_middle_of_a_history(tmp_path):
+    run = tmp_path / "r"
+    log = History(run)
+    for i in range(5):
+        log.append("note", {"i": i})
+    lines = (run / HISTORY).read_bytes().splitlines(keepends=True)
+    lines[2] = b"not json at all\n"
+    (run / HISTORY).write_bytes(b"".join(lines))
+    for cmd in ("show", "stats", "index"):
+        assert_clean_error(ksearch("log", cmd, run), "line 3")
+    verify = ksearch("log", "verify", run)
+    assert verify.returncode == 3 and "line 3" in verify.stderr and "Traceback" not in verify.stderr
