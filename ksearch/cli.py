@@ -121,13 +121,13 @@ def targets_show(name: Annotated[str, typer.Argument(help="target name, e.g. b20
 @app.command("env-info")
 def env_info(as_json: AsJson = False) -> None:
     """Snapshot of this machine: GPUs, driver, clocks, toolchain versions, CPU, host."""
-    from ksearch.target import environment_snapshot
+    from ksearch.target import environment_snapshot, render_snapshot
 
     snap = environment_snapshot()
     if as_json:
         sys.stdout.write(snap.model_dump_json(indent=2) + "\n")
     else:
-        out.print(snap)
+        out.print(render_snapshot(snap))
 
 
 # ---------------------------------------------------------------- evidence

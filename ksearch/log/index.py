@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from ksearch.log.history import Cursor, history_path, iter_rows, row_hash
 DB = "attempts.db"
 ATTEMPT = "attempt"
 _BATCH = 20_000
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 EVENT_COLUMNS = {"seq": int, "ts": str, "run": str, "kind": str, "payload": str}
 ATTEMPT_COLUMNS = {
@@ -35,7 +36,7 @@ ATTEMPT_COLUMNS = {
     "compile_s": float, "verify_s": float, "benchmark_s": float, "message": str,
 }
 FAILURE_COLUMNS = {"seq": int, "attempt_id": str, "failure_class": str, "message": str}
-ATTEMPT_INDEXES = [["status"], ["failure_class"], ["target", "reward"], ["action_id"], ["ts"]]
+ATTEMPT_INDEXES = [["status", "target"], ["failure_class"], ["target", "reward"], ["action_id"], ["ts"]]
 
 
 @dataclass
@@ -80,6 +81,10 @@ def _create(db: sqlite_utils.Database) -> None:
         db["attempts"].create_index(cols)
     db["failures"].create_index(["failure_class"])
     db["failures"].enable_fts(["message", "failure_class"], create_triggers=False)
+    # Running totals kept as rows are indexed, so `log stats` reads a few rows, not a million.
+    db["kind_counts"].create({"kind": str, "n": int}, pk="kind")
+    db["attempt_summary"].create({"target": str, "status": str, "failure_class": str, "n": int,
+                                  "best_reward": float}, pk=("target", "status", "failure_class"))
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: dict, rows: list[dict]) -> None:
@@ -87,6 +92,26 @@ def _insert(conn: sqlite3.Connection, table: str, columns: dict, rows: list[dict
     # per-value insert path is 3x slower than executemany on a million-row rebuild.
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+
+
+def _add_summaries(conn: sqlite3.Connection, events: list[dict], attempts: list[dict]) -> None:
+    kinds = Counter(e["kind"] for e in events)
+    conn.executemany("INSERT INTO kind_counts (kind, n) VALUES (?, ?) "
+                     "ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n", list(kinds.items()))
+    groups: dict[tuple, list] = {}
+    for a in attempts:
+        # '' rather than NULL in key columns: NULLs never conflict, so they would not accumulate.
+        key = (a["target"] or "", a["status"] or "", a["failure_class"] or "")
+        g = groups.setdefault(key, [0, None])
+        g[0] += 1
+        if a["reward"] is not None and (g[1] is None or a["reward"] > g[1]):
+            g[1] = a["reward"]
+    conn.executemany(
+        "INSERT INTO attempt_summary (target, status, failure_class, n, best_reward) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n, "
+        "best_reward = CASE WHEN best_reward IS NULL OR excluded.best_reward > best_reward "
+        "THEN coalesce(excluded.best_reward, best_reward) ELSE best_reward END",
+        [(*k, n, best) for k, (n, best) in groups.items()])
 
 
 def _cursor_of(db: sqlite_utils.Database) -> Cursor | None:
@@ -176,6 +201,7 @@ def build_index(run_dir: Path, *, rebuild: bool = False) -> IndexReport:
                     conn.execute(
                         "INSERT INTO failures_fts (rowid, message, failure_class) "
                         "SELECT rowid, message, failure_class FROM failures WHERE seq >= ?", [failures[0]["seq"]])
+                _add_summaries(conn, events, attempts)
                 db["_cursor"].upsert({"id": 1, "offset": cursor.offset, "lineno": cursor.lineno,
                                       "next_seq": cursor.next_seq, "prev_hash": cursor.prev_hash,
                                       "history_size": history.stat().st_size, "schema": _SCHEMA_VERSION}, pk="id")

@@ -9,13 +9,14 @@ from pathlib import Path
 from ksearch.errors import LogError
 from ksearch.log.index import connect_readonly
 
+# Each reads the running totals the indexer keeps, or one end of the events table: O(1) in the log's size.
 STATS_QUERIES = {
-    "by_status": "SELECT status, count(*) FROM attempts GROUP BY status ORDER BY 2 DESC",
-    "rejections": "SELECT failure_class, count(*) FROM attempts WHERE failure_class IS NOT NULL "
+    "by_status": "SELECT status, sum(n) FROM attempt_summary GROUP BY status ORDER BY 2 DESC",
+    "rejections": "SELECT failure_class, sum(n) FROM attempt_summary WHERE failure_class != '' "
                   "GROUP BY failure_class ORDER BY 2 DESC",
-    "best_per_target": "SELECT target, max(reward) FROM attempts WHERE status = 'pass' GROUP BY target",
-    "events": "SELECT kind, count(*) FROM events GROUP BY kind ORDER BY 2 DESC",
-    "span": "SELECT min(ts), max(ts) FROM events",
+    "best_per_target": "SELECT target, max(best_reward) FROM attempt_summary WHERE status = 'pass' GROUP BY target",
+    "events": "SELECT kind, n FROM kind_counts ORDER BY n DESC",
+    "span": "SELECT (SELECT ts FROM events ORDER BY seq LIMIT 1), (SELECT ts FROM events ORDER BY seq DESC LIMIT 1)",
 }
 
 

@@ -1,0 +1,212 @@
+"""What `ksearch tasks list` and `ksearch tasks show NAME` print: plain dicts and rich renderables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ksearch.errors import TaskError
+from ksearch.task.contract import Task
+from ksearch.task.load import list_tasks, load_task
+from ksearch.task.spec import NormalGen, generator_summary
+
+
+def _shape_text(shape: list[int | str]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def summarize_task(task: Task) -> dict[str, Any]:
+    """One row of `ksearch tasks list`."""
+    spec = task.spec
+    return {
+        "name": spec.name,
+        "op_family": spec.op_family,
+        "dtypes": list(spec.dtypes),
+        "workloads": len(spec.workloads),
+        "cpu_workloads": sum(1 for wl in spec.workloads if wl.cpu),
+        "models": spec.models,
+        "entry": spec.entry,
+    }
+
+
+def list_task_summaries() -> list[dict[str, Any]]:
+    """A summary per built-in task; a task that fails to load gets {"name", "error"} instead."""
+    rows: list[dict[str, Any]] = []
+    for name in list_tasks():
+        try:
+            rows.append(summarize_task(load_task(name)))
+        except TaskError as exc:
+            rows.append({"name": name, "error": str(exc)})
+    return rows
+
+
+def render_task_list(rows: list[dict[str, Any]]) -> Table:
+    """A table of `list_task_summaries()` rows."""
+    table = Table(title="ksearch tasks", show_lines=False)
+    for col in ("name", "family", "dtypes", "workloads (cpu)", "entry", "models"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], Text("invalid", style="red"), "", "", Text(row["error"], style="red"), "")
+            continue
+        table.add_row(
+            row["name"],
+            row["op_family"],
+            ", ".join(row["dtypes"]),
+            f"{row['workloads']} ({row['cpu_workloads']})",
+            row["entry"],
+            row["models"],
+        )
+    return table
+
+
+def describe_task(task: Task, dtype: str | None = None) -> dict[str, Any]:
+    """Everything `ksearch tasks show` displays, as plain JSON-able data.
+
+    Per-workload FLOPs, bytes and arithmetic intensity use dtype variant `dtype` (default: the first).
+    """
+    spec = task.spec
+    variant = dtype or task.default_dtype
+    if variant not in spec.dtypes:
+        raise TaskError(f"task {task.name}: dtype '{variant}' is not one of its variants; use one of: {', '.join(spec.dtypes)}")
+
+    def tensor_row(name: str, role: str) -> dict[str, Any]:
+        t = spec.tensors[name]
+        row: dict[str, Any] = {
+            "name": name,
+            "role": role,
+            "dtype": t.dtype,
+            "shape": [d if isinstance(d, int) else str(d) for d in t.shape],
+            "description": t.description,
+        }
+        if role == "input":
+            row["default_distribution"] = generator_summary(t.distribution or NormalGen(kind="normal"))
+            if t.distinct_last_dim:
+                row["distinct_last_dim"] = True
+        return row
+
+    workloads = []
+    for wl in spec.workloads:
+        flops = task.flops(wl, variant)
+        moved = task.bytes(wl, variant)
+        workloads.append(
+            {
+                "name": wl.name,
+                "cpu": wl.cpu,
+                "axes": task.axes_for(wl),
+                "flops": flops,
+                "bytes": moved,
+                "arithmetic_intensity": flops / moved if moved else None,
+                "note": wl.note,
+            }
+        )
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "op_family": spec.op_family,
+        "models": spec.models,
+        "entry": spec.entry,
+        "languages": list(spec.languages),
+        "dtypes": list(spec.dtypes),
+        "default_dtype": task.default_dtype,
+        "dtype_shown": variant,
+        "axes": {
+            n: ({"kind": "const", "value": a.value} if a.kind == "const" else {"kind": "var"})
+            | ({"description": a.description} if a.description else {})
+            for n, a in spec.axes.items()
+        },
+        "params": dict(spec.params),
+        "inputs": [tensor_row(n, "input") for n in spec.inputs],
+        "outputs": [tensor_row(n, "output") for n in spec.outputs],
+        "distributions": {
+            name: {inp: generator_summary(gen) for inp, gen in overrides.items()}
+            for name, overrides in spec.distributions.items()
+        },
+        "tolerances": {d: t.model_dump() for d, t in spec.tolerances.items()},
+        "flops_formula": str(spec.flops_formula),
+        "bytes_formula": str(spec.bytes_formula),
+        "workloads": workloads,
+        "reference": str(task.reference_path),
+    }
+
+
+def render_task(task: Task, dtype: str | None = None) -> Group:
+    """`ksearch tasks show NAME` as rich panels and tables."""
+    info = describe_task(task, dtype)
+
+    header = Text()
+    header.append(f"{info['name']}", style="bold")
+    header.append(f"  ({info['op_family']})\n")
+    header.append(info["description"].strip() + "\n\n")
+    header.append("models: ", style="bold")
+    header.append(info["models"] + "\n")
+    header.append("entry: ", style="bold")
+    header.append(info["entry"] + "   (destination-passing: inputs, then outputs written in place)\n")
+    header.append("dtypes: ", style="bold")
+    header.append(", ".join(info["dtypes"]) + f"   (default {info['default_dtype']}; $dtype = the chosen variant)\n")
+    header.append("languages: ", style="bold")
+    header.append(", ".join(info["languages"]) + "\n")
+    axes = ", ".join(
+        f"{n}={a['value']}" if a["kind"] == "const" else f"{n} (var)" for n, a in info["axes"].items()
+    )
+    header.append("axes: ", style="bold")
+    header.append(axes + "\n")
+    if info["params"]:
+        header.append("params: ", style="bold")
+        header.append(", ".join(f"{k}={v}" for k, v in info["params"].items()) + "\n")
+    header.append("flops: ", style="bold")
+    header.append(info["flops_formula"] + "\n")
+    header.append("bytes: ", style="bold")
+    header.append(info["bytes_formula"])
+
+    tensors = Table(title="contract", show_lines=False)
+    for col in ("tensor", "role", "dtype", "shape", "default distribution", "description"):
+        tensors.add_column(col, overflow="fold")
+    for row in [*info["inputs"], *info["outputs"]]:
+        tensors.add_row(
+            row["name"],
+            row["role"],
+            row["dtype"],
+            _shape_text(row["shape"]),
+            row.get("default_distribution", "") + (" distinct" if row.get("distinct_last_dim") else ""),
+            row["description"],
+        )
+
+    dists = Table(title="input distributions (overrides of the defaults)")
+    dists.add_column("name")
+    dists.add_column("overrides", overflow="fold")
+    for name, overrides in info["distributions"].items():
+        dists.add_row(name, "; ".join(f"{k}: {v}" for k, v in overrides.items()) or "(defaults)")
+
+    tols = Table(title="tolerances (|out-ref| <= atol + rtol*|ref|)")
+    for col in ("dtype", "atol", "rtol", "matched_ratio", "max_error_cap"):
+        tols.add_column(col)
+    for dtype_name, tol in info["tolerances"].items():
+        tols.add_row(dtype_name, *(f"{tol[k]:g}" for k in ("atol", "rtol", "matched_ratio", "max_error_cap")))
+
+    wls = Table(title=f"workloads (FLOPs and bytes for {info['dtype_shown']})")
+    for col in ("workload", "cpu", "axes", "FLOPs", "bytes", "FLOP/byte"):
+        wls.add_column(col, overflow="fold")
+    for wl in info["workloads"]:
+        ai = wl["arithmetic_intensity"]
+        wls.add_row(
+            wl["name"],
+            "yes" if wl["cpu"] else "",
+            " ".join(f"{k}={v}" for k, v in wl["axes"].items()),
+            _si(wl["flops"], "FLOP"),
+            _si(wl["bytes"], "B"),
+            f"{ai:.3g}" if ai is not None else "-",
+        )
+
+    return Group(Panel(header, title=f"task {info['name']}"), tensors, dists, tols, wls)
