@@ -130,6 +130,55 @@ def env_info(as_json: AsJson = False) -> None:
         out.print(render_snapshot(snap))
 
 
+# ---------------------------------------------------------------- compile and audit
+
+@app.command("compile")
+def compile_cmd(
+    candidate: Annotated[Path, typer.Argument(help="candidate source: Triton/TileLang module or .hip file")],
+    task: Annotated[str, typer.Option(help="task name or path; gives shapes, dtypes and the op class")],
+    target: Annotated[list[str], typer.Option(help="target profile; repeat for several")] = ["b200", "mi355x", "h100"],
+    dtype: Annotated[Optional[str], typer.Option(help="dtype variant (default: the task's first)")] = None,
+    jobs: Annotated[Optional[int], typer.Option(help="parallel compiles (default: CPU count)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds before a compile is killed")] = 180.0,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="compile even where the cache has a result")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Compile one candidate for each target, then audit the emitted code against the target."""
+    from ksearch.audit import audit_compile
+    from ksearch.compile import CompileRequest, compile_many
+    from ksearch.target import load_target
+    from ksearch.task import load_task
+
+    spec = load_task(task)
+    dtype = dtype or spec.default_dtype
+    profiles = [load_target(t) for t in target]
+    requests = [CompileRequest(source_path=str(candidate), task=task, target=p.name, dtype=dtype) for p in profiles]
+    with out.status(f"compiling {candidate.name} for {', '.join(p.name for p in profiles)} ..."):
+        results = compile_many(requests, jobs=jobs, timeout_s=timeout, use_cache=not no_cache)
+    audits = [audit_compile(r, p, spec.spec.op_family, dtype) for r, p in zip(results, profiles)]
+    if as_json:
+        _print_json([{"compile": r.model_dump(mode="json"), "audit": a.model_dump(mode="json")}
+                     for r, a in zip(results, audits)])
+    else:
+        for r, a in zip(results, audits):
+            status = "ok" if r.ok else (r.failure_class.value if r.failure_class else "failed")
+            rows = [("compile", f"{status}, {r.seconds:.1f} s" + (" (cached)" if r.cached else "")),
+                    ("kernels", ", ".join(k.name for k in r.kernels)),
+                    ("registers", a.registers), ("spills", a.spills), ("smem/LDS bytes", a.smem_bytes),
+                    ("occupancy", None if a.occupancy is None else f"{a.occupancy:.0%} (estimate)"),
+                    ("families found", ", ".join(a.families_found)),
+                    ("expected", ", ".join(a.families_expected))]
+            rows += [(f"verdict {v.check}", ("ok" if v.ok else f"{v.severity.upper()}: ") + ("" if v.ok else v.detail)
+                      + ("" if v.ok or v.failure_class is None else f" [{v.failure_class.value}]"))
+                     for v in a.verdicts]
+            out.print(_table(f"{candidate.name} on {r.target} ({r.arch}), {task} {dtype}", ["", ""], rows))
+            for d in r.diagnostics:
+                where = ":".join(str(x) for x in (d.file, d.line, d.column) if x is not None)
+                out.print(f"[red]{r.target}[/] {where}: {d.severity}: {d.message}")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- evidence
 
 @app.command()

@@ -24,6 +24,8 @@ class FailureClass(StrEnum):
     AUDIT_MISSING_TENSOR_CORE_PATH = "audit:missing_tensor_core_path"
     AUDIT_REGISTER_SPILL = "audit:register_spill"
     AUDIT_RESOURCE_LIMIT = "audit:resource_limit"
+    AUDIT_SMEM_OVER_LIMIT = "audit:smem_over_limit"
+    AUDIT_LOW_OCCUPANCY = "audit:low_occupancy"
     # execution
     RUNTIME_ERROR = "runtime_error"
     GPU_FAULT = "gpu_fault"
@@ -85,7 +87,9 @@ MEANINGS: dict[FailureClass, str] = {
     F.ENTRY_SIGNATURE: "the module has no callable entry matching the task's destination-passing signature",
     F.AUDIT_MISSING_TENSOR_CORE_PATH: "the emitted code lacks the instruction family the target expects for this op and dtype",
     F.AUDIT_REGISTER_SPILL: "the emitted code spills registers to local/scratch memory",
-    F.AUDIT_RESOURCE_LIMIT: "registers, shared memory/LDS or threads exceed the target's hard limits",
+    F.AUDIT_RESOURCE_LIMIT: "registers or threads per block exceed the target's hard limits",
+    F.AUDIT_SMEM_OVER_LIMIT: "shared memory / LDS per block exceeds what the target allows one block",
+    F.AUDIT_LOW_OCCUPANCY: "so few warps/waves fit per SM/CU (registers, shared memory) that latency cannot be hidden",
     F.RUNTIME_ERROR: "the candidate raised an exception while running",
     F.GPU_FAULT: "the device faulted (illegal address, misaligned access, launch failure); the worker was restarted",
     F.TIMEOUT: "the evaluation ran past its wall-clock limit and the worker was killed",

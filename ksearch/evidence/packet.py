@@ -127,9 +127,13 @@ class Verdict(_Model):
     check: str
     ok: bool
     detail: str = ""
+    severity: Literal["fail", "warn", "info"] = Field(
+        default="fail", description="what a failed check means: reject the attempt, or only report it")
+    failure_class: FailureClass | None = Field(default=None, description="the catalog class of a failed check")
 
 
 class Audit(_Model):
+    target: str | None = None
     families_found: list[str] = Field(default_factory=list)
     families_expected: list[str] = Field(default_factory=list)
     registers: int | None = None

@@ -132,6 +132,13 @@ class SharedMemory(_Strict):
     max_per_block_kib: float = Field(gt=0, description="max per block / workgroup, KiB")
 
 
+class Residency(_Strict):
+    """How many warps (NVIDIA) / waves (AMD) and blocks one SM or CU can hold: the occupancy ceiling."""
+
+    max_warps_per_sm: int = Field(gt=0, description="resident warps per SM (NVIDIA) / waves per CU (AMD)")
+    max_blocks_per_sm: int | None = Field(description="resident blocks per SM; null where not a separate limit")
+
+
 class Caches(_Strict):
     l2_mib: float = Field(gt=0, description="L2 cache, MiB (whole device)")
     last_level_mib: float | None = Field(
@@ -200,6 +207,7 @@ class TargetProfile(_Strict):
     clock_mhz: float = Field(gt=0, description="boost / peak engine clock, MHz")
     registers: RegisterFile
     shared_memory: SharedMemory
+    residency: Residency
     caches: Caches
     memory: Memory
     tensor_memory_kib: float | None = Field(description="Blackwell tensor memory (TMEM) per SM, KiB")

@@ -1,0 +1,205 @@
+"""The compile service: many candidates x many targets, in parallel, cached, each with a timeout.
+
+A compile runs in a pebble process pool: a compile that hangs is killed at its timeout (the pool
+replaces the worker) and reported as compile_timeout; a compiler that crashes its process is a
+compile_error naming the exit. Results are cached under a key of (source hash, language, target,
+toolchain versions, task shapes, dtype, flags): a warm cache returns the stored result and its
+artifacts without compiling. Timeouts and crashes are not cached: they may not recur.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+from pebble import ProcessExpired, ProcessPool
+from pydantic import BaseModel, ConfigDict
+
+from ksearch.compile.result import CompileResult, Language
+from ksearch.errors import ConfigError, KsearchError
+from ksearch.evidence import FailureClass, source_hash
+
+RESULT = "result.json"
+DEFAULT_TIMEOUT_S = 180.0
+
+
+class CompileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source_path: str
+    task: str
+    target: str
+    language: Language | None = None
+    dtype: str | None = None
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("KSEARCH_CACHE", Path.home() / ".cache" / "ksearch")) / "compile"
+
+
+def detect_language(path: Path, source: str) -> Language:
+    """HIP for .hip/.cu/.cpp sources; TileLang for modules that import it; Triton otherwise."""
+    if path.suffix in (".hip", ".cu", ".cpp", ".cc"):
+        return "hip"
+    if "import tilelang" in source or "from tilelang" in source:
+        return "tilelang"
+    return "triton"
+
+
+def toolchain_versions(language: Language) -> dict[str, str | None]:
+    """Versions of every tool that shapes this language's output: part of the cache key."""
+    if language == "triton":
+        from ksearch.compile.triton_backend import triton_toolchain
+
+        return triton_toolchain()
+    if language == "hip":
+        from ksearch.compile.hip_backend import hip_toolchain
+
+        return hip_toolchain()
+    from ksearch.compile.tilelang_backend import tilelang_toolchain
+
+    return tilelang_toolchain()
+
+
+def _task_fingerprint(task_name: str) -> str:
+    # Specializations depend on the task's shapes and dtypes, so its contract is part of the key.
+    from ksearch.task import load_task
+
+    return hashlib.sha256(load_task(task_name).spec.model_dump_json().encode()).hexdigest()
+
+
+def cache_key(source: str, language: str, target: str, arch: str, dtype: str | None, task_fp: str,
+              toolchain: dict, flags: dict | None = None) -> str:
+    material = {"source": source_hash(source), "language": language, "target": target, "arch": arch,
+                "dtype": dtype, "task": task_fp, "toolchain": toolchain, "flags": flags or {}}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _entry_dir(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / key
+
+
+def load_cached(cache_dir: Path, key: str) -> CompileResult | None:
+    path = _entry_dir(cache_dir, key) / RESULT
+    try:
+        result = CompileResult.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or half-written: compile again
+    return result.model_copy(update={"cached": True})
+
+
+def store(cache_dir: Path, result: CompileResult) -> None:
+    entry = _entry_dir(cache_dir, result.key)
+    entry.mkdir(parents=True, exist_ok=True)
+    tmp = entry / f".{RESULT}.{os.getpid()}"
+    tmp.write_text(result.model_dump_json(indent=1))
+    os.replace(tmp, entry / RESULT)  # result.json appears last and whole: it marks a complete entry
+
+
+def compile_one(source_path: str, language: Language, task_name: str, target_name: str, dtype: str | None,
+                outdir: str, timeout_s: float) -> dict:
+    """Worker body: one candidate for one target. Runs in a pool process; returns a CompileResult dict."""
+    from ksearch.target import load_target
+    from ksearch.task import load_task
+
+    path = Path(source_path)
+    source = path.read_text()
+    profile = load_target(target_name)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if language == "triton":
+        from ksearch.compile.triton_backend import compile_triton
+
+        result = compile_triton(source, path, load_task(task_name), profile, out, dtype=dtype)
+    elif language == "hip":
+        from ksearch.compile.hip_backend import compile_hip
+
+        result = compile_hip(source, path, profile, out, timeout_s=timeout_s, task=load_task(task_name))
+    else:
+        from ksearch.compile.tilelang_backend import compile_tilelang
+
+        result = compile_tilelang(source, path, load_task(task_name), profile, out, dtype=dtype, timeout_s=timeout_s)
+    return result.model_dump(mode="json")
+
+
+def compile_many(
+    requests: list[CompileRequest],
+    *,
+    cache_dir: Path | None = None,
+    jobs: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    use_cache: bool = True,
+    on_result: Callable[[CompileRequest, CompileResult], None] | None = None,
+) -> list[CompileResult]:
+    """Compile every request (candidate x target), in parallel, from the cache where it can."""
+    from ksearch.target import load_target
+
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    toolchains: dict[str, dict] = {}
+    fingerprints: dict[str, str] = {}
+    results: list[CompileResult | None] = [None] * len(requests)
+    pending: list[tuple[int, str, Language, str]] = []
+    for i, req in enumerate(requests):
+        path = Path(req.source_path)
+        try:
+            source = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"candidate {path} cannot be read ({e.strerror}); pass an existing file") from e
+        language = req.language or detect_language(path, source)
+        profile = load_target(req.target)
+        toolchain = toolchains.setdefault(language, toolchain_versions(language))
+        fp = fingerprints.setdefault(req.task, _task_fingerprint(req.task))
+        key = cache_key(source, language, profile.name, profile.arch, req.dtype, fp, toolchain)
+        hit = load_cached(cache_dir, key) if use_cache else None
+        if hit is not None:
+            results[i] = hit
+            if on_result:
+                on_result(req, hit)
+        else:
+            pending.append((i, key, language, profile.arch))
+
+    if pending:
+        with ProcessPool(max_workers=jobs or min(len(pending), os.cpu_count() or 1)) as pool:
+            futures = []
+            for i, key, language, _arch in pending:
+                req = requests[i]
+                args = (req.source_path, language, req.task, req.target, req.dtype,
+                        str(_entry_dir(cache_dir, key)), timeout_s)
+                futures.append((i, key, language, _arch, time.perf_counter(),
+                                pool.schedule(compile_one, args=args, timeout=timeout_s)))
+            for i, key, language, arch, t0, fut in futures:
+                req = requests[i]
+                cacheable = True
+                try:
+                    result = CompileResult.model_validate(fut.result())
+                except FutureTimeout:
+                    cacheable = False
+                    result = _failed(req, language, arch, FailureClass.COMPILE_TIMEOUT,
+                                     f"compile ran past its {timeout_s:g} s timeout and was killed")
+                except ProcessExpired as e:
+                    cacheable = False
+                    result = _failed(req, language, arch, FailureClass.COMPILE_ERROR,
+                                     f"the compiler process died (exit code {e.exitcode}) while compiling")
+                except KsearchError:
+                    raise  # the request itself is bad (unknown task, unreadable file): the user must act
+                except Exception as e:  # a backend bug: report it on this attempt, keep the batch going
+                    cacheable = False
+                    result = _failed(req, language, arch, FailureClass.HARNESS_ERROR,
+                                     f"internal error in the {language} backend: {type(e).__name__}: {e}")
+                result = result.model_copy(update={"key": key, "toolchain": toolchains[language],
+                                                   "seconds": result.seconds or time.perf_counter() - t0})
+                if cacheable and result.failure_class is not FailureClass.SKIPPED_TOOLCHAIN_MISSING:
+                    store(cache_dir, result)
+                results[i] = result
+                if on_result:
+                    on_result(req, result)
+    return [r for r in results if r is not None]
+
+
+def _failed(req: CompileRequest, language: Language, arch: str, failure: FailureClass, message: str) -> CompileResult:
+    return CompileResult(ok=False, language=language, target=req.target, arch=arch, failure_class=failure,
+                         message=message)

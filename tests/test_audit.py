@@ -1,0 +1,112 @@
+"""The audit on real compiler output: Triton AOT builds for sm_100a, sm_90a and gfx950."""
+
+from pathlib import Path
+
+import pytest
+
+from ksearch.audit import audit_compile, audit_failure, occupancy
+from ksearch.audit.isa import families_in, mnemonics
+from ksearch.compile import CompileRequest, CompileResult, KernelInfo, compile_many
+from ksearch.evidence import FailureClass
+from ksearch.target import load_target
+
+CANDIDATES = Path(__file__).parent / "candidates" / "triton"
+TARGETS = ["b200", "h100", "mi355x"]
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("compile-cache")
+    memo: dict = {}
+
+    def _build(candidate: str, task: str = "matmul", dtype: str = "bfloat16") -> dict[str, CompileResult]:
+        if (candidate, task, dtype) not in memo:
+            reqs = [CompileRequest(source_path=str(CANDIDATES / candidate), task=task, target=t, dtype=dtype)
+                    for t in TARGETS]
+            memo[candidate, task, dtype] = dict(zip(TARGETS, compile_many(reqs, cache_dir=cache, jobs=2)))
+        return memo[candidate, task, dtype]
+
+    return _build
+
+
+def _audit(result, target, op="gemm", dtype="bfloat16"):
+    return audit_compile(result, load_target(target), op, dtype)
+
+
+def test_bf16_matmul_finds_each_targets_tensor_core_path(build):
+    results = build("matmul_dot.py")
+    expect = {"b200": "tcgen05.mma", "h100": "wgmma", "mi355x": "v_mfma"}
+    for target, family in expect.items():
+        r = results[target]
+        assert r.ok, r.message
+        audit = _audit(r, target)
+        assert family in audit.families_found, audit.families_found
+        tc = next(v for v in audit.verdicts if v.check == "tensor_core_path")
+        assert tc.ok, tc.detail
+        assert audit_failure(audit) in (None, FailureClass.AUDIT_REGISTER_SPILL)
+    # the bf16 MFMA on gfx950 is a bf16 one
+    amd_ops = mnemonics(results["mi355x"].artifact_paths("amdgcn")[0].read_text(), "amdgcn")
+    assert any(op.startswith("v_mfma") and op.endswith("bf16") for op in amd_ops)
+
+
+def test_naive_matmul_has_no_tensor_core_path_on_any_target(build):
+    for target, r in build("matmul_naive.py").items():
+        assert r.ok, r.message
+        audit = _audit(r, target)
+        assert audit_failure(audit) is FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH, (target, audit.verdicts)
+        assert not {"tcgen05.mma", "wgmma", "mma.sync", "v_mfma"} & set(audit.families_found)
+
+
+def test_spilling_kernel_is_reported_with_its_spill_count(build):
+    r = build("spill.py")["h100"]
+    assert r.ok, r.message
+    audit = _audit(r, "h100")
+    spill = next(v for v in audit.verdicts if v.check == "register_spill")
+    assert not spill.ok and spill.failure_class is FailureClass.AUDIT_REGISTER_SPILL
+    assert audit.spills and audit.spills > 0
+    assert str(audit.spills) in spill.detail
+    # the spill shows in the SASS as local-memory traffic, not only in ptxas' summary
+    assert "LDL/STL (local memory)" in audit.families_found
+
+
+def test_norm_kernel_is_not_held_to_a_tensor_core_path(build):
+    results = build("rmsnorm_rows.py", task="rmsnorm", dtype="float16")
+    for target, r in results.items():
+        audit = audit_compile(r, load_target(target), "norm", "float16")
+        assert not any(v.check == "tensor_core_path" for v in audit.verdicts)
+        assert audit_failure(audit) is None, audit.verdicts
+
+
+def test_family_parser_reads_ptx_sass_and_amdgcn_from_a_real_build(build):
+    r = build("matmul_dot.py")["b200"]
+    ptx_ops = mnemonics(r.artifact_paths("ptx")[0].read_text(), "ptx")
+    assert any(op.startswith("tcgen05.mma.cta_group::1.kind::f16") for op in ptx_ops)
+    sass = r.artifact_paths("sass")
+    assert sass, "an NVIDIA build carries SASS"
+    assert "UTCMMA (tcgen05)" in families_in(mnemonics(sass[0].read_text(), "sass"), "sass")
+
+
+# ---- resource arithmetic (no compiler involved: hand-computed limits)
+
+def test_occupancy_nvidia_register_bound():
+    h100 = load_target("h100")
+    # 128 regs x 32 lanes = 4096 per warp; 4-warp blocks need 16384: 65536 / 16384 = 4 blocks = 16 warps of 64
+    assert occupancy(KernelInfo(name="k", num_warps=4, registers=128), h100) == pytest.approx(16 / 64)
+    # shared memory bound: 228 KiB / (100 KiB + 1 KiB reserved) = 2 blocks of 8 warps
+    k = KernelInfo(name="k", num_warps=8, registers=32, smem_bytes=100 * 1024)
+    assert occupancy(k, h100) == pytest.approx(16 / 64)
+
+
+def test_occupancy_amd_vgpr_bound():
+    mi355x = load_target("mi355x")
+    # 512 VGPRs per lane per SIMD; 128 + 64 AGPRs = 192 -> 2 waves per SIMD -> 8 per CU of 32
+    k = KernelInfo(name="k", num_warps=4, registers=128, agprs=64)
+    assert occupancy(k, mi355x) == pytest.approx(8 / 32)
+
+
+def test_smem_over_the_per_block_limit_is_a_named_failure():
+    h100 = load_target("h100")
+    result = CompileResult(ok=True, language="triton", target="h100", arch="sm_90a",
+                           kernels=[KernelInfo(name="k", num_warps=4, registers=64, smem_bytes=300 * 1024)])
+    audit = audit_compile(result, h100, "norm", "float16")
+    assert audit_failure(audit) is FailureClass.AUDIT_SMEM_OVER_LIMIT
