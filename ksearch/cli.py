@@ -25,7 +25,9 @@ targets_app = typer.Typer(help="Target GPU profiles (B200, MI355X, H100, H200, M
 log_app = typer.Typer(help="Read, check, index and export a run's experiment log.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(targets_app, name="targets")
+bench_app = typer.Typer(help="Measure ksearch's own machinery on this machine.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+app.add_typer(bench_app, name="bench")
 
 out = Console()
 RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
@@ -320,21 +322,41 @@ def log_export(
     out.print(f"wrote {n} rows of {table} to {out_path}")
 
 
-@log_app.command("bench")
-def log_bench(
-    workdir: Annotated[Path, typer.Option(help="scratch directory (needs a few GB for 1M rows)")] = Path("/tmp/ksearch-log-bench"),
+@bench_app.command("log")
+def bench_log_cmd(
+    workdir: Annotated[Path, typer.Option(help="scratch directory (needs ~4 GB for 1M rows)")] = Path("/tmp/ksearch-log-bench"),
     rows: Annotated[int, typer.Option(help="synthetic attempt rows")] = 1_000_000,
 ) -> None:
-    """Measure append rates, index build time and stats query latency on this machine."""
-    import shutil
-
+    """Append rates, index build time and stats query latency of the experiment log on this disk."""
     from ksearch.log.bench import bench_log
+
+    _print_bench("log benchmark", bench_log(_fresh(workdir), rows=rows))
+
+
+@bench_app.command("compile")
+def bench_compile_cmd(
+    workdir: Annotated[Path, typer.Option(help="scratch directory")] = Path("/tmp/ksearch-compile-bench"),
+    variants: Annotated[int, typer.Option(help="Triton variants of one RMSNorm kernel")] = 100,
+    target: Annotated[list[str], typer.Option(help="targets; repeat")] = ["b200", "mi355x", "h100"],
+    jobs: Annotated[Optional[int], typer.Option(help="parallel compiles (default: CPU count)")] = None,
+) -> None:
+    """Compiles per minute, cold and with a warm cache."""
+    from ksearch.compile.bench import bench_compile
+
+    _print_bench("compile benchmark", bench_compile(_fresh(workdir), target, count=variants, jobs=jobs))
+
+
+def _fresh(workdir: Path) -> Path:
+    import shutil
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    res = bench_log(workdir, rows=rows)
-    out.print(_table("log benchmark", ["measure", "value"], [(k, f"{v:.4g}" if isinstance(v, float) else v)
-                                                               for k, v in res.items()]))
+    return workdir
+
+
+def _print_bench(title: str, res: dict) -> None:
+    out.print(_table(title, ["measure", "value"], [(k, f"{v:.4g}" if isinstance(v, float) else v)
+                                                  for k, v in res.items()]))
 
 
 def main() -> None:

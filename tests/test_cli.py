@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from ksearch.log import History
 from ksearch.log.history import HISTORY
