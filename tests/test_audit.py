@@ -110,3 +110,24 @@ def test_smem_over_the_per_block_limit_is_a_named_failure():
                            kernels=[KernelInfo(name="k", num_warps=4, registers=64, smem_bytes=300 * 1024)])
     audit = audit_compile(result, h100, "norm", "float16")
     assert audit_failure(audit) is FailureClass.AUDIT_SMEM_OVER_LIMIT
+
+
+@pytest.mark.skipif(__import__("shutil").which("clang++-22") is None,
+                    reason="clang-22 not installed: apt-get install clang-22 lld-22 libamdhip64-dev")
+def test_hip_mfma_kernels_are_audited(tmp_path):
+    from ksearch.compile.hip_backend import compile_hip
+
+    hip = Path(__file__).parent / "candidates" / "hip"
+    mi355x = load_target("mi355x")
+    (bf16,) = compile_many([CompileRequest(source_path=str(hip / "mfma_bf16_gemm.hip"), task="matmul",
+                                           target="mi355x", dtype="bfloat16")], cache_dir=tmp_path)
+    assert bf16.ok, bf16.message
+    a = audit_compile(bf16, mi355x, "gemm", "bfloat16")
+    assert "v_mfma" in a.families_found and audit_failure(a) is None, a.verdicts
+    # The MXFP4 kernel takes scale tensors no built-in task has, so it compiles without a task.
+    path = hip / "mfma_scale_fp4.hip"
+    fp4 = compile_hip(path.read_text(), path, mi355x, tmp_path / "fp4")
+    assert fp4.ok, fp4.message
+    b = audit_compile(fp4, mi355x, "gemm", "mxfp4")
+    assert "v_mfma_scale" in b.families_found
+    assert next(v for v in b.verdicts if v.check == "tensor_core_path").ok, b.verdicts

@@ -193,8 +193,8 @@ def source_hash(source: str | bytes) -> str:
 def eval_command(
     task: str, candidate_path: str, target: str, dtype: str, seeds: list[int], workloads: list[str]
 ) -> str:
-    """The `ksearch eval` command line that re-runs one evaluation exactly."""
-    parts = ["ksearch", "eval", task, candidate_path, "--target", target, "--dtype", dtype]
+    """The `ksearch eval` command line (the harness's CLI) that re-runs one evaluation exactly."""
+    parts = ["ksearch", "eval", candidate_path, "--task", task, "--target", target, "--dtype", dtype]
     parts += ["--seeds", ",".join(str(s) for s in seeds)]
     parts += ["--workloads", ",".join(workloads)]
     return shlex.join(parts)
