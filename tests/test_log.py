@@ -92,6 +92,13 @@ while True:
 """
 
 
+def _size(run: Path) -> int:
+    try:
+        return (run / HISTORY).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def test_writer_killed_mid_append_never_corrupts_earlier_rows(tmp_path):
     run = tmp_path / "killed"
     rng = random.Random(1)
@@ -99,7 +106,10 @@ def test_writer_killed_mid_append_never_corrupts_earlier_rows(tmp_path):
     for round_ in range(12):
         # Large rows make a kill inside write() likely, leaving a torn line.
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run), str(rng.choice([100, 200_000, 2_000_000]))])
-        time.sleep(rng.uniform(0.3, 0.8))
+        deadline = time.monotonic() + 60
+        while _size(run) <= len(before) and time.monotonic() < deadline:  # wait until it is appending
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         data = (run / HISTORY).read_bytes()
