@@ -51,6 +51,9 @@ class FailureClass(StrEnum):
     REWARD_HACK_TIMING_TAMPER = "reward_hack:timing_tamper"
     REWARD_HACK_GLOBAL_MUTATION = "reward_hack:global_mutation"
     REWARD_HACK_FRAME_ACCESS = "reward_hack:frame_access"
+    REWARD_HACK_NO_KERNEL_WORK = "reward_hack:no_kernel_work"
+    REWARD_HACK_THREAD = "reward_hack:thread"
+    REWARD_HACK_IMPOSSIBLE_SPEED = "reward_hack:impossible_speed"
     # measurement
     UNMEASURED_UNSTABLE = "unmeasured:unstable"
     UNMEASURED_NO_DEVICE = "unmeasured:no_device"
@@ -112,6 +115,9 @@ MEANINGS: dict[FailureClass, str] = {
     F.REWARD_HACK_TIMING_TAMPER: "the candidate patches timers, events, synchronize or the harness's clock",
     F.REWARD_HACK_GLOBAL_MUTATION: "the candidate mutates module globals or harness state between calls",
     F.REWARD_HACK_FRAME_ACCESS: "the candidate inspects stack frames or the harness's objects (inspect, sys._getframe, gc)",
+    F.REWARD_HACK_NO_KERNEL_WORK: "outputs still come out right with the candidate's kernels replaced by no-ops: the work is done elsewhere",
+    F.REWARD_HACK_THREAD: "the candidate starts threads or leaves work running after `run` returns",
+    F.REWARD_HACK_IMPOSSIBLE_SPEED: "measured faster than the roofline floor for the workload's bytes and FLOPs on this device",
     F.UNMEASURED_UNSTABLE: "verified, but timings varied too much (coefficient of variation above the limit) to report a number",
     F.UNMEASURED_NO_DEVICE: "verified for correctness but not timed: the target's GPU is not present on this machine",
     F.UNMEASURED_NOT_VERIFIED: "not timed because verification did not pass",
