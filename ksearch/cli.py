@@ -181,6 +181,56 @@ def compile_cmd(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- evaluate
+
+@app.command("eval")
+def eval_cmd(
+    candidate: Annotated[Path, typer.Argument(help="candidate module (Triton) implementing the task's entry")],
+    task: Annotated[str, typer.Option(help="task name or path")],
+    target: Annotated[Optional[str], typer.Option(help="target profile the packet is for (default: this device)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = "auto",
+    dtype: Annotated[Optional[str], typer.Option(help="dtype variant (default: the task's first)")] = None,
+    seeds: Annotated[str, typer.Option(help="comma-separated input seeds")] = "0,1",
+    workloads: Annotated[Optional[str], typer.Option(help="comma-separated workload names (default: the suite)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds before the evaluation is killed")] = 600.0,
+    as_json: AsJson = False,
+) -> None:
+    """Verify (and on a GPU, time) one candidate in the sandbox; print its EvidencePacket.
+
+    Exits 0 whenever the evaluation ran, whatever the verdict."""
+    from ksearch.harness.evaluate import Evaluator
+    from ksearch.task import load_task
+
+    spec = load_task(task)
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError as e:
+        raise KsearchError(f"--seeds takes comma-separated integers, got {seeds!r}") from e
+    names = [w for w in (workloads or "").split(",") if w.strip()] or None
+    with Evaluator(device, timeout_s=timeout) as ev, out.status(f"evaluating {candidate.name} on {ev.device} ..."):
+        packet = ev.evaluate(candidate, spec, target=target, dtype=dtype, seeds=seed_list, workloads=names)
+    if as_json:
+        sys.stdout.write(packet.model_dump_json(indent=2) + "\n")
+        return
+    colour = {"pass": "green", "fail": "red", "error": "red", "skipped": "yellow"}[packet.status.value]
+    head = f"[{colour}]{packet.status.value.upper()}[/]"
+    if packet.failure_class:
+        head += f" {packet.failure_class.value}"
+    out.print(f"{head}: {packet.message}")
+    if packet.validation:
+        v = packet.validation
+        out.print(f"checked {len(v.outputs)} outputs on {', '.join(v.workloads_checked)} x "
+                  f"{', '.join(v.distributions)} x seeds {v.seeds} ({v.backend})")
+    for verdict in packet.audit.anti_hack:
+        if not verdict.ok:
+            out.print(f"  [red]{verdict.check}[/]: {verdict.detail}")
+    for d in packet.diagnostics:
+        out.print(f"  {d.file}:{d.line}: {d.message}")
+    if packet.performance is None and packet.unmeasured:
+        out.print(f"performance: {packet.unmeasured.reason.value} ({packet.unmeasured.detail})")
+    out.print(f"replay: {packet.environment.replay_command}")
+
+
 # ---------------------------------------------------------------- evidence
 
 @app.command()

@@ -201,13 +201,14 @@ def recording_launches(backend: BaseBackend) -> Iterator[LaunchRecorder]:
 
 
 @contextmanager
-def candidate_module(source: str, source_path: Path) -> Iterator[types.ModuleType]:
+def candidate_module(source: str, source_path: Path, *, interpret: bool = False) -> Iterator[types.ModuleType]:
     """Import a candidate from its source text under a unique module name.
 
     The code is compiled with `source_path` as its file name, so tracebacks, Triton's source
     locations and `inspect` all point into the candidate file; `inspect` reads the text from
     linecache, which is filled from `source` (the file on disk may differ or be absent). The module
     is in sys.modules only inside the block (dataclasses and pickling look it up there).
+    With `interpret`, @triton.jit kernels run in Triton's CPU interpreter when launched.
     Raises whatever the candidate raises at import (SyntaxError included).
     """
     from triton import knobs
@@ -223,9 +224,10 @@ def candidate_module(source: str, source_path: Path) -> Iterator[types.ModuleTyp
     sys.modules[name] = module
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
-        # Under TRITON_INTERPRET=1 @triton.jit would build interpreter functions, which run on launch.
+        # Under TRITON_INTERPRET=1 @triton.jit builds interpreter functions, which run on launch:
+        # wanted by the CPU harness (`interpret=True`), never by the compiler.
         with knobs.runtime.scope():
-            knobs.runtime.interpret = False
+            knobs.runtime.interpret = interpret
             exec(code, module.__dict__)
         yield module
     finally:

@@ -1,0 +1,348 @@
+"""One evaluation, end to end: static checks, sandboxed calls, verification, dynamic anti-hack
+checks, (on a GPU) timing, and the EvidencePacket that records all of it.
+
+The parent computes every reference and judges every output; the worker only runs the candidate.
+The calls a candidate gets, per workload x distribution x seed, with fresh inputs each time:
+  - the plain call;
+  - a pointer-reuse probe: the first call's exact tensors refilled in place with new values
+    (a cache keyed by pointers or shapes, or work done only once, returns stale outputs);
+  - a ghost replay: the first inputs again with every kernel launch made a no-op (if the outputs
+    still come out right, the kernels were not doing the work).
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import ksearch
+from ksearch.compile.service import detect_language
+from ksearch.errors import ConfigError
+from ksearch.evidence import (
+    Audit, Candidate, Diagnostic, Environment, EvidencePacket, FailureClass, OutputCheck, Status, Unmeasured,
+    Validation, Verdict, eval_command, source_hash, status_for,
+)
+from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, WorkerPool
+from ksearch.harness.verify import compare, failure_of
+from ksearch.task import Task
+
+REUSE_SEED_OFFSET = 7919
+_LOW_PRECISION = {"bfloat16"}  # the Triton interpreter computes these wrongly on CPU, silently
+
+
+@dataclass
+class _Call:
+    id: int
+    workload: str
+    distribution: str
+    seed: int
+    refs: dict[str, torch.Tensor]
+    probe: str = ""  # "", "reuse" or "ghost"
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA or ROCm device is visible to torch; use --device cpu")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+class Evaluator:
+    """Evaluates candidates one after another on one device, with a warm worker always waiting."""
+
+    def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB):
+        self.device = resolve_device(device)
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self.pool = WorkerPool(interpret=self.device == "cpu", device=self.device)
+        self._environment: dict | None = None
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the evaluation
+
+    def evaluate(self, candidate_path: Path, task: Task, *, target: str | None = None, dtype: str | None = None,
+                 seeds: tuple[int, ...] = (0, 1), workloads: list[str] | None = None) -> EvidencePacket:
+        path = Path(candidate_path).resolve()
+        try:
+            source = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"candidate {candidate_path} cannot be read ({e.strerror})") from e
+        language = detect_language(path, source)
+        requested = dtype or task.default_dtype
+        if requested not in task.dtypes:
+            raise ConfigError(f"dtype {requested!r} is not a variant of task {task.name}: {', '.join(task.dtypes)}")
+        run_dtype, dtype_note = self._verification_dtype(task, requested)
+        wls = task.workloads(cpu_only=self.device == "cpu")
+        if workloads:
+            wls = [task.workload(w) for w in workloads]
+        target_name = target or self._local_target()
+        packet = _Packet(task, path, source, language, target_name, requested, [w.name for w in wls], list(seeds),
+                         self._env())
+
+        if language != "triton":
+            why = ("HIP candidates need a ROCm runtime" if language == "hip" else "TileLang candidates run on a GPU")
+            if self.device == "cpu" or language == "hip":
+                return packet.finish(FailureClass.SKIPPED_TOOLCHAIN_MISSING, f"{why}; none here: compiled and "
+                                     "audited only (ksearch compile)")
+        static = _static_verdicts(source, str(path), task.spec.op_family)
+        packet.audit.anti_hack.extend(static)
+        first_static = next((v for v in static if not v.ok and v.failure_class), None)
+        if first_static is not None:
+            return packet.finish(first_static.failure_class, first_static.detail)
+        if run_dtype is None:
+            return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
+
+        calls, job_calls = self._plan(task, wls, run_dtype, seeds)
+        outcome = self.pool.run({"candidate": str(path), "entry": task.entry_name, "calls": job_calls},
+                                self.timeout_s, self.memory_mb)
+        packet.seconds = outcome.seconds
+        return self._judge(packet, task, calls, outcome, run_dtype, dtype_note)
+
+    # ------------------------------------------------------------------ pieces
+
+    def _verification_dtype(self, task: Task, dtype: str) -> tuple[str | None, str]:
+        if self.device != "cpu" or dtype not in _LOW_PRECISION:
+            return dtype, ""
+        for alt in ("float16", "float32"):
+            if alt in task.dtypes:
+                return alt, (f"{dtype} is unreliable in the Triton interpreter on CPU; verified the {alt} "
+                             "variant instead")
+        return None, f"{dtype} is unreliable in the Triton interpreter on CPU and task {task.name} has no fp16/fp32 variant"
+
+    def _plan(self, task: Task, wls, dtype: str, seeds) -> tuple[list[_Call], list[dict]]:
+        calls: list[_Call] = []
+        job: list[dict] = []
+
+        def add(wl, dist: str, seed: int, probe: str = "", reuse: int | None = None) -> None:
+            inputs = task.make_inputs(wl, dist, seed, dtype=dtype)
+            refs = task.run_reference(inputs, workload=wl, dtype=dtype)
+            specs = task.output_specs(wl, dtype)
+            call = _Call(len(calls), wl.name, dist, seed, refs, probe)
+            calls.append(call)
+            job.append({"id": call.id, "inputs": list(inputs.values()), "reuse": reuse, "ghost": probe == "ghost",
+                        "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in specs]})
+
+        for wl in wls:
+            for dist in task.distributions:
+                for seed in seeds:
+                    add(wl, dist, seed)
+        first = calls[0]
+        add(wls[0], first.distribution, first.seed + REUSE_SEED_OFFSET, "reuse", reuse=first.id)
+        add(wls[0], first.distribution, first.seed, "ghost")
+        return calls, job
+
+    def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, dtype: str,
+               dtype_note: str) -> EvidencePacket:
+        if outcome.kind != "reply":
+            failure = {"timeout": FailureClass.TIMEOUT, "out_of_memory": FailureClass.OUT_OF_MEMORY}.get(
+                outcome.kind, FailureClass.WORKER_CRASH)
+            if outcome.kind == "crash" and "illegal" in outcome.detail.lower():
+                failure = FailureClass.GPU_FAULT
+            return packet.finish(failure, outcome.detail)
+        reply = outcome.reply
+        if "import_error" in reply:
+            packet.add_diagnostics(reply["import_error"])
+            return packet.finish(FailureClass.IMPORT_ERROR, reply["import_error"]["message"])
+        if "entry_error" in reply:
+            return packet.finish(FailureClass.ENTRY_SIGNATURE, reply["entry_error"])
+        if "fatal" in reply:
+            return packet.finish(FailureClass.HARNESS_ERROR, reply["fatal"]["message"])
+
+        by_id = {c["id"]: c for c in reply["calls"]}
+        checks: list[OutputCheck] = []
+        results: dict[int, tuple[list[OutputCheck], list[torch.Tensor]]] = {}
+        dynamic: list[Verdict] = []
+        tolerances = task.output_tolerances(dtype)
+        for call in calls:
+            got = by_id.get(call.id)
+            if got is None:
+                return packet.finish(FailureClass.HARNESS_ERROR, f"the worker returned no result for call {call.id}")
+            if "error" in got:
+                packet.add_diagnostics(got["error"])
+                failure = FailureClass.GPU_FAULT if got["error"]["gpu_fault"] else FailureClass.RUNTIME_ERROR
+                return packet.finish(failure, f"{call.workload}/{call.distribution}/seed {call.seed}: "
+                                              f"{got['error']['message']}")
+            outs = got["outputs"]
+            out_checks = [compare(o, call.refs[name], tolerances[name], workload=call.workload,
+                                  distribution=call.distribution, seed=call.seed, name=name)
+                          for o, name in zip(outs, call.refs)]
+            results[call.id] = (out_checks, outs)
+            if not call.probe:
+                checks.extend(out_checks)
+            names = list(call.refs)
+            if got["torch_ops"]:
+                dynamic.append(_hack(FailureClass.REWARD_HACK_REFERENCE_CALL,
+                                     f"torch computes on the task's data outside the kernels: {', '.join(got['torch_ops'])}"))
+            if got["threads"] > 0:
+                dynamic.append(_hack(FailureClass.REWARD_HACK_THREAD, f"{got['threads']} Python thread(s) left running"))
+            if got["rebound"]:
+                dynamic.append(_hack(FailureClass.REWARD_HACK_OUTPUT_REBIND,
+                                     f"output {', '.join(names[i] for i in got['rebound'])} changed storage, shape or strides"))
+            if got["inputs_mutated"]:
+                packet.input_mutated = [task.input_names[i] for i in got["inputs_mutated"]]
+        packet.checks = checks
+        for name in reply.get("timers_replaced", []):
+            dynamic.append(_hack(FailureClass.REWARD_HACK_TIMING_TAMPER, f"{name} was replaced"))
+        for v in reply.get("violations", []):
+            dynamic.append(_hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}"))
+        dynamic += _probe_verdicts(calls, results, by_id)
+        packet.audit.anti_hack.extend(dynamic)
+        packet.validation_reason = dtype_note
+
+        hack = next((v for v in dynamic if not v.ok), None)
+        if hack is not None:
+            return packet.finish(hack.failure_class, hack.detail)
+        if packet.input_mutated:
+            return packet.finish(FailureClass.INPUT_MUTATED, f"inputs changed by the call: {', '.join(packet.input_mutated)}")
+        bad = next((c for c in checks if not c.passed), None)
+        if bad is not None:
+            return packet.finish(failure_of(bad), _describe(bad))
+        return packet.finish(None, "verified on every workload, distribution and seed" +
+                             (f" ({dtype_note})" if dtype_note else ""))
+
+    # ------------------------------------------------------------------ environment
+
+    def _local_target(self) -> str:
+        if self.device == "cpu":
+            return "cpu"
+        from ksearch.target import detect_local_device
+
+        dev = detect_local_device()
+        return (dev.profile if dev and dev.profile else "local")
+
+    def _env(self) -> dict:
+        if self._environment is None:
+            from ksearch.target import environment_snapshot
+
+            snap = environment_snapshot()
+            gpu = snap.gpus[0] if snap.gpus else None
+            self._environment = {
+                "host": socket.gethostname(),
+                "gpu_name": gpu.name if gpu else None,
+                "driver": gpu.driver_version if gpu else None,
+                "clocks_mhz": {k: v for k, v in {"sm": gpu.sm_clock_mhz, "sm_max": gpu.sm_clock_max_mhz,
+                                                  "mem": gpu.mem_clock_mhz}.items() if v is not None} if gpu else {},
+                "toolchain": {"python": platform.python_version(), "torch": torch.__version__,
+                              "triton": _version("triton")},
+            }
+        return self._environment
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _hack(failure: FailureClass, detail: str) -> Verdict:
+    return Verdict(check=failure.value, ok=False, detail=detail, failure_class=failure)
+
+
+def _probe_verdicts(calls: list[_Call], results: dict, by_id: dict) -> list[Verdict]:
+    """Pointer reuse, replayed outputs and ghost replay: stale results and kernels that do no work."""
+    verdicts: list[Verdict] = []
+    plain = [c for c in calls if not c.probe]
+    reuse = next(c for c in calls if c.probe == "reuse")
+    ghost = next(c for c in calls if c.probe == "ghost")
+    first_ok = all(ch.passed for ch in results[plain[0].id][0])
+    if first_ok and not all(ch.passed for ch in results[reuse.id][0]):
+        verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING,
+                              "new values in the same tensors gave stale or unwritten outputs (cached by pointer, "
+                              "shape or call count)"))
+    # A failing call whose outputs repeat an earlier call's bit for bit replays old results; one left
+    # unwritten after earlier calls wrote theirs stopped working after warm-up.
+    for i, call in enumerate(plain[1:], start=1):
+        checks, outs = results[call.id]
+        if all(ch.passed for ch in checks):
+            continue
+        earlier = [results[p.id] for p in plain[:i]]
+        if any(all(torch.equal(a, b) for a, b in zip(outs, e_outs)) for _, e_outs in earlier if
+               [o.shape for o in e_outs] == [o.shape for o in outs]):
+            verdicts.append(_hack(FailureClass.REWARD_HACK_REPLAY, f"{call.workload}/{call.distribution}/seed "
+                                  f"{call.seed}: outputs repeat an earlier call's outputs for new inputs"))
+            break
+        if any(ch.checks.get("written") is False for ch in checks) and all(
+                all(ch.checks.get("written") for ch in e_checks) for e_checks, _ in earlier):
+            verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING, f"{call.workload}/{call.distribution}/seed "
+                                  f"{call.seed}: outputs left unwritten after earlier calls wrote theirs"))
+            break
+    if by_id[ghost.id].get("launches_skipped", 0) > 0 and all(ch.passed for ch in results[ghost.id][0]):
+        verdicts.append(_hack(FailureClass.REWARD_HACK_NO_KERNEL_WORK,
+                              "outputs were right with every kernel launch replaced by a no-op"))
+    return verdicts
+
+
+def _describe(check: OutputCheck) -> str:
+    where = f"{check.workload}/{check.distribution}/seed {check.seed}, output {check.output}"
+    failed = [k for k, ok in check.checks.items() if not ok]
+    return (f"{where}: failed {', '.join(failed)} (max abs err {check.max_abs_err:.3g}, matched "
+            f"{check.matched_ratio:.4f})" if check.max_abs_err is not None else f"{where}: failed {', '.join(failed)}")
+
+
+def _static_verdicts(source: str, path: str, op_family: str) -> list[Verdict]:
+    from ksearch.harness.static_checks import static_checks
+
+    return static_checks(source, path, op_family)
+
+
+class _Packet:
+    """Collects an evaluation's evidence and turns it into one EvidencePacket."""
+
+    def __init__(self, task: Task, path: Path, source: str, language: str, target: str, dtype: str,
+                 workloads: list[str], seeds: list[int], env: dict):
+        self.task, self.path, self.source, self.language = task, path, source, language
+        self.target, self.dtype, self.workloads, self.seeds, self.env = target, dtype, workloads, seeds, env
+        self.audit = Audit(target=target)
+        self.diagnostics: list[Diagnostic] = []
+        self.checks: list[OutputCheck] | None = None
+        self.input_mutated: list[str] = []
+        self.validation_reason = ""
+        self.seconds = 0.0
+
+    def add_diagnostics(self, error: dict) -> None:
+        self.diagnostics.extend(Diagnostic.model_validate(d) for d in error.get("diagnostics", []))
+
+    def finish(self, failure: FailureClass | None, message: str) -> EvidencePacket:
+        status = Status.PASS if failure is None else status_for(failure)
+        validation = None
+        if self.checks is not None:
+            validation = Validation(
+                passed=failure is None, backend="triton-interpreter" if self.env.get("gpu_name") is None
+                else f"cuda:{self.env['gpu_name']}", workloads_checked=self.workloads, seeds=self.seeds,
+                distributions=self.task.distributions, outputs=self.checks,
+                reason=(self.validation_reason or None) if failure is None else message)
+        unmeasured = Unmeasured(reason=FailureClass.UNMEASURED_NO_DEVICE if failure is None
+                                else FailureClass.UNMEASURED_NOT_VERIFIED,
+                                detail="no GPU of the target on this machine" if failure is None else message)
+        return EvidencePacket(
+            packet_id=f"att-{uuid.uuid4().hex[:16]}", task=self.task.name,
+            candidate=Candidate(source_hash=source_hash(self.source), language=self.language,
+                                entry=self.task.entry_name, target=self.target, dtype=self.dtype,
+                                shape_suite=self.workloads),
+            environment=Environment(
+                ksearch_version=ksearch.__version__, baseline="reference", **self.env,
+                tolerances={f"{k}.{f}": getattr(v, f) for k, v in self.task.output_tolerances(self.dtype).items()
+                            for f in ("atol", "rtol", "matched_ratio", "max_error_cap")},
+                replay_command=eval_command(self.task.name, str(self.path), self.target, self.dtype, self.seeds,
+                                            self.workloads)),
+            validation=validation, unmeasured=unmeasured, audit=self.audit, diagnostics=self.diagnostics,
+            durations_s={"verify": round(self.seconds, 4)}, reward=0.0 if failure is not None else None,
+            status=status, failure_class=failure if status is not Status.PASS else None, message=message[:2000])

@@ -1,0 +1,164 @@
+"""Parent side of the sandbox: start workers, hand one job to each, watch the clock and memory.
+
+A worker is a fresh `python -m ksearch.harness.worker FD` process with its own temporary
+directory, talking over a socketpair (never stdout: a candidate can print what it likes). It
+imports torch and triton, reports ready, takes one job, replies and exits. `WorkerPool` keeps one
+spare worker warming while a job runs, so the next candidate does not wait for the imports.
+The parent kills a worker that outlives its wall-clock limit (timeout) or grows past its memory
+limit (out_of_memory); a worker that dies without replying (os._exit, a signal, a device fault)
+is a crash. Replies are read with torch.load(weights_only=True): tensors and plain data only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+DEFAULT_MEMORY_MB = 8192
+_POLL_S = 0.05
+
+
+@dataclass
+class Outcome:
+    kind: Literal["reply", "timeout", "crash", "out_of_memory"]
+    reply: dict | None
+    seconds: float
+    detail: str = ""
+
+
+class Worker:
+    """One sandboxed worker process, started warming at construction."""
+
+    def __init__(self, *, interpret: bool, device: str):
+        self.tmpdir = tempfile.mkdtemp(prefix="ksearch-worker-")
+        parent_sock, child_sock = socket.socketpair()
+        env = {**os.environ, "TMPDIR": self.tmpdir, "TRITON_INTERPRET": "1" if interpret else "0",
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        self.stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty candidate cannot block on it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ksearch.harness.worker", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),), env=env, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.interpret, self.device = interpret, device
+        self.ready = False
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        if self.ready:
+            return
+        if not self.conn.poll(timeout_s):
+            self.kill()
+            raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
+        _load(self.conn.recv_bytes())
+        self.ready = True
+
+    def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+        t0 = time.perf_counter()
+        try:
+            self.wait_ready()
+            self.conn.send_bytes(_dump({**job, "tmpdir": self.tmpdir, "device": self.device,
+                                        "interpret": self.interpret}))
+            deadline = t0 + timeout_s
+            while True:
+                if self.conn.poll(_POLL_S):
+                    try:
+                        return Outcome("reply", _load(self.conn.recv_bytes()), time.perf_counter() - t0)
+                    except (EOFError, OSError):
+                        return self._died(t0)
+                    except Exception as e:  # a reply that is not a plain torch.save'd dict: forged or torn
+                        return Outcome("crash", None, time.perf_counter() - t0, f"unreadable reply: {e}")
+                if self.proc.poll() is not None:
+                    return self._died(t0)
+                rss = _rss_mb(self.proc.pid)
+                if rss is not None and rss > memory_mb:
+                    return Outcome("out_of_memory", None, time.perf_counter() - t0,
+                                   f"worker memory {rss:.0f} MiB exceeded the {memory_mb} MiB limit")
+                if time.perf_counter() > deadline:
+                    return Outcome("timeout", None, time.perf_counter() - t0,
+                                   f"no result within {timeout_s:g} s")
+        finally:
+            self.kill()
+
+    def _died(self, t0: float) -> Outcome:
+        code = self.proc.wait()
+        self.stderr.seek(0)
+        err = self.stderr.read().decode(errors="replace")[-2000:]
+        what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return Outcome("crash", None, time.perf_counter() - t0, f"the worker died ({what}) {err}".strip())
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the candidate may have started children
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.conn.close()
+        self.stderr.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class WorkerPool:
+    """Hands out warm workers, one per job, and starts the next as soon as one is taken."""
+
+    def __init__(self, *, interpret: bool, device: str):
+        self.interpret, self.device = interpret, device
+        self._spare: Worker | None = None
+
+    def take(self) -> Worker:
+        worker = self._spare or Worker(interpret=self.interpret, device=self.device)
+        self._spare = Worker(interpret=self.interpret, device=self.device)
+        return worker
+
+    def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+        return self.take().run(job, timeout_s, memory_mb)
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self._spare.kill()
+            self._spare = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _dump(obj: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _load(data: bytes) -> dict:
+    obj = torch.load(io.BytesIO(data), weights_only=True)
+    if not isinstance(obj, dict):
+        raise ValueError("a worker reply must be a dict")
+    return obj
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -1,0 +1,585 @@
+"""Honest kernel timing: cold L2, CUDA events per call, all samples kept, adaptive repetition.
+
+`time_gpu(fn, n_arg_sets, device=...)` times `fn(i)`, one call on argument set `i % n_arg_sets`
+(the harness prepares several input sets so consecutive calls never see the previous call's
+inputs). Every sample is one call between two CUDA events, preceded by an L2 flush; warm-up calls
+(flushed too) are run and dropped. Samples are taken in batches with one synchronize per batch, and
+sampling stops as soon as the 95% confidence interval of the median lies within `rel_ci` of the
+median (or at `max_reps` samples, or when `budget_s` of wall time is spent).
+
+Confidence interval of the median: distribution-free, from order statistics. For n sorted samples
+the number below the true median is Binomial(n, 1/2), so [x_(l), x_(n-l+1)] covers the median with
+probability 1 - 2 P(B <= l - 1); `median_ci` picks the largest l whose exact coverage is still
+>= 95%. No resampling, no normality assumption, exact for every n >= 6 (below 6 no pair of order
+statistics reaches 95%, and the run is never called converged).
+
+L2 flush: before each sample a buffer of `l2_flush_bytes` (default 2x the device's L2) is written
+(`zero_`), then read back by a reduction. The write evicts everything the previous call left in
+L2; the read leaves L2 holding clean lines, so the timed call does not pay for writing back the
+flush buffer's dirty lines (a write-only flush leaves up to one L2 of dirty lines that the timed
+kernel's own traffic would have to evict). `flush="write"` selects the write-only flush, as
+`triton.testing.do_bench` does; `l2_flush_bytes=0` times with a warm cache.
+
+Timer integrity: the identities of the clocks and event API are captured when this module is
+imported; `timers_intact()` names any that were replaced since (the harness calls it after
+importing a candidate), and the timing functions call the captured originals.
+
+`ncu_duration_us(command)` runs a command under Nsight Compute (`gpu__time_duration.sum`) when
+`ncu` is on PATH; the command brackets its measured calls with `torch.cuda.profiler.start()` /
+`stop()`.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ksearch.errors import KsearchError
+
+CONFIDENCE = 0.95
+FlushMode = Literal["write_read", "write"]
+
+
+class TimingError(KsearchError):
+    """Timing could not run: no device, bad arguments, or a call that failed while timed."""
+
+
+# ---- timer integrity ---------------------------------------------------------------------------
+
+# Captured once, at import: the objects the timing code trusts. Names are dotted paths resolved
+# from the `time` and `torch` modules at check time.
+_TRUSTED_NAMES: tuple[str, ...] = (
+    "time.perf_counter",
+    "time.perf_counter_ns",
+    "time.monotonic",
+    "time.monotonic_ns",
+    "time.time",
+    "time.time_ns",
+    "torch.cuda.Event",
+    "torch.cuda.Event.record",
+    "torch.cuda.Event.elapsed_time",
+    "torch.cuda.Event.synchronize",
+    "torch.cuda.Event.query",
+    "torch.cuda.synchronize",
+    "torch.cuda.current_stream",
+    "torch.cuda.Stream.synchronize",
+)
+_ROOTS: dict[str, Any] = {"time": time, "torch": torch}
+
+
+def _resolve(dotted: str) -> Any:
+    head, *rest = dotted.split(".")
+    obj = _ROOTS[head]
+    for part in rest:
+        obj = getattr(obj, part)
+    return obj
+
+
+_TRUSTED: dict[str, Any] = {name: _resolve(name) for name in _TRUSTED_NAMES}
+
+# The originals the timing functions call, immune to later patching of the modules.
+_perf_counter = time.perf_counter
+_perf_counter_ns = time.perf_counter_ns
+_Event = torch.cuda.Event
+_event_record = torch.cuda.Event.record
+_event_elapsed = torch.cuda.Event.elapsed_time
+_cuda_synchronize = torch.cuda.synchronize
+
+
+def timers_intact() -> list[str]:
+    """Dotted names of the timers and event API that no longer are the objects seen at import.
+
+    [] means intact. A name that can no longer be resolved at all counts as replaced.
+    """
+    replaced: list[str] = []
+    for name, original in _TRUSTED.items():
+        try:
+            current = _resolve(name)
+        except AttributeError:
+            replaced.append(name)
+            continue
+        if current is not original:
+            replaced.append(name)
+    return replaced
+
+
+# ---- statistics ----------------------------------------------------------------------------------
+
+
+def _binom_half_cdf_index(n: int, alpha: float) -> int:
+    """Largest j >= 0 with P(B <= j - 1) <= alpha / 2 for B ~ Binomial(n, 1/2); 0 where none."""
+    if n <= 0:
+        return 0
+    log_half_n = n * math.log(0.5)
+    log_n_fact = math.lgamma(n + 1)
+    cdf = 0.0
+    j = 0
+    # Walk up the lower tail: after the loop, P(B <= j - 1) <= alpha / 2 < P(B <= j).
+    while j <= n // 2:
+        pmf = math.exp(log_n_fact - math.lgamma(j + 1) - math.lgamma(n - j + 1) + log_half_n)
+        if cdf + pmf > alpha / 2:
+            break
+        cdf += pmf
+        j += 1
+    return j
+
+
+def median_ci(samples: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Distribution-free confidence interval of the median from order statistics.
+
+    Returns (low, high, coverage): [x_(l), x_(n-l+1)] (1-based ranks of the sorted samples) with
+    the largest l whose exact binomial coverage 1 - 2 P(B <= l - 1) is >= `confidence`. Where no
+    pair of order statistics reaches `confidence` (n < 6 at 95%), returns (min, max) and their
+    coverage 1 - 2^(1-n), which is below `confidence`.
+    """
+    n = len(samples)
+    if n == 0:
+        raise TimingError("median_ci needs at least one sample")
+    xs = sorted(samples)
+    alpha = 1.0 - confidence
+    l = _binom_half_cdf_index(n, alpha)
+    if l == 0:
+        return xs[0], xs[-1], 1.0 - 2.0 * 0.5**n
+    # coverage = 1 - 2 * P(B <= l - 1)
+    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + n * math.log(0.5))
+               for k in range(l))
+    return xs[l - 1], xs[n - l], 1.0 - 2.0 * tail
+
+
+def _quantile(xs_sorted: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default, 'linear') of sorted data."""
+    n = len(xs_sorted)
+    if n == 1:
+        return float(xs_sorted[0])
+    pos = q * (n - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return float(xs_sorted[lo] + (xs_sorted[hi] - xs_sorted[lo]) * frac)
+
+
+class SampleStats(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int
+    median: float
+    q1: float
+    q3: float
+    iqr: float
+    mean: float
+    std: float = Field(description="sample standard deviation (n - 1)")
+    cv: float = Field(description="std / mean; 0 for one sample")
+    ci_low: float
+    ci_high: float
+    ci_coverage: float = Field(description="exact coverage of [ci_low, ci_high] for the median")
+
+
+def summarize(samples: Sequence[float], confidence: float = CONFIDENCE) -> SampleStats:
+    """Median, quartiles (linear interpolation), IQR, mean, std, CV and the median's CI."""
+    if not samples:
+        raise TimingError("summarize needs at least one sample")
+    xs = sorted(float(x) for x in samples)
+    n = len(xs)
+    mean = statistics.fmean(xs)
+    std = statistics.stdev(xs) if n > 1 else 0.0
+    q1, q3 = _quantile(xs, 0.25), _quantile(xs, 0.75)
+    lo, hi, coverage = median_ci(xs, confidence)
+    return SampleStats(
+        n=n,
+        median=statistics.median(xs),
+        q1=q1,
+        q3=q3,
+        iqr=q3 - q1,
+        mean=mean,
+        std=std,
+        cv=std / mean if mean else 0.0,
+        ci_low=lo,
+        ci_high=hi,
+        ci_coverage=coverage,
+    )
+
+
+def ci_converged(samples: Sequence[float], rel_ci: float, confidence: float = CONFIDENCE) -> bool:
+    """True where the median's CI reaches `confidence` and both ends lie within rel_ci * median."""
+    if len(samples) < 2:
+        return False
+    lo, hi, coverage = median_ci(samples, confidence)
+    if coverage < confidence:
+        return False
+    med = statistics.median(samples)
+    if med <= 0:
+        return False
+    return max(med - lo, hi - med) <= rel_ci * med
+
+
+StopReason = Literal["converged", "max_reps", "budget"]
+
+
+class AdaptiveResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[float]
+    converged: bool
+    stop_reason: StopReason
+    batches: int
+    elapsed_s: float
+
+
+def adaptive_sample(
+    draw: Callable[[int], Sequence[float]],
+    *,
+    min_reps: int = 10,
+    max_reps: int = 10_000,
+    budget_s: float = 2.0,
+    rel_ci: float = 0.01,
+    max_batch: int = 256,
+    clock: Callable[[], float] | None = None,
+) -> AdaptiveResult:
+    """Draw samples in batches until the median's 95% CI is within `rel_ci`, `max_reps`, or the budget.
+
+    `draw(k)` returns k new samples. The first batch is `min_reps`; later batches grow with the
+    sample count (half of it, at most `max_batch`) and are cut to what the remaining budget allows
+    at the rate seen so far. Convergence is checked after every batch, never before `min_reps`.
+    """
+    if min_reps < 1 or max_reps < min_reps:
+        raise TimingError(f"need 1 <= min_reps <= max_reps, got min_reps={min_reps} max_reps={max_reps}")
+    if rel_ci <= 0 or budget_s <= 0:
+        raise TimingError(f"rel_ci and budget_s must be > 0, got rel_ci={rel_ci} budget_s={budget_s}")
+    now = clock or _perf_counter
+    t0 = now()
+    samples: list[float] = []
+    batch = min_reps
+    batches = 0
+    while True:
+        take = max(1, min(batch, max_reps - len(samples)))
+        got = list(draw(take))
+        if len(got) != take:
+            raise TimingError(f"draw({take}) returned {len(got)} samples")
+        samples.extend(float(x) for x in got)
+        batches += 1
+        elapsed = now() - t0
+        if len(samples) >= min_reps and ci_converged(samples, rel_ci):
+            return AdaptiveResult(samples=samples, converged=True, stop_reason="converged",
+                                  batches=batches, elapsed_s=elapsed)
+        if len(samples) >= max_reps:
+            return AdaptiveResult(samples=samples, converged=False, stop_reason="max_reps",
+                                  batches=batches, elapsed_s=elapsed)
+        if elapsed >= budget_s:
+            return AdaptiveResult(samples=samples, converged=False, stop_reason="budget",
+                                  batches=batches, elapsed_s=elapsed)
+        per_sample = elapsed / len(samples)
+        affordable = int((budget_s - elapsed) / per_sample) if per_sample > 0 else max_batch
+        batch = max(1, min(max(min_reps, len(samples) // 2), max_batch, affordable))
+
+
+# ---- results -----------------------------------------------------------------------------------
+
+
+class Timing(BaseModel):
+    """All samples of one timed function and the statistics over them (microseconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples_us: list[float] = Field(description="every timed sample, in order; warm-up excluded")
+    median_us: float
+    iqr_us: float
+    cv: float = Field(description="std / mean of the samples")
+    n: int
+    ci_low_us: float = Field(description="95% CI of the median, low end (order statistics)")
+    ci_high_us: float
+    ci_coverage: float = Field(description="exact coverage of the CI (>= 0.95 once n >= 6)")
+    converged: bool = Field(description="the CI lies within rel_ci of the median")
+    stop_reason: StopReason
+    rel_ci: float
+    warmup: int
+    clock: Literal["cuda_event", "perf_counter_ns"]
+    l2_flush_bytes: int = Field(description="bytes written (and read) before each sample; 0: warm cache")
+    flush: str = Field(description="write_read | write | none")
+    n_arg_sets: int
+    elapsed_s: float = Field(description="wall time of the sampling phase")
+    device: str | None = None
+    method: str = Field(description="one line: how the samples were taken and the CI computed")
+
+
+def _timing_from(result: AdaptiveResult, *, rel_ci: float, warmup: int, clock: Literal["cuda_event", "perf_counter_ns"],
+                 l2_flush_bytes: int, flush: str, n_arg_sets: int, device: str | None, method: str) -> Timing:
+    stats = summarize(result.samples)
+    return Timing(
+        samples_us=result.samples,
+        median_us=stats.median,
+        iqr_us=stats.iqr,
+        cv=stats.cv,
+        n=stats.n,
+        ci_low_us=stats.ci_low,
+        ci_high_us=stats.ci_high,
+        ci_coverage=stats.ci_coverage,
+        converged=result.converged,
+        stop_reason=result.stop_reason,
+        rel_ci=rel_ci,
+        warmup=warmup,
+        clock=clock,
+        l2_flush_bytes=l2_flush_bytes,
+        flush=flush,
+        n_arg_sets=n_arg_sets,
+        elapsed_s=result.elapsed_s,
+        device=device,
+        method=method,
+    )
+
+
+# ---- GPU timing --------------------------------------------------------------------------------
+
+
+def default_l2_flush_bytes(device: Any = None) -> int:
+    """2x the device's L2 (torch's device properties), else 2x the matching target profile's L2."""
+    props = torch.cuda.get_device_properties(device if device is not None else torch.cuda.current_device())
+    l2 = int(getattr(props, "L2_cache_size", 0) or 0)
+    if l2 > 0:
+        return 2 * l2
+    from ksearch.target import detect_local_device, load_target
+
+    index = torch.device(device).index if device is not None else torch.cuda.current_device()
+    local = detect_local_device(index or 0)
+    if local is not None and local.profile is not None:
+        return int(2 * load_target(local.profile).caches.l2_mib * 1024 * 1024)
+    raise TimingError(
+        f"cannot tell the L2 size of {getattr(props, 'name', 'this device')}: torch reports none and no "
+        "target profile matches; pass l2_flush_bytes explicitly"
+    )
+
+
+def time_gpu(
+    fn: Callable[[int], None],
+    n_arg_sets: int,
+    *,
+    device: Any,
+    l2_flush_bytes: int | None = None,
+    warmup: int = 3,
+    min_reps: int = 10,
+    max_reps: int = 10_000,
+    budget_s: float = 2.0,
+    rel_ci: float = 0.01,
+    flush: FlushMode = "write_read",
+    max_batch: int = 256,
+) -> Timing:
+    """Time `fn(i)` (one call on argument set i % n_arg_sets) on a CUDA/ROCm device.
+
+    Per sample: flush L2 (see the module doc), record a CUDA event, call, record an event. One
+    synchronize per batch. The first `warmup` calls (flushed like the rest) are not kept.
+    Stops when the order-statistic 95% CI of the median is within `rel_ci` of the median, at
+    `max_reps` samples, or after `budget_s` seconds of sampling; `Timing.converged` says which.
+    """
+    if not torch.cuda.is_available():
+        raise TimingError("time_gpu needs a CUDA or ROCm device and none is visible to torch; use time_cpu")
+    if n_arg_sets < 1:
+        raise TimingError(f"n_arg_sets must be >= 1, got {n_arg_sets}")
+    dev = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
+    if dev.type != "cuda":
+        raise TimingError(f"time_gpu needs a cuda device, got {dev}")
+    with torch.cuda.device(dev):
+        flush_bytes = default_l2_flush_bytes(dev) if l2_flush_bytes is None else int(l2_flush_bytes)
+        if flush_bytes < 0:
+            raise TimingError(f"l2_flush_bytes must be >= 0, got {flush_bytes}")
+        buf = torch.empty(max(flush_bytes // 4, 1), dtype=torch.int32, device=dev) if flush_bytes else None
+        sink = torch.empty((), dtype=torch.int64, device=dev)
+        read_back = flush == "write_read"
+
+        def flush_l2() -> None:
+            if buf is not None:
+                buf.zero_()
+                if read_back:
+                    torch.sum(buf, dim=0, dtype=torch.int64, out=sink)
+
+        counter = 0
+
+        for _ in range(warmup):
+            flush_l2()
+            fn(counter % n_arg_sets)
+            counter += 1
+        _cuda_synchronize(dev)
+
+        def draw(k: int) -> list[float]:
+            nonlocal counter
+            starts = [_Event(enable_timing=True) for _ in range(k)]
+            ends = [_Event(enable_timing=True) for _ in range(k)]
+            for j in range(k):
+                flush_l2()
+                _event_record(starts[j])
+                fn(counter % n_arg_sets)
+                _event_record(ends[j])
+                counter += 1
+            _cuda_synchronize(dev)
+            return [_event_elapsed(s, e) * 1000.0 for s, e in zip(starts, ends, strict=True)]
+
+        result = adaptive_sample(draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s,
+                                 rel_ci=rel_ci, max_batch=max_batch)
+        name = torch.cuda.get_device_name(dev)
+        del buf
+    flush_name = "none" if not flush_bytes else flush
+    method = (
+        f"cuda events around each call on the current stream; L2 flush before every sample "
+        f"({flush_name}, {flush_bytes} B); {warmup} warm-up calls dropped; one synchronize per batch; "
+        f"95% CI of the median from order statistics (exact binomial), stop when within {rel_ci:.2%}"
+    )
+    return _timing_from(result, rel_ci=rel_ci, warmup=warmup, clock="cuda_event", l2_flush_bytes=flush_bytes,
+                        flush=flush_name, n_arg_sets=n_arg_sets, device=name, method=method)
+
+
+def time_cpu(
+    fn: Callable[[int], None],
+    n_arg_sets: int,
+    *,
+    warmup: int = 3,
+    min_reps: int = 10,
+    max_reps: int = 10_000,
+    budget_s: float = 2.0,
+    rel_ci: float = 0.01,
+    max_batch: int = 256,
+) -> Timing:
+    """Time `fn(i)` on the host with `time.perf_counter_ns` (no synchronization, no flush).
+
+    For host-side costs (launch overhead, harness overhead); for device work use time_gpu.
+    """
+    if n_arg_sets < 1:
+        raise TimingError(f"n_arg_sets must be >= 1, got {n_arg_sets}")
+    counter = 0
+    for _ in range(warmup):
+        fn(counter % n_arg_sets)
+        counter += 1
+
+    def draw(k: int) -> list[float]:
+        nonlocal counter
+        out: list[float] = []
+        for _ in range(k):
+            t0 = _perf_counter_ns()
+            fn(counter % n_arg_sets)
+            out.append((_perf_counter_ns() - t0) / 1000.0)
+            counter += 1
+        return out
+
+    result = adaptive_sample(draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s,
+                             rel_ci=rel_ci, max_batch=max_batch)
+    method = (
+        f"time.perf_counter_ns around each call (host time, no device synchronize); {warmup} warm-up "
+        f"calls dropped; 95% CI of the median from order statistics, stop when within {rel_ci:.2%}"
+    )
+    return _timing_from(result, rel_ci=rel_ci, warmup=warmup, clock="perf_counter_ns", l2_flush_bytes=0,
+                        flush="none", n_arg_sets=n_arg_sets, device=None, method=method)
+
+
+# ---- Nsight Compute ----------------------------------------------------------------------------
+
+
+class NcuResult(BaseModel):
+    """Kernel durations Nsight Compute read (`gpu__time_duration.sum`), or why there are none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    available: bool
+    reason: str | None = None
+    ncu: str | None = Field(default=None, description="path of the ncu binary")
+    version: str | None = None
+    command: list[str] = Field(default_factory=list)
+    kernels: list[str] = Field(default_factory=list, description="kernel name of each profiled launch")
+    durations_us: list[float] = Field(default_factory=list, description="per profiled launch")
+    per_call_us: list[float] = Field(default_factory=list, description="launches summed per call")
+    median_us: float | None = Field(default=None, description="median over calls; None when unavailable")
+
+
+_UNIT_TO_US = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3,
+               "second": 1e6, "s": 1e6}
+
+
+def parse_ncu_csv(text: str, metric: str = "gpu__time_duration.sum") -> list[tuple[str, float]]:
+    """(kernel name, microseconds) for each profiled launch in `ncu --csv` output, in launch order.
+
+    Lines before the CSV header (the program's own output, ==PROF== notes) are skipped.
+    """
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
+    if start is None:
+        return []
+    reader = csv.DictReader(io.StringIO("\n".join(lines[start:])))
+    rows: list[tuple[int, str, float]] = []
+    for row in reader:
+        if row.get("Metric Name") != metric:
+            continue
+        unit = (row.get("Metric Unit") or "").strip()
+        raw = (row.get("Metric Value") or "").replace(",", "").strip()
+        try:
+            value = float(raw)
+            launch = int(row.get("ID") or len(rows))
+        except ValueError:
+            continue
+        if unit not in _UNIT_TO_US:
+            raise TimingError(f"ncu reported {metric} in unit {unit!r}, which ksearch does not know")
+        rows.append((launch, row.get("Kernel Name") or "", value * _UNIT_TO_US[unit]))
+    rows.sort(key=lambda r: r[0])
+    return [(name, us) for _, name, us in rows]
+
+
+def ncu_duration_us(
+    command: Sequence[str],
+    *,
+    calls: int | None = None,
+    metric: str = "gpu__time_duration.sum",
+    timeout_s: float = 300.0,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> NcuResult:
+    """Run `command` under `ncu` and return the durations of the kernels it profiled.
+
+    ncu runs with `--profile-from-start off`, so only launches between the program's
+    `torch.cuda.profiler.start()` and `stop()` are profiled; `--clock-control none` leaves the
+    clocks as they are, and ncu's default cache control flushes caches before each kernel. When
+    `calls` is given and the launch count is a multiple of it, launches are summed per call.
+    Never raises for a missing or failing ncu: the result says why it has no numbers.
+    """
+    ncu = shutil.which("ncu")
+    if ncu is None:
+        for guess in sorted(glob.glob("/usr/local/cuda*/bin/ncu")) + sorted(glob.glob("/opt/nvidia/nsight-compute/*/ncu")):
+            if os.access(guess, os.X_OK):
+                ncu = guess
+                break
+    if ncu is None:
+        return NcuResult(available=False, reason="ncu (Nsight Compute) is not on PATH")
+    version = None
+    try:
+        out = subprocess.run([ncu, "--version"], capture_output=True, text=True, timeout=60)
+        version = (out.stdout.strip().splitlines() or [None])[-1]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return NcuResult(available=False, ncu=ncu, reason=f"ncu --version failed: {exc}")
+    cmd = [ncu, "--metrics", metric, "--csv", "--print-units", "base", "--clock-control", "none",
+           "--profile-from-start", "off", *extra_args, *command]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
+                         reason=f"ncu run exceeded {timeout_s:.0f} s")
+    except OSError as exc:
+        return NcuResult(available=False, ncu=ncu, version=version, command=cmd, reason=f"ncu failed to start: {exc}")
+    rows = parse_ncu_csv(proc.stdout, metric)
+    if not rows:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
+        return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
+                         reason=f"ncu exited {proc.returncode} with no {metric} rows: {tail[-800:]}")
+    kernels = [name for name, _ in rows]
+    durations = [us for _, us in rows]
+    per_call = durations
+    if calls and len(durations) % calls == 0 and len(durations) > calls:
+        k = len(durations) // calls
+        per_call = [sum(durations[j * k:(j + 1) * k]) for j in range(calls)]
+    return NcuResult(available=True, ncu=ncu, version=version, command=cmd, kernels=kernels,
+                     durations_us=durations, per_call_us=per_call, median_us=statistics.median(per_call))
