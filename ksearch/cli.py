@@ -193,6 +193,7 @@ def eval_cmd(
     seeds: Annotated[str, typer.Option(help="comma-separated input seeds")] = "0,1",
     workloads: Annotated[Optional[str], typer.Option(help="comma-separated workload names (default: the suite)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before the evaluation is killed")] = 600.0,
+    artifacts: Annotated[Optional[Path], typer.Option(help="where timing samples go (default: none kept)")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Verify (and on a GPU, time) one candidate in the sandbox; print its EvidencePacket.
@@ -207,7 +208,7 @@ def eval_cmd(
     except ValueError as e:
         raise KsearchError(f"--seeds takes comma-separated integers, got {seeds!r}") from e
     names = [w for w in (workloads or "").split(",") if w.strip()] or None
-    with Evaluator(device, timeout_s=timeout) as ev, out.status(f"evaluating {candidate.name} on {ev.device} ..."):
+    with Evaluator(device, timeout_s=timeout, artifacts_dir=artifacts) as ev, out.status(f"evaluating {candidate.name} on {ev.device} ..."):
         packet = ev.evaluate(candidate, spec, target=target, dtype=dtype, seeds=seed_list, workloads=names)
     if as_json:
         sys.stdout.write(packet.model_dump_json(indent=2) + "\n")
@@ -228,6 +229,14 @@ def eval_cmd(
         out.print(f"  {d.file}:{d.line}: {d.message}")
     if packet.performance is None and packet.unmeasured:
         out.print(f"performance: {packet.unmeasured.reason.value} ({packet.unmeasured.detail})")
+    elif packet.performance is not None:
+        rows = [(t.workload, f"{t.median_us:.2f}", f"{t.cv:.3f}", t.baseline,
+                 None if t.baseline_median_us is None else f"{t.baseline_median_us:.2f}",
+                 None if t.speedup is None else f"{t.speedup:.2f}x",
+                 None if t.sol_fraction is None else f"{t.sol_fraction:.0%}") for t in packet.performance.workloads]
+        out.print(_table(f"timing on {packet.performance.device}", ["workload", "median us", "cv", "baseline",
+                                                                    "baseline us", "speedup", "SOL"], rows))
+        out.print(f"reward {packet.reward:.3f} = {packet.reward_formula}" if packet.reward is not None else "")
     out.print(f"replay: {packet.environment.replay_command}")
 
 

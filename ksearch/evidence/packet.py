@@ -91,8 +91,13 @@ class WorkloadTiming(_Model):
     iqr_us: float
     cv: float
     samples: int
+    baseline: str | None = Field(default=None, description="the baseline speedup is measured against")
     baseline_median_us: float | None = None
+    baselines_us: dict[str, float | None] = Field(
+        default_factory=dict, description="median of every baseline timed (torch_eager, torch_compile, vendor); "
+                                          "None where unavailable")
     speedup: float | None = None
+    ci_us: tuple[float, float] | None = Field(default=None, description="95% CI of the median")
     flops: float | None = None
     bytes: float | None = None
     sol_us: float | None = Field(default=None, description="speed-of-light time on the target's roofline")
@@ -159,6 +164,7 @@ class EvidencePacket(_Model):
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     durations_s: dict[str, float] = Field(default_factory=dict, description="stage -> seconds: compile, verify, benchmark")
     reward: float | None = None
+    reward_formula: str | None = Field(default=None, description="how reward was computed from this packet")
     status: Status
     failure_class: FailureClass | None = None
     message: str = Field(default="", description="one-line summary; the error text for failures")

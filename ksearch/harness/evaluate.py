@@ -24,14 +24,17 @@ import ksearch
 from ksearch.compile.service import detect_language
 from ksearch.errors import ConfigError
 from ksearch.evidence import (
-    Audit, Candidate, Diagnostic, Environment, EvidencePacket, FailureClass, OutputCheck, Status, Unmeasured,
-    Validation, Verdict, eval_command, source_hash, status_for,
+    Artifacts, Audit, Candidate, Diagnostic, Environment, EvidencePacket, FailureClass, OutputCheck, Performance,
+    Status, Unmeasured, Validation, Verdict, WorkloadTiming, eval_command, source_hash, status_for,
 )
+from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, WorkerPool
 from ksearch.harness.verify import compare, failure_of
 from ksearch.task import Task
 
 REUSE_SEED_OFFSET = 7919
+ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
+STREAM_WALL_FACTOR, STREAM_WALL_SLACK_US = 1.5, 30.0  # wall time to a full sync vs event time: side-stream work
 _LOW_PRECISION = {"bfloat16"}  # the Triton interpreter computes these wrongly on CPU, silently
 
 
@@ -58,9 +61,14 @@ def resolve_device(device: str) -> str:
 class Evaluator:
     """Evaluates candidates one after another on one device, with a warm worker always waiting."""
 
-    def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB):
+    def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB,
+                 artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01):
         self.device = resolve_device(device)
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
+        self.bench_budget_s, self.rel_ci = bench_budget_s, rel_ci
+        self._baselines: dict[tuple, dict] = {}  # (task, workload, dtype) -> baseline medians: same for every candidate
+        self._peaks = None
         self.pool = WorkerPool(interpret=self.device == "cpu", device=self.device)
         self._environment: dict | None = None
 
@@ -111,7 +119,10 @@ class Evaluator:
         outcome = self.pool.run({"candidate": str(path), "entry": task.entry_name, "calls": job_calls},
                                 self.timeout_s, self.memory_mb)
         packet.seconds = outcome.seconds
-        return self._judge(packet, task, calls, outcome, run_dtype, dtype_note)
+        verified = self._judge(packet, task, calls, outcome, run_dtype, dtype_note)
+        if verified.status is not Status.PASS or self.device == "cpu":
+            return verified
+        return self._benchmark(packet, task, wls, run_dtype)
 
     # ------------------------------------------------------------------ pieces
 
@@ -212,8 +223,98 @@ class Evaluator:
         bad = next((c for c in checks if not c.passed), None)
         if bad is not None:
             return packet.finish(failure_of(bad), _describe(bad))
-        return packet.finish(None, "verified on every workload, distribution and seed" +
-                             (f" ({dtype_note})" if dtype_note else ""))
+        packet.message_ok = "verified on every workload, distribution and seed" + (f" ({dtype_note})" if dtype_note else "")
+        return packet.finish(None, packet.message_ok)
+
+
+    # ------------------------------------------------------------------ timing (GPU)
+
+    def _benchmark(self, packet: _Packet, task: Task, wls, dtype: str) -> EvidencePacket:
+        """Time every workload in a fresh worker, re-verify the timed calls, time the baselines here
+        (never in the candidate's process, which could slow them down), and score against the roofline."""
+        from ksearch.harness.sol import geomean, is_impossible, task_roofline
+        from ksearch.target import detect_local_device, load_target
+
+        seeds = [1000 + i for i in range(ROTATING_SETS)]
+        specs = [{"workload": wl.name, "distribution": "normal", "seeds": seeds, "budget_s": self.bench_budget_s,
+                  "rel_ci": self.rel_ci} for wl in wls]
+        job = {"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root), "dtype": dtype,
+               "bench": specs}
+        outcome = self.pool.run(job, self.timeout_s, self.memory_mb)
+        packet.durations["benchmark"] = outcome.seconds
+        if outcome.kind != "reply":
+            return packet.finish(FailureClass.TIMEOUT if outcome.kind == "timeout" else FailureClass.WORKER_CRASH,
+                                 f"while timing: {outcome.detail}")
+        reply = outcome.reply
+        for name in reply.get("timers_replaced", []):
+            return packet.finish(FailureClass.REWARD_HACK_TIMING_TAMPER, f"{name} was replaced")
+        for v in reply.get("violations", []):
+            return packet.finish(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}")
+        dev = detect_local_device()
+        profile = load_target(dev.profile) if dev and dev.profile else None
+        peaks = self._device_peaks(profile)
+        timings: list[WorkloadTiming] = []
+        samples: dict[str, list[float]] = {}
+        for wl, got in zip(wls, reply.get("bench", [])):
+            if "error" in got:
+                packet.add_diagnostics(got["error"])
+                return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {got['error']['message']}")
+            tolerances = task.output_tolerances(dtype)
+            for seed, outs in zip(seeds, got["outputs"]):
+                refs = task.run_reference(task.make_inputs(wl, "normal", seed, dtype=dtype), workload=wl, dtype=dtype)
+                for out, (name, ref) in zip(outs, refs.items()):
+                    check = compare(out, ref, tolerances[name], workload=wl.name, distribution="normal", seed=seed,
+                                    name=name)
+                    if not check.passed:
+                        return packet.finish(FailureClass.REWARD_HACK_CACHING, f"timed calls of {wl.name}: outputs "
+                                             f"wrong after warm-up and repetition ({_describe(check)})")
+            timing = got["timing"]
+            median = timing["median_us"]
+            if got["stream_changed"] or got["wall_sync_us"] > STREAM_WALL_FACTOR * median + STREAM_WALL_SLACK_US:
+                return packet.finish(FailureClass.REWARD_HACK_STREAM, f"{wl.name}: {median:.1f} us between events but "
+                                     f"{got['wall_sync_us']:.1f} us to a full device synchronize: work runs outside "
+                                     "the timed stream")
+            samples[wl.name] = timing["samples_us"]
+            base = self._baseline_medians(task, wl, dtype)
+            named = "vendor" if base.get("vendor") else "torch_eager"
+            roof = task_roofline(task, wl, dtype, profile=profile, peaks=peaks, basis="optimistic") if profile else None
+            if roof is not None and is_impossible(median, roof.sol_us):
+                return packet.finish(FailureClass.REWARD_HACK_IMPOSSIBLE_SPEED,
+                                     f"{wl.name}: {median:.2f} us is under the roofline floor {roof.sol_us:.2f} us")
+            timings.append(WorkloadTiming(
+                workload=wl.name, median_us=median, iqr_us=timing["iqr_us"], cv=timing["cv"], samples=timing["n"],
+                ci_us=(timing["ci_low_us"], timing["ci_high_us"]), baseline=named,
+                baseline_median_us=base.get(named), baselines_us=base,
+                speedup=base[named] / median if base.get(named) else None,
+                flops=task.flops(wl, dtype), bytes=task.bytes(wl, dtype),
+                sol_us=roof.sol_us if roof else None,
+                sol_fraction=min(1.0, roof.sol_us / median) if roof else None))
+        speedup = geomean(t.speedup for t in timings if t.speedup)
+        sol = geomean(t.sol_fraction for t in timings if t.sol_fraction)
+        perf = Performance(device=dev.name if dev else "cuda", workloads=timings, speedup_geomean=speedup, sol_score=sol)
+        if self.artifacts_dir is not None:
+            packet.artifacts.profiler_traces.append(str(_write_samples(self.artifacts_dir, packet, samples)))
+        return packet.finish(None, packet.message_ok, performance=perf)
+
+    def _baseline_medians(self, task: Task, wl, dtype: str) -> dict[str, float | None]:
+        key = (task.name, wl.name, dtype)
+        if key not in self._baselines:
+            from ksearch.harness.baselines import build_baselines, time_baselines
+
+            arg_sets = [task.make_inputs(wl, "normal", 1000 + i, dtype=dtype, device="cuda")
+                        for i in range(ROTATING_SETS)]
+            timed = time_baselines(build_baselines(task, wl, arg_sets), device="cuda",
+                                   budget_s=self.bench_budget_s, rel_ci=self.rel_ci)
+            self._baselines[key] = {name: (t.timing.median_us if t.available and t.timing else None)
+                                    for name, t in timed.items()}
+        return self._baselines[key]
+
+    def _device_peaks(self, profile):
+        if self._peaks is None and profile is not None:
+            from ksearch.harness.sol import measure_device_peaks
+
+            self._peaks = measure_device_peaks("cuda", profile=profile)
+        return self._peaks
 
     # ------------------------------------------------------------------ environment
 
@@ -297,6 +398,15 @@ def _describe(check: OutputCheck) -> str:
             f"{check.matched_ratio:.4f})" if check.max_abs_err is not None else f"{where}: failed {', '.join(failed)}")
 
 
+def _write_samples(directory: Path, packet: _Packet, samples: dict[str, list[float]]) -> Path:
+    import json
+
+    path = directory / packet.packet_id / "timing_samples.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"unit": "us", "samples": samples}))
+    return path
+
+
 def _static_verdicts(source: str, path: str, op_family: str) -> list[Verdict]:
     from ksearch.harness.static_checks import static_checks
 
@@ -315,12 +425,17 @@ class _Packet:
         self.checks: list[OutputCheck] | None = None
         self.input_mutated: list[str] = []
         self.validation_reason = ""
+        self.message_ok = ""
         self.seconds = 0.0
+        self.durations: dict[str, float] = {}
+        self.artifacts = Artifacts()
+        self.packet_id = f"att-{uuid.uuid4().hex[:16]}"
 
     def add_diagnostics(self, error: dict) -> None:
         self.diagnostics.extend(Diagnostic.model_validate(d) for d in error.get("diagnostics", []))
 
-    def finish(self, failure: FailureClass | None, message: str) -> EvidencePacket:
+    def finish(self, failure: FailureClass | None, message: str,
+               performance: Performance | None = None) -> EvidencePacket:
         status = Status.PASS if failure is None else status_for(failure)
         validation = None
         if self.checks is not None:
@@ -329,11 +444,13 @@ class _Packet:
                 else f"cuda:{self.env['gpu_name']}", workloads_checked=self.workloads, seeds=self.seeds,
                 distributions=self.task.distributions, outputs=self.checks,
                 reason=(self.validation_reason or None) if failure is None else message)
-        unmeasured = Unmeasured(reason=FailureClass.UNMEASURED_NO_DEVICE if failure is None
-                                else FailureClass.UNMEASURED_NOT_VERIFIED,
-                                detail="no GPU of the target on this machine" if failure is None else message)
+        unmeasured = None if performance is not None else Unmeasured(
+            reason=FailureClass.UNMEASURED_NO_DEVICE if failure is None else FailureClass.UNMEASURED_NOT_VERIFIED,
+            detail="no GPU on this machine: verified in the Triton interpreter only" if failure is None else message)
+        speed = performance.speedup_geomean if performance else None
+        sol = performance.sol_score if performance else None
         return EvidencePacket(
-            packet_id=f"att-{uuid.uuid4().hex[:16]}", task=self.task.name,
+            packet_id=self.packet_id, task=self.task.name,
             candidate=Candidate(source_hash=source_hash(self.source), language=self.language,
                                 entry=self.task.entry_name, target=self.target, dtype=self.dtype,
                                 shape_suite=self.workloads),
@@ -343,6 +460,8 @@ class _Packet:
                             for f in ("atol", "rtol", "matched_ratio", "max_error_cap")},
                 replay_command=eval_command(self.task.name, str(self.path), self.target, self.dtype, self.seeds,
                                             self.workloads)),
-            validation=validation, unmeasured=unmeasured, audit=self.audit, diagnostics=self.diagnostics,
-            durations_s={"verify": round(self.seconds, 4)}, reward=0.0 if failure is not None else None,
+            validation=validation, performance=performance, unmeasured=unmeasured, audit=self.audit,
+            artifacts=self.artifacts, diagnostics=self.diagnostics,
+            durations_s={"verify": round(self.seconds, 4), **{k: round(v, 4) for k, v in self.durations.items()}},
+            reward=reward(failure is None, speed, sol), reward_formula=REWARD_FORMULA,
             status=status, failure_class=failure if status is not Status.PASS else None, message=message[:2000])

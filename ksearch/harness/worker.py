@@ -123,26 +123,6 @@ def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
         cls.run = run
 
 
-def _timer_snapshot() -> dict[str, Any]:
-    import torch
-
-    snap = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
-            "time.time": time.time, "time.monotonic": time.monotonic}
-    if torch.cuda.is_available():
-        snap.update({"torch.cuda.synchronize": torch.cuda.synchronize, "torch.cuda.Event": torch.cuda.Event,
-                     "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time})
-    return snap
-
-
-def _timers_replaced(snap: dict[str, Any]) -> list[str]:
-    import torch
-
-    now = _timer_snapshot()
-    return [name for name, fn in snap.items() if now.get(name) is not fn] + (
-        ["torch.cuda.Event.elapsed_time"] if torch.cuda.is_available()
-        and torch.cuda.Event.elapsed_time is not snap.get("torch.cuda.Event.elapsed_time") else [])
-
-
 def _poison(out) -> None:
     import torch
 
@@ -176,16 +156,59 @@ def _error(exc: BaseException, path: str) -> dict:
                                                  "unspecified launch failure", "HIP error"))}
 
 
+def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict:
+    """Time one workload on rotating input sets, then re-run every set on fresh poison for the parent
+    to re-verify (a candidate that stops working after warm-up is caught here), and compare event
+    time with wall time to a full device synchronize (work hidden on a side stream shows up there)."""
+    import torch
+
+    from ksearch.harness.timing import time_gpu
+    from ksearch.task import load_task
+
+    task = load_task(job["task"])
+    wl = task.workload(spec["workload"])
+    device = job["device"]
+    sets = [list(task.make_inputs(wl, spec["distribution"], seed, dtype=job["dtype"], device=device).values())
+            for seed in spec["seeds"]]
+    outs = [list(task.allocate_outputs(wl, dtype=job["dtype"], device=device).values()) for _ in sets]
+    stream = torch.cuda.current_stream()
+    result: dict = {"workload": wl.name}
+    try:
+        timing = time_gpu(lambda i: entry(*sets[i], *outs[i]), len(sets), device=device,
+                          budget_s=spec["budget_s"], rel_ci=spec["rel_ci"])
+        walls = []
+        for i in range(min(5, len(sets))):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            entry(*sets[i], *outs[i])
+            torch.cuda.synchronize()
+            walls.append((time.perf_counter() - t0) * 1e6)
+        for o in outs:
+            for t in o:
+                _poison(t)
+        for i in range(len(sets)):
+            entry(*sets[i], *outs[i])
+        torch.cuda.synchronize()
+    except BaseException as exc:
+        result["error"] = _error(exc, job["candidate"])
+        return result
+    result["timing"] = timing.model_dump(mode="json")
+    result["wall_sync_us"] = sorted(walls)[len(walls) // 2]
+    result["stream_changed"] = torch.cuda.current_stream() != stream
+    result["outputs"] = [[t.detach().cpu().clone() for t in o] for o in outs]
+    return result
+
+
 def run_job(job: dict) -> dict:
     import torch
 
     from ksearch.compile.capture import candidate_module
     from ksearch.harness.guard import install_guard
+    from ksearch.harness.timing import timers_intact
 
     device = job["device"]
     path = job["candidate"]
     source = Path(path).read_text()
-    timers = _timer_snapshot()
     violations: list[str] = []
     install_guard(path, job["tmpdir"], violations)
     recorder = _OpRecorder()
@@ -202,6 +225,10 @@ def run_job(job: dict) -> dict:
         entry = getattr(module, job["entry"], None)
         if not callable(entry):
             reply["entry_error"] = f"the module defines no callable `{job['entry']}`"
+            return reply
+        if job.get("bench"):
+            reply["bench"] = [_bench_workload(entry, spec, job, recorder) for spec in job["bench"]]
+            reply["timers_replaced"] = timers_intact()
             return reply
         held: dict[int, tuple[list, list]] = {}  # call id -> (inputs, outputs): reused for pointer-reuse calls
         for call in job["calls"]:
@@ -243,7 +270,7 @@ def run_job(job: dict) -> dict:
             result["threads"] = threading.active_count() - threads_before
             result["launches_skipped"] = ghost["skipped"]
             reply["calls"].append(result)
-    reply["timers_replaced"] = _timers_replaced(timers)
+    reply["timers_replaced"] = timers_intact()
     return reply
 
 
@@ -252,6 +279,8 @@ def main() -> None:
     conn = Connection(fd)
     import torch  # noqa: F401  warm: the parent waits for "ready" before it hands out a job
     import triton  # noqa: F401
+
+    import ksearch.harness.timing  # noqa: F401  captures the timers' identities before any candidate runs
 
     _send(conn, {"ready": os.getpid()})
     try:
