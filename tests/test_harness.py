@@ -1,0 +1,136 @@
+"""The harness end to end on CPU (Triton interpreter): honest kernels pass, every cheat is rejected
+with its named class, and the sandbox survives crashes, hangs and memory blow-ups."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ksearch.evidence import FailureClass, Status
+from ksearch.harness.evaluate import Evaluator
+from ksearch.harness.sandbox import Worker
+from ksearch.task import load_task
+
+TESTS = Path(__file__).parent
+HONEST = sorted((TESTS / "honest").glob("*.py"))
+CHEATS = sorted((TESTS / "cheats").glob("*.py"))
+
+
+def header(path: Path, key: str) -> str | None:
+    m = re.search(rf"^\s*{key}:\s*(\S+)", path.read_text(), re.MULTILINE)
+    return m.group(1) if m else None
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    with Evaluator("cpu", timeout_s=300) as ev:
+        yield ev
+
+
+@pytest.mark.parametrize("path", HONEST, ids=lambda p: p.stem)
+def test_honest_candidates_pass(evaluator, path):
+    packet = evaluator.evaluate(path, load_task(header(path, "task")))
+    assert packet.status is Status.PASS, (packet.failure_class, packet.message)
+    v = packet.validation
+    task = load_task(header(path, "task"))
+    assert set(v.workloads_checked) == {w.name for w in task.workloads(cpu_only=True)}
+    assert set(v.distributions) == set(task.distributions)
+    assert len(v.outputs) == len(v.workloads_checked) * len(v.distributions) * len(v.seeds) * len(task.output_names)
+    assert packet.performance is None and packet.unmeasured.reason is FailureClass.UNMEASURED_NO_DEVICE
+
+
+@pytest.mark.parametrize("path", CHEATS, ids=lambda p: p.stem)
+def test_cheats_are_rejected_with_their_class(evaluator, path):
+    expected = FailureClass(header(path, "expect"))
+    packet = evaluator.evaluate(path, load_task(header(path, "task")))
+    assert packet.status is not Status.PASS, packet.message
+    assert packet.failure_class is expected, (packet.failure_class, packet.message)
+
+
+def test_there_are_enough_cheats_and_honest_kernels():
+    assert len(CHEATS) >= 20 and len(HONEST) >= 10
+
+
+def test_bf16_is_verified_in_fp16_on_cpu_never_falsely_passed(evaluator):
+    packet = evaluator.evaluate(TESTS / "honest" / "matmul_tiled.py", load_task("matmul"), dtype="bfloat16")
+    assert packet.status is Status.PASS
+    assert "float16 variant instead" in packet.validation.reason
+    assert packet.candidate.dtype == "bfloat16"
+
+
+def test_packet_carries_a_replay_command_that_reproduces_it(evaluator, tmp_path):
+    path = TESTS / "honest" / "rmsnorm_row.py"
+    packet = evaluator.evaluate(path, load_task("rmsnorm"), seeds=(3,))
+    argv = packet.environment.replay_command.split()
+    assert argv[:2] == ["ksearch", "eval"]
+    proc = subprocess.run([sys.executable, "-m", "ksearch", *argv[2:], "--device", "cpu", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout)
+    assert again["status"] == "pass"
+    assert again["candidate"]["source_hash"] == packet.candidate.source_hash
+    assert [(o["workload"], o["distribution"], o["seed"], o["max_abs_err"]) for o in again["validation"]["outputs"]] \
+        == [(o.workload, o.distribution, o.seed, o.max_abs_err) for o in packet.validation.outputs]
+
+
+# ---- the sandbox itself, below the static checks: a candidate that got past them still cannot hurt us
+
+def _job(tmp_path, body: str) -> dict:
+    cand = tmp_path / "cand.py"
+    cand.write_text(body)
+    task = load_task("rmsnorm")
+    wl = task.workloads(cpu_only=True)[0]
+    inputs = task.make_inputs(wl, "normal", 0)
+    return {"candidate": str(cand), "entry": "run", "calls": [{"id": 0, "inputs": list(inputs.values()),
+            "reuse": None, "ghost": False, "outputs": [{"shape": list(s.shape), "dtype": s.dtype}
+                                                       for s in task.output_specs(wl)]}]}
+
+
+def test_os_exit_is_a_crash_and_the_next_worker_is_healthy(tmp_path):
+    crash = Worker(interpret=True, device="cpu").run(_job(tmp_path, "import os\ndef run(x, w, o):\n    os._exit(3)\n"), 60)
+    assert crash.kind == "crash" and "exit code 3" in crash.detail
+    ok = Worker(interpret=True, device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    o.fill_(1.0)\n"), 60)
+    assert ok.kind == "reply" and ok.reply["calls"][0]["outputs"][0].eq(1).all()
+
+
+def test_hang_is_killed_at_the_timeout(tmp_path):
+    out = Worker(interpret=True, device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    while True: pass\n"), 3)
+    assert out.kind == "timeout"
+
+
+def test_memory_blowup_is_killed_at_the_limit(tmp_path):
+    body = "def run(x, w, o):\n    hog = []\n    while True: hog.append(bytearray(50_000_000))\n"
+    out = Worker(interpret=True, device="cpu").run(_job(tmp_path, body), 120, memory_mb=1500)
+    assert out.kind == "out_of_memory", out.detail
+
+
+def test_guard_blocks_writes_network_and_processes_from_candidate_code(tmp_path):
+    body = (
+        "import socket, subprocess\n"
+        "def run(x, w, o):\n"
+        "    for act in (lambda: open('/tmp/ksearch-escape.txt', 'w'),\n"
+        "                lambda: socket.create_connection(('127.0.0.1', 9)),\n"
+        "                lambda: subprocess.run(['true'])):\n"
+        "        try:\n"
+        "            act()\n"
+        "        except PermissionError:\n"
+        "            pass\n"
+        "    open('scratch.txt', 'w').write('allowed: the worker directory')\n"
+        "    o.fill_(0.0)\n")
+    out = Worker(interpret=True, device="cpu").run(_job(tmp_path, body), 60)
+    assert out.kind == "reply"
+    blocked = " ".join(out.reply["violations"])
+    assert "open '/tmp/ksearch-escape.txt'" in blocked and "socket." in blocked and "subprocess.Popen" in blocked
+    assert not os.path.exists("/tmp/ksearch-escape.txt")
+
+
+def test_eval_cli_exits_zero_whatever_the_verdict():
+    cheat = next(p for p in CHEATS if header(p, "expect") == "constant_output")
+    proc = subprocess.run([sys.executable, "-m", "ksearch", "eval", str(cheat), "--task", header(cheat, "task"),
+                           "--device", "cpu", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["failure_class"] == "constant_output"
