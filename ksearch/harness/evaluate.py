@@ -29,6 +29,7 @@ from ksearch.evidence import (
 )
 from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, WorkerPool
+from ksearch.harness.poison import unwritten_mask
 from ksearch.harness.verify import compare, failure_of
 from ksearch.task import Task
 
@@ -368,26 +369,31 @@ def _probe_verdicts(calls: list[_Call], results: dict, by_id: dict) -> list[Verd
         verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING,
                               "new values in the same tensors gave stale or unwritten outputs (cached by pointer, "
                               "shape or call count)"))
-    # A failing call whose outputs repeat an earlier call's bit for bit replays old results; one left
-    # unwritten after earlier calls wrote theirs stopped working after warm-up.
+    # A failing call whose outputs repeat, bit for bit, those of an earlier call that was right for
+    # its own inputs replays old results. A call that wrote nothing at all, on a workload whose
+    # earlier calls were written, stopped working after warm-up (a kernel that is merely wrong on
+    # some inputs writes something, and is left to the output checks).
     for i, call in enumerate(plain[1:], start=1):
         checks, outs = results[call.id]
         if all(ch.passed for ch in checks):
             continue
-        earlier = [results[p.id] for p in plain[:i]]
-        if any(all(torch.equal(a, b) for a, b in zip(outs, e_outs)) for _, e_outs in earlier if
-               [o.shape for o in e_outs] == [o.shape for o in outs]):
+        earlier = [(p, results[p.id]) for p in plain[:i]]
+        if any(all(ch.passed for ch in e_checks) and [o.shape for o in e_outs] == [o.shape for o in outs]
+               and all(torch.equal(a, b) for a, b in zip(outs, e_outs)) for _, (e_checks, e_outs) in earlier):
             verdicts.append(_hack(FailureClass.REWARD_HACK_REPLAY, f"{call.workload}/{call.distribution}/seed "
                                   f"{call.seed}: outputs repeat an earlier call's outputs for new inputs"))
             break
-        if any(ch.checks.get("written") is False for ch in checks) and all(
-                all(ch.checks.get("written") for ch in e_checks) for e_checks, _ in earlier):
+        nothing_written = all(bool(unwritten_mask(o).all()) for o in outs)
+        if nothing_written and any(p.workload == call.workload and all(ch.checks.get("written") for ch in e_checks)
+                                   for p, (e_checks, _) in earlier):
             verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING, f"{call.workload}/{call.distribution}/seed "
-                                  f"{call.seed}: outputs left unwritten after earlier calls wrote theirs"))
+                                  f"{call.seed}: nothing written, where earlier calls of this workload wrote"))
             break
-    if by_id[ghost.id].get("launches_skipped", 0) > 0 and all(ch.passed for ch in results[ghost.id][0]):
+    # Right outputs with every launch made a no-op (or with no launch at all): kernels did not do the work.
+    if all(ch.passed for ch in results[ghost.id][0]):
+        launches = by_id[ghost.id].get("launches_skipped", 0)
         verdicts.append(_hack(FailureClass.REWARD_HACK_NO_KERNEL_WORK,
-                              "outputs were right with every kernel launch replaced by a no-op"))
+                              f"outputs were right with every kernel launch ({launches}) replaced by a no-op"))
     return verdicts
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ksearch.evidence import FailureClass, OutputCheck
-from ksearch.harness.worker import INT_POISON
+from ksearch.harness.poison import unwritten_mask
 from ksearch.task.spec import ToleranceSpec
 
 # The order in which a failed output check names the attempt's failure class.
@@ -16,15 +16,6 @@ CHECK_CLASSES = [
     ("not_constant", FailureClass.CONSTANT_OUTPUT),
     ("tolerance", FailureClass.NUMERICAL_MISMATCH),
 ]
-
-
-def unwritten_mask(out: torch.Tensor) -> torch.Tensor:
-    """Elements still holding the harness's poison (NaN, or the integer sentinel)."""
-    if out.dtype.is_floating_point:
-        return out.isnan()
-    if out.dtype == torch.bool:
-        return torch.zeros_like(out, dtype=torch.bool)  # booleans cannot be poisoned distinguishably
-    return out == INT_POISON
 
 
 def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workload: str, distribution: str,

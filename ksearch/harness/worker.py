@@ -37,7 +37,6 @@ NON_COMPUTE_OPS = {
     "sym_numel", "sym_storage_offset", "size", "numel", "dim",
     "set", "resize", "as_strided_",  # rebinding an output: caught by the storage check, named output_rebind
 }
-INT_POISON = -(2**31) + 7  # an unlikely value; an int output still holding it was not written
 
 
 def _send(conn: Connection, obj: dict) -> None:
@@ -123,17 +122,6 @@ def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
         cls.run = run
 
 
-def _poison(out) -> None:
-    import torch
-
-    if out.dtype.is_floating_point or out.dtype.is_complex:
-        out.fill_(float("nan"))
-    elif out.dtype == torch.bool:
-        out.fill_(True)
-    else:
-        out.fill_(INT_POISON)
-
-
 def _same(a, b) -> bool:
     """Bitwise-equal values, NaNs in the same places counting as equal."""
     import torch
@@ -162,6 +150,7 @@ def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict
     time with wall time to a full device synchronize (work hidden on a side stream shows up there)."""
     import torch
 
+    from ksearch.harness.poison import poison
     from ksearch.harness.timing import time_gpu
     from ksearch.task import load_task
 
@@ -185,7 +174,7 @@ def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict
             walls.append((time.perf_counter() - t0) * 1e6)
         for o in outs:
             for t in o:
-                _poison(t)
+                poison(t)
         for i in range(len(sets)):
             entry(*sets[i], *outs[i])
         torch.cuda.synchronize()
@@ -204,6 +193,7 @@ def run_job(job: dict) -> dict:
 
     from ksearch.compile.capture import candidate_module
     from ksearch.harness.guard import install_guard
+    from ksearch.harness.poison import poison
     from ksearch.harness.timing import timers_intact
 
     device = job["device"]
@@ -244,7 +234,7 @@ def run_job(job: dict) -> dict:
                            for o in call["outputs"]]
             held[call["id"]] = (inputs, outputs)
             for o in outputs:
-                _poison(o)
+                poison(o)
             before = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
             snapshots = [t.clone() for t in inputs]
             recorder.ops.clear()
