@@ -67,7 +67,7 @@ def test_packet_carries_a_replay_command_that_reproduces_it(evaluator, tmp_path)
     packet = evaluator.evaluate(path, load_task("rmsnorm"), seeds=(3,))
     argv = packet.environment.replay_command.split()
     assert argv[:2] == ["ksearch", "eval"]
-    proc = subprocess.run([sys.executable, "-m", "ksearch", *argv[2:], "--device", "cpu", "--json"],
+    proc = subprocess.run([sys.executable, "-m", "ksearch", *argv[1:], "--device", "cpu", "--json"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     again = json.loads(proc.stdout)
@@ -84,10 +84,9 @@ def _job(tmp_path, body: str) -> dict:
     cand.write_text(body)
     task = load_task("rmsnorm")
     wl = task.workloads(cpu_only=True)[0]
-    inputs = task.make_inputs(wl, "normal", 0)
-    return {"candidate": str(cand), "entry": "run", "calls": [{"id": 0, "inputs": list(inputs.values()),
-            "reuse": None, "ghost": False, "outputs": [{"shape": list(s.shape), "dtype": s.dtype}
-                                                       for s in task.output_specs(wl)]}]}
+    return {"candidate": str(cand), "entry": "run", "task": str(task.root), "dtype": "float16",
+            "calls": [{"id": 0, "workload": wl.name, "distribution": "normal", "seed": 0, "reuse": None,
+                       "ghost": False}]}
 
 
 def test_os_exit_is_a_crash_and_the_next_worker_is_healthy(tmp_path):

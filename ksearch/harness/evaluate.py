@@ -28,6 +28,7 @@ from ksearch.evidence import (
     Status, Unmeasured, Validation, Verdict, WorkloadTiming, eval_command, source_hash, status_for,
 )
 from ksearch.harness.reward import REWARD_FORMULA, reward
+from ksearch.harness.static_checks import static_checks_for_task
 from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, WorkerPool
 from ksearch.harness.poison import unwritten_mask
 from ksearch.harness.verify import compare, failure_of
@@ -108,7 +109,7 @@ class Evaluator:
             if self.device == "cpu" or language == "hip":
                 return packet.finish(FailureClass.SKIPPED_TOOLCHAIN_MISSING, f"{why}; none here: compiled and "
                                      "audited only (ksearch compile)")
-        static = _static_verdicts(source, str(path), task.spec.op_family)
+        static = static_checks_for_task(source, str(path), task)
         packet.audit.anti_hack.extend(static)
         first_static = next((v for v in static if not v.ok and v.failure_class), None)
         if first_static is not None:
@@ -117,8 +118,8 @@ class Evaluator:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
         calls, job_calls = self._plan(task, wls, run_dtype, seeds)
-        outcome = self.pool.run({"candidate": str(path), "entry": task.entry_name, "calls": job_calls},
-                                self.timeout_s, self.memory_mb)
+        outcome = self.pool.run({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
+                                 "dtype": run_dtype, "calls": job_calls}, self.timeout_s, self.memory_mb)
         packet.seconds = outcome.seconds
         verified = self._judge(packet, task, calls, outcome, run_dtype, dtype_note)
         if verified.status is not Status.PASS or self.device == "cpu":
@@ -141,13 +142,14 @@ class Evaluator:
         job: list[dict] = []
 
         def add(wl, dist: str, seed: int, probe: str = "", reuse: int | None = None) -> None:
-            inputs = task.make_inputs(wl, dist, seed, dtype=dtype)
-            refs = task.run_reference(inputs, workload=wl, dtype=dtype)
-            specs = task.output_specs(wl, dtype)
+            # The worker draws the same inputs from the same seeds (drawn on the CPU, so bit-identical
+            # on every device); only the references, computed here on the device, stay in the parent.
+            inputs = task.make_inputs(wl, dist, seed, dtype=dtype, device=self.device)
+            refs = {k: v.cpu() for k, v in task.run_reference(inputs, workload=wl, dtype=dtype).items()}
             call = _Call(len(calls), wl.name, dist, seed, refs, probe)
             calls.append(call)
-            job.append({"id": call.id, "inputs": list(inputs.values()), "reuse": reuse, "ghost": probe == "ghost",
-                        "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in specs]})
+            job.append({"id": call.id, "workload": wl.name, "distribution": dist, "seed": seed, "reuse": reuse,
+                        "ghost": probe == "ghost"})
 
         for wl in wls:
             for dist in task.distributions:
@@ -262,8 +264,10 @@ class Evaluator:
                 return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {got['error']['message']}")
             tolerances = task.output_tolerances(dtype)
             for seed, outs in zip(seeds, got["outputs"]):
-                refs = task.run_reference(task.make_inputs(wl, "normal", seed, dtype=dtype), workload=wl, dtype=dtype)
+                inputs = task.make_inputs(wl, "normal", seed, dtype=dtype, device=self.device)
+                refs = task.run_reference(inputs, workload=wl, dtype=dtype)
                 for out, (name, ref) in zip(outs, refs.items()):
+                    ref = ref.cpu()
                     check = compare(out, ref, tolerances[name], workload=wl.name, distribution="normal", seed=seed,
                                     name=name)
                     if not check.passed:
@@ -411,12 +415,6 @@ def _write_samples(directory: Path, packet: _Packet, samples: dict[str, list[flo
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"unit": "us", "samples": samples}))
     return path
-
-
-def _static_verdicts(source: str, path: str, op_family: str) -> list[Verdict]:
-    from ksearch.harness.static_checks import static_checks
-
-    return static_checks(source, path, op_family)
 
 
 class _Packet:

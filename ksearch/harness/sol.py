@@ -21,7 +21,6 @@ types), the most optimistic rate the part has: memory-bound tasks are floored by
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -317,7 +316,7 @@ def measure_device_peaks(
         dst = torch.empty_like(src)
         copy_t = time_gpu(lambda i: dst.copy_(src), 1, device=dev, l2_flush_bytes=0, warmup=3,
                           min_reps=10, max_reps=100, budget_s=2.0, rel_ci=0.01)
-        del src, dst
+        src = dst = None  # free the copy buffers before the GEMM operands
         bandwidth = 2 * nbytes / (copy_t.median_us * 1e-6) / 1e12
         gemm: dict[str, float] = {}
         rates: dict[str, float] = {}

@@ -20,6 +20,18 @@ flush buffer's dirty lines (a write-only flush leaves up to one L2 of dirty line
 kernel's own traffic would have to evict). `flush="write"` selects the write-only flush, as
 `triton.testing.do_bench` does; `l2_flush_bytes=0` times with a warm cache.
 
+Event floor: an event pair with nothing between it reads a small constant (1.3-1.6 us on an
+H200); it is measured in the same loop and subtracted from every sample (`correct_floor=False`
+keeps raw event times). The remainder still holds the kernel's launch latency, so it stays at or
+above the device-side kernel time that CUPTI and Nsight Compute report.
+
+Launch gaps: before each start event the GPU is held back by a short spin kernel sized from the
+measured host time of a sample, so the call's launch is already queued when the start event runs
+and host-side launch cost (about 25 us for a Triton launch) is never counted as kernel time.
+
+`cupti_kernel_us` is a cross-check: the device timestamps (CUPTI, through torch.profiler) of the
+kernels each call launches, under the same flush; summed per call, as Nsight Compute reports them.
+
 Timer integrity: the identities of the clocks and event API are captured when this module is
 imported; `timers_intact()` names any that were replaced since (the harness calls it after
 importing a candidate), and the timing functions call the captured originals.
@@ -96,6 +108,7 @@ _Event = torch.cuda.Event
 _event_record = torch.cuda.Event.record
 _event_elapsed = torch.cuda.Event.elapsed_time
 _cuda_synchronize = torch.cuda.synchronize
+_cuda_sleep = getattr(torch.cuda, "_sleep", None)
 
 
 def timers_intact() -> list[str]:
@@ -292,7 +305,8 @@ class Timing(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    samples_us: list[float] = Field(description="every timed sample, in order; warm-up excluded")
+    samples_us: list[float] = Field(
+        description="every timed sample, in order, warm-up excluded; event time minus event_floor_us where set")
     median_us: float
     iqr_us: float
     cv: float = Field(description="std / mean of the samples")
@@ -310,11 +324,17 @@ class Timing(BaseModel):
     n_arg_sets: int
     elapsed_s: float = Field(description="wall time of the sampling phase")
     device: str | None = None
+    host_us: float | None = Field(default=None, description="median host time of one call (launch cost)")
+    lead_us: float | None = Field(default=None, description="median GPU spin before each start event (time_gpu)")
+    event_floor_us: float | None = Field(
+        default=None, description="event-pair time with nothing between, subtracted from every sample; None: raw")
     method: str = Field(description="one line: how the samples were taken and the CI computed")
 
 
 def _timing_from(result: AdaptiveResult, *, rel_ci: float, warmup: int, clock: Literal["cuda_event", "perf_counter_ns"],
-                 l2_flush_bytes: int, flush: str, n_arg_sets: int, device: str | None, method: str) -> Timing:
+                 l2_flush_bytes: int, flush: str, n_arg_sets: int, device: str | None, method: str,
+                 host_us: float | None = None, lead_us: float | None = None,
+                 event_floor_us: float | None = None) -> Timing:
     stats = summarize(result.samples)
     return Timing(
         samples_us=result.samples,
@@ -335,6 +355,9 @@ def _timing_from(result: AdaptiveResult, *, rel_ci: float, warmup: int, clock: L
         n_arg_sets=n_arg_sets,
         elapsed_s=result.elapsed_s,
         device=device,
+        host_us=host_us,
+        lead_us=lead_us,
+        event_floor_us=event_floor_us,
         method=method,
     )
 
@@ -360,6 +383,13 @@ def default_l2_flush_bytes(device: Any = None) -> int:
     )
 
 
+LEAD_FACTOR = 1.5
+LEAD_SLACK_US = 10.0
+MAX_LEAD_US = 20_000.0
+FLOOR_SAMPLES = 50
+MIN_SAMPLE_US = 1e-3
+
+
 def time_gpu(
     fn: Callable[[int], None],
     n_arg_sets: int,
@@ -372,14 +402,30 @@ def time_gpu(
     budget_s: float = 2.0,
     rel_ci: float = 0.01,
     flush: FlushMode = "write_read",
+    lead: bool = True,
+    correct_floor: bool = True,
     max_batch: int = 256,
 ) -> Timing:
     """Time `fn(i)` (one call on argument set i % n_arg_sets) on a CUDA/ROCm device.
 
-    Per sample: flush L2 (see the module doc), record a CUDA event, call, record an event. One
-    synchronize per batch. The first `warmup` calls (flushed like the rest) are not kept.
-    Stops when the order-statistic 95% CI of the median is within `rel_ci` of the median, at
-    `max_reps` samples, or after `budget_s` seconds of sampling; `Timing.converged` says which.
+    Per sample: flush L2 (see the module doc), hold the GPU back with a spin kernel, record a CUDA
+    event, call, record an event. One synchronize per batch. The first `warmup` calls (flushed like
+    the rest) are not kept. Stops when the order-statistic 95% CI of the median is within `rel_ci`
+    of the median, at `max_reps` samples, or after `budget_s` seconds of sampling.
+
+    The spin (`lead`): events time what the GPU does between them, so a call whose host-side launch
+    takes longer than the GPU work queued before it (a Triton launch costs ~25 us of Python; a
+    flush ~60 us of GPU) would let the GPU reach the start event, idle until the launch arrives,
+    and count the host's launch time as kernel time. Before each start event the GPU therefore
+    spins (`torch.cuda._sleep`) for LEAD_FACTOR x the host time of one sample (measured, updated
+    every batch) minus the flush's own GPU time, so the launch is always queued before the start
+    event executes. `Timing.host_us` reports the host time of a call, which the spin keeps out.
+
+    The event floor (`correct_floor`): an event pair with nothing between it reads 1.3-1.6 us on an
+    H200, time no kernel spends. It is measured once per call of time_gpu (median of
+    FLOOR_SAMPLES pairs, same flush and spin) and subtracted from every sample; `event_floor_us`
+    records it, so raw times are samples + floor. What remains still includes the kernel's launch
+    latency, so it does not undercut the kernel's device time (CUPTI or ncu).
     """
     if not torch.cuda.is_available():
         raise TimingError("time_gpu needs a CUDA or ROCm device and none is visible to torch; use time_cpu")
@@ -403,38 +449,108 @@ def time_gpu(
                     torch.sum(buf, dim=0, dtype=torch.int64, out=sink)
 
         counter = 0
-
+        warm_host: list[float] = []
         for _ in range(warmup):
+            t0 = _perf_counter_ns()
             flush_l2()
             fn(counter % n_arg_sets)
+            warm_host.append((_perf_counter_ns() - t0) / 1000.0)
             counter += 1
         _cuda_synchronize(dev)
 
-        def draw(k: int) -> list[float]:
+        spin = _cuda_sleep if lead else None
+        cycles_per_us = _calibrate_sleep(dev) if spin is not None else None
+        if cycles_per_us is None:
+            spin = None
+        flush_gpu_us = _gpu_time_us(flush_l2, dev) if buf is not None else 0.0
+        # The first batch's lead comes from the last warm-up call (earlier ones may include JIT compiles).
+        state = {"host_sample_us": warm_host[-1] if warm_host else 100.0}
+        host_fn: list[float] = []
+        leads: list[float] = []
+
+        def events(call: Callable[[int], None], k: int, record_host: bool) -> list[float]:
+            """k samples of `call`: flush, spin, start event, call, end event; raw event times in us."""
             nonlocal counter
             starts = [_Event(enable_timing=True) for _ in range(k)]
             ends = [_Event(enable_timing=True) for _ in range(k)]
+            lead_us = min(MAX_LEAD_US, max(0.0, LEAD_FACTOR * state["host_sample_us"] + LEAD_SLACK_US - flush_gpu_us))
+            cycles = int(lead_us * cycles_per_us) if spin is not None and cycles_per_us else 0
+            sample_host: list[float] = []
             for j in range(k):
+                t0 = _perf_counter_ns()
                 flush_l2()
+                if cycles > 0:
+                    spin(cycles)
                 _event_record(starts[j])
-                fn(counter % n_arg_sets)
+                t1 = _perf_counter_ns()
+                call(counter % n_arg_sets)
+                t2 = _perf_counter_ns()
                 _event_record(ends[j])
-                counter += 1
+                sample_host.append((_perf_counter_ns() - t0) / 1000.0)
+                if record_host:
+                    host_fn.append((t2 - t1) / 1000.0)
+                    counter += 1
             _cuda_synchronize(dev)
+            if record_host:
+                leads.append(lead_us if cycles > 0 else 0.0)
+                state["host_sample_us"] = statistics.median(sample_host)
             return [_event_elapsed(s, e) * 1000.0 for s, e in zip(starts, ends, strict=True)]
+
+        floor_us = 0.0
+        if correct_floor:
+            # Nothing between the two events: what the event pair itself reads, under the same flush and spin.
+            floor_us = statistics.median(events(lambda i: None, FLOOR_SAMPLES, record_host=False))
+
+        def draw(k: int) -> list[float]:
+            raw = events(fn, k, record_host=True)
+            if not correct_floor:
+                return raw
+            return [max(t - floor_us, MIN_SAMPLE_US) for t in raw]
 
         result = adaptive_sample(draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s,
                                  rel_ci=rel_ci, max_batch=max_batch)
         name = torch.cuda.get_device_name(dev)
-        del buf
     flush_name = "none" if not flush_bytes else flush
+    lead_note = (f"GPU held back by a spin of {statistics.median(leads):.0f} us (median) before each start event"
+                 if spin is not None else "no spin before the start event (torch.cuda._sleep unavailable or lead=False)")
+    floor_note = (f"the event pair's own time with nothing between ({floor_us:.2f} us, median of {FLOOR_SAMPLES}) "
+                  "subtracted from every sample" if correct_floor else "raw event times (no floor subtracted)")
     method = (
         f"cuda events around each call on the current stream; L2 flush before every sample "
-        f"({flush_name}, {flush_bytes} B); {warmup} warm-up calls dropped; one synchronize per batch; "
-        f"95% CI of the median from order statistics (exact binomial), stop when within {rel_ci:.2%}"
+        f"({flush_name}, {flush_bytes} B); {lead_note}; {floor_note}; {warmup} warm-up calls dropped; one "
+        f"synchronize per batch; 95% CI of the median from order statistics (exact binomial), stop when "
+        f"within {rel_ci:.2%}"
     )
     return _timing_from(result, rel_ci=rel_ci, warmup=warmup, clock="cuda_event", l2_flush_bytes=flush_bytes,
-                        flush=flush_name, n_arg_sets=n_arg_sets, device=name, method=method)
+                        flush=flush_name, n_arg_sets=n_arg_sets, device=name, method=method,
+                        host_us=statistics.median(host_fn) if host_fn else None,
+                        lead_us=statistics.median(leads) if spin is not None and leads else 0.0,
+                        event_floor_us=floor_us if correct_floor else None)
+
+
+def _gpu_time_us(work: Callable[[], None], dev: torch.device, reps: int = 3) -> float:
+    """Median event time of `work()` over a few runs (for calibration, not for results)."""
+    times = []
+    for _ in range(reps):
+        s, e = _Event(enable_timing=True), _Event(enable_timing=True)
+        _event_record(s)
+        work()
+        _event_record(e)
+        _cuda_synchronize(dev)
+        times.append(_event_elapsed(s, e) * 1000.0)
+    return statistics.median(times)
+
+
+def _calibrate_sleep(dev: torch.device) -> float | None:
+    """GPU clock cycles per microsecond of `torch.cuda._sleep`, or None where it cannot be used."""
+    if _cuda_sleep is None:
+        return None
+    cycles = 200_000
+    try:
+        us = _gpu_time_us(lambda: _cuda_sleep(cycles), dev)
+    except RuntimeError:
+        return None
+    return cycles / us if us > 0 else None
 
 
 def time_cpu(
@@ -477,6 +593,100 @@ def time_cpu(
     )
     return _timing_from(result, rel_ci=rel_ci, warmup=warmup, clock="perf_counter_ns", l2_flush_bytes=0,
                         flush="none", n_arg_sets=n_arg_sets, device=None, method=method)
+
+
+# ---- CUPTI kernel durations (cross-check) ----------------------------------------------------
+
+
+class CuptiTiming(BaseModel):
+    """Per-call kernel durations from CUPTI device timestamps, or why there are none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    available: bool
+    reason: str | None = None
+    kernels_per_call: int = 0
+    kernel_names: list[str] = Field(default_factory=list, description="the kernels of one call")
+    per_call_us: list[float] = Field(default_factory=list, description="sum of kernel durations per call")
+    span_us: list[float] = Field(default_factory=list, description="first kernel start to last kernel end per call")
+    median_us: float | None = None
+    flush: str = "write_read"
+
+
+def _device_kernels(prof: Any) -> list[tuple[str, float, float]]:
+    from torch.autograd import DeviceType
+
+    rows = [(e.name, float(e.time_range.start), float(e.time_range.end))
+            for e in prof.events() if e.device_type == DeviceType.CUDA]
+    rows.sort(key=lambda r: r[1])
+    return rows
+
+
+def cupti_kernel_us(
+    fn: Callable[[int], None],
+    n_arg_sets: int,
+    *,
+    device: Any,
+    reps: int = 50,
+    warmup: int = 3,
+    l2_flush_bytes: int | None = None,
+    flush: FlushMode = "write_read",
+) -> CuptiTiming:
+    """Kernel time of `fn(i)` from CUPTI device timestamps (torch.profiler), `reps` calls, same flush.
+
+    The flush's kernels and one call's kernels are counted in two discovery runs; the measured run
+    must show exactly reps x (flush + call) device activities in stream order, else the result is
+    unavailable with the reason. Never raises for a profiler problem.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    dev = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
+    with torch.cuda.device(dev):
+        flush_bytes = default_l2_flush_bytes(dev) if l2_flush_bytes is None else int(l2_flush_bytes)
+        buf = torch.empty(max(flush_bytes // 4, 1), dtype=torch.int32, device=dev) if flush_bytes else None
+        sink = torch.empty((), dtype=torch.int64, device=dev)
+
+        def flush_l2() -> None:
+            if buf is not None:
+                buf.zero_()
+                if flush == "write_read":
+                    torch.sum(buf, dim=0, dtype=torch.int64, out=sink)
+
+        for i in range(warmup):
+            flush_l2()
+            fn(i % n_arg_sets)
+        _cuda_synchronize(dev)
+        activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA]
+        try:
+            with profile(activities=activities) as p_flush:
+                flush_l2()
+                _cuda_synchronize(dev)
+            with profile(activities=activities) as p_call:
+                fn(0)
+                _cuda_synchronize(dev)
+            n_flush = len(_device_kernels(p_flush))
+            call = _device_kernels(p_call)
+            with profile(activities=activities) as p_run:
+                for i in range(reps):
+                    flush_l2()
+                    fn(i % n_arg_sets)
+                _cuda_synchronize(dev)
+            rows = _device_kernels(p_run)
+        except (RuntimeError, AssertionError) as exc:
+            return CuptiTiming(available=False, reason=f"torch.profiler failed: {exc}", flush=flush)
+    k = len(call)
+    if k == 0:
+        return CuptiTiming(available=False, reason="the profiler saw no kernel of one call", flush=flush)
+    if len(rows) != reps * (n_flush + k):
+        return CuptiTiming(available=False, flush=flush, kernels_per_call=k, kernel_names=[r[0] for r in call],
+                           reason=f"saw {len(rows)} device activities, expected {reps} x ({n_flush} flush + {k} call)")
+    per_call, spans = [], []
+    for j in range(reps):
+        mine = rows[j * (n_flush + k) + n_flush:(j + 1) * (n_flush + k)]
+        per_call.append(sum(end - start for _, start, end in mine))
+        spans.append(mine[-1][2] - mine[0][1])
+    return CuptiTiming(available=True, kernels_per_call=k, kernel_names=[r[0] for r in call], per_call_us=per_call,
+                       span_us=spans, median_us=statistics.median(per_call), flush=flush)
 
 
 # ---- Nsight Compute ----------------------------------------------------------------------------
@@ -561,16 +771,21 @@ def ncu_duration_us(
         version = (out.stdout.strip().splitlines() or [None])[-1]
     except (OSError, subprocess.TimeoutExpired) as exc:
         return NcuResult(available=False, ncu=ncu, reason=f"ncu --version failed: {exc}")
-    cmd = [ncu, "--metrics", metric, "--csv", "--print-units", "base", "--clock-control", "none",
-           "--profile-from-start", "off", *extra_args, *command]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-    except subprocess.TimeoutExpired:
-        return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
-                         reason=f"ncu run exceeded {timeout_s:.0f} s")
-    except OSError as exc:
-        return NcuResult(available=False, ncu=ncu, version=version, command=cmd, reason=f"ncu failed to start: {exc}")
-    rows = parse_ncu_csv(proc.stdout, metric)
+    # `--print-units base` (nanoseconds) where this ncu knows the option; units are parsed either way.
+    for units in (["--print-units", "base"], []):
+        cmd = [ncu, "--metrics", metric, "--csv", *units, "--clock-control", "none", "--cache-control", "all",
+               "--profile-from-start", "off", *extra_args, *command]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+        except subprocess.TimeoutExpired:
+            return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
+                             reason=f"ncu run exceeded {timeout_s:.0f} s")
+        except OSError as exc:
+            return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
+                             reason=f"ncu failed to start: {exc}")
+        rows = parse_ncu_csv(proc.stdout, metric)
+        if rows or "print-units" not in proc.stderr + proc.stdout:
+            break
     if not rows:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
         return NcuResult(available=False, ncu=ncu, version=version, command=cmd,

@@ -195,6 +195,7 @@ def run_job(job: dict) -> dict:
     from ksearch.harness.guard import install_guard
     from ksearch.harness.poison import poison
     from ksearch.harness.timing import timers_intact
+    from ksearch.task import load_task
 
     device = job["device"]
     path = job["candidate"]
@@ -221,17 +222,20 @@ def run_job(job: dict) -> dict:
             reply["timers_replaced"] = timers_intact()
             return reply
         held: dict[int, tuple[list, list]] = {}  # call id -> (inputs, outputs): reused for pointer-reuse calls
+        task = load_task(job["task"])
         for call in job["calls"]:
+            wl = task.workload(call["workload"])
+            fresh = list(task.make_inputs(wl, call["distribution"], call["seed"], dtype=job["dtype"],
+                                          device=device).values())
             reuse = call.get("reuse")
             if reuse is not None:
                 inputs, outputs = held[reuse]
                 with torch.no_grad():
-                    for dst, src in zip(inputs, call["inputs"]):
-                        dst.copy_(src.to(device))  # same pointers, new values
+                    for dst, src in zip(inputs, fresh):
+                        dst.copy_(src)  # same pointers, new values
             else:
-                inputs = [t.to(device) for t in call["inputs"]]
-                outputs = [torch.empty(o["shape"], dtype=getattr(torch, o["dtype"]), device=device)
-                           for o in call["outputs"]]
+                inputs = fresh
+                outputs = list(task.allocate_outputs(wl, dtype=job["dtype"], device=device).values())
             held[call["id"]] = (inputs, outputs)
             for o in outputs:
                 poison(o)
