@@ -671,3 +671,16 @@ def test_index_inputs_with_zipf_generator(tmp_path: Path) -> None:
     out = task.run_reference(inputs)
     assert torch.allclose(out["out"], inputs["table"][inputs["ids"].long()])
     assert task.bytes("w0") == 1000 * 4 + 1000 * 16 * 8
+
+
+def test_large_inputs_are_bit_identical_across_draws():
+    # Regression: outlier positions drawn with repeats made parallel index_put pick arbitrary values,
+    # so the harness's worker and parent saw different inputs for the same seed.
+    import torch
+
+    from ksearch.task import load_task
+
+    task = load_task("rmsnorm")
+    wl = task.workload("llama3_8b_prefill_m4096_n4096")
+    first = task.make_inputs(wl, "outliers", 1)["x"]
+    assert all(torch.equal(first, task.make_inputs(wl, "outliers", 1)["x"]) for _ in range(3))

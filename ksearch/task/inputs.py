@@ -76,7 +76,10 @@ def _outliers(spec: OutliersGen, shape: tuple[int, ...], gen: torch.Generator) -
     x = _normal(shape, gen).mul_(spec.std)
     flat = x.view(-1)
     count = max(1, round(spec.fraction * flat.numel()))
-    where = torch.randint(0, flat.numel(), (count,), generator=gen)
+    # unique positions: assigning to a repeated index keeps an arbitrary one of its values (CPU
+    # index_put is parallel), which would make the same seed give different inputs from run to run
+    where = torch.unique(torch.randint(0, flat.numel(), (count,), generator=gen))
+    count = where.numel()
     sign = torch.randint(0, 2, (count,), generator=gen).float().mul_(2).sub_(1)
     size = torch.rand(count, generator=gen).add_(0.5).mul_(spec.magnitude)
     flat[where] = sign * size
