@@ -673,14 +673,15 @@ def test_index_inputs_with_zipf_generator(tmp_path: Path) -> None:
     assert task.bytes("w0") == 1000 * 4 + 1000 * 16 * 8
 
 
-def test_large_inputs_are_bit_identical_across_draws():
-    # Regression: outlier positions drawn with repeats made parallel index_put pick arbitrary values,
-    # so the harness's worker and parent saw different inputs for the same seed.
-    import torch
+def test_large_inputs_are_bit_identical_across_processes_and_thread_counts():
+    # Regression: outlier positions drawn with repeats made the parallel index_put keep an arbitrary
+    # value per repeated position, so the harness's worker and parent saw different inputs for one seed.
+    import subprocess
+    import sys
 
-    from ksearch.task import load_task
-
-    task = load_task("rmsnorm")
-    wl = task.workload("llama3_8b_prefill_m4096_n4096")
-    first = task.make_inputs(wl, "outliers", 1)["x"]
-    assert all(torch.equal(first, task.make_inputs(wl, "outliers", 1)["x"]) for _ in range(3))
+    code = ("import hashlib, sys, torch; torch.set_num_threads(int(sys.argv[1])); from ksearch.task import load_task; "
+            "t = load_task('rmsnorm'); wl = t.workload('llama3_8b_prefill_m4096_n4096'); "
+            "x = t.make_inputs(wl, 'outliers', 1)['x']; print(hashlib.sha256(x.numpy().tobytes()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code, str(n)], capture_output=True, text=True,
+                              check=True).stdout.strip() for n in (1, 2, 2)}
+    assert len(digests) == 1, digests
