@@ -40,6 +40,7 @@ def test_honest_candidates_pass(evaluator, path):
     assert set(v.workloads_checked) == {w.name for w in task.workloads(cpu_only=True)}
     assert set(v.distributions) == set(task.distributions)
     assert len(v.outputs) == len(v.workloads_checked) * len(v.distributions) * len(v.seeds) * len(task.output_names)
+    assert v.backend == "triton-interpreter"
     assert packet.performance is None and packet.unmeasured.reason is FailureClass.UNMEASURED_NO_DEVICE
 
 

@@ -165,11 +165,11 @@ def compile_many(
     if pending:
         with ProcessPool(max_workers=jobs or min(len(pending), os.cpu_count() or 1)) as pool:
             futures = []
-            for i, key, language, _arch in pending:
+            for i, key, language, arch in pending:
                 req = requests[i]
                 args = (req.source_path, language, req.task, req.target, req.dtype,
                         str(_entry_dir(cache_dir, key)), timeout_s)
-                futures.append((i, key, language, _arch, time.perf_counter(),
+                futures.append((i, key, language, arch, time.perf_counter(),
                                 pool.schedule(compile_one, args=args, timeout=timeout_s)))
             for i, key, language, arch, t0, fut in futures:
                 req = requests[i]

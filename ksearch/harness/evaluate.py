@@ -103,8 +103,10 @@ class Evaluator:
         if workloads:
             wls = [task.workload(w) for w in workloads]
         target_name = target or self._local_target()
+        env = self._env()
+        backend = "triton-interpreter" if self.device == "cpu" else f"cuda:{torch.cuda.get_device_name()}"
         packet = _Packet(task, path, source, language, target_name, requested, [w.name for w in wls], list(seeds),
-                         self._env())
+                         env, backend)
 
         if language != "triton":
             why = ("HIP candidates need a ROCm runtime" if language == "hip" else "TileLang candidates run on a GPU")
@@ -146,8 +148,7 @@ class Evaluator:
         def add(wl, dist: str, seed: int, probe: str = "", reuse: int | None = None) -> None:
             # The worker draws the same inputs from the same seeds (drawn on the CPU, so bit-identical
             # on every device); only the references, computed here on the device, stay in the parent.
-            inputs = task.make_inputs(wl, dist, seed, dtype=dtype, device=self.device)
-            refs = {k: v.cpu() for k, v in task.run_reference(inputs, workload=wl, dtype=dtype).items()}
+            refs = self._references(task, wl, dist, seed, dtype)
             call = _Call(len(calls), wl.name, dist, seed, refs, probe)
             calls.append(call)
             job.append({"id": call.id, "workload": wl.name, "distribution": dist, "seed": seed, "reuse": reuse,
@@ -162,14 +163,16 @@ class Evaluator:
         add(wls[0], first.distribution, first.seed, "ghost")
         return calls, job
 
+    def _references(self, task: Task, wl, distribution: str, seed: int, dtype: str) -> dict[str, torch.Tensor]:
+        """The reference outputs for the inputs the worker draws from the same seed (computed here, on
+        the evaluation device, returned on the CPU where the worker's outputs arrive)."""
+        inputs = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
+        return {k: v.cpu() for k, v in task.run_reference(inputs, workload=wl, dtype=dtype).items()}
+
     def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, dtype: str,
                dtype_note: str) -> EvidencePacket:
         if outcome.kind != "reply":
-            failure = {"timeout": FailureClass.TIMEOUT, "out_of_memory": FailureClass.OUT_OF_MEMORY}.get(
-                outcome.kind, FailureClass.WORKER_CRASH)
-            if outcome.kind == "crash" and "illegal" in outcome.detail.lower():
-                failure = FailureClass.GPU_FAULT
-            return packet.finish(failure, outcome.detail)
+            return packet.finish(_no_reply_failure(outcome), outcome.detail)
         reply = outcome.reply
         if "import_error" in reply:
             packet.add_diagnostics(reply["import_error"])
@@ -212,10 +215,7 @@ class Evaluator:
             if got["inputs_mutated"]:
                 packet.input_mutated = [task.input_names[i] for i in got["inputs_mutated"]]
         packet.checks = checks
-        for name in reply.get("timers_replaced", []):
-            dynamic.append(_hack(FailureClass.REWARD_HACK_TIMING_TAMPER, f"{name} was replaced"))
-        for v in reply.get("violations", []):
-            dynamic.append(_hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}"))
+        dynamic += _sandbox_verdicts(reply)
         dynamic += _probe_verdicts(calls, results, by_id)
         packet.audit.anti_hack.extend(dynamic)
         packet.validation_reason = dtype_note
@@ -248,13 +248,12 @@ class Evaluator:
         outcome = self.pool.run(job, self.timeout_s, self.memory_mb)
         packet.durations["benchmark"] = outcome.seconds
         if outcome.kind != "reply":
-            return packet.finish(FailureClass.TIMEOUT if outcome.kind == "timeout" else FailureClass.WORKER_CRASH,
-                                 f"while timing: {outcome.detail}")
+            return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
         reply = outcome.reply
-        for name in reply.get("timers_replaced", []):
-            return packet.finish(FailureClass.REWARD_HACK_TIMING_TAMPER, f"{name} was replaced")
-        for v in reply.get("violations", []):
-            return packet.finish(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}")
+        hack = next(iter(_sandbox_verdicts(reply)), None)
+        if hack is not None:
+            packet.audit.anti_hack.append(hack)
+            return packet.finish(hack.failure_class, f"while timing: {hack.detail}")
         dev = detect_local_device()
         profile = load_target(dev.profile) if dev and dev.profile else None
         peaks = self._device_peaks(profile)
@@ -266,10 +265,8 @@ class Evaluator:
                 return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {got['error']['message']}")
             tolerances = task.output_tolerances(dtype)
             for seed, outs in zip(seeds, got["outputs"]):
-                inputs = task.make_inputs(wl, "normal", seed, dtype=dtype, device=self.device)
-                refs = task.run_reference(inputs, workload=wl, dtype=dtype)
+                refs = self._references(task, wl, "normal", seed, dtype)
                 for out, (name, ref) in zip(outs, refs.items()):
-                    ref = ref.cpu()
                     check = compare(out, ref, tolerances[name], workload=wl.name, distribution="normal", seed=seed,
                                     name=name)
                     if not check.passed:
@@ -361,6 +358,23 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _no_reply_failure(outcome: Outcome) -> FailureClass:
+    """The class of a worker that gave no reply: killed at its time or memory limit, or died."""
+    if outcome.kind == "timeout":
+        return FailureClass.TIMEOUT
+    if outcome.kind == "out_of_memory":
+        return FailureClass.OUT_OF_MEMORY
+    return FailureClass.GPU_FAULT if "illegal" in outcome.detail.lower() else FailureClass.WORKER_CRASH
+
+
+def _sandbox_verdicts(reply: dict) -> list[Verdict]:
+    """What the worker saw the candidate do to the sandbox: replaced timers, blocked operations."""
+    return ([_hack(FailureClass.REWARD_HACK_TIMING_TAMPER, f"{name} was replaced")
+             for name in reply.get("timers_replaced", [])] +
+            [_hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}")
+             for v in reply.get("violations", [])])
+
+
 def _hack(failure: FailureClass, detail: str) -> Verdict:
     return Verdict(check=failure.value, ok=False, detail=detail, failure_class=failure)
 
@@ -424,8 +438,8 @@ class _Packet:
     """Collects an evaluation's evidence and turns it into one EvidencePacket."""
 
     def __init__(self, task: Task, path: Path, source: str, language: str, target: str, dtype: str,
-                 workloads: list[str], seeds: list[int], env: dict):
-        self.task, self.path, self.source, self.language = task, path, source, language
+                 workloads: list[str], seeds: list[int], env: dict, backend: str):
+        self.task, self.path, self.source, self.language, self.backend = task, path, source, language, backend
         self.target, self.dtype, self.workloads, self.seeds, self.env = target, dtype, workloads, seeds, env
         self.audit = Audit(target=target)
         self.diagnostics: list[Diagnostic] = []
@@ -447,13 +461,12 @@ class _Packet:
         validation = None
         if self.checks is not None:
             validation = Validation(
-                passed=failure is None, backend="triton-interpreter" if self.env.get("gpu_name") is None
-                else f"cuda:{self.env['gpu_name']}", workloads_checked=self.workloads, seeds=self.seeds,
+                passed=failure is None, backend=self.backend, workloads_checked=self.workloads, seeds=self.seeds,
                 distributions=self.task.distributions, outputs=self.checks,
                 reason=(self.validation_reason or None) if failure is None else message)
         unmeasured = None if performance is not None else Unmeasured(
             reason=FailureClass.UNMEASURED_NO_DEVICE if failure is None else FailureClass.UNMEASURED_NOT_VERIFIED,
-            detail="no GPU on this machine: verified in the Triton interpreter only" if failure is None else message)
+            detail=f"verified on {self.backend} only; timing needs the target's GPU" if failure is None else message)
         speed = performance.speedup_geomean if performance else None
         sol = performance.sol_score if performance else None
         return EvidencePacket(

@@ -16,9 +16,8 @@ from ksearch.evidence import (
     status_for,
 )
 from ksearch.log.history import History
-from ksearch.log.index import build_index
+from ksearch.log.index import build_index, connect_readonly
 from ksearch.log.stats import STATS_QUERIES
-from ksearch.log.index import connect_readonly
 
 _FAILS = [FailureClass.COMPILE_ERROR, FailureClass.NUMERICAL_MISMATCH, FailureClass.NONFINITE,
           FailureClass.TIMEOUT, FailureClass.REWARD_HACK_STREAM, FailureClass.OUTPUT_NOT_WRITTEN]
