@@ -309,14 +309,16 @@ def log_show(
     """Print the latest rows of a run's history, or one row in full."""
     from ksearch.log import iter_rows
 
-    rows = [line.row for line, _ in iter_rows(run_dir) if kind is None or line.row.get("kind") == kind]
+    from collections import deque
+
+    wanted = (line.row for line, _ in iter_rows(run_dir) if kind is None or line.row.get("kind") == kind)
     if seq is not None:
-        match = [r for r in rows if r["seq"] == seq]
-        if not match:
+        match = next((r for r in wanted if r["seq"] == seq), None)
+        if match is None:
             raise KsearchError(f"no row with seq {seq} in {run_dir}" + (f" of kind {kind}" if kind else ""))
-        _print_json(match[0])
+        _print_json(match)
         return
-    rows = rows[-last:] if last > 0 else rows
+    rows = list(deque(wanted, maxlen=last if last > 0 else None))  # a million-row log stays out of memory
     if as_json:
         _print_json(rows)
         return
