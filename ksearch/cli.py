@@ -194,6 +194,9 @@ def eval_cmd(
     workloads: Annotated[Optional[str], typer.Option(help="comma-separated workload names (default: the suite)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before the evaluation is killed")] = 600.0,
     artifacts: Annotated[Optional[Path], typer.Option(help="where timing samples go (default: none kept)")] = None,
+    rel_ci: Annotated[float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")] = 0.01,
+    bench_budget: Annotated[float, typer.Option(help="seconds of timing per workload at most")] = 1.0,
+    ncu: Annotated[bool, typer.Option(help="also time each workload under Nsight Compute (GPU, ncu on PATH)")] = False,
     as_json: AsJson = False,
 ) -> None:
     """Verify (and on a GPU, time) one candidate in the sandbox; print its EvidencePacket.
@@ -208,7 +211,8 @@ def eval_cmd(
     except ValueError as e:
         raise KsearchError(f"--seeds takes comma-separated integers, got {seeds!r}") from e
     names = [w for w in (workloads or "").split(",") if w.strip()] or None
-    with Evaluator(device, timeout_s=timeout, artifacts_dir=artifacts) as ev, out.status(f"evaluating {candidate.name} on {ev.device} ..."):
+    with Evaluator(device, timeout_s=timeout, artifacts_dir=artifacts, rel_ci=rel_ci, bench_budget_s=bench_budget,
+                   ncu=ncu) as ev, out.status(f"evaluating {candidate.name} on {ev.device} ..."):
         packet = ev.evaluate(candidate, spec, target=target, dtype=dtype, seeds=seed_list, workloads=names)
     if as_json:
         sys.stdout.write(packet.model_dump_json(indent=2) + "\n")
@@ -405,6 +409,49 @@ def bench_compile_cmd(
     from ksearch.compile.bench import bench_compile
 
     _print_bench("compile benchmark", bench_compile(_fresh(workdir), target, count=variants, jobs=jobs))
+
+
+@bench_app.command("harness")
+def bench_harness_cmd(
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    repeats: Annotated[int, typer.Option(help="evaluations of the stability kernel")] = 10,
+    rel_ci: Annotated[float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")] = 0.01,
+    corpus: Annotated[Path, typer.Option(help="folder holding honest/ and cheats/ (ksearch's tests/)")] = Path("tests"),
+    parts: Annotated[str, typer.Option(help="comma-separated: stability, ncu, overhead, corpora")] = "stability,ncu,overhead,corpora",
+    out_json: Annotated[Optional[Path], typer.Option("--out", help="write every figure here as JSON")] = None,
+) -> None:
+    """Trust and cost of this machine's measurements: CV of repeated medians, agreement with ncu,
+    harness overhead per candidate, and the honest/cheat corpora."""
+    from ksearch.harness import bench
+    from ksearch.harness.evaluate import Evaluator
+
+    honest, cheats = sorted((corpus / "honest").glob("*.py")), sorted((corpus / "cheats").glob("*.py"))
+    if not honest:
+        raise KsearchError(f"{corpus}/honest holds no candidates; pass --corpus pointing at ksearch's tests/")
+    by_name = {p.stem: p for p in honest}
+    wanted = set(parts.split(","))
+    res: dict = {}
+    with Evaluator(device, rel_ci=rel_ci) as ev:
+        gpu = ev.device == "cuda"
+        if "stability" in wanted and gpu:
+            res["stability"] = bench.stability(ev, by_name["rmsnorm_row"], repeats)
+            out.print(f"stability: CV of {repeats} medians {res['stability']['cv_of_medians']:.3%}")
+        if "overhead" in wanted:
+            res["overhead"] = bench.overhead(ev, by_name["rmsnorm_row"])
+            out.print(_table("overhead (s), warm", ["suite", "durations"], [(k, str(v)) for k, v in res["overhead"].items()]))
+        if "corpora" in wanted:
+            res["corpora"] = bench.corpora(ev, honest, cheats)
+            bad = [r for r in res["corpora"] if not r["ok"]]
+            out.print(_table(f"corpora: {len(res['corpora']) - len(bad)}/{len(res['corpora'])} as expected",
+                             ["kernel", "expected", "got"], [(r["kernel"], r["expected"], r["got"]) for r in bad]))
+    if "ncu" in wanted and gpu:
+        res["ncu"] = bench.ncu_agreement(device, [by_name[n] for n in ("rmsnorm_row", "softmax_online", "matmul_tiled")])
+        out.print(_table("harness vs ncu", ["kernel", "harness us", "ncu us", "diff"],
+                         [(r["kernel"], str(r["harness_us"]), str(r["ncu_us"]),
+                           f"{r['diff']:+.2%}" if r["diff"] is not None else " ".join(r["notes"])[:80])
+                          for r in res["ncu"]]))
+    if out_json:
+        out_json.write_text(json.dumps(res, indent=2, default=str))
 
 
 def _fresh(workdir: Path) -> Path:

@@ -3,7 +3,6 @@ with its named class, and the sandbox survives crashes, hangs and memory blow-up
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ksearch.evidence import FailureClass, Status
+from ksearch.harness.bench import header
 from ksearch.harness.evaluate import Evaluator
 from ksearch.harness.sandbox import Worker
 from ksearch.task import load_task
@@ -18,11 +18,6 @@ from ksearch.task import load_task
 TESTS = Path(__file__).parent
 HONEST = sorted((TESTS / "honest").glob("*.py"))
 CHEATS = sorted((TESTS / "cheats").glob("*.py"))
-
-
-def header(path: Path, key: str) -> str | None:
-    m = re.search(rf"^\s*{key}:\s*(\S+)", path.read_text(), re.MULTILINE)
-    return m.group(1) if m else None
 
 
 @pytest.fixture(scope="module")

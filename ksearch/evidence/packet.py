@@ -102,6 +102,8 @@ class WorkloadTiming(_Model):
     bytes: float | None = None
     sol_us: float | None = Field(default=None, description="speed-of-light time on the target's roofline")
     sol_fraction: float | None = Field(default=None, description="sol_us / median_us, in (0, 1]")
+    ncu_median_us: float | None = Field(default=None, description="Nsight Compute gpu__time_duration per call "
+                                                                  "(median), when requested with --ncu")
 
 
 class Performance(_Model):

@@ -12,8 +12,11 @@ The calls a candidate gets, per workload x distribution x seed, with fresh input
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +69,10 @@ class Evaluator:
     """Evaluates candidates one after another on one device, with a warm worker always waiting."""
 
     def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB,
-                 artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01):
+                 artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01,
+                 ncu: bool = False, ncu_calls: int = 20):
         self.device = resolve_device(device)
+        self.ncu, self.ncu_calls = ncu, ncu_calls
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
         self.bench_budget_s, self.rel_ci = bench_budget_s, rel_ci
@@ -89,6 +94,19 @@ class Evaluator:
 
     def evaluate(self, candidate_path: Path, task: Task, *, target: str | None = None, dtype: str | None = None,
                  seeds: tuple[int, ...] = (0, 1), workloads: list[str] | None = None) -> EvidencePacket:
+        """One candidate's packet. durations_s says where the time went: `total` (this call),
+        `verify` and `benchmark` (worker wall time), `timed_calls` (inside the timing loops),
+        `baselines` (timing baselines, once per workload per Evaluator), `ncu`, and `overhead`: the
+        total less timed calls, baselines and ncu, i.e. what the harness itself costs."""
+        t0 = time.perf_counter()
+        packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
+        d = packet.durations_s
+        d["total"] = round(time.perf_counter() - t0, 4)
+        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("timed_calls", "baselines", "ncu")), 4)
+        return packet
+
+    def _evaluate(self, candidate_path: Path, task: Task, *, target: str | None, dtype: str | None,
+                  seeds: tuple[int, ...], workloads: list[str] | None) -> EvidencePacket:
         path = Path(candidate_path).resolve()
         try:
             source = path.read_text()
@@ -164,10 +182,10 @@ class Evaluator:
         return calls, job
 
     def _references(self, task: Task, wl, distribution: str, seed: int, dtype: str) -> dict[str, torch.Tensor]:
-        """The reference outputs for the inputs the worker draws from the same seed (computed here, on
-        the evaluation device, returned on the CPU where the worker's outputs arrive)."""
+        """The reference outputs for the inputs the worker draws from the same seed, computed here and
+        kept on the evaluation device, where the comparison runs (on a GPU it is 100x faster)."""
         inputs = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
-        return {k: v.cpu() for k, v in task.run_reference(inputs, workload=wl, dtype=dtype).items()}
+        return task.run_reference(inputs, workload=wl, dtype=dtype)
 
     def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, dtype: str,
                dtype_note: str) -> EvidencePacket:
@@ -247,6 +265,7 @@ class Evaluator:
                "bench": specs}
         outcome = self.pool.run(job, self.timeout_s, self.memory_mb)
         packet.durations["benchmark"] = outcome.seconds
+        packet.durations["timed_calls"] = sum(got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", []))
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
         reply = outcome.reply
@@ -280,7 +299,10 @@ class Evaluator:
                                      f"{got['wall_sync_us']:.1f} us to a full device synchronize: work runs outside "
                                      "the timed stream")
             samples[wl.name] = timing["samples_us"]
+            t_base = time.perf_counter()
             base = self._baseline_medians(task, wl, dtype)
+            packet.durations["baselines"] = packet.durations.get("baselines", 0.0) + time.perf_counter() - t_base
+            ncu_us = self._ncu_median(packet, task, wl, dtype, seeds) if self.ncu else None
             named = "vendor" if base.get("vendor") else "torch_eager"
             roof = task_roofline(task, wl, dtype, profile=profile, peaks=peaks, basis="optimistic") if profile else None
             if roof is not None and is_impossible(median, roof.sol_us):
@@ -293,13 +315,28 @@ class Evaluator:
                 speedup=base[named] / median if base.get(named) else None,
                 flops=task.flops(wl, dtype), bytes=task.bytes(wl, dtype),
                 sol_us=roof.sol_us if roof else None,
-                sol_fraction=min(1.0, roof.sol_us / median) if roof else None))
+                sol_fraction=min(1.0, roof.sol_us / median) if roof else None, ncu_median_us=ncu_us))
         speedup = geomean(t.speedup for t in timings if t.speedup)
         sol = geomean(t.sol_fraction for t in timings if t.sol_fraction)
         perf = Performance(device=dev.name if dev else "cuda", workloads=timings, speedup_geomean=speedup, sol_score=sol)
         if self.artifacts_dir is not None:
             packet.artifacts.profiler_traces.append(str(_write_samples(self.artifacts_dir, packet, samples)))
         return packet.finish(None, packet.message_ok, performance=perf)
+
+    def _ncu_median(self, packet: _Packet, task: Task, wl, dtype: str, seeds: list[int]) -> float | None:
+        """Nsight Compute's gpu__time_duration of the candidate's calls on one workload (summed over
+        its kernels per call, median over calls), run outside the sandbox worker on already-verified
+        code; None, with a diagnostic note saying why, when ncu is missing or fails."""
+        from ksearch.harness.timing import ncu_duration_us
+
+        t_ncu = time.perf_counter()
+        probe = json.dumps({"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root),
+                            "workload": wl.name, "dtype": dtype, "seeds": seeds, "calls": self.ncu_calls})
+        res = ncu_duration_us([sys.executable, "-m", "ksearch.harness.ncu_probe", probe], calls=self.ncu_calls)
+        packet.durations["ncu"] = packet.durations.get("ncu", 0.0) + time.perf_counter() - t_ncu
+        if not res.available:
+            packet.diagnostics.append(Diagnostic(severity="note", message=f"ncu on {wl.name}: {res.reason}"))
+        return res.median_us
 
     def _baseline_medians(self, task: Task, wl, dtype: str) -> dict[str, float | None]:
         key = (task.name, wl.name, dtype)
@@ -426,8 +463,6 @@ def _describe(check: OutputCheck) -> str:
 
 
 def _write_samples(directory: Path, packet: _Packet, samples: dict[str, list[float]]) -> Path:
-    import json
-
     path = directory / packet.packet_id / "timing_samples.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"unit": "us", "samples": samples}))

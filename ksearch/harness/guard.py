@@ -51,7 +51,9 @@ def install_guard(candidate_path: str, writable_dir: str, violations: list[str])
                 return True
             if name.startswith("<frozen importlib"):
                 return False  # a module being imported does this at import time, not the candidate's line
-            if name != this_file and not name.startswith(stdlib) and not name.startswith("<frozen"):
+            # Some layouts put site-packages under the stdlib directory: a package is never stdlib.
+            in_stdlib = name.startswith(stdlib) and "-packages" not in name
+            if name != this_file and not in_stdlib and not name.startswith("<frozen"):
                 return False  # torch, triton, ksearch or another library acts on its own behalf
             frame = frame.f_back
         return False

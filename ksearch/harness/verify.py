@@ -20,6 +20,8 @@ CHECK_CLASSES = [
 
 def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workload: str, distribution: str,
             seed: int, name: str) -> OutputCheck:
+    """Judge `out` against `ref` on the reference's device (the worker's outputs arrive on the CPU)."""
+    out = out.to(ref.device)
     check = OutputCheck(workload=workload, distribution=distribution, seed=seed, output=name, passed=False)
     if out.shape != ref.shape or out.dtype != ref.dtype:
         check.checks["shape_dtype"] = False

@@ -1,0 +1,84 @@
+"""`ksearch bench harness`: how far this machine's measurements can be trusted and what they cost.
+
+- stability: one kernel evaluated `repeats` times in one session; the CV of its medians;
+- ncu: harness medians against Nsight Compute's gpu__time_duration for a few kernels;
+- overhead: a warm re-evaluation split into timed calls and everything else, on the full suite
+  and on the largest workload alone;
+- corpora: every honest kernel must pass, every cheat must be rejected with its named class.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+
+from ksearch.harness.evaluate import Evaluator
+from ksearch.task import load_task
+
+
+def header(path: Path, key: str) -> str | None:
+    """A `key: value` line of a corpus file's docstring (task:, expect:)."""
+    m = re.search(rf"^\s*{key}:\s*(\S+)", path.read_text(), re.MULTILINE)
+    return m.group(1) if m else None
+
+
+def largest_workload(task) -> str:
+    return max(task.workloads(), key=lambda w: task.bytes(w, task.default_dtype) or 0).name
+
+
+def _median_of(packet, workload: str) -> float | None:
+    if packet.performance is None:
+        return None
+    return next((t.median_us for t in packet.performance.workloads if t.workload == workload), None)
+
+
+def stability(ev: Evaluator, path: Path, repeats: int) -> dict:
+    task = load_task(header(path, "task"))
+    wl = largest_workload(task)
+    medians = [_median_of(ev.evaluate(path, task, workloads=[wl], seeds=(0,)), wl) for _ in range(repeats)]
+    got = [m for m in medians if m is not None]
+    cv = statistics.stdev(got) / statistics.mean(got) if len(got) > 1 else None
+    return {"kernel": path.name, "workload": wl, "medians_us": got, "cv_of_medians": cv,
+            "failed_runs": repeats - len(got)}
+
+
+def ncu_agreement(device: str, paths: list[Path]) -> list[dict]:
+    rows = []
+    with Evaluator(device, ncu=True) as ev:
+        for path in paths:
+            task = load_task(header(path, "task"))
+            wl = largest_workload(task)
+            packet = ev.evaluate(path, task, workloads=[wl], seeds=(0,))
+            timing = packet.performance.workloads[0] if packet.performance else None
+            ncu_us = timing.ncu_median_us if timing else None
+            rows.append({"kernel": path.name, "workload": wl, "harness_us": timing.median_us if timing else None,
+                         "ncu_us": ncu_us, "status": packet.status.value, "message": packet.message,
+                         "notes": [d.message for d in packet.diagnostics if d.severity == "note"],
+                         "diff": (timing.median_us / ncu_us - 1) if timing and ncu_us else None})
+    return rows
+
+
+def overhead(ev: Evaluator, path: Path) -> dict:
+    task = load_task(header(path, "task"))
+    wl = largest_workload(task)
+    result = {}
+    plans = [("full_suite", {})]
+    if ev.device != "cpu":  # the interpreter runs a GPU-sized workload for minutes: CPU keeps its subset
+        plans.append(("largest_workload", {"workloads": [wl], "seeds": (0,)}))
+    for label, kwargs in plans:
+        ev.evaluate(path, task, **kwargs)  # warm: worker spawned, Triton cache filled, baselines timed
+        packet = ev.evaluate(path, task, **kwargs)
+        result[label] = {"status": packet.status.value, **packet.durations_s}
+    return result
+
+
+def corpora(ev: Evaluator, honest: list[Path], cheats: list[Path]) -> list[dict]:
+    rows = []
+    for path in honest + cheats:
+        expected = header(path, "expect")
+        packet = ev.evaluate(path, load_task(header(path, "task")))
+        got = packet.failure_class.value if packet.failure_class else "pass"
+        rows.append({"kernel": path.name, "expected": expected or "pass", "got": got, "ok": got == (expected or "pass"),
+                     "message": packet.message[:200]})
+    return rows

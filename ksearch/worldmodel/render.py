@@ -1,0 +1,295 @@
+"""Views of a world model: budgeted text for prompts, a rich tree, DOT, and a dependency-free SVG."""
+
+from __future__ import annotations
+
+import heapq
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Set as AbstractSet
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+from rich.text import Text
+from rich.tree import Tree
+
+from ksearch.context.tokens import count_tokens
+from ksearch.worldmodel.model import ROOT, Node, NodeKind, Status, WorldModel, WorldModelError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+TITLE_CHARS = 60  # a prompt line stays one short line however long a proposer's title is
+
+
+def _clean(text: str, limit: int) -> str:
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(node_id: str) -> int:
+    return int(node_id[1:])
+
+
+def _tag(node: Node) -> str:
+    if node.kind == NodeKind.action or (node.kind == NodeKind.decision and node.status == Status.pruned):
+        return f"{node.kind.value}/{node.status.value}"
+    return node.kind.value
+
+
+def _preorder(wm: WorldModel, hidden: AbstractSet[str] = frozenset()) -> Iterator[tuple[Node, int]]:
+    """Visible nodes depth first, children in creation order; iterative, as refine chains get deep."""
+    stack = [(wm.root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        kids = [k for k in wm.children(node.id) if k.id not in hidden]
+        stack.extend((k, depth + 1) for k in reversed(kids))
+
+
+# ---- text for prompts ----------------------------------------------------------------------------
+
+def _text_line(node: Node, depth: int, focus: str | None) -> str:
+    head = f"{'  ' * depth}{node.id} [{_tag(node)}] {_clean(node.title, TITLE_CHARS)}"
+    if node.kind == NodeKind.solution:
+        stats = [f"score={node.score:.4g}" if node.score is not None else "score=none", f"packet={node.packet_id}"]
+    elif node.kind == NodeKind.root:
+        stats = []
+    else:
+        stats = [f"p={node.priority:.2f}", f"d={node.difficulty}"]
+        if node.best_score is not None:
+            stats.append(f"best={node.best_score:.4g}")
+        if node.attempts:
+            stats.append(f"tries={node.attempts}")
+    line = head + (f" ({' '.join(stats)})" if stats else "")
+    return line + ("  <- focus" if node.id == focus else "")
+
+
+def _render_hidden(wm: WorldModel, hidden: AbstractSet[str], focus: str | None) -> str:
+    """Lines of the visible nodes; each parent's hidden children become one "(k more nodes)" line
+    after its visible ones."""
+    lines: list[str] = []
+    stack: list[tuple[Node | str, int]] = [(wm.root, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            lines.append(item)
+            continue
+        lines.append(_text_line(item, depth, focus))
+        kids = wm.children(item.id)
+        gone = [n for k in kids if k.id in hidden for n in (k, *wm.descendants(k.id))]
+        if gone:
+            pruned = sum(n.status == Status.pruned for n in gone)
+            note = f", {pruned} pruned" if pruned else ""
+            more = f"{len(gone)} more node" + ("s" if len(gone) > 1 else "")
+            stack.append((f"{'  ' * (depth + 1)}({more}{note})", depth + 1))
+        stack.extend((k, depth + 1) for k in reversed(kids) if k.id not in hidden)
+    return "\n".join(lines)
+
+
+def _hide_order(wm: WorldModel, keep: set[str]) -> list[str]:
+    """The order in which nodes are folded away: always a leaf of what is still shown; pruned
+    subtrees first, then the deepest, lowest-priority, newest nodes."""
+    in_pruned = {n.id for n in wm.nodes() if any(u.status == Status.pruned for u in wm.path_to(n.id))}
+    depth = {n.id: d for n, d in _preorder(wm)}
+    left = {n.id: len(wm.children(n.id)) for n in wm.nodes()}
+
+    def key(n: Node) -> tuple:
+        return (n.id not in in_pruned, -depth[n.id], n.priority, -_num(n.id))
+
+    heap = [(key(n), n.id) for n in wm.nodes() if left[n.id] == 0 and n.id not in keep]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, node_id = heapq.heappop(heap)
+        order.append(node_id)
+        parent = wm.node(node_id).parent
+        left[parent] -= 1
+        if left[parent] == 0 and parent not in keep:
+            heapq.heappush(heap, (key(wm.node(parent)), parent))
+    return order
+
+
+def render_text(wm: WorldModel, budget_tokens: int = 800, focus: str | None = None) -> str:
+    """The tree as indented lines, at most `budget_tokens` tokens (ksearch.context.tokens).
+
+    The path root -> focus and the focus's children are always shown (budget permitting); the
+    rest is folded, pruned subtrees first, into "(k more nodes)" lines under their parents.
+    """
+    if budget_tokens <= 0:
+        return ""
+    keep = {ROOT}
+    if focus is not None:
+        keep |= {n.id for n in wm.path_to(focus)} | {k.id for k in wm.children(focus)}
+    order = _hide_order(wm, keep)
+    memo: dict[int, str] = {}
+
+    def text(k: int) -> str:
+        if k not in memo:
+            memo[k] = _render_hidden(wm, set(order[:k]), focus)
+        return memo[k]
+
+    def fits(k: int) -> bool:
+        return count_tokens(text(k)) <= budget_tokens
+
+    if fits(0):
+        return text(0)
+    # Gallop to a fitting fold count, then bisect for the smallest; only verified counts are returned.
+    lo, hi = 0, 1
+    while hi < len(order) and not fits(hi):
+        lo, hi = hi, min(2 * hi, len(order))
+    if fits(hi):
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+        return text(hi)
+    return _truncate(text(len(order)), budget_tokens)
+
+
+def _truncate(text: str, budget: int) -> str:
+    """Last resort when even the kept path does not fit: drop the summaries, then lines from the
+    end (the focus's children before the path to it), then characters."""
+    lines = [line for line in text.split("\n") if not line.lstrip().startswith("(")]
+    while len(lines) > 1 and count_tokens("\n".join(lines)) > budget:
+        lines.pop()
+    line = lines[0] if len(lines) == 1 else "\n".join(lines)
+    lo, hi = 0, len(line)  # longest prefix that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count_tokens(line[:mid]) <= budget else (lo, mid - 1)
+    return line[:lo]
+
+
+# ---- rich ----------------------------------------------------------------------------------------
+
+STYLES = {Status.solved: "green", Status.pruned: "dim strike", Status.open: "", Status.trying: "yellow",
+          Status.too_hard: "red"}
+
+
+def _style(node: Node) -> str:
+    if node.kind == NodeKind.root:
+        return "bold"
+    if node.kind == NodeKind.solution:
+        return "bold green"
+    if node.kind == NodeKind.decision:
+        return "dim strike" if node.status == Status.pruned else "cyan"
+    return STYLES[node.status]
+
+
+def render_rich(wm: WorldModel) -> Tree:
+    def label(node: Node) -> Text:
+        extra = f" score={node.score:.4g}" if node.score is not None else ""
+        return Text(f"{node.id} [{_tag(node)}] {_clean(node.title, TITLE_CHARS)}{extra}", style=_style(node))
+
+    tree = Tree(label(wm.root))
+    branches = {ROOT: tree}
+    for node, _ in _preorder(wm):
+        if node.parent is not None:
+            branches[node.id] = branches[node.parent].add(label(node))
+    return tree
+
+
+# ---- DOT and SVG ---------------------------------------------------------------------------------
+
+FILL = {Status.open: "#ffffff", Status.trying: "#fff3b0", Status.solved: "#c8f7c5", Status.too_hard: "#f8c0c0",
+        Status.pruned: "#e6e6e6"}
+
+
+def _fill(node: Node) -> str:
+    if node.kind == NodeKind.root:
+        return "#d6d6ff"
+    if node.kind == NodeKind.solution:
+        return "#8fdc8f"
+    if node.kind == NodeKind.decision and node.status != Status.pruned:
+        return "#dbe8ff"
+    return FILL[node.status]
+
+
+def _dot_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(wm: WorldModel) -> str:
+    lines = ["digraph worldmodel {", "  rankdir=TB;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+    for node, _ in _preorder(wm):
+        label = f"{node.id} [{_tag(node)}]\n{_clean(node.title, TITLE_CHARS)}"
+        if node.score is not None:
+            label += f"\nscore={node.score:.4g}"
+        lines.append(f"  {_dot_str(node.id)} [label={_dot_str(label)}, fillcolor={_dot_str(_fill(node))}];")
+    for node, _ in _preorder(wm):
+        if node.parent is not None:
+            lines.append(f"  {_dot_str(node.parent)} -> {_dot_str(node.id)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 180, 42, 16, 48, 12
+
+
+def _layout(wm: WorldModel) -> dict[str, tuple[float, int]]:
+    """Tidy top-down layout: leaves take consecutive slots in depth-first order, a parent sits
+    midway between its first and last child; y is the depth."""
+    order = list(_preorder(wm))
+    pos: dict[str, tuple[float, int]] = {}
+    slot = 0
+    for node, depth in order:
+        if not wm.children(node.id):
+            pos[node.id] = (float(slot), depth)
+            slot += 1
+    for node, depth in reversed(order):  # children before their parents
+        kids = wm.children(node.id)
+        if kids:
+            pos[node.id] = ((pos[kids[0].id][0] + pos[kids[-1].id][0]) / 2, depth)
+    return pos
+
+
+def to_svg(wm: WorldModel) -> str:
+    pos = _layout(wm)
+    width = MARGIN * 2 + (max(x for x, _ in pos.values()) + 1) * (BOX_W + GAP_X) - GAP_X
+    height = MARGIN * 2 + (max(d for _, d in pos.values()) + 1) * (BOX_H + GAP_Y) - GAP_Y
+
+    def corner(node_id: str) -> tuple[float, float]:
+        x, d = pos[node_id]
+        return MARGIN + x * (BOX_W + GAP_X), MARGIN + d * (BOX_H + GAP_Y)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" font-size="11">']
+    for node in wm.nodes():  # edges first, so boxes cover their ends
+        if node.parent is not None:
+            (px, py), (cx, cy) = corner(node.parent), corner(node.id)
+            out.append(f'<line class="edge" x1="{px + BOX_W / 2:.1f}" y1="{py + BOX_H:.1f}" '
+                       f'x2="{cx + BOX_W / 2:.1f}" y2="{cy:.1f}" stroke="#888"/>')
+    for node in wm.nodes():
+        x, y = corner(node.id)
+        pruned = node.status == Status.pruned and node.kind != NodeKind.solution
+        look = ' stroke-dasharray="4 3" opacity="0.6"' if pruned else ""
+        deco = ' text-decoration="line-through"' if pruned else ""
+        score = f" {node.score:.4g}" if node.score is not None else ""
+        out += [f'<g class="node" id={quoteattr(node.id)}>',
+                f"<title>{escape(_clean(node.title, 500))}</title>",
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="6" '
+                f'fill="{_fill(node)}" stroke="#444"{look}/>',
+                f'<text x="{x + 6:.1f}" y="{y + 16:.1f}" font-weight="bold">{escape(node.id)} {escape(_tag(node))}'
+                f"{escape(score)}</text>",
+                f'<text x="{x + 6:.1f}" y="{y + 32:.1f}"{deco}>{escape(_clean(node.title, 28))}</text>',
+                "</g>"]
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_svg(wm: WorldModel, path: Path) -> Path:
+    path = Path(path)
+    path.write_text(to_svg(wm), encoding="utf-8")
+    return path
+
+
+def write_png(wm: WorldModel, path: Path) -> Path:
+    """PNG through graphviz's `dot`, which must be on PATH (write_svg needs nothing)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise WorldModelError("write_png needs the graphviz `dot` program: install graphviz "
+                              "(apt-get install graphviz), or use write_svg, which needs nothing")
+    path = Path(path)
+    done = subprocess.run([dot, "-Tpng", "-o", str(path)], input=to_dot(wm), text=True, capture_output=True)
+    if done.returncode != 0:
+        raise WorldModelError(f"dot failed ({done.returncode}): {done.stderr.strip()[:500]}")
+    return path
