@@ -66,15 +66,46 @@ def _table(title: str, columns: list[str], rows) -> Table:
 @app.command()
 def run(
     config: Annotated[Optional[Path], typer.Argument(help="run config YAML; the embedded defaults when omitted")] = None,
+    budget_evals: Annotated[Optional[int], typer.Option(help="candidates to evaluate (overrides the config)")] = None,
+    budget_seconds: Annotated[Optional[float], typer.Option(help="wall-clock limit in seconds")] = None,
     log_dir: Annotated[Optional[Path], typer.Option(help="where run directories go (default experiment_log/)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="search seed")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
     task: Annotated[Optional[str], typer.Option(help="override the config's task (name or path)")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this directory where it stopped")] = None,
 ) -> None:
-    """Start a search run. (Until the search loop lands, this records the run and lists what it would search.)"""
+    """Search for fast kernels: plan in a world model, try candidates, learn from every verdict."""
+    from ksearch.search.progress import live_progress, render_summary
     from ksearch.search.run import start_run
 
-    result = start_run(config, log_dir=log_dir, task=task)
-    out.print(result.summary)
-    out.print(f"run directory: [bold]{result.run_dir}[/]  (check it: ksearch log verify {result.run_dir})")
+    overrides = {"budget.evaluations": budget_evals, "budget.wall_s": budget_seconds, "seed": seed,
+                 "device": device, "task": task}
+    with live_progress(out) as on_progress:
+        result = start_run(config, log_dir=log_dir, overrides=overrides, resume=resume, on_progress=on_progress)
+    out.print(render_summary(result))
+
+
+@app.command()
+def tree(
+    run_dir: RunDir,
+    svg: Annotated[Optional[Path], typer.Option(help="also write the tree as SVG here")] = None,
+    dot: Annotated[Optional[Path], typer.Option(help="also write the tree as Graphviz DOT here")] = None,
+    png: Annotated[Optional[Path], typer.Option(help="also write a PNG (needs graphviz's dot)")] = None,
+) -> None:
+    """Show a run's world model, rebuilt from its log."""
+    from ksearch.worldmodel import WorldModel, render_rich, to_dot, write_png, write_svg
+
+    wm = WorldModel.from_log(run_dir)
+    out.print(render_rich(wm))
+    if svg:
+        write_svg(wm, svg)
+        out.print(f"wrote {svg}")
+    if dot:
+        dot.write_text(to_dot(wm))
+        out.print(f"wrote {dot}")
+    if png:
+        write_png(wm, png)
+        out.print(f"wrote {png}")
 
 
 # ---------------------------------------------------------------- tasks and targets

@@ -1,8 +1,9 @@
-"""Run configuration: one YAML file, validated; the embedded defaults are configs/runs/quickstart.yaml."""
+"""Run configuration: one YAML file, validated; the embedded defaults are configs/quickstart.yaml."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,9 +14,36 @@ from ksearch.paths import configs_dir
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    evaluations: int = Field(default=24, ge=1)
-    wall_s: float = Field(default=900, gt=0)
-    llm_usd: float = Field(default=0.0, ge=0)
+    evaluations: int = Field(default=36, ge=1, description="candidates evaluated before the run stops")
+    wall_s: float = Field(default=900, gt=0, description="wall-clock seconds before the run stops")
+    llm_usd: float = Field(default=0.0, ge=0, description="LLM spend limit in dollars")
+    target_score: float | None = Field(default=None, description="stop once the best score reaches this")
+
+
+class SearchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    strategy: Literal["worldmodel", "random"] = Field(
+        default="worldmodel", description="worldmodel: K-Search loop; random: uniform sampling of the same "
+                                          "template space (the baseline for search efficiency)")
+    islands: int = Field(default=2, ge=1, description="subtrees searched in turn, exchanging their best")
+    migrate_every: int = Field(default=4, ge=1, description="visits between migrations of island bests")
+    stagnation: int = Field(default=2, ge=1, description="samples without improvement that end a visit")
+    max_per_visit: int = Field(default=4, ge=1, description="samples of one action per visit at most")
+    batch: int = Field(default=2, ge=1, description="candidates compiled together while others are verified")
+    exploration: float = Field(default=0.3, ge=0, description="weight of the bonus for rarely tried actions")
+
+
+class EvalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="input seeds per workload")
+    workloads: list[str] | None = Field(default=None, description="workloads to verify and time (default: "
+                                                                   "the suite, or its CPU subset on CPU)")
+    timeout_s: float = Field(default=300, gt=0, description="seconds before an evaluation is killed")
+    compile_timeout_s: float = Field(default=60, gt=0, description="seconds before one target's compile is killed")
+    targets: Literal["every", "best"] = Field(
+        default="every", description="every: each candidate compiles and is audited for every target; best: "
+                                     "for the primary target, and the best kernel for the rest at the end")
+    bench_budget_s: float = Field(default=1.0, gt=0, description="seconds of timing per workload at most")
 
 
 class RunConfig(BaseModel):
@@ -23,13 +51,16 @@ class RunConfig(BaseModel):
     task: str = "rmsnorm"
     dtype: str | None = None
     targets: list[str] = Field(default_factory=lambda: ["h100", "b200", "mi355x"], min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     proposer: str = "offline"
     seed: int = 0
     budget: Budget = Field(default_factory=Budget)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
 
 def default_config_path() -> Path:
-    return configs_dir() / "runs" / "quickstart.yaml"
+    return configs_dir() / "quickstart.yaml"
 
 
 def load_run_config(path: Path | None = None) -> RunConfig:

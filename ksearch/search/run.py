@@ -1,61 +1,160 @@
-"""`ksearch run`: open a run directory, record the run, and (from step 4 on) search.
+"""`ksearch run`: open (or resume) a run directory, search, and leave a complete, resumable log.
 
-Until the search loop lands this is the honest placeholder the README describes: it validates the
-config, loads the task and target profiles, writes run_start and run_stop events to a fresh log,
-and prints the task contract it would search. No attempt is made, so none is logged.
+A run directory holds history.jsonl (the truth), candidates/ (every source evaluated, by
+candidate id), blobs/, and at the end best_kernel.py with best_packet.json. `--resume RUN_DIR`
+replays the log (world model, memory, counters, bests) and continues the same sequence.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich.console import Group, RenderableType
-from rich.text import Text
+from typing import Callable
 
 import ksearch
 from ksearch.errors import ConfigError
-from ksearch.log import History, make_run_dir, new_run_id
-from ksearch.search.config import load_run_config
-from ksearch.target import environment_snapshot, load_target
+from ksearch.evidence import EvidencePacket
+from ksearch.harness.evaluate import Evaluator, resolve_device
+from ksearch.log import History, iter_rows, make_run_dir, new_run_id, read_blob
+from ksearch.propose.base import SearchState, Tried
+from ksearch.propose.offline import OfflineProposer
+from ksearch.search.config import RunConfig, load_run_config
+from ksearch.search.loop import Progress, Search
+from ksearch.search.pipeline import Pipeline
+from ksearch.target import detect_local_device, environment_snapshot, load_target
 from ksearch.task import load_task
-from ksearch.task.describe import list_task_summaries, render_task, render_task_list
-
-NOT_YET = "the search loop is not implemented yet (roadmap step 4); this run recorded its configuration only"
+from ksearch.worldmodel import WorldModel, record
 
 
 @dataclass
 class RunResult:
     run_dir: Path
-    summary: RenderableType
+    stop_reason: str
+    progress: Progress
+    best_kernel: Path | None
+    best_packet: Path | None
+    device: str
+    resumed: bool
+    wm: WorldModel
 
 
 def default_log_root() -> Path:
     return Path(os.environ.get("KSEARCH_LOG_DIR", "experiment_log"))
 
 
-def start_run(config_path: Path | None, *, log_dir: Path | None = None, task: str | None = None) -> RunResult:
-    cfg = load_run_config(config_path)
-    if task:
-        cfg = cfg.model_copy(update={"task": task})
-    spec = load_task(cfg.task)
-    dtype = cfg.dtype or spec.default_dtype
-    if dtype not in spec.dtypes:
-        raise ConfigError(f"dtype {dtype!r} is not a variant of task {spec.name}; choose one of {', '.join(spec.dtypes)}")
-    targets = [load_target(name) for name in cfg.targets]
-    run_dir = make_run_dir(log_dir or default_log_root(), new_run_id(spec.name))
-    log = History(run_dir)
-    log.append("run_start", {
-        "config": cfg.model_dump(mode="json"), "task": spec.name, "dtype": dtype,
-        "targets": [t.name for t in targets], "ksearch_version": ksearch.__version__,
-        "environment": environment_snapshot().model_dump(mode="json"),
-    })
-    log.append("run_stop", {"reason": NOT_YET, "attempts": 0})
-    summary = Group(
-        render_task_list(list_task_summaries()),
-        render_task(spec, dtype),
-        Text(f"targets: {', '.join(t.name for t in targets)}; proposer: {cfg.proposer}", style="bold"),
-        Text(NOT_YET, style="yellow"),
-    )
-    return RunResult(run_dir, summary)
+def run_config_of(run_dir: Path) -> RunConfig:
+    """The config a run was started with, from its first run_start row."""
+    for line, _ in iter_rows(run_dir):
+        if line.row["kind"] == "run_start":
+            return RunConfig.model_validate(line.row["payload"]["config"])
+    raise ConfigError(f"{run_dir} has no run_start row: it is not a run ksearch can resume")
+
+
+def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, overrides: dict | None = None,
+              resume: Path | None = None, on_progress: Callable[[Progress], None] | None = None) -> RunResult:
+    """Run (or resume) a search. `overrides` are dotted config fields from the command line
+    (task, device, seed, budget.evaluations, budget.wall_s)."""
+    if resume is not None:
+        cfg = run_config_of(Path(resume))
+        if config_path is not None:
+            raise ConfigError("--resume continues a run with the config it started with; drop the CONFIG argument")
+    else:
+        cfg = load_run_config(config_path)
+    cfg = _override(cfg, overrides or {})
+    task = load_task(cfg.task)
+    dtype = cfg.dtype or task.default_dtype
+    if dtype not in task.dtypes:
+        raise ConfigError(f"dtype {dtype!r} is not a variant of task {task.name}; choose one of {', '.join(task.dtypes)}")
+    if cfg.proposer != "offline":
+        raise ConfigError(f"proposer {cfg.proposer!r} is not available yet (LLM proposers are roadmap step 6); "
+                          "use proposer: offline")
+    device = resolve_device(cfg.device)
+    profiles = [load_target(name) for name in cfg.targets]
+    primary = profiles[0].name
+    if device == "cuda":
+        local = detect_local_device()
+        if local is None or not local.profile:
+            raise ConfigError("this GPU matches no target profile, so its timings cannot be scored; "
+                              "add a profile under configs/targets/ or run with device: cpu")
+        primary = local.profile
+        if primary not in {p.name for p in profiles}:
+            profiles.insert(0, load_target(primary))
+        profiles.sort(key=lambda p: p.name != primary)
+
+    run_dir = Path(resume) if resume is not None else make_run_dir(log_dir or default_log_root(), new_run_id(task.name))
+    history = History(run_dir)
+    proposer = OfflineProposer(task.name)
+    snapshot = environment_snapshot().model_dump(mode="json")
+    if resume is None:
+        history.append("run_start", {"config": cfg.model_dump(mode="json"), "task": task.name, "dtype": dtype,
+                                     "targets": [p.name for p in profiles], "primary": primary, "device": device,
+                                     "ksearch_version": ksearch.__version__, "environment": snapshot})
+        wm = WorldModel.new(f"{task.name} {dtype} on {primary}", description=f"targets: {', '.join(p.name for p in profiles)}",
+                            attrs={"task": task.name, "dtype": dtype, "primary": primary})
+        record(history, [], "new run", root=wm.root)
+        if cfg.search.strategy == "worldmodel":
+            state = SearchState(task=task, wm=wm, tried=Tried(), best_score=None, evaluations=0)
+            for ops in proposer.propose_actions(state, islands=cfg.search.islands):
+                record(history, wm.apply(ops), "offline plan")
+    else:
+        wm = WorldModel.from_log(run_dir)
+        history.append("run_resume", {"config": cfg.model_dump(mode="json"), "device": device, "environment": snapshot})
+
+    with ExitStack() as stack:
+        evaluator = stack.enter_context(Evaluator(device, timeout_s=cfg.eval.timeout_s,
+                                                  bench_budget_s=cfg.eval.bench_budget_s))
+        pipeline = Pipeline(run_dir, task, dtype, profiles, primary, evaluator, seeds=cfg.eval.seeds,
+                            workloads=cfg.eval.workloads, every_target=cfg.eval.targets == "every",
+                            compile_timeout_s=cfg.eval.compile_timeout_s)
+        stack.callback(pipeline.close)
+        search = Search(cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress)
+        if resume is not None:
+            search.restore(run_dir)
+        t0 = time.monotonic()
+        try:
+            reason = search.run()
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C); resume with --resume"
+        p = search.progress
+        best_kernel = best_packet = None
+        if p.best is not None:
+            best_kernel = run_dir / "best_kernel.py"
+            best_kernel.write_bytes(read_blob(run_dir, p.best.blob))
+            best_packet = run_dir / "best_packet.json"
+            packets = _packets(run_dir, p.best.packet_id.rsplit("@", 1)[0])
+            best_packet.write_text(json.dumps(packets[p.best.packet_id], indent=2))
+            # The best kernel on the targets it was not compiled for during the search (eval.targets: best)
+            primary_packet = EvidencePacket.model_validate(packets[p.best.packet_id])
+            missing = pipeline.other_targets(primary_packet, best_kernel, p.best.blob)
+            missing = [m for m in missing if m.packet_id not in packets]
+            if missing:
+                history.append_many(("attempt", m.model_dump(mode="json")) for m in missing)
+                history.append("final_audit", {"candidate": p.best.candidate,
+                                               "targets": {m.candidate.target: m.status.value for m in missing}})
+        history.append("run_stop", {"reason": reason, "evaluations": p.evaluations, "passed": p.passed,
+                                    "failures": dict(p.failures), "elapsed_s": round(time.monotonic() - t0, 3),
+                                    "best": p.best.__dict__ if p.best else None})
+    return RunResult(run_dir, reason, p, best_kernel, best_packet, device, resume is not None, wm)
+
+
+def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
+    data = cfg.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return RunConfig.model_validate(data)
+
+
+def _packets(run_dir: Path, base_id: str) -> dict[str, dict]:
+    """Every logged packet of one candidate (one per target), by packet id."""
+    return {line.row["payload"]["packet_id"]: line.row["payload"] for line, _ in iter_rows(run_dir)
+            if line.row["kind"] == "attempt" and line.row["payload"].get("packet_id", "").startswith(base_id + "@")}

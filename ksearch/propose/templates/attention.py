@@ -176,11 +176,14 @@ GROUPED = Template(
     decision="work mapping",
     title="one program per (batch, KV head) computing all G query heads of the group",
     description=("Grid (B * Hkv); the program loads the G query heads of its group as a [BLOCK_G, D] tile and "
-                 "streams the KV head once: scores [BLOCK_G, BLOCK_N] and P @ V with tl.dot (QK=dot, group padded "
-                 "to 16 rows, P rounded to the input dtype) or broadcast multiply-and-sum in fp32 (QK=fma)."),
+                 "streams the KV head once: scores [BLOCK_G, BLOCK_N] and P @ V with tl.dot, P rounded to the input "
+                 "dtype (QK=dot64: group padded to 64 rows, the warpgroup-MMA minimum, so wgmma/tcgen05 are used; "
+                 "QK=dot: padded to 16 rows, mma.sync/MFMA) or broadcast multiply-and-sum in fp32 (QK=fma)."),
     rationale=("Every KV byte is read exactly once (the byte minimum) and the G heads share it through registers "
                "and tensor cores. Parallelism is only B * Hkv programs: ideal for large batches (B=16, Hkv=1 still "
-               "only 16 programs: split-KV wins there), poor for B=1."),
+               "only 16 programs: split-KV wins there), poor for B=1. The padded MMA rows are free in a "
+               "bandwidth-bound kernel; dot (16 rows) needs fewer registers but emits no wgmma/tcgen05, which the "
+               "sm_90a/sm_100a attention audit reports as a missing tensor-core path."),
     difficulty=3,
     expected_speedup=2.5,
     knobs={"BLOCK_N": (64, 32, 128, 16), "QK": ("dot64", "dot", "fma"), "num_warps": (4, 8, 2),
@@ -302,7 +305,7 @@ def _gen_single_block(task_name: str, k: dict) -> str:
     )
     run = (
         _RUN_HEAD
-        + "    BLOCK_G = max(16, triton.next_power_of_2(GROUP))\n"
+        + "    BLOCK_G = max(64, triton.next_power_of_2(GROUP))  # warpgroup-MMA eligible\n"
         "    gqa_single_block_kernel[(B * Hkv,)](q, k_cache, v_cache, o, L, GROUP, Hkv, qk_scale,\n"
         "                                        " + _STRIDES.format(pad=" " * 40) + ", o.stride(0), o.stride(1),\n"
         f"                                        D=D, BLOCK_G=BLOCK_G, BLOCK_L={k['BLOCK_L']},\n"

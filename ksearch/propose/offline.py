@@ -1,0 +1,134 @@
+"""The offline proposer: strategy templates as actions, knob mutation as implementation, and a
+deterministic reflection that promotes what improved and prunes what keeps failing. No network.
+
+- propose_actions: one decision node per strategy decision of the task's templates (spread over
+  the islands), one action per template under it, with a prior priority from the template's
+  expected speedup and difficulty.
+- implement: an untried action starts at its knobs (the template defaults, or a migrant's); after
+  that it samples an untried neighbour of the best setting known for the template (local
+  refinement), or, when the neighbourhood is exhausted, an untried random setting.
+- reflect: a visit that raised the best score raises the action's priority; one that only failed
+  lowers it and, after DEAD_END failures without any pass, prunes the action with its dominant
+  failure class; a passing visit that did not improve lowers the priority, and an open action
+  that keeps stagnating is marked too_hard.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from ksearch.errors import ConfigError
+from ksearch.propose.base import Implementation, Outcome, ProposerCall, SearchState, knob_key
+from ksearch.propose.templates import Template, template, templates_for
+from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status
+
+DEAD_END = 3  # failures without a single pass before an action is pruned
+STAGNANT_PRIORITY = 0.1  # an unsolved action whose priority sinks below this is given up (too_hard)
+
+
+def prior_priority(t: Template) -> float:
+    p = 0.35 + 0.12 * min(t.expected_speedup, 4.0) - 0.05 * (t.difficulty - 1)
+    return round(min(0.95, max(0.05, p)), 3)
+
+
+class OfflineProposer:
+    name = "offline"
+
+    def __init__(self, task_name: str):
+        self.templates = templates_for(task_name)
+        if not self.templates:
+            raise ConfigError(f"the offline proposer has no strategy templates for task {task_name!r}; "
+                              "use an LLM proposer (roadmap step 6) or add templates in ksearch/propose/templates/")
+        self.task_name = task_name
+        self.calls: list[ProposerCall] = []
+
+    # ------------------------------------------------------------------ propose
+
+    def propose_actions(self, state: SearchState, islands: int = 1) -> list[list[EditOp]]:
+        """The initial plan, one edit per decision (each edit stays within the new-node limit)."""
+        decisions: dict[str, list[Template]] = {}
+        for t in self.templates:
+            decisions.setdefault(t.decision, []).append(t)
+        edits = []
+        n = 0
+        for decision, ts in decisions.items():
+            ops = [EditOp(op="insert", node=ROOT, reason="offline plan", fields={"kind": "decision", "title": decision})]
+            for t in ts:  # templates are dealt to the islands in turn, across decisions
+                ops.append(EditOp(op="insert", node="$0", reason="strategy template", fields={
+                    "title": t.title, "description": t.description, "rationale": t.rationale,
+                    "difficulty": t.difficulty, "expected_speedup": t.expected_speedup,
+                    "priority": prior_priority(t),
+                    "attrs": {"template": t.id, "knobs": t.default_knobs(), "island": n % islands}}))
+                n += 1
+            edits.append(ops)
+        self.calls.append(ProposerCall("propose_actions", f"{len(self.templates)} templates in {len(edits)} decisions"))
+        return edits
+
+    # ------------------------------------------------------------------ implement
+
+    def implement(self, action: Node, state: SearchState, rng: random.Random) -> Implementation:
+        t = template(action.attrs["template"])
+        tried = state.tried.keys.get(t.id, set())
+        start = t.complete(action.attrs.get("knobs"))
+        if knob_key(start) not in tried:
+            knobs, how = start, "the action's own setting"
+        else:
+            center = state.tried.best.get(t.id, (None, start))[1]
+            fresh = [k for k in t.neighbours(center) if knob_key(k) not in tried]
+            if fresh:
+                knobs, how = rng.choice(fresh), "a neighbour of the best setting"
+            else:
+                knobs, how = self._untried(t, tried, rng), "an untried random setting"
+        self.calls.append(ProposerCall("implement", f"{t.id}: {how}: {knob_key(knobs)}"))
+        return Implementation(source=t.render(self.task_name, knobs), attrs={"template": t.id, "knobs": knobs},
+                              note=how)
+
+    @staticmethod
+    def _untried(t: Template, tried: set[str], rng: random.Random) -> dict:
+        for _ in range(200):
+            knobs = t.sample_knobs(rng)
+            if knob_key(knobs) not in tried:
+                return knobs
+        return t.sample_knobs(rng)  # the space is exhausted: a repeat is still evidence of noise
+
+    # ------------------------------------------------------------------ reflect
+
+    def reflect(self, state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]:
+        scores = [o.score for o in outcomes if o.passed and o.score is not None]
+        passed = any(o.passed for o in outcomes)
+        improved = bool(scores) and (state.best_score is None or max(scores) > state.best_score)
+        ops: list[EditOp] = []
+        if action.status in (Status.pruned, Status.too_hard):
+            return ops
+        parent = state.wm.node(action.parent) if action.parent else None
+        refines = parent is not None and parent.kind is NodeKind.action and parent.status is Status.solved
+        if improved:
+            ops.append(_priority(action, +0.1, "raised the best score"))
+        elif passed and refines and action.status is not Status.solved:
+            # Local refinement around the parent's solution found nothing better: this continuation is
+            # exhausted. The parent gets a fresh continuation at a lower priority.
+            ops.append(_priority(parent, -0.15, "its refinement found nothing better"))
+            ops.append(EditOp(op="prune", node=action.id, reason=f"exhausted: {action.attempts} samples without "
+                                                                 f"beating the parent's {parent.best_score:.4g}"))
+        elif not passed and action.status is not Status.solved:
+            classes = Counter(o.failure_class for o in outcomes)
+            if action.failures >= DEAD_END and action.best_score is None:
+                cls, n = classes.most_common(1)[0]
+                ops.append(EditOp(op="prune", node=action.id,
+                                  reason=f"dead end: {action.failures} failures, no pass; mostly {cls}"))
+            else:
+                ops.append(_priority(action, -0.15, f"failed: {', '.join(f'{c} x{n}' for c, n in classes.items())}"))
+        else:
+            op = _priority(action, -0.1, "passed without improving the best score")
+            if action.status is not Status.solved and op.fields["priority"] < STAGNANT_PRIORITY:
+                op.fields["status"] = Status.too_hard.value
+                op.reason = "stagnated: no improvement over several visits"
+            ops.append(op)
+        self.calls.append(ProposerCall("reflect", "; ".join(o.reason for o in ops) or "no change"))
+        return ops
+
+
+def _priority(action: Node, delta: float, reason: str) -> EditOp:
+    value = round(min(0.95, max(0.02, action.priority + delta)), 3)
+    return EditOp(op="update", node=action.id, fields={"priority": value}, reason=reason)

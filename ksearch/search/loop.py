@@ -1,0 +1,308 @@
+"""The search loop, after K-Search: select an action, refine it locally, update the world model.
+
+    select   the open frontier action with the highest priority plus an exploration bonus for
+             rarely tried actions, among those within the current difficulty level (the level
+             rises as actions get solved); islands take turns, each searching its own subtrees
+    refine   sample implementations of the action in batches (compiled while verified), each
+             logged, until `stagnation` samples in a row bring no improvement or `max_per_visit`
+    update   node statistics after every sample; a solution attached when the visit beats the
+             action's lineage; the proposer's reflection applied as validated edit ops (an
+             invalid reflection is logged as a proposer failure and skipped)
+    migrate  every `migrate_every` visits an island's best strategy is planted, as a new action,
+             in the next island that has nothing as good
+
+Everything the loop learns goes to the log first (attempt rows per target, a `step` row per
+candidate, `wm_edit` rows), so a resumed run rebuilds the same state from the log alone.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ksearch.log import History, iter_rows
+from ksearch.propose.base import Implementation, Outcome, SearchState, Tried, knob_key
+from ksearch.propose.templates import template, templates_for
+from ksearch.search.config import RunConfig
+from ksearch.search.pipeline import CandidateResult, Pipeline
+from ksearch.task import Task
+from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status, WorldModel, WorldModelError, record
+
+STEP = "step"
+
+
+@dataclass
+class Best:
+    score: float
+    candidate: str
+    packet_id: str
+    blob: str
+    basis: str
+    attrs: dict
+    evaluation: int
+
+
+@dataclass
+class Progress:
+    evaluations: int = 0
+    budget: int = 0
+    best: Best | None = None
+    action: str = ""
+    failures: Counter = field(default_factory=Counter)
+    passed: int = 0
+    elapsed_s: float = 0.0
+    wall_s: float = 0.0
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (evaluation, best score) at each improvement
+
+
+class Search:
+    def __init__(self, cfg: RunConfig, history: History, task: Task, dtype: str, pipeline: Pipeline, proposer,
+                 wm: WorldModel, *, on_progress: Callable[[Progress], None] | None = None):
+        self.cfg, self.history, self.task, self.dtype = cfg, history, task, dtype
+        self.pipeline, self.proposer, self.wm = pipeline, proposer, wm
+        self.on_progress = on_progress or (lambda p: None)
+        self.tried = Tried()
+        self.progress = Progress(budget=cfg.budget.evaluations, wall_s=cfg.budget.wall_s)
+        self.island_best: dict[int, Best] = {}
+        self.visits = 0
+        self.t0 = time.monotonic()
+        self.elapsed_before = 0.0
+
+    # ------------------------------------------------------------------ state from the log
+
+    def restore(self, run_dir) -> None:
+        """Rebuild memory, counters and bests from the step rows of an earlier part of this run."""
+        for line, _ in iter_rows(run_dir):
+            row = line.row
+            if row["kind"] == "run_stop":
+                self.elapsed_before += row["payload"].get("elapsed_s", 0.0)
+            if row["kind"] != STEP:
+                continue
+            s = row["payload"]
+            self._remember(s)
+            self.visits = max(self.visits, s.get("visit", -1) + 1)
+
+    def _remember(self, s: dict) -> None:
+        outcome = Outcome(s["candidate"], s["knobs"], s["passed"], s["score"], s["failure_class"])
+        if s.get("template"):
+            self.tried.add(s["template"], s["knobs"], outcome)
+        p = self.progress
+        p.evaluations += 1
+        if s["passed"]:
+            p.passed += 1
+        else:
+            p.failures[s["failure_class"] or "unknown"] += 1
+        if s["score"] is not None:
+            best = Best(s["score"], s["candidate"], s["packet_id"], s["blob"], s["score_basis"],
+                        {"template": s.get("template"), "knobs": s["knobs"]}, p.evaluations)
+            if p.best is None or best.score > p.best.score:
+                p.best = best
+                p.curve.append((p.evaluations, best.score))
+            island = s.get("island")
+            if island is not None and (island not in self.island_best or best.score > self.island_best[island].score):
+                self.island_best[island] = best
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> str:
+        """Search until a budget runs out; returns why it stopped."""
+        self._reopen_interrupted()
+        if self.cfg.search.strategy == "random":
+            return self._run_random()
+        while True:
+            stop = self._stop_reason()
+            if stop:
+                return stop
+            action = self.select(self.visits % self.cfg.search.islands)
+            if action is None:
+                return "the frontier is empty: every action is solved, pruned or too hard"
+            self._visit(action)
+            self.visits += 1
+            if self.visits % self.cfg.search.migrate_every == 0:
+                self._migrate()
+
+    def _stop_reason(self) -> str | None:
+        p = self.progress
+        p.elapsed_s = self.elapsed_before + time.monotonic() - self.t0
+        if p.evaluations >= self.cfg.budget.evaluations:
+            return f"evaluation budget spent ({p.evaluations})"
+        if p.elapsed_s >= self.cfg.budget.wall_s:
+            return f"wall-time budget spent ({p.elapsed_s:.0f} s)"
+        target = self.cfg.budget.target_score
+        if target is not None and p.best is not None and p.best.score >= target:
+            return f"target score {target} reached"
+        return None
+
+    def select(self, island: int) -> Node | None:
+        frontier = self.wm.frontier()
+        if not frontier:
+            return None
+        mine = [a for a in frontier if self._island(a) == island] or frontier
+        solved = len(self.wm.actions(Status.solved))
+        level = min(5, 2 + solved // 2)
+        gated = [a for a in mine if a.difficulty <= level] or mine
+        n = self.progress.evaluations
+        c = self.cfg.search.exploration
+
+        def value(a: Node) -> float:
+            return a.priority + c * math.sqrt(math.log(n + 2) / (1 + a.attempts))
+
+        return max(gated, key=value)  # max keeps the first of equals: the frontier's own order
+
+    def _island(self, node: Node) -> int:
+        for n in reversed(self.wm.path_to(node.id)):
+            if "island" in n.attrs:
+                return n.attrs["island"]
+        return 0
+
+    def _visit(self, action: Node) -> None:
+        s = self.cfg.search
+        self.progress.action = action.title
+        self._apply([EditOp(op="update", node=action.id, fields={"status": Status.trying.value},
+                            reason="selected")], "select")
+        island = self._island(action)
+        lineage = self._lineage_best(action)
+        visit_best: CandidateResult | None = None
+        outcomes: list[Outcome] = []
+        samples = stale = 0
+        best_before = self.progress.best.score if self.progress.best else None
+        while samples < s.max_per_visit and stale < s.stagnation and not self._stop_reason():
+            n = min(s.batch, s.max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations)
+            state = self._state()
+            batch = []
+            for _ in range(n):
+                cid = f"c{self.progress.evaluations + len(batch):04d}"
+                rng = random.Random(f"{self.cfg.seed}:{cid}")
+                impl = self.proposer.implement(self.wm.node(action.id), state, rng)
+                # a batch never repeats itself
+                state.tried.keys.setdefault(impl.attrs["template"], set()).add(knob_key(impl.attrs["knobs"]))
+                batch.append((cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)}))
+            for result in self.pipeline.run(batch):
+                outcome = self._log_candidate(result, action, island)
+                outcomes.append(outcome)
+                samples += 1
+                node = self.wm.node(action.id)
+                improved = result.score is not None and (node.best_score is None or result.score > node.best_score)
+                stale = 0 if improved else stale + 1
+                if improved and (visit_best is None or result.score > visit_best.score):
+                    visit_best = result
+                fields = {"attempts": node.attempts + 1, "failures": node.failures + (not result.passed)}
+                if improved:
+                    fields.update(best_score=result.score, last_improved_attempt=self.progress.evaluations)
+                self._apply([EditOp(op="update", node=action.id, fields=fields, reason=result.candidate_id)], "stats")
+        node = self.wm.node(action.id)
+        if visit_best is not None and (lineage is None or visit_best.score > lineage):
+            self._apply([EditOp(op="attach", node=action.id, reason=f"{visit_best.candidate_id} beats its lineage",
+                                fields={"title": f"{visit_best.candidate_id}: {visit_best.score_basis} "
+                                                 f"{visit_best.score:.4f}",
+                                        "packet_id": visit_best.packet.packet_id, "score": visit_best.score,
+                                        "attrs": {**visit_best.attrs, "candidate": visit_best.candidate_id}})],
+                        "solution")
+        elif node.status is Status.trying:
+            self._apply([EditOp(op="update", node=action.id, fields={"status": Status.open.value},
+                                reason="visit over")], "visit over")
+        state = self._state()
+        state.best_score = best_before
+        ops = self.proposer.reflect(state, self.wm.node(action.id), outcomes)
+        if ops:
+            try:
+                self._apply(ops, "reflect")
+            except WorldModelError as e:  # a proposer's invalid edit is evidence, never fatal
+                self.history.append("proposer_failure", {"call": "reflect", "error": str(e),
+                                                         "ops": [o.model_dump(mode="json") for o in ops]})
+
+    def _lineage_best(self, action: Node) -> float | None:
+        scores = [n.best_score for n in self.wm.path_to(action.id)[:-1]
+                  if n.kind is NodeKind.action and n.status is Status.solved and n.best_score is not None]
+        return max(scores) if scores else None
+
+    def _parent_candidate(self, action: Node) -> str | None:
+        for n in reversed(self.wm.path_to(action.id)[:-1]):
+            sol = [c for c in self.wm.children(n.id) if c.kind is NodeKind.solution]
+            if sol:
+                return sol[-1].attrs.get("candidate")
+        return None
+
+    def _state(self) -> SearchState:
+        return SearchState(task=self.task, wm=self.wm, tried=_copy_tried(self.tried),
+                           best_score=self.progress.best.score if self.progress.best else None,
+                           evaluations=self.progress.evaluations)
+
+    def _apply(self, ops: list[EditOp], reason: str) -> list[EditOp]:
+        applied = self.wm.apply(ops)
+        record(self.history, applied, reason)
+        return applied
+
+    def _log_candidate(self, result: CandidateResult, action: Node | None, island: int | None) -> Outcome:
+        self.history.append_many(("attempt", p.model_dump(mode="json")) for p in result.packets.values())
+        packet = result.packet
+        step = {"candidate": result.candidate_id, "visit": self.visits, "island": island,
+                "action_id": action.id if action else None, "template": result.attrs.get("template"),
+                "knobs": result.attrs.get("knobs", {}), "passed": result.passed, "score": result.score,
+                "score_basis": result.score_basis, "failure_class": packet.failure_class.value
+                if packet.failure_class else None, "packet_id": packet.packet_id, "blob": result.blob,
+                "targets": {t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()},
+                "message": packet.message[:300]}
+        self.history.append(STEP, step)
+        self._remember(step)
+        self.on_progress(self.progress)
+        return Outcome(result.candidate_id, step["knobs"], result.passed, result.score, step["failure_class"],
+                       packet.message)
+
+    def _reopen_interrupted(self) -> None:
+        trying = [a for a in self.wm.actions(Status.trying)]
+        if trying:
+            self._apply([EditOp(op="update", node=a.id, fields={"status": Status.open.value},
+                                reason="the run stopped during this visit") for a in trying], "resume")
+
+    def _migrate(self) -> None:
+        n = self.cfg.search.islands
+        if n < 2:
+            return
+        planted = {a.attrs.get("migrant_from") for a in self.wm.nodes() if a.attrs.get("migrant_from")}
+        for i, best in sorted(self.island_best.items()):
+            j = (i + 1) % n
+            theirs = self.island_best.get(j)
+            if best.candidate in planted or (theirs is not None and theirs.score >= best.score):
+                continue
+            if not best.attrs.get("template"):
+                continue
+            t = template(best.attrs["template"])
+            home = next((d for d in self.wm.children(ROOT) if d.title == t.decision), None)
+            if home is None:
+                continue
+            self._apply([EditOp(op="insert", node=home.id, reason=f"migration from island {i}", fields={
+                "title": f"migrant from island {i}: {t.title}", "rationale": f"{best.candidate} scored {best.score:.4f}",
+                "difficulty": t.difficulty, "expected_speedup": t.expected_speedup, "priority": 0.8,
+                "attrs": {"template": t.id, "knobs": best.attrs["knobs"], "island": j,
+                          "migrant_from": best.candidate}})], "migrate")
+
+    # ------------------------------------------------------------------ the baseline
+
+    def _run_random(self) -> str:
+        """Uniform random sampling of the same template space: no world model, no memory of scores."""
+        ts = templates_for(self.task.name)
+        while True:
+            stop = self._stop_reason()
+            if stop:
+                return stop
+            n = min(self.cfg.search.batch, self.cfg.budget.evaluations - self.progress.evaluations)
+            batch = []
+            for k in range(n):
+                cid = f"c{self.progress.evaluations + k:04d}"
+                rng = random.Random(f"{self.cfg.seed}:{cid}")
+                t = rng.choice(ts)
+                knobs = t.sample_knobs(rng)
+                impl = Implementation(t.render(self.task.name, knobs), {"template": t.id, "knobs": knobs}, "random")
+                batch.append((cid, impl, {}))
+            for result in self.pipeline.run(batch):
+                self._log_candidate(result, None, None)
+            self.visits += 1
+
+
+def _copy_tried(t: Tried) -> Tried:
+    return Tried({k: set(v) for k, v in t.keys.items()}, dict(t.best), {k: dict(v) for k, v in t.failures.items()})

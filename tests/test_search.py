@@ -1,0 +1,157 @@
+"""The search loop end to end on CPU: a run logs every attempt, its tree rebuilds from the log, a
+killed run resumes where it stopped, and the offline proposer learns from failures."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ksearch.log import iter_rows, verify_log
+from ksearch.propose.base import Outcome, SearchState, Tried, knob_key
+from ksearch.propose.offline import DEAD_END, OfflineProposer
+from ksearch.search.run import start_run
+from ksearch.task import load_task
+from ksearch.worldmodel import ROOT, EditOp, Status, WorldModel
+
+SMALL = {"task": "rmsnorm", "dtype": "float16", "targets": ["h100"], "device": "cpu", "seed": 3,
+         "budget": {"evaluations": 4, "wall_s": 600},
+         "search": {"islands": 2, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
+         "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"}}
+
+
+def config(tmp_path: Path, **changes) -> Path:
+    cfg = json.loads(json.dumps(SMALL))
+    for k, v in changes.items():
+        cfg[k] = v
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def rows(run_dir: Path, kind: str) -> list[dict]:
+    return [line.row for line, _ in iter_rows(run_dir) if line.row["kind"] == kind]
+
+
+def payloads(run_dir: Path, kind: str) -> list[dict]:
+    return [r["payload"] for r in rows(run_dir, kind)]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("search")
+    return start_run(config(tmp), log_dir=tmp / "runs")
+
+
+def test_a_run_logs_every_candidate_and_the_tree_rebuilds_from_the_log(small_run):
+    steps = payloads(small_run.run_dir, "step")
+    assert [s["candidate"] for s in steps] == ["c0000", "c0001", "c0002", "c0003"]
+    attempts = payloads(small_run.run_dir, "attempt")
+    assert {a["packet_id"].rsplit("@", 1)[0] for a in attempts} >= {s["packet_id"].rsplit("@", 1)[0]
+                                                                             for s in steps}
+    assert verify_log(small_run.run_dir).ok
+    rebuilt = WorldModel.from_log(small_run.run_dir)
+    assert rebuilt.snapshot() == small_run.wm.snapshot()
+    # passing candidates carry a static estimate, never a measured reward, on a machine without a GPU
+    for s in steps:
+        if s["passed"]:
+            assert s["score_basis"] == "static-estimate:h100" and 0 < s["score"] <= 1
+    packet = json.loads(small_run.best_packet.read_text())
+    assert packet["status"] == "pass" and packet["performance"] is None
+    assert packet["unmeasured"]["reason"] == "unmeasured:no_device"
+    assert small_run.best_kernel.read_text().startswith("# ksearch template:")
+
+
+def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
+    cfg = config(tmp_path, budget={"evaluations": 40, "wall_s": 600})
+    env = {**os.environ, "KSEARCH_LOG_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "ksearch", "run", str(cfg), "--device", "cpu"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        run_dir = None
+        while time.monotonic() < deadline:
+            dirs = list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else []
+            if dirs and (dirs[0] / "history.jsonl").exists() and len(rows(dirs[0], "step")) >= 2:
+                run_dir = dirs[0]
+                break
+            time.sleep(0.5)
+        assert run_dir is not None, "the run logged no candidate in time"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = len(rows(run_dir, "step"))
+    last_seq = max(line.row["seq"] for line, _ in iter_rows(run_dir))
+    result = start_run(None, resume=run_dir, overrides={"budget.evaluations": done + 2})
+    steps = payloads(run_dir, "step")
+    assert [s["candidate"] for s in steps] == [f"c{i:04d}" for i in range(done + 2)]
+    assert verify_log(run_dir).ok
+    assert rows(run_dir, "run_resume")[0]["seq"] > last_seq  # the sequence continues; verify checked the chain
+    assert WorldModel.from_log(run_dir).snapshot() == result.wm.snapshot()
+    assert not result.wm.actions(Status.trying)  # the visit the kill cut short was reopened
+
+
+def test_the_random_baseline_samples_the_same_template_space(tmp_path):
+    # seed 7 draws two row_block settings: quick to compile (some random settings take ptxas minutes)
+    cfg = config(tmp_path, search={**SMALL["search"], "strategy": "random"}, budget={"evaluations": 2, "wall_s": 600},
+                 seed=7)
+    result = start_run(cfg, log_dir=tmp_path / "runs")
+    steps = payloads(result.run_dir, "step")
+    assert len(steps) == 2 and all(s["action_id"] is None and s["template"].startswith("rmsnorm/") for s in steps)
+    assert len(result.wm) == 1  # the world model is not used
+
+
+def _state(task="rmsnorm"):
+    wm = WorldModel.new("t")
+    return SearchState(task=load_task(task), wm=wm, tried=Tried(), best_score=None, evaluations=0)
+
+
+def test_the_plan_has_one_decision_per_strategy_axis_and_one_action_per_template():
+    prop = OfflineProposer("rmsnorm")
+    state = _state()
+    for ops in prop.propose_actions(state, islands=2):
+        state.wm.apply(ops)
+    decisions = state.wm.children(ROOT)
+    assert {d.title for d in decisions} == {t.decision for t in prop.templates}
+    assert {a.attrs["island"] for a in state.wm.actions()} == {0, 1}
+    assert {a.attrs["template"] for a in state.wm.actions()} == {t.id for t in prop.templates}
+
+
+def test_implement_never_repeats_a_tried_setting_and_starts_from_the_action_knobs():
+    prop = OfflineProposer("rmsnorm")
+    state = _state()
+    for ops in prop.propose_actions(state):
+        state.wm.apply(ops)
+    action = state.wm.frontier()[0]
+    seen = set()
+    for i in range(6):
+        impl = prop.implement(state.wm.node(action.id), state, random.Random(i))
+        key = knob_key(impl.attrs["knobs"])
+        if i == 0:
+            assert impl.attrs["knobs"] == action.attrs["knobs"]
+        assert key not in seen
+        seen.add(key)
+        state.tried.add(impl.attrs["template"], impl.attrs["knobs"], Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1 * i, None))
+
+
+def test_reflect_prunes_a_strategy_that_keeps_failing_and_promotes_one_that_improves():
+    prop = OfflineProposer("rmsnorm")
+    state = _state()
+    for ops in prop.propose_actions(state):
+        state.wm.apply(ops)
+    a, b = state.wm.frontier()[:2]
+    fail = Outcome("c0", {}, False, None, "numerical_mismatch")
+    state.wm.apply([EditOp(op="update", node=a.id, fields={"failures": DEAD_END, "attempts": DEAD_END})])
+    ops = prop.reflect(state, state.wm.node(a.id), [fail])
+    assert ops[0].op == "prune" and "numerical_mismatch" in ops[0].reason
+    state.wm.apply(ops)
+    assert state.wm.node(a.id).status is Status.pruned
+    win = Outcome("c1", {}, True, 0.5, None)
+    ops = prop.reflect(state, state.wm.node(b.id), [win])
+    assert ops[0].op == "update" and ops[0].fields["priority"] > b.priority

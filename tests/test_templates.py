@@ -1,0 +1,236 @@
+"""Strategy templates of the offline proposer: every template renders candidates that the CPU harness
+verifies, the risky ones fail the way their rationale says, the knob spaces validate, and one
+template per family compiles ahead of time for H100, B200 and MI355X with a clean audit."""
+
+import json
+import random
+
+import pytest
+
+from ksearch.audit import audit_compile, audit_failure
+from ksearch.compile import CompileRequest, compile_many
+from ksearch.errors import ConfigError
+from ksearch.evidence import FailureClass, Status
+from ksearch.harness.evaluate import Evaluator
+from ksearch.harness.static_checks import failing, static_checks_for_task
+from ksearch.propose.templates import ALL_TEMPLATES, Template, template, templates_for
+from ksearch.propose.templates.gemm import smem_bytes
+from ksearch.target import load_target
+from ksearch.task import load_task
+
+TASKS = ("rmsnorm", "fused_add_rmsnorm", "softmax", "matmul", "silu_and_mul", "gqa_decode_attention",
+         "moe_topk_routing")
+
+# Risky templates: a knob setting that fails on the CPU subset, and the class it fails with. An empty
+# setting means the default already fails there (the K-wrapping GEMM is wrong for every BLOCK_K on
+# the ragged K=72 workload).
+RISKY: dict[str, tuple[dict, FailureClass]] = {
+    "rmsnorm/fixed_block": ({"BLOCK_N": 1024}, FailureClass.OUTPUT_NOT_WRITTEN),
+    "softmax/fixed_block": ({"BLOCK_N": 256}, FailureClass.OUTPUT_NOT_WRITTEN),
+    "matmul/k_unmasked": ({}, FailureClass.NUMERICAL_MISMATCH),
+    "silu_and_mul/row_fixed": ({"BLOCK_I": 1024}, FailureClass.OUTPUT_NOT_WRITTEN),
+    "gqa_decode_attention/single_block": ({"BLOCK_L": 64}, FailureClass.NUMERICAL_MISMATCH),
+    "moe_topk_routing/fixed_experts": ({"BLOCK_E": 32}, FailureClass.NUMERICAL_MISMATCH),
+}
+DEFAULT_FAILS = {tid for tid, (knobs, _) in RISKY.items() if not knobs}
+PAIRS = [(t, task) for t in ALL_TEMPLATES for task in t.tasks]
+# One template per family for the ahead-of-time compile test (plus the TMA GEMM).
+COMPILED = [("rmsnorm/row_block", "rmsnorm"), ("softmax/online", "softmax"), ("matmul/tiled", "matmul"),
+            ("matmul/tma", "matmul"), ("silu_and_mul/flat", "silu_and_mul"),
+            ("gqa_decode_attention/split_kv", "gqa_decode_attention"), ("moe_topk_routing/row_argmax", "moe_topk_routing")]
+
+
+def pair_id(pair) -> str:
+    t, task = pair
+    return t.id if t.tasks == (task,) else f"{t.id}[{task}]"
+
+
+def cpu_dtype(task_name: str) -> str:
+    # the interpreter is unreliable for bfloat16; every task has a float16 or float32 variant
+    dtypes = load_task(task_name).dtypes
+    return "float16" if "float16" in dtypes else "float32"
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    with Evaluator("cpu", timeout_s=300) as ev:
+        yield ev
+
+
+def evaluate(ev, tmp_path, t: Template, task_name: str, knobs: dict, **kw):
+    path = tmp_path / (t.id.replace("/", "__") + f"__{task_name}.py")
+    path.write_text(t.render(task_name, knobs))
+    return ev.evaluate(path, load_task(task_name), dtype=cpu_dtype(task_name), **kw)
+
+
+def random_settings(t: Template, n: int, salt: str) -> list[dict]:
+    rng = random.Random(f"{t.id}:{salt}")  # str seeds hash with sha512: the same draws in every process
+    return [t.sample_knobs(rng) for _ in range(n)]
+
+
+# ---- registry and knob spaces ----------------------------------------------------------------------
+
+
+def test_every_task_has_templates_and_ids_are_unique():
+    ids = [t.id for t in ALL_TEMPLATES]
+    assert len(ids) == len(set(ids))
+    for task in TASKS:
+        found = templates_for(task)
+        assert len(found) >= 3, task
+        assert all(task in t.tasks for t in found)
+    assert {task for t in ALL_TEMPLATES for task in t.tasks} == set(TASKS)
+    assert templates_for("no_such_task") == []
+
+
+def test_template_lookup_names_the_known_ids():
+    assert template("matmul/tiled").id == "matmul/tiled"
+    with pytest.raises(ConfigError) as err:
+        template("matmul/nope")
+    assert "matmul/tiled" in str(err.value) and "matmul/nope" in str(err.value)
+
+
+def test_every_family_has_a_risky_template_that_says_when_it_fails():
+    assert {task for tid in RISKY for task in template(tid).tasks} == set(TASKS)
+    for tid in RISKY:
+        assert "fails when" in template(tid).rationale.lower(), tid
+
+
+@pytest.mark.parametrize("t", ALL_TEMPLATES, ids=lambda t: t.id)
+def test_template_metadata_and_knob_space(t):
+    assert t.decision and t.title and t.description and t.rationale
+    assert 1 <= t.difficulty <= 5 and t.expected_speedup > 0
+    assert t.id.split("/")[0] in t.tasks or t.id.startswith("rmsnorm/")
+    assert t.default_knobs() == {name: values[0] for name, values in t.knobs.items()}
+    assert t.valid(t.default_knobs())
+    rng = random.Random(0)
+    for knobs in (t.sample_knobs(rng) for _ in range(5)):
+        assert t.valid(knobs)
+    for near in t.neighbours(t.default_knobs()):
+        assert t.valid(near)
+        assert sum(near[k] != v for k, v in t.default_knobs().items()) == 1
+
+
+def test_render_validates_knobs_and_task():
+    t = template("rmsnorm/row_block")
+    with pytest.raises(ValueError, match="unknown knob"):
+        t.render("rmsnorm", {"BLOCK": 1024})
+    with pytest.raises(ValueError, match="num_warps"):
+        t.render("rmsnorm", {"num_warps": 3})
+    with pytest.raises(ValueError, match="EVICT"):
+        t.render("rmsnorm", {"EVICT": "sometimes"})
+    with pytest.raises(ValueError, match="not 'softmax'"):
+        t.render("softmax", {})
+    with pytest.raises(ValueError):
+        template("matmul/split_k").render("matmul", {"SPLIT_K": True})  # a bool is not the int 1
+    assert not t.valid({"num_warps": 3}) and not t.valid({"nope": 1})
+
+
+def test_render_header_names_template_task_and_knobs():
+    t = template("matmul/tiled")
+    src = t.render("matmul", {"BLOCK_M": 64})
+    lines = src.splitlines()
+    assert lines[0] == "# ksearch template: matmul/tiled"
+    assert lines[1] == "# task: matmul"
+    assert json.loads(lines[2].removeprefix("# knobs: ")) == {**t.default_knobs(), "BLOCK_M": 64}
+    assert "BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M = 64, 256, 64, 8" in src
+    assert "autotune" not in src
+
+
+def test_gemm_space_holds_the_known_fast_tiles_and_rejects_oversized_ones():
+    for tid in ("matmul/tiled", "matmul/tma"):
+        t = template(tid)
+        fast = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3}
+        assert t.default_knobs() == fast
+        assert t.valid({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4})
+        big = {"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 128, "num_warps": 8, "num_stages": 5}
+        assert smem_bytes(big) > 228 * 1024 and not t.valid(big)
+        # fits shared memory but not the register file: a 256x256 fp32 accumulator on 4 warps
+        assert not t.valid({"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 32, "num_warps": 4, "num_stages": 2})
+    assert template("matmul/persistent").valid(
+        {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4})
+
+
+@pytest.mark.parametrize("t", ALL_TEMPLATES, ids=lambda t: t.id)
+def test_every_knob_value_renders_a_source_the_static_checks_accept(t):
+    settings = [t.default_knobs()]
+    for name, values in t.knobs.items():
+        settings += [{**t.default_knobs(), name: v} for v in values[1:]]
+    for task_name in t.tasks:
+        task = load_task(task_name)
+        for knobs in settings:
+            src = t.render(task_name, knobs)
+            compile(src, "<candidate>", "exec")
+            assert not failing(static_checks_for_task(src, "candidate.py", task)), (knobs, failing(
+                static_checks_for_task(src, "candidate.py", task)))
+            assert "autotune" not in src and "import os" not in src
+
+
+# ---- CPU verification (Triton interpreter) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair", [p for p in PAIRS if p[0].id not in DEFAULT_FAILS], ids=pair_id)
+def test_default_knobs_pass_on_cpu(evaluator, tmp_path, pair):
+    t, task_name = pair
+    packet = evaluate(evaluator, tmp_path, t, task_name, {})
+    assert packet.status.value == "pass", (packet.failure_class, packet.message)
+    assert set(packet.validation.workloads_checked) == {w.name for w in load_task(task_name).workloads(cpu_only=True)}
+
+
+@pytest.mark.parametrize("tid", sorted(RISKY))
+def test_risky_setting_is_rejected_with_its_correctness_class(evaluator, tmp_path, tid):
+    knobs, expected = RISKY[tid]
+    t = template(tid)
+    packet = evaluate(evaluator, tmp_path, t, t.tasks[0], knobs)
+    assert packet.status is Status.FAIL, packet.message
+    assert packet.failure_class is expected, (packet.failure_class, packet.message)
+
+
+def test_risky_default_passes_the_cpu_subset_but_fails_a_large_workload(evaluator, tmp_path):
+    # rmsnorm/fixed_block (BLOCK_N=4096) passes every CPU workload (N <= 4096) above; N=7168 breaks it
+    packet = evaluate(evaluator, tmp_path, template("rmsnorm/fixed_block"), "rmsnorm", {},
+                      workloads=["deepseek_v3_decode_m64_n7168"], seeds=(0,))
+    assert packet.status is Status.FAIL
+    assert packet.failure_class is FailureClass.OUTPUT_NOT_WRITTEN, packet.message
+
+
+@pytest.mark.parametrize("t", [t for t in ALL_TEMPLATES if t.id not in RISKY], ids=lambda t: t.id)
+def test_a_random_knob_setting_passes_on_cpu(evaluator, tmp_path, t):
+    (knobs,) = random_settings(t, 1, "fast")
+    task_name = t.tasks[-1]
+    packet = evaluate(evaluator, tmp_path, t, task_name, knobs, seeds=(0,))
+    assert packet.status.value == "pass", (knobs, packet.failure_class, packet.message)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", [p for p in PAIRS if p[0].id not in RISKY], ids=pair_id)
+def test_random_knob_settings_pass_on_cpu(evaluator, tmp_path, pair):
+    t, task_name = pair
+    for knobs in random_settings(t, 2, "slow"):
+        packet = evaluate(evaluator, tmp_path, t, task_name, knobs)
+        assert packet.status.value == "pass", (knobs, packet.failure_class, packet.message)
+
+
+# ---- ahead-of-time compile ---------------------------------------------------------------------------------
+
+
+def test_one_template_per_family_compiles_for_h100_b200_mi355x_with_a_clean_audit(tmp_path):
+    targets = ("h100", "b200", "mi355x")
+    requests, jobs = [], []
+    for tid, task_name in COMPILED:
+        path = tmp_path / (tid.replace("/", "__") + ".py")
+        path.write_text(template(tid).render(task_name, {}))
+        for target in targets:
+            requests.append(CompileRequest(source_path=str(path), task=task_name, target=target,
+                                           dtype=cpu_dtype(task_name)))
+            jobs.append((tid, task_name, target))
+    results = compile_many(requests, cache_dir=tmp_path / "cache", jobs=2)
+    for (tid, task_name, target), result in zip(jobs, results):
+        assert result.ok, (tid, target, result.failure_class, result.message)
+        assert result.kernels, (tid, target)
+        task = load_task(task_name)
+        audit = audit_compile(result, load_target(target), task.spec.op_family, cpu_dtype(task_name))
+        assert audit_failure(audit) is None, (tid, target, [v for v in audit.verdicts if not v.ok])
+        if tid.startswith("matmul/") and target != "mi355x":
+            assert audit.families_found, (tid, target)
+        if tid == "matmul/tma" and target != "mi355x":
+            assert any(f.startswith("cp.async.bulk.tensor") for f in audit.families_found), audit.families_found
