@@ -27,6 +27,7 @@ EVICT_HINTS: dict[str, tuple[str, str]] = {
 # Used by the persistent-grid templates: the SM/CU count of the tensor's device, and on the CPU
 # (interpreter runs and ahead-of-time compiles, where the grid does not matter) the H100's 132.
 NUM_SMS_HELPER = '''
+
 def _num_sms(t: torch.Tensor) -> int:
     if t.is_cuda:
         return torch.cuda.get_device_properties(t.device).multi_processor_count
