@@ -73,15 +73,19 @@ def test_failures_and_schema(tmp_path):
     assert out.read_text() == (ROOT / "docs" / "evidence.schema.json").read_text()
 
 
-def test_run_placeholder_writes_a_verifiable_log(tmp_path):
-    proc = ksearch("run", "--log-dir", tmp_path)
+def test_run_searches_and_leaves_a_verifiable_log_and_tree(tmp_path):
+    proc = ksearch("run", "--log-dir", tmp_path, "--budget-evals", "2", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = list(tmp_path.iterdir())
     rows = [json.loads(line) for line in (run_dir / HISTORY).read_text().splitlines()]
-    assert [r["kind"] for r in rows] == ["run_start", "run_stop"]
+    kinds = [r["kind"] for r in rows]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_stop" and kinds.count("step") == 2
     assert rows[0]["payload"]["task"] == "rmsnorm"
-    assert "not implemented yet" in rows[1]["payload"]["reason"]
+    assert "evaluation budget spent" in rows[-1]["payload"]["reason"]
+    assert "best kernel" in proc.stdout or "no candidate passed" in proc.stdout
     assert ksearch("log", "verify", run_dir).returncode == 0
+    tree = ksearch("tree", run_dir, "--svg", tmp_path / "t.svg")
+    assert tree.returncode == 0 and "row mapping" in tree.stdout and (tmp_path / "t.svg").exists()
 
 
 def test_log_commands_on_a_run(tmp_path):
