@@ -41,6 +41,12 @@ def _block_g(k: dict) -> str:
     return f"max({64 if qk == 'dot64' else 16}, triton.next_power_of_2(GROUP))"
 
 
+def fma_fits(k: dict) -> bool:
+    """The fma path holds a [G, BLOCK_N, D] product (G up to 8, D = 128) in registers: keep it near 256
+    elements per thread, or the compile spills hundreds of KB and takes minutes."""
+    return k["QK"] != "fma" or k["BLOCK_N"] <= 8 * k["num_warps"]
+
+
 # The body shared by the grouped and split kernels: q tile, then the KV loop over [lo, hi).
 def _group_prologue(i: str) -> str:
     return (
@@ -178,7 +184,8 @@ GROUPED = Template(
     description=("Grid (B * Hkv); the program loads the G query heads of its group as a [BLOCK_G, D] tile and "
                  "streams the KV head once: scores [BLOCK_G, BLOCK_N] and P @ V with tl.dot, P rounded to the input "
                  "dtype (QK=dot64: group padded to 64 rows, the warpgroup-MMA minimum, so wgmma/tcgen05 are used; "
-                 "QK=dot: padded to 16 rows, mma.sync/MFMA) or broadcast multiply-and-sum in fp32 (QK=fma)."),
+                 "QK=dot: padded to 16 rows, mma.sync/MFMA) or broadcast multiply-and-sum in fp32 (QK=fma, "
+                 "which spills unless BLOCK_N is small: valid() allows BLOCK_N <= 8 x num_warps)."),
     rationale=("Every KV byte is read exactly once (the byte minimum) and the G heads share it through registers "
                "and tensor cores. Parallelism is only B * Hkv programs: ideal for large batches (B=16, Hkv=1 still "
                "only 16 programs: split-KV wins there), poor for B=1. The padded MMA rows are free in a "
@@ -189,6 +196,7 @@ GROUPED = Template(
     knobs={"BLOCK_N": (64, 32, 128, 16), "QK": ("dot64", "dot", "fma"), "num_warps": (4, 8, 2),
            "num_stages": (2, 1, 3, 4)},
     generate=_gen_grouped,
+    constraint=fma_fits,
 )
 
 
@@ -274,6 +282,7 @@ SPLIT_KV = Template(
     knobs={"NUM_SPLITS": ("auto", 4, 8, 16, 32, 2), "BLOCK_N": (64, 32, 128, 16), "QK": ("dot64", "dot", "fma"),
            "num_warps": (4, 8, 2), "num_stages": (2, 1, 3, 4)},
     generate=_gen_split_kv,
+    constraint=fma_fits,
 )
 
 

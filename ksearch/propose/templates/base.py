@@ -164,8 +164,23 @@ def task_param(task_name: str, name: str, default: float) -> float:
 
 
 def warps_expr(knob: object, block_expr: str, per_warp: int = 512, cap: int = 16) -> str:
-    """Python source for the launch's num_warps: the knob's value, or for "auto" one warp per
-    `per_warp` elements of `block_expr`, clamped to 1..cap."""
+    """Python source for the launch's num_warps over a tile of `block_expr` elements.
+
+    "auto": one warp per `per_warp` elements, clamped to 1..cap. A number: that many warps, raised
+    where needed (up to `cap`) so no thread holds more than MAX_PER_THREAD elements of the tile: a
+    whole-row block of a 128K-wide row on one warp would take the compiler minutes to spill."""
     if knob == "auto":
         return f"max(1, min({cap}, ({block_expr}) // {per_warp}))"
-    return str(int(knob))  # type: ignore[call-overload]
+    return f"max({int(knob)}, min({cap}, ({block_expr}) // {32 * MAX_PER_THREAD}))"  # type: ignore[call-overload]
+
+
+# Elements of a register tile per thread beyond which an explicit num_warps knob is raised.
+MAX_PER_THREAD = 256
+# Elements of a [ROWS, BLOCK] register tile beyond which a rows-per-program knob is lowered.
+MAX_TILE = 16384
+
+
+def rows_expr(knob: int, block_expr: str) -> str:
+    """Python source for rows per program: the knob, lowered so a tile holds at most MAX_TILE elements
+    (at least one row)."""
+    return f"max(1, min({int(knob)}, {MAX_TILE} // ({block_expr})))"

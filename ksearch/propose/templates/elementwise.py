@@ -4,7 +4,7 @@ of a pure streaming op (two reads, one write per output; fp32 math).
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import EVICT_HINTS, Template, docstring
+from ksearch.propose.templates.base import EVICT_HINTS, Template, docstring, warps_expr
 
 TASKS = ("silu_and_mul",)
 IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
@@ -91,7 +91,7 @@ def _gen_row_col(task_name: str, k: dict) -> str:
         f"    ROWS, BLOCK_I = {k['ROWS']}, min({k['BLOCK_I']}, triton.next_power_of_2(I))\n"
         "    grid = (triton.cdiv(M, ROWS), triton.cdiv(I, BLOCK_I))\n"
         "    silu_mul_2d_kernel[grid](x, out, M, I, x.stride(0), out.stride(0), ROWS=ROWS, BLOCK_I=BLOCK_I,\n"
-        f"                             num_warps={k['num_warps']})\n"
+        f"                             num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_I')})\n"
     )
     return _module(ROW_COL, task_name, kernel, run)
 

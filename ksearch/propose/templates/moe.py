@@ -8,7 +8,7 @@ the softmax over the K chosen logits is computed in fp32 afterwards.
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import Template, docstring
+from ksearch.propose.templates.base import Template, docstring, warps_expr
 
 TASKS = ("moe_topk_routing",)
 IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
@@ -62,7 +62,7 @@ def _run(kernel_name: str, rows: int, num_warps: int, block_e: str) -> str:
         f"    {kernel_name}[(triton.cdiv(T, ROWS),)](logits, topk_weights, topk_ids, T, E,\n"
         f"{pad}logits.stride(0), topk_weights.stride(0), topk_ids.stride(0),\n"
         f"{pad}K=K, ROWS=ROWS, BLOCK_E={block_e},\n"
-        f"{pad}BLOCK_K=triton.next_power_of_2(K), num_warps={num_warps})\n"
+        f"{pad}BLOCK_K=triton.next_power_of_2(K), num_warps={warps_expr(num_warps, f'ROWS * {block_e}')})\n"
     )
 
 

@@ -8,7 +8,15 @@ always fp32.
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import EVICT_HINTS, NUM_SMS_HELPER, Template, docstring, task_param, warps_expr
+from ksearch.propose.templates.base import (
+    EVICT_HINTS,
+    NUM_SMS_HELPER,
+    Template,
+    docstring,
+    rows_expr,
+    task_param,
+    warps_expr,
+)
 
 TASKS = ("rmsnorm", "fused_add_rmsnorm")
 IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
@@ -186,7 +194,7 @@ def _gen_multi_row(task_name: str, k: dict) -> str:
     run = (
         "    M, N = x.shape\n"
         "    BLOCK_N = triton.next_power_of_2(N)\n"
-        f"    ROWS = {k['ROWS']}\n"
+        f"    ROWS = {rows_expr(k['ROWS'], 'BLOCK_N')}\n"
         f"    rmsnorm_rows_kernel[(triton.cdiv(M, ROWS),)]({io.launch_args},\n"
         f"                                                ROWS=ROWS, BLOCK_N=BLOCK_N,\n"
         f"                                                num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_N')})\n"
@@ -200,7 +208,8 @@ MULTI_ROW = Template(
     decision="row mapping",
     title="ROWS rows per program as a [ROWS, BLOCK_N] tile",
     description=("Grid of cdiv(M, ROWS) programs; each normalizes ROWS whole rows held as one 2-D tile, "
-                 "reducing along the row axis; the weight is loaded once per program and reused ROWS times."),
+                 "reducing along the row axis; the weight is loaded once per program and reused ROWS times. ROWS "
+                 "is lowered for wide rows so a tile stays within 16K elements."),
     rationale=("For short rows (QK-norm over head_dim 128, hidden sizes under ~1024) one row per program leaves "
                "most lanes idle and the launch is dominated by per-program overhead; packing rows fills the warps "
                "and amortizes the weight load. For wide rows ROWS x BLOCK_N explodes register use: keep ROWS small."),

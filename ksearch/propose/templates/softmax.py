@@ -6,7 +6,7 @@ without it).
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import Template, docstring, warps_expr
+from ksearch.propose.templates.base import Template, docstring, rows_expr, warps_expr
 
 TASKS = ("softmax",)
 IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
@@ -40,7 +40,7 @@ def _gen_row_block(task_name: str, k: dict) -> str:
     run = (
         "    M, N = x.shape\n"
         "    BLOCK_N = triton.next_power_of_2(N)\n"
-        f"    ROWS = {k['ROWS']}\n"
+        f"    ROWS = {rows_expr(k['ROWS'], 'BLOCK_N')}\n"
         "    softmax_rows_kernel[(triton.cdiv(M, ROWS),)](x, out, M, N, x.stride(0), out.stride(0),\n"
         "                                                ROWS=ROWS, BLOCK_N=BLOCK_N,\n"
         f"                                                num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_N')})\n"
@@ -55,7 +55,8 @@ ROW_BLOCK = Template(
     title="whole row in registers, ROWS rows per program",
     description=("Grid of cdiv(M, ROWS) programs; each loads ROWS whole rows (next power of two of N, -inf "
                  "padding) as one tile, takes the row max, exponentiates, sums and scales, all in registers: "
-                 "one read and one write per element."),
+                 "one read and one write per element. ROWS is lowered for wide rows (tile within 16K elements) "
+                 "and an explicit num_warps raised to at most 256 elements per thread (up to 16 warps)."),
     rationale=("The traffic minimum for rows up to a few thousand elements (attention-score rows); several rows "
                "per program fill the warps for short rows. For vocabulary rows (N = 128K-201K) the block is 128K-256K "
                "elements: it spills heavily and compiles slowly, so the streaming templates win there."),
