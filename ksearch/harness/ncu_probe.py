@@ -22,13 +22,11 @@ def main() -> None:
 
     from ksearch.compile.capture import candidate_module
     from ksearch.harness.guard import install_guard
+    from ksearch.harness.worker import rotating_sets
     from ksearch.task import load_task
 
     task = load_task(job["task"])
-    wl = task.workload(job["workload"])
-    sets = [list(task.make_inputs(wl, "normal", seed, dtype=job["dtype"], device="cuda").values())
-            for seed in job["seeds"]]
-    outs = [list(task.allocate_outputs(wl, dtype=job["dtype"], device="cuda").values()) for _ in sets]
+    sets, outs = rotating_sets(task, task.workload(job["workload"]), "normal", job["seeds"], job["dtype"], "cuda")
     path = job["candidate"]
     with tempfile.TemporaryDirectory(prefix="ksearch-ncu-") as tmp:
         violations: list[str] = []

@@ -144,6 +144,32 @@ def _error(exc: BaseException, path: str) -> dict:
                                                  "unspecified launch failure", "HIP error"))}
 
 
+def rotating_sets(task, wl, distribution: str, seeds, dtype: str, device: str) -> tuple[list[list], list[list]]:
+    """The benchmark's input sets (one per seed) and an output set for each: the same tensors the
+    timing loop, its re-verification and the ncu probe all use."""
+    sets = [list(task.make_inputs(wl, distribution, seed, dtype=dtype, device=device).values()) for seed in seeds]
+    outs = [list(task.allocate_outputs(wl, dtype=dtype, device=device).values()) for _ in sets]
+    return sets, outs
+
+
+def _tail_wait_us(calls) -> float:
+    """Least time, over the calls, that a full device synchronize still waits once the current
+    stream has finished the call's work. Host jitter only adds, hence the minimum."""
+    import torch
+
+    waits = []
+    for call in calls:
+        torch.cuda.synchronize()
+        call()
+        done = torch.cuda.Event()
+        done.record()
+        done.synchronize()
+        t0 = time.perf_counter()
+        torch.cuda.synchronize()
+        waits.append((time.perf_counter() - t0) * 1e6)
+    return min(waits)
+
+
 def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict:
     """Time one workload on rotating input sets, then re-run every set on fresh poison for the parent
     to re-verify (a candidate that stops working after warm-up is caught here), and measure how long the
@@ -157,9 +183,7 @@ def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict
     task = load_task(job["task"])
     wl = task.workload(spec["workload"])
     device = job["device"]
-    sets = [list(task.make_inputs(wl, spec["distribution"], seed, dtype=job["dtype"], device=device).values())
-            for seed in spec["seeds"]]
-    outs = [list(task.allocate_outputs(wl, dtype=job["dtype"], device=device).values()) for _ in sets]
+    sets, outs = rotating_sets(task, wl, spec["distribution"], spec["seeds"], job["dtype"], device)
     stream = torch.cuda.current_stream()
     result: dict = {"workload": wl.name}
     try:
@@ -167,28 +191,10 @@ def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict
         timing = time_gpu(lambda i: entry(*sets[i], *outs[i]), len(sets), device=device,
                           budget_s=spec["budget_s"], rel_ci=spec["rel_ci"])
         result["timed_s"] = time.perf_counter() - t0
-        # Side-stream work: once the timed stream's own work is done, a full synchronize should
-        # return at once. Minimums over several calls, because host jitter (a busy CPU) only adds.
-        sides, idle = [], []
-        for _ in range(5):  # what the same wait costs with nothing launched: the driver's own latency
-            torch.cuda.synchronize()
-            done = torch.cuda.Event()
-            done.record()
-            done.synchronize()
-            t1 = time.perf_counter()
-            torch.cuda.synchronize()
-            idle.append((time.perf_counter() - t1) * 1e6)
-        for i in range(5):
-            args = sets[i % len(sets)] + outs[i % len(sets)]
-            torch.cuda.synchronize()
-            entry(*args)
-            done = torch.cuda.Event()
-            done.record()
-            done.synchronize()
-            t1 = time.perf_counter()
-            torch.cuda.synchronize()
-            t2 = time.perf_counter()
-            sides.append((t2 - t1) * 1e6)
+        # Side-stream work keeps the device busy after the timed stream is done; compared with the
+        # same wait after no work at all (the driver's own latency).
+        side_us = _tail_wait_us([lambda i=i: entry(*sets[i % len(sets)], *outs[i % len(sets)]) for i in range(5)])
+        idle_us = _tail_wait_us([lambda: None] * 5)
         for o in outs:
             for t in o:
                 poison(t)
@@ -199,7 +205,7 @@ def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict
         result["error"] = _error(exc, job["candidate"])
         return result
     result["timing"] = timing.model_dump(mode="json")
-    result["side_sync_us"] = max(0.0, min(sides) - min(idle))
+    result["side_sync_us"] = max(0.0, side_us - idle_us)
     result["stream_changed"] = torch.cuda.current_stream() != stream
     result["outputs"] = [[t.detach().cpu().clone() for t in o] for o in outs]
     return result
