@@ -56,6 +56,9 @@ def test_a_run_logs_every_candidate_and_the_tree_rebuilds_from_the_log(small_run
     assert {a["packet_id"].rsplit("@", 1)[0] for a in attempts} >= {s["packet_id"].rsplit("@", 1)[0]
                                                                              for s in steps}
     assert verify_log(small_run.run_dir).ok
+    calls = payloads(small_run.run_dir, "proposer_call")
+    assert [c["kind"] for c in calls].count("implement") == len(steps)
+    assert calls[0]["kind"] == "propose_actions" and any(c["kind"] == "reflect" for c in calls)
     rebuilt = WorldModel.from_log(small_run.run_dir)
     assert rebuilt.snapshot() == small_run.wm.snapshot()
     # passing candidates carry a static estimate, never a measured reward, on a machine without a GPU
@@ -109,7 +112,7 @@ def test_the_random_baseline_samples_the_same_template_space(tmp_path):
 
 def _state(task="rmsnorm"):
     wm = WorldModel.new("t")
-    return SearchState(task=load_task(task), wm=wm, tried=Tried(), best_score=None, evaluations=0)
+    return SearchState(task=load_task(task), wm=wm, tried=Tried(), best_score=None)
 
 
 def test_the_plan_has_one_decision_per_strategy_axis_and_one_action_per_template():

@@ -5,8 +5,9 @@
     reflect(state, action, outcomes) -> edit ops     what the visit taught: priorities, prunes
 
 A proposer never edits the world model itself: the loop validates and applies what it returns.
-Every call is recorded (`ProposerCall`): an LLM proposer fills prompt, response, tokens, dollars
-and latency; the offline proposer records its decision text, with zero tokens and cost.
+Every call is recorded (`ProposerCall`, appended to `proposer.calls`, which the loop drains into
+`proposer_call` log rows): an LLM proposer fills tokens, dollars and latency; the offline proposer
+records its decision text, with zero tokens and cost.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ class SearchState:
     wm: WorldModel
     tried: Tried
     best_score: float | None
-    evaluations: int
 
 
 @dataclass

@@ -114,9 +114,9 @@ class OfflineProposer:
         elif not passed and action.status is not Status.solved:
             classes = Counter(o.failure_class for o in outcomes)
             if action.failures >= DEAD_END and action.best_score is None:
-                cls, n = classes.most_common(1)[0]
+                cls = classes.most_common(1)[0][0]
                 ops.append(EditOp(op="prune", node=action.id,
-                                  reason=f"dead end: {action.failures} failures, no pass; mostly {cls}"))
+                                  reason=f"dead end: {action.failures} failures, no pass; this visit mostly {cls}"))
             else:
                 ops.append(_priority(action, -0.15, f"failed: {', '.join(f'{c} x{n}' for c, n in classes.items())}"))
         else:

@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ksearch.log import History, iter_rows
@@ -43,7 +43,6 @@ class Best:
     blob: str
     basis: str
     attrs: dict
-    evaluation: int
 
 
 @dataclass
@@ -56,7 +55,6 @@ class Progress:
     passed: int = 0
     elapsed_s: float = 0.0
     wall_s: float = 0.0
-    curve: list[tuple[int, float]] = field(default_factory=list)  # (evaluation, best score) at each improvement
 
 
 class Search:
@@ -98,10 +96,9 @@ class Search:
             p.failures[s["failure_class"] or "unknown"] += 1
         if s["score"] is not None:
             best = Best(s["score"], s["candidate"], s["packet_id"], s["blob"], s["score_basis"],
-                        {"template": s.get("template"), "knobs": s["knobs"]}, p.evaluations)
+                        {"template": s.get("template"), "knobs": s["knobs"]})
             if p.best is None or best.score > p.best.score:
                 p.best = best
-                p.curve.append((p.evaluations, best.score))
             island = s.get("island")
             if island is not None and (island not in self.island_best or best.score > self.island_best[island].score):
                 self.island_best[island] = best
@@ -181,6 +178,7 @@ class Search:
                 # a batch never repeats itself
                 state.tried.keys.setdefault(impl.attrs["template"], set()).add(knob_key(impl.attrs["knobs"]))
                 batch.append((cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)}))
+            self._log_calls()
             for result in self.pipeline.run(batch):
                 outcome = self._log_candidate(result, action, island)
                 outcomes.append(outcome)
@@ -208,6 +206,7 @@ class Search:
         state = self._state()
         state.best_score = best_before
         ops = self.proposer.reflect(state, self.wm.node(action.id), outcomes)
+        self._log_calls()
         if ops:
             try:
                 self._apply(ops, "reflect")
@@ -229,8 +228,13 @@ class Search:
 
     def _state(self) -> SearchState:
         return SearchState(task=self.task, wm=self.wm, tried=_copy_tried(self.tried),
-                           best_score=self.progress.best.score if self.progress.best else None,
-                           evaluations=self.progress.evaluations)
+                           best_score=self.progress.best.score if self.progress.best else None)
+
+    def _log_calls(self) -> None:
+        """Every proposer call becomes a `proposer_call` row (what it decided; tokens and cost for LLMs)."""
+        calls, self.proposer.calls[:] = list(self.proposer.calls), []
+        if calls:
+            self.history.append_many(("proposer_call", asdict(c)) for c in calls)
 
     def _apply(self, ops: list[EditOp], reason: str) -> list[EditOp]:
         applied = self.wm.apply(ops)
@@ -254,7 +258,7 @@ class Search:
                        packet.message)
 
     def _reopen_interrupted(self) -> None:
-        trying = [a for a in self.wm.actions(Status.trying)]
+        trying = self.wm.actions(Status.trying)
         if trying:
             self._apply([EditOp(op="update", node=a.id, fields={"status": Status.open.value},
                                 reason="the run stopped during this visit") for a in trying], "resume")

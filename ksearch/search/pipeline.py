@@ -10,7 +10,7 @@ audit are the target's own, and performance belongs only to the target that was 
 from __future__ import annotations
 
 import concurrent.futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ksearch.audit import audit_compile
@@ -28,15 +28,12 @@ from ksearch.task import Task
 @dataclass
 class CandidateResult:
     candidate_id: str
-    path: Path
-    blob: str
+    blob: str  # the source, content-addressed in the run's blobs/: what was compiled and evaluated
     attrs: dict
     packets: dict[str, EvidencePacket]  # target -> packet
     primary: str
     score: float | None  # higher is better; None unless the primary target's packet passed
     score_basis: str | None  # "reward:<target>" (measured) or "static-estimate:<target>" (modelled)
-    compile_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def packet(self) -> EvidencePacket:
@@ -48,17 +45,16 @@ class CandidateResult:
 
 
 class Pipeline:
-    def __init__(self, run_dir: Path, task: Task, dtype: str, profiles: list[TargetProfile], primary: str,
+    def __init__(self, run_dir: Path, task: Task, dtype: str, profiles: list[TargetProfile],
                  evaluator: Evaluator, *, seeds: list[int], workloads: list[str] | None, cache_dir: Path | None = None,
                  every_target: bool = True, compile_timeout_s: float = 60):
-        """`profiles[0]` must be the primary target; with `every_target` False, candidates compile for
+        """`profiles[0]` is the primary target (the one scored, and timed where there is a GPU); with `every_target` False, candidates compile for
         the primary only and `other_targets` audits a chosen one (the best) for the rest."""
-        self.run_dir, self.task, self.dtype, self.primary = run_dir, task, dtype, primary
+        self.run_dir, self.task, self.dtype, self.primary = run_dir, task, dtype, profiles[0].name
         self.all_profiles = profiles
         self.profiles = profiles if every_target else profiles[:1]
         self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
         self.compile_timeout_s = compile_timeout_s
-        (run_dir / "candidates").mkdir(exist_ok=True)
         self._compiler = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ksearch-compile")
 
     def close(self) -> None:
@@ -66,11 +62,8 @@ class Pipeline:
 
     def run(self, batch: list[tuple[str, Implementation, dict]]) -> list[CandidateResult]:
         """Evaluate (candidate id, implementation, provenance) triples; results in the same order."""
-        paths = []
-        for cid, impl, _ in batch:
-            path = self.run_dir / "candidates" / f"{cid}.py"
-            path.write_text(impl.source)
-            paths.append(path)
+        blobs = [put_blob(self.run_dir, impl.source.encode(), ".py") for _, impl, _ in batch]
+        paths = [self.run_dir / b for b in blobs]
         requests = [CompileRequest(source_path=str(p), task=str(self.task.root), target=prof.name, dtype=self.dtype)
                     for p in paths for prof in self.profiles]
         compiling = self._compiler.submit(compile_many, requests, cache_dir=self.cache_dir,
@@ -79,37 +72,31 @@ class Pipeline:
                                              seeds=tuple(self.seeds), workloads=self.workloads) for p in paths]
         compiled = compiling.result()
         n = len(self.profiles)
-        return [self._merge(cid, impl, prov, path, packet, compiled[i * n:(i + 1) * n])
-                for i, ((cid, impl, prov), path, packet) in enumerate(zip(batch, paths, evaluated))]
+        return [self._merge(cid, impl, prov, blob, packet, compiled[i * n:(i + 1) * n])
+                for i, ((cid, impl, prov), blob, packet) in enumerate(zip(batch, blobs, evaluated))]
 
-    def other_targets(self, packet: EvidencePacket, path: Path, blob: str) -> list[EvidencePacket]:
+    def other_targets(self, packet: EvidencePacket, blob: str) -> list[EvidencePacket]:
         """The packets of one evaluated candidate on the targets it was not yet compiled for."""
         rest = [p for p in self.all_profiles if p not in self.profiles]
-        requests = [CompileRequest(source_path=str(path), task=str(self.task.root), target=p.name, dtype=self.dtype)
+        requests = [CompileRequest(source_path=str(self.run_dir / blob), task=str(self.task.root), target=p.name, dtype=self.dtype)
                     for p in rest]
         compiled = (compile_many(requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s)
                     if requests else [])
         prov = {"action_id": packet.candidate.action_id, "parent_id": packet.candidate.parent_id}
         return [self._target_packet(packet, p, c, blob, prov) for p, c in zip(rest, compiled)]
 
-    def _merge(self, cid: str, impl: Implementation, prov: dict, path: Path, evaluated: EvidencePacket,
+    def _merge(self, cid: str, impl: Implementation, prov: dict, blob: str, evaluated: EvidencePacket,
                compiles: list[CompileResult]) -> CandidateResult:
-        blob = put_blob(self.run_dir, impl.source.encode(), ".py")
-        packets = {}
-        for prof, comp in zip(self.profiles, compiles):
-            packets[prof.name] = self._target_packet(evaluated, prof, comp, blob, prov)
-        primary_packet = packets[self.primary]
+        packets = {prof.name: self._target_packet(evaluated, prof, comp, blob, prov)
+                   for prof, comp in zip(self.profiles, compiles)}
+        primary = packets[self.primary]  # profiles[0]
         score = basis = None
-        if primary_packet.status is Status.PASS:
-            if primary_packet.reward is not None:
-                score, basis = primary_packet.reward, f"reward:{self.primary}"
-            else:
-                prof = next(p for p in self.profiles if p.name == self.primary)
-                comp = compiles[self.profiles.index(prof)]
-                score = static_score(self.task, self.dtype, comp, prof)
-                basis = f"static-estimate:{self.primary}" if score is not None else None
-        return CandidateResult(cid, path, blob, impl.attrs, packets, self.primary, score, basis,
-                               compile_s=sum(c.seconds for c in compiles))
+        if primary.status is Status.PASS and primary.reward is not None:
+            score, basis = primary.reward, f"reward:{self.primary}"
+        elif primary.status is Status.PASS:
+            score = static_score(self.task, self.dtype, compiles[0], self.profiles[0])
+            basis = f"static-estimate:{self.primary}" if score is not None else None
+        return CandidateResult(cid, blob, impl.attrs, packets, self.primary, score, basis)
 
     def _target_packet(self, evaluated: EvidencePacket, prof: TargetProfile, comp: CompileResult, blob: str,
                        prov: dict) -> EvidencePacket:
@@ -121,25 +108,29 @@ class Pipeline:
         data["packet_id"] = f"{evaluated.packet_id.rsplit('@', 1)[0]}@{prof.name}"
         data["candidate"].update(target=prof.name, source_blob=blob, action_id=prov.get("action_id"),
                                  parent_id=prov.get("parent_id"),
-                                 compiler_invocation=f"ksearch compile CANDIDATE --task {self.task.name} "
+                                 compiler_invocation=f"ksearch compile {self.run_dir / blob} --task {self.task.name} "
                                                      f"--target {prof.name} --dtype {self.dtype}")
         data["audit"] = audit.model_dump()
         data["durations_s"] = {**evaluated.durations_s, "compile": round(comp.seconds, 4)}
         data["diagnostics"] = [d.model_dump() for d in (*evaluated.diagnostics, *comp.diagnostics)]
-        failure = None
-        if not comp.ok:
-            failure, message = comp.failure_class or FailureClass.COMPILE_ERROR, comp.message
-        else:
-            bad = next((v for v in audit.verdicts if not v.ok and v.severity == "fail" and v.failure_class), None)
-            if bad is not None:
-                failure, message = bad.failure_class, f"{prof.name}: {bad.check}: {bad.detail}"
-        if evaluated.status is not Status.PASS or failure is None:
-            if evaluated.status is Status.PASS and evaluated.performance is not None and prof.name != self.primary:
-                data.update(performance=None, reward=None, unmeasured=Unmeasured(
-                    reason=FailureClass.UNMEASURED_NO_DEVICE,
-                    detail=f"timed on {self.primary} only; no {prof.name} here").model_dump())
-            return EvidencePacket.model_validate(data)
-        data.update(status=status_for(failure), failure_class=failure, message=message[:2000], performance=None,
-                    reward=0.0, unmeasured=Unmeasured(reason=FailureClass.UNMEASURED_NOT_VERIFIED,
-                                                      detail=message[:500]).model_dump())
+        failure, message = _target_failure(comp, audit, prof.name)
+        if evaluated.status is Status.PASS and failure is not None:  # right outputs, but not on this target
+            data.update(status=status_for(failure), failure_class=failure, message=message[:2000], performance=None,
+                        reward=0.0, unmeasured=Unmeasured(reason=FailureClass.UNMEASURED_NOT_VERIFIED,
+                                                          detail=message[:500]).model_dump())
+        elif evaluated.performance is not None and prof.name != self.primary:
+            data.update(performance=None, reward=None, unmeasured=Unmeasured(
+                reason=FailureClass.UNMEASURED_NO_DEVICE, detail=f"timed on {self.primary} only; no {prof.name} here"
+            ).model_dump())
         return EvidencePacket.model_validate(data)
+
+
+def _target_failure(comp: CompileResult, audit, target: str) -> tuple[FailureClass | None, str]:
+    """Why a candidate fails on one target regardless of its outputs: it did not build, or the
+    emitted code failed a rejecting audit check."""
+    if not comp.ok:
+        return comp.failure_class or FailureClass.COMPILE_ERROR, comp.message
+    bad = next((v for v in audit.verdicts if not v.ok and v.severity == "fail" and v.failure_class), None)
+    if bad is not None:
+        return bad.failure_class, f"{target}: {bad.check}: {bad.detail}"
+    return None, ""

@@ -1,7 +1,7 @@
 """`ksearch run`: open (or resume) a run directory, search, and leave a complete, resumable log.
 
-A run directory holds history.jsonl (the truth), candidates/ (every source evaluated, by
-candidate id), blobs/, and at the end best_kernel.py with best_packet.json. `--resume RUN_DIR`
+A run directory holds history.jsonl (the truth), blobs/ (every source evaluated, content-addressed;
+the `step` rows map candidate ids to them), and at the end best_kernel.py with best_packet.json. `--resume RUN_DIR`
 replays the log (world model, memory, counters, bests) and continues the same sequence.
 """
 
@@ -82,8 +82,8 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
                               "add a profile under configs/targets/ or run with device: cpu")
         primary = local.profile
         if primary not in {p.name for p in profiles}:
-            profiles.insert(0, load_target(primary))
-        profiles.sort(key=lambda p: p.name != primary)
+            profiles.append(load_target(primary))
+        profiles.sort(key=lambda p: p.name != primary)  # the primary first: Pipeline scores profiles[0]
 
     run_dir = Path(resume) if resume is not None else make_run_dir(log_dir or default_log_root(), new_run_id(task.name))
     history = History(run_dir)
@@ -97,7 +97,7 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
                             attrs={"task": task.name, "dtype": dtype, "primary": primary})
         record(history, [], "new run", root=wm.root)
         if cfg.search.strategy == "worldmodel":
-            state = SearchState(task=task, wm=wm, tried=Tried(), best_score=None, evaluations=0)
+            state = SearchState(task=task, wm=wm, tried=Tried(), best_score=None)
             for ops in proposer.propose_actions(state, islands=cfg.search.islands):
                 record(history, wm.apply(ops), "offline plan")
     else:
@@ -107,7 +107,7 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
     with ExitStack() as stack:
         evaluator = stack.enter_context(Evaluator(device, timeout_s=cfg.eval.timeout_s,
                                                   bench_budget_s=cfg.eval.bench_budget_s))
-        pipeline = Pipeline(run_dir, task, dtype, profiles, primary, evaluator, seeds=cfg.eval.seeds,
+        pipeline = Pipeline(run_dir, task, dtype, profiles, evaluator, seeds=cfg.eval.seeds,
                             workloads=cfg.eval.workloads, every_target=cfg.eval.targets == "every",
                             compile_timeout_s=cfg.eval.compile_timeout_s)
         stack.callback(pipeline.close)
@@ -129,7 +129,7 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
             best_packet.write_text(json.dumps(packets[p.best.packet_id], indent=2))
             # The best kernel on the targets it was not compiled for during the search (eval.targets: best)
             primary_packet = EvidencePacket.model_validate(packets[p.best.packet_id])
-            missing = pipeline.other_targets(primary_packet, best_kernel, p.best.blob)
+            missing = pipeline.other_targets(primary_packet, p.best.blob)
             missing = [m for m in missing if m.packet_id not in packets]
             if missing:
                 history.append_many(("attempt", m.model_dump(mode="json")) for m in missing)
