@@ -55,6 +55,12 @@ class _Call:
     probe: str = ""  # "", "reuse" or "ghost"
 
 
+def hides_work(tail_us: float, event_us: float) -> bool:
+    """Whether the device stayed busy for `tail_us` after the timed stream finished a call that took
+    `event_us` between its events for a reason other than noise: work on another stream."""
+    return tail_us > max(SIDE_SYNC_SLACK_US, SIDE_SYNC_FACTOR * event_us)
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -293,8 +299,7 @@ class Evaluator:
                                              f"wrong after warm-up and repetition ({_describe(check)})")
             timing = got["timing"]
             median = timing["median_us"]
-            allowed = max(SIDE_SYNC_SLACK_US, SIDE_SYNC_FACTOR * median)
-            if got["stream_changed"] or got["side_sync_us"] > allowed:
+            if got["stream_changed"] or hides_work(got["side_sync_us"], median):
                 return packet.finish(FailureClass.REWARD_HACK_STREAM, f"{wl.name}: {median:.1f} us between events, "
                                      f"then {got['side_sync_us']:.1f} us more until the device was idle: work runs "
                                      "outside the timed stream")
