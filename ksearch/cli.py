@@ -169,7 +169,7 @@ def env_info(as_json: AsJson = False) -> None:
 def compile_cmd(
     candidate: Annotated[Path, typer.Argument(help="candidate source: Triton/TileLang module or .hip file")],
     task: Annotated[str, typer.Option(help="task name or path; gives shapes, dtypes and the op class")],
-    target: Annotated[list[str], typer.Option(help="target profile; repeat for several")] = ["b200", "mi355x", "h100"],
+    target: Annotated[list[str], typer.Option(help="target profile; repeat or comma-separate for several")] = ["b200", "mi355x", "h100"],
     dtype: Annotated[Optional[str], typer.Option(help="dtype variant (default: the task's first)")] = None,
     jobs: Annotated[Optional[int], typer.Option(help="parallel compiles (default: CPU count)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before a compile is killed")] = 180.0,
@@ -184,7 +184,7 @@ def compile_cmd(
 
     spec = load_task(task)
     dtype = dtype or spec.default_dtype
-    profiles = [load_target(t) for t in target]
+    profiles = [load_target(t) for t in _split_commas(target)]
     requests = [CompileRequest(source_path=str(candidate), task=task, target=p.name, dtype=dtype) for p in profiles]
     with out.status(f"compiling {candidate.name} for {', '.join(p.name for p in profiles)} ..."):
         results = compile_many(requests, jobs=jobs, timeout_s=timeout, use_cache=not no_cache)
@@ -439,7 +439,7 @@ def bench_compile_cmd(
     """Compiles per minute, cold and with a warm cache."""
     from ksearch.compile.bench import bench_compile
 
-    _print_bench("compile benchmark", bench_compile(_fresh(workdir), target, count=variants, jobs=jobs))
+    _print_bench("compile benchmark", bench_compile(_fresh(workdir), _split_commas(target), count=variants, jobs=jobs))
 
 
 @bench_app.command("harness")
@@ -483,6 +483,11 @@ def bench_harness_cmd(
                           for r in res["ncu"]]))
     if out_json:
         out_json.write_text(json.dumps(res, indent=2, default=str))
+
+
+def _split_commas(values: list[str]) -> list[str]:
+    """`--target a,b --target c` -> [a, b, c]."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
 def _fresh(workdir: Path) -> Path:

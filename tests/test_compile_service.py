@@ -58,6 +58,11 @@ def test_compile_cli_prints_audits_as_json(tmp_path):
     assert entry["compile"]["ok"]
     failing = [v["failure_class"] for v in entry["audit"]["verdicts"] if not v["ok"]]
     assert "audit:missing_tensor_core_path" in failing
+    both = subprocess.run([sys.executable, "-m", "ksearch", "compile", str(CANDIDATES / "matmul_naive.py"),
+                           "--task", "matmul", "--target", "h100,mi355x", "--dtype", "float16", "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert both.returncode == 0, both.stderr
+    assert [e["compile"]["target"] for e in json.loads(both.stdout)] == ["h100", "mi355x"]
     bad = subprocess.run([sys.executable, "-m", "ksearch", "compile", str(CANDIDATES / "matmul_naive.py"),
                           "--task", "matmul", "--target", "b300"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and bad.stderr.startswith("error:") and "b300" in bad.stderr
