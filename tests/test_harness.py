@@ -80,16 +80,18 @@ def _job(tmp_path, body: str) -> dict:
     cand.write_text(body)
     task = load_task("rmsnorm")
     wl = task.workloads(cpu_only=True)[0]
-    return {"candidate": str(cand), "entry": "run", "task": str(task.root), "dtype": "float16",
-            "calls": [{"id": 0, "workload": wl.name, "distribution": "normal", "seed": 0, "reuse": None,
-                       "ghost": False}]}
+    inputs = list(task.make_inputs(wl, "normal", 0, dtype="float16").values())
+    outputs = list(task.allocate_outputs(wl, dtype="float16").values())
+    return {"candidate": str(cand), "entry": "run", "dtype": "float16", "n_inputs": len(inputs),
+            "buffers": {"tensors": inputs + outputs},
+            "calls": [{"id": 0, "args": list(range(len(inputs) + len(outputs))), "refill": None, "ghost": False}]}
 
 
 def test_os_exit_is_a_crash_and_the_next_worker_is_healthy(tmp_path):
     crash = Worker(interpret=True, device="cpu").run(_job(tmp_path, "import os\ndef run(x, w, o):\n    os._exit(3)\n"), 60)
     assert crash.kind == "crash" and "exit code 3" in crash.detail
     ok = Worker(interpret=True, device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    o.fill_(1.0)\n"), 60)
-    assert ok.kind == "reply" and ok.reply["calls"][0]["outputs"][0].eq(1).all()
+    assert ok.kind == "reply" and ok.reply["buffers"][-1].eq(1).all()
 
 
 def test_hang_is_killed_at_the_timeout(tmp_path):

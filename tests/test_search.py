@@ -158,3 +158,28 @@ def test_reflect_prunes_a_strategy_that_keeps_failing_and_promotes_one_that_impr
     win = Outcome("c1", {}, True, 0.5, None)
     ops = prop.reflect(state, state.wm.node(b.id), [win])
     assert ops[0].op == "update" and ops[0].fields["priority"] > b.priority
+
+
+def test_every_built_in_task_ships_a_gpu_config_that_names_its_real_workloads():
+    from ksearch.search.config import load_run_config
+    from ksearch.task.load import list_tasks
+
+    configs = {p.stem: load_run_config(p) for p in (Path(__file__).parents[1] / "configs" / "gpu").glob("*.yaml")}
+    assert set(configs) >= set(list_tasks())
+    for name, cfg in configs.items():
+        task = load_task(cfg.task)
+        assert cfg.task == name and cfg.device == "cuda" and cfg.dtype in task.dtypes
+        assert [task.workload(w).name for w in cfg.eval.workloads] == cfg.eval.workloads
+
+
+def test_the_curve_lists_each_new_best_with_the_evaluation_that_reached_it(small_run):
+    from ksearch.search.curve import best_curve
+
+    steps = payloads(small_run.run_dir, "step")
+    curve = best_curve(small_run.run_dir)
+    assert curve.evaluations == len(steps)
+    scored = [(n, s["score"]) for n, s in enumerate(steps, start=1) if s["score"] is not None]
+    assert curve.best == max(s for _, s in scored)
+    assert [s for _, s in curve.improvements] == sorted({s for _, s in curve.improvements})  # strictly rising
+    assert curve.evals_to(1.0) == min(n for n, s in scored if s == curve.best)
+    assert curve.evals_to(0.0) == scored[0][0]

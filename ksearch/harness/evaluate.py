@@ -1,19 +1,24 @@
 """One evaluation, end to end: static checks, sandboxed calls, verification, dynamic anti-hack
 checks, (on a GPU) timing, and the EvidencePacket that records all of it.
 
-The parent computes every reference and judges every output; the worker only runs the candidate.
-The calls a candidate gets, per workload x distribution x seed, with fresh inputs each time:
-  - the plain call;
-  - a pointer-reuse probe: the first call's exact tensors refilled in place with new values
-    (a cache keyed by pointers or shapes, or work done only once, returns stale outputs);
+The parent draws every input, computes every reference and judges every output; the worker only
+runs the candidate, on tensors the parent lends it (`arena`) and reads back in place. Inputs and
+references depend only on (task, workload, distribution, seed, dtype), so the parent keeps them
+for the next candidate. The calls a candidate gets, per workload x distribution x seed:
+  - the plain call, on its own copy of the inputs and its own outputs;
+  - a pointer-reuse probe: the first call's setup repeated, then the same tensors refilled in place
+    with new values (a cache keyed by pointers or shapes, or work done only once, returns stale
+    outputs);
   - a ghost replay: the first inputs again with every kernel launch made a no-op (if the outputs
     still come out right, the kernels were not doing the work).
+A candidate that passes on a GPU is then timed by the same worker (one import, one JIT compile).
 """
 
 from __future__ import annotations
 
 import json
 import platform
+from collections import OrderedDict
 import socket
 import sys
 import time
@@ -30,11 +35,12 @@ from ksearch.evidence import (
     Artifacts, Audit, Candidate, Diagnostic, Environment, EvidencePacket, FailureClass, OutputCheck, Performance,
     Status, Unmeasured, Validation, Verdict, WorkloadTiming, eval_command, source_hash, status_for,
 )
+from ksearch.harness.arena import Arena, returned
 from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.static_checks import static_checks_for_task
-from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, WorkerPool
+from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, Worker, WorkerPool
 from ksearch.harness.poison import unwritten_mask
-from ksearch.harness.verify import compare, failure_of
+from ksearch.harness.verify import bitwise_equal, compare, failure_of
 from ksearch.task import Task
 
 REUSE_SEED_OFFSET = 7919
@@ -52,7 +58,21 @@ class _Call:
     distribution: str
     seed: int
     refs: dict[str, torch.Tensor]
-    probe: str = ""  # "", "reuse" or "ghost"
+    pristine: list[torch.Tensor]  # the inputs as drawn: after the call they must still hold these values
+    args: list[int]  # where the call's inputs, then outputs, sit in the job's buffers
+    probe: str = ""  # "", "setup" (unjudged: its tensors are the reuse probe's), "reuse" or "ghost"
+
+
+class _Layout:
+    """The tensors of one job, in the order the worker's buffers list them."""
+
+    def __init__(self) -> None:
+        self.tensors: list[torch.Tensor] = []
+
+    def place(self, tensors: list[torch.Tensor]) -> list[int]:
+        start = len(self.tensors)
+        self.tensors.extend(tensors)
+        return list(range(start, len(self.tensors)))
 
 
 def hides_work(tail_us: float, event_us: float) -> bool:
@@ -76,14 +96,24 @@ class Evaluator:
 
     def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB,
                  artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01,
-                 ncu: bool = False, ncu_calls: int = 20):
+                 ncu: bool = False, ncu_calls: int = 20, baselines: bool = True):
+        """`baselines=False` skips timing torch eager, torch.compile and the vendor library (speedups are
+        then absent): for runs that only need verdicts, such as the cheat corpora."""
         self.device = resolve_device(device)
+        self.time_baselines = baselines
         self.ncu, self.ncu_calls = ncu, ncu_calls
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
         self.bench_budget_s, self.rel_ci = bench_budget_s, rel_ci
         self._baselines: dict[tuple, dict] = {}  # (task, workload, dtype) -> baseline medians: same for every candidate
         self._peaks = None
+        self._profile: tuple | None = None  # (detected device, its target profile), looked up once
+        # (task, workload, distribution, seed, dtype) -> (inputs, references), least recently used first
+        self._data: OrderedDict[tuple, tuple[list[torch.Tensor], dict[str, torch.Tensor]]] = OrderedDict()
+        self._data_bytes = 0
+        self.cache_bytes = (torch.cuda.get_device_properties(0).total_memory // 8 if self.device == "cuda"
+                            else 2 << 30)
+        self.arena = Arena(self.device)
         self.pool = WorkerPool(interpret=self.device == "cpu", device=self.device)
         self._environment: dict | None = None
 
@@ -102,13 +132,16 @@ class Evaluator:
                  seeds: tuple[int, ...] = (0, 1), workloads: list[str] | None = None) -> EvidencePacket:
         """One candidate's packet. durations_s says where the time went: `total` (this call),
         `verify` and `benchmark` (worker wall time), `timed_calls` (inside the timing loops),
-        `baselines` (timing baselines, once per workload per Evaluator), `ncu`, and `overhead`: the
-        total less timed calls, baselines and ncu, i.e. what the harness itself costs."""
+        `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` (for a
+        warm worker), `candidate_calls` (inside the candidate's verification calls: its JIT compile
+        and its kernels), and `overhead`: the total less the candidate's calls, the timed calls,
+        baselines and ncu, i.e. what the harness itself costs."""
         t0 = time.perf_counter()
         packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
         d = packet.durations_s
         d["total"] = round(time.perf_counter() - t0, 4)
-        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("timed_calls", "baselines", "ncu")), 4)
+        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("candidate_calls", "timed_calls", "baselines",
+                                                                         "ncu")), 4)
         return packet
 
     def _evaluate(self, candidate_path: Path, task: Task, *, target: str | None, dtype: str | None,
@@ -145,14 +178,18 @@ class Evaluator:
         if run_dtype is None:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
-        calls, job_calls = self._plan(task, wls, run_dtype, seeds)
-        outcome = self.pool.run({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
-                                 "dtype": run_dtype, "calls": job_calls}, self.timeout_s, self.memory_mb)
-        packet.seconds = outcome.seconds
-        verified = self._judge(packet, task, calls, outcome, run_dtype, dtype_note)
-        if verified.status is not Status.PASS or self.device == "cpu":
-            return verified
-        return self._benchmark(packet, task, wls, run_dtype)
+        calls, job_calls, layout = self._plan(task, wls, run_dtype, seeds)
+        message, views = self.arena.lend(layout.tensors)
+        with self.pool.take() as worker:
+            outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "dtype": run_dtype,
+                                  "buffers": message, "calls": job_calls, "n_inputs": len(task.input_names)},
+                                 self.timeout_s, self.memory_mb)
+            packet.seconds = outcome.seconds
+            packet.durations["worker_wait"] = worker.waited_s
+            verified = self._judge(packet, task, calls, outcome, (message, views), run_dtype, dtype_note)
+            if verified.status is not Status.PASS or self.device == "cpu":
+                return verified
+            return self._benchmark(packet, task, wls, run_dtype, worker)
 
     # ------------------------------------------------------------------ pieces
 
@@ -165,36 +202,53 @@ class Evaluator:
                              "variant instead")
         return None, f"{dtype} is unreliable in the Triton interpreter on CPU and task {task.name} has no fp16/fp32 variant"
 
-    def _plan(self, task: Task, wls, dtype: str, seeds) -> tuple[list[_Call], list[dict]]:
+    def _plan(self, task: Task, wls, dtype: str, seeds) -> tuple[list[_Call], list[dict], _Layout]:
         calls: list[_Call] = []
         job: list[dict] = []
+        layout = _Layout()
 
-        def add(wl, dist: str, seed: int, probe: str = "", reuse: int | None = None) -> None:
-            # The worker draws the same inputs from the same seeds (drawn on the CPU, so bit-identical
-            # on every device); only the references, computed here on the device, stay in the parent.
-            refs = self._references(task, wl, dist, seed, dtype)
-            call = _Call(len(calls), wl.name, dist, seed, refs, probe)
+        def add(wl, dist: str, seed: int, probe: str = "", refill: _Call | None = None) -> _Call:
+            inputs, refs = self._inputs_and_references(task, wl, dist, seed, dtype)
+            if refill is None:  # its own inputs and outputs
+                args, refill_from = layout.place(inputs + _blank_outputs(task, wl, dtype)), None
+            else:  # refill's tensors, refilled in place from a copy of these inputs
+                args, refill_from = refill.args, layout.place(inputs)
+            call = _Call(len(calls), wl.name, dist, seed, refs, inputs, args, probe)
             calls.append(call)
-            job.append({"id": call.id, "workload": wl.name, "distribution": dist, "seed": seed, "reuse": reuse,
-                        "ghost": probe == "ghost"})
+            job.append({"id": call.id, "args": args, "refill": refill_from, "ghost": probe == "ghost"})
+            return call
 
         for wl in wls:
             for dist in task.distributions:
                 for seed in seeds:
                     add(wl, dist, seed)
         first = calls[0]
-        add(wls[0], first.distribution, first.seed + REUSE_SEED_OFFSET, "reuse", reuse=first.id)
+        setup = add(wls[0], first.distribution, first.seed, "setup")
+        add(wls[0], first.distribution, first.seed + REUSE_SEED_OFFSET, "reuse", refill=setup)
         add(wls[0], first.distribution, first.seed, "ghost")
-        return calls, job
+        return calls, job, layout
 
-    def _references(self, task: Task, wl, distribution: str, seed: int, dtype: str) -> dict[str, torch.Tensor]:
-        """The reference outputs for the inputs the worker draws from the same seed, computed here and
-        kept on the evaluation device, where the comparison runs (on a GPU it is 100x faster)."""
-        inputs = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
-        return task.run_reference(inputs, workload=wl, dtype=dtype)
+    def _inputs_and_references(self, task: Task, wl, distribution: str, seed: int,
+                               dtype: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """The inputs drawn from a seed and the reference's outputs for them, on the evaluation device
+        (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates, the
+        least recently used dropped beyond `cache_bytes`; nothing here is ever lent to a worker."""
+        key = (str(task.root), wl.name, distribution, seed, dtype)
+        hit = self._data.get(key)
+        if hit is not None:
+            self._data.move_to_end(key)
+            return hit
+        drawn = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
+        refs = task.run_reference({k: v.clone() for k, v in drawn.items()}, workload=wl, dtype=dtype)
+        hit = self._data[key] = (list(drawn.values()), refs)
+        self._data_bytes += sum(t.numel() * t.element_size() for t in [*hit[0], *refs.values()])
+        while self._data_bytes > self.cache_bytes and len(self._data) > 1:
+            _, (ins, outs) = self._data.popitem(last=False)
+            self._data_bytes -= sum(t.numel() * t.element_size() for t in [*ins, *outs.values()])
+        return hit
 
-    def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, dtype: str,
-               dtype_note: str) -> EvidencePacket:
+    def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple,
+               dtype: str, dtype_note: str) -> EvidencePacket:
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), outcome.detail)
         reply = outcome.reply
@@ -206,6 +260,11 @@ class Evaluator:
         if "fatal" in reply:
             return packet.finish(FailureClass.HARNESS_ERROR, reply["fatal"]["message"])
 
+        try:
+            buffers = returned(lent[0], reply, lent[1])
+        except ValueError as e:
+            return packet.finish(FailureClass.HARNESS_ERROR, str(e))
+        packet.durations["candidate_calls"] = sum(c.get("seconds", 0.0) for c in reply["calls"])
         by_id = {c["id"]: c for c in reply["calls"]}
         checks: list[OutputCheck] = []
         results: dict[int, tuple[list[OutputCheck], list[torch.Tensor]]] = {}
@@ -220,7 +279,10 @@ class Evaluator:
                 failure = FailureClass.GPU_FAULT if got["error"]["gpu_fault"] else FailureClass.RUNTIME_ERROR
                 return packet.finish(failure, f"{call.workload}/{call.distribution}/seed {call.seed}: "
                                               f"{got['error']['message']}")
-            outs = got["outputs"]
+            if call.probe == "setup":
+                continue
+            args = [buffers[i] for i in call.args]
+            ins, outs = args[:len(call.pristine)], args[len(call.pristine):]
             out_checks = [compare(o, call.refs[name], tolerances[name], workload=call.workload,
                                   distribution=call.distribution, seed=call.seed, name=name)
                           for o, name in zip(outs, call.refs)]
@@ -236,8 +298,9 @@ class Evaluator:
             if got["rebound"]:
                 dynamic.append(_hack(FailureClass.REWARD_HACK_OUTPUT_REBIND,
                                      f"output {', '.join(names[i] for i in got['rebound'])} changed storage, shape or strides"))
-            if got["inputs_mutated"]:
-                packet.input_mutated = [task.input_names[i] for i in got["inputs_mutated"]]
+            mutated = [task.input_names[i] for i, (t, p) in enumerate(zip(ins, call.pristine)) if not bitwise_equal(t, p)]
+            if mutated:
+                packet.input_mutated = mutated
         packet.checks = checks
         dynamic += _sandbox_verdicts(reply)
         dynamic += _probe_verdicts(calls, results, by_id)
@@ -258,18 +321,24 @@ class Evaluator:
 
     # ------------------------------------------------------------------ timing (GPU)
 
-    def _benchmark(self, packet: _Packet, task: Task, wls, dtype: str) -> EvidencePacket:
-        """Time every workload in a fresh worker, re-verify the timed calls, time the baselines here
-        (never in the candidate's process, which could slow them down), and score against the roofline."""
+    def _benchmark(self, packet: _Packet, task: Task, wls, dtype: str, worker: Worker) -> EvidencePacket:
+        """Time every workload in the worker that verified the candidate, re-verify the timed calls,
+        time the baselines here (never in the candidate's process, which could slow them down), and
+        score against the roofline."""
         from ksearch.harness.sol import geomean, is_impossible, task_roofline
-        from ksearch.target import detect_local_device, load_target
 
         seeds = [1000 + i for i in range(ROTATING_SETS)]
-        specs = [{"workload": wl.name, "distribution": "normal", "seeds": seeds, "budget_s": self.bench_budget_s,
-                  "rel_ci": self.rel_ci} for wl in wls]
-        job = {"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root), "dtype": dtype,
-               "bench": specs}
-        outcome = self.pool.run(job, self.timeout_s, self.memory_mb)
+        layout = _Layout()
+        specs, timed_sets = [], []
+        for wl in wls:
+            sets = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
+            args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in sets]
+            timed_sets.append([(a[len(inputs):], refs) for a, (inputs, refs) in zip(args, sets)])
+            specs.append({"workload": wl.name, "sets": args, "n_inputs": len(task.input_names),
+                          "budget_s": self.bench_budget_s, "rel_ci": self.rel_ci})
+        message, views = self.arena.lend(layout.tensors)
+        outcome = worker.ask({"candidate": str(packet.path), "entry": task.entry_name, "dtype": dtype,
+                              "buffers": message, "bench": specs}, self.timeout_s, self.memory_mb)
         packet.durations["benchmark"] = outcome.seconds
         packet.durations["timed_calls"] = sum(got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", []))
         if outcome.kind != "reply":
@@ -279,19 +348,18 @@ class Evaluator:
         if hack is not None:
             packet.audit.anti_hack.append(hack)
             return packet.finish(hack.failure_class, f"while timing: {hack.detail}")
-        dev = detect_local_device()
-        profile = load_target(dev.profile) if dev and dev.profile else None
+        dev, profile = self._device_profile()
         peaks = self._device_peaks(profile)
         timings: list[WorkloadTiming] = []
         samples: dict[str, list[float]] = {}
-        for wl, got in zip(wls, reply.get("bench", [])):
+        tolerances = task.output_tolerances(dtype)
+        for wl, got, sets in zip(wls, reply.get("bench", []), timed_sets):
             if "error" in got:
                 packet.add_diagnostics(got["error"])
                 return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {got['error']['message']}")
-            tolerances = task.output_tolerances(dtype)
-            for seed, outs in zip(seeds, got["outputs"]):
-                refs = self._references(task, wl, "normal", seed, dtype)
-                for out, (name, ref) in zip(outs, refs.items()):
+            for seed, (out_args, refs) in zip(seeds, sets):
+                for i, (name, ref) in zip(out_args, refs.items()):
+                    out = views[i]
                     check = compare(out, ref, tolerances[name], workload=wl.name, distribution="normal", seed=seed,
                                     name=name)
                     if not check.passed:
@@ -345,6 +413,8 @@ class Evaluator:
 
     def _baseline_medians(self, task: Task, wl, dtype: str) -> dict[str, float | None]:
         key = (task.name, wl.name, dtype)
+        if not self.time_baselines:
+            return {}
         if key not in self._baselines:
             from ksearch.harness.baselines import build_baselines, time_baselines
 
@@ -355,6 +425,15 @@ class Evaluator:
             self._baselines[key] = {name: (t.timing.median_us if t.available and t.timing else None)
                                     for name, t in timed.items()}
         return self._baselines[key]
+
+    def _device_profile(self) -> tuple:
+        """The local GPU and its target profile (None when ksearch has no profile for it)."""
+        if self._profile is None:
+            from ksearch.target import detect_local_device, load_target
+
+            dev = detect_local_device()
+            self._profile = (dev, load_target(dev.profile) if dev and dev.profile else None)
+        return self._profile
 
     def _device_peaks(self, profile):
         if self._peaks is None and profile is not None:
@@ -368,9 +447,7 @@ class Evaluator:
     def _local_target(self) -> str:
         if self.device == "cpu":
             return "cpu"
-        from ksearch.target import detect_local_device
-
-        dev = detect_local_device()
+        dev, _ = self._device_profile()
         return (dev.profile if dev and dev.profile else "local")
 
     def _env(self) -> dict:
@@ -389,6 +466,11 @@ class Evaluator:
                               "triton": _version("triton")},
             }
         return self._environment
+
+
+def _blank_outputs(task: Task, wl, dtype: str) -> list[torch.Tensor]:
+    """The outputs' shapes and dtypes, as meta tensors: the arena allocates, the worker poisons."""
+    return list(task.allocate_outputs(wl, dtype=dtype, device="meta").values())
 
 
 def _version(package: str) -> str | None:

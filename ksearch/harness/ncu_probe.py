@@ -22,11 +22,14 @@ def main() -> None:
 
     from ksearch.compile.capture import candidate_module
     from ksearch.harness.guard import install_guard
-    from ksearch.harness.worker import rotating_sets
     from ksearch.task import load_task
 
     task = load_task(job["task"])
-    sets, outs = rotating_sets(task, task.workload(job["workload"]), "normal", job["seeds"], job["dtype"], "cuda")
+    wl = task.workload(job["workload"])
+    # the benchmark's rotating input sets, drawn from the same seeds
+    sets = [list(task.make_inputs(wl, "normal", seed, dtype=job["dtype"], device="cuda").values())
+            for seed in job["seeds"]]
+    outs = [list(task.allocate_outputs(wl, dtype=job["dtype"], device="cuda").values()) for _ in sets]
     path = job["candidate"]
     with tempfile.TemporaryDirectory(prefix="ksearch-ncu-") as tmp:
         violations: list[str] = []

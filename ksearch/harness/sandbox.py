@@ -1,9 +1,10 @@
 """Parent side of the sandbox: start workers, hand one job to each, watch the clock and memory.
 
-A worker is a fresh `python -m ksearch.harness.worker FD` process with its own temporary
+A worker is a fresh `python -m ksearch.harness.worker FD DEVICE` process with its own temporary
 directory, talking over a socketpair (never stdout: a candidate can print what it likes). It
-imports torch and triton, reports ready, takes one job, replies and exits. `WorkerPool` keeps one
-spare worker warming while a job runs, so the next candidate does not wait for the imports.
+imports torch and triton, opens the device, reports ready, then serves one candidate's jobs until
+the parent kills it. `WorkerPool` keeps one spare worker warming while a candidate runs, so the
+next candidate does not wait for the imports.
 The parent kills a worker that outlives its wall-clock limit (timeout) or grows past its memory
 limit (out_of_memory); a worker that dies without replying (os._exit, a signal, a device fault)
 is a crash. Replies are read with torch.load(weights_only=True): tensors and plain data only.
@@ -51,25 +52,40 @@ class Worker:
             env["CUDA_VISIBLE_DEVICES"] = ""
         self.stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty candidate cannot block on it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ksearch.harness.worker", str(child_sock.fileno())],
+            [sys.executable, "-m", "ksearch.harness.worker", str(child_sock.fileno()), device],
             pass_fds=(child_sock.fileno(),), env=env, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
         self.interpret, self.device = interpret, device
         self.ready = False
+        self.waited_s = 0.0  # how long a job waited for this worker to finish starting
+        self.started = time.perf_counter()
 
     def wait_ready(self, timeout_s: float = 120) -> None:
         if self.ready:
             return
-        if not self.conn.poll(timeout_s):
+        t0 = time.perf_counter()
+        ready = self.conn.poll(timeout_s)
+        self.waited_s += time.perf_counter() - t0
+        if not ready:
             self.kill()
             raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
         _load(self.conn.recv_bytes())
         self.ready = True
 
     def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+        """One job, then the worker is gone."""
+        try:
+            return self.ask(job, timeout_s, memory_mb)
+        finally:
+            self.kill()
+
+    def ask(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+        """One job; the worker stays up for the candidate's next job if it replied, and is killed
+        if it did not (timeout, memory, crash)."""
         t0 = time.perf_counter()
+        replied = False
         try:
             self.wait_ready()
             self.conn.send_bytes(_dump({**job, "tmpdir": self.tmpdir, "device": self.device,
@@ -78,7 +94,9 @@ class Worker:
             while True:
                 if self.conn.poll(_POLL_S):
                     try:
-                        return Outcome("reply", _load(self.conn.recv_bytes()), time.perf_counter() - t0)
+                        reply = _load(self.conn.recv_bytes())
+                        replied = True
+                        return Outcome("reply", reply, time.perf_counter() - t0)
                     except (EOFError, OSError):
                         return self._died(t0)
                     except Exception as e:  # a reply that is not a plain torch.save'd dict: forged or torn
@@ -93,7 +111,8 @@ class Worker:
                     return Outcome("timeout", None, time.perf_counter() - t0,
                                    f"no result within {timeout_s:g} s")
         finally:
-            self.kill()
+            if not replied:
+                self.kill()
 
     def _died(self, t0: float) -> Outcome:
         code = self.proc.wait()
@@ -102,7 +121,15 @@ class Worker:
         what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         return Outcome("crash", None, time.perf_counter() - t0, f"the worker died ({what}) {err}".strip())
 
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
     def kill(self) -> None:
+        if self.conn.closed:
+            return
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)  # the candidate may have started children
@@ -115,24 +142,35 @@ class Worker:
 
 
 class WorkerPool:
-    """Hands out warm workers, one per job, and starts the next as soon as one is taken."""
+    """Hands out warm workers, one per candidate, and starts a replacement as soon as one is taken.
+    A worker needs seconds to start (torch, triton, the device context) and a GPU candidate can take
+    less, so on a GPU three spares warm at once."""
 
-    def __init__(self, *, interpret: bool, device: str):
+    def __init__(self, *, interpret: bool, device: str, spares: int | None = None):
         self.interpret, self.device = interpret, device
-        self._spare: Worker | None = None
+        self.spares = spares if spares is not None else (1 if device == "cpu" else 3)
+        self._spare: list[Worker] = []
+
+    def _start(self) -> Worker:
+        return Worker(interpret=self.interpret, device=self.device)
 
     def take(self) -> Worker:
-        worker = self._spare or Worker(interpret=self.interpret, device=self.device)
-        self._spare = Worker(interpret=self.interpret, device=self.device)
+        """A warm worker for one candidate (use it as a context manager: it is killed on exit)."""
+        if not self._spare:
+            self._spare.append(self._start())
+        worker = min(self._spare, key=lambda w: w.started)  # the oldest is the warmest
+        self._spare.remove(worker)
+        while len(self._spare) < self.spares:
+            self._spare.append(self._start())
         return worker
 
     def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
         return self.take().run(job, timeout_s, memory_mb)
 
     def close(self) -> None:
-        if self._spare is not None:
-            self._spare.kill()
-            self._spare = None
+        for worker in self._spare:
+            worker.kill()
+        self._spare = []
 
     def __enter__(self) -> WorkerPool:
         return self

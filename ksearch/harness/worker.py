@@ -1,16 +1,17 @@
 """The sandboxed worker: the only process that imports a candidate.
 
-Started as `python -m ksearch.harness.worker FD` by `ksearch.harness.sandbox`, it imports torch and
-triton, says it is ready, then runs exactly one job and exits: a candidate can monkeypatch what it
-likes, and the next candidate still gets a fresh process.
+Started as `python -m ksearch.harness.worker FD DEVICE` by `ksearch.harness.sandbox`, it imports
+torch and triton, opens the device, says it is ready, then serves one candidate: a verification job
+and, when that passed on a GPU, a timing job; then the parent kills it. A candidate can monkeypatch
+what it likes, and the next candidate still gets a fresh process.
 
-Everything here is trusted harness code. It owns the buffers: it allocates every output and fills
-it with NaN (integer outputs with a sentinel) before each call, keeps references the candidate
-cannot rebind, clones the inputs to detect mutation, counts Python threads, records the torch
-operators the candidate issues outside its kernel launches, and replays one call with every kernel
-launch turned into a no-op ("ghost replay"). It never judges correctness: it sends the outputs back
-and the parent compares them with references the parent computed. Messages are torch.save'd dicts
-read with `weights_only=True`, so a forged reply cannot run code in the parent.
+Everything here is trusted harness code. The tensors come from the parent (see `arena`): the
+worker fills every output with NaN (integer outputs with a sentinel) before each call, keeps
+references the candidate cannot rebind, counts Python threads, records the torch operators the
+candidate issues outside its kernel launches, and replays one call with every kernel launch turned
+into a no-op ("ghost replay"). It never judges anything: the parent reads the outputs and the
+inputs after the reply and compares them with references and pristine copies it kept. Messages are
+torch.save'd dicts read with `weights_only=True`, so a forged reply cannot run code in the parent.
 """
 
 from __future__ import annotations
@@ -122,18 +123,6 @@ def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
         cls.run = run
 
 
-def _same(a, b) -> bool:
-    """Bitwise-equal values, NaNs in the same places counting as equal."""
-    import torch
-
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if not a.dtype.is_floating_point:
-        return torch.equal(a, b)
-    na, nb = a.isnan(), b.isnan()
-    return torch.equal(na, nb) and torch.equal(a[~na], b[~nb])
-
-
 def _error(exc: BaseException, path: str) -> dict:
     from ksearch.compile.diagnostics import diagnostics_from_exception
 
@@ -142,14 +131,6 @@ def _error(exc: BaseException, path: str) -> dict:
     return {"type": type(exc).__name__, "message": text[:2000], "diagnostics": diags,
             "gpu_fault": any(k in text for k in ("illegal memory access", "CUDA error", "misaligned address",
                                                  "unspecified launch failure", "HIP error"))}
-
-
-def rotating_sets(task, wl, distribution: str, seeds, dtype: str, device: str) -> tuple[list[list], list[list]]:
-    """The benchmark's input sets (one per seed) and an output set for each: the same tensors the
-    timing loop, its re-verification and the ncu probe all use."""
-    sets = [list(task.make_inputs(wl, distribution, seed, dtype=dtype, device=device).values()) for seed in seeds]
-    outs = [list(task.allocate_outputs(wl, dtype=dtype, device=device).values()) for _ in sets]
-    return sets, outs
 
 
 def _tail_wait_us(calls) -> float:
@@ -170,146 +151,170 @@ def _tail_wait_us(calls) -> float:
     return min(waits)
 
 
-def _bench_workload(entry, spec: dict, job: dict, recorder: _OpRecorder) -> dict:
+def _bench_workload(entry, spec: dict, buffers: list) -> dict:
     """Time one workload on rotating input sets, then re-run every set on fresh poison for the parent
-    to re-verify (a candidate that stops working after warm-up is caught here), and measure how long the
-    device stays busy after the timed stream is done (work hidden on a side stream shows up there)."""
+    to re-verify (a candidate that stops working after warm-up is caught there), and measure how long
+    the device stays busy after the timed stream is done (work hidden on a side stream shows up there)."""
     import torch
 
     from ksearch.harness.poison import poison
     from ksearch.harness.timing import time_gpu
-    from ksearch.task import load_task
 
-    task = load_task(job["task"])
-    wl = task.workload(spec["workload"])
-    device = job["device"]
-    sets, outs = rotating_sets(task, wl, spec["distribution"], spec["seeds"], job["dtype"], device)
+    sets = [[buffers[i] for i in args] for args in spec["sets"]]
+    outs = [args[spec["n_inputs"]:] for args in sets]
     stream = torch.cuda.current_stream()
-    result: dict = {"workload": wl.name}
+    result: dict = {"workload": spec["workload"]}
     try:
         t0 = time.perf_counter()
-        timing = time_gpu(lambda i: entry(*sets[i], *outs[i]), len(sets), device=device,
-                          budget_s=spec["budget_s"], rel_ci=spec["rel_ci"])
+        timing = time_gpu(lambda i: entry(*sets[i]), len(sets), device="cuda", budget_s=spec["budget_s"],
+                          rel_ci=spec["rel_ci"])
         result["timed_s"] = time.perf_counter() - t0
         # Side-stream work keeps the device busy after the timed stream is done; compared with the
         # same wait after no work at all (the driver's own latency).
-        side_us = _tail_wait_us([lambda i=i: entry(*sets[i % len(sets)], *outs[i % len(sets)]) for i in range(5)])
+        side_us = _tail_wait_us([lambda i=i: entry(*sets[i % len(sets)]) for i in range(5)])
         idle_us = _tail_wait_us([lambda: None] * 5)
         for o in outs:
             for t in o:
                 poison(t)
-        for i in range(len(sets)):
-            entry(*sets[i], *outs[i])
+        for args in sets:
+            entry(*args)
         torch.cuda.synchronize()
     except BaseException as exc:
-        result["error"] = _error(exc, job["candidate"])
+        result["error"] = _error(exc, spec["candidate"])
         return result
     result["timing"] = timing.model_dump(mode="json")
     result["side_sync_us"] = max(0.0, side_us - idle_us)
     result["stream_changed"] = torch.cuda.current_stream() != stream
-    result["outputs"] = [[t.detach().cpu().clone() for t in o] for o in outs]
     return result
 
 
-def run_job(job: dict) -> dict:
-    import torch
+class _Session:
+    """One candidate in one worker: imported once, then given a verification job and, if that
+    passed on a GPU, a timing job. The guard, the op recorder and the launch patch stay installed
+    for the worker's life."""
 
-    from ksearch.compile.capture import candidate_module
-    from ksearch.harness.guard import install_guard
-    from ksearch.harness.poison import poison
-    from ksearch.harness.timing import timers_intact
-    from ksearch.task import load_task
+    def __init__(self, first_job: dict):
+        from ksearch.harness.guard import install_guard
 
-    device = job["device"]
-    path = job["candidate"]
-    source = Path(path).read_text()
-    violations: list[str] = []
-    install_guard(path, job["tmpdir"], violations)
-    recorder = _OpRecorder()
-    ghost = {"on": False, "skipped": 0}
-    _patch_launches(recorder, ghost)
-    reply: dict[str, Any] = {"calls": [], "violations": violations}
-    threads_before = threading.active_count()
-    with contextlib.ExitStack() as stack:
+        self.path = first_job["candidate"]
+        self.device = first_job["device"]
+        self.violations: list[str] = []
+        install_guard(self.path, first_job["tmpdir"], self.violations)
+        self.recorder = _OpRecorder()
+        self.ghost = {"on": False, "skipped": 0}
+        _patch_launches(self.recorder, self.ghost)
+        self.threads_before = threading.active_count()
+        self.stack = contextlib.ExitStack()
+        self.entry = None
+        self.load_error: dict = {}
+
+    def load(self, job: dict) -> None:
+        from ksearch.compile.capture import candidate_module
+
+        source = Path(self.path).read_text()
         try:
-            module = stack.enter_context(candidate_module(source, Path(path), interpret=job["interpret"]))
+            module = self.stack.enter_context(candidate_module(source, Path(self.path), interpret=job["interpret"]))
         except BaseException as exc:  # raised by the candidate's own top-level code
-            reply["import_error"] = _error(exc, path)
-            return reply
-        entry = getattr(module, job["entry"], None)
-        if not callable(entry):
-            reply["entry_error"] = f"the module defines no callable `{job['entry']}`"
-            return reply
+            self.load_error = {"import_error": _error(exc, self.path)}
+            return
+        self.entry = getattr(module, job["entry"], None)
+        if not callable(self.entry):
+            self.load_error = {"entry_error": f"the module defines no callable `{job['entry']}`"}
+
+    def run(self, job: dict) -> dict:
+        from ksearch.harness.arena import open_buffers
+        from ksearch.harness.timing import timers_intact
+
+        if self.entry is None and not self.load_error:
+            self.load(job)
+        if self.load_error:
+            return {**self.load_error, "violations": self.violations}
+        buffers = open_buffers(job["buffers"])
         if job.get("bench"):
-            reply["bench"] = [_bench_workload(entry, spec, job, recorder) for spec in job["bench"]]
-            reply["timers_replaced"] = timers_intact()
-            return reply
-        held: dict[int, tuple[list, list]] = {}  # call id -> (inputs, outputs): reused for pointer-reuse calls
-        task = load_task(job["task"])
-        for call in job["calls"]:
-            wl = task.workload(call["workload"])
-            fresh = list(task.make_inputs(wl, call["distribution"], call["seed"], dtype=job["dtype"],
-                                          device=device).values())
-            reuse = call.get("reuse")
-            if reuse is not None:
-                inputs, outputs = held[reuse]
-                with torch.no_grad():
-                    for dst, src in zip(inputs, fresh):
-                        dst.copy_(src)  # same pointers, new values
-            else:
-                inputs = fresh
-                outputs = list(task.allocate_outputs(wl, dtype=job["dtype"], device=device).values())
-            held[call["id"]] = (inputs, outputs)
-            for o in outputs:
-                poison(o)
-            before = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
-            snapshots = [t.clone() for t in inputs]
-            recorder.ops.clear()
-            recorder.tainted.clear()
-            recorder.taint(inputs + outputs)
-            result: dict[str, Any] = {"id": call["id"]}
-            ghost["on"] = bool(call.get("ghost"))
-            ghost["skipped"] = 0
-            try:
-                with recorder.mode:
-                    entry(*inputs, *outputs)
-                if device != "cpu":
-                    torch.cuda.synchronize()
-            except BaseException as exc:  # the candidate's fault, reported, never fatal to the worker
-                result["error"] = _error(exc, path)
-            finally:
-                ghost["on"] = False
-            after = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
-            result["rebound"] = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
-            result["inputs_mutated"] = [i for i, (t, s) in enumerate(zip(inputs, snapshots)) if not _same(t, s)]
-            result["outputs"] = [o.detach().to("cpu").clone() for o in outputs]
-            result["torch_ops"] = sorted(set(recorder.ops))
-            result["threads"] = threading.active_count() - threads_before
-            result["launches_skipped"] = ghost["skipped"]
-            reply["calls"].append(result)
-    reply["timers_replaced"] = timers_intact()
-    return reply
+            reply: dict[str, Any] = {"bench": [_bench_workload(self.entry, {**spec, "candidate": self.path}, buffers)
+                                               for spec in job["bench"]]}
+        else:
+            reply = {"calls": [self._call(call, buffers, job["n_inputs"]) for call in job["calls"]]}
+            if "tensors" in job["buffers"]:
+                reply["buffers"] = buffers  # by value on the CPU; on a GPU the parent reads its arena
+        reply["violations"] = self.violations
+        reply["timers_replaced"] = timers_intact()
+        return reply
+
+    def _call(self, call: dict, buffers: list, n_inputs: int) -> dict:
+        """One call on the buffers `call["args"]` names (inputs, then outputs). A pointer-reuse call
+        first copies new values into those same inputs from the buffers `call["refill"]` names."""
+        import torch
+
+        from ksearch.harness.poison import poison
+
+        args = [buffers[i] for i in call["args"]]
+        inputs, outputs = args[:n_inputs], args[n_inputs:]
+        with torch.no_grad():
+            for dst, i in zip(inputs, call.get("refill") or []):
+                dst.copy_(buffers[i])  # same pointers, new values
+        for o in outputs:
+            poison(o)
+        before = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
+        self.recorder.ops.clear()
+        self.recorder.tainted.clear()
+        self.recorder.taint(args)
+        result: dict[str, Any] = {"id": call["id"]}
+        self.ghost["on"] = bool(call.get("ghost"))
+        self.ghost["skipped"] = 0
+        t0 = time.perf_counter()
+        try:
+            with self.recorder.mode:
+                self.entry(*args)
+            if self.device != "cpu":
+                torch.cuda.synchronize()
+        except BaseException as exc:  # the candidate's fault, reported, never fatal to the worker
+            result["error"] = _error(exc, self.path)
+        finally:
+            self.ghost["on"] = False
+            result["seconds"] = time.perf_counter() - t0  # the candidate's own time: JIT compile and kernels
+        after = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
+        result["rebound"] = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
+        result["torch_ops"] = sorted(set(self.recorder.ops))
+        result["threads"] = threading.active_count() - self.threads_before
+        result["launches_skipped"] = self.ghost["skipped"]
+        return result
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
-    conn = Connection(fd)
-    import torch  # noqa: F401  warm: the parent waits for "ready" before it hands out a job
+def _warm(device: str) -> None:
+    """What every job needs, done before the worker says it is ready: the parent's next candidate
+    should not wait for imports or for the device context."""
+    import torch
     import triton  # noqa: F401
 
     import ksearch.harness.timing  # noqa: F401  captures the timers' identities before any candidate runs
+    from ksearch.compile import capture  # noqa: F401
+    from ksearch.harness import arena, guard, poison  # noqa: F401
 
+    if device == "cuda":
+        torch.cuda.init()
+        torch.empty(1, device="cuda")
+
+
+def main() -> None:
+    fd, device = int(sys.argv[1]), sys.argv[2]
+    conn = Connection(fd)
+    _warm(device)
     _send(conn, {"ready": os.getpid()})
-    try:
-        job = _recv(conn)
-    except EOFError:
-        return  # the parent no longer needs this worker
-    os.chdir(job["tmpdir"])
-    try:
-        reply = run_job(job)
-    except BaseException as exc:  # harness bug or candidate import failure: report, don't die silently
-        reply = {"fatal": _error(exc, job["candidate"]), "traceback": traceback.format_exc()[-4000:]}
-    _send(conn, reply)
+    session: _Session | None = None
+    while True:
+        try:
+            job = _recv(conn)
+        except EOFError:
+            break  # the parent is done with this worker
+        try:
+            if session is None:
+                os.chdir(job["tmpdir"])
+                session = _Session(job)
+            reply = session.run(job)
+        except BaseException as exc:  # harness bug: report, don't die silently
+            reply = {"fatal": _error(exc, job["candidate"]), "traceback": traceback.format_exc()[-4000:]}
+        _send(conn, reply)
     conn.close()
     os._exit(0)  # skip interpreter teardown: threads or atexit hooks a candidate left must not hang us
 

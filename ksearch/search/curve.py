@@ -1,0 +1,41 @@
+"""A run's best-so-far curve, read from its step rows: how many evaluations the search needed to
+get where it got. The measure of search efficiency (world model against random sampling)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksearch.log import iter_rows
+from ksearch.search.loop import STEP
+
+
+@dataclass
+class Curve:
+    evaluations: int
+    improvements: list[tuple[int, float]]  # (evaluation number, 1-based; new best score)
+    basis: str | None  # what the scores measure (e.g. the measured SOL score, or a static estimate)
+
+    @property
+    def best(self) -> float | None:
+        return self.improvements[-1][1] if self.improvements else None
+
+    def evals_to(self, fraction: float) -> int | None:
+        """The first evaluation whose score reached `fraction` of the final best."""
+        if self.best is None:
+            return None
+        return next(n for n, score in self.improvements if score >= fraction * self.best)
+
+
+def best_curve(run_dir: Path) -> Curve:
+    n, improvements, basis = 0, [], None
+    for line, _ in iter_rows(Path(run_dir)):
+        if line.row is None or line.row["kind"] != STEP:
+            continue
+        step = line.row["payload"]
+        n += 1
+        score = step.get("score")
+        if score is not None and (not improvements or score > improvements[-1][1]):
+            improvements.append((n, score))
+            basis = step.get("score_basis")
+    return Curve(n, improvements, basis)
