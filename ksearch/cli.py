@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 import ksearch
+from ksearch.cli_context import isa_app, skills_app
 from ksearch.errors import KsearchError
 
 app = typer.Typer(help="ksearch: evolutionary, agentic search for GPU kernels.", no_args_is_help=True,
@@ -28,6 +29,8 @@ app.add_typer(targets_app, name="targets")
 bench_app = typer.Typer(help="Measure ksearch's own machinery on this machine.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(bench_app, name="bench")
+app.add_typer(skills_app, name="skills")
+app.add_typer(isa_app, name="isa")
 
 out = Console()
 RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]

@@ -1,0 +1,28 @@
+"""Reading the corpus's YAML files and reporting pydantic validation errors, one line each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ksearch.context.errors import ContextFileError
+
+
+def read_yaml(path: Path, missing: str) -> Any:
+    """Parsed YAML of `path`; ContextFileError with `missing` (what to do) when it does not exist."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContextFileError(f"{path} does not exist; {missing}") from None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ContextFileError(f"{path} is not valid YAML ({problem}); fix the syntax") from None
+
+
+def first_error(exc: ValidationError) -> str:
+    """"field 'a.b': message" of the first validation error."""
+    err = exc.errors()[0]
+    return f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"

@@ -1,0 +1,279 @@
+"""The ISA corpus: packets under a budget, addressable ids, links, manifest, rules vs profiles,
+search, AMD XML ingest, and the tokenizer fallback."""
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ksearch.context import (
+    BudgetError, ContextFileError, UnknownChapterError, UnknownTopicError, build_packet, check_rules, count_tokens,
+    ingest_amd_xml, load_corpus, load_rules, load_topics, manifest_drift, parse_amd_isa_xml,
+)
+from ksearch.context import tokens
+from ksearch.context.corpus import read_manifest
+from ksearch.context.markdown import references
+from ksearch.context.rules import rules_path
+from ksearch.target.profile import list_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "isa_corpus"
+FIXTURE = ROOT / "tests" / "fixtures" / "isa_amd_cdna4_sample.xml"
+REQUIRED_TOPICS = {"mfma", "mfma_scale", "lds_tiling", "ds_ops", "waits", "wavefront64", "vgpr_agpr", "tcgen05",
+                   "tmem", "tma", "wgmma", "mbarrier", "smem_banks", "register_file", "occupancy", "fp4_formats"}
+ID_IN_PACKET = re.compile(r"\[([a-z0-9][a-z0-9_.\-/]*/[a-z0-9_.\-]+(?:#[a-z0-9_\-]+)?)\]")
+
+
+def ksearch(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ksearch", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(include_local=False)
+
+
+@pytest.fixture(scope="module")
+def topics():
+    return load_topics()
+
+
+# ---- acceptance: packets through the CLI -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("topic,target,needles", [
+    ("mfma_scale", "mi355x", ["v_mfma_scale_f32_32x32x64_f8f6f4", "E8M0"]),
+    ("tcgen05", "b200", ["TMEM", "tcgen05.mma"]),
+])
+def test_cli_packet_fits_the_budget_names_the_facts_and_every_id_opens(topic, target, needles, corpus):
+    proc = ksearch("isa", "packet", "--topic", topic, "--target", target, "--budget", "1500")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert count_tokens(text) <= 1500
+    for n in needles:
+        assert n in text
+    ids = set(ID_IN_PACKET.findall(text))
+    assert ids, "a packet names the ids it drew from"
+    for i in ids:
+        assert corpus.exists(i), i
+    shown = ksearch("isa", "show", sorted(ids)[0])  # and through the CLI, one of them
+    assert shown.returncode == 0 and shown.stdout.strip()
+
+
+def test_every_topic_packet_fits_every_budget_on_every_target(corpus, topics):
+    for name in topics:
+        for target in list_targets():
+            for budget in (400, 1500, 4000):
+                p = build_packet(name, target, budget, corpus=corpus, topics=topics)
+                assert p.tokens == count_tokens(p.text) <= budget, (name, target, budget)
+                for i in set(ID_IN_PACKET.findall(p.text)):
+                    assert corpus.exists(i), (name, target, i)
+                # nothing for another target sneaks in
+                for item in p.included:
+                    if item.kind != "facts":
+                        assert corpus.get(item.id).applies_to(target), (name, target, item.id)
+
+
+def test_a_bigger_budget_gives_more_and_the_whole_primary_chapter(corpus, topics):
+    small = build_packet("tcgen05", "b200", 600, corpus=corpus, topics=topics)
+    big = build_packet("tcgen05", "b200", 5000, corpus=corpus, topics=topics)
+    assert big.tokens > small.tokens
+    assert "blackwell/tcgen05" in [i.id for i in big.included if i.kind == "chapter"]
+    assert "blackwell/tcgen05" in small.omitted  # not included whole, so listed to ask for
+
+
+def test_packet_errors_are_one_line(corpus, topics):
+    with pytest.raises(BudgetError, match="too small"):
+        build_packet("mfma", "mi355x", 10, corpus=corpus, topics=topics)
+    with pytest.raises(UnknownTopicError, match="did you mean mfma_scale"):
+        build_packet("mfma_scal", "mi355x", 1500, corpus=corpus, topics=topics)
+    proc = ksearch("isa", "packet", "--topic", "tcgen05", "--target", "b300")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: unknown target 'b300'")
+    proc = ksearch("isa", "show", "cdna4/mfma-scal")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and "did you mean cdna4/mfma-scale" in lines[0]
+
+
+# ---- chapters, topics, links, manifest -------------------------------------------------------------
+
+
+def test_chapters_are_addressable_whole_and_by_section(corpus):
+    text = corpus.show("cdna4/lds#capacity-and-banks")
+    assert "[id: cdna4/lds#capacity-and-banks]" in text and "64 banks" in text and "## Occupancy" not in text
+    assert "160 KiB" in corpus.show("cdna4/lds")
+    with pytest.raises(UnknownChapterError, match="no section"):
+        corpus.show("cdna4/lds#no-such-section")
+    for c in corpus.chapters.values():
+        assert c.sources and c.targets, c.id
+        for s in c.sections():
+            if s.slug:
+                assert corpus.exists(f"{c.id}#{s.slug}")
+
+
+def test_topics_cover_the_required_set_and_point_at_real_chapters(corpus, topics):
+    assert REQUIRED_TOPICS <= set(topics)
+    for name, t in topics.items():
+        assert t.facts, name
+        for cid in t.chapters:
+            assert cid in corpus.chapters, (name, cid)
+        for f in t.facts:
+            assert f.source.strip(), (name, f.text)
+            assert f.chapter is None or f.chapter in corpus.chapters, (name, f.chapter)
+            assert set(f.targets) <= set(list_targets()) | {"*"}, (name, f.targets)
+    declared = {t for c in corpus.chapters.values() for t in c.topics}
+    assert declared <= set(topics), declared - set(topics)
+
+
+def test_every_link_in_chapters_resolves(corpus):
+    from ksearch.context import load_skills
+
+    skills = load_skills()
+    n = 0
+    for c in corpus.chapters.values():
+        refs = references(c.body)
+        for ref in refs["isa"]:
+            assert corpus.exists(ref), f"{c.id}: isa:{ref}"
+            n += 1
+        for ref in refs["skill"]:
+            assert ref.split("/")[0] in skills, f"{c.id}: skill:{ref}"
+    assert n > 20
+
+
+def test_manifest_is_current_and_complete(corpus):
+    assert manifest_drift(CORPUS) == []
+    manifest = read_manifest(CORPUS)
+    assert {e["id"] for e in manifest["chapters"]} == set(corpus.chapters)
+    for e in manifest["chapters"]:
+        assert {"id", "title", "target", "topics", "tokens", "source"} <= set(e)
+        assert e["tokens"] > 0 and e["source"]
+
+
+def test_a_stale_manifest_is_reported(tmp_path):
+    copy = tmp_path / "isa_corpus"
+    shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
+    extra = copy / "chapters" / "cdna4" / "new.md"
+    extra.write_text("---\ntitle: New\ntarget: [mi355x]\ntopics: [mfma]\nsource: [\"test\"]\n---\nbody\n")
+    assert manifest_drift(copy) == ["cdna4/new: missing from the manifest"]
+
+
+# ---- rules vs profiles -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["b200", "h100", "h200", "mi300x", "mi355x"])
+def test_rules_agree_with_the_target_profile_and_the_audit_constants(target):
+    import ksearch.audit.core as audit
+
+    assert rules_path(target).is_file()
+    assert check_rules(target) == []
+    rules = load_rules(target)
+    shared = [k for k, lim in rules.limits.items() if lim.profile]
+    assert len(shared) >= 8, "the rules file restates the profile's hard limits"
+    for name, lim in rules.limits.items():
+        assert lim.source.strip(), name
+        if lim.audit:
+            assert getattr(audit, lim.audit) == lim.value, f"{target}.{name} vs ksearch.audit.core.{lim.audit}"
+
+
+def test_a_rules_file_that_disagrees_is_caught(tmp_path):
+    copy = tmp_path / "isa_corpus"
+    shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
+    path = copy / "rules" / "mi355x.yaml"
+    path.write_text(path.read_text().replace("lds_per_workgroup_kib: {value: 160", "lds_per_workgroup_kib: {value: 64"))
+    problems = check_rules("mi355x", copy)
+    assert [p.limit for p in problems] == ["lds_per_workgroup_kib"]
+    assert "shared_memory.max_per_block_kib" in str(problems[0])
+    proc = ksearch("isa", "rules", "mi355x", env={"KSEARCH_ISA_CORPUS": str(copy)})
+    assert proc.returncode == 1 and "MISMATCH lds_per_workgroup_kib" in proc.stdout
+
+
+def test_hardware_numbers_the_acceptance_pins():
+    assert load_rules("mi355x").limits["lds_per_cu_kib"].value == 160
+    assert load_rules("b200").limits["tensor_memory_kib"].value == 256
+    assert load_rules("b200").limits["tmem_lanes"].value * load_rules("b200").limits["tmem_columns"].value * 4 \
+        == 256 * 1024
+    for t in ("b200", "h100", "h200"):
+        limits = load_rules(t).limits
+        assert (limits["smem_per_sm_kib"].value, limits["smem_per_block_kib"].value) == (228, 227)
+
+
+# ---- search ----------------------------------------------------------------------------------------
+
+
+def test_search_finds_mnemonics_and_respects_the_target(corpus):
+    hits = corpus.search("ds_read_b64_tr_b16")
+    assert hits and hits[0].id.startswith("cdna4/ds-ops")
+    assert all(corpus.exists(h.id) for h in hits)
+    assert not [h for h in corpus.search("mbarrier expect_tx", target="mi355x")]
+    assert corpus.search("tensor memory lanes columns", target="b200")[0].id.startswith("blackwell/tmem")
+    assert corpus.search("zzzz qqqq") == []
+
+
+# ---- AMD ISA XML ingest ----------------------------------------------------------------------------
+
+
+def test_ingest_writes_per_encoding_chapters_that_load_and_join_packets(tmp_path):
+    base = tmp_path / "isa_corpus"
+    shutil.copytree(CORPUS, base, ignore=shutil.ignore_patterns("local"))
+    report = ingest_amd_xml(FIXTURE, base / "local")
+    assert report.family == "cdna4" and report.targets == ["mi355x"] and report.instructions == 5
+    assert report.chapters == ["cdna4-xml/index", "cdna4-xml/enc_ds", "cdna4-xml/enc_sopp", "cdna4-xml/enc_vop3p"]
+    assert (base / "local" / "manifest.json").is_file()
+    corpus = load_corpus(base)
+    sec = corpus.show("cdna4-xml/enc_vop3p#v_mfma_scale_f32_32x32x64_f8f6f4")
+    assert "FMT_NUM_E8M0" in sec and "SCALE_SRC0" in sec and "opcode 46" in sec
+    ds = corpus.show("cdna4-xml/enc_ds#ds_read_b64_tr_b16")
+    assert "(implicit)" in ds and "OPR_M0" in ds
+    assert corpus.get("cdna4-xml/enc_vop3p").topics == ("isa_xml", "mfma", "mfma_scale")
+    assert corpus.search("v_mfma_scale_f32_32x32x64_f8f6f4 E8M0")[0].id.startswith("cdna4-xml/enc_vop3p")
+    packet = build_packet("mfma_scale", "mi355x", 6000, corpus=corpus, topics=load_topics(base))
+    assert "cdna4-xml/enc_vop3p" in {i.id.split("#")[0] for i in packet.included} | set(packet.omitted)
+    assert not [c for c in load_corpus(base).select("b200") if c.id.startswith("cdna4-xml")]
+
+
+def test_cli_ingest(tmp_path):
+    proc = ksearch("isa", "ingest", "--amd-xml", str(FIXTURE), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "5 instructions -> 4 chapters" in proc.stdout
+    assert (tmp_path / "out" / "chapters" / "cdna4-xml" / "enc_sopp.md").is_file()
+
+
+def test_ingest_rejects_what_is_not_the_schema(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<Spec><ISA><Architecture><ArchitectureName>X</ArchitectureName></Architecture>"
+                   "<Instructions><Instruction><Description>no name</Description></Instruction></Instructions>"
+                   "</ISA></Spec>")
+    with pytest.raises(ContextFileError, match="has no <InstructionName>"):
+        parse_amd_isa_xml(bad)
+    bad.write_text("<NotSpec/>")
+    with pytest.raises(ContextFileError, match="expected <Spec>"):
+        parse_amd_isa_xml(bad)
+    bad.write_text("<Spec><unclosed>")
+    with pytest.raises(ContextFileError, match="not well-formed"):
+        parse_amd_isa_xml(bad)
+    with pytest.raises(ContextFileError, match="does not exist"):
+        parse_amd_isa_xml(tmp_path / "missing.xml")
+
+
+# ---- tokenizer -------------------------------------------------------------------------------------
+
+
+def test_tokenizer_is_real_here_and_falls_back_offline(monkeypatch):
+    pytest.importorskip("bpe_openai")
+    assert tokens.tokenizer_name() == "bpe-openai:o200k_base"
+    assert count_tokens("hello world") == 2
+    tokens._encoder.cache_clear()
+    try:
+        monkeypatch.setitem(sys.modules, "bpe_openai", None)  # as on a GPU worker without it
+        monkeypatch.setattr(tokens, "_tiktoken_cached", lambda: False)
+        assert tokens.tokenizer_name() == "estimate:chars/3"
+        assert count_tokens("x" * 10) == math.ceil(10 / 3)
+        assert not tokens.is_exact()
+    finally:
+        tokens._encoder.cache_clear()
