@@ -383,6 +383,22 @@ def log_stats_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
     out.print(_table("events", ["kind", "count"], s["events"].items()))
 
 
+@log_app.command("curve")
+def log_curve_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
+    """The run's best score after each evaluation, and the evaluations it took to reach 50/90/100% of it."""
+    from ksearch.search.curve import best_curve
+
+    c = best_curve(run_dir)
+    reach = {f"{int(f * 100)}%": c.evals_to(f) for f in (0.5, 0.9, 1.0)}
+    if as_json:
+        _print_json({"evaluations": c.evaluations, "best": c.best, "basis": c.basis, "evals_to": reach,
+                     "improvements": c.improvements})
+        return
+    out.print(f"evaluations: {c.evaluations}   best: {c.best}   ({c.basis or 'no candidate passed'})")
+    out.print("evaluations to reach the final best: " + ", ".join(f"{k}: {v}" for k, v in reach.items()))
+    out.print(_table("improvements", ["evaluation", "score"], ((n, f"{s:.4g}") for n, s in c.improvements)))
+
+
 @log_app.command("query")
 def log_query(
     run_dir: RunDir,
@@ -473,8 +489,11 @@ def bench_harness_cmd(
         if "overhead" in wanted:
             res["overhead"] = bench.overhead(ev, by_name["rmsnorm_row"])
             out.print(_table("overhead (s), warm", ["suite", "durations"], [(k, str(v)) for k, v in res["overhead"].items()]))
-        if "corpora" in wanted:
-            res["corpora"] = bench.corpora(ev, honest, cheats)
+    if "corpora" in wanted:  # verdicts only: no baselines to time
+        with Evaluator(device, rel_ci=rel_ci, baselines=False, bench_budget_s=0.2, timeout_s=120) as ev:
+            res["corpora"] = bench.corpora(ev, honest, cheats, on_row=lambda r: out.print(
+                f"{'ok ' if r['ok'] else 'BAD'} {r['kernel']}: expected {r['expected']}, got {r['got']} "
+                f"({r['seconds']:.1f} s)"))
             bad = [r for r in res["corpora"] if not r["ok"]]
             out.print(_table(f"corpora: {len(res['corpora']) - len(bad)}/{len(res['corpora'])} as expected",
                              ["kernel", "expected", "got"], [(r["kernel"], r["expected"], r["got"]) for r in bad]))

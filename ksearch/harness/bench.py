@@ -73,12 +73,16 @@ def overhead(ev: Evaluator, path: Path) -> dict:
     return result
 
 
-def corpora(ev: Evaluator, honest: list[Path], cheats: list[Path]) -> list[dict]:
+def corpora(ev: Evaluator, honest: list[Path], cheats: list[Path], on_row=None) -> list[dict]:
+    """Each corpus kernel's verdict against the one its header expects; `on_row` sees each row as
+    it is made (a long corpus on a GPU shows progress, and a cut-off run keeps what it got)."""
     rows = []
     for path in honest + cheats:
         expected = header(path, "expect")
         packet = ev.evaluate(path, load_task(header(path, "task")))
         got = packet.failure_class.value if packet.failure_class else "pass"
         rows.append({"kernel": path.name, "expected": expected or "pass", "got": got, "ok": got == (expected or "pass"),
-                     "message": packet.message[:200]})
+                     "seconds": packet.durations_s.get("total"), "message": packet.message[:200]})
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
