@@ -179,8 +179,8 @@ class Evaluator:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
         calls, job_calls, layout = self._plan(task, wls, run_dtype, seeds)
-        message, views = self.arena.lend(layout.tensors)
-        with self.pool.take() as worker:
+        with self.pool.session() as worker:
+            message, views = self.arena.lend(layout.tensors)  # after `session` made sure no other worker lives
             outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "dtype": run_dtype,
                                   "buffers": message, "calls": job_calls, "n_inputs": len(task.input_names)},
                                  self.timeout_s, self.memory_mb)
@@ -339,6 +339,7 @@ class Evaluator:
         message, views = self.arena.lend(layout.tensors)
         outcome = worker.ask({"candidate": str(packet.path), "entry": task.entry_name, "dtype": dtype,
                               "buffers": message, "bench": specs}, self.timeout_s, self.memory_mb)
+        self.pool.release(worker)  # its last job: let it die while the timed outputs are judged
         packet.durations["benchmark"] = outcome.seconds
         packet.durations["timed_calls"] = sum(got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", []))
         if outcome.kind != "reply":

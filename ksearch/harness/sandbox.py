@@ -12,6 +12,7 @@ is a crash. Replies are read with torch.load(weights_only=True): tensors and pla
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 
@@ -127,18 +128,25 @@ class Worker:
     def __exit__(self, *exc) -> None:
         self.kill()
 
-    def kill(self) -> None:
-        if self.conn.closed:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the candidate may have started children
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-        self.conn.close()
-        self.stderr.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL the worker's process group. `wait=False` returns at once (a process holding a
+        device context takes ~0.1 s to die); then `reap` must run before its memory is lent again."""
+        if not self.conn.closed:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # the candidate may have started children
+                except ProcessLookupError:
+                    pass
+            self.conn.close()
+        if wait:
+            self.reap()
+
+    def reap(self) -> None:
+        """Wait until the killed process is gone, with its device context, then clean up."""
+        self.proc.wait()
+        if not self.stderr.closed:
+            self.stderr.close()
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class WorkerPool:
@@ -150,12 +158,17 @@ class WorkerPool:
         self.interpret, self.device = interpret, device
         self.spares = spares if spares is not None else (1 if device == "cpu" else 3)
         self._spare: list[Worker] = []
+        self._dying: list[Worker] = []  # killed without waiting; reaped before the next candidate
 
     def _start(self) -> Worker:
         return Worker(interpret=self.interpret, device=self.device)
 
     def take(self) -> Worker:
-        """A warm worker for one candidate (use it as a context manager: it is killed on exit)."""
+        """A warm worker for one candidate; once no earlier candidate's process is left alive, so
+        nothing but this candidate can touch memory lent to it."""
+        for dead in self._dying:
+            dead.reap()
+        self._dying = []
         if not self._spare:
             self._spare.append(self._start())
         worker = min(self._spare, key=lambda w: w.started)  # the oldest is the warmest
@@ -164,13 +177,29 @@ class WorkerPool:
             self._spare.append(self._start())
         return worker
 
+    def release(self, worker: Worker) -> None:
+        """Done with a candidate: kill its worker without waiting for it to die (the caller goes on
+        judging meanwhile); the next `take` reaps it."""
+        worker.kill(wait=False)
+        if worker not in self._dying:
+            self._dying.append(worker)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Worker]:
+        """`take`, and `release` on the way out whatever happens."""
+        worker = self.take()
+        try:
+            yield worker
+        finally:
+            self.release(worker)
+
     def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
         return self.take().run(job, timeout_s, memory_mb)
 
     def close(self) -> None:
-        for worker in self._spare:
+        for worker in self._spare + self._dying:
             worker.kill()
-        self._spare = []
+        self._spare, self._dying = [], []
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -20,37 +20,42 @@ CHECK_CLASSES = [
 
 def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workload: str, distribution: str,
             seed: int, name: str) -> OutputCheck:
-    """Judge `out` against `ref` on the reference's device (the worker's outputs arrive on the CPU)."""
+    """Judge `out` against `ref` on the reference's device. Every statistic is reduced on the device
+    and read back in one transfer: on a GPU each read is a synchronization."""
     out = out.to(ref.device)
     check = OutputCheck(workload=workload, distribution=distribution, seed=seed, output=name, passed=False)
     if out.shape != ref.shape or out.dtype != ref.dtype:
         check.checks["shape_dtype"] = False
         return check
     check.checks["shape_dtype"] = True
-    ref_finite = torch.isfinite(ref) if ref.dtype.is_floating_point else torch.ones_like(ref, dtype=torch.bool)
+    floating = out.dtype.is_floating_point
+    ref_finite = torch.isfinite(ref) if floating else torch.ones_like(ref, dtype=torch.bool)
+    out_finite = torch.isfinite(out) if floating else torch.ones_like(out, dtype=torch.bool)
     unwritten = unwritten_mask(out) & ref_finite
-    check.checks["written"] = not bool(unwritten.any())
-    if out.dtype.is_floating_point:
-        bad = ~torch.isfinite(out) & ref_finite & ~unwritten
-        check.nonfinite_candidate = int((~torch.isfinite(out)).sum())
-        check.nonfinite_reference = int((~ref_finite).sum())
-        check.checks["finite"] = not bool(bad.any())
-    else:
-        check.checks["finite"] = True
-    a, b = out.double(), ref.double()
-    both = ref_finite & torch.isfinite(a)
+    # 16-bit values and their differences are exact enough in float32; wider types need float64.
+    wide = torch.float32 if out.dtype in (torch.float16, torch.bfloat16) else torch.float64
+    a, b = out.to(wide), ref.to(wide)
+    both = ref_finite & out_finite
     diff = torch.where(both, (a - b).abs(), torch.full_like(a, float("inf")))
     diff = torch.where(ref_finite, diff, torch.zeros_like(diff))  # the reference's own inf/NaN are not scored
-    matched = diff <= tol.atol + tol.rtol * b.abs()
-    n = max(int(ref_finite.sum()), 1)
-    check.matched_ratio = float((matched & ref_finite).sum()) / n
-    finite_diff = diff[both] if bool(both.any()) else diff.new_zeros(1)
-    check.max_abs_err = float(finite_diff.max())
-    rel = (a - b).abs() / b.abs().clamp_min(1e-12)
-    check.max_rel_err = float(rel[both].max()) if bool(both.any()) else 0.0
-    constant = out.numel() > 1 and bool((out == out.reshape(-1)[0]).all())
-    ref_constant = ref.numel() > 1 and bool((ref == ref.reshape(-1)[0]).all())
-    check.checks["not_constant"] = not (constant and not ref_constant)
+    matched = (diff <= tol.atol + tol.rtol * b.abs()) & ref_finite
+    rel = torch.where(both, (a - b).abs() / b.abs().clamp_min(1e-12), torch.zeros_like(a))
+    flat_out, flat_ref = out.reshape(-1), ref.reshape(-1)
+    stats = torch.stack([
+        unwritten.any(), (~out_finite & ref_finite & ~unwritten).any(), (~out_finite).sum(), (~ref_finite).sum(),
+        matched.sum(), ref_finite.sum(), torch.where(both, diff, torch.zeros_like(diff)).max(), rel.max(),
+        (flat_out == flat_out[0]).all(), (flat_ref == flat_ref[0]).all(),
+    ]).double().tolist() if out.numel() else [0.0] * 10
+    (any_unwritten, any_bad, n_out_nonfinite, n_ref_nonfinite, n_matched, n_finite, max_abs, max_rel,
+     out_constant, ref_constant) = stats
+    check.checks["written"] = not any_unwritten
+    check.checks["finite"] = not any_bad if floating else True
+    if floating:
+        check.nonfinite_candidate, check.nonfinite_reference = int(n_out_nonfinite), int(n_ref_nonfinite)
+    check.matched_ratio = n_matched / max(n_finite, 1)
+    check.max_abs_err = max_abs
+    check.max_rel_err = max_rel
+    check.checks["not_constant"] = not (out.numel() > 1 and out_constant and not ref_constant)
     check.checks["tolerance"] = check.matched_ratio >= tol.matched_ratio and check.max_abs_err <= tol.max_error_cap
     check.passed = all(check.checks.values())
     return check
