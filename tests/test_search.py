@@ -16,6 +16,7 @@ import yaml
 from ksearch.log import iter_rows, verify_log
 from ksearch.propose.base import Outcome, SearchState, Tried, knob_key
 from ksearch.propose.offline import DEAD_END, OfflineProposer
+from ksearch.propose.templates import template
 from ksearch.search.run import start_run
 from ksearch.task import load_task
 from ksearch.worldmodel import ROOT, EditOp, Status, WorldModel
@@ -50,6 +51,8 @@ def small_run(tmp_path_factory):
 
 
 def test_a_run_logs_every_candidate_and_the_tree_rebuilds_from_the_log(small_run):
+    settings = [(s["template"], knob_key(s["knobs"])) for s in payloads(small_run.run_dir, "step")]
+    assert len(settings) == len(set(settings))  # no setting is evaluated twice
     steps = payloads(small_run.run_dir, "step")
     assert [s["candidate"] for s in steps] == ["c0000", "c0001", "c0002", "c0003"]
     attempts = payloads(small_run.run_dir, "attempt")
@@ -141,6 +144,34 @@ def test_implement_never_repeats_a_tried_setting_and_starts_from_the_action_knob
         assert key not in seen
         seen.add(key)
         state.tried.add(impl.attrs["template"], impl.attrs["knobs"], Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1 * i, None))
+
+
+def test_an_action_whose_every_setting_was_tried_is_exhausted_and_not_selected(tmp_path):
+    from ksearch.propose.base import Exhausted
+    from ksearch.search.loop import Search
+
+    prop = OfflineProposer("rmsnorm")
+    state = _state()
+    for ops in prop.propose_actions(state):
+        state.wm.apply(ops)
+    action = state.wm.frontier()[0]
+    settings = template(action.attrs["template"]).settings()
+    for i, knobs in enumerate(settings):
+        assert not prop.exhausted(action, state)
+        impl = prop.implement(action, state, random.Random(i))
+        assert knob_key(impl.attrs["knobs"]) not in state.tried.keys.get(impl.attrs["template"], set())
+        state.tried.add(impl.attrs["template"], impl.attrs["knobs"], Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1, None))
+    assert prop.exhausted(action, state)
+    with pytest.raises(Exhausted):
+        prop.implement(action, state, random.Random(0))
+    # the loop's selection passes over it
+    search = Search.__new__(Search)
+    search.wm, search.proposer, search.tried = state.wm, prop, state.tried
+    search.task, search.progress = state.task, type("P", (), {"best": None, "evaluations": 0})()
+    search.cfg = type("C", (), {"search": type("S", (), {"exploration": 0.0})()})()
+    for island in (0, 1):
+        chosen = search.select(island)
+        assert chosen is None or chosen.id != action.id
 
 
 def test_reflect_prunes_a_strategy_that_keeps_failing_and_promotes_one_that_improves():

@@ -20,6 +20,10 @@ from ksearch.task import Task
 from ksearch.worldmodel import EditOp, Node, WorldModel
 
 
+class Exhausted(Exception):
+    """`implement` has nothing new for this action: every implementation it could write was tried."""
+
+
 @dataclass
 class Outcome:
     """One evaluated candidate of a visit, as the proposer sees it."""

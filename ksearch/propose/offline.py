@@ -19,7 +19,7 @@ import random
 from collections import Counter
 
 from ksearch.errors import ConfigError
-from ksearch.propose.base import Implementation, Outcome, ProposerCall, SearchState, knob_key
+from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerCall, SearchState, knob_key
 from ksearch.propose.templates import Template, template, templates_for
 from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status
 
@@ -76,21 +76,18 @@ class OfflineProposer:
         else:
             center = state.tried.best.get(t.id, (None, start))[1]
             fresh = [k for k in t.neighbours(center) if knob_key(k) not in tried]
-            if fresh:
-                knobs, how = rng.choice(fresh), "a neighbour of the best setting"
-            else:
-                knobs, how = self._untried(t, tried, rng), "an untried random setting"
+            untried = fresh or [k for k in t.settings() if knob_key(k) not in tried]
+            if not untried:
+                raise Exhausted(f"every setting of {t.id} has been evaluated")
+            knobs, how = rng.choice(untried), ("a neighbour of the best setting" if fresh else "an untried setting")
         self.calls.append(ProposerCall("implement", f"{t.id}: {how}: {knob_key(knobs)}"))
         return Implementation(source=t.render(self.task_name, knobs), attrs={"template": t.id, "knobs": knobs},
                               note=how)
 
-    @staticmethod
-    def _untried(t: Template, tried: set[str], rng: random.Random) -> dict:
-        for _ in range(200):
-            knobs = t.sample_knobs(rng)
-            if knob_key(knobs) not in tried:
-                return knobs
-        return t.sample_knobs(rng)  # the space is exhausted: a repeat is still evidence of noise
+    def exhausted(self, action: Node, state: SearchState) -> bool:
+        """Whether every setting of the action's template has been evaluated: nothing new to try."""
+        tried = state.tried.keys.get(action.attrs["template"], set())
+        return all(knob_key(k) in tried for k in template(action.attrs["template"]).settings())
 
     # ------------------------------------------------------------------ reflect
 

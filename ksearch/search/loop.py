@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ksearch.log import History, iter_rows
-from ksearch.propose.base import Implementation, Outcome, SearchState, Tried, knob_key
+from ksearch.propose.base import Exhausted, Implementation, Outcome, SearchState, Tried, knob_key
 from ksearch.propose.templates import template, templates_for
 from ksearch.search.config import RunConfig
 from ksearch.search.pipeline import CandidateResult, Pipeline
@@ -116,7 +116,7 @@ class Search:
                 return stop
             action = self.select(self.visits % self.cfg.search.islands)
             if action is None:
-                return "the frontier is empty: every action is solved, pruned or too hard"
+                return "nothing left to try: every open action is exhausted, pruned or too hard"
             self._visit(action)
             self.visits += 1
             if self.visits % self.cfg.search.migrate_every == 0:
@@ -138,6 +138,12 @@ class Search:
         frontier = self.wm.frontier()
         if not frontier:
             return None
+        exhausted = getattr(self.proposer, "exhausted", None)
+        if exhausted is not None:  # an action with nothing new to try would only repeat evaluations
+            state = self._state()
+            frontier = [a for a in frontier if not exhausted(a, state)]
+            if not frontier:
+                return None
         mine = [a for a in frontier if self._island(a) == island] or frontier
         solved = len(self.wm.actions(Status.solved))
         level = min(5, 2 + solved // 2)
@@ -174,11 +180,16 @@ class Search:
             for _ in range(n):
                 cid = f"c{self.progress.evaluations + len(batch):04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
-                impl = self.proposer.implement(self.wm.node(action.id), state, rng)
+                try:
+                    impl = self.proposer.implement(self.wm.node(action.id), state, rng)
+                except Exhausted:
+                    break
                 # a batch never repeats itself
                 state.tried.keys.setdefault(impl.attrs["template"], set()).add(knob_key(impl.attrs["knobs"]))
                 batch.append((cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)}))
             self._log_calls()
+            if not batch:
+                break  # nothing new left for this action
             for result in self.pipeline.run(batch):
                 outcome = self._log_candidate(result, action, island)
                 outcomes.append(outcome)
@@ -288,8 +299,11 @@ class Search:
     # ------------------------------------------------------------------ the baseline
 
     def _run_random(self) -> str:
-        """Uniform random sampling of the same template space: no world model, no memory of scores."""
+        """Uniform random sampling of the same template space, without repeats (as the world-model
+        loop never repeats a setting either): a template, then one of its settings not yet
+        evaluated. No world model, no memory of scores."""
         ts = templates_for(self.task.name)
+        tried = self._state().tried.keys
         while True:
             stop = self._stop_reason()
             if stop:
@@ -299,10 +313,16 @@ class Search:
             for k in range(n):
                 cid = f"c{self.progress.evaluations + k:04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
-                t = rng.choice(ts)
-                knobs = t.sample_knobs(rng)
+                left = [(t, u) for t in ts if (u := [s for s in t.settings() if knob_key(s) not in tried.get(t.id, ())])]
+                if not left:
+                    break
+                t, untried = rng.choice(left)
+                knobs = rng.choice(untried)
+                tried.setdefault(t.id, set()).add(knob_key(knobs))
                 impl = Implementation(t.render(self.task.name, knobs), {"template": t.id, "knobs": knobs}, "random")
                 batch.append((cid, impl, {}))
+            if not batch:
+                return "every setting of every template has been evaluated"
             for result in self.pipeline.run(batch):
                 self._log_candidate(result, None, None)
             self.visits += 1

@@ -13,6 +13,8 @@ few source snippets every family uses (the SM-count query of persistent grids).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import random
 from collections.abc import Callable
@@ -100,6 +102,10 @@ class Template:
             n *= len(values)
         return n
 
+    def settings(self) -> list[dict]:
+        """Every valid knob setting, in knob order (spaces are small: a few thousand at most)."""
+        return _settings(self)
+
     def sample_knobs(self, rng: random.Random, tries: int = 1000) -> dict:
         """A uniformly drawn knob setting that `valid()` accepts (the default if none is found)."""
         for _ in range(tries):
@@ -143,6 +149,13 @@ class Template:
                   f"# task: {task_name}\n"
                   f"# knobs: {json.dumps(full, sort_keys=True)}\n")
         return header + body.lstrip("\n")
+
+
+@functools.lru_cache(maxsize=None)
+def _settings(t: Template) -> list[dict]:
+    names = list(t.knobs)
+    every = (dict(zip(names, values)) for values in itertools.product(*(t.knobs[n] for n in names)))
+    return [k for k in every if t.valid(k)]
 
 
 def _typed(value: object) -> tuple[str, object]:
