@@ -180,7 +180,7 @@ def compile_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Compile one candidate for each target, then audit the emitted code against the target."""
-    from ksearch.audit import audit_compile
+    from ksearch.audit import audit_compile, max_intensity
     from ksearch.compile import CompileRequest, compile_many
     from ksearch.target import load_target
     from ksearch.task import load_task
@@ -191,7 +191,8 @@ def compile_cmd(
     requests = [CompileRequest(source_path=str(candidate), task=task, target=p.name, dtype=dtype) for p in profiles]
     with out.status(f"compiling {candidate.name} for {', '.join(p.name for p in profiles)} ..."):
         results = compile_many(requests, jobs=jobs, timeout_s=timeout, use_cache=not no_cache)
-    audits = [audit_compile(r, p, spec.spec.op_family, dtype) for r, p in zip(results, profiles)]
+    intensity = max_intensity(spec, dtype)
+    audits = [audit_compile(r, p, spec.spec.op_family, dtype, intensity) for r, p in zip(results, profiles)]
     if as_json:
         _print_json([{"compile": r.model_dump(mode="json"), "audit": a.model_dump(mode="json")}
                      for r, a in zip(results, audits)])

@@ -57,6 +57,21 @@ def test_naive_matmul_has_no_tensor_core_path_on_any_target(build):
         assert not {"tcgen05.mma", "wgmma", "mma.sync", "v_mfma"} & set(audit.families_found)
 
 
+def test_a_tensor_core_path_is_demanded_only_where_some_workload_is_compute_bound(build):
+    from ksearch.audit import max_intensity
+    from ksearch.task import load_task
+
+    assert max_intensity(load_task("gqa_decode_attention"), "float16") < load_target("h100").ridge_point("float16")
+    matmul = max_intensity(load_task("matmul"), "bfloat16")
+    assert matmul > load_target("h100").ridge_point("bfloat16")
+    for target, r in build("matmul_naive.py").items():
+        memory_bound = audit_compile(r, load_target(target), "gemm", "bfloat16", intensity=1.0)
+        tc = next(v for v in memory_bound.verdicts if v.check == "tensor_core_path")
+        assert tc.ok and "memory-bound" in tc.detail and audit_failure(memory_bound) is None, (target, tc)
+        compute_bound = audit_compile(r, load_target(target), "gemm", "bfloat16", intensity=matmul)
+        assert audit_failure(compute_bound) is FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH
+
+
 def test_spilling_kernel_is_reported_with_its_spill_count(build):
     r = build("spill.py")["h100"]
     assert r.ok, r.message

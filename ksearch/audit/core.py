@@ -61,8 +61,25 @@ def _isa_texts(result: CompileResult, vendor: str) -> dict[str, list[Path]]:
     return {"amdgcn": result.artifact_paths("amdgcn")}
 
 
-def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str, dtype: str) -> Audit:
-    """Audit a successful compile for one target; a failed compile gets a single failing verdict."""
+def max_intensity(task, dtype: str) -> float | None:
+    """The task's highest arithmetic intensity (FLOP per byte of its inputs and outputs) over its
+    workloads; None where a count is missing."""
+    ratios = []
+    for wl in task.workloads():
+        flops, nbytes = task.flops(wl, dtype), task.bytes(wl, dtype)
+        if not flops or not nbytes:
+            return None
+        ratios.append(flops / nbytes)
+    return max(ratios) if ratios else None
+
+
+def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str, dtype: str,
+                  intensity: float | None = None) -> Audit:
+    """Audit a successful compile for one target; a failed compile gets a single failing verdict.
+
+    `intensity` is the task's highest arithmetic intensity (`max_intensity`): below the target's
+    ridge point at every workload the task is memory-bound, and a tensor-core path is not demanded
+    (decode attention reads its KV cache at a few FLOP per byte; CUDA cores keep up with HBM)."""
     if not result.ok:
         return Audit(target=profile.name, verdicts=[
             Verdict(check="compiled", ok=False, detail=result.message, failure_class=result.failure_class)])
@@ -85,7 +102,12 @@ def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str,
             verdicts.append(Verdict(check=f"expected:{pattern}", ok=hits > 0, severity="warn",
                                     detail=f"{hits} instructions" if hits else "not found in the emitted code"))
     tc_patterns = [p for p in expected if TENSOR_CORE.search(p)]
-    if tc_patterns:
+    ridge = profile.ridge_point(dtype)
+    if tc_patterns and intensity is not None and ridge is not None and intensity < ridge:
+        verdicts.insert(0, Verdict(check="tensor_core_path", ok=True, severity="info", detail=(
+            f"not demanded: memory-bound at every workload (at most {intensity:.1f} FLOP/byte; the "
+            f"{profile.name} ridge point for {dtype} is {ridge:.0f})")))
+    elif tc_patterns:
         ok = len(missing_tc) < len(tc_patterns)
         verdicts.insert(0, Verdict(
             check="tensor_core_path", ok=ok, failure_class=None if ok else FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH,

@@ -13,7 +13,7 @@ import concurrent.futures
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksearch.audit import audit_compile
+from ksearch.audit import audit_compile, max_intensity
 from ksearch.compile import CompileRequest, compile_many
 from ksearch.compile.result import CompileResult
 from ksearch.evidence import EvidencePacket, FailureClass, Status, Unmeasured, status_for
@@ -102,7 +102,7 @@ class Pipeline:
                        prov: dict) -> EvidencePacket:
         """The evaluated packet as it stands for one target: its own compile and audit; timing kept
         only where this target is the device that was timed."""
-        audit = audit_compile(comp, prof, self.task.spec.op_family, self.dtype)
+        audit = audit_compile(comp, prof, self.task.spec.op_family, self.dtype, max_intensity(self.task, self.dtype))
         audit.anti_hack = list(evaluated.audit.anti_hack)
         data = evaluated.model_dump()
         data["packet_id"] = f"{evaluated.packet_id.rsplit('@', 1)[0]}@{prof.name}"
