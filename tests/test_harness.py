@@ -131,3 +131,19 @@ def test_eval_cli_exits_zero_whatever_the_verdict():
                            "--device", "cpu", "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["failure_class"] == "constant_output"
+
+
+def test_a_prepared_candidate_is_verified_in_the_worker_that_precompiled_it(tmp_path):
+    task = load_task("rmsnorm")
+    honest, cheat = TESTS / "honest" / "rmsnorm_row.py", next(p for p in CHEATS if header(p, "expect") == "constant_output")
+    with Evaluator("cpu", timeout_s=300, precompile=True) as ev:
+        ev.prepare(honest, task)
+        worker = ev._prepared[str(honest.resolve())]
+        packet = ev.evaluate(honest, task, seeds=(0,))
+        assert packet.status is Status.PASS, packet.message
+        assert worker.conn.closed and not ev._prepared  # the prepared worker served it, then was released
+        ev.prepare(cheat, load_task(header(cheat, "task")))
+        assert ev.evaluate(cheat, load_task(header(cheat, "task"))).failure_class is FailureClass.CONSTANT_OUTPUT
+        static_cheat = next(p for p in CHEATS if header(p, "expect") == "reward_hack:forbidden_import")
+        ev.prepare(static_cheat, load_task(header(static_cheat, "task")))
+        assert not ev._prepared  # refused by the static checks: never imported

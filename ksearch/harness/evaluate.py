@@ -96,9 +96,10 @@ class Evaluator:
 
     def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB,
                  artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01,
-                 ncu: bool = False, ncu_calls: int = 20, baselines: bool = True):
+                 ncu: bool = False, ncu_calls: int = 20, baselines: bool = True, precompile: bool | None = None):
         """`baselines=False` skips timing torch eager, torch.compile and the vendor library (speedups are
-        then absent): for runs that only need verdicts, such as the cheat corpora."""
+        then absent): for runs that only need verdicts, such as the cheat corpora. `precompile` (default:
+        on a GPU) lets `prepare` start the next candidate's JIT compile during this one's evaluation."""
         self.device = resolve_device(device)
         self.time_baselines = baselines
         self.ncu, self.ncu_calls = ncu, ncu_calls
@@ -115,10 +116,48 @@ class Evaluator:
                             else 2 << 30)
         self.arena = Arena(self.device)
         self.pool = WorkerPool(interpret=self.device == "cpu", device=self.device)
+        self.precompile = self.device == "cuda" if precompile is None else precompile
+        self._prepared: dict[str, Worker] = {}  # candidate path -> worker precompiling it
         self._environment: dict | None = None
 
     def close(self) -> None:
+        for worker in self._prepared.values():
+            worker.kill()
+        self._prepared.clear()
         self.pool.close()
+
+    def prepare(self, candidate_path: Path, task: Task, *, dtype: str | None = None,
+                workloads: list[str] | None = None) -> None:
+        """Start the JIT compile of a candidate that `evaluate` will see next, in a warm worker of its
+        own, while the device is busy with the current one (a no-op unless `precompile`). The worker
+        imports the candidate and runs it once per workload with every launch compiled and none
+        executed; `evaluate` of the same path then continues in that worker. Only a candidate that
+        passes the static checks is prepared: nothing else is ever imported."""
+        path = Path(candidate_path).resolve()
+        if not self.precompile or str(path) in self._prepared:
+            return
+        try:
+            source = path.read_text()
+        except OSError:
+            return  # `evaluate` reports it
+        if detect_language(path, source) != "triton" or any(
+                not v.ok and v.failure_class for v in static_checks_for_task(source, str(path), task)):
+            return
+        wls = [task.workload(w).name for w in workloads] if workloads else [w.name for w in task.workloads()]
+        worker = self.pool.take()
+        worker.submit({"candidate": str(path), "entry": task.entry_name, "dtype": dtype or task.default_dtype,
+                       "precompile": {"task": str(task.root), "workloads": wls}})
+        self._prepared[str(path)] = worker
+
+    def _worker_for(self, path: Path) -> Worker:
+        """The worker that precompiled `path` if there is one and it finished healthy, else a warm one."""
+        worker = self._prepared.pop(str(path), None)
+        if worker is not None:
+            done = worker.collect(self.timeout_s, self.memory_mb)  # kills the worker unless it replied
+            if done.kind == "reply" and not done.reply.get("fatal"):
+                return worker
+            self.pool.release(worker)
+        return self.pool.take()
 
     def __enter__(self) -> Evaluator:
         return self
@@ -133,15 +172,16 @@ class Evaluator:
         """One candidate's packet. durations_s says where the time went: `total` (this call),
         `verify` and `benchmark` (worker wall time), `timed_calls` (inside the timing loops),
         `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` (for a
-        warm worker), `candidate_calls` (inside the candidate's verification calls: its JIT compile
-        and its kernels), and `overhead`: the total less the candidate's calls, the timed calls,
-        baselines and ncu, i.e. what the harness itself costs."""
+        warm worker), `compile_wait` (for the JIT compile `prepare` started), `candidate_calls`
+        (inside the candidate's verification calls: its JIT compile where it was not prepared, and
+        its kernels), and `overhead`: the total less the candidate's calls, the compile wait, the
+        timed calls, baselines and ncu, i.e. what the harness itself costs."""
         t0 = time.perf_counter()
         packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
         d = packet.durations_s
         d["total"] = round(time.perf_counter() - t0, 4)
-        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("candidate_calls", "timed_calls", "baselines",
-                                                                         "ncu")), 4)
+        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("candidate_calls", "compile_wait", "timed_calls",
+                                                                         "baselines", "ncu")), 4)
         return packet
 
     def _evaluate(self, candidate_path: Path, task: Task, *, target: str | None, dtype: str | None,
@@ -179,8 +219,12 @@ class Evaluator:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
         calls, job_calls, layout = self._plan(task, wls, run_dtype, seeds)
-        with self.pool.session() as worker:
-            message, views = self.arena.lend(layout.tensors)  # after `session` made sure no other worker lives
+        self.pool.reap()  # no finished candidate's process may still touch what is lent below
+        t_wait = time.perf_counter()
+        first = self._worker_for(path)
+        packet.durations["compile_wait"] = time.perf_counter() - t_wait
+        with self.pool.session(first) as worker:
+            message, views = self.arena.lend(layout.tensors)
             outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "dtype": run_dtype,
                                   "buffers": message, "calls": job_calls, "n_inputs": len(task.input_names)},
                                  self.timeout_s, self.memory_mb)

@@ -85,12 +85,24 @@ class Worker:
     def ask(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
         """One job; the worker stays up for the candidate's next job if it replied, and is killed
         if it did not (timeout, memory, crash)."""
-        t0 = time.perf_counter()
-        replied = False
+        self.submit(job)
+        return self.collect(timeout_s, memory_mb)
+
+    def submit(self, job: dict) -> None:
+        """Hand the worker a job and return at once; `collect` waits for its reply."""
+        self._t0 = time.perf_counter()
+        self.wait_ready()
         try:
-            self.wait_ready()
             self.conn.send_bytes(_dump({**job, "tmpdir": self.tmpdir, "device": self.device,
                                         "interpret": self.interpret}))
+        except OSError:
+            pass  # the worker died: `collect` reports how
+
+    def collect(self, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+        """The reply to the last `submit`, watching the clock (from the submit) and the memory."""
+        t0 = self._t0
+        replied = False
+        try:
             deadline = t0 + timeout_s
             while True:
                 if self.conn.poll(_POLL_S):
@@ -166,9 +178,7 @@ class WorkerPool:
     def take(self) -> Worker:
         """A warm worker for one candidate; once no earlier candidate's process is left alive, so
         nothing but this candidate can touch memory lent to it."""
-        for dead in self._dying:
-            dead.reap()
-        self._dying = []
+        self.reap()
         if not self._spare:
             self._spare.append(self._start())
         worker = min(self._spare, key=lambda w: w.started)  # the oldest is the warmest
@@ -176,6 +186,12 @@ class WorkerPool:
         while len(self._spare) < self.spares:
             self._spare.append(self._start())
         return worker
+
+    def reap(self) -> None:
+        """Wait for every released worker to be gone."""
+        for dead in self._dying:
+            dead.reap()
+        self._dying = []
 
     def release(self, worker: Worker) -> None:
         """Done with a candidate: kill its worker without waiting for it to die (the caller goes on
@@ -185,9 +201,9 @@ class WorkerPool:
             self._dying.append(worker)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Worker]:
-        """`take`, and `release` on the way out whatever happens."""
-        worker = self.take()
+    def session(self, worker: Worker | None = None) -> Iterator[Worker]:
+        """`worker` (default: `take`), and `release` on the way out whatever happens."""
+        worker = worker or self.take()
         try:
             yield worker
         finally:

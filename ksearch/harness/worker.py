@@ -97,7 +97,8 @@ def _storage(t) -> int:
 
 
 def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
-    """Kernel launches pause the op recorder; in a ghost replay they do nothing at all."""
+    """Kernel launches pause the op recorder; in a ghost replay they do nothing at all; while
+    precompiling (`ghost["compile_only"]`) they compile and do not run."""
     from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
 
@@ -110,10 +111,14 @@ def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
     for cls in launchers:
         original = cls.run
 
-        def run(self, *args, __original=original, **kwargs):
+        def run(self, *args, __original=original, __cls=cls, **kwargs):
             if ghost["on"]:
                 ghost["skipped"] += 1
                 return None
+            if ghost.get("compile_only"):
+                if __cls is Autotuner:  # compiles every config; its own run would time them on the device
+                    return self.warmup(*args, **{k: v for k, v in kwargs.items() if k != "warmup"})
+                kwargs["warmup"] = True
             recorder.in_kernel += 1
             try:
                 return __original(self, *args, **kwargs)
@@ -229,6 +234,8 @@ class _Session:
             self.load(job)
         if self.load_error:
             return {**self.load_error, "violations": self.violations}
+        if job.get("precompile"):
+            return {**self._precompile(job), "violations": self.violations}
         buffers = open_buffers(job["buffers"])
         if job.get("bench"):
             reply: dict[str, Any] = {"bench": [_bench_workload(self.entry, {**spec, "candidate": self.path}, buffers)
@@ -240,6 +247,32 @@ class _Session:
         reply["violations"] = self.violations
         reply["timers_replaced"] = timers_intact()
         return reply
+
+    def _precompile(self, job: dict) -> dict:
+        """Run the entry once per workload on zero-filled tensors of the worker's own with every
+        Triton launch compiled and not executed: the JIT's work done while the device times another
+        candidate. Failures are left for the verification job to report."""
+        import torch
+
+        from ksearch.task import load_task
+        from ksearch.task.inputs import torch_dtype
+
+        task = load_task(job["precompile"]["task"])
+        errors = []
+        self.ghost["compile_only"] = True
+        try:
+            for name in job["precompile"]["workloads"]:
+                wl = task.workload(name)
+                args = [torch.zeros(t.shape, dtype=torch_dtype(t.dtype), device=self.device)
+                        for t in [*task.input_specs(wl, job["dtype"]), *task.output_specs(wl, job["dtype"])]]
+                try:
+                    self.entry(*args)
+                except BaseException as exc:  # noqa: BLE001  reported by the verification job instead
+                    errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            torch.cuda.synchronize()
+        finally:
+            self.ghost["compile_only"] = False
+        return {"precompiled": job["precompile"]["workloads"], "errors": errors}
 
     def _call(self, call: dict, buffers: list, n_inputs: int) -> dict:
         """One call on the buffers `call["args"]` names (inputs, then outputs). A pointer-reuse call
