@@ -17,6 +17,7 @@ from rich.table import Table
 
 import ksearch
 from ksearch.cli_context import isa_app, skills_app
+from ksearch.cli_log import register as register_log_mining
 from ksearch.errors import KsearchError
 
 app = typer.Typer(help="ksearch: evolutionary, agentic search for GPU kernels.", no_args_is_help=True,
@@ -31,6 +32,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(bench_app, name="bench")
 app.add_typer(skills_app, name="skills")
 app.add_typer(isa_app, name="isa")
+register_log_mining(app, log_app)  # log distill, log serve, report, replay (ksearch/cli_log.py)
 
 out = Console()
 RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
@@ -76,13 +78,21 @@ def run(
     device: Annotated[Optional[str], typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
     task: Annotated[Optional[str], typer.Option(help="override the config's task (name or path)")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this directory where it stopped")] = None,
+    proposer: Annotated[Optional[str], typer.Option(
+        help="offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL "
+             "(overrides the config's proposer backend and model)")] = None,
+    replay_from: Annotated[Optional[Path], typer.Option("--from", help="with --proposer replay: the run whose "
+                                                                       "recorded responses are served (its config "
+                                                                       "is used when CONFIG is omitted)")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option(help="LLM spend limit in dollars (0: none)")] = None,
 ) -> None:
     """Search for fast kernels: plan in a world model, try candidates, learn from every verdict."""
     from ksearch.search.progress import live_progress, render_summary
     from ksearch.search.run import start_run
 
     overrides = {"budget.evaluations": budget_evals, "budget.wall_s": budget_seconds, "seed": seed,
-                 "device": device, "task": task}
+                 "device": device, "task": task, "budget.llm_usd": budget_usd, "proposer": proposer,
+                 "replay_from": str(replay_from) if replay_from else None}
     with live_progress(out) as on_progress:
         result = start_run(config, log_dir=log_dir, overrides=overrides, resume=resume, on_progress=on_progress)
     out.print(render_summary(result))
@@ -369,19 +379,15 @@ def log_show(
 
 
 @log_app.command("stats")
-def log_stats_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
-    """Attempts, pass rate, rejection histogram, best reward per target."""
-    from ksearch.log import log_stats
+def log_stats_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
+    as_json: AsJson = False,
+    window: Annotated[Optional[int], typer.Option(help="attempts per drift window (default: about 20 windows)")] = None,
+) -> None:
+    """Attempts, pass rate, rejection histogram, accept-rate drift, best score per target, cost, top strategies."""
+    from ksearch.cli_log import print_stats
 
-    s = log_stats(run_dir)
-    if as_json:
-        _print_json(s)
-        return
-    rate = "n/a" if s["pass_rate"] is None else f"{s['pass_rate']:.1%}"
-    out.print(f"attempts: {s['attempts']}   pass rate: {rate}   span: {s['first_ts']} .. {s['last_ts']}")
-    out.print(_table("rejections by failure class", ["failure_class", "count"], s["rejections"].items()))
-    out.print(_table("best reward per target", ["target", "reward"], s["best_reward_per_target"].items()))
-    out.print(_table("events", ["kind", "count"], s["events"].items()))
+    print_stats(run_dirs, as_json, window)
 
 
 @log_app.command("curve")

@@ -4,6 +4,10 @@
     implement(action, state, rng) -> Implementation   a complete candidate for one action
     reflect(state, action, outcomes) -> edit ops     what the visit taught: priorities, prunes
 
+implement may return None when it has no usable candidate (an LLM's malformed replies); the loop
+counts the sample as spent. A proposer raises `ProposerStop` when it cannot go on (its dollar
+budget is spent, a replay ran out of recorded responses); the loop stops the run cleanly.
+
 A proposer never edits the world model itself: the loop validates and applies what it returns.
 Every call is recorded (`ProposerCall`, appended to `proposer.calls`, which the loop drains into
 `proposer_call` log rows): an LLM proposer fills tokens, dollars and latency; the offline proposer
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from ksearch.errors import KsearchError
 from ksearch.task import Task
 from ksearch.worldmodel import EditOp, Node, WorldModel
 
@@ -34,6 +40,9 @@ class Outcome:
     score: float | None  # higher is better; None when the candidate failed
     failure_class: str | None
     message: str = ""
+    action_id: str | None = None
+    blob: str | None = None  # the source, relative to the run directory
+    evidence: str = ""  # the primary packet summarized for a prompt (ksearch.propose.prompt.evidence_text)
 
 
 @dataclass
@@ -60,6 +69,15 @@ class SearchState:
     wm: WorldModel
     tried: Tried
     best_score: float | None
+    dtype: str = ""
+    targets: list[str] = field(default_factory=list)  # the primary first
+    outcomes: list[Outcome] = field(default_factory=list)  # every candidate so far, in order
+    parent: Outcome | None = None  # the kernel an implementation starts from (lineage solution, else the best)
+    run_dir: Path | None = None
+
+
+class ProposerStop(KsearchError):
+    """The proposer cannot make another call; the message says why and how to go on."""
 
 
 @dataclass
@@ -71,12 +89,23 @@ class Implementation:
 
 @dataclass
 class ProposerCall:
+    """One call, logged as a `proposer_call` row; a call whose reply was unusable (`failure`) also
+    gets a `proposer_failure` row holding the raw reply text (`raw`, kept off the call row)."""
+
     kind: str  # propose_actions | implement | reflect
     summary: str
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # every prompt token, cached ones included
     completion_tokens: int = 0
-    usd: float = 0.0
+    cached_tokens: int = 0  # prompt tokens read from the provider's cache
+    cache_write_tokens: int = 0  # prompt tokens written to it (Anthropic)
+    usd: float | None = 0.0  # None: the model has no price in configs/prices.yaml
     latency_s: float = 0.0
+    model: str = ""
+    finish: str | None = None  # the provider's stop reason, normalized: stop | length | ...
+    prompt_blob: str | None = None  # content-addressed in the run's blobs/
+    response_blob: str | None = None
+    failure: str | None = None
+    raw: str | None = None
 
 
 def knob_key(knobs: dict) -> str:
@@ -90,6 +119,6 @@ class Proposer(Protocol):
     def propose_actions(self, state: SearchState, islands: int = 1) -> list[list[EditOp]]:
         """The plan: a list of edits, each within the world model's new-node limit."""
 
-    def implement(self, action: Node, state: SearchState, rng: random.Random) -> Implementation: ...
+    def implement(self, action: Node, state: SearchState, rng: random.Random) -> Implementation | None: ...
 
     def reflect(self, state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]: ...

@@ -92,38 +92,45 @@ class OfflineProposer:
     # ------------------------------------------------------------------ reflect
 
     def reflect(self, state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]:
-        scores = [o.score for o in outcomes if o.passed and o.score is not None]
-        passed = any(o.passed for o in outcomes)
-        improved = bool(scores) and (state.best_score is None or max(scores) > state.best_score)
-        ops: list[EditOp] = []
-        if action.status in (Status.pruned, Status.too_hard):
-            return ops
-        parent = state.wm.node(action.parent) if action.parent else None
-        refines = parent is not None and parent.kind is NodeKind.action and parent.status is Status.solved
-        if improved:
-            ops.append(_priority(action, +0.1, "raised the best score"))
-        elif passed and refines and action.status is not Status.solved:
-            # Local refinement around the parent's solution found nothing better: this continuation is
-            # exhausted. The parent gets a fresh continuation at a lower priority.
-            ops.append(_priority(parent, -0.15, "its refinement found nothing better"))
-            ops.append(EditOp(op="prune", node=action.id, reason=f"exhausted: {action.attempts} samples without "
-                                                                 f"beating the parent's {parent.best_score:.4g}"))
-        elif not passed and action.status is not Status.solved:
-            classes = Counter(o.failure_class for o in outcomes)
-            if action.failures >= DEAD_END and action.best_score is None:
-                cls = classes.most_common(1)[0][0]
-                ops.append(EditOp(op="prune", node=action.id,
-                                  reason=f"dead end: {action.failures} failures, no pass; this visit mostly {cls}"))
-            else:
-                ops.append(_priority(action, -0.15, f"failed: {', '.join(f'{c} x{n}' for c, n in classes.items())}"))
-        else:
-            op = _priority(action, -0.1, "passed without improving the best score")
-            if action.status is not Status.solved and op.fields["priority"] < STAGNANT_PRIORITY:
-                op.fields["status"] = Status.too_hard.value
-                op.reason = "stagnated: no improvement over several visits"
-            ops.append(op)
+        ops = rule_reflect(state, action, outcomes)
         self.calls.append(ProposerCall("reflect", "; ".join(o.reason for o in ops) or "no change"))
         return ops
+
+
+def rule_reflect(state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]:
+    """The deterministic reflection (the LLM proposers' fallback too); `state.best_score` is the
+    best score before the visit."""
+    scores = [o.score for o in outcomes if o.passed and o.score is not None]
+    passed = any(o.passed for o in outcomes)
+    improved = bool(scores) and (state.best_score is None or max(scores) > state.best_score)
+    ops: list[EditOp] = []
+    if action.status in (Status.pruned, Status.too_hard):
+        return ops
+    parent = state.wm.node(action.parent) if action.parent else None
+    refines = parent is not None and parent.kind is NodeKind.action and parent.status is Status.solved
+    if improved:
+        ops.append(_priority(action, +0.1, "raised the best score"))
+    elif passed and refines and action.status is not Status.solved:
+        # Local refinement around the parent's solution found nothing better: this continuation is
+        # exhausted. The parent gets a fresh continuation at a lower priority.
+        ops.append(_priority(parent, -0.15, "its refinement found nothing better"))
+        ops.append(EditOp(op="prune", node=action.id, reason=f"exhausted: {action.attempts} samples without "
+                                                             f"beating the parent's {parent.best_score:.4g}"))
+    elif not passed and action.status is not Status.solved:
+        classes = Counter(o.failure_class for o in outcomes)
+        if action.failures >= DEAD_END and action.best_score is None:
+            cls = classes.most_common(1)[0][0] if classes else "no candidate"
+            ops.append(EditOp(op="prune", node=action.id,
+                              reason=f"dead end: {action.failures} failures, no pass; this visit mostly {cls}"))
+        else:
+            ops.append(_priority(action, -0.15, f"failed: {', '.join(f'{c} x{n}' for c, n in classes.items())}"))
+    else:
+        op = _priority(action, -0.1, "passed without improving the best score")
+        if action.status is not Status.solved and op.fields["priority"] < STAGNANT_PRIORITY:
+            op.fields["status"] = Status.too_hard.value
+            op.reason = "stagnated: no improvement over several visits"
+        ops.append(op)
+    return ops
 
 
 def _priority(action: Node, delta: float, reason: str) -> EditOp:

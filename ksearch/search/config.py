@@ -10,13 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksearch.errors import ConfigError
 from ksearch.paths import configs_dir
+from ksearch.propose.settings import ProposerConfig
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
     evaluations: int = Field(default=36, ge=1, description="candidates evaluated before the run stops")
     wall_s: float = Field(default=900, gt=0, description="wall-clock seconds before the run stops")
-    llm_usd: float = Field(default=0.0, ge=0, description="LLM spend limit in dollars")
+    llm_usd: float = Field(default=0.0, ge=0, description="LLM spend limit in dollars (prices: configs/prices.yaml); "
+                                                         "0: no limit")
     target_score: float | None = Field(default=None, description="stop once the best score reaches this")
 
 
@@ -52,7 +54,8 @@ class RunConfig(BaseModel):
     dtype: str | None = None
     targets: list[str] = Field(default_factory=lambda: ["h100", "b200", "mi355x"], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    proposer: str = "offline"
+    proposer: ProposerConfig = Field(default_factory=ProposerConfig,
+                                     description="a block, or a spec string such as openai:gpt-5-mini")
     seed: int = 0
     budget: Budget = Field(default_factory=Budget)
     search: SearchSettings = Field(default_factory=SearchSettings)

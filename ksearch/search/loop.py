@@ -8,6 +8,10 @@
     update   node statistics after every sample; a solution attached when the visit beats the
              action's lineage; the proposer's reflection applied as validated edit ops (an
              invalid reflection is logged as a proposer failure and skipped)
+    plan     the proposer's first plan is asked for when the tree has nothing but its root (a new
+             run, or one stopped before its plan); a `ProposerStop` (dollar budget spent, replay
+             exhausted) ends the run cleanly, and so do NO_CANDIDATE_LIMIT implement calls in a
+             row that gave no usable candidate
     migrate  every `migrate_every` visits an island's best strategy is planted, as a new action,
              in the next island that has nothing as good
 
@@ -25,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ksearch.log import History, iter_rows
-from ksearch.propose.base import Exhausted, Implementation, Outcome, SearchState, Tried, knob_key
+from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried, knob_key
+from ksearch.propose.prompt import evidence_text
 from ksearch.propose.templates import template, templates_for
 from ksearch.search.config import RunConfig
 from ksearch.search.pipeline import CandidateResult, Pipeline
@@ -33,6 +38,7 @@ from ksearch.task import Task
 from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status, WorldModel, WorldModelError, record
 
 STEP = "step"
+NO_CANDIDATE_LIMIT = 4  # implement calls in a row without a usable candidate before the run stops
 
 
 @dataclass
@@ -69,6 +75,8 @@ class Search:
         self.visits = 0
         self.t0 = time.monotonic()
         self.elapsed_before = 0.0
+        self.outcomes: list[Outcome] = []  # every candidate, in order: what LLM prompts summarize
+        self.no_candidate = 0  # implement calls in a row that gave no candidate
 
     # ------------------------------------------------------------------ state from the log
 
@@ -85,7 +93,9 @@ class Search:
             self.visits = max(self.visits, s.get("visit", -1) + 1)
 
     def _remember(self, s: dict) -> None:
-        outcome = Outcome(s["candidate"], s["knobs"], s["passed"], s["score"], s["failure_class"])
+        outcome = Outcome(s["candidate"], s["knobs"], s["passed"], s["score"], s["failure_class"], s.get("message", ""),
+                          s.get("action_id"), s.get("blob"), s.get("evidence", ""))
+        self.outcomes.append(outcome)
         if s.get("template"):
             self.tried.add(s["template"], s["knobs"], outcome)
         p = self.progress
@@ -110,17 +120,32 @@ class Search:
         self._reopen_interrupted()
         if self.cfg.search.strategy == "random":
             return self._run_random()
-        while True:
-            stop = self._stop_reason()
-            if stop:
-                return stop
-            action = self.select(self.visits % self.cfg.search.islands)
-            if action is None:
-                return "nothing left to try: every open action is exhausted, pruned or too hard"
-            self._visit(action)
-            self.visits += 1
-            if self.visits % self.cfg.search.migrate_every == 0:
-                self._migrate()
+        try:
+            if len(self.wm) == 1:
+                self._plan()
+            while True:
+                stop = self._stop_reason()
+                if stop:
+                    return stop
+                action = self.select(self.visits % self.cfg.search.islands)
+                if action is None:
+                    return "nothing left to try: every open action is exhausted, pruned or too hard"
+                self._visit(action)
+                self.visits += 1
+                if self.visits % self.cfg.search.migrate_every == 0:
+                    self._migrate()
+        except ProposerStop as e:
+            self._log_calls()
+            return str(e)
+
+    def _plan(self) -> None:
+        for ops in self.proposer.propose_actions(self._full_state(), islands=self.cfg.search.islands):
+            try:
+                self._apply(ops, f"{self.proposer.name} plan")
+            except WorldModelError as e:  # one bad decision of a plan is skipped, the rest is kept
+                self.history.append("proposer_failure", {"call": "propose_actions", "error": str(e),
+                                                         "ops": [o.model_dump(mode="json") for o in ops]})
+        self._log_calls()
 
     def _stop_reason(self) -> str | None:
         p = self.progress
@@ -129,6 +154,12 @@ class Search:
             return f"evaluation budget spent ({p.evaluations})"
         if p.elapsed_s >= self.cfg.budget.wall_s:
             return f"wall-time budget spent ({p.elapsed_s:.0f} s)"
+        stop = getattr(self.proposer, "stop_reason", lambda: None)()
+        if stop:
+            return stop
+        if self.no_candidate >= NO_CANDIDATE_LIMIT:
+            return (f"the proposer gave no usable candidate {self.no_candidate} times in a row "
+                    "(see the proposer_failure rows)")
         target = self.cfg.budget.target_score
         if target is not None and p.best is not None and p.best.score >= target:
             return f"target score {target} reached"
@@ -175,17 +206,24 @@ class Search:
         best_before = self.progress.best.score if self.progress.best else None
         while samples < s.max_per_visit and stale < s.stagnation and not self._stop_reason():
             n = min(s.batch, s.max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations)
-            state = self._state()
+            state = self._full_state(action)
             batch = []
             for _ in range(n):
+                if batch and self._stop_reason():  # e.g. the dollar budget ran out: evaluate what was paid for
+                    break
                 cid = f"c{self.progress.evaluations + len(batch):04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
                 try:
                     impl = self.proposer.implement(self.wm.node(action.id), state, rng)
                 except Exhausted:
                     break
-                # a batch never repeats itself
-                state.tried.keys.setdefault(impl.attrs["template"], set()).add(knob_key(impl.attrs["knobs"]))
+                if impl is None:  # no usable candidate (an LLM's malformed replies): the sample is spent
+                    self.no_candidate += 1
+                    samples, stale = samples + 1, stale + 1
+                    continue
+                self.no_candidate = 0
+                if "template" in impl.attrs:  # a batch never repeats itself
+                    state.tried.keys.setdefault(impl.attrs["template"], set()).add(knob_key(impl.attrs["knobs"]))
                 batch.append((cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)}))
             self._log_calls()
             if not batch:
@@ -214,7 +252,7 @@ class Search:
         elif node.status is Status.trying:
             self._apply([EditOp(op="update", node=action.id, fields={"status": Status.open.value},
                                 reason="visit over")], "visit over")
-        state = self._state()
+        state = self._full_state(action)
         state.best_score = best_before
         ops = self.proposer.reflect(state, self.wm.node(action.id), outcomes)
         self._log_calls()
@@ -241,11 +279,31 @@ class Search:
         return SearchState(task=self.task, wm=self.wm, tried=_copy_tried(self.tried),
                            best_score=self.progress.best.score if self.progress.best else None)
 
+    def _full_state(self, action: Node | None = None) -> SearchState:
+        """The state with what a prompt needs: the run's outcomes and the kernel to start from."""
+        state = self._state()
+        if action is not None:
+            cid = self._parent_candidate(action) or (self.progress.best.candidate if self.progress.best else None)
+            state.parent = next((o for o in reversed(self.outcomes) if o.candidate == cid), None)
+        state.dtype, state.targets = self.dtype, [p.name for p in self.pipeline.all_profiles]
+        state.outcomes, state.run_dir = list(self.outcomes), self.history.run_dir
+        return state
+
     def _log_calls(self) -> None:
-        """Every proposer call becomes a `proposer_call` row (what it decided; tokens and cost for LLMs)."""
+        """Every proposer call becomes a `proposer_call` row (what it decided; tokens, cost, latency
+        and the prompt and response blobs for LLMs); an unusable reply also a `proposer_failure` row
+        with the raw text."""
         calls, self.proposer.calls[:] = list(self.proposer.calls), []
-        if calls:
-            self.history.append_many(("proposer_call", asdict(c)) for c in calls)
+        rows = []
+        for c in calls:
+            row = asdict(c)
+            raw = row.pop("raw")
+            rows.append(("proposer_call", row))
+            if c.failure:
+                rows.append(("proposer_failure", {"call": c.kind, "error": c.failure, "raw": raw,
+                                                  "prompt_blob": c.prompt_blob, "response_blob": c.response_blob}))
+        if rows:
+            self.history.append_many(rows)
 
     def _apply(self, ops: list[EditOp], reason: str) -> list[EditOp]:
         applied = self.wm.apply(ops)
@@ -261,12 +319,11 @@ class Search:
                 "score_basis": result.score_basis, "failure_class": packet.failure_class.value
                 if packet.failure_class else None, "packet_id": packet.packet_id, "blob": result.blob,
                 "targets": {t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()},
-                "message": packet.message[:300]}
+                "message": packet.message[:300], "evidence": evidence_text(packet)}
         self.history.append(STEP, step)
         self._remember(step)
         self.on_progress(self.progress)
-        return Outcome(result.candidate_id, step["knobs"], result.passed, result.score, step["failure_class"],
-                       packet.message)
+        return self.outcomes[-1]
 
     def _reopen_interrupted(self) -> None:
         trying = self.wm.actions(Status.trying)

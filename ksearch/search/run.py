@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pydantic import ValidationError
+
 import ksearch
 from ksearch.errors import ConfigError
 from ksearch.evidence import EvidencePacket
 from ksearch.harness.evaluate import Evaluator, resolve_device
 from ksearch.log import History, iter_rows, make_run_dir, new_run_id, read_blob
-from ksearch.propose.base import SearchState, Tried
-from ksearch.propose.offline import OfflineProposer
+from ksearch.propose.llm import make_proposer
+from ksearch.propose.settings import apply_spec
 from ksearch.search.config import RunConfig, load_run_config
 from ksearch.search.loop import Progress, Search
 from ksearch.search.pipeline import Pipeline
@@ -57,21 +59,24 @@ def run_config_of(run_dir: Path) -> RunConfig:
 def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, overrides: dict | None = None,
               resume: Path | None = None, on_progress: Callable[[Progress], None] | None = None) -> RunResult:
     """Run (or resume) a search. `overrides` are dotted config fields from the command line
-    (task, device, seed, budget.evaluations, budget.wall_s)."""
+    (task, device, seed, budget.evaluations, budget.wall_s, budget.llm_usd), plus `proposer` (a
+    spec, see ksearch.propose.settings) and `replay_from`. A replay with no CONFIG takes the
+    config of the run it replays."""
+    overrides = overrides or {}
+    replay_from = overrides.get("replay_from")
     if resume is not None:
         cfg = run_config_of(Path(resume))
         if config_path is not None:
             raise ConfigError("--resume continues a run with the config it started with; drop the CONFIG argument")
+    elif config_path is None and replay_from is not None:
+        cfg = run_config_of(Path(replay_from))
     else:
         cfg = load_run_config(config_path)
-    cfg = _override(cfg, overrides or {})
+    cfg = _override(cfg, overrides)
     task = load_task(cfg.task)
     dtype = cfg.dtype or task.default_dtype
     if dtype not in task.dtypes:
         raise ConfigError(f"dtype {dtype!r} is not a variant of task {task.name}; choose one of {', '.join(task.dtypes)}")
-    if cfg.proposer != "offline":
-        raise ConfigError(f"proposer {cfg.proposer!r} is not available yet (LLM proposers are roadmap step 6); "
-                          "use proposer: offline")
     device = resolve_device(cfg.device)
     profiles = [load_target(name) for name in cfg.targets]
     primary = profiles[0].name
@@ -85,9 +90,13 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
             profiles.append(load_target(primary))
         profiles.sort(key=lambda p: p.name != primary)  # the primary first: Pipeline scores profiles[0]
 
-    run_dir = Path(resume) if resume is not None else make_run_dir(log_dir or default_log_root(), new_run_id(task.name))
+    root, run_id = Path(log_dir or default_log_root()), new_run_id(task.name)
+    run_dir = Path(resume) if resume is not None else root / run_id
+    # before the run directory exists, so that a missing API key leaves nothing behind
+    proposer = make_proposer(cfg.proposer, task, dtype, [p.name for p in profiles], run_dir, cfg.budget.llm_usd)
+    if resume is None:
+        run_dir = make_run_dir(root, run_id)
     history = History(run_dir)
-    proposer = OfflineProposer(task.name)
     snapshot = environment_snapshot().model_dump(mode="json")
     if resume is None:
         history.append("run_start", {"config": cfg.model_dump(mode="json"), "task": task.name, "dtype": dtype,
@@ -95,11 +104,7 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
                                      "ksearch_version": ksearch.__version__, "environment": snapshot})
         wm = WorldModel.new(f"{task.name} {dtype} on {primary}", description=f"targets: {', '.join(p.name for p in profiles)}",
                             attrs={"task": task.name, "dtype": dtype, "primary": primary})
-        record(history, [], "new run", root=wm.root)
-        if cfg.search.strategy == "worldmodel":
-            state = SearchState(task=task, wm=wm, tried=Tried(), best_score=None)
-            for ops in proposer.propose_actions(state, islands=cfg.search.islands):
-                record(history, wm.apply(ops), "offline plan")
+        record(history, [], "new run", root=wm.root)  # the proposer's plan comes first in Search.run
     else:
         wm = WorldModel.from_log(run_dir)
         history.append("run_resume", {"config": cfg.model_dump(mode="json"), "device": device, "environment": snapshot})
@@ -143,15 +148,21 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
 
 def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
     data = cfg.model_dump()
+    data["proposer"] = apply_spec(data["proposer"], overrides.get("proposer"), overrides.get("replay_from"))
     for dotted, value in overrides.items():
-        if value is None:
+        if value is None or dotted in ("proposer", "replay_from"):
             continue
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node[key]
         node[leaf] = value
-    return RunConfig.model_validate(data)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"command-line override: field '{where}': {first['msg']}") from e
 
 
 def _packets(run_dir: Path, base_id: str) -> dict[str, dict]:

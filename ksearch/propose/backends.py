@@ -1,0 +1,291 @@
+"""Where a prompt goes: OpenAI (Responses or Chat Completions), Anthropic (Messages, with prompt
+caching), any OpenAI-compatible server, a DSPy program on any `dspy.LM`, or a recorded run (replay).
+
+Each backend turns a `Prompt` into a `Reply` (text, normalized finish reason, token counts) or
+raises `BackendError` once the SDK's own retries (429, 5xx, timeouts, with backoff: `max_retries`)
+are spent. SDKs are imported here, lazily, so evaluation workers never need them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ksearch.errors import ConfigError, KsearchError
+from ksearch.log import iter_rows, read_blob
+from ksearch.propose.base import ProposerStop
+from ksearch.propose.prompt import Prompt
+from ksearch.propose.settings import ProposerConfig
+
+FINISH = {"stop": "stop", "end_turn": "stop", "completed": "stop", "stop_sequence": "stop",
+          "length": "length", "max_tokens": "length", "max_output_tokens": "length"}
+
+
+@dataclass
+class Reply:
+    text: str
+    finish: str | None  # stop | length | the provider's own word
+    input_tokens: int = 0  # every prompt token, cached ones included
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class BackendError(KsearchError):
+    """A call that failed after the SDK's retries; the message names the provider's error."""
+
+
+class Backend(Protocol):
+    model: str
+    free: bool  # replay: nothing is paid
+
+    def complete(self, prompt: Prompt) -> Reply: ...
+
+
+def _key(cfg: ProposerConfig, default_env: str, required: bool) -> str | None:
+    env = cfg.api_key_env or default_env
+    key = os.environ.get(env)
+    if key:
+        return key
+    if required:
+        raise ConfigError(f"{env} is not set: export your API key there (or name another variable in "
+                          "proposer.api_key_env)")
+    return "not-needed"  # local servers (vLLM, SGLang, Ollama) take any key
+
+
+def _n(value: Any) -> int:
+    return int(value or 0)
+
+
+class OpenAIBackend:
+    """OpenAI and OpenAI-compatible servers. `api: responses` uses the Responses API (OpenAI only);
+    `chat` and every openai-compatible server use Chat Completions."""
+
+    free = False
+
+    def __init__(self, cfg: ProposerConfig):
+        import openai
+
+        self.cfg, self.model = cfg, cfg.model or ""
+        self.compatible = cfg.backend == "openai-compatible"
+        self.api = "chat" if self.compatible else cfg.api
+        self._errors = openai.APIError
+        try:
+            self.client = openai.OpenAI(api_key=_key(cfg, "OPENAI_API_KEY", not self.compatible),
+                                        base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+        except openai.OpenAIError as e:
+            raise ConfigError(f"cannot set up the OpenAI client: {e}") from e
+
+    def complete(self, prompt: Prompt) -> Reply:
+        c = self.cfg
+        extra: dict[str, Any] = {} if c.temperature is None else {"temperature": c.temperature}
+        try:
+            if self.api == "responses":
+                if c.reasoning_effort:
+                    extra["reasoning"] = {"effort": c.reasoning_effort}
+                r = self.client.responses.create(model=self.model, instructions=prompt.system, input=prompt.user,
+                                                 max_output_tokens=c.max_tokens, **extra)
+                finish = r.status
+                if r.status == "incomplete" and r.incomplete_details is not None:
+                    finish = r.incomplete_details.reason
+                u = r.usage
+                details = getattr(u, "input_tokens_details", None)
+                return Reply(r.output_text or "", FINISH.get(finish or "", finish), _n(u and u.input_tokens),
+                             _n(u and u.output_tokens), _n(details and details.cached_tokens))
+            if c.reasoning_effort:
+                extra["reasoning_effort"] = c.reasoning_effort
+            limit = {"max_tokens" if self.compatible else "max_completion_tokens": c.max_tokens}
+            r = self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "system", "content": prompt.system},
+                                            {"role": "user", "content": prompt.user}], **limit, **extra)
+        except self._errors as e:
+            raise BackendError(f"{self.cfg.backend} {self.api} call failed after {c.max_retries} retries: "
+                               f"{type(e).__name__}: {e}") from e
+        choice = r.choices[0] if r.choices else None
+        u = r.usage
+        details = getattr(u, "prompt_tokens_details", None)
+        text = (choice.message.content or "") if choice else ""
+        finish = choice.finish_reason if choice else None
+        return Reply(text, FINISH.get(finish or "", finish), _n(u and u.prompt_tokens), _n(u and u.completion_tokens),
+                     _n(details and details.cached_tokens))
+
+
+class AnthropicBackend:
+    """The Messages API; the stable system prompt carries cache_control, so later calls read it
+    from Anthropic's prompt cache."""
+
+    free = False
+
+    def __init__(self, cfg: ProposerConfig):
+        import anthropic
+
+        self.cfg, self.model = cfg, cfg.model or ""
+        self._errors = anthropic.APIError
+        self.client = anthropic.Anthropic(api_key=_key(cfg, "ANTHROPIC_API_KEY", True), base_url=cfg.base_url,
+                                          timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+
+    def complete(self, prompt: Prompt) -> Reply:
+        c = self.cfg  # no temperature: the SDK's Messages.create no longer takes sampling parameters
+        try:
+            r = self.client.messages.create(
+                model=self.model, max_tokens=c.max_tokens,
+                system=[{"type": "text", "text": prompt.system, "cache_control": {"type": "ephemeral"}}],
+                messages=[{"role": "user", "content": prompt.user}])
+        except self._errors as e:
+            raise BackendError(f"anthropic call failed after {c.max_retries} retries: {type(e).__name__}: {e}") from e
+        text = "".join(b.text for b in r.content if getattr(b, "type", "") == "text")
+        u = r.usage
+        read, write = _n(u.cache_read_input_tokens), _n(u.cache_creation_input_tokens)
+        return Reply(text, FINISH.get(r.stop_reason or "", r.stop_reason), _n(u.input_tokens) + read + write,
+                     _n(u.output_tokens), read, write)
+
+
+class DSPyBackend:
+    """The three calls as DSPy signatures in one module (`KernelProposer`), run on a `dspy.LM`
+    (litellm model names: openai/gpt-5-mini, anthropic/claude-sonnet-4-5, ollama_chat/qwen2.5-coder).
+    Each signature has our stable context and the call's request as inputs and one string output,
+    which the same parsers read; a DSPy optimizer can tune the module against the run's rewards."""
+
+    free = False
+    OUTPUT = {"propose_actions": "plan_json", "implement": "module_source", "reflect": "edit_script_json"}
+
+    def __init__(self, cfg: ProposerConfig):
+        # litellm would fetch its price map from the network on import; we price calls ourselves
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import dspy
+
+        self.cfg, self.model, self._dspy = cfg, cfg.model or "", dspy
+        # one LM call per proposer call: no second call through DSPy's JSON adapter on a format miss
+        self.adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+        provider = self.model.split("/", 1)[0]
+        key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+        kwargs: dict[str, Any] = {"api_base": cfg.base_url} if cfg.base_url else {}
+        if key:
+            kwargs["api_key"] = key
+        elif cfg.base_url and provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+            kwargs["api_key"] = "not-needed"
+        try:
+            self.lm = dspy.LM(self.model, temperature=cfg.temperature, max_tokens=cfg.max_tokens, cache=False,
+                              num_retries=cfg.max_retries, timeout=cfg.timeout_s, engine="litellm", **kwargs)
+        except dspy.utils.exceptions.LMConfigurationError as e:
+            raise ConfigError(f"dspy.LM refuses this proposer block: {e}") from e
+        self.program = make_dspy_program(dspy)
+
+    def complete(self, prompt: Prompt) -> Reply:
+        dspy = self._dspy
+        predictor = getattr(self.program, prompt.kind)
+        start = len(self.lm.history)
+        try:
+            with dspy.context(lm=self.lm, adapter=self.adapter):
+                out = predictor(context=prompt.system, request=prompt.user)
+            text = str(getattr(out, self.OUTPUT[prompt.kind]) or "")
+        except dspy.utils.exceptions.AdapterParseError as e:  # not in DSPy's field format: our parsers read it raw
+            text = e.lm_response or ""
+        except dspy.LMError as e:  # DSPy wraps litellm's and the provider's errors in LMError
+            raise BackendError(f"dspy call failed after {self.cfg.max_retries} retries: {type(e).__name__}: "
+                               f"{str(e)[:500]}") from e
+        calls = self.lm.history[start:]
+        usage = [h.get("usage") or {} for h in calls]
+        finish = None
+        for h in calls:
+            resp = h.get("response")
+            choices = getattr(resp, "choices", None) or []
+            if choices:
+                finish = getattr(choices[0], "finish_reason", None)
+        cached = sum(_n((u.get("prompt_tokens_details") or {}).get("cached_tokens")) for u in usage)
+        return Reply(text, FINISH.get(finish or "", finish), sum(_n(u.get("prompt_tokens")) for u in usage),
+                      sum(_n(u.get("completion_tokens")) for u in usage), cached)
+
+
+def make_dspy_program(dspy: Any) -> Any:
+    """`KernelProposer`: one dspy.Predict per proposer call (built here because dspy loads lazily)."""
+
+    class ProposeActions(dspy.Signature):
+        """Plan a GPU-kernel search: propose strategy decisions with alternative actions, as the request asks."""
+
+        context: str = dspy.InputField(desc="rules, task contract, target facts, skills")
+        request: str = dspy.InputField(desc="world model, memory and the reply format")
+        plan_json: str = dspy.OutputField(desc="the plan as one JSON object")
+
+    class Implement(dspy.Signature):
+        """Write the candidate kernel module for the requested action (or search/replace edits to the parent)."""
+
+        context: str = dspy.InputField(desc="rules, task contract, target facts, skills")
+        request: str = dspy.InputField(desc="world model, parent kernel, last evidence, the action")
+        module_source: str = dspy.OutputField(desc="the complete module in a ```python block, or search/replace edits")
+
+    class Reflect(dspy.Signature):
+        """Update the search tree from a visit's outcomes with a world-model edit script."""
+
+        context: str = dspy.InputField(desc="rules, task contract, target facts, skills")
+        request: str = dspy.InputField(desc="world model, the visit's outcomes and the op format")
+        edit_script_json: str = dspy.OutputField(desc='{"ops": [...]} as one JSON object')
+
+    class KernelProposer(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.propose_actions = dspy.Predict(ProposeActions)
+            self.implement = dspy.Predict(Implement)
+            self.reflect = dspy.Predict(Reflect)
+
+    return KernelProposer()
+
+
+class ReplayBackend:
+    """Serves the responses an earlier run recorded, in the order its calls were made: the same
+    config and seed then give the same candidates, with no API and no cost."""
+
+    free = True
+
+    def __init__(self, cfg: ProposerConfig):
+        run_dir = Path(cfg.replay_from or "")
+        self.source, self.model = run_dir, cfg.model or "replay"
+        self.queue: deque[dict] = deque(recorded_calls(run_dir))
+        if not self.queue:
+            raise ConfigError(f"{run_dir} recorded no LLM responses (an offline run?); replay a run of an LLM proposer")
+        self.total = len(self.queue)
+
+    def skip(self, n: int) -> None:
+        """Drop the first n recorded calls (a resumed replay has served them already)."""
+        for _ in range(min(n, len(self.queue))):
+            self.queue.popleft()
+
+    def complete(self, prompt: Prompt) -> Reply:
+        if not self.queue:
+            raise ProposerStop(f"replay exhausted: all {self.total} recorded responses of {self.source} were served")
+        rec = self.queue.popleft()
+        if rec["kind"] != prompt.kind:
+            raise ProposerStop(f"replay diverged from {self.source}: its call {self.total - len(self.queue)} was "
+                               f"{rec['kind']}, this run asks for {prompt.kind} (same config and seed?)")
+        if not rec.get("response_blob"):
+            raise BackendError(f"replayed failure: {rec.get('failure') or 'no response recorded'}")
+        text = read_blob(self.source, rec["response_blob"]).decode()
+        return Reply(text, rec.get("finish"), rec.get("prompt_tokens", 0), rec.get("completion_tokens", 0),
+                     rec.get("cached_tokens", 0), rec.get("cache_write_tokens", 0))
+
+
+def call_rows(run_dir: Path) -> list[dict]:
+    """The proposer_call payloads of a run, in order ([] before its history exists)."""
+    if not (Path(run_dir) / "history.jsonl").exists():
+        return []
+    return [line.row["payload"] for line, _ in iter_rows(run_dir) if line.row["kind"] == "proposer_call"]
+
+
+def recorded_calls(run_dir: Path) -> list[dict]:
+    """The calls that went to a backend (each stored its prompt), answered or failed."""
+    return [r for r in call_rows(run_dir) if r.get("prompt_blob")]
+
+
+def make_backend(cfg: ProposerConfig) -> Backend:
+    if cfg.backend in ("openai", "openai-compatible"):
+        return OpenAIBackend(cfg)
+    if cfg.backend == "anthropic":
+        return AnthropicBackend(cfg)
+    if cfg.backend == "dspy":
+        return DSPyBackend(cfg)
+    if cfg.backend == "replay":
+        return ReplayBackend(cfg)
+    raise ConfigError(f"backend {cfg.backend!r} makes no LLM calls")
