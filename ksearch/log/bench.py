@@ -24,9 +24,11 @@ _FAILS = [FailureClass.COMPILE_ERROR, FailureClass.NUMERICAL_MISMATCH, FailureCl
 _TARGETS = ["b200", "mi355x", "h100", "h200", "mi300x"]
 
 
-def synthetic_packet(i: int, rng: random.Random) -> dict:
-    passed = rng.random() < 0.4
-    failure = None if passed else rng.choice(_FAILS)
+def synthetic_packet(i: int, rng: random.Random, passed: bool | None = None,
+                     failure: FailureClass | None = None) -> dict:
+    """A valid attempt packet; pass/fail and the failure class drawn from `rng` unless given."""
+    passed = rng.random() < 0.4 if passed is None else passed
+    failure = None if passed else (failure or rng.choice(_FAILS))
     checks = [
         OutputCheck(workload=w, distribution=d, seed=s, output="out", max_abs_err=rng.random() * 1e-3,
                     max_rel_err=rng.random() * 1e-3, matched_ratio=1.0, checks={"shape": True, "tolerance": passed},

@@ -1,21 +1,31 @@
 """attempts.db: a SQLite index of history.jsonl, built with sqlite-utils. Never the source of truth.
 
-Tables: `events` (every row), `attempts` (attempt rows flattened from their EvidencePacket),
-`failures` (non-passing attempts with their error text, full-text searchable as `failures_fts`),
-and `_cursor` (where indexing stopped and the chain state there). Indexing is incremental: it
-resumes at the cursor after checking that the row before it still has the recorded hash, and
-starts from scratch when the history was rewritten or the index is missing or damaged.
+Tables: `events` (every row), `attempts` (attempt rows flattened from their EvidencePacket, with
+their ordinal and the byte offset of their row), `failures` (non-passing attempts with their error
+text, full-text searchable as `failures_fts`), `steps` (the search loop's per-candidate rows),
+`proposer_calls`, and `_cursor` (where indexing stopped and the chain state there). Indexing is
+incremental: it resumes at the cursor after checking that the row before it still has the recorded
+hash, and starts from scratch when the history was rewritten or the index is missing or damaged.
+
+Aggregate tables, kept as rows are indexed so that `log stats` never scans a million rows:
+`kind_counts`, `attempt_summary` (per target, status, failure class), `attempt_buckets` (the same
+per BUCKET consecutive attempts: accept-rate drift), `improvements` (every new best score, per
+target, of attempts' rewards and of steps' scores), `strategy_stats` and `strategy_failures` (per
+strategy: the step's template, else its action), `totals` (compile, evaluation and GPU seconds,
+LLM dollars and tokens).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
@@ -26,7 +36,10 @@ from ksearch.log.history import Cursor, history_path, iter_rows, row_hash
 DB = "attempts.db"
 ATTEMPT = "attempt"
 _BATCH = 20_000
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
+BUCKET = 64  # attempts per row of attempt_buckets; drift windows over big logs are multiples of it
+STEP = "step"
+PROPOSER_CALL = "proposer_call"
 
 EVENT_COLUMNS = {"seq": int, "ts": str, "run": str, "kind": str, "payload": str}
 ATTEMPT_COLUMNS = {
@@ -34,9 +47,22 @@ ATTEMPT_COLUMNS = {
     "source_hash": str, "parent_id": str, "action_id": str, "status": str, "failure_class": str,
     "reward": float, "speedup": float, "sol_score": float, "unmeasured": str, "gpu": str,
     "compile_s": float, "verify_s": float, "benchmark_s": float, "message": str,
+    "ordinal": int, "offset": int, "eval_s": float, "gpu_s": float,
 }
 FAILURE_COLUMNS = {"seq": int, "attempt_id": str, "failure_class": str, "message": str}
-ATTEMPT_INDEXES = [["status", "target"], ["failure_class"], ["target", "reward"], ["action_id"], ["ts"]]
+ATTEMPT_INDEXES = [["status", "target"], ["failure_class"], ["target", "reward"], ["action_id"], ["ts"],
+                   ["attempt_id"], ["compile_s"]]
+STEP_COLUMNS = {
+    "seq": int, "ts": str, "ordinal": int, "candidate": str, "visit": int, "island": int, "action_id": str,
+    "template": str, "strategy": str, "knobs": str, "passed": int, "score": float, "score_basis": str,
+    "target": str, "failure_class": str, "packet_id": str, "blob": str, "message": str,
+}
+STEP_INDEXES = [["strategy"], ["candidate"], ["packet_id"], ["target", "score"]]
+CALL_COLUMNS = {"seq": int, "ts": str, "kind": str, "model": str, "prompt_tokens": int, "completion_tokens": int,
+                "cached_tokens": int, "usd": float, "latency_s": float, "failure": str}
+# Running totals kept in `totals` (key -> value).
+TOTAL_KEYS = ("attempts", "steps", "compile_s", "eval_s", "gpu_s", "llm_calls", "llm_usd", "llm_unpriced_calls",
+              "prompt_tokens", "completion_tokens")
 
 
 @dataclass
@@ -52,8 +78,15 @@ def db_path(run_dir: Path) -> Path:
     return Path(run_dir) / DB
 
 
+def evaluation_id(attempt_id: str | None) -> str | None:
+    """The evaluation an attempt belongs to: its packet id less the `@target` suffix. The packets of one
+    candidate for several targets share one evaluation (one verification, one timing)."""
+    return attempt_id.rsplit("@", 1)[0] if attempt_id else attempt_id
+
+
 def flatten_attempt(seq: int, ts: str, packet: dict) -> dict:
-    """The attempts-table row of one attempt event; tolerant of partial packets."""
+    """The attempts-table row of one attempt event; tolerant of partial packets. The indexer adds
+    ordinal, offset, eval_s and gpu_s."""
     cand = packet.get("candidate") or {}
     perf = packet.get("performance") or {}
     unmeasured = packet.get("unmeasured") or {}
@@ -68,7 +101,31 @@ def flatten_attempt(seq: int, ts: str, packet: dict) -> dict:
         "unmeasured": unmeasured.get("reason"), "gpu": (packet.get("environment") or {}).get("gpu_name"),
         "compile_s": durations.get("compile"), "verify_s": durations.get("verify"),
         "benchmark_s": durations.get("benchmark"), "message": packet.get("message"),
+        "ordinal": None, "offset": None, "eval_s": None, "gpu_s": None,
     }
+
+
+def flatten_step(seq: int, ts: str, step: dict) -> dict:
+    """The steps-table row of one `step` event (ordinal added by the indexer)."""
+    basis = step.get("score_basis") or ""
+    knobs = step.get("knobs")
+    return {
+        "seq": seq, "ts": ts, "ordinal": None, "candidate": step.get("candidate"), "visit": step.get("visit"),
+        "island": step.get("island"), "action_id": step.get("action_id"), "template": step.get("template"),
+        "strategy": step.get("template") or step.get("action_id") or "(none)",
+        "knobs": None if knobs is None else json.dumps(knobs, sort_keys=True, separators=(",", ":")),
+        "passed": None if step.get("passed") is None else int(bool(step.get("passed"))), "score": step.get("score"),
+        "score_basis": step.get("score_basis"), "target": basis.split(":", 1)[1] if ":" in basis else None,
+        "failure_class": step.get("failure_class"), "packet_id": step.get("packet_id"), "blob": step.get("blob"),
+        "message": step.get("message"),
+    }
+
+
+def flatten_call(seq: int, ts: str, call: dict) -> dict:
+    return {"seq": seq, "ts": ts, "kind": call.get("kind"), "model": call.get("model"),
+            "prompt_tokens": call.get("prompt_tokens"), "completion_tokens": call.get("completion_tokens"),
+            "cached_tokens": call.get("cached_tokens"), "usd": call.get("usd"), "latency_s": call.get("latency_s"),
+            "failure": call.get("failure")}
 
 
 def _create(db: sqlite_utils.Database) -> None:
@@ -85,6 +142,18 @@ def _create(db: sqlite_utils.Database) -> None:
     db["kind_counts"].create({"kind": str, "n": int}, pk="kind")
     db["attempt_summary"].create({"target": str, "status": str, "failure_class": str, "n": int,
                                   "best_reward": float}, pk=("target", "status", "failure_class"))
+    db["steps"].create(STEP_COLUMNS, pk="seq")
+    for cols in STEP_INDEXES:
+        db["steps"].create_index(cols)
+    db["proposer_calls"].create(CALL_COLUMNS, pk="seq")
+    db["attempt_buckets"].create({"bucket": int, "status": str, "failure_class": str, "n": int},
+                                 pk=("bucket", "status", "failure_class"))
+    db["improvements"].create({"stream": str, "target": str, "ordinal": int, "seq": int, "id": str, "strategy": str,
+                               "score": float, "prev_score": float, "basis": str}, pk=("stream", "target", "ordinal"))
+    db["strategy_stats"].create({"strategy": str, "template": str, "action_id": str, "n": int, "passed": int,
+                                 "best_score": float, "new_bests": int, "gain": float}, pk="strategy")
+    db["strategy_failures"].create({"strategy": str, "failure_class": str, "n": int}, pk=("strategy", "failure_class"))
+    db["totals"].create({"key": str, "value": float}, pk="key")
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: dict, rows: list[dict]) -> None:
@@ -94,11 +163,53 @@ def _insert(conn: sqlite3.Connection, table: str, columns: dict, rows: list[dict
     conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
 
 
-def _add_summaries(conn: sqlite3.Connection, events: list[dict], attempts: list[dict]) -> None:
+@dataclass
+class _State:
+    """What the indexer carries from one batch (and one incremental build) to the next."""
+
+    attempts: int = 0  # the next attempt ordinal
+    steps: int = 0  # the next step ordinal
+    last_eval: str | None = None  # evaluation id of the last attempt: its other targets' packets share its seconds
+    best: dict = field(default_factory=dict)  # (stream, target) -> best score so far
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection) -> _State:
+        totals = dict(conn.execute("SELECT key, value FROM totals").fetchall())
+        last = conn.execute("SELECT attempt_id FROM attempts ORDER BY seq DESC LIMIT 1").fetchone()
+        best = {(st, t): sc for st, t, sc in
+                conn.execute("SELECT stream, target, max(score) FROM improvements GROUP BY stream, target")}
+        return cls(int(totals.get("attempts", 0)), int(totals.get("steps", 0)),
+                   evaluation_id(last[0]) if last else None, best)
+
+
+def _eval_seconds(packet: dict) -> float:
+    d = packet.get("durations_s") or {}
+    return float(sum(d.get(k) or 0.0 for k in ("verify", "benchmark", "ncu", "baselines")))
+
+
+def _improve(state: _State, out: list, stream: str, target: str, ordinal: int, seq: int, ident, strategy,
+             score: float | None, basis: str | None) -> float | None:
+    """Record a new best of (stream, target); returns the gain over the previous best (the whole score
+    for the first), or None when the score is no new best."""
+    if score is None:
+        return None
+    prev = state.best.get((stream, target))
+    if prev is not None and score <= prev:
+        return None
+    state.best[(stream, target)] = score
+    out.append((stream, target, ordinal, seq, ident, strategy, score, prev, basis))
+    return score - (prev or 0.0)
+
+
+def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], attempts: list[dict],
+                   steps: list[dict], calls: list[dict]) -> None:
     kinds = Counter(e["kind"] for e in events)
     conn.executemany("INSERT INTO kind_counts (kind, n) VALUES (?, ?) "
                      "ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n", list(kinds.items()))
     groups: dict[tuple, list] = {}
+    buckets: Counter = Counter()
+    improvements: list[tuple] = []
+    totals: Counter = Counter()
     for a in attempts:
         # '' rather than NULL in key columns: NULLs never conflict, so they would not accumulate.
         key = (a["target"] or "", a["status"] or "", a["failure_class"] or "")
@@ -106,12 +217,63 @@ def _add_summaries(conn: sqlite3.Connection, events: list[dict], attempts: list[
         g[0] += 1
         if a["reward"] is not None and (g[1] is None or a["reward"] > g[1]):
             g[1] = a["reward"]
+        buckets[(a["ordinal"] // BUCKET, key[1], key[2])] += 1
+        totals["compile_s"] += a["compile_s"] or 0.0
+        totals["eval_s"] += a["eval_s"] or 0.0
+        totals["gpu_s"] += a["gpu_s"] or 0.0
+        if a["status"] == "pass":
+            _improve(state, improvements, "attempt", a["target"] or "", a["ordinal"], a["seq"], a["attempt_id"],
+                     a["action_id"], a["reward"], "reward")
+    totals["attempts"] += len(attempts)
     conn.executemany(
         "INSERT INTO attempt_summary (target, status, failure_class, n, best_reward) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n, "
         "best_reward = CASE WHEN best_reward IS NULL OR excluded.best_reward > best_reward "
         "THEN coalesce(excluded.best_reward, best_reward) ELSE best_reward END",
         [(*k, n, best) for k, (n, best) in groups.items()])
+    conn.executemany("INSERT INTO attempt_buckets (bucket, status, failure_class, n) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (bucket, status, failure_class) DO UPDATE SET n = n + excluded.n",
+                     [(*k, n) for k, n in buckets.items()])
+
+    strategies: dict[str, list] = {}  # strategy -> [template, action, n, passed, best, new_bests, gain]
+    fails: Counter = Counter()
+    for st in steps:
+        s = strategies.setdefault(st["strategy"], [st["template"], st["action_id"], 0, 0, None, 0, 0.0])
+        s[2] += 1
+        s[3] += bool(st["passed"])
+        if st["score"] is not None and (s[4] is None or st["score"] > s[4]):
+            s[4] = st["score"]
+        if not st["passed"]:
+            fails[(st["strategy"], st["failure_class"] or "unknown")] += 1
+        gain = _improve(state, improvements, "step", st["target"] or "", st["ordinal"], st["seq"], st["candidate"],
+                        st["strategy"], st["score"], st["score_basis"])
+        if gain is not None:
+            s[5] += 1
+            s[6] += gain
+    totals["steps"] += len(steps)
+    conn.executemany(
+        "INSERT INTO strategy_stats (strategy, template, action_id, n, passed, best_score, new_bests, gain) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (strategy) DO UPDATE SET n = n + excluded.n, "
+        "passed = passed + excluded.passed, new_bests = new_bests + excluded.new_bests, gain = gain + excluded.gain, "
+        "best_score = CASE WHEN best_score IS NULL OR excluded.best_score > best_score "
+        "THEN coalesce(excluded.best_score, best_score) ELSE best_score END",
+        [(k, *v) for k, v in strategies.items()])
+    conn.executemany("INSERT INTO strategy_failures (strategy, failure_class, n) VALUES (?, ?, ?) "
+                     "ON CONFLICT (strategy, failure_class) DO UPDATE SET n = n + excluded.n",
+                     [(*k, n) for k, n in fails.items()])
+    conn.executemany("INSERT INTO improvements (stream, target, ordinal, seq, id, strategy, score, prev_score, basis) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", improvements)
+
+    for c in calls:
+        totals["llm_calls"] += 1
+        if c["usd"] is None:
+            totals["llm_unpriced_calls"] += 1
+        totals["llm_usd"] += c["usd"] or 0.0
+        totals["prompt_tokens"] += c["prompt_tokens"] or 0
+        totals["completion_tokens"] += c["completion_tokens"] or 0
+    conn.executemany("INSERT INTO totals (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+                     [(k, float(totals.get(k, 0))) for k in TOTAL_KEYS])
 
 
 def _cursor_of(db: sqlite_utils.Database) -> Cursor | None:
@@ -141,34 +303,71 @@ def _still_valid(history: Path, cursor: Cursor) -> bool:
     return row_hash(chunk[begin:-1]) == cursor.prev_hash
 
 
-def _batches(run_dir: Path, cursor: Cursor) -> Iterator[tuple[list[dict], list[dict], list[dict], Cursor]]:
-    events: list[dict] = []
-    attempts: list[dict] = []
-    failures: list[dict] = []
+@dataclass
+class _Batch:
+    events: list[dict] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+
+
+def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Batch, Cursor]]:
+    b = _Batch()
     for line, cursor in iter_rows(run_dir, cursor):
         row = line.row
-        seq, ts, payload = row["seq"], row["ts"], row.get("payload") or {}
-        is_attempt = row.get("kind") == ATTEMPT
+        seq, ts, kind, payload = row["seq"], row["ts"], row.get("kind"), row.get("payload") or {}
+        is_attempt = kind == ATTEMPT
         # Attempt payloads live flattened in `attempts`; the full packet stays in the history.
-        events.append({"seq": seq, "ts": ts, "run": row.get("run"), "kind": row.get("kind"),
-                       "payload": None if is_attempt else json.dumps(payload, separators=(",", ":"))})
+        b.events.append({"seq": seq, "ts": ts, "run": row.get("run"), "kind": kind,
+                         "payload": None if is_attempt else json.dumps(payload, separators=(",", ":"))})
         if is_attempt:
             flat = flatten_attempt(seq, ts, payload)
-            attempts.append(flat)
+            flat["ordinal"], flat["offset"] = state.attempts, line.offset
+            state.attempts += 1
+            evaluation = evaluation_id(flat["attempt_id"])
+            if evaluation is None or evaluation != state.last_eval:  # seconds counted once per evaluation
+                flat["eval_s"] = _eval_seconds(payload)
+                flat["gpu_s"] = flat["eval_s"] if flat["gpu"] else 0.0
+            state.last_eval = evaluation
+            b.attempts.append(flat)
             if flat["status"] != "pass":
-                failures.append({"seq": seq, "attempt_id": flat["attempt_id"],
-                                 "failure_class": flat["failure_class"], "message": flat["message"] or ""})
-        if len(events) >= _BATCH:
-            yield events, attempts, failures, cursor
-            events, attempts, failures = [], [], []
-    yield events, attempts, failures, cursor
+                b.failures.append({"seq": seq, "attempt_id": flat["attempt_id"],
+                                   "failure_class": flat["failure_class"], "message": flat["message"] or ""})
+        elif kind == STEP:
+            flat = flatten_step(seq, ts, payload)
+            flat["ordinal"] = state.steps
+            state.steps += 1
+            b.steps.append(flat)
+        elif kind == PROPOSER_CALL:
+            b.calls.append(flatten_call(seq, ts, payload))
+        if len(b.events) >= _BATCH:
+            yield b, cursor
+            b = _Batch()
+    yield b, cursor
+
+
+@contextmanager
+def _index_lock(path: Path) -> Iterator[None]:
+    """One indexer at a time per run (a search updating its memory, a user running `log stats`)."""
+    fd = os.open(path.with_name(f".{DB}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def build_index(run_dir: Path, *, rebuild: bool = False) -> IndexReport:
     """Bring attempts.db up to date with history.jsonl, incrementally when it can."""
-    t0 = time.perf_counter()
     run_dir = Path(run_dir)
     history = history_path(run_dir)
+    with _index_lock(db_path(run_dir)):
+        return _build_index(run_dir, history, rebuild)
+
+
+def _build_index(run_dir: Path, history: Path, rebuild: bool) -> IndexReport:
+    t0 = time.perf_counter()
     path = db_path(run_dir)
     cursor = None
     if not rebuild and path.exists():
@@ -192,20 +391,23 @@ def build_index(run_dir: Path, *, rebuild: bool = False) -> IndexReport:
         cursor = Cursor()
     added = 0
     try:
-        for events, attempts, failures, cursor in _batches(run_dir, cursor):
+        state = _State.load(conn)
+        for b, cursor in _batches(run_dir, cursor, state):
             with db.atomic():  # one transaction per batch, cursor included: a crash leaves it consistent
-                _insert(conn, "events", EVENT_COLUMNS, events)
-                _insert(conn, "attempts", ATTEMPT_COLUMNS, attempts)
-                if failures:
-                    _insert(conn, "failures", FAILURE_COLUMNS, failures)
+                _insert(conn, "events", EVENT_COLUMNS, b.events)
+                _insert(conn, "attempts", ATTEMPT_COLUMNS, b.attempts)
+                _insert(conn, "steps", STEP_COLUMNS, b.steps)
+                _insert(conn, "proposer_calls", CALL_COLUMNS, b.calls)
+                if b.failures:
+                    _insert(conn, "failures", FAILURE_COLUMNS, b.failures)
                     conn.execute(
                         "INSERT INTO failures_fts (rowid, message, failure_class) "
-                        "SELECT rowid, message, failure_class FROM failures WHERE seq >= ?", [failures[0]["seq"]])
-                _add_summaries(conn, events, attempts)
+                        "SELECT rowid, message, failure_class FROM failures WHERE seq >= ?", [b.failures[0]["seq"]])
+                _add_summaries(conn, state, b.events, b.attempts, b.steps, b.calls)
                 db["_cursor"].upsert({"id": 1, "offset": cursor.offset, "lineno": cursor.lineno,
                                       "next_seq": cursor.next_seq, "prev_hash": cursor.prev_hash,
                                       "history_size": history.stat().st_size, "schema": _SCHEMA_VERSION}, pk="id")
-            added += len(events)
+            added += len(b.events)
         total = db["events"].count
     finally:
         conn.close()
@@ -233,6 +435,39 @@ def query(run_dir: Path, sql: str, params: list | None = None) -> tuple[list[str
         cols = [d[0] for d in cur.description or []]
         return cols, cur.fetchall()
     except sqlite3.Error as e:
-        raise LogError(f"query failed: {e}; tables are events, attempts, failures, failures_fts") from e
+        raise LogError(f"query failed: {e}; tables are events, attempts, failures, failures_fts, steps, "
+                       "proposer_calls and the aggregates (attempt_summary, attempt_buckets, improvements, "
+                       "strategy_stats, strategy_failures, totals)") from e
     finally:
         conn.close()
+
+
+def read_attempt(run_dir: Path, attempt_id: str) -> dict:
+    """The logged packet of one attempt, read at its row's offset through the index (no scan).
+
+    LogError when the index knows no such attempt or the row there is not it."""
+    conn = connect_readonly(run_dir)
+    try:
+        row = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? ORDER BY seq LIMIT 1",
+                           [attempt_id]).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise LogError(f"{run_dir} has no attempt {attempt_id!r}; list them with "
+                       f"`ksearch log query {run_dir} \"SELECT attempt_id, status FROM attempts\"`")
+    return read_row_at(run_dir, row[1], row[0])["payload"]
+
+
+def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:
+    """The history row starting at byte `offset`, checked to be row `seq`."""
+    with open(history_path(Path(run_dir)), "rb") as f:
+        f.seek(offset)
+        line = f.readline().rstrip(b"\n")
+    try:
+        row = json.loads(line)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict) or row.get("seq") != seq:
+        raise LogError(f"the index of {run_dir} is stale (row seq {seq} is not at byte {offset}); "
+                       f"rebuild it with `ksearch log index {run_dir} --rebuild`")
+    return row
