@@ -1,0 +1,133 @@
+"""`ksearch replay RUN_DIR ATTEMPT_ID`: evaluate one logged attempt again and compare.
+
+The source comes from the run's blobs (content-addressed, hash-checked), the configuration from
+the logged packet (task, target, dtype, the seeds and workloads it was verified on) and the run's
+config (time limit, timing budget). The comparison covers status, failure class, every output
+check's max errors and, where both packets were timed, per-workload medians.
+
+ATTEMPT_ID is a packet id (`att-...@h100`), an evaluation id (`att-...`, the primary target's
+packet), or a candidate id from the step rows (`c0012`).
+
+Replay re-runs the evaluation (sandboxed verification, timing on a GPU). A target's own compile and
+audit verdicts (compile_error, audit:*) on a target other than this machine's are not re-derived
+here: `ksearch compile` does that.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ksearch.errors import LogError
+from ksearch.log.index import connect_readonly, read_row_at
+from ksearch.log.rundir import read_blob
+
+
+@dataclass
+class Replay:
+    attempt_id: str
+    logged: dict
+    new: dict
+    rows: list[tuple[str, object, object, bool]] = field(default_factory=list)  # (what, logged, new, same)
+
+    @property
+    def agrees(self) -> bool:
+        """Same status and failure class (errors and timings may differ within tolerance)."""
+        return all(same for what, _, _, same in self.rows if what in ("status", "failure_class"))
+
+
+def find_attempt(run_dir: Path, ident: str) -> tuple[dict, dict]:
+    """(the logged packet, the run_start payload) of an attempt named by packet, evaluation or candidate id."""
+    conn = connect_readonly(run_dir)
+    try:
+        start = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
+        start = json.loads(start[0]) if start and start[0] else {}
+        packet_id = ident
+        step = conn.execute("SELECT packet_id FROM steps WHERE candidate = ? ORDER BY seq LIMIT 1", [ident]).fetchone()
+        if step and step[0]:
+            packet_id = step[0]
+        row = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? LIMIT 1", [packet_id]).fetchone()
+        if row is None and "@" not in packet_id:
+            primary = start.get("primary")
+            row = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? LIMIT 1",
+                               [f"{packet_id}@{primary}"]).fetchone() or conn.execute(
+                "SELECT seq, offset FROM attempts WHERE substr(attempt_id, 1, ?) = ? ORDER BY seq LIMIT 1",
+                [len(packet_id) + 1, packet_id + "@"]).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise LogError(f"{run_dir} has no attempt or candidate {ident!r}; list them with "
+                       f"`ksearch log query {run_dir} \"SELECT attempt_id, status FROM attempts\"`")
+    return read_row_at(run_dir, row[1], row[0])["payload"], start
+
+
+def replay(run_dir: Path, ident: str, *, device: str = "auto", timeout_s: float | None = None) -> Replay:
+    """Evaluate the attempt again from its stored source and config; compare the packets."""
+    from ksearch.harness.evaluate import Evaluator
+    from ksearch.task import load_task
+
+    run_dir = Path(run_dir)
+    logged, start = find_attempt(run_dir, ident)
+    cand = logged.get("candidate") or {}
+    blob = cand.get("source_blob")
+    if not blob:
+        raise LogError(f"attempt {logged.get('packet_id')} names no source blob; it cannot be replayed")
+    source = read_blob(run_dir, blob)
+    validation = logged.get("validation") or {}
+    cfg_eval = (start.get("config") or {}).get("eval") or {}
+    seeds = tuple(validation.get("seeds") or cfg_eval.get("seeds") or (0,))
+    workloads = validation.get("workloads_checked") or cand.get("shape_suite") or None
+    task = load_task(logged.get("task") or start.get("task"))
+    with tempfile.TemporaryDirectory(prefix="ksearch-replay-") as tmp:
+        path = Path(tmp) / f"candidate{Path(blob).suffix or '.py'}"
+        path.write_bytes(source)
+        with Evaluator(device, timeout_s=timeout_s or cfg_eval.get("timeout_s", 600),
+                       bench_budget_s=cfg_eval.get("bench_budget_s", 1.0)) as ev:
+            packet = ev.evaluate(path, task, target=cand.get("target"), dtype=cand.get("dtype"), seeds=seeds,
+                                 workloads=workloads)
+        shutil.rmtree(Path(tmp) / "__pycache__", ignore_errors=True)
+    new = packet.model_dump(mode="json")
+    return Replay(logged.get("packet_id", ident), logged, new, compare(logged, new))
+
+
+def _close(a: float | None, b: float | None, rel: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+
+
+def compare(old: dict, new: dict) -> list[tuple[str, object, object, bool]]:
+    """Rows (what, logged, new, same) for status, failure class, each output check, and timings."""
+    rows: list[tuple[str, object, object, bool]] = [
+        ("status", old.get("status"), new.get("status"), old.get("status") == new.get("status")),
+        ("failure_class", old.get("failure_class"), new.get("failure_class"),
+         old.get("failure_class") == new.get("failure_class")),
+    ]
+
+    def checks(p: dict) -> dict:
+        return {(c["workload"], c["distribution"], c["seed"], c["output"]): c
+                for c in ((p.get("validation") or {}).get("outputs") or [])}
+
+    a, b = checks(old), checks(new)
+    for key in sorted(set(a) | set(b), key=str):
+        ca, cb = a.get(key) or {}, b.get(key) or {}
+        name = "/".join(str(k) for k in key)
+        for metric in ("max_abs_err", "max_rel_err"):
+            rows.append((f"{name} {metric}", ca.get(metric), cb.get(metric), _close(ca.get(metric), cb.get(metric))))
+        rows.append((f"{name} passed", ca.get("passed"), cb.get("passed"), ca.get("passed") == cb.get("passed")))
+    pa, pb = old.get("performance"), new.get("performance")
+    if pa and pb:
+        ta = {w["workload"]: w for w in pa.get("workloads", [])}
+        tb = {w["workload"]: w for w in pb.get("workloads", [])}
+        for w in sorted(set(ta) & set(tb)):
+            ma, mb = ta[w]["median_us"], tb[w]["median_us"]
+            # timings agree when within the larger of the two runs' IQRs, or 5%
+            tol = max(ta[w].get("iqr_us") or 0.0, tb[w].get("iqr_us") or 0.0, 0.05 * ma)
+            rows.append((f"{w} median_us", ma, mb, abs(ma - mb) <= tol))
+    elif pa or pb:
+        rows.append(("timing", "timed" if pa else (old.get("unmeasured") or {}).get("reason"),
+                     "timed" if pb else (new.get("unmeasured") or {}).get("reason"), False))
+    return rows

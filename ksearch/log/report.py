@@ -1,0 +1,311 @@
+"""`ksearch report RUN_DIR`: one self-contained HTML file about a run.
+
+Figures are inlined (matplotlib PNGs and the world model's SVG as data: URIs), so the file can be
+mailed or attached to an issue: the best-so-far curve, the rejection histogram, the accept rate per
+window (drift), the world-model tree; then the top kernels with their packets (per target: status,
+speedup, SOL fraction, audit), speedups and SOL fractions per target, audit verdicts over all
+attempts, and the run's cost. Everything comes from the log: the index for counts, the history for
+packets, search.curve for the curve, worldmodel.render for the tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ksearch.errors import KsearchError, LogError
+from ksearch.log.history import iter_rows
+from ksearch.log.index import connect_readonly, evaluation_id, read_row_at
+from ksearch.log.rundir import read_blob
+from ksearch.log.stats import log_stats
+
+REPORT = "report.html"
+_CSS = """
+body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.pass{color:#080}.fail{color:#b00}.muted{color:#777}
+figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em;max-height:30em}
+.flag{background:#fee;padding:.4em;border-left:4px solid #c00}
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _num(x: float | None, fmt: str = ".4g") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def _table(headers: list[str], rows: list[list], raw: bool = False) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(data: bytes, mime: str, alt: str) -> str:
+    return f'<figure><img alt="{_e(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode()}"></figure>'
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise KsearchError("the report draws its figures with matplotlib: pip install matplotlib") from e
+    matplotlib.use("Agg", force=True)  # no display; files only
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.clf()
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- figures
+
+def curve_png(run_dir: Path, step_scores: list[tuple[int, float | None, bool]]) -> bytes:
+    """Best score so far over evaluations (search.curve), with every candidate's score behind it."""
+    from ksearch.search.curve import best_curve
+
+    plt = _pyplot()
+    c = best_curve(run_dir)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ok = [(n, s) for n, s, p in step_scores if s is not None]
+    if ok:
+        ax.scatter([n for n, _ in ok], [s for _, s in ok], s=12, color="#9ab", label="candidate score")
+    bad = [n for n, s, p in step_scores if not p]
+    if bad:
+        ax.scatter(bad, [0.0] * len(bad), s=14, marker="x", color="#c33", label="rejected")
+    if c.improvements:
+        xs = [n for n, _ in c.improvements] + [c.evaluations]
+        ys = [s for _, s in c.improvements] + [c.improvements[-1][1]]
+        ax.step(xs, ys, where="post", color="#c60", linewidth=2, label="best so far")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel(f"score ({c.basis or 'none passed'})")
+    ax.set_title(f"best so far: {_num(c.best)} after {c.evaluations} evaluations")
+    ax.grid(alpha=.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def histogram_png(rejections: dict[str, int], attempts: int) -> bytes:
+    plt = _pyplot()
+    items = sorted(rejections.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(8, max(1.6, 0.35 * len(items) + 0.9)))
+    if items:
+        ax.barh([k for k, _ in items], [v for _, v in items], color="#c55")
+        for i, (_, v) in enumerate(items):
+            ax.text(v, i, f" {v}", va="center", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no rejections", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_xlabel("attempts")
+    ax.set_title(f"rejections by failure class ({sum(rejections.values())} of {attempts} attempts)")
+    return _png(fig)
+
+
+def drift_png(drift: dict) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    wins = drift["windows"]
+    xs = [w["start"] for w in wins]
+    ax.plot(xs, [w["accept_rate"] for w in wins], marker="o", markersize=3, label="accept rate")
+    hacks = sorted({c for w in wins for c in w["reward_hacks"]})
+    for c in hacks:
+        ax.plot(xs, [w["reward_hacks"].get(c, 0.0) for w in wins], linestyle="--", label=c)
+    for ev in drift["events"]:
+        ax.axvline(ev["start_attempt"], color="#c00", alpha=.5)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"attempt (windows of {drift['window']})")
+    ax.set_ylabel("share")
+    ax.grid(alpha=.3)
+    ax.legend(loc="best", fontsize=8)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------- data
+
+def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[dict]:
+    if not packet_id:
+        return []
+    base = evaluation_id(packet_id)
+    rows = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? OR attempt_id LIKE ? ORDER BY seq",
+                        [base, base.replace("%", r"\%").replace("_", r"\_") + "@%"]).fetchall()
+    # LIKE without ESCAPE treats \ literally; filter exactly here
+    out = [read_row_at(run_dir, off, seq)["payload"] for seq, off in rows]
+    return [p for p in out if evaluation_id(p.get("packet_id")) == base]
+
+
+def _audit_summary(run_dir: Path) -> tuple[list[list], Counter]:
+    """Per check over every attempt: passed, failed (by severity); and unmeasured reasons."""
+    checks: dict[str, Counter] = {}
+    unmeasured: Counter = Counter()
+    for line, _ in iter_rows(run_dir):
+        row = line.row
+        if row.get("kind") != "attempt":
+            continue
+        p = row.get("payload") or {}
+        audit = p.get("audit") or {}
+        for v in [*(audit.get("verdicts") or []), *(audit.get("anti_hack") or [])]:
+            c = checks.setdefault(v.get("check", "?"), Counter())
+            c["ok" if v.get("ok") else f"failed ({v.get('severity', '?')})"] += 1
+        if p.get("unmeasured"):
+            unmeasured[(p["unmeasured"] or {}).get("reason")] += 1
+    rows = [[k, c.get("ok", 0), ", ".join(f"{n} {s}" for s, n in c.items() if s != "ok") or "0"]
+            for k, c in sorted(checks.items(), key=lambda kv: (-(sum(kv[1].values()) - kv[1].get("ok", 0)), kv[0]))]
+    return rows, unmeasured
+
+
+def _packet_block(p: dict) -> str:
+    perf = p.get("performance") or {}
+    cand = p.get("candidate") or {}
+    audit = p.get("audit") or {}
+    status = p.get("status")
+    head = (f"<b>{_e(cand.get('target'))}</b>: <span class='{'pass' if status == 'pass' else 'fail'}'>"
+            f"{_e(status)}</span> {_e(p.get('failure_class') or '')} — {_e((p.get('message') or '')[:200])}")
+    parts = [f"<p>{head}</p>"]
+    if perf:
+        rows = [[w.get("workload"), _num(w.get("median_us")), _num(w.get("speedup"), ".3g"),
+                 _num(w.get("sol_fraction"), ".1%")] for w in perf.get("workloads", [])]
+        parts.append(_table(["workload", "median µs", "speedup", "SOL fraction"], rows))
+        parts.append(f"<p>speedup (geomean) {_num(perf.get('speedup_geomean'), '.3g')}, SOL score "
+                     f"{_num(perf.get('sol_score'), '.3g')}, reward {_num(p.get('reward'))}</p>")
+    elif p.get("unmeasured"):
+        parts.append(f"<p class='muted'>not timed: {_e(p['unmeasured'].get('reason'))} "
+                     f"({_e(p['unmeasured'].get('detail'))})</p>")
+    failed = [v for v in [*(audit.get("verdicts") or []), *(audit.get("anti_hack") or [])] if not v.get("ok")]
+    parts.append(f"<p>audit: registers {_e(audit.get('registers'))}, spills {_e(audit.get('spills'))}, "
+                 f"smem {_e(audit.get('smem_bytes'))} B, occupancy {_num(audit.get('occupancy'), '.0%')}; "
+                 f"instruction families {_e(', '.join(audit.get('families_found') or []) or 'none')}; "
+                 + (f"<span class='fail'>failed checks: {_e('; '.join(v['check'] + ': ' + v.get('detail', '') for v in failed))}</span>"
+                    if failed else "<span class='pass'>every check passed</span>") + "</p>")
+    parts.append(f"<details><summary>packet {_e(p.get('packet_id'))}</summary><pre>"
+                 f"{_e(json.dumps(p, indent=1)[:20000])}</pre></details>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- the report
+
+def build_report(run_dir: Path, *, top: int = 5) -> str:
+    """The report's HTML text."""
+    run_dir = Path(run_dir)
+    stats = log_stats(run_dir)
+    conn = connect_readonly(run_dir)
+    try:
+        start_row = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
+        start = json.loads(start_row[0]) if start_row and start_row[0] else {}
+        step_scores = [(o + 1, s, bool(p)) for o, s, p in
+                       conn.execute("SELECT ordinal, score, passed FROM steps ORDER BY ordinal")]
+        tops = conn.execute(
+            "SELECT candidate, template, knobs, score, score_basis, packet_id, blob FROM steps "
+            "WHERE score IS NOT NULL ORDER BY score DESC, ordinal LIMIT ?", [top]).fetchall()
+        kernels = [(t, _packets_of(conn, run_dir, t[5])) for t in tops]
+        examples = dict(conn.execute("SELECT failure_class, min(message) FROM failures GROUP BY failure_class"))
+        per_target = conn.execute(
+            "SELECT target, count(*), sum(status = 'pass'), sum(speedup IS NOT NULL), max(speedup), max(sol_score), "
+            "max(reward) FROM attempts GROUP BY target ORDER BY target").fetchall()
+    finally:
+        conn.close()
+    audit_rows, unmeasured = _audit_summary(run_dir)
+
+    title = f"ksearch report: {run_dir.name}"
+    s = stats
+    rate = "n/a" if s["pass_rate"] is None else f"{s['pass_rate']:.1%}"
+    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
+           "</head><body>", f"<h1>{_e(title)}</h1>",
+           f"<p>task <b>{_e(start.get('task'))}</b> {_e(start.get('dtype'))}, targets "
+           f"{_e(', '.join(start.get('targets') or []))} (primary {_e(start.get('primary'))}), device "
+           f"{_e(start.get('device'))}. {s['attempts']} attempts, pass rate {rate}, from {_e(s['first_ts'])} to "
+           f"{_e(s['last_ts'])}. Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}.</p>"]
+
+    out.append("<h2>Best score so far</h2>")
+    out.append(_img(curve_png(run_dir, step_scores), "image/png", "best-so-far curve"))
+    bpt = [[t, k, _num(c["best"]), c["basis"], c["by"], c.get("evals_to_best"), c["evaluations"]]
+           for t, curves in s["best_per_target"].items() for k, c in curves.items()]
+    if bpt:
+        out.append(_table(["target", "measure", "best", "basis", "by", "reached at", "evaluations"], bpt))
+
+    out.append("<h2>Rejections</h2>")
+    out.append(_img(histogram_png(s["rejections"], s["attempts"]), "image/png", "rejection histogram"))
+    if s["rejections"]:
+        out.append(_table(["failure class", "attempts", "example"],
+                          [[k, v, (examples.get(k) or "")[:200]] for k, v in s["rejections"].items()]))
+    d = s["drift"]
+    if d["windows"]:
+        out.append("<h3>Accept rate over the run</h3>")
+        out.append(_img(drift_png(d), "image/png", "accept rate per window"))
+        for ev in d["events"]:
+            out.append(f"<p class='flag'>drift: {_e(ev['metric'])} went from {_num(ev['before'], '.1%')} to "
+                       f"{_num(ev['after'], '.1%')} at attempt {ev['start_attempt']} (z = {ev['z']})</p>")
+        if not d["events"]:
+            out.append("<p class='muted'>no jump in the accept rate or a reward-hack class</p>")
+
+    out.append("<h2>World model</h2>")
+    try:
+        from ksearch.worldmodel import WorldModel
+        from ksearch.worldmodel.render import to_svg
+
+        svg = to_svg(WorldModel.from_log(run_dir)).encode()
+        out.append(_img(svg, "image/svg+xml", "world-model tree"))
+    except KsearchError as e:  # a run without a world model (random baseline) or a damaged one
+        out.append(f"<p class='muted'>no world model: {_e(e)}</p>")
+
+    out.append(f"<h2>Top kernels</h2>")
+    if not kernels:
+        out.append("<p class='muted'>no candidate passed</p>")
+    for i, ((cand, template, knobs, score, basis, packet_id, blob), packets) in enumerate(kernels, 1):
+        out.append(f"<h3>{i}. {_e(cand)}: {_e(template)} — score {_num(score)} ({_e(basis)})</h3>"
+                   f"<p>knobs <code>{_e(knobs)}</code></p>")
+        for p in packets:
+            out.append(_packet_block(p))
+        if blob:
+            try:
+                src = read_blob(run_dir, blob).decode(errors="replace")
+                out.append(f"<details><summary>source ({_e(blob)})</summary><pre>{_e(src)}</pre></details>")
+            except LogError as e:
+                out.append(f"<p class='fail'>{_e(e)}</p>")
+
+    out.append("<h2>Speedups and SOL fractions per target</h2>")
+    out.append(_table(["target", "attempts", "passed", "timed", "best speedup", "best SOL score", "best reward"],
+                      [[t, n, ok, timed, _num(sp, ".3g"), _num(sol, ".3g"), _num(rw)]
+                       for t, n, ok, timed, sp, sol, rw in per_target]))
+    if unmeasured:
+        out.append("<p class='muted'>not timed: " + _e(", ".join(f"{k} ×{v}" for k, v in unmeasured.most_common()))
+                   + "</p>")
+
+    out.append("<h2>Audit verdicts (all attempts)</h2>")
+    out.append(_table(["check", "passed", "failed"], audit_rows))
+
+    out.append("<h2>Top strategies by improvement</h2>")
+    out.append(_table(["strategy", "attempts", "passed", "best", "new bests", "gain"],
+                      [[t["strategy"], t["attempts"], t["passed"], _num(t["best_score"]), t["new_bests"],
+                        _num(t["gain"])] for t in s["top_strategies"]]))
+
+    c = s["cost"]
+    out.append("<h2>Cost</h2>")
+    out.append(_table(["LLM $", "LLM calls (unpriced)", "prompt / completion tokens", "GPU s", "evaluation s",
+                       "compile s"],
+                      [[f"{c['llm_usd']:.4f}", f"{c['llm_calls']} ({c['llm_unpriced_calls']})",
+                        f"{c['prompt_tokens']} / {c['completion_tokens']}", f"{c['gpu_s']:.1f}",
+                        f"{c['eval_s']:.1f}", f"{c['compile_s']:.1f}"]]))
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_report(run_dir: Path, out: Path | None = None, *, top: int = 5) -> Path:
+    """Write the report (default RUN_DIR/report.html); returns its path."""
+    path = Path(out) if out is not None else Path(run_dir) / REPORT
+    path.write_text(build_report(run_dir, top=top), encoding="utf-8")
+    return path
