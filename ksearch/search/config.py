@@ -77,9 +77,14 @@ def load_run_config(path: Path | None = None) -> RunConfig:
         raise ConfigError(f"run config {path} is not valid YAML: {str(e).splitlines()[0]}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"run config {path} must be a mapping of fields (task, targets, budget, ...)")
+    return validate_run_config(data, f"run config {path}")
+
+
+def validate_run_config(data: dict, source: str) -> RunConfig:
+    """`data` as a RunConfig; a ConfigError naming `source` and the first bad field otherwise."""
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"run config {path}: field '{where}': {first['msg']}") from e
+        raise ConfigError(f"{source}: field '{where}': {first['msg']}") from e

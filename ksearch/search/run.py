@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pydantic import ValidationError
-
 import ksearch
 from ksearch.errors import ConfigError
 from ksearch.evidence import EvidencePacket
@@ -24,7 +22,7 @@ from ksearch.harness.evaluate import Evaluator, resolve_device
 from ksearch.log import History, iter_rows, make_run_dir, new_run_id, read_blob
 from ksearch.propose.llm import make_proposer
 from ksearch.propose.settings import apply_spec
-from ksearch.search.config import RunConfig, load_run_config
+from ksearch.search.config import RunConfig, load_run_config, validate_run_config
 from ksearch.search.loop import Progress, Search
 from ksearch.search.pipeline import Pipeline
 from ksearch.target import detect_local_device, environment_snapshot, load_target
@@ -157,12 +155,7 @@ def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"command-line override: field '{where}': {first['msg']}") from e
+    return validate_run_config(data, "command-line override")
 
 
 def _packets(run_dir: Path, base_id: str) -> dict[str, dict]:
