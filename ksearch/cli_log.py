@@ -6,31 +6,37 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-out = Console()
 RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 
 
+def _cli():
+    """ksearch.cli, for its console and table helpers: loaded already, as these commands are only
+    reached through it (a module-level import would be circular)."""
+    import ksearch.cli
+
+    return ksearch.cli
+
+
 def _json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    _cli()._print_json(data)
 
 
-def _table(title: str, columns: list[str], rows) -> Table:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    return table
+def _table(title: str, columns: list[str], rows):
+    return _cli()._table(title, columns, rows)
+
+
+class _Out:
+    def __getattr__(self, name):
+        return getattr(_cli().out, name)
+
+
+out = _Out()
 
 
 def _g(x, fmt: str = ".4g") -> str:

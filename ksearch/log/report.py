@@ -262,7 +262,7 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
     except KsearchError as e:  # a run without a world model (random baseline) or a damaged one
         out.append(f"<p class='muted'>no world model: {_e(e)}</p>")
 
-    out.append(f"<h2>Top kernels</h2>")
+    out.append("<h2>Top kernels</h2>")
     if not kernels:
         out.append("<p class='muted'>no candidate passed</p>")
     for i, ((cand, template, knobs, score, basis, packet_id, blob), packets) in enumerate(kernels, 1):
