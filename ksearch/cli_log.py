@@ -182,6 +182,10 @@ def replay_cmd(
         out.print(_table(f"replay of {r.attempt_id}", ["what", "logged", "replayed", "same"],
                          [(w, a, b, "yes" if s else "[red]NO[/]") for w, a, b, s in r.rows]))
         out.print("verdict agrees with the log" if r.agrees else "[red]verdict differs from the log[/]")
+        logged = r.logged.get("failure_class") or ""
+        if not r.agrees and (logged.startswith("audit:") or logged == "compile_error"):
+            out.print(f"note: {logged} is the verdict of the target's own compile and audit, which replay does not "
+                      f"re-run; check it with `ksearch compile` (the packet's compiler_invocation)")
     if not r.agrees:
         raise typer.Exit(1)
 
