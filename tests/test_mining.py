@@ -346,3 +346,19 @@ def test_replay_reproduces_a_logged_failure(real_run):
     assert res["new"]["candidate"]["source_hash"] == step["blob"].split("/")[-1].split(".")[0]
     missing = ksearch("replay", real_run, "c9999")
     assert missing.returncode == 2 and missing.stderr.startswith("error:") and "c9999" in missing.stderr
+
+
+def test_the_prompt_builders_memory_section_carries_the_distilled_memory(real_run):
+    from ksearch.log.memory import distill
+    from ksearch.propose.base import SearchState, Tried
+    from ksearch.propose.prompt import PromptBuilder
+    from ksearch.propose.settings import PromptBudget
+    from ksearch.task import load_task
+    from ksearch.worldmodel import WorldModel
+
+    memory = distill(real_run)
+    fact = (memory.proven or memory.dead_ends)[0]  # the fixture's first 16 candidates prove a strategy
+    state = SearchState(load_task("rmsnorm"), WorldModel.new("rmsnorm"), Tried(), None, run_dir=real_run)
+    builder = PromptBuilder(load_task("rmsnorm"), "float16", ["h100"], PromptBudget(memory=400))
+    section = builder._memory(state)
+    assert section.startswith("# Memory") and fact.strategy in section

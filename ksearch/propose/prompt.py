@@ -17,13 +17,15 @@ from functools import cached_property
 
 from ksearch.context import build_packet, count_tokens, select_skills
 from ksearch.context.errors import ContextError
+from ksearch.errors import LogError
 from ksearch.evidence import EvidencePacket
+from ksearch.log.memory import load_memory, memory_text
 from ksearch.propose.base import Outcome, SearchState
 from ksearch.propose.settings import PromptBudget
 from ksearch.target import load_target
 from ksearch.task import Task
 from ksearch.task.describe import describe_task
-from ksearch.worldmodel import Node, Status, render_text
+from ksearch.worldmodel import Node, render_text
 
 COMPUTE_BOUND = {"gemm", "attention", "moe", "conv", "matmul"}
 MAX_DECISIONS = 3
@@ -170,6 +172,8 @@ class PromptBuilder:
         return Prompt(kind, system, user, {**stable_counts, **{k: count_tokens(v) for k, v in parts.items()}})
 
     def _memory(self, state: SearchState) -> str:
+        """What the run has learnt: the distilled memory (proven strategies, dead ends, the frontier:
+        ksearch.log.memory, rebuilt after every visit) and the latest message of each failure class."""
         lines = []
         scored = [o for o in state.outcomes if o.passed and o.score is not None]
         if scored:
@@ -183,10 +187,15 @@ class PromptBuilder:
         for cls, o in fails.items():
             n = sum(1 for x in state.outcomes if not x.passed and (x.failure_class or "unknown") == cls)
             lines.append(f"- failure {cls} x{n}, latest {o.candidate}: {o.message[:160]}")
-        for a in state.wm.actions():
-            if a.status in (Status.pruned, Status.too_hard):
-                lines.append(f"- dead end {a.id} ({a.status.value}): {a.title[:80]}")
-        return clip("# Memory\n" + "\n".join(lines), self.budget.memory)
+        recent = "\n".join(lines)
+        distilled = ""
+        if state.run_dir is not None:
+            try:
+                memory = load_memory(state.run_dir)
+            except LogError:
+                memory = None  # unreadable: the recent lines still say what happened
+            distilled = memory_text(memory, max(0, self.budget.memory - count_tokens(recent) - 8))
+        return clip("# Memory\n" + "\n".join(p for p in (recent, distilled) if p), self.budget.memory)
 
     def _tree(self, state: SearchState, focus: str | None) -> str:
         return "# World model (id [kind/status] title (p=priority d=difficulty))\n" + render_text(

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ksearch.log import History, iter_rows
+from ksearch.log.memory import update_memory
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried, knob_key
 from ksearch.propose.prompt import evidence_text
 from ksearch.propose.templates import template, templates_for
@@ -132,6 +133,7 @@ class Search:
                     return "nothing left to try: every open action is exhausted, pruned or too hard"
                 self._visit(action)
                 self.visits += 1
+                update_memory(self.history.run_dir)  # memory.json and frontier.csv, for prompts and people
                 if self.visits % self.cfg.search.migrate_every == 0:
                     self._migrate()
         except ProposerStop as e:
@@ -383,6 +385,7 @@ class Search:
             for result in self.pipeline.run(batch):
                 self._log_candidate(result, None, None)
             self.visits += 1
+            update_memory(self.history.run_dir)
 
 
 def _copy_tried(t: Tried) -> Tried:
