@@ -146,6 +146,29 @@ def tasks_show(
     _print_json(describe_task(task, dtype)) if as_json else out.print(render_task(task, dtype))
 
 
+@tasks_app.command("import")
+def tasks_import(
+    path: Annotated[Path, typer.Argument(help="a KernelBench problem .py, a FlashInfer-Bench definition .json "
+                                               "or a GPU MODE problem directory")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="kernelbench | flashinfer | gpumode "
+                                                                "(default: recognised from the files)")] = None,
+    name: Annotated[Optional[str], typer.Option(help="task name (default: from the file name)")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="where the task directory goes "
+                                                                  "(default: configs/tasks/)")] = None,
+    force: Annotated[bool, typer.Option(help="write a problem that fails the honesty checks, flags recorded")] = False,
+) -> None:
+    """Turn a problem in a public format into a task that `ksearch run` and `ksearch eval` accept."""
+    from ksearch.task.importers import import_task
+
+    imported = import_task(path, fmt=fmt, name=name, out=out_dir, force=force)
+    out.print(f"imported {path} as task [bold]{imported.name}[/bold] in {imported.directory}")
+    for line in imported.inferred:
+        out.print(f"  inferred: {line}")
+    for flag in imported.flags:
+        out.print(f"  [red]flagged[/red]: {flag}")
+    out.print(f"next: ksearch tasks show {imported.directory}   ksearch eval CANDIDATE --task {imported.directory}")
+
+
 @targets_app.command("list")
 def targets_list(as_json: AsJson = False) -> None:
     """List the target profiles."""

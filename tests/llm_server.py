@@ -41,6 +41,7 @@ class Script:
         self.served = 0
         self.seen_prefixes: set[str] = set()
         self.slow_s = 3.0
+        self.kernels: list[str] | None = None  # served by implement instead of the RMSNorm variants
         self.lock = threading.Lock()
 
     def take_fault(self, kind: str) -> str | None:
@@ -62,6 +63,8 @@ class Script:
                 {"title": "tuned warps", "description": "pick num_warps by row length", "rationale": "occupancy",
                  "difficulty": 2, "expected_speedup": 1.3, "priority": 0.6}]}]}
             return "Here is the plan.\n```json\n" + json.dumps(plan, indent=1) + "\n```"
+        if kind == "implement" and self.kernels:
+            return f"```python\n{self.kernels[n % len(self.kernels)]}```"
         if kind == "implement":
             if "# Parent kernel" in prompt and n % 2 == 0:
                 # a search/replace edit on the line every variant has
@@ -207,6 +210,7 @@ class FakeLLM:
         self.script.requests.clear()
         self.script.served = 0
         self.script.seen_prefixes.clear()
+        self.script.kernels = None
         return self.script
 
     def __enter__(self) -> FakeLLM:

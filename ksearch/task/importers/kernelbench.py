@@ -1,0 +1,259 @@
+"""KernelBench problems: `class Model(nn.Module)`, module-level size constants, `get_inputs()` and
+`get_init_inputs()` in one .py file.
+
+The problem is run on the CPU to see what it takes and gives: the tensors `get_inputs` returns (the
+forward's inputs), the model's parameters and buffers (weights, which become inputs too, so a
+kernel receives them like any other tensor) and the tensors `forward` returns (one output each).
+KernelBench fixes one size; ksearch wants a suite with small CPU shapes, so the integer constants
+that set sizes are scaled down (each variant is run to check it still works) and become var axes;
+a dim that follows no constant gets an axis of its own. FLOPs are counted by
+torch.utils.flop_counter per workload (matmul-like ops only: an estimate, said so in the task) and
+kept in a `FLOPS` axis; bytes are exact. The reference rebuilds the model from the copied problem
+file with the workload's constants and runs `forward` with the given weights (torch.func.functional_call).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import re
+from pathlib import Path
+
+import torch
+
+from ksearch.errors import TaskError
+from ksearch.task.importers import Built
+from ksearch.task.importers.common import TOLERANCES, default_distributions, dtype_name, infer_generator, task_name
+
+PROBLEM_FILE = "problem.py"
+# CPU-sized values a size constant takes in the derived workloads (non-powers of two first: masking)
+CPU_SIZES = ((12, 20), (33, 24), (7, 48), (40, 16))
+CPU_MAX_ELEMENTS = 1 << 16  # per tensor, for the Triton interpreter
+
+
+def detect(path: Path) -> bool:
+    if path.suffix != ".py" or not path.is_file():
+        return False
+    text = path.read_text(errors="replace")
+    return "class Model" in text and "def get_inputs" in text
+
+
+def _load(path: Path, overrides: dict[str, int] | None = None):
+    spec = importlib.util.spec_from_file_location(f"ksearch_kernelbench_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise TaskError(f"{path}: running the problem file failed with {type(exc).__name__}: {exc}") from exc
+    for k, v in (overrides or {}).items():
+        setattr(module, k, v)
+    for needed in ("Model", "get_inputs", "get_init_inputs"):
+        if not hasattr(module, needed):
+            raise TaskError(f"{path}: a KernelBench problem defines {needed}; this file does not")
+    return module
+
+
+def _size_constants(path: Path) -> dict[str, int]:
+    """Module-level `NAME = <int>` assignments: the sizes a problem is written in."""
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = node.value
+            if isinstance(value, ast.Constant) and type(value.value) is int and value.value >= 2:
+                out[node.targets[0].id] = value.value
+    return out
+
+
+def _run(path: Path, overrides: dict[str, int]) -> dict:
+    """Everything one size of the problem shows: inputs, weights, outputs, FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = _load(path, overrides)
+    torch.manual_seed(0)
+    model = module.Model(*module.get_init_inputs())
+    torch.manual_seed(0)
+    inputs = list(module.get_inputs())
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise TaskError(f"{path}: get_inputs() must return a list of tensors (scalars are not supported yet)")
+    weights = dict(model.state_dict())
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        result = model(*inputs)
+    outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+    if not all(isinstance(t, torch.Tensor) for t in outputs):
+        raise TaskError(f"{path}: forward must return a tensor or a tuple of tensors")
+    return {"inputs": inputs, "weights": weights, "outputs": outputs, "flops": int(counter.get_total_flops())}
+
+
+def _names(path: Path, module, n_inputs: int, n_outputs: int) -> tuple[list[str], list[str]]:
+    params = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"]
+    inputs = params if len(params) == n_inputs and all(p.isidentifier() for p in params) else \
+        [f"x{i}" for i in range(n_inputs)]
+    outputs = ["out"] if n_outputs == 1 else [f"out{i}" for i in range(n_outputs)]
+    return inputs, outputs
+
+
+def _weight_name(key: str, taken: set[str]) -> str:
+    name = re.sub(r"\W", "_", key)
+    while name in taken:
+        name += "_"
+    return name
+
+
+def build(path: Path, name: str | None) -> Built:
+    path = Path(path)
+    module = _load(path)
+    sizes = _size_constants(path)
+    original = _run(path, {})
+    # Which constants set sizes: changing one changes some shape.
+    def shapes(run):
+        return [tuple(t.shape) for t in [*run["inputs"], *run["weights"].values(), *run["outputs"]]]
+    shaping = {}
+    for k, v in sizes.items():
+        try:
+            if shapes(_run(path, {k: v + 1})) != shapes(original):
+                shaping[k] = v
+        except TaskError:
+            continue
+        except Exception:  # noqa: BLE001  a size the model refuses: not a free axis
+            continue
+    variants: list[tuple[dict[str, int], dict]] = []
+    for small, other in CPU_SIZES:
+        values = {k: min(v, small if i % 2 == 0 else other) for i, (k, v) in enumerate(sorted(shaping.items()))}
+        try:
+            run = _run(path, values)
+        except Exception:  # noqa: BLE001  this combination breaks the model (a divisibility rule): skip it
+            continue
+        small_enough = max(t.numel() for t in [*run["inputs"], *run["weights"].values(), *run["outputs"]])
+        if small_enough <= CPU_MAX_ELEMENTS and values not in [v for v, _ in variants] and values != shaping:
+            variants.append((values, run))
+    if not variants:
+        raise TaskError(f"{path}: no smaller size of this problem runs on the CPU (constants tried: "
+                        f"{', '.join(shaping) or 'none'}); ksearch needs small workloads to verify on the CPU")
+    runs = [({k: v for k, v in shaping.items()}, original)] + variants
+    in_names, out_names = _names(path, module, len(original["inputs"]), len(original["outputs"]))
+    taken = set(in_names) | set(out_names)
+    w_names = []
+    for key in original["weights"]:
+        w_names.append(_weight_name(key, taken))
+        taken.add(w_names[-1])
+    dtype_counts: dict[str, int] = {}
+    for t in [*original["inputs"], *original["weights"].values()]:
+        if t.dtype.is_floating_point:
+            dtype_counts[dtype_name(t.dtype)] = dtype_counts.get(dtype_name(t.dtype), 0) + 1
+    variant_dtype = max(dtype_counts, key=dtype_counts.get) if dtype_counts else "float32"
+    if variant_dtype not in TOLERANCES:
+        raise TaskError(f"{path}: inputs in {variant_dtype}; importable dtypes are {', '.join(TOLERANCES)}")
+
+    axis = {k: k.upper() if k.upper() != k else f"{k}_AXIS" for k in shaping}  # params keep the constant's name
+    axes: dict[str, dict] = {axis[k]: {"kind": "var", "description": f"the problem's constant {k}"} for k in shaping}
+    inferred = [f"size constants that became axes: {', '.join(f'{k}={v}' for k, v in shaping.items()) or 'none'}"]
+
+    def dims_of(tensor_name: str, per_run: list[tuple[int, ...]]) -> list:
+        out = []
+        for i in range(len(per_run[0])):
+            seq = [s[i] for s in per_run]
+            if len(set(seq)) == 1:
+                out.append(seq[0])
+                continue
+            match = next((axis[k] for k in shaping if [r[0][k] for r in runs] == seq), None)
+            if match is None:
+                match = next((f"{m}*{axis[k]}" for k in shaping for m in range(2, 9)
+                              if [m * r[0][k] for r in runs] == seq), None)
+            if match is None:
+                match = f"{tensor_name}_d{i}"
+                axes[match] = {"kind": "var", "description": f"dim {i} of {tensor_name}"}
+            out.append(match)
+        return out
+
+    def tensor_spec(tensor_name: str, ts: list[torch.Tensor], sample: torch.Tensor | None) -> dict:
+        d = dtype_name(ts[0].dtype)
+        spec = {"dtype": "$dtype" if d == variant_dtype else d, "shape": dims_of(tensor_name, [tuple(t.shape) for t in ts])}
+        if sample is not None:
+            spec["distribution"] = infer_generator(sample)
+        return spec
+
+    inputs = {}
+    for i, n in enumerate(in_names):
+        inputs[n] = tensor_spec(n, [r[1]["inputs"][i] for r in runs], original["inputs"][i])
+    for key, n in zip(original["weights"], w_names):
+        inputs[n] = tensor_spec(n, [r[1]["weights"][key] for r in runs], original["weights"][key])
+    outputs = {n: tensor_spec(n, [r[1]["outputs"][i] for r in runs], None) for i, n in enumerate(out_names)}
+    counted = any(r[1]["flops"] for r in runs)
+    if counted:
+        axes["FLOPS"] = {"kind": "var", "description": "FLOPs torch.utils.flop_counter counted for this "
+                         "workload (matmul-like ops only): an estimate"}
+    workloads = []
+    for j, (values, run) in enumerate(runs):
+        wl_axes = {axis[k]: values[k] for k in shaping}
+        for tname, tensors in [*zip(in_names, run["inputs"]), *zip(w_names, run["weights"].values()),
+                               *zip(out_names, run["outputs"])]:
+            spec = inputs.get(tname) or outputs[tname]
+            for dim, value in zip(spec["shape"], tensors.shape):
+                if isinstance(dim, str) and dim in axes and dim not in axis.values():
+                    wl_axes[dim] = value
+        if counted:
+            wl_axes["FLOPS"] = max(1, run["flops"])
+        label = "kernelbench" if j == 0 else "cpu_" + "_".join(f"{k}{v}" for k, v in values.items())
+        workloads.append({"name": label, "axes": wl_axes, "cpu": j > 0,
+                          "note": "the problem's own size" if j == 0 else "scaled down to run on the CPU"})
+    n_out_elems = " + ".join("*".join(map(str, s["shape"])) for s in outputs.values())
+    bytes_formula = " + ".join(f"{'*'.join(map(str, s['shape']))}*itemsize_{n}"
+                               for n, s in [*inputs.items(), *outputs.items()])
+    spec = {
+        "name": task_name(name or path.stem),
+        "description": (inspect.getdoc(module.Model) or inspect.getdoc(module) or f"KernelBench problem {path.name}")
+        + f"\nImported from KernelBench problem {path.name}; weights are inputs.",
+        "op_family": "imported",
+        "models": f"KernelBench problem {path.name}",
+        "axes": axes,
+        "params": {k: axis[k] for k in shaping},
+        "dtypes": [variant_dtype],
+        "inputs": inputs,
+        "outputs": outputs,
+        "entry": f"run({', '.join([*inputs, *outputs])})",
+        "workloads": workloads,
+        "distributions": default_distributions(inputs, [n for n in in_names if inputs[n]["dtype"] == "$dtype"]),
+        "tolerances": {variant_dtype: TOLERANCES[variant_dtype]},
+        "flops": "FLOPS" if counted else n_out_elems,
+        "bytes": bytes_formula,
+        "languages": ["triton", "tilelang", "hip"],
+    }
+    inferred += ["input distributions inferred from one sample: "
+                 + ", ".join(f"{n} {s['distribution']['kind']}" for n, s in inputs.items()),
+                 "FLOPs: torch.utils.flop_counter per workload (an estimate)" if counted else
+                 "FLOPs: one per output element (flop_counter found no matmul-like op): an estimate"]
+    reference = _REFERENCE.format(inputs=in_names, weights=list(original["weights"]), constants=list(shaping))
+    return Built(spec, reference, {PROBLEM_FILE: path.read_bytes()}, inferred)
+
+
+_REFERENCE = '''"""Reference of an imported KernelBench problem: the problem's own Model.forward, rebuilt with the
+workload's size constants and run with the given weights. Written by `ksearch tasks import`."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+INPUTS = {inputs!r}
+WEIGHTS = {weights!r}  # state_dict keys, in the order the task lists them after the inputs
+CONSTANTS = {constants!r}
+
+
+def _problem(constants):
+    spec = importlib.util.spec_from_file_location("kernelbench_problem", Path(__file__).with_name("problem.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, value in constants.items():
+        setattr(module, name, value)
+    return module
+
+
+def reference(*tensors, **constants):
+    module = _problem(constants)
+    model = module.Model(*module.get_init_inputs()).to(tensors[0].device)
+    inputs, weights = tensors[:len(INPUTS)], tensors[len(INPUTS):]
+    with torch.no_grad():
+        out = torch.func.functional_call(model, dict(zip(WEIGHTS, weights)), tuple(inputs))
+    return tuple(out) if isinstance(out, (tuple, list)) else out
+'''
