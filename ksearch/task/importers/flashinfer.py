@@ -1,0 +1,662 @@
+"""FlashInfer-Bench: a Definition JSON plus its workload JSONL become a ksearch task; a Solution
+becomes a candidate; an EvidencePacket becomes FlashInfer-Bench Traces.
+
+Format (FlashInfer Trace schema): a Definition has `name`, `op_type`, `axes` (`{"type": "const",
+"value": N}` or `{"type": "var"}`), `inputs`/`outputs` (`shape`: a list of axis names, `null` for a
+Python scalar, `[]` for a 0-D tensor; `dtype`), `reference` (Python source defining `run(*inputs)`
+that returns the outputs) and optional `constraints` (Python expressions over the axes). Each line of
+a workload JSONL is a Workload (`uuid`, `axes`: the var axes' values, `inputs`: per input
+`{"type": "random"}`, `{"type": "scalar", "value": v}` or `{"type": "safetensors", "path", "tensor_key"}`),
+or a Trace wrapping one under `workload`.
+
+How it maps onto the task contract:
+  - axes, tensor names, dtypes and shapes are kept as they are; a 0-D tensor becomes shape [1];
+  - a scalar input with one value in every workload becomes a task param (a candidate receives only
+    tensors, so its value is fixed); one that varies is refused;
+  - the workloads keep their var-axis values (named from them, the uuid in the note); small ones are
+    marked `cpu: true`; CPU-sized workloads are derived by scaling var axes down when none fits
+    (`cpu_suite`, shared with the GPU MODE importer);
+  - safetensors inputs, when the file is there, give that input's distribution (`infer_generator`);
+  - bytes is exact (every tensor once); flops is an estimate from torch's FLOP counter on the reference.
+
+Public API beyond `detect`/`build`:
+    solution_to_candidate(solution, task, out) -> Path      a Solution JSON as a candidate module
+    packet_to_traces(packet, task, *, solution, ...) -> list[dict]   one Trace per workload
+    write_traces(packet, task, out, *, solution, ...) -> Path        the same as a .jsonl file
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import tempfile
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ksearch.errors import TaskError
+from ksearch.task.formula import evaluate_formula
+from ksearch.task.importers.common import TOLERANCES, infer_generator, task_name
+
+if TYPE_CHECKING:
+    from ksearch.evidence import EvidencePacket
+    from ksearch.task import Task
+    from ksearch.task.importers import Built
+
+CPU_ELEMENTS = 6000  # elements over all tensors of one workload that the CPU Triton interpreter runs quickly
+_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float8_e4m3fn": "float8_e4m3fn",
+           "float8_e4m3": "float8_e4m3fn", "float8_e5m2": "float8_e5m2", "int64": "int64", "int32": "int32",
+           "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool"}
+_FAMILIES = {"gemm": "gemm", "grouped_gemm": "gemm", "moe": "moe", "rmsnorm": "norm", "fused_add_rmsnorm": "norm",
+             "layernorm": "norm", "sampling": "reduction", "softmax": "reduction", "rope": "elementwise"}
+_ATTENTION = ("gqa", "mla", "dsa", "nsa", "mha", "attention")
+_EXACT = {"atol": 0.0, "rtol": 0.0, "matched_ratio": 1.0, "max_error_cap": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared with the GPU MODE importer: the task-dict pieces every imported problem needs
+
+
+def _is_pow2(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def shapes_at(spec: dict, axes: dict[str, int]) -> list[tuple[int, ...]]:
+    """Every tensor's concrete shape in a task dict at these var-axis values."""
+    consts = {n: a["value"] for n, a in spec["axes"].items() if a["kind"] == "const"}
+    values = {**consts, **axes}
+    return [tuple(int(evaluate_formula(d, values, f"shape of {name}")) for d in t["shape"])
+            for name, t in {**spec["inputs"], **spec["outputs"]}.items()]
+
+
+def elements(spec: dict, axes: dict[str, int]) -> int:
+    return sum(math.prod(s) for s in shapes_at(spec, axes))
+
+
+def _has_non_pow2(spec: dict, axes: dict[str, int]) -> bool:
+    return any(not _is_pow2(d) for s in shapes_at(spec, axes) for d in s)
+
+
+def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[str, int]:
+    """Halve the largest var axis until the workload fits `budget`; with `odd`, then make one var
+    axis a non-power-of-two (8 -> 7) if no dim is one yet."""
+    axes = dict(axes)
+    while elements(spec, axes) > budget and any(v > 1 for v in axes.values()):
+        big = max(axes, key=lambda a: axes[a])
+        axes[big] = max(1, axes[big] // 2)
+    if odd and not _has_non_pow2(spec, axes):
+        for axis in sorted(axes, key=lambda a: -axes[a]):
+            if axes[axis] >= 3:
+                axes[axis] -= 1
+                break
+            if axes[axis] == 2 and elements(spec, {**axes, axis: 3}) <= budget:
+                axes[axis] = 3
+                break
+    return axes
+
+
+def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str, int]], bool] | None = None,
+              budget: int = CPU_ELEMENTS) -> tuple[list[dict], list[str]]:
+    """Mark workloads small enough for the CPU interpreter `cpu: true`; when there are fewer than 4
+    workloads, or no CPU one with a non-power-of-two dim, add CPU workloads derived from the smallest
+    one by scaling its var axes down (each `allowed` by the problem's constraints). Returns the
+    workloads and one line per derived workload saying what was scaled."""
+    allowed = allowed or (lambda axes: True)
+    out = [{**wl, "cpu": elements(spec, wl["axes"]) <= budget} for wl in workloads]
+    notes: list[str] = []
+    var = [n for n, a in spec["axes"].items() if a["kind"] == "var"]
+
+    def done() -> bool:
+        cpu = [wl for wl in out if wl["cpu"]]
+        return len(out) >= 4 and any(_has_non_pow2(spec, wl["axes"]) for wl in cpu)
+
+    if done():
+        return out, notes
+    if not var:
+        raise TaskError(f"{spec['name']}: no var axis to scale down and only {len(out)} workload(s) "
+                        f"({sum(wl['cpu'] for wl in out)} CPU-sized with a non-power-of-two dim); add workloads")
+    base = min(workloads, key=lambda wl: elements(spec, wl["axes"])) if workloads else None
+    start = dict(base["axes"]) if base else {a: 8 for a in var}
+    tries = [_scaled(spec, start, budget, True), _scaled(spec, start, budget // 4, True),
+             _scaled(spec, start, budget // 16, True), _scaled(spec, start, budget, False),
+             {a: 1 for a in var}, {a: 3 for a in var}, {a: 5 for a in var}]
+    seen = [wl["axes"] for wl in out]
+    for axes in tries:
+        if done():
+            break
+        if axes in seen or elements(spec, axes) > budget or not allowed(axes):
+            continue
+        seen.append(axes)
+        name = "cpu_" + "_".join(f"{a}{v}" for a, v in axes.items())
+        out.append({"name": name, "axes": axes, "cpu": True, "note": "derived: var axes scaled down for the CPU"})
+        source = f"workload {base['name']} ({_show(base['axes'])})" if base else "nothing (no workload given)"
+        notes.append(f"workload {name}: var axes {_show(axes)} scaled down from {source} so the CPU "
+                     "interpreter can verify candidates")
+    if not done():
+        raise TaskError(f"{spec['name']}: cannot derive CPU-sized workloads with a non-power-of-two dim within "
+                        f"{budget} elements that satisfy the problem's constraints; add a small workload by hand")
+    return out, notes
+
+
+def _show(axes: dict[str, int]) -> str:
+    return ", ".join(f"{a}={v}" for a, v in axes.items())
+
+
+def tolerances_for(dtypes: Iterable[str]) -> dict[str, dict]:
+    """The importer tolerances for each output dtype: floats from TOLERANCES (float8 as bfloat16), exact otherwise."""
+    out: dict[str, dict] = {}
+    for d in dtypes:
+        out[d] = dict(TOLERANCES.get(d) or (TOLERANCES["bfloat16"] if d.startswith("float8") else _EXACT))
+    return out
+
+
+def distributions_for(spec: dict) -> dict:
+    """`normal` (each input's own generator) and a heavy-tailed variant on every float input."""
+    heavy = {n: {"kind": "student_t", "df": 3, "clip": 100.0} for n, t in spec["inputs"].items()
+             if t["dtype"].startswith(("float", "bfloat"))}
+    if not heavy:
+        raise TaskError(f"{spec['name']}: no floating-point input; the task contract needs a heavy-tailed "
+                        "distribution over one, so this problem cannot be imported as is")
+    return {"normal": {}, "heavy_tailed": heavy}
+
+
+def bytes_formula(spec: dict) -> str:
+    """Every input read once and every output written once."""
+    terms = []
+    for name, t in {**spec["inputs"], **spec["outputs"]}.items():
+        dims = "*".join(f"({d})" if isinstance(d, str) and not d.isidentifier() else str(d) for d in t["shape"])
+        terms.append(f"{dims}*itemsize_{name}")
+    return " + ".join(terms)
+
+
+def estimate_flops(spec: dict, reference: str, files: dict[str, bytes]) -> tuple[str, str]:
+    """A FLOP formula from torch's FLOP counter on the reference at the smallest CPU workload:
+    counted FLOPs per element of the first output times its element count (right when the reduction
+    axes are const), or one per output element when the counter sees no matmul/convolution."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ksearch.task import load_task
+
+    out_name, out = next(iter(spec["outputs"].items()))
+    per_out = "*".join(f"({d})" for d in out["shape"])
+    with tempfile.TemporaryDirectory(prefix="ksearch-flops-") as tmp:
+        root = Path(tmp) / spec["name"]
+        root.mkdir()
+        for rel, data in files.items():
+            (root / rel).write_bytes(data)
+        (root / "reference.py").write_text(reference)
+        (root / "task.yaml").write_text(yaml.safe_dump({**spec, "flops": 0}, sort_keys=False))
+        task = load_task(root / "task.yaml")
+        wl = min(task.workloads(cpu_only=True), key=lambda w: elements(spec, w.axes))
+        inputs = task.make_inputs(wl, "normal", 0)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            task.run_reference(inputs, workload=wl)
+        counted = counter.get_total_flops()
+        n_out = math.prod(task.spec.resolve_shape(out_name, task.axes_for(wl)))
+    if counted <= 0:
+        total = " + ".join("*".join(f"({d})" for d in t["shape"]) for t in spec["outputs"].values())
+        return total, ("flops: estimated as one per output element (torch's FLOP counter saw no matmul or "
+                       "convolution in the reference)")
+    per = counted / n_out
+    per_text = str(int(per)) if float(per).is_integer() else f"{per:.6g}"
+    return f"{per_text}*{per_out}", (f"flops: estimated from torch's FLOP counter on workload {wl.name} as {per_text} "
+                                     f"per element of output {out_name}; exact only if the reduction axes are const")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the definition and its workloads
+
+
+def _definition_file(path: Path) -> Path | None:
+    path = Path(path)
+    if path.is_file():
+        return path if path.suffix == ".json" and _looks_like_definition(path) else None
+    if path.is_dir():
+        found = [p for p in sorted(path.glob("*.json")) if _looks_like_definition(p)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _looks_like_definition(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and {"axes", "inputs", "outputs", "reference"} <= data.keys()
+
+
+def detect(path: Path) -> bool:
+    """A FlashInfer-Bench definition (.json with axes, inputs, outputs, reference), or a directory holding one."""
+    return _definition_file(Path(path)) is not None
+
+
+def _workloads_file(path: Path, definition: Path, name: str) -> Path:
+    folder = path if path.is_dir() else definition.parent
+    candidates = [folder / f"{definition.stem}.jsonl", folder / f"{name}.jsonl",
+                  folder / "workloads" / f"{name}.jsonl", folder.parent / "workloads" / f"{name}.jsonl"]
+    candidates += sorted(folder.glob("*.jsonl"))
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise TaskError(f"no workload file for definition {name}: looked for {definition.stem}.jsonl or {name}.jsonl "
+                    f"next to {definition} and in workloads/; put the workload JSONL there")
+
+
+def _read_workloads(path: Path) -> list[dict]:
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise TaskError(f"{path}:{lineno}: not JSON ({exc}); each line must be one Workload object") from exc
+        row = row.get("workload", row) if isinstance(row, dict) else row
+        if not isinstance(row, dict) or "axes" not in row:
+            raise TaskError(f"{path}:{lineno}: a workload needs 'axes' (and 'inputs', 'uuid'); got {str(row)[:80]}")
+        rows.append(row)
+    if not rows:
+        raise TaskError(f"{path} holds no workloads; add one JSON object per line")
+    return rows
+
+
+def _dtype(name: str, where: str) -> str:
+    if name not in _DTYPES:
+        raise TaskError(f"{where}: dtype {name!r} has no ksearch equivalent; supported: {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def _family(op_type: str) -> str:
+    if op_type in _FAMILIES:
+        return _FAMILIES[op_type]
+    return "attention" if op_type.startswith(_ATTENTION) else op_type
+
+
+def _check_constraint(expr: str, names: set[str]) -> ast.Expression:
+    tree = ast.parse(expr, mode="eval")
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name,
+                                 ast.Constant, ast.Load, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
+            raise TaskError(f"constraint {expr!r}: only arithmetic and comparisons over the axes are understood")
+        if isinstance(node, ast.Name) and node.id not in names:
+            raise TaskError(f"constraint {expr!r} names {node.id!r}, which is not an axis")
+    return tree
+
+
+def _constraints(definition: dict) -> Callable[[dict[str, int]], bool]:
+    consts = {n: a["value"] for n, a in definition["axes"].items() if a.get("type") == "const"}
+    trees = [compile(_check_constraint(c, set(definition["axes"])), "<constraint>", "eval")
+             for c in definition.get("constraints") or []]
+
+    def allowed(axes: dict[str, int]) -> bool:
+        # the expressions were checked to hold only names of axes, numbers and operators
+        return all(bool(eval(code, {"__builtins__": {}}, {**consts, **axes})) for code in trees)  # noqa: S307
+
+    return allowed
+
+
+def _load_safetensors(file: Path, key: str, where: str):
+    try:
+        from safetensors.torch import load_file
+    except ImportError as exc:
+        raise TaskError(f"{where}: reading {file} needs the safetensors package; pip install safetensors") from exc
+    tensors = load_file(str(file))
+    if key not in tensors:
+        raise TaskError(f"{where}: {file} has no tensor {key!r} (it holds: {', '.join(sorted(tensors))})")
+    return tensors[key]
+
+
+def build(path: Path, name: str | None) -> Built:
+    from ksearch.task.importers import Built
+
+    path = Path(path)
+    file = _definition_file(path)
+    if file is None:
+        raise TaskError(f"{path} is not a FlashInfer-Bench definition: a .json with axes, inputs, outputs and "
+                        "reference (or a directory holding exactly one)")
+    definition = json.loads(file.read_text())
+    fi_name = str(definition.get("name") or file.stem)
+    wl_file = _workloads_file(path, file, fi_name)
+    rows = _read_workloads(wl_file)
+    where = f"definition {fi_name}"
+    inferred: list[str] = [f"workloads from {wl_file.name} ({len(rows)} line(s))"]
+
+    axes: dict[str, dict] = {}
+    for axis, a in definition["axes"].items():
+        kind = a.get("type")
+        if kind == "const":
+            axes[axis] = {"kind": "const", "value": int(a["value"])}
+        elif kind == "var":
+            axes[axis] = {"kind": "var"}
+        else:
+            raise TaskError(f"{where}: axis {axis!r} has type {kind!r}; use const or var")
+        if a.get("description"):
+            axes[axis]["description"] = str(a["description"])
+
+    # scalar inputs -> params (one value across the suite)
+    params: dict[str, Any] = {}
+    scalars = [n for n, t in definition["inputs"].items() if t.get("shape") is None]
+    for s in scalars:
+        values = {json.dumps(r.get("inputs", {}).get(s, {}).get("value")) for r in rows}
+        if len(values) != 1 or values == {"null"}:
+            raise TaskError(f"{where}: scalar input {s!r} is {'missing from' if values == {'null'} else 'not the same in'} "
+                            f"every workload ({', '.join(sorted(values))}); a ksearch candidate receives only tensors, "
+                            "so a scalar must be one fixed value: split the workloads by its value and import each")
+        params[s] = json.loads(values.pop())
+        inferred.append(f"scalar input {s} = {params[s]!r} in every workload: a task param, passed to the reference")
+
+    def tensor(t: dict, tname: str) -> dict:
+        shape = list(t["shape"]) or [1]
+        if not t["shape"]:
+            inferred.append(f"{tname} is 0-D in the definition: shape [1] here (a 0-D view is passed to the reference)")
+        out = {"dtype": _dtype(t["dtype"], f"{where} tensor {tname}"), "shape": shape}
+        if t.get("description"):
+            out["description"] = str(t["description"])
+        return out
+
+    inputs = {n: tensor(t, n) for n, t in definition["inputs"].items() if n not in scalars}
+    outputs = {}
+    for n, t in definition["outputs"].items():
+        if t.get("shape") is None:
+            raise TaskError(f"{where}: output {n!r} is a Python scalar; ksearch outputs are tensors written in place")
+        outputs[n] = tensor(t, n)
+    for n, t in inputs.items():
+        if not t["dtype"].startswith(("float", "bfloat")):
+            t["distribution"] = ({"kind": "bernoulli", "p": 0.5} if t["dtype"] == "bool"
+                                 else {"kind": "randint", "low": 0, "high": 8})
+            inferred.append(f"input {n} ({t['dtype']}): random values drawn as {t['distribution']} "
+                            "(FlashInfer-Bench's own random generator is not specified)")
+
+    # safetensors inputs: their values give the input's distribution
+    for r in rows:
+        for n, desc in (r.get("inputs") or {}).items():
+            if not isinstance(desc, dict) or desc.get("type") != "safetensors" or n not in inputs:
+                continue
+            ref = Path(desc["path"])
+            found = next((p for p in (ref, wl_file.parent / ref, file.parent / ref) if p.is_file()), None)
+            if found is None:
+                raise TaskError(f"{where}: workload {r.get('uuid', '?')} reads input {n!r} from safetensors file "
+                                f"{desc['path']} (key {desc.get('tensor_key')!r}), which is not there; put it next "
+                                f"to {wl_file.name} or make that input random")
+            sample = _load_safetensors(found, str(desc.get("tensor_key")), f"{where} input {n}")
+            if "distribution" not in inputs[n]:
+                inputs[n]["distribution"] = infer_generator(sample)
+                inferred.append(f"input {n}: distribution {inputs[n]['distribution']} read off {found.name}"
+                                f"[{desc.get('tensor_key')}]")
+
+    var_axes = [a for a, s in axes.items() if s["kind"] == "var"]
+    workloads, seen = [], set()
+    for r in rows:
+        values = {a: int(v) for a, v in (r.get("axes") or {}).items() if a in var_axes}
+        missing = [a for a in var_axes if a not in values]
+        if missing:
+            raise TaskError(f"{where}: workload {r.get('uuid', '?')} gives no value for var axis {missing[0]!r}")
+        wname = "_".join(f"{a}{v}" for a, v in values.items()) or "w"
+        if wname in seen:
+            wname = f"{wname}_{str(r.get('uuid', len(workloads)))[:8]}"
+        seen.add(wname)
+        workloads.append({"name": task_name(wname) if not wname[0].isalnum() else wname, "axes": values,
+                          "note": f"flashinfer uuid {r.get('uuid', '')}".strip()})
+
+    float_dtypes = [t["dtype"] for t in [*outputs.values(), *inputs.values()] if t["dtype"].startswith(("float", "bfloat"))]
+    main = float_dtypes[0] if float_dtypes else next(iter(outputs.values()))["dtype"]
+    tags = [str(t) for t in definition.get("tags") or []]
+    models = ", ".join(t.split(":", 1)[1] for t in tags if t.startswith("model:"))
+    spec: dict[str, Any] = {
+        "name": task_name(name or fi_name),
+        "description": (str(definition.get("description") or f"FlashInfer-Bench definition {fi_name}").rstrip()
+                        + f"\nImported from FlashInfer-Bench definition {fi_name} (op_type {definition.get('op_type')}).\n"),
+        "op_family": _family(str(definition.get("op_type") or definition.get("type") or "unknown")),
+        "models": models or f"unknown (FlashInfer-Bench definition {fi_name} names none)",
+        "axes": axes,
+    }
+    if params:
+        spec["params"] = params
+    spec.update({"dtypes": [main], "inputs": inputs, "outputs": outputs,
+                 "entry": f"run({', '.join([*inputs, *outputs])})", "workloads": workloads})
+    if main == "bfloat16":
+        inferred.append("dtype bfloat16: the CPU Triton interpreter cannot verify it; candidates are verified on a GPU")
+    workloads, notes = cpu_suite(spec, workloads, allowed=_constraints(definition))
+    inferred += notes
+    spec["workloads"] = workloads
+    spec["distributions"] = distributions_for(spec)
+    spec["tolerances"] = tolerances_for({t["dtype"] for t in outputs.values()})
+    inferred.append(f"tolerances per output dtype: the importer defaults for {', '.join(spec['tolerances'])}")
+    spec["flops"] = 0  # estimated below, once the reference can run
+    spec["bytes"] = bytes_formula(spec)
+    spec["languages"] = ["triton", "tilelang", "hip"]
+
+    reference = _reference_source(definition, list(inputs), list(outputs), scalars)
+    files = {"definition.json": file.read_bytes(), "workloads.jsonl": wl_file.read_bytes()}
+    spec["flops"], note = estimate_flops(spec, reference, files)
+    inferred.append(note)
+    return Built(spec=spec, reference=reference, files=files, inferred=inferred)
+
+
+def _reference_source(definition: dict, inputs: list[str], outputs: list[str], scalars: list[str]) -> str:
+    zero_d = [n for n, t in {**definition["inputs"], **definition["outputs"]}.items() if t.get("shape") == []]
+    order = list(definition["inputs"])
+    sig = ", ".join(inputs) + (", *, " + ", ".join(scalars) if scalars else "")
+    args = ", ".join(f"{n}.reshape(())" if n in zero_d else n for n in order)
+    return f'''"""Reference of FlashInfer-Bench definition {definition.get("name")}: its own `run` (in definition.json),
+called with the inputs in definition order; outputs returned in the task's output order."""
+
+import json
+from pathlib import Path
+
+import torch
+
+_DEFINITION = json.loads((Path(__file__).parent / "definition.json").read_text())
+_NAMESPACE: dict = {{}}
+exec(compile(_DEFINITION["reference"], "definition.json:reference", "exec"), _NAMESPACE)
+_OUTPUTS = {outputs!r}
+
+
+def reference({sig}):
+    result = _NAMESPACE["run"]({args})
+    if isinstance(result, dict):
+        result = tuple(result[n] for n in _OUTPUTS)
+    elif not isinstance(result, (tuple, list)):
+        result = (result,)
+    result = tuple(r.reshape(1) if isinstance(r, torch.Tensor) and r.dim() == 0 else r for r in result)
+    return result[0] if len(result) == 1 else result
+'''
+
+
+# ---------------------------------------------------------------------------------------------
+# Solutions as candidates
+
+
+def _load_json(obj: dict | str | Path, what: str) -> dict:
+    if isinstance(obj, dict):
+        return obj
+    try:
+        return json.loads(Path(obj).read_text())
+    except (OSError, ValueError) as exc:
+        raise TaskError(f"cannot read the {what} {obj}: {exc}") from exc
+
+
+def _task(task: Task | str | Path) -> Task:
+    from ksearch.task import Task, load_task
+
+    return task if isinstance(task, Task) else load_task(task)
+
+
+def solution_to_candidate(solution: dict | str | Path, task: Task | str | Path, out: str | Path) -> Path:
+    """Write a FlashInfer-Bench Solution (a dict or its JSON file) as a ksearch candidate module at
+    `out` (a .py file, or a directory to write `<solution name>.py` into) and return its path.
+
+    The Solution's entry file is kept as it is; a `run(<inputs>, <outputs>)` with the task's entry
+    signature is appended that calls the Solution's entry point with the inputs in definition order
+    (scalars as the task's param values) and, in destination-passing style (the default), the outputs;
+    in value-returning style (`spec.destination_passing_style: false`) it copies what the entry returns
+    into the outputs. Only single-file Python/Triton Solutions can become one module."""
+    sol = _load_json(solution, "FlashInfer-Bench solution")
+    task = _task(task)
+    sname = str(sol.get("name") or "solution")
+    build_spec = sol.get("spec") or {}
+    language = str(build_spec.get("language", "")).lower()
+    if language not in ("triton", "python", "tilelang"):
+        raise TaskError(f"solution {sname} is written in {build_spec.get('language')!r}; ksearch evaluates "
+                        "Triton or TileLang Python modules (CUDA solutions: port them to HIP or Triton)")
+    entry = str(build_spec.get("entry_point", ""))
+    if "::" not in entry:
+        raise TaskError(f"solution {sname}: entry_point {entry!r} is not '<file.py>::<function>'")
+    entry_file, entry_fn = entry.split("::", 1)
+    sources = {s["path"]: s["content"] for s in sol.get("sources") or []}
+    if entry_file not in sources:
+        raise TaskError(f"solution {sname}: entry file {entry_file} is not among its sources ({', '.join(sources)})")
+    others = [p for p in sources if p.endswith(".py") and p != entry_file]
+    if others:
+        raise TaskError(f"solution {sname} has more Python files than its entry ({', '.join(others)}); a ksearch "
+                        "candidate is one module: merge them into the entry file")
+    dps = bool(build_spec.get("destination_passing_style", True))
+    definition_inputs = _definition_inputs(task)
+    params = task.spec.params
+    outs = task.output_names
+    call_args = []
+    for n in definition_inputs:
+        call_args.append(repr(params[n]) if n in params else n)
+    if dps:
+        call_args += outs
+    body = [f"    _result = _fib_entry({', '.join(call_args)})"]
+    if not dps:
+        body.append("    _result = tuple(_result[n] for n in " + repr(tuple(outs)) + ") if isinstance(_result, dict) "
+                    "else (_result if isinstance(_result, (tuple, list)) else (_result,))")
+        for i, o in enumerate(outs):
+            body.append(f"    {o}.copy_(_result[{i}].reshape({o}.shape))")
+    wrapper = (f"\n\n# ---- ksearch entry: FlashInfer-Bench solution {sname}, {entry_fn} in "
+               f"{'destination-passing' if dps else 'value-returning'} style\n"
+               f"_fib_entry = {entry_fn}\n\n\n"
+               f"def {task.entry_name}({', '.join(task.entry_args)}) -> None:\n" + "\n".join(body) + "\n")
+    header = f'"""FlashInfer-Bench solution {sname} by {sol.get("author", "?")} as a ksearch candidate.\n\ntask: {task.name}\n"""\n\n'
+    out = Path(out)
+    path = out / f"{task_name(sname)}.py" if out.is_dir() or not out.suffix else out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + sources[entry_file].rstrip() + "\n" + wrapper)
+    return path
+
+
+def _definition_inputs(task: Task) -> list[str]:
+    """The input order of the definition the task came from (scalars included), else the task's."""
+    file = task.root / "definition.json"
+    if file.is_file():
+        return list(json.loads(file.read_text())["inputs"])
+    return task.input_names
+
+
+# ---------------------------------------------------------------------------------------------
+# Packets as traces
+
+
+def _workload_entry(task: Task, wl, params: dict) -> dict:
+    note = wl.note or ""
+    fid = note.split("flashinfer uuid", 1)[1].strip() if "flashinfer uuid" in note else ""
+    fid = fid or str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"ksearch:{task.name}:{wl.name}"))
+    inputs: dict[str, dict] = {n: {"type": "random"} for n in task.input_names}
+    for n, v in params.items():
+        inputs[n] = {"type": "scalar", "value": v}
+    return {"uuid": fid, "axes": dict(wl.axes), "inputs": inputs}
+
+
+def _status(packet: EvidencePacket) -> str:
+    from ksearch.evidence import FailureClass as F, Status
+
+    if packet.status is Status.PASS:
+        return "PASSED"
+    fc = packet.failure_class
+    if fc in (F.NUMERICAL_MISMATCH, F.NONFINITE, F.CONSTANT_OUTPUT, F.OUTPUT_NOT_WRITTEN):
+        return "INCORRECT_NUMERICAL"
+    if fc is F.SHAPE_MISMATCH:
+        return "INCORRECT_SHAPE"
+    if fc in (F.COMPILE_ERROR, F.COMPILE_TIMEOUT, F.IMPORT_ERROR, F.ENTRY_SIGNATURE):
+        return "COMPILE_ERROR"
+    if fc is F.TIMEOUT:
+        return "TIMEOUT"
+    return "RUNTIME_ERROR"
+
+
+def _num(x: float | None) -> float | str:
+    return "NaN" if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def packet_to_traces(packet: EvidencePacket, task: Task | str | Path, *, solution: str,
+                     definition: str | None = None, allow_unmeasured: bool = False) -> list[dict]:
+    """FlashInfer-Bench Traces (one per workload the packet covers) for an EvidencePacket.
+
+    Status: pass -> PASSED; numerical mismatch, non-finite, constant or unwritten output ->
+    INCORRECT_NUMERICAL (with the workload's largest errors); shape -> INCORRECT_SHAPE; compile,
+    import or signature errors -> COMPILE_ERROR; timeout -> TIMEOUT; everything else (reward hacks
+    included, named in `log`) -> RUNTIME_ERROR. A PASSED trace needs a latency: a packet that
+    passed without being timed (CPU) is refused unless `allow_unmeasured`, which writes
+    `performance: null` and the reason in `log` (FlashInfer-Bench's own validator rejects such a trace).
+    A skipped packet evaluated nothing and is refused."""
+    from ksearch.evidence import Status
+
+    task = _task(task)
+    if packet.status is Status.SKIPPED:
+        raise TaskError(f"packet {packet.packet_id} was skipped ({packet.message}); nothing to write as a Trace")
+    status = _status(packet)
+    if status == "PASSED" and packet.performance is None and not allow_unmeasured:
+        reason = packet.unmeasured.reason.value if packet.unmeasured else "no timing"
+        raise TaskError(f"packet {packet.packet_id} passed but was not timed ({reason}); a PASSED FlashInfer-Bench "
+                        "Trace needs a latency: evaluate on a GPU, or pass allow_unmeasured to write it without one")
+    env = packet.environment
+    hardware = (env.gpu_name or f"CPU ({packet.validation.backend if packet.validation else 'no device'})").replace(" ", "_")
+    libs = {k: str(v) for k, v in env.toolchain.items() if v}
+    timings = {t.workload: t for t in (packet.performance.workloads if packet.performance else [])}
+    checks = packet.validation.outputs if packet.validation else []
+    log = packet.message
+    if status == "PASSED" and packet.performance is None:
+        log = (log + "; " if log else "") + f"not timed: {packet.unmeasured.reason.value if packet.unmeasured else '?'}"
+    elif status == "RUNTIME_ERROR" and packet.failure_class is not None:
+        log = f"{packet.failure_class.value}: {log}"
+    traces = []
+    for wname in packet.candidate.shape_suite:
+        wl = task.workload(wname)
+        mine = [c for c in checks if c.workload == wname]
+        correctness = None
+        if status in ("PASSED", "INCORRECT_NUMERICAL"):
+            abs_err = [c.max_abs_err for c in mine if c.max_abs_err is not None]
+            rel_err = [c.max_rel_err for c in mine if c.max_rel_err is not None]
+            correctness = {"max_relative_error": _num(max(rel_err) if rel_err else None),
+                           "max_absolute_error": _num(max(abs_err) if abs_err else None)}
+        performance = None
+        if status == "PASSED" and wname in timings:
+            t = timings[wname]
+            ref = t.baseline_median_us
+            performance = {"latency_ms": t.median_us / 1000.0,
+                           "reference_latency_ms": (ref or 0.0) / 1000.0,
+                           "speedup_factor": t.speedup or 0.0}
+        traces.append({
+            "definition": definition or _definition_name(task),
+            "workload": _workload_entry(task, wl, task.params_for(wl)),
+            "solution": solution,
+            "evaluation": {"status": status, "environment": {"hardware": hardware, "libs": libs},
+                           "timestamp": packet.created_at, "log": log,
+                           "correctness": correctness, "performance": performance},
+        })
+    return traces
+
+
+def _definition_name(task: Task) -> str:
+    file = task.root / "definition.json"
+    return str(json.loads(file.read_text()).get("name")) if file.is_file() else task.name
+
+
+def write_traces(packet: EvidencePacket, task: Task | str | Path, out: str | Path, *, solution: str,
+                 definition: str | None = None, allow_unmeasured: bool = False) -> Path:
+    """`packet_to_traces` appended to a JSONL file (FlashInfer-Bench's traces/<...>.jsonl layout)."""
+    traces = packet_to_traces(packet, task, solution=solution, definition=definition, allow_unmeasured=allow_unmeasured)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as fh:
+        for t in traces:
+            fh.write(json.dumps(t) + "\n")
+    return out
