@@ -119,3 +119,13 @@ def test_an_imported_task_is_searched_by_an_llm_proposer(tmp_path, monkeypatch):
     assert verify_log(run.run_dir).ok
     steps = [line.row["payload"] for line, _ in iter_rows(run.run_dir) if line.row["kind"] == "step"]
     assert len(steps) == 2 and all(s["passed"] for s in steps) and run.progress.best is not None
+
+
+def test_a_candidate_in_kernelbench_form_is_evaluated_through_its_modelnew(tmp_path, evaluator):
+    from ksearch.evidence import FailureClass
+
+    _, task = imported("linear_bias_relu", tmp_path)
+    packet = evaluator.evaluate(KERNELS / "linear_bias_relu_modelnew.py", task)
+    assert packet.status is Status.PASS, packet.message
+    torch_only = evaluator.evaluate(KERNELS / "linear_bias_relu_modelnew_torch.py", task)
+    assert torch_only.failure_class is FailureClass.REWARD_HACK_REFERENCE_CALL, torch_only.message

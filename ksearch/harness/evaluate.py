@@ -145,7 +145,8 @@ class Evaluator:
             return
         wls = [task.workload(w).name for w in workloads] if workloads else [w.name for w in task.workloads()]
         worker = self.pool.take()
-        worker.submit({"candidate": str(path), "entry": task.entry_name, "dtype": dtype or task.default_dtype,
+        worker.submit({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
+                       "dtype": dtype or task.default_dtype,
                        "precompile": {"task": str(task.root), "workloads": wls}})
         self._prepared[str(path)] = worker
 
@@ -225,7 +226,8 @@ class Evaluator:
         packet.durations["compile_wait"] = time.perf_counter() - t_wait
         with self.pool.session(first) as worker:
             message, views = self.arena.lend(layout.tensors)
-            outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "dtype": run_dtype,
+            outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
+                                  "dtype": run_dtype,
                                   "buffers": message, "calls": job_calls, "n_inputs": len(task.input_names)},
                                  self.timeout_s, self.memory_mb)
             packet.seconds = outcome.seconds
@@ -381,7 +383,8 @@ class Evaluator:
             specs.append({"workload": wl.name, "sets": args, "n_inputs": len(task.input_names),
                           "budget_s": self.bench_budget_s, "rel_ci": self.rel_ci})
         message, views = self.arena.lend(layout.tensors)
-        outcome = worker.ask({"candidate": str(packet.path), "entry": task.entry_name, "dtype": dtype,
+        outcome = worker.ask({"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root),
+                              "dtype": dtype,
                               "buffers": message, "bench": specs}, self.timeout_s, self.memory_mb)
         self.pool.release(worker)  # its last job: let it die while the timed outputs are judged
         packet.durations["benchmark"] = outcome.seconds

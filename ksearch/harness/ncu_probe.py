@@ -22,6 +22,7 @@ def main() -> None:
 
     from ksearch.compile.capture import candidate_module
     from ksearch.harness.guard import install_guard
+    from ksearch.harness.worker import candidate_entry
     from ksearch.task import load_task
 
     task = load_task(job["task"])
@@ -35,7 +36,7 @@ def main() -> None:
         violations: list[str] = []
         install_guard(path, tmp, violations)
         with candidate_module(Path(path).read_text(), Path(path)) as module:
-            entry = getattr(module, job["entry"])
+            entry = candidate_entry(module, Path(path).read_text(), job["entry"], job["task"])
             for i in range(WARMUP):
                 entry(*sets[i % len(sets)], *outs[i % len(sets)])
             torch.cuda.synchronize()

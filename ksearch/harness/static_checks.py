@@ -271,8 +271,10 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
 class _Analyzer:
     """One walk over one module; all state lives on the instance (nothing at module level)."""
 
-    def __init__(self, tree: ast.Module, op_family: str, entry: str, outputs: Sequence[str] | None) -> None:
+    def __init__(self, tree: ast.Module, op_family: str, entry: str, outputs: Sequence[str] | None,
+                 modules: bool = False) -> None:
         self.tree = tree
+        self.modules = modules
         self.family_funcs = _FAMILY_FUNCS.get(op_family, _GEMM)
         self.family_methods = self.family_funcs - _NOT_METHODS
         self.entry = entry
@@ -639,6 +641,8 @@ class _Analyzer:
                 self._check_compute_qual(node, q, parts)
 
     def _check_compute_qual(self, node: ast.AST, q: str, parts: list[str]) -> None:
+        if self.modules and len(parts) == 3 and q.startswith("torch.nn.") and parts[2][:1].isupper():
+            return  # a module class (nn.Module, nn.Linear): its parameters are the task's weights
         if q.startswith(_ALWAYS_REFERENCE_PREFIXES) or parts[0] in {"xformers", "flash_attn"}:
             self.add(node, F.REWARD_HACK_REFERENCE_CALL, f"uses {q} (a vendor op or compiler for the computation)")
             return
@@ -980,13 +984,17 @@ def static_checks(
     *,
     entry: str = "run",
     outputs: Sequence[str] | None = None,
+    modules: bool = False,
 ) -> list[Verdict]:
     """Static anti-hack verdicts for one candidate module.
 
     `op_family` (the task's, e.g. "norm", "gemm", "reduction") picks which torch ops count as doing
     the main computation. `outputs` names the entry's output parameters; without it, parameters named
     like outputs (out, o, c, y, *_out, ...) or else the last one are taken. A failing verdict has
-    severity "fail", a catalog failure class and a detail "line N: what was found".
+    severity "fail", a catalog failure class and a detail "line N: what was found". `modules` allows
+    torch.nn classes (nn.Module, nn.Parameter, nn.Linear as a weight holder): a KernelBench-form
+    candidate is an nn.Module; calling one of its modules on data is torch computing, which the
+    worker's op recorder rejects at run time.
     """
     try:
         tree = ast.parse(source, filename=path)
@@ -995,14 +1003,19 @@ def static_checks(
             check="static:parse", ok=False, severity="fail", failure_class=F.IMPORT_ERROR,
             detail=f"line {exc.lineno or 0}: SyntaxError: {exc.msg} in {path}",
         )]
-    analyzer = _Analyzer(tree, op_family, entry, outputs)
+    analyzer = _Analyzer(tree, op_family, entry, outputs, modules)
     analyzer.run()
     return analyzer.verdicts()
 
 
 def static_checks_for_task(source: str, path: str, task: Task) -> list[Verdict]:
-    """`static_checks` with the op family, entry name and output names of `task`."""
-    return static_checks(source, path, task.spec.op_family, entry=task.entry_name, outputs=task.output_names)
+    """`static_checks` with the op family, entry name and output names of `task` (the entry of a
+    KernelBench-form candidate of a task imported from KernelBench is its `ModelNew` class)."""
+    from ksearch.task.importers.kernelbench import uses_modelnew
+
+    modules = uses_modelnew(source, task.root)
+    return static_checks(source, path, task.spec.op_family, entry="ModelNew" if modules else task.entry_name,
+                         outputs=task.output_names, modules=modules)
 
 
 def failing(verdicts: Sequence[Verdict]) -> list[Verdict]:

@@ -138,6 +138,16 @@ def _error(exc: BaseException, path: str) -> dict:
                                                  "unspecified launch failure", "HIP error"))}
 
 
+def candidate_entry(module, source: str, entry: str, task_root: str | None):
+    """The callable the harness calls: the module's entry function, or for a KernelBench-form
+    candidate (`class ModelNew`) of a task imported from KernelBench, the importer's adapter."""
+    from ksearch.task.importers.kernelbench import modelnew_entry, uses_modelnew
+
+    if uses_modelnew(source, task_root):
+        return modelnew_entry(module, Path(task_root))
+    return getattr(module, entry, None)
+
+
 def _tail_wait_us(calls) -> float:
     """Least time, over the calls, that a full device synchronize still waits once the current
     stream has finished the call's work. Host jitter only adds, hence the minimum."""
@@ -222,7 +232,7 @@ class _Session:
         except BaseException as exc:  # raised by the candidate's own top-level code
             self.load_error = {"import_error": _error(exc, self.path)}
             return
-        self.entry = getattr(module, job["entry"], None)
+        self.entry = candidate_entry(module, source, job["entry"], job.get("task"))
         if not callable(self.entry):
             self.load_error = {"entry_error": f"the module defines no callable `{job['entry']}`"}
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ksearch.task.importers import Built
 from ksearch.task.importers.common import TOLERANCES, default_distributions, dtype_name, infer_generator, task_name
 
 PROBLEM_FILE = "problem.py"
+META_FILE = "kernelbench.json"  # input, weight and size-constant names, for KernelBench-form candidates
 # CPU-sized values a size constant takes in the derived workloads (non-powers of two first: masking)
 CPU_SIZES = ((12, 20), (33, 24), (7, 48), (40, 16))
 CPU_MAX_ELEMENTS = 1 << 16  # per tensor, for the Triton interpreter
@@ -224,7 +226,46 @@ def build(path: Path, name: str | None) -> Built:
                  "FLOPs: torch.utils.flop_counter per workload (an estimate)" if counted else
                  "FLOPs: one per output element (flop_counter found no matmul-like op): an estimate"]
     reference = _REFERENCE.format(inputs=in_names, weights=list(original["weights"]), constants=list(shaping))
-    return Built(spec, reference, {PROBLEM_FILE: path.read_bytes()}, inferred)
+    meta = {"inputs": in_names, "weights": list(original["weights"]), "constants": axis}
+    return Built(spec, reference, {PROBLEM_FILE: path.read_bytes(), META_FILE: json.dumps(meta, indent=1).encode()},
+                 inferred)
+
+
+def uses_modelnew(source: str, task_root: Path | None) -> bool:
+    """A candidate in KernelBench's own form (`class ModelNew`, no `run`) for a task imported from it."""
+    return (task_root is not None and (Path(task_root) / META_FILE).is_file()
+            and re.search(r"^class ModelNew\b", source, re.M) is not None
+            and re.search(r"^def run\b", source, re.M) is None)
+
+
+def modelnew_entry(module, task_root: Path):
+    """The task's entry for a KernelBench-form candidate: build its `ModelNew` with the problem's
+    init inputs at the workload's size (read off the tensors' shapes), run `forward` with the given
+    weights in place of its own, and copy what it returns into the outputs. Trusted harness code: the
+    worker calls it, never the candidate."""
+    from ksearch.task import load_task
+
+    task_root = Path(task_root)
+    meta = json.loads((task_root / META_FILE).read_text())
+    task = load_task(task_root)
+    shapes = [(task.spec.inputs.get(n) or task.spec.outputs[n]).shape for n in [*task.input_names, *task.output_names]]
+    n_in, n_w = len(meta["inputs"]), len(meta["weights"])
+    models: dict[tuple, torch.nn.Module] = {}
+
+    def run(*tensors):
+        sizes = {}
+        for const, axis in meta["constants"].items():
+            sizes[const] = next(t.shape[dims.index(axis)] for t, dims in zip(tensors, shapes) if axis in dims)
+        key = tuple(sorted(sizes.items()))
+        if key not in models:
+            problem = _load(task_root / PROBLEM_FILE, sizes)
+            models[key] = module.ModelNew(*problem.get_init_inputs()).to(tensors[0].device)
+        inputs, weights, outs = tensors[:n_in], tensors[n_in:n_in + n_w], tensors[n_in + n_w:]
+        result = torch.func.functional_call(models[key], dict(zip(meta["weights"], weights)), tuple(inputs))
+        for out, value in zip(outs, result if isinstance(result, (tuple, list)) else (result,)):
+            out.copy_(value)
+
+    return run
 
 
 _REFERENCE = '''"""Reference of an imported KernelBench problem: the problem's own Model.forward, rebuilt with the
