@@ -19,6 +19,7 @@ from ksearch.task.importers import import_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernelbench"
 KERNELS = FIXTURES / "kernels"
+IMPORTERS = Path(__file__).parent / "fixtures" / "importers"
 
 
 @pytest.fixture(scope="module")
@@ -95,30 +96,44 @@ def test_the_import_command_prints_what_it_inferred_and_refuses_a_flagged_proble
     assert bad.returncode != 0 and "identically zero" in bad.stderr and "Traceback" not in bad.stderr
 
 
+SEARCHED = [  # (problem, format, a working candidate the scripted LLM writes) for each format
+    (FIXTURES / "softmax_rows.py", "kernelbench", Path(__file__).parent / "honest" / "softmax_rowblock.py"),
+    (IMPORTERS / "flashinfer" / "softmax_lse", "flashinfer", IMPORTERS / "flashinfer" / "softmax_lse" / "candidate.py"),
+    (IMPORTERS / "gpumode" / "axpb_py", "gpumode", IMPORTERS / "gpumode" / "axpb_py" / "candidate.py"),
+]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the llm extra (openai SDK)")
-def test_an_imported_task_is_searched_by_an_llm_proposer(tmp_path, monkeypatch):
+@pytest.mark.parametrize("problem,fmt,kernel", SEARCHED, ids=[f for _, f, _ in SEARCHED])
+def test_an_imported_task_is_searched_for_a_few_iterations(problem, fmt, kernel, tmp_path, monkeypatch):
     from llm_server import FakeLLM
 
     from ksearch.log import iter_rows, verify_log
     from ksearch.search.run import start_run
 
-    result, task = imported("softmax_rows", tmp_path)
-    cfg = {"task": str(result.directory), "dtype": "float32", "targets": ["h100"], "device": "cpu", "seed": 1,
-           "proposer": {"backend": "openai-compatible", "model": "local", "max_retries": 1, "timeout_s": 10},
-           "budget": {"evaluations": 2, "wall_s": 600},
+    result = import_task(problem, fmt=fmt, out=tmp_path)
+    task = load_task(result.directory)
+    cfg = {"task": str(result.directory), "dtype": task.default_dtype, "targets": ["h100"], "device": "cpu",
+           "seed": 1, "budget": {"evaluations": 2, "wall_s": 600},
            "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
            "eval": {"seeds": [0], "workloads": [w.name for w in task.workloads(cpu_only=True)][:2], "targets": "best"}}
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
     with FakeLLM() as llm:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        llm.script.kernels = [(Path(__file__).parent / "honest" / "softmax_rowblock.py").read_text()]
-        cfg["proposer"]["base_url"] = llm.url + "/v1"
+        llm.script.kernels = [kernel.read_text()]
+        cfg["proposer"] = {"backend": "openai-compatible", "model": "local", "base_url": llm.url + "/v1",
+                           "max_retries": 1, "timeout_s": 10}
         path.write_text(yaml.safe_dump(cfg))
         run = start_run(path, log_dir=tmp_path / "runs")
     assert verify_log(run.run_dir).ok
     steps = [line.row["payload"] for line, _ in iter_rows(run.run_dir) if line.row["kind"] == "step"]
-    assert len(steps) == 2 and all(s["passed"] for s in steps) and run.progress.best is not None
+    # each candidate verified on the imported task; only the h100 audit may object (the FlashInfer
+    # fixture's candidate keeps a whole row in registers and spills when compiled for sm_90a)
+    assert len(steps) == 2, steps
+    assert all(s["passed"] or s["failure_class"].startswith("audit:") for s in steps), [s["message"] for s in steps]
+    packets = {line.row["payload"]["packet_id"]: line.row["payload"] for line, _ in iter_rows(run.run_dir)
+               if line.row["kind"] == "attempt"}
+    assert all(packets[s["packet_id"]]["validation"]["passed"] for s in steps)
 
 
 def test_a_candidate_in_kernelbench_form_is_evaluated_through_its_modelnew(tmp_path, evaluator):
@@ -129,3 +144,16 @@ def test_a_candidate_in_kernelbench_form_is_evaluated_through_its_modelnew(tmp_p
     assert packet.status is Status.PASS, packet.message
     torch_only = evaluator.evaluate(KERNELS / "linear_bias_relu_modelnew_torch.py", task)
     assert torch_only.failure_class is FailureClass.REWARD_HACK_REFERENCE_CALL, torch_only.message
+
+
+@pytest.mark.parametrize("n", [64, 165, 1000, 65536])
+def test_a_sample_tells_normal_from_uniform_values(n):
+    from ksearch.task.importers.common import infer_generator
+
+    for seed in range(5):
+        torch.manual_seed(seed)
+        assert infer_generator(torch.randn(n))["kind"] == "normal"
+        u = infer_generator(torch.rand(n) * 4 - 1)
+        assert u["kind"] == "uniform" and -1.3 < u["low"] < -0.8 and 2.8 < u["high"] < 3.3
+    assert infer_generator(torch.randint(0, 7, (n,)))["kind"] == "randint"
+    assert infer_generator(torch.full((n,), 2.5)) == {"kind": "constant", "value": 2.5}

@@ -15,7 +15,7 @@ How it maps onto the task contract:
     tensors, so its value is fixed); one that varies is refused;
   - the workloads keep their var-axis values (named from them, the uuid in the note); small ones are
     marked `cpu: true`; CPU-sized workloads are derived by scaling var axes down when none fits
-    (`cpu_suite`, shared with the GPU MODE importer);
+    (`common.cpu_suite`, shared by every importer);
   - safetensors inputs, when the file is there, give that input's distribution (`infer_generator`);
   - bytes is exact (every tensor once); flops is an estimate from torch's FLOP counter on the reference.
 
@@ -30,183 +30,27 @@ from __future__ import annotations
 import ast
 import json
 import math
-import tempfile
 import uuid as uuidlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from ksearch.errors import TaskError
-from ksearch.task.formula import evaluate_formula
-from ksearch.task.importers.common import TOLERANCES, infer_generator, task_name
+from ksearch.task.importers.common import (
+    bytes_formula, cpu_suite, distributions_for, estimate_flops, infer_generator, task_name, tolerances_for,
+)
 
 if TYPE_CHECKING:
     from ksearch.evidence import EvidencePacket
     from ksearch.task import Task
     from ksearch.task.importers import Built
 
-CPU_ELEMENTS = 6000  # elements over all tensors of one workload that the CPU Triton interpreter runs quickly
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float8_e4m3fn": "float8_e4m3fn",
            "float8_e4m3": "float8_e4m3fn", "float8_e5m2": "float8_e5m2", "int64": "int64", "int32": "int32",
            "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool"}
 _FAMILIES = {"gemm": "gemm", "grouped_gemm": "gemm", "moe": "moe", "rmsnorm": "norm", "fused_add_rmsnorm": "norm",
              "layernorm": "norm", "sampling": "reduction", "softmax": "reduction", "rope": "elementwise"}
 _ATTENTION = ("gqa", "mla", "dsa", "nsa", "mha", "attention")
-_EXACT = {"atol": 0.0, "rtol": 0.0, "matched_ratio": 1.0, "max_error_cap": 0.0}
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared with the GPU MODE importer: the task-dict pieces every imported problem needs
-
-
-def _is_pow2(n: int) -> bool:
-    return n >= 1 and n & (n - 1) == 0
-
-
-def shapes_at(spec: dict, axes: dict[str, int]) -> list[tuple[int, ...]]:
-    """Every tensor's concrete shape in a task dict at these var-axis values."""
-    consts = {n: a["value"] for n, a in spec["axes"].items() if a["kind"] == "const"}
-    values = {**consts, **axes}
-    return [tuple(int(evaluate_formula(d, values, f"shape of {name}")) for d in t["shape"])
-            for name, t in {**spec["inputs"], **spec["outputs"]}.items()]
-
-
-def elements(spec: dict, axes: dict[str, int]) -> int:
-    return sum(math.prod(s) for s in shapes_at(spec, axes))
-
-
-def _has_non_pow2(spec: dict, axes: dict[str, int]) -> bool:
-    return any(not _is_pow2(d) for s in shapes_at(spec, axes) for d in s)
-
-
-def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[str, int]:
-    """Halve the largest var axis until the workload fits `budget`; with `odd`, then make one var
-    axis a non-power-of-two (8 -> 7) if no dim is one yet."""
-    axes = dict(axes)
-    while elements(spec, axes) > budget and any(v > 1 for v in axes.values()):
-        big = max(axes, key=lambda a: axes[a])
-        axes[big] = max(1, axes[big] // 2)
-    if odd and not _has_non_pow2(spec, axes):
-        for axis in sorted(axes, key=lambda a: -axes[a]):
-            if axes[axis] >= 3:
-                axes[axis] -= 1
-                break
-            if axes[axis] == 2 and elements(spec, {**axes, axis: 3}) <= budget:
-                axes[axis] = 3
-                break
-    return axes
-
-
-def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str, int]], bool] | None = None,
-              budget: int = CPU_ELEMENTS) -> tuple[list[dict], list[str]]:
-    """Mark workloads small enough for the CPU interpreter `cpu: true`; when there are fewer than 4
-    workloads, or no CPU one with a non-power-of-two dim, add CPU workloads derived from the smallest
-    one by scaling its var axes down (each `allowed` by the problem's constraints). Returns the
-    workloads and one line per derived workload saying what was scaled."""
-    allowed = allowed or (lambda axes: True)
-    out = [{**wl, "cpu": elements(spec, wl["axes"]) <= budget} for wl in workloads]
-    notes: list[str] = []
-    var = [n for n, a in spec["axes"].items() if a["kind"] == "var"]
-
-    def done() -> bool:
-        cpu = [wl for wl in out if wl["cpu"]]
-        return len(out) >= 4 and any(_has_non_pow2(spec, wl["axes"]) for wl in cpu)
-
-    if done():
-        return out, notes
-    if not var:
-        raise TaskError(f"{spec['name']}: no var axis to scale down and only {len(out)} workload(s) "
-                        f"({sum(wl['cpu'] for wl in out)} CPU-sized with a non-power-of-two dim); add workloads")
-    base = min(workloads, key=lambda wl: elements(spec, wl["axes"])) if workloads else None
-    start = dict(base["axes"]) if base else {a: 8 for a in var}
-    tries = [_scaled(spec, start, budget, True), _scaled(spec, start, budget // 4, True),
-             _scaled(spec, start, budget // 16, True), _scaled(spec, start, budget, False),
-             {a: 1 for a in var}, {a: 3 for a in var}, {a: 5 for a in var}]
-    seen = [wl["axes"] for wl in out]
-    for axes in tries:
-        if done():
-            break
-        if axes in seen or elements(spec, axes) > budget or not allowed(axes):
-            continue
-        seen.append(axes)
-        name = "cpu_" + "_".join(f"{a}{v}" for a, v in axes.items())
-        out.append({"name": name, "axes": axes, "cpu": True, "note": "derived: var axes scaled down for the CPU"})
-        source = f"workload {base['name']} ({_show(base['axes'])})" if base else "nothing (no workload given)"
-        notes.append(f"workload {name}: var axes {_show(axes)} scaled down from {source} so the CPU "
-                     "interpreter can verify candidates")
-    if not done():
-        raise TaskError(f"{spec['name']}: cannot derive CPU-sized workloads with a non-power-of-two dim within "
-                        f"{budget} elements that satisfy the problem's constraints; add a small workload by hand")
-    return out, notes
-
-
-def _show(axes: dict[str, int]) -> str:
-    return ", ".join(f"{a}={v}" for a, v in axes.items())
-
-
-def tolerances_for(dtypes: Iterable[str]) -> dict[str, dict]:
-    """The importer tolerances for each output dtype: floats from TOLERANCES (float8 as bfloat16), exact otherwise."""
-    out: dict[str, dict] = {}
-    for d in dtypes:
-        out[d] = dict(TOLERANCES.get(d) or (TOLERANCES["bfloat16"] if d.startswith("float8") else _EXACT))
-    return out
-
-
-def distributions_for(spec: dict) -> dict:
-    """`normal` (each input's own generator) and a heavy-tailed variant on every float input."""
-    heavy = {n: {"kind": "student_t", "df": 3, "clip": 100.0} for n, t in spec["inputs"].items()
-             if t["dtype"].startswith(("float", "bfloat"))}
-    if not heavy:
-        raise TaskError(f"{spec['name']}: no floating-point input; the task contract needs a heavy-tailed "
-                        "distribution over one, so this problem cannot be imported as is")
-    return {"normal": {}, "heavy_tailed": heavy}
-
-
-def bytes_formula(spec: dict) -> str:
-    """Every input read once and every output written once."""
-    terms = []
-    for name, t in {**spec["inputs"], **spec["outputs"]}.items():
-        dims = "*".join(f"({d})" if isinstance(d, str) and not d.isidentifier() else str(d) for d in t["shape"])
-        terms.append(f"{dims}*itemsize_{name}")
-    return " + ".join(terms)
-
-
-def estimate_flops(spec: dict, reference: str, files: dict[str, bytes]) -> tuple[str, str]:
-    """A FLOP formula from torch's FLOP counter on the reference at the smallest CPU workload:
-    counted FLOPs per element of the first output times its element count (right when the reduction
-    axes are const), or one per output element when the counter sees no matmul/convolution."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ksearch.task import load_task
-
-    out_name, out = next(iter(spec["outputs"].items()))
-    per_out = "*".join(f"({d})" for d in out["shape"])
-    with tempfile.TemporaryDirectory(prefix="ksearch-flops-") as tmp:
-        root = Path(tmp) / spec["name"]
-        root.mkdir()
-        for rel, data in files.items():
-            (root / rel).write_bytes(data)
-        (root / "reference.py").write_text(reference)
-        (root / "task.yaml").write_text(yaml.safe_dump({**spec, "flops": 0}, sort_keys=False))
-        task = load_task(root / "task.yaml")
-        wl = min(task.workloads(cpu_only=True), key=lambda w: elements(spec, w.axes))
-        inputs = task.make_inputs(wl, "normal", 0)
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            task.run_reference(inputs, workload=wl)
-        counted = counter.get_total_flops()
-        n_out = math.prod(task.spec.resolve_shape(out_name, task.axes_for(wl)))
-    if counted <= 0:
-        total = " + ".join("*".join(f"({d})" for d in t["shape"]) for t in spec["outputs"].values())
-        return total, ("flops: estimated as one per output element (torch's FLOP counter saw no matmul or "
-                       "convolution in the reference)")
-    per = counted / n_out
-    per_text = str(int(per)) if float(per).is_integer() else f"{per:.6g}"
-    return f"{per_text}*{per_out}", (f"flops: estimated from torch's FLOP counter on workload {wl.name} as {per_text} "
-                                     f"per element of output {out_name}; exact only if the reduction axes are const")
 
 
 # ---------------------------------------------------------------------------------------------

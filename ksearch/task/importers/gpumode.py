@@ -5,7 +5,7 @@ becomes a ksearch task; a submission with `custom_kernel(data)` becomes a candid
 How it maps onto the task contract:
   - every int field of the specs but `seed` is a var axis; each spec is a workload (tests first,
     benchmarks not already among them after), and CPU-sized workloads are derived by scaling the var
-    axes down when none fits (`flashinfer.cpu_suite`), each checked by running `ref_kernel` on it;
+    axes down when none fits (`common.cpu_suite`), each checked by running `ref_kernel` on it;
   - `generate_input` runs on the CPU (string literals "cuda" read as "cpu") at the smallest spec and at
     that spec with each axis doubled: the tensors of `data` (one tensor, or a tuple/list of them) are
     the inputs, what `ref_kernel` returns the outputs, and each dim becomes the axis (or multiple of
@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ksearch.errors import TaskError
-from ksearch.task.importers.common import dtype_name, infer_generator, task_name
-from ksearch.task.importers.flashinfer import (
-    bytes_formula, cpu_suite, distributions_for, estimate_flops, shapes_at, tolerances_for,
+from ksearch.task.importers.common import (
+    bytes_formula, cpu_suite, distributions_for, dtype_name, estimate_flops, infer_generator, shapes_at, task_name,
+    tolerances_for,
 )
 
 if TYPE_CHECKING:

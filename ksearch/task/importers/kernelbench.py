@@ -25,7 +25,9 @@ import torch
 
 from ksearch.errors import TaskError
 from ksearch.task.importers import Built
-from ksearch.task.importers.common import TOLERANCES, default_distributions, dtype_name, infer_generator, task_name
+from ksearch.task.importers.common import (
+    TOLERANCES, bytes_formula, distributions_for, dtype_name, infer_generator, task_name, tolerances_for,
+)
 
 PROBLEM_FILE = "problem.py"
 META_FILE = "kernelbench.json"  # input, weight and size-constant names, for KernelBench-form candidates
@@ -199,11 +201,10 @@ def build(path: Path, name: str | None) -> Built:
         label = "kernelbench" if j == 0 else "cpu_" + "_".join(f"{k}{v}" for k, v in values.items())
         workloads.append({"name": label, "axes": wl_axes, "cpu": j > 0,
                           "note": "the problem's own size" if j == 0 else "scaled down to run on the CPU"})
-    n_out_elems = " + ".join("*".join(map(str, s["shape"])) for s in outputs.values())
-    bytes_formula = " + ".join(f"{'*'.join(map(str, s['shape']))}*itemsize_{n}"
-                               for n, s in [*inputs.items(), *outputs.items()])
+    n_out_elems = " + ".join("*".join(f"({d})" for d in s["shape"]) for s in outputs.values())
+    shapes = {"name": task_name(name or path.stem), "inputs": inputs, "outputs": outputs}
     spec = {
-        "name": task_name(name or path.stem),
+        "name": shapes["name"],
         "description": (inspect.getdoc(module.Model) or inspect.getdoc(module) or f"KernelBench problem {path.name}")
         + f"\nImported from KernelBench problem {path.name}; weights are inputs.",
         "op_family": "imported",
@@ -215,10 +216,10 @@ def build(path: Path, name: str | None) -> Built:
         "outputs": outputs,
         "entry": f"run({', '.join([*inputs, *outputs])})",
         "workloads": workloads,
-        "distributions": default_distributions(inputs, [n for n in in_names if inputs[n]["dtype"] == "$dtype"]),
-        "tolerances": {variant_dtype: TOLERANCES[variant_dtype]},
+        "distributions": distributions_for(shapes, stressed=in_names),
+        "tolerances": tolerances_for([variant_dtype]),
         "flops": "FLOPS" if counted else n_out_elems,
-        "bytes": bytes_formula,
+        "bytes": bytes_formula(shapes),
         "languages": ["triton", "tilelang", "hip"],
     }
     inferred += ["input distributions inferred from one sample: "
