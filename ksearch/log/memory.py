@@ -167,10 +167,6 @@ def _templates(task: str | None) -> dict:
     return {t.id: t for t in templates_for(task)}
 
 
-def _knob_key(knobs: dict) -> str:
-    return json.dumps(knobs, sort_keys=True, separators=(",", ":"))
-
-
 def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pass_rate: float,
              per_fact: int) -> tuple[Memory, list[FrontierRow]]:
     start = _run_start(conn)
@@ -241,34 +237,35 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
 
 def _frontier(conn: sqlite3.Connection, templates: dict, strategies: dict) -> tuple[list[FrontierRow], list[FrontierRow]]:
     """Template rows (tried vs untried settings) and knob-value rows (which values were never tried)."""
-    tried: dict[str, dict[str, tuple[int, float | None]]] = {}  # template -> knob key -> (passed, best)
+    from ksearch.propose.templates.base import knob_key
+
+    tried: dict[str, dict[str, list]] = {}  # template -> knob_key -> [knobs, passed, best score]
     for template, knobs, ok, score in conn.execute(
             "SELECT template, knobs, passed, score FROM steps WHERE template IS NOT NULL"):
-        key = _knob_key(json.loads(knobs)) if knobs else "{}"
-        p, b = tried.setdefault(template, {}).get(key, (0, None))
-        tried[template][key] = (p + (ok or 0), score if b is None or (score is not None and score > b) else b)
+        setting = json.loads(knobs) if knobs else {}
+        entry = tried.setdefault(template, {}).setdefault(knob_key(setting), [setting, 0, None])
+        entry[1] += ok or 0
+        if score is not None and (entry[2] is None or score > entry[2]):
+            entry[2] = score
     rows, knob_rows = [], []
     for tid, t in templates.items():
         mine = tried.get(tid, {})
         settings = t.settings()
-        keys = {_knob_key(t.complete(s)) for s in settings}
-        done = {k for k in mine if k in keys}
-        ok = sum(p for p, _ in mine.values())
-        scores = [b for _, b in mine.values() if b is not None]
-        status = "untried" if not mine else ("exhausted" if len(done) == len(keys) else "open")
-        rows.append(FrontierRow(decision=t.decision, template=tid, title=t.title, settings=len(keys), tried=len(mine),
-                                untried=len(keys - done), passed=ok, best_score=max(scores) if scores else None,
-                                status=status))
+        untried = len(t.untried(mine.keys()))
+        scores = [b for _, _, b in mine.values() if b is not None]
+        status = "untried" if not mine else ("exhausted" if not untried else "open")
+        rows.append(FrontierRow(decision=t.decision, template=tid, title=t.title, settings=len(settings),
+                                tried=len(mine), untried=untried, passed=sum(p for _, p, _ in mine.values()),
+                                best_score=max(scores) if scores else None, status=status))
         for knob, values in t.knobs.items():
             for value in values:
-                with_value = [json.loads(k) for k in mine if json.loads(k).get(knob) == value]
+                with_value = [e for e in mine.values() if e[0].get(knob) == value]
                 n_settings = sum(1 for s in settings if s.get(knob) == value)
-                vals = [mine[_knob_key(k)] for k in with_value]
-                best_vals = [b for _, b in vals if b is not None]
+                best_vals = [b for _, _, b in with_value if b is not None]
                 knob_rows.append(FrontierRow(
                     decision=t.decision, template=tid, title=t.title, knob=knob, value=json.dumps(value),
                     settings=n_settings, tried=len(with_value), untried=max(0, n_settings - len(with_value)),
-                    passed=sum(p for p, _ in vals), best_score=max(best_vals) if best_vals else None,
+                    passed=sum(p for _, p, _ in with_value), best_score=max(best_vals) if best_vals else None,
                     status="tried" if with_value else "untried"))
     # strategies the templates do not know (an LLM proposer's actions): tried, no settings to count
     for strategy, (_, template, action, n, ok, best) in strategies.items():

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ksearch.errors import KsearchError
+from ksearch.propose.templates.base import knob_key  # noqa: F401  re-exported: the loop and proposers use it
 from ksearch.task import Task
 from ksearch.worldmodel import EditOp, Node, WorldModel
 
@@ -106,10 +107,6 @@ class ProposerCall:
     response_blob: str | None = None
     failure: str | None = None
     raw: str | None = None
-
-
-def knob_key(knobs: dict) -> str:
-    return ",".join(f"{k}={knobs[k]!r}" for k in sorted(knobs))
 
 
 class Proposer(Protocol):

@@ -76,7 +76,7 @@ class OfflineProposer:
         else:
             center = state.tried.best.get(t.id, (None, start))[1]
             fresh = [k for k in t.neighbours(center) if knob_key(k) not in tried]
-            untried = fresh or [k for k in t.settings() if knob_key(k) not in tried]
+            untried = fresh or t.untried(tried)
             if not untried:
                 raise Exhausted(f"every setting of {t.id} has been evaluated")
             knobs, how = rng.choice(untried), ("a neighbour of the best setting" if fresh else "an untried setting")
@@ -86,8 +86,7 @@ class OfflineProposer:
 
     def exhausted(self, action: Node, state: SearchState) -> bool:
         """Whether every setting of the action's template has been evaluated: nothing new to try."""
-        tried = state.tried.keys.get(action.attrs["template"], set())
-        return all(knob_key(k) in tried for k in template(action.attrs["template"]).settings())
+        return not template(action.attrs["template"]).untried(state.tried.keys.get(action.attrs["template"], set()))
 
     # ------------------------------------------------------------------ reflect
 

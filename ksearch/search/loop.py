@@ -372,7 +372,7 @@ class Search:
             for k in range(n):
                 cid = f"c{self.progress.evaluations + k:04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
-                left = [(t, u) for t in ts if (u := [s for s in t.settings() if knob_key(s) not in tried.get(t.id, ())])]
+                left = [(t, u) for t in ts if (u := t.untried(tried.get(t.id, set())))]
                 if not left:
                     break
                 t, untried = rng.choice(left)

@@ -17,7 +17,7 @@ import functools
 import itertools
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 
 # Cache and eviction hints: knob value -> (load kwargs for streamed data, load kwargs for reused data).
@@ -104,7 +104,12 @@ class Template:
 
     def settings(self) -> list[dict]:
         """Every valid knob setting, in knob order (spaces are small: a few thousand at most)."""
-        return _settings(self)
+        return _settings(self)[0]
+
+    def untried(self, tried: Set[str]) -> list[dict]:
+        """The valid settings whose `knob_key` is not in `tried`, in knob order."""
+        settings, keys = _settings(self)
+        return [s for s, key in zip(settings, keys) if key not in tried]
 
     def sample_knobs(self, rng: random.Random, tries: int = 1000) -> dict:
         """A uniformly drawn knob setting that `valid()` accepts (the default if none is found)."""
@@ -151,11 +156,18 @@ class Template:
         return header + body.lstrip("\n")
 
 
+def knob_key(knobs: dict) -> str:
+    """A knob setting's identity: what the search remembers as tried."""
+    return ",".join(f"{k}={knobs[k]!r}" for k in sorted(knobs))
+
+
 @functools.lru_cache(maxsize=None)
-def _settings(t: Template) -> list[dict]:
+def _settings(t: Template) -> tuple[list[dict], list[str]]:
+    """The template's valid settings and their keys, computed once."""
     names = list(t.knobs)
     every = (dict(zip(names, values)) for values in itertools.product(*(t.knobs[n] for n in names)))
-    return [k for k in every if t.valid(k)]
+    settings = [k for k in every if t.valid(k)]
+    return settings, [knob_key(k) for k in settings]
 
 
 def _typed(value: object) -> tuple[str, object]:
