@@ -209,9 +209,6 @@ class WorkerPool:
         finally:
             self.release(worker)
 
-    def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
-        return self.take().run(job, timeout_s, memory_mb)
-
     def close(self) -> None:
         for worker in self._spare + self._dying:
             worker.kill()

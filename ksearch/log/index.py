@@ -442,22 +442,6 @@ def query(run_dir: Path, sql: str, params: list | None = None) -> tuple[list[str
         conn.close()
 
 
-def read_attempt(run_dir: Path, attempt_id: str) -> dict:
-    """The logged packet of one attempt, read at its row's offset through the index (no scan).
-
-    LogError when the index knows no such attempt or the row there is not it."""
-    conn = connect_readonly(run_dir)
-    try:
-        row = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? ORDER BY seq LIMIT 1",
-                           [attempt_id]).fetchone()
-    finally:
-        conn.close()
-    if row is None:
-        raise LogError(f"{run_dir} has no attempt {attempt_id!r}; list them with "
-                       f"`ksearch log query {run_dir} \"SELECT attempt_id, status FROM attempts\"`")
-    return read_row_at(run_dir, row[1], row[0])["payload"]
-
-
 def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:
     """The history row starting at byte `offset`, checked to be row `seq`."""
     with open(history_path(Path(run_dir)), "rb") as f:

@@ -16,7 +16,6 @@ here: `ksearch compile` does that.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +87,6 @@ def replay(run_dir: Path, ident: str, *, device: str = "auto", timeout_s: float 
                        bench_budget_s=cfg_eval.get("bench_budget_s", 1.0)) as ev:
             packet = ev.evaluate(path, task, target=cand.get("target"), dtype=cand.get("dtype"), seeds=seeds,
                                  workloads=workloads)
-        shutil.rmtree(Path(tmp) / "__pycache__", ignore_errors=True)
     new = packet.model_dump(mode="json")
     return Replay(logged.get("packet_id", ident), logged, new, compare(logged, new))
 

@@ -75,10 +75,6 @@ class ProposerConfig(BaseModel):
             raise ValueError("backend replay needs replay_from, the run directory to replay (--from RUN_DIR)")
         return self
 
-    @property
-    def is_llm(self) -> bool:
-        return self.backend in LLM_BACKENDS or self.backend == "replay"
-
 
 def parse_spec(spec: str) -> dict[str, Any]:
     """`openai:gpt-5` -> {"backend": "openai", "model": "gpt-5", "base_url": None}; see SPEC_HELP."""

@@ -95,13 +95,6 @@ class Template:
             return False
         return self.constraint(full) if self.constraint is not None else True
 
-    def space_size(self) -> int:
-        """Number of knob settings, valid or not."""
-        n = 1
-        for values in self.knobs.values():
-            n *= len(values)
-        return n
-
     def settings(self) -> list[dict]:
         """Every valid knob setting, in knob order (spaces are small: a few thousand at most)."""
         return _settings(self)[0]

@@ -49,7 +49,7 @@ def task_name(text: str) -> str:
     name = re.sub(r"[^a-z0-9_.-]+", "_", text.lower()).strip("_.-")
     if not name:
         raise TaskError(f"cannot make a task name from {text!r}; pass --name")
-    return name if name[0].isalnum() else f"t{name}"
+    return name
 
 
 def dtype_name(dtype: torch.dtype) -> str:

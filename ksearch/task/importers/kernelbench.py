@@ -117,9 +117,7 @@ def build(path: Path, name: str | None) -> Built:
         try:
             if shapes(_run(path, {k: v + 1})) != shapes(original):
                 shaping[k] = v
-        except TaskError:
-            continue
-        except Exception:  # noqa: BLE001  a size the model refuses: not a free axis
+        except Exception:  # noqa: BLE001  a size the model refuses (TaskError or the model's own): not a free axis
             continue
     variants: list[tuple[dict[str, int], dict]] = []
     for small, other in CPU_SIZES:
