@@ -274,10 +274,16 @@ def test_prompt_sections_stay_within_their_budgets():
     budget = PromptBudget(task=300, target=200, skills=300, world_model=150, memory=100)
     builder = PromptBuilder(load_task("rmsnorm"), "float16", ["h100"], budget)
     from ksearch.propose.base import SearchState, Tried
+    from ksearch.propose.offline import OfflineProposer
 
     state = SearchState(load_task("rmsnorm"), WorldModel.new("rmsnorm"), Tried(), None)
+    for ops in OfflineProposer("rmsnorm").propose_actions(state, 2):  # a tree big enough to need folding
+        state.wm.apply(ops)
     prompt = builder.propose_actions(state, 1)
-    for name in ("task", "target", "skills"):
-        assert prompt.sections[name] <= getattr(budget, name)
+    budgeted = {name: getattr(budget, {"tree": "world_model"}.get(name, name)) for name in prompt.sections
+                if {"tree": "world_model"}.get(name, name) in PromptBudget.model_fields}
+    assert {"task", "target", "skills", "tree", "memory"} <= set(budgeted)
+    for name, limit in budgeted.items():
+        assert prompt.sections[name] <= limit, (name, prompt.sections[name], limit)
     assert "Entry: def run(x, weight, out)" in prompt.system and prompt.user.endswith("}]}]}")
     assert builder.propose_actions(state, 1).system == prompt.system  # stable: the same every call

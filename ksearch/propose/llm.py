@@ -31,7 +31,7 @@ from ksearch.propose.backends import (
 from ksearch.propose.base import Implementation, Outcome, ProposerCall, ProposerStop, SearchState
 from ksearch.propose.offline import OfflineProposer, rule_reflect
 from ksearch.propose.prices import cost_usd, price_of
-from ksearch.propose.prompt import Prompt, PromptBuilder, entry_args
+from ksearch.propose.prompt import Prompt, PromptBuilder
 from ksearch.propose.replies import (
     ActionSpec, DecisionSpec, Plan, ReplyError, check_finish, parse_edit_script, parse_module, parse_plan,
 )
@@ -53,7 +53,7 @@ class LLMProposer:
         self.backend = backend or make_backend(cfg)
         self.name = f"{cfg.backend}:{self.backend.model}"
         self.builder = PromptBuilder(task, dtype, targets, cfg.prompt)
-        self.entry, self.args = entry_args(task)
+        self.entry, self.args = task.entry_name, task.entry_args
         self.calls: list[ProposerCall] = []
         self.spent_usd = sum(r.get("usd") or 0.0 for r in call_rows(self.run_dir))  # a resumed run's spend
         if isinstance(self.backend, ReplayBackend):

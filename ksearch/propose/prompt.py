@@ -74,12 +74,6 @@ def clip(text: str, budget: int) -> str:
     return text[:lo] + marker
 
 
-def entry_args(task: Task) -> tuple[str, list[str]]:
-    """The entry's name and parameter names, from the task's `entry: run(x, weight, out)`."""
-    name, _, rest = task.spec.entry.partition("(")
-    return name.strip(), [a.strip() for a in rest.rstrip(") ").split(",") if a.strip()]
-
-
 def evidence_text(packet: EvidencePacket) -> str:
     """What a proposer needs from a packet: verdict, located diagnostics, failed checks, worst
     mismatch, timings against the baseline and the speed of light."""
@@ -131,7 +125,7 @@ class PromptBuilder:
 
     def _task_text(self) -> str:
         d = describe_task(self.task, self.dtype)
-        name, args = entry_args(self.task)
+        name, args = self.task.entry_name, self.task.entry_args
         tensors = "\n".join(f"- {t['name']} ({t['role']}): {t['dtype']} {t['shape']} {t['description']}".rstrip()
                             for t in d["inputs"] + d["outputs"])
         workloads = "\n".join(f"- {w['name']}: {w['axes']}{' (verified on CPU)' if w['cpu'] else ''}"
@@ -198,8 +192,9 @@ class PromptBuilder:
         return clip("# Memory\n" + "\n".join(p for p in (recent, distilled) if p), self.budget.memory)
 
     def _tree(self, state: SearchState, focus: str | None) -> str:
-        return "# World model (id [kind/status] title (p=priority d=difficulty))\n" + render_text(
-            state.wm, self.budget.world_model, focus)
+        header = "# World model (id [kind/status] title (p=priority d=difficulty))\n"
+        # the header counts against the section's budget too
+        return header + render_text(state.wm, self.budget.world_model - count_tokens(header) - 1, focus)
 
     def propose_actions(self, state: SearchState, islands: int) -> Prompt:
         ask = f"""## Call: propose_actions
@@ -213,7 +208,7 @@ Plan the search. Propose up to {MAX_DECISIONS} strategy decisions (choice points
 
     def implement(self, state: SearchState, action: Node, parent_source: str | None,
                   evidence: Outcome | None) -> Prompt:
-        name, args = entry_args(self.task)
+        name, args = self.task.entry_name, self.task.entry_args
         parts = {"tree": self._tree(state, action.id), "memory": self._memory(state)}
         if parent_source is not None:
             parts["parent"] = clip(f"# Parent kernel ({state.parent.candidate if state.parent else '?'})\n"
