@@ -209,6 +209,8 @@ def test_memory_text_fits_its_budget(real_run, tmp_path):
         for budget in (20, 60, 150, 400):
             text = memory_text(m, budget)
             assert count_tokens(text) <= budget
+            if budget >= 150:  # room for the header and facts: a cut that dropped everything would pass above
+                assert text.startswith("Run memory") and "Proven" in text
         assert memory_text(m, 0) == "" and memory_text(None, 500) == ""
     assert "Dead ends" in full and "synth/t2" in full  # the synthetic one has a dead end
     assert "Frontier" in memory_text(distill(real_run), 10_000)
@@ -326,7 +328,6 @@ def test_datasette_serves_canned_queries(real_run):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    assert proc.returncode is not None
 
 
 # ---------------------------------------------------------------- replay
@@ -349,7 +350,6 @@ def test_replay_reproduces_a_logged_failure(real_run):
 
 
 def test_the_prompt_builders_memory_section_carries_the_distilled_memory(real_run):
-    from ksearch.log.memory import distill
     from ksearch.propose.base import SearchState, Tried
     from ksearch.propose.prompt import PromptBuilder
     from ksearch.propose.settings import PromptBudget
@@ -357,7 +357,7 @@ def test_the_prompt_builders_memory_section_carries_the_distilled_memory(real_ru
     from ksearch.worldmodel import WorldModel
 
     memory = distill(real_run)
-    fact = (memory.proven or memory.dead_ends)[0]  # the fixture's first 16 candidates prove a strategy
+    fact = memory.proven[0]  # the fixture's first 16 candidates prove a strategy
     state = SearchState(load_task("rmsnorm"), WorldModel.new("rmsnorm"), Tried(), None, run_dir=real_run)
     builder = PromptBuilder(load_task("rmsnorm"), "float16", ["h100"], PromptBudget(memory=400))
     section = builder._memory(state)
