@@ -119,3 +119,6 @@ class Proposer(Protocol):
     def implement(self, action: Node, state: SearchState, rng: random.Random) -> Implementation | None: ...
 
     def reflect(self, state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]: ...
+
+    def exhausted(self, action: Node, state: SearchState) -> bool:
+        """Whether `implement` has nothing new left for `action` (selection then passes it over)."""

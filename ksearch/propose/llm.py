@@ -152,6 +152,9 @@ class LLMProposer:
         source, how = got
         return Implementation(source=source, attrs={"proposer": self.name, "how": how}, note=how)
 
+    def exhausted(self, action: Node, state: SearchState) -> bool:
+        return False  # a model can always write something new
+
     def reflect(self, state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]:
         def parse(text: str) -> tuple[list[EditOp], str]:
             ops = parse_edit_script(text, state.wm)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ksearch.log import iter_rows
-from ksearch.search.loop import STEP
+from ksearch.log.index import STEP
 
 
 @dataclass

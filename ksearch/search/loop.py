@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ksearch.log import History, iter_rows
+from ksearch.log.index import STEP
 from ksearch.log.memory import update_memory
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried, knob_key
 from ksearch.propose.prompt import evidence_text
@@ -38,7 +39,6 @@ from ksearch.search.pipeline import CandidateResult, Pipeline
 from ksearch.task import Task
 from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status, WorldModel, WorldModelError, record
 
-STEP = "step"
 NO_CANDIDATE_LIMIT = 4  # implement calls in a row without a usable candidate before the run stops
 
 
@@ -171,12 +171,10 @@ class Search:
         frontier = self.wm.frontier()
         if not frontier:
             return None
-        exhausted = getattr(self.proposer, "exhausted", None)
-        if exhausted is not None:  # an action with nothing new to try would only repeat evaluations
-            state = self._state()
-            frontier = [a for a in frontier if not exhausted(a, state)]
-            if not frontier:
-                return None
+        state = self._state()  # an action with nothing new to try would only repeat evaluations
+        frontier = [a for a in frontier if not self.proposer.exhausted(a, state)]
+        if not frontier:
+            return None
         mine = [a for a in frontier if self._island(a) == island] or frontier
         solved = len(self.wm.actions(Status.solved))
         level = min(5, 2 + solved // 2)
