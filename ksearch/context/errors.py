@@ -23,5 +23,6 @@ class BudgetError(ContextError):
     """The token budget cannot hold even the smallest useful answer."""
 
 
-class ContextFileError(ConfigError):
-    """A SKILL.md, chapter, topics.yaml, rules file or AMD ISA XML file is malformed."""
+class ContextFileError(ContextError, ConfigError):
+    """A SKILL.md, chapter, topics.yaml, rules file or AMD ISA XML file is malformed or missing (a
+    ContextError too, so whoever serves context, the prompt builder say, degrades instead of stopping)."""

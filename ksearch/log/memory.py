@@ -132,7 +132,8 @@ def distill(run_dir: Path, *, min_failures: int = 3, max_pass_rate: float = 0.5,
 
 def update_memory(run_dir: Path) -> Memory:
     """For the search loop, after each visit: bring the index up to date (incrementally) and rewrite
-    memory.json and frontier.csv. Costs a few milliseconds on a run of hundreds of candidates."""
+    memory.json and frontier.csv. It re-reads the steps table, so it grows with the run: 65 ms on a
+    36-step quickstart run, 6.3 s on a synthetic 1M-step log (both measured on the 2-core machine)."""
     return distill(run_dir)
 
 
