@@ -15,6 +15,7 @@ file with the workload's constants and runs `forward` with the given weights (to
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import inspect
 import json
@@ -26,14 +27,13 @@ import torch
 from ksearch.errors import TaskError
 from ksearch.task.importers import Built
 from ksearch.task.importers.common import (
-    TOLERANCES, bytes_formula, distributions_for, dtype_name, infer_generator, task_name, tolerances_for,
+    CPU_ELEMENTS, TOLERANCES, bytes_formula, distributions_for, dtype_name, infer_generator, task_name, tolerances_for,
 )
 
 PROBLEM_FILE = "problem.py"
 META_FILE = "kernelbench.json"  # input, weight and size-constant names, for KernelBench-form candidates
 # CPU-sized values a size constant takes in the derived workloads (non-powers of two first: masking)
 CPU_SIZES = ((12, 20), (33, 24), (7, 48), (40, 16))
-CPU_MAX_ELEMENTS = 1 << 16  # per tensor, for the Triton interpreter
 
 
 def detect(path: Path) -> bool:
@@ -126,8 +126,8 @@ def build(path: Path, name: str | None) -> Built:
             run = _run(path, values)
         except Exception:  # noqa: BLE001  this combination breaks the model (a divisibility rule): skip it
             continue
-        small_enough = max(t.numel() for t in [*run["inputs"], *run["weights"].values(), *run["outputs"]])
-        if small_enough <= CPU_MAX_ELEMENTS and values not in [v for v, _ in variants] and values != shaping:
+        total = sum(t.numel() for t in [*run["inputs"], *run["weights"].values(), *run["outputs"]])
+        if total <= CPU_ELEMENTS and values not in [v for v, _ in variants] and values != shaping:
             variants.append((values, run))
     if not variants:
         raise TaskError(f"{path}: no smaller size of this problem runs on the CPU (constants tried: "
@@ -224,7 +224,7 @@ def build(path: Path, name: str | None) -> Built:
                  + ", ".join(f"{n} {s['distribution']['kind']}" for n, s in inputs.items()),
                  "FLOPs: torch.utils.flop_counter per workload (an estimate)" if counted else
                  "FLOPs: one per output element (flop_counter found no matmul-like op): an estimate"]
-    reference = _REFERENCE.format(inputs=in_names, weights=list(original["weights"]), constants=list(shaping))
+    reference = _REFERENCE
     meta = {"inputs": in_names, "weights": list(original["weights"]), "constants": axis}
     return Built(spec, reference, {PROBLEM_FILE: path.read_bytes(), META_FILE: json.dumps(meta, indent=1).encode()},
                  inferred)
@@ -245,55 +245,53 @@ def modelnew_entry(module, task_root: Path):
     from ksearch.task import load_task
 
     task_root = Path(task_root)
-    meta = json.loads((task_root / META_FILE).read_text())
+    meta = _meta(str(task_root))
     task = load_task(task_root)
     shapes = [(task.spec.inputs.get(n) or task.spec.outputs[n]).shape for n in [*task.input_names, *task.output_names]]
-    n_in, n_w = len(meta["inputs"]), len(meta["weights"])
-    models: dict[tuple, torch.nn.Module] = {}
+    n_args = len(meta["inputs"]) + len(meta["weights"])
 
     def run(*tensors):
-        sizes = {}
-        for const, axis in meta["constants"].items():
-            sizes[const] = next(t.shape[dims.index(axis)] for t, dims in zip(tensors, shapes) if axis in dims)
-        key = tuple(sorted(sizes.items()))
-        if key not in models:
-            problem = _load(task_root / PROBLEM_FILE, sizes)
-            models[key] = module.ModelNew(*problem.get_init_inputs()).to(tensors[0].device)
-        inputs, weights, outs = tensors[:n_in], tensors[n_in:n_in + n_w], tensors[n_in + n_w:]
-        result = torch.func.functional_call(models[key], dict(zip(meta["weights"], weights)), tuple(inputs))
-        for out, value in zip(outs, result if isinstance(result, (tuple, list)) else (result,)):
+        sizes = {const: next(t.shape[dims.index(axis)] for t, dims in zip(tensors, shapes) if axis in dims)
+                 for const, axis in meta["constants"].items()}
+        result = run_problem_model(task_root, "ModelNew", module, tensors[:n_args], sizes)
+        for out, value in zip(tensors[n_args:], result if isinstance(result, tuple) else (result,)):
             out.copy_(value)
 
     return run
 
 
-_REFERENCE = '''"""Reference of an imported KernelBench problem: the problem's own Model.forward, rebuilt with the
-workload's size constants and run with the given weights. Written by `ksearch tasks import`."""
+@functools.lru_cache(maxsize=None)
+def _meta(task_root: str) -> dict:
+    return json.loads((Path(task_root) / META_FILE).read_text())
 
-import importlib.util
+
+_MODELS: dict[tuple, torch.nn.Module] = {}  # (task dir, class, id of its module, sizes, device) -> model
+
+
+def run_problem_model(task_root: Path, cls: str, module, tensors, sizes: dict):
+    """`cls` (the problem's `Model`, or a candidate's `ModelNew` from `module`) built once per size
+    and device with the problem's init inputs at `sizes`, then run with the task's weights in place
+    of its own: the shared step of the reference and of KernelBench-form candidates."""
+    meta = _meta(str(task_root))
+    device = tensors[0].device
+    key = (str(task_root), cls, id(module), tuple(sorted(sizes.items())), str(device))
+    if key not in _MODELS:
+        problem = _load(Path(task_root) / PROBLEM_FILE, sizes)
+        _MODELS[key] = getattr(module or problem, cls)(*problem.get_init_inputs()).to(device)
+    n_in = len(meta["inputs"])
+    with torch.no_grad():
+        out = torch.func.functional_call(_MODELS[key], dict(zip(meta["weights"], tensors[n_in:])), tuple(tensors[:n_in]))
+    return tuple(out) if isinstance(out, (tuple, list)) else out
+
+
+_REFERENCE = '''"""Reference of an imported KernelBench problem: the problem's own Model.forward at the workload's
+size constants, run with the given weights. Written by `ksearch tasks import`."""
+
 from pathlib import Path
 
-import torch
-
-INPUTS = {inputs!r}
-WEIGHTS = {weights!r}  # state_dict keys, in the order the task lists them after the inputs
-CONSTANTS = {constants!r}
-
-
-def _problem(constants):
-    spec = importlib.util.spec_from_file_location("kernelbench_problem", Path(__file__).with_name("problem.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for name, value in constants.items():
-        setattr(module, name, value)
-    return module
+from ksearch.task.importers.kernelbench import run_problem_model
 
 
 def reference(*tensors, **constants):
-    module = _problem(constants)
-    model = module.Model(*module.get_init_inputs()).to(tensors[0].device)
-    inputs, weights = tensors[:len(INPUTS)], tensors[len(INPUTS):]
-    with torch.no_grad():
-        out = torch.func.functional_call(model, dict(zip(WEIGHTS, weights)), tuple(inputs))
-    return tuple(out) if isinstance(out, (tuple, list)) else out
+    return run_problem_model(Path(__file__).parent, "Model", None, tensors, constants)
 '''
