@@ -84,6 +84,15 @@ def test_an_output_that_ignores_its_input_is_refused_at_import(tmp_path):
     assert result.flags and "FLAGGED AT IMPORT" in yaml.safe_load((result.directory / "task.yaml").read_text())["description"]
 
 
+@pytest.mark.parametrize("problem,why", [("ignores_input", "does not depend on the inputs"),
+                                         ("one_valued_input", "holds one value everywhere"),
+                                         ("noisy_reference", "differs between two runs of the reference")])
+def test_every_honesty_flag_refuses_its_problem(problem, why, tmp_path):
+    with pytest.raises(TaskError, match=why):
+        imported(problem, tmp_path)
+    assert not (tmp_path / problem).exists()
+
+
 def test_the_import_command_prints_what_it_inferred_and_refuses_a_flagged_problem(tmp_path):
     def ksearch(*args):
         return subprocess.run([sys.executable, "-m", "ksearch", *args], capture_output=True, text=True, timeout=300)
