@@ -34,7 +34,9 @@ app.add_typer(skills_app, name="skills")
 app.add_typer(isa_app, name="isa")
 register_log_mining(app, log_app)  # log distill, log serve, report, replay (ksearch/cli_log.py)
 
-out = Console()
+# Piped output keeps each line whole (a path split across lines cannot be copied or grepped);
+# a terminal still wraps to its width.
+out = Console(soft_wrap=not sys.stdout.isatty())
 RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
