@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ksearch.errors import ConfigError
 from ksearch.evidence import FailureClass, Status
 from ksearch.harness.bench import header
 from ksearch.harness.evaluate import Evaluator
@@ -147,3 +148,17 @@ def test_a_prepared_candidate_is_verified_in_the_worker_that_precompiled_it(tmp_
         static_cheat = next(p for p in CHEATS if header(p, "expect") == "reward_hack:forbidden_import")
         ev.prepare(static_cheat, load_task(header(static_cheat, "task")))
         assert not ev._prepared  # refused by the static checks: never imported
+
+
+def test_a_prepared_worker_never_outlives_its_use(tmp_path):
+    task = load_task("rmsnorm")
+    row, multirow, twopass = (TESTS / "honest" / f"rmsnorm_{n}.py" for n in ("row", "multirow", "twopass"))
+    with Evaluator("cpu", timeout_s=300, precompile=True) as ev:
+        ev.prepare(row, task)
+        worker = ev._prepared[str(row.resolve())]
+        with pytest.raises(ConfigError):  # the verdict comes before any worker is needed
+            ev.evaluate(row, task, dtype="int8")
+        assert not ev._prepared and worker.conn.closed
+        for path in (row, multirow, twopass):  # prepared, never evaluated: the oldest goes
+            ev.prepare(path, task)
+        assert list(ev._prepared) == [str(multirow.resolve()), str(twopass.resolve())]

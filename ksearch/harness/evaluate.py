@@ -45,6 +45,7 @@ from ksearch.task import Task
 
 REUSE_SEED_OFFSET = 7919
 ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
+MAX_PREPARED = 2  # candidates compiling ahead of `evaluate` at once: the pipeline prepares one
 # After the timed stream's work is done, a full device synchronize may still wait this long (at
 # least, over several calls) before the wait counts as work hidden on another stream.
 SIDE_SYNC_FACTOR, SIDE_SYNC_SLACK_US = 0.5, 20.0
@@ -136,6 +137,8 @@ class Evaluator:
         path = Path(candidate_path).resolve()
         if not self.precompile or str(path) in self._prepared:
             return
+        while len(self._prepared) >= MAX_PREPARED:  # prepared but never evaluated: each holds a device context
+            self.pool.release(self._prepared.pop(next(iter(self._prepared))))
         try:
             source = path.read_text()
         except OSError:
@@ -178,7 +181,12 @@ class Evaluator:
         its kernels), and `overhead`: the total less the candidate's calls, the compile wait, the
         timed calls, baselines and ncu, i.e. what the harness itself costs."""
         t0 = time.perf_counter()
-        packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
+        try:
+            packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
+        finally:  # a verdict reached before any worker was needed leaves the prepared one unused
+            unused = self._prepared.pop(str(Path(candidate_path).resolve()), None)
+            if unused is not None:
+                self.pool.release(unused)
         d = packet.durations_s
         d["total"] = round(time.perf_counter() - t0, 4)
         d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("candidate_calls", "compile_wait", "timed_calls",
