@@ -54,8 +54,14 @@ class Tried:
     best: dict[str, tuple[float, dict]] = field(default_factory=dict)  # template -> (score, knobs)
     failures: dict[str, dict[str, int]] = field(default_factory=dict)  # template -> class -> count
 
+    def reserve(self, attrs: dict) -> None:
+        """Count an implementation as tried before it is evaluated, so a batch never repeats itself
+        (only a templated one has settings that could come round again)."""
+        if attrs.get("template"):
+            self.keys.setdefault(attrs["template"], set()).add(knob_key(attrs["knobs"]))
+
     def add(self, template_id: str, knobs: dict, outcome: Outcome) -> None:
-        self.keys.setdefault(template_id, set()).add(knob_key(knobs))
+        self.reserve({"template": template_id, "knobs": knobs})
         if outcome.passed and outcome.score is not None:
             if template_id not in self.best or outcome.score > self.best[template_id][0]:
                 self.best[template_id] = (outcome.score, dict(knobs))

@@ -222,8 +222,7 @@ class Search:
                     samples, stale = samples + 1, stale + 1
                     continue
                 self.no_candidate = 0
-                if "template" in impl.attrs:  # a batch never repeats itself
-                    state.tried.keys.setdefault(impl.attrs["template"], set()).add(knob_key(impl.attrs["knobs"]))
+                state.tried.reserve(impl.attrs)
                 batch.append((cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)}))
             self._log_calls()
             if not batch:

@@ -8,10 +8,9 @@ differ in how often each KV byte is read and in how many programs share the work
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import NUM_SMS_HELPER, Template, docstring
+from ksearch.propose.templates.base import NUM_SMS_HELPER, Template, module
 
 TASKS = ("gqa_decode_attention",)
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
 RUN_SIG = "def run(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, o: torch.Tensor) -> None:\n"
 LOG2E = 1.4426950408889634
 
@@ -24,11 +23,6 @@ _RUN_HEAD = (
 _STRIDES = ("q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),\n"
             "{pad}v_cache.stride(0), v_cache.stride(1), v_cache.stride(2)")
 _STRIDE_PARAMS = "sq_b, sq_h, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l"
-
-
-def _module(t: Template, task_name: str, kernels: str, run_body: str, extra: str = "") -> str:
-    return (docstring(t.title, t.description, task_name) + "\n" + IMPORTS + extra + "\n\n" + kernels + "\n\n"
-            + RUN_SIG + run_body)
 
 
 def _block_g(k: dict) -> str:
@@ -127,7 +121,7 @@ def _gen_per_head(task_name: str, k: dict) -> str:
         "                                 " + _STRIDES.format(pad=" " * 33) + ", o.stride(0), o.stride(1),\n"
         f"                                 D=D, BLOCK_N=BLOCK_N, num_warps={k['num_warps']})\n"
     )
-    return _module(PER_HEAD, task_name, kernel, run)
+    return module(PER_HEAD, task_name, kernel, RUN_SIG + run)
 
 
 PER_HEAD = Template(
@@ -173,7 +167,7 @@ def _gen_grouped(task_name: str, k: dict) -> str:
         "                                   D=D, BLOCK_G=BLOCK_G, BLOCK_N=BLOCK_N,\n"
         f"                                   num_warps={k['num_warps']}, num_stages={k['num_stages']})\n"
     )
-    return _module(GROUPED, task_name, kernel, run)
+    return module(GROUPED, task_name, kernel, RUN_SIG + run)
 
 
 GROUPED = Template(
@@ -262,7 +256,7 @@ def _gen_split_kv(task_name: str, k: dict) -> str:
         "                                  D=D, BLOCK_S=triton.next_power_of_2(splits), num_warps=4)\n"
     )
     extra = NUM_SMS_HELPER if k["NUM_SPLITS"] == "auto" else ""
-    return _module(SPLIT_KV, task_name, kernels, run, extra=extra)
+    return module(SPLIT_KV, task_name, kernels, RUN_SIG + run, extra=extra)
 
 
 SPLIT_KV = Template(
@@ -320,7 +314,7 @@ def _gen_single_block(task_name: str, k: dict) -> str:
         f"                                        D=D, BLOCK_G=BLOCK_G, BLOCK_L={k['BLOCK_L']},\n"
         f"                                        num_warps={k['num_warps']})\n"
     )
-    return _module(SINGLE_BLOCK, task_name, kernel, run)
+    return module(SINGLE_BLOCK, task_name, kernel, RUN_SIG + run)
 
 
 SINGLE_BLOCK = Template(

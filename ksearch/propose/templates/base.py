@@ -168,9 +168,14 @@ def _typed(value: object) -> tuple[str, object]:
     return (type(value).__name__, value)
 
 
-def docstring(title: str, description: str, task_name: str) -> str:
-    """The candidate's module docstring."""
-    return f'"""{title}.\n\n{description}\n\ntask: {task_name}\n"""\n'
+IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
+
+
+def module(t: Template, task_name: str, kernels: str, run: str, extra: str = "") -> str:
+    """A candidate's source: docstring (the template's title and description), imports, `extra`
+    (helpers, further imports), the kernels, then `run` (the whole entry function)."""
+    doc = f'"""{t.title}.\n\n{t.description}\n\ntask: {task_name}\n"""\n'
+    return doc + "\n" + IMPORTS + extra + "\n\n" + kernels + "\n\n" + run
 
 
 def task_param(task_name: str, name: str, default: float) -> float:

@@ -4,15 +4,10 @@ of a pure streaming op (two reads, one write per output; fp32 math).
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import EVICT_HINTS, Template, docstring, warps_expr
+from ksearch.propose.templates.base import EVICT_HINTS, Template, module, warps_expr
 
 TASKS = ("silu_and_mul",)
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
 RUN_SIG = "def run(x: torch.Tensor, out: torch.Tensor) -> None:\n"
-
-
-def _module(t: Template, task_name: str, kernel: str, run_body: str) -> str:
-    return docstring(t.title, t.description, task_name) + "\n" + IMPORTS + "\n\n" + kernel + "\n\n" + RUN_SIG + run_body
 
 
 def _silu(k: dict) -> str:
@@ -47,7 +42,7 @@ def _gen_flat(task_name: str, k: dict) -> str:
         "    silu_mul_flat_kernel[(triton.cdiv(total, BLOCK),)](x, out, total, I, x.stride(0), out.stride(0),\n"
         f"                                                       BLOCK=BLOCK, num_warps={k['num_warps']})\n"
     )
-    return _module(FLAT, task_name, kernel, run)
+    return module(FLAT, task_name, kernel, RUN_SIG + run)
 
 
 FLAT = Template(
@@ -93,7 +88,7 @@ def _gen_row_col(task_name: str, k: dict) -> str:
         "    silu_mul_2d_kernel[grid](x, out, M, I, x.stride(0), out.stride(0), ROWS=ROWS, BLOCK_I=BLOCK_I,\n"
         f"                             num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_I')})\n"
     )
-    return _module(ROW_COL, task_name, kernel, run)
+    return module(ROW_COL, task_name, kernel, RUN_SIG + run)
 
 
 ROW_COL = Template(
@@ -135,7 +130,7 @@ def _gen_row_fixed(task_name: str, k: dict) -> str:
         "    silu_mul_row_kernel[(M,)](x, out, I, x.stride(0), out.stride(0),\n"
         f"                              BLOCK_I={k['BLOCK_I']}, num_warps={k['num_warps']})\n"
     )
-    return _module(ROW_FIXED, task_name, kernel, run)
+    return module(ROW_FIXED, task_name, kernel, RUN_SIG + run)
 
 
 ROW_FIXED = Template(

@@ -8,10 +8,9 @@ the aligned LLM shapes has no masks while ragged shapes stay correct.
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import NUM_SMS_HELPER, Template, docstring
+from ksearch.propose.templates.base import NUM_SMS_HELPER, Template, module
 
 TASKS = ("matmul",)
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
 RUN_SIG = "def run(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:\n"
 SMEM_LIMIT = 228 * 1024  # bytes of shared memory per SM on H100 and B200 (MI355X LDS: 160 KiB)
 ACC_REGS_LIMIT = 128  # fp32 accumulator registers per thread (32-wide warps) beyond which the tile spills
@@ -29,11 +28,6 @@ def acc_regs(k: dict) -> int:
 
 def tile_fits(k: dict) -> bool:
     return smem_bytes(k) <= SMEM_LIMIT and acc_regs(k) <= ACC_REGS_LIMIT
-
-
-def _module(t: Template, task_name: str, kernels: str, run_body: str, extra: str = "") -> str:
-    return (docstring(t.title, t.description, task_name) + "\n" + IMPORTS + extra + "\n\n" + kernels + "\n\n"
-            + RUN_SIG + run_body)
 
 
 _GROUPED_PIDS = (
@@ -104,7 +98,7 @@ def _gen_tiled(task_name: str, k: dict) -> str:
     )
     run = (_RUN_HEAD.format(**k)
            + "    matmul_kernel[(num_tiles,)](" + _LAUNCH_ARGS.format(pad=" " * 32, **k))
-    return _module(TILED, task_name, kernel, run)
+    return module(TILED, task_name, kernel, RUN_SIG + run)
 
 
 TILED = Template(
@@ -200,7 +194,7 @@ def _gen_split_k(task_name: str, k: dict) -> str:
         f"    splitk_reduce_kernel[(triton.cdiv(M * N, BLOCK),)](ws, c, M, N, c.stride(0), c.stride(1), PARTS={parts},\n"
         "                                                       BLOCK=BLOCK, num_warps=4)\n"
     )
-    return _module(SPLIT_K, task_name, kernels, run)
+    return module(SPLIT_K, task_name, kernels, RUN_SIG + run)
 
 
 SPLIT_K = Template(
@@ -243,7 +237,7 @@ def _gen_persistent(task_name: str, k: dict) -> str:
     run = (_RUN_HEAD.format(**k)
            + f"    grid = (max(1, min(num_tiles, _num_sms(a) * {k['PROGRAMS_PER_SM']})),)\n"
            + "    matmul_persistent_kernel[grid](" + _LAUNCH_ARGS.format(pad=" " * 35, **k))
-    return _module(PERSISTENT, task_name, kernel, run, extra=NUM_SMS_HELPER)
+    return module(PERSISTENT, task_name, kernel, RUN_SIG + run, extra=NUM_SMS_HELPER)
 
 
 PERSISTENT = Template(
@@ -299,8 +293,8 @@ def _gen_tma(task_name: str, k: dict) -> str:
         "                                    BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M,\n"
         f"                                    num_warps={k['num_warps']}, num_stages={k['num_stages']})\n"
     )
-    return _module(TMA, task_name, kernel, run,
-                   extra="from triton.tools.tensor_descriptor import TensorDescriptor\n")
+    return module(TMA, task_name, kernel, RUN_SIG + run,
+                  extra="from triton.tools.tensor_descriptor import TensorDescriptor\n")
 
 
 TMA = Template(
@@ -352,7 +346,7 @@ def _gen_k_unmasked(task_name: str, k: dict) -> str:
     )
     run = (_RUN_HEAD.format(**k)
            + "    matmul_k_wrap_kernel[(num_tiles,)](" + _LAUNCH_ARGS.format(pad=" " * 39, **k))
-    return _module(K_UNMASKED, task_name, kernel, run)
+    return module(K_UNMASKED, task_name, kernel, RUN_SIG + run)
 
 
 K_UNMASKED = Template(

@@ -8,10 +8,9 @@ the softmax over the K chosen logits is computed in fp32 afterwards.
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import Template, docstring, warps_expr
+from ksearch.propose.templates.base import Template, module, warps_expr
 
 TASKS = ("moe_topk_routing",)
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
 RUN_SIG = "def run(logits: torch.Tensor, topk_weights: torch.Tensor, topk_ids: torch.Tensor) -> None:\n"
 
 _PARAMS = ("logits_ptr, w_ptr, ids_ptr, T, E, stride_l, stride_w, stride_i,\n"
@@ -49,10 +48,6 @@ _ARGMAX_ROUNDS = (
 )
 
 
-def _module(t: Template, task_name: str, kernel: str, run_body: str) -> str:
-    return docstring(t.title, t.description, task_name) + "\n" + IMPORTS + "\n\n" + kernel + "\n\n" + RUN_SIG + run_body
-
-
 def _run(kernel_name: str, rows: int, num_warps: int, block_e: str) -> str:
     pad = " " * (len(kernel_name) + 30)
     return (
@@ -75,8 +70,8 @@ def _gen_row_argmax(task_name: str, k: dict) -> str:
         f"def topk_argmax_kernel({_PARAMS.format(pad=' ' * 23)}):\n"
         + _PROLOGUE + _ARGMAX_ROUNDS + _EPILOGUE
     )
-    return _module(ROW_ARGMAX, task_name, kernel,
-                   _run("topk_argmax_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"))
+    return module(ROW_ARGMAX, task_name, kernel,
+                  RUN_SIG + _run("topk_argmax_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"))
 
 
 ROW_ARGMAX = Template(
@@ -120,8 +115,8 @@ def _gen_packed(task_name: str, k: dict) -> str:
         "        packed = tl.where(packed == best[:, None], -9223372036854775807, packed)\n"
         + _EPILOGUE
     )
-    return _module(PACKED, task_name, kernel,
-                   _run("topk_packed_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"))
+    return module(PACKED, task_name, kernel,
+                  RUN_SIG + _run("topk_packed_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"))
 
 
 PACKED = Template(
@@ -151,8 +146,8 @@ def _gen_fixed_experts(task_name: str, k: dict) -> str:
         f"def topk_fixed_kernel({_PARAMS.format(pad=' ' * 22)}):\n"
         + _PROLOGUE + _ARGMAX_ROUNDS + _EPILOGUE
     )
-    return _module(FIXED_EXPERTS, task_name, kernel,
-                   _run("topk_fixed_kernel", 1, k["num_warps"], str(k["BLOCK_E"])))
+    return module(FIXED_EXPERTS, task_name, kernel,
+                  RUN_SIG + _run("topk_fixed_kernel", 1, k["num_warps"], str(k["BLOCK_E"])))
 
 
 FIXED_EXPERTS = Template(

@@ -12,14 +12,13 @@ from ksearch.propose.templates.base import (
     EVICT_HINTS,
     NUM_SMS_HELPER,
     Template,
-    docstring,
+    module,
     rows_expr,
     task_param,
     warps_expr,
 )
 
 TASKS = ("rmsnorm", "fused_add_rmsnorm")
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
 
 
 class _Io:
@@ -36,11 +35,11 @@ class _Io:
         return "x_ptr, w_ptr, out_ptr, M, N, stride_x, stride_o, eps"
 
     @property
-    def run_signature(self) -> str:
+    def run_def(self) -> str:
         if self.fused:
-            return ("x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, "
-                    "residual_out: torch.Tensor")
-        return "x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor"
+            return ("def run(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, "
+                    "residual_out: torch.Tensor) -> None:\n")
+        return "def run(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> None:\n"
 
     @property
     def launch_args(self) -> str:
@@ -69,36 +68,35 @@ class _Io:
         return f"{ind}x = tl.load(rout_ptr + {row} * stride_ro + {cols}, mask={mask}, other=0.0).to(tl.float32)\n"
 
 
-def _module(t: Template, task_name: str, kernel: str, run_body: str, io: _Io, extra: str = "") -> str:
-    return (docstring(t.title, t.description, task_name) + "\n" + IMPORTS + extra + "\n\n" + kernel + "\n\n"
-            f"def run({io.run_signature}) -> None:\n" + run_body)
-
-
 # ---- one row per program, whole row in one block -------------------------------------------------
 
 
-def _gen_row_block(task_name: str, k: dict) -> str:
-    io = _Io(task_name)
-    stream, keep = EVICT_HINTS[k["EVICT"]]
-    kernel = (
+def _whole_row_kernel(io: _Io, name: str, stream: str = "", keep: str = "") -> str:
+    """One row per program, all of it in one BLOCK_N block: the row-block and fixed-block templates
+    differ only in how `run` picks BLOCK_N."""
+    return (
         "@triton.jit\n"
-        f"def rmsnorm_row_kernel({io.kernel_params}, BLOCK_N: tl.constexpr):\n"
+        f"def {name}({io.kernel_params}, BLOCK_N: tl.constexpr):\n"
         "    row = tl.program_id(0).to(tl.int64)\n"
         "    cols = tl.arange(0, BLOCK_N)\n"
         "    mask = cols < N\n"
         + io.load_row("    ", "row", "cols", "mask", stream) +
         "    rstd = tl.rsqrt(tl.sum(x * x, axis=0) / N + eps)\n"
         f"    w = tl.load(w_ptr + cols, mask=mask, other=0.0{keep}).to(tl.float32)\n"
-        "    y = x * rstd * w\n"
-        "    tl.store(out_ptr + row * stride_o + cols, y.to(out_ptr.dtype.element_ty), mask=mask)\n"
+        "    tl.store(out_ptr + row * stride_o + cols, (x * rstd * w).to(out_ptr.dtype.element_ty), mask=mask)\n"
     )
+
+
+def _gen_row_block(task_name: str, k: dict) -> str:
+    io = _Io(task_name)
+    kernel = _whole_row_kernel(io, "rmsnorm_row_kernel", *EVICT_HINTS[k["EVICT"]])
     run = (
         "    M, N = x.shape\n"
         "    BLOCK_N = triton.next_power_of_2(N)\n"
         f"    rmsnorm_row_kernel[(M,)]({io.launch_args},\n"
         f"                             BLOCK_N=BLOCK_N, num_warps={warps_expr(k['num_warps'], 'BLOCK_N')})\n"
     )
-    return _module(ROW_BLOCK, task_name, kernel, run, io)
+    return module(ROW_BLOCK, task_name, kernel, io.run_def + run)
 
 
 ROW_BLOCK = Template(
@@ -151,7 +149,7 @@ def _gen_chunked(task_name: str, k: dict) -> str:
         f"    rmsnorm_chunked_kernel[(M,)]({io.launch_args},\n"
         f"                                 BLOCK_N=BLOCK_N, num_warps={k['num_warps']})\n"
     )
-    return _module(CHUNKED, task_name, kernel, run, io)
+    return module(CHUNKED, task_name, kernel, io.run_def + run)
 
 
 CHUNKED = Template(
@@ -199,7 +197,7 @@ def _gen_multi_row(task_name: str, k: dict) -> str:
         f"                                                ROWS=ROWS, BLOCK_N=BLOCK_N,\n"
         f"                                                num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_N')})\n"
     )
-    return _module(MULTI_ROW, task_name, kernel, run, io)
+    return module(MULTI_ROW, task_name, kernel, io.run_def + run)
 
 
 MULTI_ROW = Template(
@@ -245,7 +243,7 @@ def _gen_persistent(task_name: str, k: dict) -> str:
         f"    rmsnorm_persistent_kernel[grid]({io.launch_args},\n"
         f"                                    BLOCK_N=BLOCK_N, num_warps={warps_expr(k['num_warps'], 'BLOCK_N')})\n"
     )
-    return _module(PERSISTENT, task_name, kernel, run, io, extra=NUM_SMS_HELPER)
+    return module(PERSISTENT, task_name, kernel, io.run_def + run, extra=NUM_SMS_HELPER)
 
 
 PERSISTENT = Template(
@@ -270,23 +268,13 @@ PERSISTENT = Template(
 
 def _gen_fixed_block(task_name: str, k: dict) -> str:
     io = _Io(task_name)
-    kernel = (
-        "@triton.jit\n"
-        f"def rmsnorm_fixed_kernel({io.kernel_params}, BLOCK_N: tl.constexpr):\n"
-        "    row = tl.program_id(0).to(tl.int64)\n"
-        "    cols = tl.arange(0, BLOCK_N)\n"
-        "    mask = cols < N\n"
-        + io.load_row("    ", "row", "cols", "mask", "") +
-        "    rstd = tl.rsqrt(tl.sum(x * x, axis=0) / N + eps)\n"
-        "    w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)\n"
-        "    tl.store(out_ptr + row * stride_o + cols, (x * rstd * w).to(out_ptr.dtype.element_ty), mask=mask)\n"
-    )
+    kernel = _whole_row_kernel(io, "rmsnorm_fixed_kernel")
     run = (
         "    M, N = x.shape\n"
         f"    rmsnorm_fixed_kernel[(M,)]({io.launch_args},\n"
         f"                               BLOCK_N={k['BLOCK_N']}, num_warps={k['num_warps']})\n"
     )
-    return _module(FIXED_BLOCK, task_name, kernel, run, io)
+    return module(FIXED_BLOCK, task_name, kernel, io.run_def + run)
 
 
 FIXED_BLOCK = Template(

@@ -6,15 +6,10 @@ without it).
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import Template, docstring, rows_expr, warps_expr
+from ksearch.propose.templates.base import Template, module, rows_expr, warps_expr
 
 TASKS = ("softmax",)
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
 RUN_SIG = "def run(x: torch.Tensor, out: torch.Tensor) -> None:\n"
-
-
-def _module(t: Template, task_name: str, kernel: str, run_body: str) -> str:
-    return docstring(t.title, t.description, task_name) + "\n" + IMPORTS + "\n\n" + kernel + "\n\n" + RUN_SIG + run_body
 
 
 # ---- whole rows in one block, ROWS rows per program ----------------------------------------------------
@@ -45,7 +40,7 @@ def _gen_row_block(task_name: str, k: dict) -> str:
         "                                                ROWS=ROWS, BLOCK_N=BLOCK_N,\n"
         f"                                                num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_N')})\n"
     )
-    return _module(ROW_BLOCK, task_name, kernel, run)
+    return module(ROW_BLOCK, task_name, kernel, RUN_SIG + run)
 
 
 ROW_BLOCK = Template(
@@ -65,6 +60,33 @@ ROW_BLOCK = Template(
     knobs={"ROWS": (1, 2, 4, 8, 16), "num_warps": ("auto", 1, 2, 4, 8, 16)},
     generate=_gen_row_block,
 )
+
+
+def _streaming(name: str, stats: str, k: dict) -> tuple[str, str]:
+    """(kernel, run) of a one-row-per-program softmax that streams the row in BLOCK_N chunks: `stats`
+    binds `row_max` and `inv` (1 / sum of exp) from `src`; then one pass writes exp(x - max) * inv."""
+    kernel = (
+        "@triton.jit\n"
+        f"def {name}(x_ptr, out_ptr, N, stride_x, stride_o, BLOCK_N: tl.constexpr):\n"
+        "    row = tl.program_id(0).to(tl.int64)\n"
+        "    src = x_ptr + row * stride_x\n"
+        "    dst = out_ptr + row * stride_o\n"
+        + stats +
+        "    for start in range(0, N, BLOCK_N):\n"
+        "        cols = start + tl.arange(0, BLOCK_N)\n"
+        "        mask = cols < N\n"
+        "        v = tl.load(src + cols, mask=mask, other=-float(\"inf\")).to(tl.float32)\n"
+        "        tl.store(dst + cols, (tl.exp(v - row_max) * inv).to(out_ptr.dtype.element_ty), mask=mask)\n"
+    )
+    pad = " " * (len(name) + 11)  # under the first launch argument
+    run = (
+        RUN_SIG +
+        "    M, N = x.shape\n"
+        f"    BLOCK_N = min({k['BLOCK_N']}, triton.next_power_of_2(N))\n"
+        f"    {name}[(M,)](x, out, N, x.stride(0), out.stride(0),\n"
+        f"{pad}BLOCK_N=BLOCK_N, num_warps={k['num_warps']})\n"
+    )
+    return kernel, run
 
 
 # ---- online softmax: one pass for max and sum, one pass to write ------------------------------------------
@@ -103,26 +125,7 @@ def _gen_online(task_name: str, k: dict) -> str:
             "    scale = tl.where(m_i > -float(\"inf\"), tl.exp(m_i - row_max), 0.0)\n"
             "    inv = 1.0 / tl.sum(l_i * scale, axis=0)\n"
         )
-    kernel = (
-        "@triton.jit\n"
-        "def softmax_online_kernel(x_ptr, out_ptr, N, stride_x, stride_o, BLOCK_N: tl.constexpr):\n"
-        "    row = tl.program_id(0).to(tl.int64)\n"
-        "    src = x_ptr + row * stride_x\n"
-        "    dst = out_ptr + row * stride_o\n"
-        + stats +
-        "    for start in range(0, N, BLOCK_N):\n"
-        "        cols = start + tl.arange(0, BLOCK_N)\n"
-        "        mask = cols < N\n"
-        "        v = tl.load(src + cols, mask=mask, other=-float(\"inf\")).to(tl.float32)\n"
-        "        tl.store(dst + cols, (tl.exp(v - row_max) * inv).to(out_ptr.dtype.element_ty), mask=mask)\n"
-    )
-    run = (
-        "    M, N = x.shape\n"
-        f"    BLOCK_N = min({k['BLOCK_N']}, triton.next_power_of_2(N))\n"
-        "    softmax_online_kernel[(M,)](x, out, N, x.stride(0), out.stride(0),\n"
-        f"                                BLOCK_N=BLOCK_N, num_warps={k['num_warps']})\n"
-    )
-    return _module(ONLINE, task_name, kernel, run)
+    return module(ONLINE, task_name, *_streaming("softmax_online_kernel", stats, k))
 
 
 ONLINE = Template(
@@ -148,12 +151,7 @@ ONLINE = Template(
 
 
 def _gen_three_loop(task_name: str, k: dict) -> str:
-    kernel = (
-        "@triton.jit\n"
-        "def softmax_three_loop_kernel(x_ptr, out_ptr, N, stride_x, stride_o, BLOCK_N: tl.constexpr):\n"
-        "    row = tl.program_id(0).to(tl.int64)\n"
-        "    src = x_ptr + row * stride_x\n"
-        "    dst = out_ptr + row * stride_o\n"
+    stats = (
         "    mx = tl.full([BLOCK_N], -float(\"inf\"), dtype=tl.float32)\n"
         "    for start in range(0, N, BLOCK_N):\n"
         "        cols = start + tl.arange(0, BLOCK_N)\n"
@@ -165,19 +163,8 @@ def _gen_three_loop(task_name: str, k: dict) -> str:
         "        v = tl.load(src + cols, mask=cols < N, other=-float(\"inf\")).to(tl.float32)\n"
         "        acc += tl.exp(v - row_max)\n"
         "    inv = 1.0 / tl.sum(acc, axis=0)\n"
-        "    for start in range(0, N, BLOCK_N):\n"
-        "        cols = start + tl.arange(0, BLOCK_N)\n"
-        "        mask = cols < N\n"
-        "        v = tl.load(src + cols, mask=mask, other=-float(\"inf\")).to(tl.float32)\n"
-        "        tl.store(dst + cols, (tl.exp(v - row_max) * inv).to(out_ptr.dtype.element_ty), mask=mask)\n"
     )
-    run = (
-        "    M, N = x.shape\n"
-        f"    BLOCK_N = min({k['BLOCK_N']}, triton.next_power_of_2(N))\n"
-        "    softmax_three_loop_kernel[(M,)](x, out, N, x.stride(0), out.stride(0),\n"
-        f"                                    BLOCK_N=BLOCK_N, num_warps={k['num_warps']})\n"
-    )
-    return _module(THREE_LOOP, task_name, kernel, run)
+    return module(THREE_LOOP, task_name, *_streaming("softmax_three_loop_kernel", stats, k))
 
 
 THREE_LOOP = Template(
@@ -217,7 +204,7 @@ def _gen_fixed_block(task_name: str, k: dict) -> str:
         "    softmax_fixed_kernel[(M,)](x, out, N, x.stride(0), out.stride(0),\n"
         f"                               BLOCK_N={k['BLOCK_N']}, num_warps={k['num_warps']})\n"
     )
-    return _module(FIXED_BLOCK, task_name, kernel, run)
+    return module(FIXED_BLOCK, task_name, kernel, RUN_SIG + run)
 
 
 FIXED_BLOCK = Template(
