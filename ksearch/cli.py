@@ -87,6 +87,9 @@ def run(
                                                                        "recorded responses are served (its config "
                                                                        "is used when CONFIG is omitted)")] = None,
     budget_usd: Annotated[Optional[float], typer.Option(help="LLM spend limit in dollars (0: none)")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        help="worldmodel | random (uniform sampling of the same template space: the baseline a search "
+             "curve is compared with)")] = None,
 ) -> None:
     """Search for fast kernels: plan in a world model, try candidates, learn from every verdict."""
     from ksearch.search.progress import live_progress, render_summary
@@ -94,7 +97,7 @@ def run(
 
     overrides = {"budget.evaluations": budget_evals, "budget.wall_s": budget_seconds, "seed": seed,
                  "device": device, "task": task, "budget.llm_usd": budget_usd, "proposer": proposer,
-                 "replay_from": str(replay_from) if replay_from else None}
+                 "replay_from": str(replay_from) if replay_from else None, "search.strategy": strategy}
     with live_progress(out) as on_progress:
         result = start_run(config, log_dir=log_dir, overrides=overrides, resume=resume, on_progress=on_progress)
     out.print(render_summary(result))

@@ -105,9 +105,8 @@ def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
 
 def test_the_random_baseline_samples_the_same_template_space(tmp_path):
     # seed 7 draws two row_block settings: quick to compile (some random settings take ptxas minutes)
-    cfg = config(tmp_path, search={**SMALL["search"], "strategy": "random"}, budget={"evaluations": 2, "wall_s": 600},
-                 seed=7)
-    result = start_run(cfg, log_dir=tmp_path / "runs")
+    cfg = config(tmp_path, budget={"evaluations": 2, "wall_s": 600}, seed=7)
+    result = start_run(cfg, log_dir=tmp_path / "runs", overrides={"search.strategy": "random"})  # `--strategy random`
     steps = payloads(result.run_dir, "step")
     assert len(steps) == 2 and all(s["action_id"] is None and s["template"].startswith("rmsnorm/") for s in steps)
     assert len(result.wm) == 1  # the world model is not used
