@@ -1,7 +1,9 @@
 """Mining the attempt log on the command line: `log stats` output, `log distill`, `log serve`,
 `report` and `replay`. Thin, like the rest of the CLI: parse, call one function of ksearch.log, print.
 
-`register(app, log_app)` adds the commands to the main app (ksearch/cli.py calls it once).
+`register(app, log_app)` adds the commands to the main app (ksearch/cli.py calls it once). As
+ksearch.cli imports this module to do so, its console and table helpers are imported inside the
+functions here: a module-level import would be circular.
 """
 
 from __future__ import annotations
@@ -15,30 +17,6 @@ RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_l
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 
 
-def _cli():
-    """ksearch.cli, for its console and table helpers: loaded already, as these commands are only
-    reached through it (a module-level import would be circular)."""
-    import ksearch.cli
-
-    return ksearch.cli
-
-
-def _json(data) -> None:
-    _cli()._print_json(data)
-
-
-def _table(title: str, columns: list[str], rows):
-    return _cli()._table(title, columns, rows)
-
-
-class _Out:
-    def __getattr__(self, name):
-        return getattr(_cli().out, name)
-
-
-out = _Out()
-
-
 def _g(x, fmt: str = ".4g") -> str:
     return "-" if x is None else format(x, fmt)
 
@@ -47,18 +25,19 @@ def _g(x, fmt: str = ".4g") -> str:
 
 def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None = None) -> None:
     """`ksearch log stats RUN_DIR [RUN_DIR ...]`: one run's stats, or each run's and their combination."""
+    from ksearch.cli import _print_json, _table, out
     from ksearch.log.stats import log_stats, runs_stats
 
     if len(run_dirs) == 1:
         s = log_stats(run_dirs[0], window=window)
         if as_json:
-            _json(s)
+            _print_json(s)
             return
         _print_run(s)
         return
     res = runs_stats(run_dirs, window=window)
     if as_json:
-        _json(res)
+        _print_json(res)
         return
     for s in res["runs"]:
         out.rule(s["run"])
@@ -76,6 +55,8 @@ def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None 
 
 
 def _print_run(s: dict) -> None:
+    from ksearch.cli import _table, out
+
     rate = "n/a" if s["pass_rate"] is None else f"{s['pass_rate']:.1%}"
     out.print(f"attempts: {s['attempts']}   pass rate: {rate}   span: {s['first_ts']} .. {s['last_ts']}")
     out.print(_table("rejections by failure class", ["failure_class", "count"], s["rejections"].items()))
@@ -92,20 +73,22 @@ def _print_run(s: dict) -> None:
                      [(t, k, _g(v["best"]), v["basis"], v["by"], v.get("evals_to_best"), v["evaluations"],
                        len(v["improvements"])) for t, curves in s["best_per_target"].items()
                       for k, v in curves.items()]))
-    if any(v is not None for v in s["best_reward_per_target"].values()):
-        out.print(_table("best reward per target", ["target", "reward"], s["best_reward_per_target"].items()))
     _print_strategies(s["top_strategies"])
     _print_cost(s["cost"])
     out.print(_table("events", ["kind", "count"], s["events"].items()))
 
 
 def _print_strategies(rows: list[dict]) -> None:
+    from ksearch.cli import _table, out
+
     out.print(_table("top strategies by improvement", ["strategy", "attempts", "passed", "best", "new bests", "gain"],
                      [(r["strategy"], r["attempts"], r["passed"], _g(r["best_score"]), r["new_bests"], _g(r["gain"]))
                       for r in rows]))
 
 
 def _print_cost(c: dict) -> None:
+    from ksearch.cli import out
+
     out.print(f"cost: LLM ${c['llm_usd']:.4f} over {c['llm_calls']} calls ({c['llm_unpriced_calls']} unpriced, "
               f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion tokens); "
               f"GPU {c['gpu_s']:.1f} s; evaluation {c['eval_s']:.1f} s; compile {c['compile_s']:.1f} s")
@@ -117,11 +100,12 @@ def log_distill(run_dir: RunDir, as_json: AsJson = False,
                 budget: Annotated[int, typer.Option(help="also print the prompt text within this many tokens")] = 0
                 ) -> None:
     """Rebuild memory.json (proven strategies, dead ends) and frontier.csv (tried vs untried) from the log."""
+    from ksearch.cli import _print_json, _table, out
     from ksearch.log.memory import FRONTIER, MEMORY, distill, memory_text
 
     m = distill(run_dir)
     if as_json:
-        _json(m.model_dump(mode="json"))
+        _print_json(m.model_dump(mode="json"))
         return
     out.print(f"wrote {run_dir / MEMORY} and {run_dir / FRONTIER}: {len(m.proven)} proven strategies, "
               f"{len(m.dead_ends)} dead ends, {sum(1 for r in m.frontier if r.status != 'exhausted')} open or untried "
@@ -155,6 +139,7 @@ def report_cmd(
     top: Annotated[int, typer.Option(help="kernels to show with their packets")] = 5,
 ) -> None:
     """Write one self-contained HTML report: curve, rejections, tree, top kernels, speedups, audit, cost."""
+    from ksearch.cli import out
     from ksearch.log.report import write_report
 
     path = write_report(run_dir, out_path, top=top)
@@ -171,13 +156,15 @@ def replay_cmd(
     """Evaluate one logged attempt again from its stored source and config; compare with the logged packet.
 
     Exits 0 when status and failure class agree, 1 when they differ."""
+    from ksearch.cli import _print_json, _table, out
     from ksearch.log.replay import replay
 
     with out.status(f"replaying {attempt_id} ..."):
         r = replay(run_dir, attempt_id, device=device, timeout_s=timeout)
     if as_json:
-        _json({"attempt_id": r.attempt_id, "agrees": r.agrees,
-               "rows": [{"what": w, "logged": a, "new": b, "same": s} for w, a, b, s in r.rows], "new": r.new})
+        _print_json({"attempt_id": r.attempt_id, "agrees": r.agrees,
+                     "rows": [{"what": w, "logged": a, "new": b, "same": s} for w, a, b, s in r.rows],
+                     "new": r.new})
     else:
         out.print(_table(f"replay of {r.attempt_id}", ["what", "logged", "replayed", "same"],
                          [(w, a, b, "yes" if s else "[red]NO[/]") for w, a, b, s in r.rows]))

@@ -15,6 +15,7 @@ from ksearch.log import (
     History, build_index, export_table, iter_rows, log_stats, put_blob, query, read_blob, verify_log,
 )
 from ksearch.log.history import GENESIS, HEAD, HISTORY, row_hash
+from ksearch.log.index import connect_readonly, evaluation_packets
 
 
 def rows_of(run_dir):
@@ -262,10 +263,34 @@ def test_stats_and_read_only_query(tmp_path):
     assert stats["by_status"] == {"pass": 6, "fail": 3}
     assert stats["pass_rate"] == pytest.approx(6 / 9)
     assert stats["rejections"] == {"numerical_mismatch": 3}
-    assert stats["best_reward_per_target"] == {"h100": pytest.approx(0.8)}
+    assert stats["best_per_target"]["h100"]["reward"]["best"] == pytest.approx(0.8)
     with pytest.raises(LogError, match="query failed"):
         query(run, "DELETE FROM attempts")
     assert query(run, "SELECT count(*) FROM attempts")[1] == [(9,)]
+
+
+def test_an_evaluation_names_its_own_packets_even_with_underscore_or_percent(tmp_path):
+    from ksearch.log.replay import find_attempt
+    from ksearch.log.report import _packets_of
+
+    run = tmp_path / "run"
+    log = History(run)
+    log.append("run_start", {"task": "rmsnorm", "primary": "h100"})
+    for aid in ["a_1@b200", "ab1@h100", "a_1@h100", "a%@h100", "a%z@h100", "a_10@h100", "b"]:
+        log.append("attempt", {"packet_id": aid, "status": "pass", "candidate": {"target": aid.partition("@")[2]}})
+    conn = connect_readonly(run)
+    try:
+        assert [a for a, _, _ in evaluation_packets(conn, "a_1")] == ["a_1@b200", "a_1@h100"]
+        assert [a for a, _, _ in evaluation_packets(conn, "a%")] == ["a%@h100"]
+        assert [a for a, _, _ in evaluation_packets(conn, "b")] == ["b"]
+        assert [p["packet_id"] for p in _packets_of(conn, run, "a_1@h100")] == ["a_1@b200", "a_1@h100"]
+    finally:
+        conn.close()
+    assert find_attempt(run, "a_1")[0]["packet_id"] == "a_1@h100"  # the primary target's packet
+    assert find_attempt(run, "a%")[0]["packet_id"] == "a%@h100"
+    assert find_attempt(run, "a_1@b200")[0]["packet_id"] == "a_1@b200"
+    with pytest.raises(LogError, match="no attempt"):
+        find_attempt(run, "a_")
 
 
 def test_export_jsonl_csv_and_parquet(tmp_path):

@@ -36,7 +36,7 @@ from ksearch.log.history import Cursor, history_path, iter_rows, row_hash
 DB = "attempts.db"
 ATTEMPT = "attempt"
 _BATCH = 20_000
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4  # 4: no best_reward in attempt_summary (improvements holds the best rewards)
 BUCKET = 64  # attempts per row of attempt_buckets; drift windows over big logs are multiples of it
 STEP = "step"
 PROPOSER_CALL = "proposer_call"
@@ -140,8 +140,8 @@ def _create(db: sqlite_utils.Database) -> None:
     db["failures"].enable_fts(["message", "failure_class"], create_triggers=False)
     # Running totals kept as rows are indexed, so `log stats` reads a few rows, not a million.
     db["kind_counts"].create({"kind": str, "n": int}, pk="kind")
-    db["attempt_summary"].create({"target": str, "status": str, "failure_class": str, "n": int,
-                                  "best_reward": float}, pk=("target", "status", "failure_class"))
+    db["attempt_summary"].create({"target": str, "status": str, "failure_class": str, "n": int},
+                                 pk=("target", "status", "failure_class"))
     db["steps"].create(STEP_COLUMNS, pk="seq")
     for cols in STEP_INDEXES:
         db["steps"].create_index(cols)
@@ -206,17 +206,14 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], 
     kinds = Counter(e["kind"] for e in events)
     conn.executemany("INSERT INTO kind_counts (kind, n) VALUES (?, ?) "
                      "ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n", list(kinds.items()))
-    groups: dict[tuple, list] = {}
+    groups: Counter = Counter()
     buckets: Counter = Counter()
     improvements: list[tuple] = []
     totals: Counter = Counter()
     for a in attempts:
         # '' rather than NULL in key columns: NULLs never conflict, so they would not accumulate.
         key = (a["target"] or "", a["status"] or "", a["failure_class"] or "")
-        g = groups.setdefault(key, [0, None])
-        g[0] += 1
-        if a["reward"] is not None and (g[1] is None or a["reward"] > g[1]):
-            g[1] = a["reward"]
+        groups[key] += 1
         buckets[(a["ordinal"] // BUCKET, key[1], key[2])] += 1
         totals["compile_s"] += a["compile_s"] or 0.0
         totals["eval_s"] += a["eval_s"] or 0.0
@@ -225,12 +222,9 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], 
             _improve(state, improvements, "attempt", a["target"] or "", a["ordinal"], a["seq"], a["attempt_id"],
                      a["action_id"], a["reward"], "reward")
     totals["attempts"] += len(attempts)
-    conn.executemany(
-        "INSERT INTO attempt_summary (target, status, failure_class, n, best_reward) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n, "
-        "best_reward = CASE WHEN best_reward IS NULL OR excluded.best_reward > best_reward "
-        "THEN coalesce(excluded.best_reward, best_reward) ELSE best_reward END",
-        [(*k, n, best) for k, (n, best) in groups.items()])
+    conn.executemany("INSERT INTO attempt_summary (target, status, failure_class, n) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n",
+                     [(*k, n) for k, n in groups.items()])
     conn.executemany("INSERT INTO attempt_buckets (bucket, status, failure_class, n) VALUES (?, ?, ?, ?) "
                      "ON CONFLICT (bucket, status, failure_class) DO UPDATE SET n = n + excluded.n",
                      [(*k, n) for k, n in buckets.items()])
@@ -440,6 +434,22 @@ def query(run_dir: Path, sql: str, params: list | None = None) -> tuple[list[str
                        "strategy_stats, strategy_failures, totals)") from e
     finally:
         conn.close()
+
+
+def run_start(conn: sqlite3.Connection) -> dict:
+    """The payload of the run's first run_start event (task, targets, primary, config); {} if it has none."""
+    row = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def evaluation_packets(conn: sqlite3.Connection, evaluation: str) -> list[tuple[str, int, int]]:
+    """(attempt_id, seq, offset) of the attempts named `evaluation` or `evaluation@<target>`, in log order.
+
+    A range on the attempt_id index rather than LIKE, where `_` and `%` in an id would be wildcards:
+    the ids starting with `evaluation@` are those from `evaluation@` up to `evaluationA` ('A' follows '@')."""
+    return conn.execute("SELECT attempt_id, seq, offset FROM attempts WHERE attempt_id = ? "
+                        "OR (attempt_id >= ? AND attempt_id < ?) ORDER BY seq",
+                        [evaluation, evaluation + "@", evaluation + "A"]).fetchall()
 
 
 def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ksearch.context.tokens import count_tokens
+from ksearch.context.tokens import count_tokens, fit_lines
 from ksearch.errors import LogError
-from ksearch.log.index import connect_readonly
+from ksearch.log.index import connect_readonly, run_start
 
 MEMORY = "memory.json"
 FRONTIER = "frontier.csv"
@@ -155,11 +155,6 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _run_start(conn: sqlite3.Connection) -> dict:
-    row = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
-    return json.loads(row[0]) if row and row[0] else {}
-
-
 def _templates(task: str | None) -> dict:
     if not task:
         return {}
@@ -170,7 +165,7 @@ def _templates(task: str | None) -> dict:
 
 def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pass_rate: float,
              per_fact: int) -> tuple[Memory, list[FrontierRow]]:
-    start = _run_start(conn)
+    start = run_start(conn)
     task = start.get("task") or (start.get("config") or {}).get("task")
     templates = _templates(task)
     strategies = {r[0]: r for r in conn.execute(
@@ -353,7 +348,4 @@ def memory_text(memory: Memory | None, budget_tokens: int) -> str:
         kept.extend(block)
         used += cost
         pending_heading = None
-    text = "\n".join(kept)
-    while text and count_tokens(text) > budget_tokens:  # token counts are not exactly additive
-        text = text.rsplit("\n", 1)[0] if "\n" in text else ""
-    return text
+    return "\n".join(kept[:fit_lines(kept, budget_tokens)])  # token counts are not exactly additive

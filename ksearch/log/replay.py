@@ -15,13 +15,12 @@ here: `ksearch compile` does that.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksearch.errors import LogError
-from ksearch.log.index import connect_readonly, read_row_at
+from ksearch.log.index import connect_readonly, evaluation_id, evaluation_packets, read_row_at, run_start
 from ksearch.log.rundir import read_blob
 
 
@@ -42,21 +41,19 @@ def find_attempt(run_dir: Path, ident: str) -> tuple[dict, dict]:
     """(the logged packet, the run_start payload) of an attempt named by packet, evaluation or candidate id."""
     conn = connect_readonly(run_dir)
     try:
-        start = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
-        start = json.loads(start[0]) if start and start[0] else {}
-        packet_id = ident
+        start = run_start(conn)
         step = conn.execute("SELECT packet_id FROM steps WHERE candidate = ? ORDER BY seq LIMIT 1", [ident]).fetchone()
-        if step and step[0]:
-            packet_id = step[0]
-        row = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? LIMIT 1", [packet_id]).fetchone()
-        if row is None and "@" not in packet_id:
-            primary = start.get("primary")
-            row = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? LIMIT 1",
-                               [f"{packet_id}@{primary}"]).fetchone() or conn.execute(
-                "SELECT seq, offset FROM attempts WHERE substr(attempt_id, 1, ?) = ? ORDER BY seq LIMIT 1",
-                [len(packet_id) + 1, packet_id + "@"]).fetchone()
+        packet_id = step[0] if step and step[0] else ident
+        packets = evaluation_packets(conn, evaluation_id(packet_id))
     finally:
         conn.close()
+
+    def named(attempt_id: str) -> tuple[int, int] | None:
+        return next(((seq, off) for a, seq, off in packets if a == attempt_id), None)
+
+    row = named(packet_id)
+    if row is None and "@" not in packet_id:  # an evaluation id: its primary target's packet, else its first
+        row = named(f"{packet_id}@{start.get('primary')}") or (packets[0][1:] if packets else None)
     if row is None:
         raise LogError(f"{run_dir} has no attempt or candidate {ident!r}; list them with "
                        f"`ksearch log query {run_dir} \"SELECT attempt_id, status FROM attempts\"`")

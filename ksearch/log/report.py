@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ksearch.errors import KsearchError, LogError
 from ksearch.log.history import iter_rows
-from ksearch.log.index import connect_readonly, evaluation_id, read_row_at
+from ksearch.log.index import connect_readonly, evaluation_id, evaluation_packets, read_row_at, run_start
 from ksearch.log.rundir import read_blob
-from ksearch.log.stats import log_stats
+from ksearch.log.stats import stats_of
 
 REPORT = "report.html"
 _CSS = """
@@ -138,14 +138,11 @@ def drift_png(drift: dict) -> bytes:
 # ---------------------------------------------------------------- data
 
 def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[dict]:
+    """The packets of the evaluation `packet_id` belongs to: one per target."""
     if not packet_id:
         return []
-    base = evaluation_id(packet_id)
-    rows = conn.execute("SELECT seq, offset FROM attempts WHERE attempt_id = ? OR attempt_id LIKE ? ORDER BY seq",
-                        [base, base.replace("%", r"\%").replace("_", r"\_") + "@%"]).fetchall()
-    # LIKE without ESCAPE treats \ literally; filter exactly here
-    out = [read_row_at(run_dir, off, seq)["payload"] for seq, off in rows]
-    return [p for p in out if evaluation_id(p.get("packet_id")) == base]
+    return [read_row_at(run_dir, off, seq)["payload"]
+            for _, seq, off in evaluation_packets(conn, evaluation_id(packet_id))]
 
 
 def _audit_summary(run_dir: Path) -> tuple[list[list], Counter]:
@@ -201,11 +198,10 @@ def _packet_block(p: dict) -> str:
 def build_report(run_dir: Path, *, top: int = 5) -> str:
     """The report's HTML text."""
     run_dir = Path(run_dir)
-    stats = log_stats(run_dir)
-    conn = connect_readonly(run_dir)
+    conn = connect_readonly(run_dir)  # one index update and connection for the stats and the tables below
     try:
-        start_row = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
-        start = json.loads(start_row[0]) if start_row and start_row[0] else {}
+        stats = stats_of(conn, run_dir.name)
+        start = run_start(conn)
         step_scores = [(o + 1, s, bool(p)) for o, s, p in
                        conn.execute("SELECT ordinal, score, passed FROM steps ORDER BY ordinal")]
         tops = conn.execute(

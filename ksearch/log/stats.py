@@ -23,7 +23,6 @@ STATS_QUERIES = {
     "by_status": "SELECT status, sum(n) FROM attempt_summary GROUP BY status ORDER BY 2 DESC",
     "rejections": "SELECT failure_class, sum(n) FROM attempt_summary WHERE failure_class != '' "
                   "GROUP BY failure_class ORDER BY 2 DESC",
-    "best_per_target": "SELECT target, max(best_reward) FROM attempt_summary WHERE status = 'pass' GROUP BY target",
     "events": "SELECT kind, n FROM kind_counts ORDER BY n DESC",
     "span": "SELECT (SELECT ts FROM events ORDER BY seq LIMIT 1), (SELECT ts FROM events ORDER BY seq DESC LIMIT 1)",
     "totals": "SELECT key, value FROM totals",
@@ -50,24 +49,27 @@ def log_stats(run_dir: Path, *, window: int | None = None, top: int = 10) -> dic
     multiple of the index's bucket size on big logs)."""
     conn = connect_readonly(run_dir)
     try:
-        res = {name: conn.execute(sql).fetchall() for name, sql in STATS_QUERIES.items()}
-        by_status = dict(res["by_status"])
-        attempts = sum(by_status.values())
-        drift = _drift(conn, attempts, window)
+        return stats_of(conn, Path(run_dir).name, window=window, top=top)
     finally:
         conn.close()
+
+
+def stats_of(conn: sqlite3.Connection, run: str, *, window: int | None = None, top: int = 10) -> dict:
+    """log_stats on an open index connection (the report reads its other tables through the same one)."""
+    res = {name: conn.execute(sql).fetchall() for name, sql in STATS_QUERIES.items()}
+    by_status = dict(res["by_status"])
+    attempts = sum(by_status.values())
     totals = dict(res["totals"])
     return {
-        "run": Path(run_dir).name,
+        "run": run,
         "attempts": attempts,
         "by_status": by_status,
         "pass_rate": (by_status.get("pass", 0) / attempts) if attempts else None,
         "rejections": dict(res["rejections"]),
-        "best_reward_per_target": dict(res["best_per_target"]),
         "events": dict(res["events"]),
         "first_ts": res["span"][0][0],
         "last_ts": res["span"][0][1],
-        "drift": drift,
+        "drift": _drift(conn, attempts, window),
         "best_per_target": _best_per_target(res["improvements"], totals),
         "cost": _cost(totals),
         "top_strategies": [_strategy(r) for r in res["strategies"][:top]],
