@@ -6,6 +6,7 @@ on their CPU workloads; problems that cannot be imported honestly are refused wi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -193,3 +194,59 @@ def test_gpumode_problem_without_specs_is_explained(tmp_path):
     (folder / "task.yml").write_text("lang: py\n")
     with pytest.raises(TaskError, match="lists no tests: or benchmarks: specs"):
         import_task(folder, out=tmp_path / "out")
+
+
+def test_flashinfer_constraints_are_read_not_evaluated(tmp_path):
+    from ksearch.task.importers.flashinfer import parse_constraint
+
+    # what constraints use evaluates as Python would: chained comparisons, and/or/not, % // and parentheses
+    text = "1 <= M < N and N % 4 == 0 or not (H // 2 >= 3) and -M != H - 2*M"
+    check = parse_constraint(text, ["M", "N", "H"])
+    grid = [{"M": m, "N": n, "H": h} for m in (1, 2, 5) for n in (2, 4, 8, 9) for h in (1, 6, 7)]
+    assert [bool(check(v)) for v in grid] == [bool(eval(text, {}, v)) for v in grid]  # noqa: S307  (our own text)
+    assert any(check(v) for v in grid) and not all(check(v) for v in grid)
+    assert parse_constraint("max(M, N) >= 4", ["M", "N"])({"M": 1, "N": 4})
+
+    # an escape from eval's emptied builtins, an attribute, a call or a subscript is refused before it runs
+    for expr, why in [("().__class__.__bases__[0].__subclasses__()", "uses a call to '().__class__"),
+                      ("N.__class__ is int", "uses the comparison Is"),
+                      ("N.real > 1", "uses a Attribute expression"),
+                      ("len([N]) > 0", "uses a call to 'len'"),
+                      ("N > [1][0]", "uses a Subscript expression"),
+                      ("N > 'a'", "uses the literal 'a'")]:
+        with pytest.raises(TaskError, match=r"^constraint .*" + re.escape(why)):
+            parse_constraint(expr, ["N"])
+    with pytest.raises(TaskError, match="names 'K', which is not an axis"):
+        parse_constraint("K > 1", ["N"])
+    with pytest.raises(TaskError, match="exponent .* is larger than"):  # a power tower would hang eval
+        parse_constraint("N < 9**9**9", ["N"])({"N": 1})
+
+    # and a definition carrying one is refused at import, with nothing run and nothing written
+    folder = tmp_path / "def"
+    shutil.copytree(FI / "softmax_lse", folder)
+    definition = json.loads((folder / "softmax_lse.json").read_text())
+    marker = tmp_path / "escaped"
+    definition["constraints"] = ["N >= 4", f"__import__('pathlib').Path({str(marker)!r}).touch() == 0"]
+    (folder / "softmax_lse.json").write_text(json.dumps(definition))
+    with pytest.raises(TaskError, match=r"constraint .*a call to '__import__\('pathlib'\).Path"):
+        import_task(folder, out=tmp_path / "out")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_flashinfer_flops_are_counted_on_the_staged_task(tmp_path):
+    definition = {
+        "name": "tiny_gemm", "op_type": "gemm",
+        "axes": {"M": {"type": "var"}, "N": {"type": "const", "value": 8}, "K": {"type": "const", "value": 16}},
+        "inputs": {"a": {"shape": ["M", "K"], "dtype": "float32"}, "b": {"shape": ["N", "K"], "dtype": "float32"}},
+        "outputs": {"c": {"shape": ["M", "N"], "dtype": "float32"}},
+        "reference": "def run(a, b):\n    return a @ b.T\n",
+    }
+    (tmp_path / "tiny_gemm.json").write_text(json.dumps(definition))
+    rows = [{"uuid": f"u{m}", "axes": {"M": m}, "inputs": {}} for m in (3, 5, 7, 1024)]
+    (tmp_path / "tiny_gemm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    imported = import_task(tmp_path / "tiny_gemm.json", out=tmp_path / "out")
+    task = load_task(imported.directory)
+    # torch's FLOP counter saw 2*K per output element of the matmul; the formula holds at every size
+    assert task.spec.flops_formula == "32*(M)*(N)"
+    assert task.flops("M1024") == 2 * 1024 * 8 * 16
+    assert imported.inferred[-1].startswith("flops: estimated from torch's FLOP counter on workload M3 as 32")

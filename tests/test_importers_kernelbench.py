@@ -166,3 +166,11 @@ def test_a_sample_tells_normal_from_uniform_values(n):
         assert u["kind"] == "uniform" and -1.3 < u["low"] < -0.8 and 2.8 < u["high"] < 3.3
     assert infer_generator(torch.randint(0, 7, (n,)))["kind"] == "randint"
     assert infer_generator(torch.full((n,), 2.5)) == {"kind": "constant", "value": 2.5}
+
+
+def test_a_problem_file_that_fails_to_run_is_named_in_one_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text((FIXTURES / "softmax_rows.py").read_text() + "\nSCALE = 1 / 0\n")
+    with pytest.raises(TaskError, match=r"running .*broken\.py failed with ZeroDivisionError: division by zero$"):
+        import_task(broken, fmt="kernelbench", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

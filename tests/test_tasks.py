@@ -413,6 +413,9 @@ def test_moe_routing_matches_torch_topk(tasks: dict[str, Task]) -> None:
     # K appears in no input shape, so the axes cannot be guessed without the workload
     with pytest.raises(TaskError, match="axis 'K' cannot be read off the input shapes; pass workload="):
         task.run_reference(task.make_inputs("mixtral_t1_e8_k2", "normal", seed=0))
+    partial = task.axes_from_inputs(task.make_inputs("mixtral_t1_e8_k2", "normal", seed=0), partial=True)
+    assert "K" not in partial and {a: partial[a] for a in ("T", "E")} == {a: task.axes_for("mixtral_t1_e8_k2")[a]
+                                                                            for a in ("T", "E")}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ class Task:
                 f"got missing={missing} extra={extra}"
             )
         variant = self._dtype(dtype) if dtype is not None else self._infer_variant(inputs)
-        axes = self.axes_for(workload) if workload is not None else self._infer_axes(inputs)
+        axes = self.axes_for(workload) if workload is not None else self.axes_from_inputs(inputs)
         for name in self.input_names:
             want_shape = self.spec.resolve_shape(name, axes)
             want_dtype = self.spec.resolve_dtype(self.spec.inputs[name], variant)
@@ -297,7 +297,10 @@ class Task:
                 return found
         return self.default_dtype
 
-    def _infer_axes(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    def axes_from_inputs(self, inputs: Mapping[str, torch.Tensor], *, partial: bool = False) -> dict[str, int]:
+        """The axes read off the input shapes (and the constant axes). An axis that sizes no input
+        raises TaskError unless `partial`, which leaves it out (an imported problem's int field that
+        only steers its input generator is such an axis)."""
         axes: dict[str, int] = dict(self.spec.const_axes)
         for name, tensor_spec in self.spec.inputs.items():
             shape = tuple(inputs[name].shape)
@@ -320,7 +323,7 @@ class Task:
                 if isinstance(dim, str):
                     _bind_expression(dim, int(size), axes)
         unbound = [a for a in self.spec.axes if a not in axes]
-        if unbound:
+        if unbound and not partial:
             raise TaskError(
                 f"task {self.name}: axis '{unbound[0]}' cannot be read off the input shapes; "
                 "pass workload= to run_reference"

@@ -1,30 +1,37 @@
-"""What every importer shares: reading a sample tensor's distribution, writing the task directory,
-and refusing problems that cannot be searched honestly.
+"""What every importer shares: running a problem's Python, reading a sample tensor's distribution,
+writing the task directory, estimating its FLOPs and refusing problems that cannot be searched honestly.
 
 An importer turns a foreign problem into a task dict (the fields of `task.yaml`), the source of a
 `reference.py` that defines `reference(*inputs, **params)`, and any files the reference needs
 (the original problem file, say). `write_task` writes them, loads the result with the normal task
-loader (so an import is valid by the same rules as a hand-written task) and checks it with
-`honesty_flags`: a problem whose output does not depend on its inputs, whose reference is not
-deterministic within the tolerances, or whose inputs are all one value would reward a kernel for
-nothing, so it is refused unless the user forces it (and then the flags go into its description).
+loader (so an import is valid by the same rules as a hand-written task), counts its FLOPs if the
+importer left them to it, and checks it with `honesty_flags`: a problem whose output does not depend
+on its inputs, whose reference is not deterministic within the tolerances, or whose inputs are all
+one value would reward a kernel for nothing, so it is refused unless the user forces it (and then
+the flags go into its description).
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 import shutil
 import tempfile
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
 
 from ksearch.errors import TaskError
 from ksearch.task.formula import evaluate_formula
+
+if TYPE_CHECKING:
+    from ksearch.task import Task, WorkloadSpec
 
 # Tolerances per dtype for imported tasks, which may sum long rows or K dims in any order: looser than
 # most built-in tasks (whose float32 atol is 1e-5), since nothing is known of an imported op's depth.
@@ -53,8 +60,30 @@ def task_name(text: str) -> str:
     return name
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
+class _CudaToCpu(ast.NodeTransformer):
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, str) and (node.value == "cuda" or node.value.startswith("cuda:")):
+            return ast.copy_location(ast.Constant("cpu"), node)
+        return node
+
+
+def load_module(name: str, filename: str | Path, source: str | None = None, *, cpu: bool = False) -> types.ModuleType:
+    """Run a problem's Python (the file `filename`, or `source` shown under that name) as a fresh module
+    `name`. It is not put in sys.modules, so loading a problem again (at another size, for another task)
+    leaves no trace. `cpu`: the string literals "cuda"/"cuda:N" in it read as "cpu", for problem code
+    that makes its tensors on a GPU. Any failure, syntax included, is a TaskError naming the file."""
+    filename = str(filename)
+    try:
+        tree = ast.parse(Path(filename).read_bytes() if source is None else source, filename)
+        if cpu:
+            tree = ast.fix_missing_locations(_CudaToCpu().visit(tree))
+        module = types.ModuleType(name)
+        module.__file__ = filename
+        # the problem's own code, run as its benchmark runs it (trusted as much as the user who imports it)
+        exec(compile(tree, filename, "exec"), module.__dict__)  # noqa: S102
+    except Exception as exc:  # the problem's code, not ours, failed: say where
+        raise TaskError(f"running {filename} failed with {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    return module
 
 
 def infer_generator(t: torch.Tensor) -> dict:
@@ -84,37 +113,55 @@ def infer_generator(t: torch.Tensor) -> dict:
 def write_task(directory: Path, spec: dict, reference: str, files: dict[str, bytes] | None = None, *,
                force: bool = False, inferred: list[str] | None = None) -> Imported:
     """Write a task directory (refusing to overwrite one), validate it with the task loader and check
-    it with `honesty_flags`. A flagged task is refused (nothing is written) unless `force`."""
-    from ksearch.task import load_task
+    it with `honesty_flags`. A flagged task is refused (nothing is written) unless `force`. A spec whose
+    `flops` is None gets them from `estimate_flops`, run on this staged task (so the reference is
+    staged, imported and run in one place)."""
+    from ksearch.task import load_task, load_task_spec
 
     directory = Path(directory)
     if directory.exists():
         raise TaskError(f"{directory} already exists; pass --name for another name or remove it")
+    inferred = list(inferred or [])
     with tempfile.TemporaryDirectory(prefix="ksearch-import-") as tmp:
         staged = Path(tmp) / directory.name
         staged.mkdir()
         for rel, data in (files or {}).items():
             (staged / rel).write_bytes(data)
         (staged / "reference.py").write_text(reference)
-        (staged / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=100))
+        _write_spec(staged, {**spec, "flops": 0} if spec["flops"] is None else spec)
         task = load_task(staged / "task.yaml")
         flags = honesty_flags(task)
         if flags and not force:
             raise TaskError(f"{spec['name']} cannot be searched honestly: {'; '.join(flags)}. Nothing was "
                             "written; fix the problem, or pass --force to import it anyway with these flags")
+        final = dict(spec)
+        if spec["flops"] is None:
+            final["flops"], note = estimate_flops(task)
+            inferred.append(note)
         if flags:
-            spec = {**spec, "description": spec["description"].rstrip() + "\nFLAGGED AT IMPORT: " + "; ".join(flags)}
-            (staged / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=100))
+            final["description"] = spec["description"].rstrip() + "\nFLAGGED AT IMPORT: " + "; ".join(flags)
+        if final != spec:
+            _write_spec(staged, final)
+            load_task_spec(staged / "task.yaml")  # an estimated formula is validated like a hand-written one
         directory.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(staged, directory)
-    return Imported(spec["name"], directory, list(inferred or []), flags)
+    return Imported(spec["name"], directory, inferred, flags)
 
 
-def honesty_flags(task, seeds: tuple[int, int] = (0, 1)) -> list[str]:
+def _write_spec(root: Path, spec: dict) -> None:
+    (root / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=100))
+
+
+def _smallest_cpu_workload(task: Task) -> WorkloadSpec:
+    """The CPU workload that moves the fewest bytes: where the import-time checks run the reference."""
+    return min(task.workloads(cpu_only=True), key=lambda w: task.bytes(w, task.default_dtype) or 0)
+
+
+def honesty_flags(task: Task, seeds: tuple[int, int] = (0, 1)) -> list[str]:
     """Why a kernel could score on this task without doing its work, on its smallest CPU workload:
     an output that is the same for different inputs (or identically zero), a reference that gives
     different results for the same inputs, inputs whose values are all equal."""
-    wl = min(task.workloads(cpu_only=True), key=lambda w: task.bytes(w, task.default_dtype) or 0)
+    wl = _smallest_cpu_workload(task)
     dtype = task.default_dtype
     flags: list[str] = []
     first = task.make_inputs(wl, "normal", seeds[0], dtype=dtype)
@@ -267,37 +314,25 @@ def bytes_formula(spec: dict) -> str:
     return " + ".join(terms)
 
 
-def estimate_flops(spec: dict, reference: str, files: dict[str, bytes]) -> tuple[str, str]:
+def estimate_flops(task: Task) -> tuple[str, str]:
     """A FLOP formula from torch's FLOP counter on the reference at the smallest CPU workload:
     counted FLOPs per element of the first output times its element count (right when the reduction
-    axes are const), or one per output element when the counter sees no matmul/convolution."""
-    import torch
+    axes are const), or one per output element when the counter sees no matmul/convolution. Returns
+    the formula and a line saying how it was made."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ksearch.task import load_task
-
-    out_name, out = next(iter(spec["outputs"].items()))
-    per_out = "*".join(f"({d})" for d in out["shape"])
-    with tempfile.TemporaryDirectory(prefix="ksearch-flops-") as tmp:
-        root = Path(tmp) / spec["name"]
-        root.mkdir()
-        for rel, data in files.items():
-            (root / rel).write_bytes(data)
-        (root / "reference.py").write_text(reference)
-        (root / "task.yaml").write_text(yaml.safe_dump({**spec, "flops": 0}, sort_keys=False))
-        task = load_task(root / "task.yaml")
-        wl = min(task.workloads(cpu_only=True), key=lambda w: elements(spec, w.axes))
-        inputs = task.make_inputs(wl, "normal", 0)
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            task.run_reference(inputs, workload=wl)
-        counted = counter.get_total_flops()
-        n_out = math.prod(task.spec.resolve_shape(out_name, task.axes_for(wl)))
+    out_name, out = next(iter(task.spec.outputs.items()))
+    wl = _smallest_cpu_workload(task)
+    counter = FlopCounterMode(display=False)
+    with counter:  # (run_reference runs under no_grad)
+        task.run_reference(task.make_inputs(wl, "normal", 0), workload=wl)
+    counted = counter.get_total_flops()
     if counted <= 0:
-        total = " + ".join("*".join(f"({d})" for d in t["shape"]) for t in spec["outputs"].values())
+        total = " + ".join("*".join(f"({d})" for d in t.shape) for t in task.spec.outputs.values())
         return total, ("flops: estimated as one per output element (torch's FLOP counter saw no matmul or "
                        "convolution in the reference)")
-    per = counted / n_out
+    per = counted / math.prod(task.spec.resolve_shape(out_name, task.axes_for(wl)))
     per_text = str(int(per)) if float(per).is_integer() else f"{per:.6g}"
+    per_out = "*".join(f"({d})" for d in out.shape)
     return f"{per_text}*{per_out}", (f"flops: estimated from torch's FLOP counter on workload {wl.name} as {per_text} "
                                      f"per element of output {out_name}; exact only if the reduction axes are const")

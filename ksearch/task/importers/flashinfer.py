@@ -4,7 +4,8 @@ becomes a candidate; an EvidencePacket becomes FlashInfer-Bench Traces.
 Format (FlashInfer Trace schema): a Definition has `name`, `op_type`, `axes` (`{"type": "const",
 "value": N}` or `{"type": "var"}`), `inputs`/`outputs` (`shape`: a list of axis names, `null` for a
 Python scalar, `[]` for a 0-D tensor; `dtype`), `reference` (Python source defining `run(*inputs)`
-that returns the outputs) and optional `constraints` (Python expressions over the axes). Each line of
+that returns the outputs) and optional `constraints` (expressions over the axes; read by
+`parse_constraint`, never `eval`ed, since a definition is downloaded text). Each line of
 a workload JSONL is a Workload (`uuid`, `axes`: the var axes' values, `inputs`: per input
 `{"type": "random"}`, `{"type": "scalar", "value": v}` or `{"type": "safetensors", "path", "tensor_key"}`),
 or a Trace wrapping one under `workload`.
@@ -20,6 +21,7 @@ How it maps onto the task contract:
   - bytes is exact (every tensor once); flops is an estimate from torch's FLOP counter on the reference.
 
 Public API beyond `detect`/`build`:
+    parse_constraint(expr, axes) -> predicate               a constraint string as a check of axis values
     solution_to_candidate(solution, task, out) -> Path      a Solution JSON as a candidate module
     packet_to_traces(packet, task, *, solution, ...) -> list[dict]   one Trace per workload
     write_traces(packet, task, out, *, solution, ...) -> Path        the same as a .jsonl file
@@ -30,14 +32,16 @@ from __future__ import annotations
 import ast
 import json
 import math
+import operator
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksearch.errors import TaskError
+from ksearch.task.formula import parse_formula
 from ksearch.task.importers.common import (
-    bytes_formula, cpu_suite, distributions_for, estimate_flops, infer_generator, task_name, tolerances_for,
+    bytes_formula, cpu_suite, distributions_for, infer_generator, task_name, tolerances_for,
 )
 
 if TYPE_CHECKING:
@@ -122,27 +126,59 @@ def _family(op_type: str) -> str:
     return "attention" if op_type.startswith(_ATTENTION) else op_type
 
 
-def _check_constraint(expr: str, names: set[str]) -> ast.Expression:
-    tree = ast.parse(expr, mode="eval")
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name,
-                                 ast.Constant, ast.Load, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
-            raise TaskError(f"constraint {expr!r}: only arithmetic and comparisons over the axes are understood")
-        if isinstance(node, ast.Name) and node.id not in names:
-            raise TaskError(f"constraint {expr!r} names {node.id!r}, which is not an axis")
-    return tree
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+            ast.Gt: operator.gt, ast.GtE: operator.ge}
+_Predicate = Callable[[Mapping[str, int]], Any]
+
+
+def parse_constraint(expr: str, axes: Iterable[str]) -> _Predicate:
+    """A definition's constraint as a check of axis values (its result is truthy where they are allowed).
+
+    A definition is downloaded text and `eval` is no sandbox, builtins emptied or not (an escape through
+    `().__class__.__bases__[0].__subclasses__()`, a hang in `9**9**9**9`), so nothing is `eval`ed: the
+    tree is walked, and it may hold only comparisons (chained too) and and/or/not over arithmetic terms,
+    each term a task formula (numbers, these axes, + - * / // % **, min/max/...: `ksearch.task.formula`,
+    which caps exponents). Anything else (an attribute, a call, a subscript, a string) is a TaskError
+    here, before anything runs."""
+    where = f"constraint {expr!r}"
+    try:
+        tree = ast.parse(str(expr).strip(), mode="eval")
+    except SyntaxError as exc:
+        raise TaskError(f"{where} is not an expression ({exc.msg}); write a comparison such as 'N >= 4'") from exc
+    names = set(axes)
+
+    def walk(node: ast.AST) -> _Predicate:
+        if isinstance(node, ast.BoolOp):
+            parts = [walk(v) for v in node.values]
+            combine = all if isinstance(node.op, ast.And) else any
+            return lambda values: combine(part(values) for part in parts)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            inner = walk(node.operand)
+            return lambda values: not inner(values)
+        if isinstance(node, ast.Compare):
+            bad = next((type(op).__name__ for op in node.ops if type(op) not in _COMPARE), None)
+            if bad:
+                raise TaskError(f"{where} uses the comparison {bad}; constraints compare with == != < <= > >=")
+            terms = [walk(t) for t in (node.left, *node.comparators)]
+            ops = [_COMPARE[type(op)] for op in node.ops]
+            return lambda values: all(op(a(values), b(values)) for op, a, b in zip(ops, terms, terms[1:]))
+        try:
+            formula = parse_formula(ast.unparse(node), "term")
+        except TaskError as exc:
+            raise TaskError(f"{where}: {exc}; terms may be compared (== != < <= > >=, chained) and joined "
+                            "with and/or/not") from exc
+        unknown = sorted(formula.names - names)
+        if unknown:
+            raise TaskError(f"{where} names {unknown[0]!r}, which is not an axis")
+        return lambda values: formula.evaluate(values, where)
+
+    return walk(tree.body)
 
 
 def _constraints(definition: dict) -> Callable[[dict[str, int]], bool]:
     consts = {n: a["value"] for n, a in definition["axes"].items() if a.get("type") == "const"}
-    trees = [compile(_check_constraint(c, set(definition["axes"])), "<constraint>", "eval")
-             for c in definition.get("constraints") or []]
-
-    def allowed(axes: dict[str, int]) -> bool:
-        # the expressions were checked to hold only names of axes, numbers and operators
-        return all(bool(eval(code, {"__builtins__": {}}, {**consts, **axes})) for code in trees)  # noqa: S307
-
-    return allowed
+    checks = [parse_constraint(c, definition["axes"]) for c in definition.get("constraints") or []]
+    return lambda axes: all(bool(check({**consts, **axes})) for check in checks)
 
 
 def _load_safetensors(file: Path, key: str, where: str):
@@ -272,14 +308,12 @@ def build(path: Path, name: str | None) -> Built:
     spec["distributions"] = distributions_for(spec)
     spec["tolerances"] = tolerances_for({t["dtype"] for t in outputs.values()})
     inferred.append(f"tolerances per output dtype: the importer defaults for {', '.join(spec['tolerances'])}")
-    spec["flops"] = 0  # estimated below, once the reference can run
+    spec["flops"] = None  # estimated by write_task, once the reference can run
     spec["bytes"] = bytes_formula(spec)
     spec["languages"] = ["triton", "tilelang", "hip"]
 
     reference = _reference_source(definition, list(inputs), list(outputs), scalars)
     files = {"definition.json": file.read_bytes(), "workloads.jsonl": wl_file.read_bytes()}
-    spec["flops"], note = estimate_flops(spec, reference, files)
-    inferred.append(note)
     return Built(spec=spec, reference=reference, files=files, inferred=inferred)
 
 
@@ -296,14 +330,15 @@ from pathlib import Path
 
 import torch
 
+from ksearch.task.importers.common import load_module
+
 _DEFINITION = json.loads((Path(__file__).parent / "definition.json").read_text())
-_NAMESPACE: dict = {{}}
-exec(compile(_DEFINITION["reference"], "definition.json:reference", "exec"), _NAMESPACE)
+_PROBLEM = load_module("flashinfer_reference", "definition.json:reference", _DEFINITION["reference"])
 _OUTPUTS = {outputs!r}
 
 
 def reference({sig}):
-    result = _NAMESPACE["run"]({args})
+    result = _PROBLEM.run({args})
     if isinstance(result, dict):
         result = tuple(result[n] for n in _OUTPUTS)
     elif not isinstance(result, (tuple, list)):

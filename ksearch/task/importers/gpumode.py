@@ -37,9 +37,9 @@ import yaml
 
 from ksearch.errors import TaskError
 from ksearch.task.importers.common import (
-    bytes_formula, cpu_suite, distributions_for, dtype_name, estimate_flops, infer_generator, shapes_at, task_name,
-    tolerances_for,
+    bytes_formula, cpu_suite, distributions_for, infer_generator, load_module, shapes_at, task_name, tolerances_for,
 )
+from ksearch.task.inputs import dtype_name
 
 if TYPE_CHECKING:
     from ksearch.task import Task
@@ -73,23 +73,6 @@ def detect(path: Path) -> bool:
         return False
     text = (folder / "reference.py").read_text(errors="replace")
     return "def ref_kernel" in text and "def generate_input" in text
-
-
-class _ToCpu(ast.NodeTransformer):
-    def visit_Constant(self, node: ast.Constant) -> ast.AST:
-        if isinstance(node.value, str) and (node.value == "cuda" or node.value.startswith("cuda:")):
-            return ast.copy_location(ast.Constant("cpu"), node)
-        return node
-
-
-def _module(name: str, source: str, filename: str, cpu: bool) -> types.ModuleType:
-    tree = ast.parse(source, filename)
-    if cpu:
-        tree = ast.fix_missing_locations(_ToCpu().visit(tree))
-    module = types.ModuleType(name)
-    module.__file__ = filename
-    exec(compile(tree, filename, "exec"), module.__dict__)  # the problem's own code, as GPU MODE runs it
-    return module
 
 
 def _shim_utils() -> types.ModuleType:
@@ -130,15 +113,11 @@ def load_problem(reference: Path, *, cpu: bool = False) -> types.ModuleType:
     `cpu`: the string literals "cuda"/"cuda:N" in those files read as "cpu" (generate_input on a host)."""
     reference = Path(reference)
     saved = {m: sys.modules.get(m) for m in ("task", "utils")}
-    try:
+    try:  # `from task import ...` and `from utils import ...` find these while the reference runs
         for mod, file in _companions(reference).items():
-            sys.modules[mod] = (_module(mod, file.read_text(), str(file), cpu) if file is not None
+            sys.modules[mod] = (load_module(mod, file, cpu=cpu) if file is not None
                                 else (_shim_task() if mod == "task" else _shim_utils()))
-        module = _module("gpumode_reference", reference.read_text(), str(reference), cpu)
-    except TaskError:
-        raise
-    except Exception as exc:  # the problem's code failed to import: say where
-        raise TaskError(f"importing {reference} failed with {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        module = load_module("gpumode_reference", reference, cpu=cpu)
     finally:
         for mod, old in saved.items():
             if old is None:
@@ -176,37 +155,28 @@ def make_data(kind: str, slots: list[list], inputs: dict[str, Any], outputs: dic
 
 def problem_reference(task_dir: Path) -> Callable[..., Any]:
     """The callable an imported task's reference.py exposes: inputs in task order -> outputs, through
-    the problem's ref_kernel (output buffers in `data` freshly allocated)."""
+    the problem's ref_kernel (the output buffers of `data` freshly allocated, shaped as task.yaml says)."""
     import torch
 
+    from ksearch.task import load_task
+    from ksearch.task.inputs import torch_dtype
+
     task_dir = Path(task_dir)
+    task = load_task(task_dir)
     layout = json.loads((task_dir / LAYOUT_FILE).read_text())
     ref_kernel = load_problem(task_dir / "gpumode_reference.py").ref_kernel
+    buffers = [n for role, n in layout["slots"] if role == "output"]
 
     def reference(*args: torch.Tensor) -> Any:
-        inputs = dict(zip(layout["inputs"], args, strict=True))
-        first = args[0] if args else None
-        buffers = {n: torch.empty(_shape_of(layout, n, inputs), dtype=getattr(torch, layout["dtypes"][n]),
-                                  device=first.device if first is not None else "cpu")
-                   for role, n in layout["slots"] if role == "output"}
-        result = ref_kernel(make_data(layout["kind"], layout["slots"], inputs, buffers))
+        inputs = dict(zip(task.input_names, args, strict=True))
+        axes = task.axes_from_inputs(inputs, partial=True)
+        made = {n: torch.empty(task.spec.resolve_shape(n, axes), dtype=torch_dtype(task.spec.outputs[n].dtype),
+                               device=args[0].device) for n in buffers}
+        result = ref_kernel(make_data(layout["kind"], layout["slots"], inputs, made))
         result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
         return result[0] if len(result) == 1 else result
 
     return reference
-
-
-def _shape_of(layout: dict, name: str, inputs: dict) -> tuple[int, ...]:
-    from ksearch.task.formula import evaluate_formula
-
-    axes: dict[str, int] = {}
-    # bind the var axes from the input shapes, then evaluate this tensor's dims
-    for n, dims in layout["shapes"].items():
-        if n in inputs:
-            for d, size in zip(dims, inputs[n].shape, strict=True):
-                if isinstance(d, str) and d.isidentifier():
-                    axes[d] = int(size)
-    return tuple(int(evaluate_formula(d, axes, f"shape of {name}")) for d in layout["shapes"][name])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,9 +366,7 @@ def build(path: Path, name: str | None) -> Built:
         "inputs": inputs, "outputs": outputs,
         "entry": f"run({', '.join([*inputs, *outputs])})",
     }
-    layout = {"kind": kind, "slots": slots, "inputs": list(inputs),
-              "shapes": {n: t["shape"] for n, t in {**inputs, **outputs}.items()},
-              "dtypes": {n: t["dtype"] for n, t in {**inputs, **outputs}.items()}}
+    layout = {"kind": kind, "slots": slots}  # names, shapes and dtypes are task.yaml's
 
     def runs_ok(axes: dict[str, int]) -> bool:
         """Whether ref_kernel accepts random data of these shapes (derived workloads must keep its assumptions)."""
@@ -419,7 +387,7 @@ def build(path: Path, name: str | None) -> Built:
     spec["tolerances"] = tolerances_for({t["dtype"] for t in outputs.values()})
     inferred.append("check_implementation is not used: outputs are compared with the importer's tolerances for "
                     + ", ".join(spec["tolerances"]))
-    spec["flops"] = 0
+    spec["flops"] = None  # estimated by write_task, once the reference can run
     spec["bytes"] = bytes_formula(spec)
     spec["languages"] = ["triton", "tilelang", "hip"]
 
@@ -443,8 +411,6 @@ _REFERENCE = problem_reference(Path(__file__).parent)
 def reference({args}):
     return _REFERENCE({args})
 '''
-    spec["flops"], note = estimate_flops(spec, reference, files)
-    inferred.append(note)
     return Built(spec=spec, reference=reference, files=files, inferred=inferred)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.util
 import inspect
 import json
 import re
@@ -27,8 +26,9 @@ import torch
 from ksearch.errors import TaskError
 from ksearch.task.importers import Built
 from ksearch.task.importers.common import (
-    CPU_ELEMENTS, TOLERANCES, bytes_formula, distributions_for, dtype_name, infer_generator, task_name, tolerances_for,
+    CPU_ELEMENTS, TOLERANCES, bytes_formula, distributions_for, infer_generator, load_module, task_name, tolerances_for,
 )
+from ksearch.task.inputs import dtype_name
 
 PROBLEM_FILE = "problem.py"
 META_FILE = "kernelbench.json"  # input, weight and size-constant names, for KernelBench-form candidates
@@ -44,12 +44,7 @@ def detect(path: Path) -> bool:
 
 
 def _load(path: Path, overrides: dict[str, int] | None = None):
-    spec = importlib.util.spec_from_file_location(f"ksearch_kernelbench_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise TaskError(f"{path}: running the problem file failed with {type(exc).__name__}: {exc}") from exc
+    module = load_module(f"ksearch_kernelbench_{abs(hash(str(path)))}", path)
     for k, v in (overrides or {}).items():
         setattr(module, k, v)
     for needed in ("Model", "get_inputs", "get_init_inputs"):
