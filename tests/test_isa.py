@@ -277,3 +277,64 @@ def test_tokenizer_is_real_here_and_falls_back_offline(monkeypatch):
         assert not tokens.is_exact()
     finally:
         tokens._encoder.cache_clear()
+
+
+def _texts(corpus) -> list[str]:
+    """Chapters, skills and our own sources: prose, markdown and code."""
+    from ksearch.context import list_skills
+
+    return [c.render() for c in corpus.chapters.values()] + [s.render() for s in list_skills()] + \
+        [p.read_text() for p in sorted((ROOT / "ksearch").rglob("*.py"))]
+
+
+def test_the_tokenizer_splits_after_a_newline_before_anything_but_whitespace_or_slash(corpus):
+    # what JoinedTokens and the chunked encode rely on: such a text counts as the sum of its sides
+    pytest.importorskip("bpe_openai")
+    texts = _texts(corpus)
+    for text in texts:
+        cuts = [0] + [i + 1 for i in range(len(text) - 1) if text[i] == "\n" and tokens._splits_before(text[i + 1])]
+        pieces = [text[a:b] for a, b in zip(cuts, cuts[1:] + [len(text)])]
+        assert sum(map(count_tokens, pieces)) == count_tokens(text)
+    texts = [t for t in texts if tokens._splits_before(t[:1])]
+    big = "\n".join(texts)  # over bpe-openai's 1M characters and 200k tokens for one call: encoded in chunks
+    assert len(big) > 1_000_000
+    assert count_tokens(big) == sum(count_tokens(t + "\n") for t in texts[:-1]) + count_tokens(texts[-1])
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_joined_tokens_count_as_the_joined_text(corpus, exact, monkeypatch):
+    if not exact:
+        monkeypatch.setattr(tokens, "_encoder", lambda: (tokens.ESTIMATE, None))
+    parts = [c.render() for c in corpus.chapters.values()]
+    count = tokens.JoinedTokens()
+    for k in range(len(parts) + 1):
+        assert count(parts[:k]) == count_tokens("\n".join(parts[:k]))
+    odd = [parts[0], "  indented", "/path", "", parts[1]]  # not split after the newline: counted whole
+    assert count(odd) == count_tokens("\n".join(odd))
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_fit_tokens_cuts_on_token_boundaries_within_the_budget(corpus, exact, monkeypatch):
+    if not exact:
+        monkeypatch.setattr(tokens, "_encoder", lambda: (tokens.ESTIMATE, None))
+    text = corpus.chapters["cdna4/mfma"].render() + "ünïcødé ✓ 漢字 " * 50
+    n = count_tokens(text)
+    assert tokens.fit_tokens(text, n) == text and tokens.fit_tokens(text, 0) == ""
+    for budget in (1, 7, 50, 333, n - 1):
+        for marker in ("", "\n[... cut]"):
+            cut = tokens.fit_tokens(text, budget, marker)
+            if budget < count_tokens(marker):
+                assert cut == ""  # not even the marker fits
+                continue
+            assert cut.endswith(marker) and text.startswith(cut[:len(cut) - len(marker)])
+            assert budget - 3 <= count_tokens(cut) <= budget  # whole tokens: at most a split character short
+
+
+def test_fit_lines_keeps_the_most_leading_lines_that_fit(corpus):
+    lines = corpus.chapters["cdna4/mfma"].render().split("\n")
+    total = count_tokens("\n".join(lines))
+    for budget in (0, 1, 40, 400, total - 1, total):
+        n = tokens.fit_lines(lines, budget)
+        assert count_tokens("\n".join(lines[:n])) <= budget
+        assert n == len(lines) or count_tokens("\n".join(lines[:n + 1])) > budget
+    assert tokens.fit_lines(lines, total) == len(lines)

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from ksearch.context import count_tokens
 from ksearch.errors import ConfigError
 from ksearch.log import iter_rows, read_blob, verify_log
 from ksearch.propose.prices import cost_usd
-from ksearch.propose.prompt import PromptBuilder
+from ksearch.propose.backends import make_backend
+from ksearch.propose.prompt import PromptBuilder, clip
 from ksearch.propose.replies import ReplyError, parse_edit_script, parse_module, parse_plan
 from ksearch.propose.settings import ProposerConfig, PromptBudget, parse_spec
 from ksearch.search.run import start_run
@@ -236,6 +238,21 @@ def test_a_missing_api_key_is_a_clear_error_and_leaves_no_run(tmp_path, monkeypa
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+def test_dspy_looks_up_its_key_as_the_other_backends_do(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY is not set"):
+        make_backend(ProposerConfig.model_validate("dspy:anthropic/claude-haiku-4-5"))
+    with pytest.raises(ConfigError, match="MY_KEY is not set"):  # a named variable must be set too
+        make_backend(ProposerConfig(backend="dspy", model="openai/gpt-4.1-mini", api_key_env="MY_KEY"))
+    monkeypatch.setenv("MY_KEY", "sk-mine")
+    lm = make_backend(ProposerConfig(backend="dspy", model="openai/gpt-4.1-mini", api_key_env="MY_KEY")).lm
+    assert lm.kwargs["api_key"] == "sk-mine"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # a server of your own takes any key
+    lm = make_backend(ProposerConfig(backend="dspy", model="openai/m", base_url="http://localhost:1/v1")).lm
+    assert lm.kwargs["api_key"] == "not-needed"
+
+
 # ---------------------------------------------------------------------------------- pieces
 
 def test_proposer_specs():
@@ -244,9 +261,12 @@ def test_proposer_specs():
         "backend": "openai-compatible", "model": "qwen2.5:7b", "base_url": "http://h:8000/v1"}
     assert parse_spec("dspy:anthropic/claude-sonnet-4-5")["model"] == "anthropic/claude-sonnet-4-5"
     assert ProposerConfig.model_validate("anthropic:claude-haiku-4-5").backend == "anthropic"
-    for bad in ("gpt-5", "openai:", "openai-compatible:m", "cohere:x"):
+    for bad in ("gpt-5", "openai:", "cohere:x"):
         with pytest.raises(ConfigError):
             parse_spec(bad)
+    for no_url in ("openai-compatible:m", "openai-compatible:m@"):  # the config checks the URL, once
+        with pytest.raises(ValidationError, match="needs base_url"):
+            ProposerConfig.model_validate(no_url)
 
 
 def test_replies_are_validated():
@@ -255,11 +275,13 @@ def test_replies_are_validated():
     assert how == "a complete module" and "def run(" in source
     edit = "<<<<<<< SEARCH\n    M, N = x.shape\n=======\n    M, N = x.shape  # edited\n>>>>>>> REPLACE"
     assert "# edited" in parse_module(edit, KERNEL, entry, args)[0]
-    with pytest.raises(ReplyError) as e:  # a diff that does not apply asks for the full rewrite
+    with pytest.raises(ReplyError, match="not found.*reply with the complete module"):  # asks for the full rewrite
         parse_module(edit.replace("M, N", "A, B", 1), KERNEL, entry, args)
-    assert e.value.diff
-    with pytest.raises(ReplyError, match="wrong entry signature"):
-        parse_module("```python\ndef run(x, out):\n    pass\n```", None, entry, args)
+    for wrong in ("x, out", "x, weight, out, more", "x, weight, out, *, eps"):  # run(x, weight, out) fails
+        with pytest.raises(ReplyError, match="wrong entry signature"):
+            parse_module(f"```python\ndef run({wrong}):\n    pass\n```", None, entry, args)
+    for right in ("x, weight, out, eps=1e-6", "*tensors", "x, /, weight, out=None"):
+        parse_module(f"```python\ndef run({right}):\n    pass\n```", None, entry, args)
     with pytest.raises(ReplyError, match="does not parse"):
         parse_module("```python\ndef run(x, weight, out:\n```", None, entry, args)
     with pytest.raises(ReplyError, match="schema"):
@@ -287,3 +309,11 @@ def test_prompt_sections_stay_within_their_budgets():
         assert prompt.sections[name] <= limit, (name, prompt.sections[name], limit)
     assert "Entry: def run(x, weight, out)" in prompt.system and prompt.user.endswith("}]}]}")
     assert builder.propose_actions(state, 1).system == prompt.system  # stable: the same every call
+
+
+def test_clip_marks_the_cut():
+    text = "def kernel(x):\n    return x * 2  # doubled\n" * 200
+    assert clip(text, 10_000) == text and clip(text, 0) == ""
+    cut = clip(text, 100)
+    assert cut.endswith("\n[... cut to 100 tokens]") and text.startswith(cut.rsplit("\n[...", 1)[0])
+    assert 90 < count_tokens(cut) <= 100

@@ -9,7 +9,7 @@ proposer's prompt builder call the same ones, and each returns plain dataclasses
     list_topics() / build_packet(topic, target, budget) -> Packet
     load_rules(target) / check_rules(target)              hard limits per target vs the target profiles
     ingest_amd_xml(xml, out) -> IngestReport              AMD's machine-readable ISA XML -> chapters
-    count_tokens(text) / tokenizer_name()
+    count_tokens(text) / fit_tokens(text, budget) / tokenizer_name()
 """
 
 from ksearch.context.amd_xml import IngestReport, ingest_amd_xml, parse_amd_isa_xml
@@ -22,7 +22,7 @@ from ksearch.context.rules import Mismatch, Rules, check_rules, load_rules
 from ksearch.context.skills import (
     SKILL_BODY_BUDGET, Pick, Selection, Skill, describe_task, get_skill, load_skills, select_skills, show_skill,
 )
-from ksearch.context.tokens import count_tokens, tokenizer_name
+from ksearch.context.tokens import count_tokens, fit_tokens, tokenizer_name
 
 
 def list_skills() -> list[Skill]:
@@ -39,7 +39,7 @@ __all__ = [
     "BudgetError", "Chapter", "ContextError", "ContextFileError", "Corpus", "IngestReport", "Mismatch", "Packet",
     "PacketItem", "Pick", "Rules", "SKILL_BODY_BUDGET", "SearchHit", "Selection", "Skill", "Topic",
     "UnknownChapterError", "UnknownSkillError", "UnknownTopicError", "build_manifest", "build_packet", "check_rules",
-    "count_tokens", "describe_task", "get_skill", "ingest_amd_xml", "list_skills", "list_topics", "load_corpus",
-    "load_rules", "load_skills", "load_topics", "manifest_drift", "parse_amd_isa_xml", "select_skills", "show_skill",
-    "tokenizer_name", "write_manifest",
+    "count_tokens", "describe_task", "fit_tokens", "get_skill", "ingest_amd_xml", "list_skills", "list_topics",
+    "load_corpus", "load_rules", "load_skills", "load_topics", "manifest_drift", "parse_amd_isa_xml", "select_skills",
+    "show_skill", "tokenizer_name", "write_manifest",
 ]

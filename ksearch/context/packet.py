@@ -21,7 +21,7 @@ from ksearch.context.errors import BudgetError, ContextFileError, UnknownTopicEr
 from ksearch.context.files import first_error, read_yaml
 from ksearch.context.locate import ANY, check_target, corpus_dir, suggest
 from ksearch.context.markdown import Section
-from ksearch.context.tokens import count_tokens, tokenizer_name
+from ksearch.context.tokens import JoinedTokens, count_tokens, tokenizer_name
 
 TOPICS = "topics.yaml"
 
@@ -120,26 +120,29 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
     # Blocks in priority order: facts one by one, then each chapter whole or, failing that, by section.
     chosen: list[tuple[str, str, str]] = []  # (id, kind, text)
 
-    def render(extra: list[tuple[str, str, str]], more: list[str]) -> str:
-        parts = [header]
+    def parts(extra: list[tuple[str, str, str]], more: list[str]) -> list[str]:
+        out = [header]
         lines = [t for _, kind, t in extra if kind == "fact"]
         if lines:
-            parts.append("## Facts\n" + "\n".join(lines) + "\n")
-        parts += [t for _, kind, t in extra if kind != "fact"]
+            out.append("## Facts\n" + "\n".join(lines) + "\n")
+        out += [t for _, kind, t in extra if kind != "fact"]
         if more:
-            parts.append("## More (not included)\n" + "\n".join(
+            out.append("## More (not included)\n" + "\n".join(
                 f"- [{i}] {corpus.get(i).title}" if "#" not in i else f"- [{i}]" for i in more) + "\n")
-        return "\n".join(parts)
+        return out
+
+    # Every part starts with "#", so each is encoded once however often the growing packet is re-counted
+    count = JoinedTokens()
 
     def fits(extra: list[tuple[str, str, str]], more: list[str]) -> bool:
-        return count_tokens(render(extra, more)) <= budget
+        return count(parts(extra, more)) <= budget
 
     pending = list(chapter_ids)
     if not fits([], pending):
         pending = []  # the more-list alone is too long: drop it rather than fail
         if not fits([], []):
             raise BudgetError(f"budget {budget} is too small for a packet header "
-                              f"({count_tokens(render([], []))} tokens); ask for more")
+                              f"({count([header])} tokens); ask for more")
     for line in fact_lines:
         if fits(chosen + [("facts", "fact", line)], pending):
             chosen.append(("facts", "fact", line))
@@ -157,7 +160,7 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
             part = (sid, "section", f"## [{sid}] {chapter.title} — {sec.heading}\n{_demote(body)}")
             if fits(chosen + [part], pending):
                 chosen.append(part)
-    text = render(chosen, pending)
+    text = "\n".join(parts(chosen, pending))
     included = [PacketItem("facts", "facts", count_tokens("\n".join(t for i, k, t in chosen if k == "fact")))] \
         if any(k == "fact" for _, k, _ in chosen) else []
     included += [PacketItem(i, k, count_tokens(t)) for i, k, t in chosen if k != "fact"]

@@ -21,7 +21,7 @@ from ksearch.context.errors import ContextFileError, UnknownSkillError
 from ksearch.context.files import first_error
 from ksearch.context.locate import ANY, check_target, skills_dir, suggest
 from ksearch.context.markdown import split_front_matter
-from ksearch.context.tokens import count_tokens, tokenizer_name
+from ksearch.context.tokens import JoinedTokens, count_tokens, tokenizer_name
 
 SKILL_FILE = "SKILL.md"
 SKILL_BODY_BUDGET = 500  # tokens of a SKILL.md body; depth goes into reference files
@@ -233,11 +233,11 @@ def select_skills(task: str, target: str, budget: int = 4000, skills: dict[str, 
     picked: list[Pick] = []
     omitted: list[Pick] = []
     texts: list[str] = []
+    count = JoinedTokens()  # each block is encoded once, not the whole selection again per skill
     for (_, reason), skill in ranked:
         block = skill.render()
-        candidate = "\n".join(texts + [block])
         pick = Pick(skill.name, skill.meta.layer, count_tokens(block), reason)
-        if count_tokens(candidate) <= budget:
+        if count(texts + [block]) <= budget:
             texts.append(block)
             picked.append(pick)
         else:

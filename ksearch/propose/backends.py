@@ -45,7 +45,11 @@ class Backend(Protocol):
     def complete(self, prompt: Prompt) -> Reply: ...
 
 
-def _key(cfg: ProposerConfig, default_env: str, required: bool) -> str | None:
+KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}  # each provider's own variable
+
+
+def _key(cfg: ProposerConfig, default_env: str, required: bool) -> str:
+    """The key from proposer.api_key_env, else from `default_env`; a `required` one must be set."""
     env = cfg.api_key_env or default_env
     key = os.environ.get(env)
     if key:
@@ -74,7 +78,7 @@ class OpenAIBackend:
         self.api = "chat" if self.compatible else cfg.api
         self._errors = openai.APIError
         try:
-            self.client = openai.OpenAI(api_key=_key(cfg, "OPENAI_API_KEY", not self.compatible),
+            self.client = openai.OpenAI(api_key=_key(cfg, KEY_ENV["openai"], not self.compatible),
                                         base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=cfg.max_retries)
         except openai.OpenAIError as e:
             raise ConfigError(f"cannot set up the OpenAI client: {e}") from e
@@ -124,7 +128,7 @@ class AnthropicBackend:
 
         self.cfg, self.model = cfg, cfg.model or ""
         self._errors = anthropic.APIError
-        self.client = anthropic.Anthropic(api_key=_key(cfg, "ANTHROPIC_API_KEY", True), base_url=cfg.base_url,
+        self.client = anthropic.Anthropic(api_key=_key(cfg, KEY_ENV["anthropic"], True), base_url=cfg.base_url,
                                           timeout=cfg.timeout_s, max_retries=cfg.max_retries)
 
     def complete(self, prompt: Prompt) -> Reply:
@@ -161,12 +165,11 @@ class DSPyBackend:
         # one LM call per proposer call: no second call through DSPy's JSON adapter on a format miss
         self.adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
         provider = self.model.split("/", 1)[0]
-        key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         kwargs: dict[str, Any] = {"api_base": cfg.base_url} if cfg.base_url else {}
-        if key:
-            kwargs["api_key"] = key
-        elif cfg.base_url and provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
-            kwargs["api_key"] = "not-needed"
+        # As the other backends: required unless a base_url names a server of your own. For other
+        # providers with no api_key_env, litellm finds their credentials (GEMINI_API_KEY, AWS, ...).
+        if cfg.api_key_env or provider in KEY_ENV:
+            kwargs["api_key"] = _key(cfg, KEY_ENV.get(provider, ""), required=not cfg.base_url)
         try:
             self.lm = dspy.LM(self.model, temperature=cfg.temperature, max_tokens=cfg.max_tokens, cache=False,
                               num_retries=cfg.max_retries, timeout=cfg.timeout_s, engine="litellm", **kwargs)

@@ -109,8 +109,7 @@ class LLMProposer:
             except ReplyError as e:
                 call.summary = call.failure = f"unusable reply: {e}"
                 call.raw = reply.text[:RAW_CHARS]
-                prompt = prompt.with_feedback(str(e), "Reply with the complete module in one ```python block."
-                                              if e.diff else want)
+                prompt = prompt.with_feedback(str(e), want)
         return None
 
     # ------------------------------------------------------------------ protocol

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ksearch.context import build_packet, count_tokens, select_skills
+from ksearch.context import build_packet, count_tokens, fit_tokens, select_skills
 from ksearch.context.errors import ContextError
 from ksearch.errors import LogError
 from ksearch.evidence import EvidencePacket
@@ -61,17 +61,8 @@ class Prompt:
 
 
 def clip(text: str, budget: int) -> str:
-    """`text` if it fits `budget` tokens, else its longest prefix that fits with a cut marker."""
-    if budget <= 0:
-        return ""
-    if count_tokens(text) <= budget:
-        return text
-    marker = f"\n[... cut to {budget} tokens]"
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if count_tokens(text[:mid] + marker) <= budget else (lo, mid - 1)
-    return text[:lo] + marker
+    """`text` cut to `budget` tokens, marked where it was cut so the model knows it sees a part."""
+    return fit_tokens(text, budget, f"\n[... cut to {budget} tokens]")
 
 
 def evidence_text(packet: EvidencePacket) -> str:

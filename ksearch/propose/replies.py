@@ -19,11 +19,8 @@ _EDIT = re.compile(r"<<<<<<< SEARCH\n(.*?)\n?=======\n(.*?)\n?>>>>>>> REPLACE", 
 
 
 class ReplyError(KsearchError):
-    """A reply that cannot be used; `diff` marks edits that did not apply to the parent."""
-
-    def __init__(self, message: str, *, diff: bool = False):
-        super().__init__(message)
-        self.diff = diff
+    """A reply that cannot be used; the message says what to send instead (for edits that did not
+    apply: the complete module)."""
 
 
 class ActionSpec(BaseModel):
@@ -108,7 +105,7 @@ def parse_module(text: str, parent: str | None, entry: str, args: list[str]) -> 
     if "<<<<<<< SEARCH" in text:
         if parent is None:
             raise ReplyError("search/replace edits need a parent kernel and none was shown; "
-                             "reply with the complete module", diff=True)
+                             "reply with the complete module")
         source, how = apply_edits(parent, text), "search/replace edits on the parent"
     else:
         blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
@@ -127,19 +124,22 @@ def apply_edits(parent: str, text: str) -> str:
     edits = _EDIT.findall(text)
     if not edits:
         raise ReplyError("the search/replace edits are malformed: use <<<<<<< SEARCH, =======, >>>>>>> REPLACE "
-                         "lines", diff=True)
+                         "lines")
     source = parent
     for k, (search, replace) in enumerate(edits):
         n = source.count(search) if search else 0
         if n != 1:
             found = "not found" if n == 0 else f"found {n} times"
             raise ReplyError(f"search/replace edit {k}: its SEARCH text was {found} in the parent kernel; "
-                             "reply with the complete module instead", diff=True)
+                             "reply with the complete module instead")
         source = source.replace(search, replace, 1)
     return source
 
 
 def check_module(source: str, entry: str, args: list[str]) -> None:
+    """The module parses and its top-level `def entry` can be called as entry(*args), the test the
+    compile step makes with inspect.signature(entry).bind(*args) once the module is imported (the
+    harness's static `static:entry` check only asks that the name is bound, not how it is called)."""
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
@@ -147,7 +147,9 @@ def check_module(source: str, entry: str, args: list[str]) -> None:
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry]
     if not defs:
         raise ReplyError(f"the module defines no top-level `def {entry}({', '.join(args)})`")
-    got = [a.arg for a in defs[-1].args.posonlyargs + defs[-1].args.args]
-    if len(got) != len(args) and not defs[-1].args.vararg:
-        raise ReplyError(f"wrong entry signature: def {entry}({', '.join(got)}) but the task's entry is "
+    sig = defs[-1].args
+    positional = [a.arg for a in sig.posonlyargs + sig.args]
+    required = len(positional) - len(sig.defaults)  # defaults belong to the last positional parameters
+    if not (required <= len(args) and (len(args) <= len(positional) or sig.vararg)) or None in sig.kw_defaults:
+        raise ReplyError(f"wrong entry signature: def {entry}({ast.unparse(sig)}) but the task's entry is "
                          f"{entry}({', '.join(args)}) (inputs, then outputs)")

@@ -68,7 +68,8 @@ class ProposerConfig(BaseModel):
         if self.backend in LLM_BACKENDS and not self.model:
             raise ValueError(f"backend {self.backend} needs a model (e.g. {self.backend}:MODEL)")
         if self.backend == "openai-compatible" and not self.base_url:
-            raise ValueError("backend openai-compatible needs base_url (openai-compatible:MODEL@URL)")
+            raise ValueError("backend openai-compatible needs base_url (openai-compatible:MODEL@URL, e.g. "
+                             "openai-compatible:qwen2.5-coder@http://localhost:8000/v1)")
         if self.backend == "dspy" and "/" not in (self.model or ""):
             raise ValueError("backend dspy needs model PROVIDER/MODEL, as litellm names it (dspy:openai/gpt-5-mini)")
         if self.backend == "replay" and not self.replay_from:
@@ -85,11 +86,8 @@ def parse_spec(spec: str) -> dict[str, Any]:
     if not sep or backend not in LLM_BACKENDS or not model:
         raise ConfigError(f"proposer {spec!r} is not one of {SPEC_HELP}")
     base_url = None
-    if backend == "openai-compatible":
-        model, at, base_url = model.rpartition("@")
-        if not at or not model or not base_url:
-            raise ConfigError(f"proposer {spec!r}: write openai-compatible:MODEL@URL, e.g. "
-                              "openai-compatible:qwen2.5-coder@http://localhost:8000/v1")
+    if backend == "openai-compatible" and "@" in model:  # ProposerConfig says when the URL is missing
+        model, _, base_url = model.rpartition("@")
     return {"backend": backend, "model": model, "base_url": base_url}
 
 

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 from rich.text import Text
 from rich.tree import Tree
 
-from ksearch.context.tokens import count_tokens
+from ksearch.context.tokens import count_tokens, fit_lines, fit_tokens
 from ksearch.worldmodel.model import ROOT, Node, NodeKind, Status, WorldModel, WorldModelError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -148,14 +148,7 @@ def _truncate(text: str, budget: int) -> str:
     """Last resort when even the kept path does not fit: drop the summaries, then lines from the
     end (the focus's children before the path to it), then characters."""
     lines = [line for line in text.split("\n") if not line.lstrip().startswith("(")]
-    while len(lines) > 1 and count_tokens("\n".join(lines)) > budget:
-        lines.pop()
-    line = lines[0] if len(lines) == 1 else "\n".join(lines)
-    lo, hi = 0, len(line)  # longest prefix that fits
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if count_tokens(line[:mid]) <= budget else (lo, mid - 1)
-    return line[:lo]
+    return fit_tokens("\n".join(lines[:max(1, fit_lines(lines, budget))]), budget)
 
 
 # ---- rich ----------------------------------------------------------------------------------------
