@@ -75,12 +75,14 @@ def _png(fig) -> bytes:
 
 # ---------------------------------------------------------------- figures
 
-def curve_png(run_dir: Path, step_scores: list[tuple[int, float | None, bool]]) -> bytes:
-    """Best score so far over evaluations (search.curve), with every candidate's score behind it."""
-    from ksearch.search.curve import best_curve
+def curve_png(steps: list[tuple[float | None, str | None, bool]]) -> bytes:
+    """Best score so far over evaluations (search.curve), with every candidate's score behind it;
+    `steps` holds (score, score basis, passed) per evaluation, in order."""
+    from ksearch.search.curve import curve_of
 
     plt = _pyplot()
-    c = best_curve(run_dir)
+    c = curve_of((score, basis) for score, basis, _ in steps)
+    step_scores = [(n, score, passed) for n, (score, _, passed) in enumerate(steps, 1)]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     ok = [(n, s) for n, s, p in step_scores if s is not None]
     if ok:
@@ -202,8 +204,8 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
     try:
         stats = stats_of(conn, run_dir.name)
         start = run_start(conn)
-        step_scores = [(o + 1, s, bool(p)) for o, s, p in
-                       conn.execute("SELECT ordinal, score, passed FROM steps ORDER BY ordinal")]
+        steps = [(score, basis, bool(passed)) for score, basis, passed in
+                 conn.execute("SELECT score, score_basis, passed FROM steps ORDER BY ordinal")]
         tops = conn.execute(
             "SELECT candidate, template, knobs, score, score_basis, packet_id, blob FROM steps "
             "WHERE score IS NOT NULL ORDER BY score DESC, ordinal LIMIT ?", [top]).fetchall()
@@ -227,7 +229,7 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
            f"{_e(s['last_ts'])}. Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}.</p>"]
 
     out.append("<h2>Best score so far</h2>")
-    out.append(_img(curve_png(run_dir, step_scores), "image/png", "best-so-far curve"))
+    out.append(_img(curve_png(steps), "image/png", "best-so-far curve"))
     bpt = [[t, k, _num(c["best"]), c["basis"], c["by"], c.get("evals_to_best"), c["evaluations"]]
            for t, curves in s["best_per_target"].items() for k, c in curves.items()]
     if bpt:

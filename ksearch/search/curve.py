@@ -3,6 +3,7 @@ get where it got. The measure of search efficiency (world model against random s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,15 +28,17 @@ class Curve:
         return next(n for n, score in self.improvements if score >= fraction * self.best)
 
 
-def best_curve(run_dir: Path) -> Curve:
+def curve_of(steps: Iterable[tuple[float | None, str | None]]) -> Curve:
+    """The curve of (score, score basis) per evaluation, in order; None scores for failures."""
     n, improvements, basis = 0, [], None
-    for line, _ in iter_rows(Path(run_dir)):
-        if line.row is None or line.row["kind"] != STEP:
-            continue
-        step = line.row["payload"]
-        n += 1
-        score = step.get("score")
+    for n, (score, step_basis) in enumerate(steps, 1):
         if score is not None and (not improvements or score > improvements[-1][1]):
             improvements.append((n, score))
-            basis = step.get("score_basis")
+            basis = step_basis
     return Curve(n, improvements, basis)
+
+
+def best_curve(run_dir: Path) -> Curve:
+    """The curve of a run, read from its log's step rows."""
+    return curve_of((line.row["payload"].get("score"), line.row["payload"].get("score_basis"))
+                    for line, _ in iter_rows(Path(run_dir)) if line.row is not None and line.row["kind"] == STEP)
