@@ -40,6 +40,9 @@ def test_a_single_op_becomes_a_task_and_an_honest_kernel_passes_it(tmp_path, eva
     assert task.workload("kernelbench").axes == {"BATCH_SIZE": 16, "DIM": 16384}
     assert len(task.workloads(cpu_only=True)) >= 3
     assert any("BATCH_SIZE" not in line and "batch_size=16" in line for line in result.inferred)
+    # softmax has no matmul for torch's FLOP counter: one FLOP per output element, said so
+    assert task.spec.flops_formula == "(BATCH_SIZE)*(DIM)" and "FLOPS" not in task.spec.axes
+    assert any(line.startswith("flops: estimated as one per output element") for line in result.inferred)
     packet = evaluator.evaluate(Path(__file__).parent / "honest" / "softmax_rowblock.py", task)
     assert packet.status is Status.PASS, packet.message
     assert set(packet.validation.workloads_checked) == {w.name for w in task.workloads(cpu_only=True)}

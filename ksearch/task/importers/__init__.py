@@ -9,23 +9,14 @@ refused when `honesty_flags` finds it cannot be searched honestly).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksearch.errors import TaskError
-from ksearch.task.importers.common import Imported, write_task
+from ksearch.task.importers.common import Built, Imported, write_task
+
+__all__ = ["FORMATS", "Built", "Imported", "detect_format", "import_task"]
 
 FORMATS = ("kernelbench", "flashinfer", "gpumode")
-
-
-@dataclass
-class Built:
-    """What a format module makes of a problem, before anything is written."""
-
-    spec: dict  # the task.yaml fields
-    reference: str  # reference.py source
-    files: dict[str, bytes] = field(default_factory=dict)  # more files for the task directory
-    inferred: list[str] = field(default_factory=list)  # what was inferred rather than read, for the user
 
 
 def _module(fmt: str):

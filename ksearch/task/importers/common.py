@@ -29,6 +29,7 @@ import yaml
 
 from ksearch.errors import TaskError
 from ksearch.task.formula import evaluate_formula
+from ksearch.task.spec import DTYPE_VARIANT, FLOAT_DTYPES, LANGUAGES
 
 if TYPE_CHECKING:
     from ksearch.task import Task, WorkloadSpec
@@ -40,6 +41,16 @@ TOLERANCES = {
     "float16": {"atol": 1.0e-2, "rtol": 1.0e-2, "matched_ratio": 0.999, "max_error_cap": 1.0e-1},
     "bfloat16": {"atol": 2.0e-2, "rtol": 2.0e-2, "matched_ratio": 0.999, "max_error_cap": 2.0e-1},
 }
+
+
+@dataclass
+class Built:
+    """What a format module makes of a problem, before anything is written."""
+
+    spec: dict  # the task.yaml fields
+    reference: str  # reference.py source
+    files: dict[str, bytes] = field(default_factory=dict)  # more files for the task directory
+    inferred: list[str] = field(default_factory=list)  # what was inferred rather than read, for the user
 
 
 @dataclass
@@ -233,10 +244,10 @@ def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[st
 
 def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str, int]], bool] | None = None,
               budget: int = CPU_ELEMENTS) -> tuple[list[dict], list[str]]:
-    """Mark workloads small enough for the CPU interpreter `cpu: true`; when there are fewer than 4
-    workloads, or no CPU one with a non-power-of-two dim, add CPU workloads derived from the smallest
-    one by scaling its var axes down (each `allowed` by the problem's constraints). Returns the
-    workloads and one line per derived workload saying what was scaled."""
+    """Mark workloads (the problem's own: at least one) small enough for the CPU interpreter `cpu: true`;
+    when there are fewer than 4 workloads, or no CPU one with a non-power-of-two dim, add CPU workloads
+    derived from the smallest one by scaling its var axes down (each `allowed` by the problem's
+    constraints). Returns the workloads and one line per derived workload saying what was scaled."""
     allowed = allowed or (lambda axes: True)
     out = [{**wl, "cpu": elements(spec, wl["axes"]) <= budget} for wl in workloads]
     notes: list[str] = []
@@ -251,8 +262,8 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
     if not var:
         raise TaskError(f"{spec['name']}: no var axis to scale down and only {len(out)} workload(s) "
                         f"({sum(wl['cpu'] for wl in out)} CPU-sized with a non-power-of-two dim); add workloads")
-    base = min(workloads, key=lambda wl: elements(spec, wl["axes"])) if workloads else None
-    start = dict(base["axes"]) if base else {a: 8 for a in var}
+    base = min(workloads, key=lambda wl: elements(spec, wl["axes"]))
+    start = dict(base["axes"])
     tries = [_scaled(spec, start, budget, True), _scaled(spec, start, budget // 4, True),
              _scaled(spec, start, budget // 16, True), _scaled(spec, start, budget, False),
              {a: 1 for a in var}, {a: 3 for a in var}, {a: 5 for a in var}]
@@ -265,9 +276,8 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
         seen.append(axes)
         name = "cpu_" + "_".join(f"{a}{v}" for a, v in axes.items())
         out.append({"name": name, "axes": axes, "cpu": True, "note": "derived: var axes scaled down for the CPU"})
-        source = f"workload {base['name']} ({_show(base['axes'])})" if base else "nothing (no workload given)"
-        notes.append(f"workload {name}: var axes {_show(axes)} scaled down from {source} so the CPU "
-                     "interpreter can verify candidates")
+        notes.append(f"workload {name}: var axes {_show(axes)} scaled down from workload {base['name']} "
+                     f"({_show(base['axes'])}) so the CPU interpreter can verify candidates")
     if not done():
         raise TaskError(f"{spec['name']}: cannot derive CPU-sized workloads with a non-power-of-two dim within "
                         f"{budget} elements that satisfy the problem's constraints; add a small workload by hand")
@@ -276,6 +286,33 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
 
 def _show(axes: dict[str, int]) -> str:
     return ", ".join(f"{a}={v}" for a, v in axes.items())
+
+
+def is_float(dtype: str) -> bool:
+    """A task dtype name (or the `$dtype` variant, which every importer makes a floating one) that is floating-point."""
+    return dtype == DTYPE_VARIANT or dtype in FLOAT_DTYPES
+
+
+def main_dtype(inputs: dict, outputs: dict) -> str:
+    """The task's one dtype variant: the first floating-point dtype among the outputs, then the
+    inputs; else the first output's dtype."""
+    floats = [t["dtype"] for t in [*outputs.values(), *inputs.values()] if is_float(t["dtype"])]
+    return floats[0] if floats else next(iter(outputs.values()))["dtype"]
+
+
+def finish_spec(spec: dict, workloads: list[dict], *,
+                allowed: Callable[[dict[str, int]], bool] | None = None) -> list[str]:
+    """Fill in the task fields an importer with a workload list derives the same way whatever the
+    format: the workloads with CPU-sized ones marked or derived (`cpu_suite`), the `normal` and
+    `heavy_tailed` distributions, the importer tolerances per output dtype, bytes (every tensor
+    once), every language, and flops left to `write_task` to estimate. Returns `cpu_suite`'s notes."""
+    spec["workloads"], notes = cpu_suite(spec, workloads, allowed=allowed)
+    spec["distributions"] = distributions_for(spec)
+    spec["tolerances"] = tolerances_for({t["dtype"] for t in spec["outputs"].values()})
+    spec["flops"] = None  # estimated by write_task, once the reference can run
+    spec["bytes"] = bytes_formula(spec)
+    spec["languages"] = list(LANGUAGES)
+    return notes
 
 
 def tolerances_for(dtypes: Iterable[str]) -> dict[str, dict]:
@@ -294,7 +331,7 @@ def distributions_for(spec: dict, stressed: Iterable[str] | None = None) -> dict
     heavy = {}
     for name in names:
         t = spec["inputs"][name]
-        if not t["dtype"].startswith(("float", "bfloat", "$dtype")):
+        if not is_float(t["dtype"]):
             continue
         gen = t.get("distribution") or {}
         scale = gen.get("std") or ((gen["high"] - gen["low"]) / 12 ** 0.5 if gen.get("kind") == "uniform" else 1.0)

@@ -40,14 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 from ksearch.errors import TaskError
 from ksearch.task.formula import parse_formula
-from ksearch.task.importers.common import (
-    bytes_formula, cpu_suite, distributions_for, infer_generator, task_name, tolerances_for,
-)
+from ksearch.task.importers.common import Built, finish_spec, infer_generator, is_float, main_dtype, task_name
 
 if TYPE_CHECKING:
     from ksearch.evidence import EvidencePacket
     from ksearch.task import Task
-    from ksearch.task.importers import Built
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float8_e4m3fn": "float8_e4m3fn",
            "float8_e4m3": "float8_e4m3fn", "float8_e5m2": "float8_e5m2", "int64": "int64", "int32": "int32",
@@ -193,8 +190,6 @@ def _load_safetensors(file: Path, key: str, where: str):
 
 
 def build(path: Path, name: str | None) -> Built:
-    from ksearch.task.importers import Built
-
     path = Path(path)
     file = _definition_file(path)
     if file is None:
@@ -247,7 +242,7 @@ def build(path: Path, name: str | None) -> Built:
             raise TaskError(f"{where}: output {n!r} is a Python scalar; ksearch outputs are tensors written in place")
         outputs[n] = tensor(t, n)
     for n, t in inputs.items():
-        if not t["dtype"].startswith(("float", "bfloat")):
+        if not is_float(t["dtype"]):
             t["distribution"] = ({"kind": "bernoulli", "p": 0.5} if t["dtype"] == "bool"
                                  else {"kind": "randint", "low": 0, "high": 8})
             inferred.append(f"input {n} ({t['dtype']}): random values drawn as {t['distribution']} "
@@ -284,8 +279,7 @@ def build(path: Path, name: str | None) -> Built:
         workloads.append({"name": task_name(wname) if not wname[0].isalnum() else wname, "axes": values,
                           "note": f"flashinfer uuid {r.get('uuid', '')}".strip()})
 
-    float_dtypes = [t["dtype"] for t in [*outputs.values(), *inputs.values()] if t["dtype"].startswith(("float", "bfloat"))]
-    main = float_dtypes[0] if float_dtypes else next(iter(outputs.values()))["dtype"]
+    main = main_dtype(inputs, outputs)
     tags = [str(t) for t in definition.get("tags") or []]
     models = ", ".join(t.split(":", 1)[1] for t in tags if t.startswith("model:"))
     spec: dict[str, Any] = {
@@ -299,18 +293,11 @@ def build(path: Path, name: str | None) -> Built:
     if params:
         spec["params"] = params
     spec.update({"dtypes": [main], "inputs": inputs, "outputs": outputs,
-                 "entry": f"run({', '.join([*inputs, *outputs])})", "workloads": workloads})
+                 "entry": f"run({', '.join([*inputs, *outputs])})"})
     if main == "bfloat16":
         inferred.append("dtype bfloat16: the CPU Triton interpreter cannot verify it; candidates are verified on a GPU")
-    workloads, notes = cpu_suite(spec, workloads, allowed=_constraints(definition))
-    inferred += notes
-    spec["workloads"] = workloads
-    spec["distributions"] = distributions_for(spec)
-    spec["tolerances"] = tolerances_for({t["dtype"] for t in outputs.values()})
+    inferred += finish_spec(spec, workloads, allowed=_constraints(definition))
     inferred.append(f"tolerances per output dtype: the importer defaults for {', '.join(spec['tolerances'])}")
-    spec["flops"] = None  # estimated by write_task, once the reference can run
-    spec["bytes"] = bytes_formula(spec)
-    spec["languages"] = ["triton", "tilelang", "hip"]
 
     reference = _reference_source(definition, list(inputs), list(outputs), scalars)
     files = {"definition.json": file.read_bytes(), "workloads.jsonl": wl_file.read_bytes()}
@@ -496,6 +483,7 @@ def packet_to_traces(packet: EvidencePacket, task: Task | str | Path, *, solutio
         log = (log + "; " if log else "") + f"not timed: {packet.unmeasured.reason.value if packet.unmeasured else '?'}"
     elif status == "RUNTIME_ERROR" and packet.failure_class is not None:
         log = f"{packet.failure_class.value}: {log}"
+    definition = definition or _definition_name(task)
     traces = []
     for wname in packet.candidate.shape_suite:
         wl = task.workload(wname)
@@ -514,7 +502,7 @@ def packet_to_traces(packet: EvidencePacket, task: Task | str | Path, *, solutio
                            "reference_latency_ms": (ref or 0.0) / 1000.0,
                            "speedup_factor": t.speedup or 0.0}
         traces.append({
-            "definition": definition or _definition_name(task),
+            "definition": definition,
             "workload": _workload_entry(task, wl, task.params_for(wl)),
             "solution": solution,
             "evaluation": {"status": status, "environment": {"hardware": hardware, "libs": libs},

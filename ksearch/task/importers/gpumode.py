@@ -37,13 +37,12 @@ import yaml
 
 from ksearch.errors import TaskError
 from ksearch.task.importers.common import (
-    bytes_formula, cpu_suite, distributions_for, infer_generator, load_module, shapes_at, task_name, tolerances_for,
+    Built, finish_spec, infer_generator, is_float, load_module, main_dtype, shapes_at, task_name,
 )
-from ksearch.task.inputs import dtype_name
+from ksearch.task.inputs import dtype_name, torch_dtype
 
 if TYPE_CHECKING:
     from ksearch.task import Task
-    from ksearch.task.importers import Built
 
 LAYOUT_FILE = "gpumode.json"
 SAMPLE_ELEMENTS = (4096, 1 << 24)  # a spec this big (product of its axes) gives the values' distribution
@@ -56,10 +55,15 @@ _FAMILY_WORDS = (("matmul", "gemm"), ("gemm", "gemm"), ("mm", "gemm"), ("attenti
 # Loading the problem's Python
 
 
+def _task_file(folder: Path) -> Path | None:
+    """The problem's task.yml (or task.yaml)."""
+    return next((p for p in (folder / "task.yml", folder / "task.yaml") if p.is_file()), None)
+
+
 def _problem_dir(path: Path) -> Path | None:
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    if not (folder / "reference.py").is_file() or not any((folder / n).is_file() for n in ("task.yml", "task.yaml")):
+    if not (folder / "reference.py").is_file() or _task_file(folder) is None:
         return None
     if path.is_file() and path.name not in ("reference.py", "task.yml", "task.yaml"):
         return None
@@ -159,7 +163,6 @@ def problem_reference(task_dir: Path) -> Callable[..., Any]:
     import torch
 
     from ksearch.task import load_task
-    from ksearch.task.inputs import torch_dtype
 
     task_dir = Path(task_dir)
     task = load_task(task_dir)
@@ -184,7 +187,7 @@ def problem_reference(task_dir: Path) -> Callable[..., Any]:
 
 
 def _specs(folder: Path) -> tuple[list[tuple[str, dict]], str]:
-    file = next(p for p in (folder / "task.yml", folder / "task.yaml") if p.is_file())
+    file = _task_file(folder)
     try:
         data = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -255,8 +258,6 @@ def _generate(module: types.ModuleType, spec: dict) -> Any:
 def build(path: Path, name: str | None) -> Built:
     import torch
 
-    from ksearch.task.importers import Built
-
     folder = _problem_dir(Path(path))
     if folder is None:
         raise TaskError(f"{path} is not a GPU MODE problem: a directory with reference.py and task.yml")
@@ -290,16 +291,14 @@ def build(path: Path, name: str | None) -> Built:
     base_data = _generate(module, base)
     kind, base_tensors = _tensors_of(base_data, f"generate_input(**{base_name})")
     base_out = module.ref_kernel(base_data)
-    _, out_tensors = _tensors_of(tuple(base_out) if isinstance(base_out, (tuple, list)) else base_out,
-                                 f"ref_kernel's result at {base_name}")
+    _, out_tensors = _tensors_of(base_out, f"ref_kernel's result at {base_name}")
     runs = [({a: int(base[a]) for a in axis_names}, base_tensors, out_tensors)]
     for a in axis_names:
         probe = {**base, a: int(base[a]) * 2}
         try:
             data = _generate(module, probe)
             _, t = _tensors_of(data, f"generate_input at {probe}")
-            res = module.ref_kernel(data)
-            _, o = _tensors_of(tuple(res) if isinstance(res, (tuple, list)) else res, "ref_kernel's result")
+            _, o = _tensors_of(module.ref_kernel(data), "ref_kernel's result")
         except TaskError:
             raise
         except Exception as exc:  # the problem's code refused the probe spec
@@ -352,7 +351,6 @@ def build(path: Path, name: str | None) -> Built:
                for j, o in enumerate(out_tensors)}
     slots = [["output", out_names[buffers[i]]] if i in buffers else ["input", names[i]] for i in range(len(base_tensors))]
 
-    floats = [t["dtype"] for t in [*outputs.values(), *inputs.values()] if t["dtype"].startswith(("float", "bfloat"))]
     pname = task_name(name or folder.name)
     family = next((f for w, f in _FAMILY_WORDS if w in folder.name.lower()), "elementwise")
     inferred.append(f"op_family {family} guessed from the directory name {folder.name}")
@@ -362,7 +360,7 @@ def build(path: Path, name: str | None) -> Built:
         "op_family": family,
         "models": f"unknown (GPU MODE problem {folder.name} names none)",
         "axes": {a: {"kind": "var"} for a in axis_names},
-        "dtypes": [floats[0] if floats else next(iter(outputs.values()))["dtype"]],
+        "dtypes": [main_dtype(inputs, outputs)],
         "inputs": inputs, "outputs": outputs,
         "entry": f"run({', '.join([*inputs, *outputs])})",
     }
@@ -371,9 +369,9 @@ def build(path: Path, name: str | None) -> Built:
     def runs_ok(axes: dict[str, int]) -> bool:
         """Whether ref_kernel accepts random data of these shapes (derived workloads must keep its assumptions)."""
         shapes = dict(zip([*inputs, *outputs], shapes_at(spec, axes), strict=True))
-        made = {n: (torch.randn(shapes[n]).to(getattr(torch, t["dtype"])) if t["dtype"].startswith(("float", "bfloat"))
-                    else torch.zeros(shapes[n], dtype=getattr(torch, t["dtype"]))) for n, t in inputs.items()}
-        bufs = {n: torch.empty(shapes[n], dtype=getattr(torch, t["dtype"])) for n, t in outputs.items()}
+        made = {n: (torch.randn(shapes[n]).to(torch_dtype(t["dtype"])) if is_float(t["dtype"])
+                    else torch.zeros(shapes[n], dtype=torch_dtype(t["dtype"]))) for n, t in inputs.items()}
+        bufs = {n: torch.empty(shapes[n], dtype=torch_dtype(t["dtype"])) for n, t in outputs.items()}
         try:
             res = module.ref_kernel(make_data(kind, slots, made, bufs))
         except Exception:  # the derived shape breaks an assumption of the problem: try another  # noqa: BLE001
@@ -381,22 +379,15 @@ def build(path: Path, name: str | None) -> Built:
         res = tuple(res) if isinstance(res, (tuple, list)) else (res,)
         return all(tuple(r.shape) == shapes[n] for r, n in zip(res, outputs, strict=False))
 
-    spec["workloads"], notes = cpu_suite(spec, workloads, allowed=runs_ok)
-    inferred += notes
-    spec["distributions"] = distributions_for(spec)
-    spec["tolerances"] = tolerances_for({t["dtype"] for t in outputs.values()})
+    inferred += finish_spec(spec, workloads, allowed=runs_ok)
     inferred.append("check_implementation is not used: outputs are compared with the importer's tolerances for "
                     + ", ".join(spec["tolerances"]))
-    spec["flops"] = None  # estimated by write_task, once the reference can run
-    spec["bytes"] = bytes_formula(spec)
-    spec["languages"] = ["triton", "tilelang", "hip"]
 
     files = {"gpumode_reference.py": (folder / "reference.py").read_bytes(), LAYOUT_FILE: json.dumps(layout, indent=1).encode()}
     for mod, file in _companions(folder / "reference.py").items():
         if file is not None:
             files[f"gpumode_{mod}.py"] = file.read_bytes()
-    yml = next(p for p in (folder / "task.yml", folder / "task.yaml") if p.is_file())
-    files["gpumode_task.yml"] = yml.read_bytes()
+    files["gpumode_task.yml"] = _task_file(folder).read_bytes()
     args = ", ".join(inputs)
     reference = f'''"""Reference of GPU MODE problem {folder.name}: its ref_kernel (gpumode_reference.py) on `data` built
 from the inputs as generate_input lays it out (gpumode.json)."""

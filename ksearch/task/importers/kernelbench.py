@@ -8,7 +8,7 @@ KernelBench fixes one size; ksearch wants a suite with small CPU shapes, so the 
 that set sizes are scaled down (each variant is run to check it still works) and become var axes;
 a dim that follows no constant gets an axis of its own. FLOPs are counted by
 torch.utils.flop_counter per workload (matmul-like ops only: an estimate, said so in the task) and
-kept in a `FLOPS` axis; bytes are exact. The reference rebuilds the model from the copied problem
+kept in a `FLOPS` axis (where it counts none, `write_task` estimates them); bytes are exact. The reference rebuilds the model from the copied problem
 file with the workload's constants and runs `forward` with the given weights (torch.func.functional_call).
 """
 
@@ -19,16 +19,18 @@ import functools
 import inspect
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import torch
 
 from ksearch.errors import TaskError
-from ksearch.task.importers import Built
 from ksearch.task.importers.common import (
-    CPU_ELEMENTS, TOLERANCES, bytes_formula, distributions_for, infer_generator, load_module, task_name, tolerances_for,
+    CPU_ELEMENTS, TOLERANCES, Built, bytes_formula, distributions_for, infer_generator, load_module, task_name,
+    tolerances_for,
 )
 from ksearch.task.inputs import dtype_name
+from ksearch.task.spec import LANGUAGES
 
 PROBLEM_FILE = "problem.py"
 META_FILE = "kernelbench.json"  # input, weight and size-constant names, for KernelBench-form candidates
@@ -65,7 +67,7 @@ def _size_constants(path: Path) -> dict[str, int]:
 
 
 def _run(path: Path, overrides: dict[str, int]) -> dict:
-    """Everything one size of the problem shows: inputs, weights, outputs, FLOPs."""
+    """Everything one size of the problem shows: its module, inputs, weights, outputs, FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode
 
     module = _load(path, overrides)
@@ -81,7 +83,8 @@ def _run(path: Path, overrides: dict[str, int]) -> dict:
     outputs = list(result) if isinstance(result, (tuple, list)) else [result]
     if not all(isinstance(t, torch.Tensor) for t in outputs):
         raise TaskError(f"{path}: forward must return a tensor or a tuple of tensors")
-    return {"inputs": inputs, "weights": weights, "outputs": outputs, "flops": int(counter.get_total_flops())}
+    return {"module": module, "inputs": inputs, "weights": weights, "outputs": outputs,
+            "flops": int(counter.get_total_flops())}
 
 
 def _names(path: Path, module, n_inputs: int, n_outputs: int) -> tuple[list[str], list[str]]:
@@ -101,16 +104,18 @@ def _weight_name(key: str, taken: set[str]) -> str:
 
 def build(path: Path, name: str | None) -> Built:
     path = Path(path)
-    module = _load(path)
-    sizes = _size_constants(path)
     original = _run(path, {})
+    module = original["module"]
+    sizes = _size_constants(path)
+
     # Which constants set sizes: changing one changes some shape.
-    def shapes(run):
+    def shapes_of(run):
         return [tuple(t.shape) for t in [*run["inputs"], *run["weights"].values(), *run["outputs"]]]
+
     shaping = {}
     for k, v in sizes.items():
         try:
-            if shapes(_run(path, {k: v + 1})) != shapes(original):
+            if shapes_of(_run(path, {k: v + 1})) != shapes_of(original):
                 shaping[k] = v
         except Exception:  # noqa: BLE001  a size the model refuses (TaskError or the model's own): not a free axis
             continue
@@ -127,18 +132,16 @@ def build(path: Path, name: str | None) -> Built:
     if not variants:
         raise TaskError(f"{path}: no smaller size of this problem runs on the CPU (constants tried: "
                         f"{', '.join(shaping) or 'none'}); ksearch needs small workloads to verify on the CPU")
-    runs = [({k: v for k, v in shaping.items()}, original)] + variants
+    runs = [(dict(shaping), original), *variants]
     in_names, out_names = _names(path, module, len(original["inputs"]), len(original["outputs"]))
     taken = set(in_names) | set(out_names)
     w_names = []
     for key in original["weights"]:
         w_names.append(_weight_name(key, taken))
         taken.add(w_names[-1])
-    dtype_counts: dict[str, int] = {}
-    for t in [*original["inputs"], *original["weights"].values()]:
-        if t.dtype.is_floating_point:
-            dtype_counts[dtype_name(t.dtype)] = dtype_counts.get(dtype_name(t.dtype), 0) + 1
-    variant_dtype = max(dtype_counts, key=dtype_counts.get) if dtype_counts else "float32"
+    dtype_counts = Counter(dtype_name(t.dtype) for t in [*original["inputs"], *original["weights"].values()]
+                           if t.dtype.is_floating_point)
+    variant_dtype = dtype_counts.most_common(1)[0][0] if dtype_counts else "float32"
     if variant_dtype not in TOLERANCES:
         raise TaskError(f"{path}: inputs in {variant_dtype}; importable dtypes are {', '.join(TOLERANCES)}")
 
@@ -185,8 +188,8 @@ def build(path: Path, name: str | None) -> Built:
         wl_axes = {axis[k]: values[k] for k in shaping}
         for tname, tensors in [*zip(in_names, run["inputs"]), *zip(w_names, run["weights"].values()),
                                *zip(out_names, run["outputs"])]:
-            spec = inputs.get(tname) or outputs[tname]
-            for dim, value in zip(spec["shape"], tensors.shape):
+            tspec = inputs.get(tname) or outputs[tname]
+            for dim, value in zip(tspec["shape"], tensors.shape):
                 if isinstance(dim, str) and dim in axes and dim not in axis.values():
                     wl_axes[dim] = value
         if counted:
@@ -194,10 +197,8 @@ def build(path: Path, name: str | None) -> Built:
         label = "kernelbench" if j == 0 else "cpu_" + "_".join(f"{k}{v}" for k, v in values.items())
         workloads.append({"name": label, "axes": wl_axes, "cpu": j > 0,
                           "note": "the problem's own size" if j == 0 else "scaled down to run on the CPU"})
-    n_out_elems = " + ".join("*".join(f"({d})" for d in s["shape"]) for s in outputs.values())
-    shapes = {"name": task_name(name or path.stem), "inputs": inputs, "outputs": outputs}
     spec = {
-        "name": shapes["name"],
+        "name": task_name(name or path.stem),
         "description": (inspect.getdoc(module.Model) or inspect.getdoc(module) or f"KernelBench problem {path.name}")
         + f"\nImported from KernelBench problem {path.name}; weights are inputs.",
         "op_family": "imported",
@@ -209,16 +210,16 @@ def build(path: Path, name: str | None) -> Built:
         "outputs": outputs,
         "entry": f"run({', '.join([*inputs, *outputs])})",
         "workloads": workloads,
-        "distributions": distributions_for(shapes, stressed=in_names),
-        "tolerances": tolerances_for([variant_dtype]),
-        "flops": "FLOPS" if counted else n_out_elems,
-        "bytes": bytes_formula(shapes),
-        "languages": ["triton", "tilelang", "hip"],
     }
-    inferred += ["input distributions inferred from one sample: "
-                 + ", ".join(f"{n} {s['distribution']['kind']}" for n, s in inputs.items()),
-                 "FLOPs: torch.utils.flop_counter per workload (an estimate)" if counted else
-                 "FLOPs: one per output element (flop_counter found no matmul-like op): an estimate"]
+    spec["distributions"] = distributions_for(spec, stressed=in_names)
+    spec["tolerances"] = tolerances_for([variant_dtype])
+    spec["flops"] = "FLOPS" if counted else None  # None: write_task's estimate (one per output element)
+    spec["bytes"] = bytes_formula(spec)
+    spec["languages"] = list(LANGUAGES)
+    inferred.append("input distributions inferred from one sample: "
+                    + ", ".join(f"{n} {s['distribution']['kind']}" for n, s in inputs.items()))
+    if counted:
+        inferred.append("FLOPs: torch.utils.flop_counter per workload (an estimate)")
     reference = _REFERENCE
     meta = {"inputs": in_names, "weights": list(original["weights"]), "constants": axis}
     return Built(spec, reference, {PROBLEM_FILE: path.read_bytes(), META_FILE: json.dumps(meta, indent=1).encode()},
