@@ -31,7 +31,7 @@ from typing import Callable
 from ksearch.log import History, iter_rows
 from ksearch.log.index import STEP
 from ksearch.log.memory import update_memory
-from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried, knob_key
+from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried
 from ksearch.propose.prompt import evidence_text
 from ksearch.propose.templates import template, templates_for
 from ksearch.search.config import RunConfig
@@ -359,7 +359,7 @@ class Search:
         loop never repeats a setting either): a template, then one of its settings not yet
         evaluated. No world model, no memory of scores."""
         ts = templates_for(self.task.name)
-        tried = self._state().tried.keys
+        tried = _copy_tried(self.tried)  # what the run has evaluated, and this batch's picks
         while True:
             stop = self._stop_reason()
             if stop:
@@ -369,13 +369,13 @@ class Search:
             for k in range(n):
                 cid = f"c{self.progress.evaluations + k:04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
-                left = [(t, u) for t in ts if (u := t.untried(tried.get(t.id, set())))]
+                left = [(t, u) for t in ts if (u := t.untried(tried.keys.get(t.id, set())))]
                 if not left:
                     break
                 t, untried = rng.choice(left)
                 knobs = rng.choice(untried)
-                tried.setdefault(t.id, set()).add(knob_key(knobs))
                 impl = Implementation(t.render(self.task.name, knobs), {"template": t.id, "knobs": knobs}, "random")
+                tried.reserve(impl.attrs)
                 batch.append((cid, impl, {}))
             if not batch:
                 return "every setting of every template has been evaluated"
