@@ -250,3 +250,12 @@ def test_flashinfer_flops_are_counted_on_the_staged_task(tmp_path):
     assert task.spec.flops_formula == "32*(M)*(N)"
     assert task.flops("M1024") == 2 * 1024 * 8 * 16
     assert imported.inferred[-1].startswith("flops: estimated from torch's FLOP counter on workload M3 as 32")
+
+
+def test_every_float_dtype_gets_a_nonzero_tolerance_and_integers_stay_exact():
+    from ksearch.task.importers.common import tolerances_for
+    from ksearch.task.spec import FLOAT_DTYPES, INT_DTYPES
+
+    tol = tolerances_for(FLOAT_DTYPES | INT_DTYPES)
+    assert all(tol[d]["atol"] > 0 and tol[d]["rtol"] > 0 for d in FLOAT_DTYPES)  # float64 was exact
+    assert all(tol[d]["atol"] == 0 and tol[d]["rtol"] == 0 for d in INT_DTYPES)
