@@ -245,11 +245,12 @@ def modelnew_entry(module, task_root: Path):
     task = load_task(task_root)
     shapes = [(task.spec.inputs.get(n) or task.spec.outputs[n]).shape for n in [*task.input_names, *task.output_names]]
     n_args = len(meta["inputs"]) + len(meta["weights"])
+    models: dict = {}
 
     def run(*tensors):
         sizes = {const: next(t.shape[dims.index(axis)] for t, dims in zip(tensors, shapes) if axis in dims)
                  for const, axis in meta["constants"].items()}
-        result = run_problem_model(task_root, "ModelNew", module, tensors[:n_args], sizes)
+        result = run_problem_model(task_root, "ModelNew", module, tensors[:n_args], sizes, models)
         for out, value in zip(tensors[n_args:], result if isinstance(result, tuple) else (result,)):
             out.copy_(value)
 
@@ -261,22 +262,21 @@ def _meta(task_root: str) -> dict:
     return json.loads((Path(task_root) / META_FILE).read_text())
 
 
-_MODELS: dict[tuple, torch.nn.Module] = {}  # (task dir, class, id of its module, sizes, device) -> model
-
-
-def run_problem_model(task_root: Path, cls: str, module, tensors, sizes: dict):
-    """`cls` (the problem's `Model`, or a candidate's `ModelNew` from `module`) built once per size
-    and device with the problem's init inputs at `sizes`, then run with the task's weights in place
-    of its own: the shared step of the reference and of KernelBench-form candidates."""
+def run_problem_model(task_root: Path, cls: str, module, tensors, sizes: dict, models: dict | None = None):
+    """`cls` (the problem's `Model`, or a candidate's `ModelNew` from `module`) built with the problem's
+    init inputs at `sizes`, then run with the task's weights in place of its own: the shared step of
+    the reference and of KernelBench-form candidates. `models` is the caller's cache of built models
+    (by sizes and device), so each caller's models live exactly as long as it does."""
     meta = _meta(str(task_root))
     device = tensors[0].device
-    key = (str(task_root), cls, id(module), tuple(sorted(sizes.items())), str(device))
-    if key not in _MODELS:
+    models = {} if models is None else models
+    key = (tuple(sorted(sizes.items())), str(device))
+    if key not in models:
         problem = _load(Path(task_root) / PROBLEM_FILE, sizes)
-        _MODELS[key] = getattr(module or problem, cls)(*problem.get_init_inputs()).to(device)
+        models[key] = getattr(module or problem, cls)(*problem.get_init_inputs()).to(device)
     n_in = len(meta["inputs"])
     with torch.no_grad():
-        out = torch.func.functional_call(_MODELS[key], dict(zip(meta["weights"], tensors[n_in:])), tuple(tensors[:n_in]))
+        out = torch.func.functional_call(models[key], dict(zip(meta["weights"], tensors[n_in:])), tuple(tensors[:n_in]))
     return tuple(out) if isinstance(out, (tuple, list)) else out
 
 
@@ -288,6 +288,9 @@ from pathlib import Path
 from ksearch.task.importers.kernelbench import run_problem_model
 
 
+_MODELS = {}  # the problem's Model, built once per size and device
+
+
 def reference(*tensors, **constants):
-    return run_problem_model(Path(__file__).parent, "Model", None, tensors, constants)
+    return run_problem_model(Path(__file__).parent, "Model", None, tensors, constants, _MODELS)
 '''
