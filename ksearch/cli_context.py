@@ -98,15 +98,13 @@ def skills_select(
 def isa_list(target: Target = None, topic: Annotated[Optional[str], typer.Option(help="only chapters of this topic")] = None,
              as_json: AsJson = False) -> None:
     """Chapters (id, targets, tokens, title), optionally for one target or topic."""
-    from ksearch.context import count_tokens, list_topics, load_corpus
+    from ksearch.context import load_corpus, load_topics
+    from ksearch.context.corpus import manifest_entry
     from ksearch.context.packet import get_topic
 
     if topic is not None:
-        get_topic(topic, list_topics())
-        topic = topic.strip().lower().replace("-", "_")
-    chapters = load_corpus().select(target, topic)
-    rows = [{"id": c.id, "title": c.title, "target": list(c.targets), "topics": list(c.topics),
-             "tokens": count_tokens(c.render())} for c in chapters]
+        topic, _ = get_topic(topic, load_topics())
+    rows = [manifest_entry(c) for c in load_corpus().select(target, topic)]
     if as_json:
         return _json(rows)
     width = max((len(r["id"]) for r in rows), default=2)
@@ -117,9 +115,9 @@ def isa_list(target: Target = None, topic: Annotated[Optional[str], typer.Option
 @isa_app.command("topics")
 def isa_topics(as_json: AsJson = False) -> None:
     """Topics with their chapters and key terms (what `isa packet --topic` accepts)."""
-    from ksearch.context import list_topics
+    from ksearch.context import load_topics
 
-    topics = list_topics()
+    topics = load_topics()
     if as_json:
         return _json({k: v.model_dump() for k, v in topics.items()})
     _write("\n".join(f"{k}: {v.title} — {', '.join(v.chapters)}" for k, v in sorted(topics.items())))
@@ -164,7 +162,7 @@ def isa_packet(
 
 @isa_app.command("rules")
 def isa_rules(target: Annotated[str, typer.Argument(help="target profile name")], as_json: AsJson = False) -> None:
-    """A target's hard limits, and whether they agree with its profile (exit 1 if not)."""
+    """A target's hard limits, and whether they agree with its profile and the audit (exit 1 if not)."""
     from ksearch.context import check_rules, load_rules
 
     rules = load_rules(target)
@@ -177,7 +175,8 @@ def isa_rules(target: Annotated[str, typer.Argument(help="target profile name")]
         for name, lim in rules.limits.items():
             tie = f"  = profile {lim.profile}" if lim.profile else ""
             lines.append(f"{name:<{width}}  {lim.value:g} {lim.unit}{tie}")
-        lines.append("agrees with the target profile" if not problems else "\n".join(f"MISMATCH {p}" for p in problems))
+        lines.append("\n".join(f"MISMATCH {p}" for p in problems) if problems
+                     else "agrees with the target profile and the audit")
         _write("\n".join(lines))
     if problems:
         raise typer.Exit(1)

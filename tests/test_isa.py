@@ -1,6 +1,7 @@
 """The ISA corpus: packets under a budget, addressable ids, links, manifest, rules vs profiles,
 search, AMD XML ingest, and the tokenizer fallback."""
 
+import json
 import math
 import os
 import re
@@ -155,6 +156,43 @@ def test_manifest_is_current_and_complete(corpus):
         assert e["tokens"] > 0 and e["source"]
 
 
+@pytest.mark.parametrize("front,problem", [
+    ("title: New\ntarget: [mi355x]\ntopics: [mfma]\nsource: [test]\nauthor: me", "field 'author': Extra inputs"),
+    ("title: '  '\ntarget: [mi355x]\nsource: [test]", "field 'title'"),
+    ("title: New\ntarget: [mi355x]\nsource: []", "field 'source'"),
+    ("title: New\ntarget: [b300]\nsource: test", "'target' must list target names"),
+    ("title: New\ntarget: mi355x\nsource: [test, 3]", "field 'source.1'"),
+])
+def test_a_malformed_chapter_is_a_one_line_error_naming_the_file(tmp_path, front, problem):
+    copy = tmp_path / "isa_corpus"
+    shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
+    (copy / "chapters" / "cdna4" / "new.md").write_text(f"---\n{front}\n---\nbody\n")
+    with pytest.raises(ContextFileError, match=re.escape("new.md: ") + ".*" + re.escape(problem)) as err:
+        load_corpus(copy)
+    assert "\n" not in str(err.value)
+
+
+def test_a_chapter_front_matter_takes_a_single_string_for_a_list(tmp_path):
+    copy = tmp_path / "isa_corpus"
+    shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
+    (copy / "chapters" / "cdna4" / "new.md").write_text("---\ntitle: ' New '\ntarget: mi355x\nsource: doc\n---\nx\n")
+    new = load_corpus(copy).get("cdna4/new")
+    assert (new.title, new.targets, new.topics, new.sources) == ("New", ("mi355x",), (), ("doc",))
+
+
+def test_cli_lists_the_chapters_of_a_topic_on_a_target(corpus):
+    proc = ksearch("isa", "list", "--topic", "MFMA-scale", "--target", "mi355x", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    expected = [c.id for c in corpus.select("mi355x", "mfma_scale")]
+    assert [r["id"] for r in rows] == expected and expected
+    manifest = {e["id"]: e for e in read_manifest(CORPUS)["chapters"]}
+    for r in rows:  # the manifest's entries (token counts aside: they depend on the tokenizer installed)
+        assert r["tokens"] > 0 and {**r, "tokens": 0} == {**manifest[r["id"]], "tokens": 0}
+    proc = ksearch("isa", "list", "--topic", "mfma_scal")
+    assert proc.returncode != 0 and "did you mean mfma_scale" in proc.stderr
+
+
 def test_a_stale_manifest_is_reported(tmp_path):
     copy = tmp_path / "isa_corpus"
     shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
@@ -179,6 +217,19 @@ def test_rules_agree_with_the_target_profile_and_the_audit_constants(target):
         assert lim.source.strip(), name
         if lim.audit:
             assert getattr(audit, lim.audit) == lim.value, f"{target}.{name} vs ksearch.audit.core.{lim.audit}"
+
+
+def test_a_rules_file_that_disagrees_with_an_audit_constant_is_caught(tmp_path):
+    copy = tmp_path / "isa_corpus"
+    shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
+    path = copy / "rules" / "mi300x.yaml"
+    path.write_text(path.read_text().replace("vgpr_alloc_granule: {value: 8,", "vgpr_alloc_granule: {value: 4,"))
+    problems = check_rules("mi300x", copy)
+    assert [(p.limit, p.field, p.profile_value) for p in problems] == [
+        ("vgpr_alloc_granule", "ksearch.audit.core.AMD_VGPR_GRANULE", 8)]
+    proc = ksearch("isa", "rules", "mi300x", env={"KSEARCH_ISA_CORPUS": str(copy)})
+    assert proc.returncode == 1 and "MISMATCH vgpr_alloc_granule" in proc.stdout
+    assert "ksearch.audit.core.AMD_VGPR_GRANULE says 8" in proc.stdout
 
 
 def test_a_rules_file_that_disagrees_is_caught(tmp_path):
@@ -271,7 +322,6 @@ def test_tokenizer_is_real_here_and_falls_back_offline(monkeypatch):
     tokens._encoder.cache_clear()
     try:
         monkeypatch.setitem(sys.modules, "bpe_openai", None)  # as on a GPU worker without it
-        monkeypatch.setattr(tokens, "_tiktoken_cached", lambda: False)
         assert tokens.tokenizer_name() == "estimate:chars/3"
         assert count_tokens("x" * 10) == math.ceil(10 / 3)
         assert not tokens.is_exact()

@@ -281,7 +281,8 @@ def test_replies_are_validated():
         with pytest.raises(ReplyError, match="wrong entry signature"):
             parse_module(f"```python\ndef run({wrong}):\n    pass\n```", None, entry, args)
     for right in ("x, weight, out, eps=1e-6", "*tensors", "x, /, weight, out=None"):
-        parse_module(f"```python\ndef run({right}):\n    pass\n```", None, entry, args)
+        module = f"def run({right}):\n    pass\n"
+        assert parse_module(f"```python\n{module}```", None, entry, args) == (module, "a complete module")
     with pytest.raises(ReplyError, match="does not parse"):
         parse_module("```python\ndef run(x, weight, out:\n```", None, entry, args)
     with pytest.raises(ReplyError, match="schema"):
@@ -309,6 +310,17 @@ def test_prompt_sections_stay_within_their_budgets():
         assert prompt.sections[name] <= limit, (name, prompt.sections[name], limit)
     assert "Entry: def run(x, weight, out)" in prompt.system and prompt.user.endswith("}]}]}")
     assert builder.propose_actions(state, 1).system == prompt.system  # stable: the same every call
+
+
+@pytest.mark.parametrize("task,dtype,topics", [
+    ("matmul", "bfloat16", {"b200": "tcgen05", "h100": "wgmma", "h200": "wgmma", "mi300x": "mfma", "mi355x": "mfma"}),
+    ("rmsnorm", "float16", dict.fromkeys(("b200", "h100", "mi355x"), "occupancy")),
+])
+def test_the_target_section_is_the_isa_packet_of_the_targets_own_matrix_instructions(task, dtype, topics):
+    for target, topic in topics.items():
+        builder = PromptBuilder(load_task(task), dtype, [target], PromptBudget())
+        assert builder.isa_topic() == topic
+        assert builder._target_text().startswith(f"# ISA packet: {topic} on {target}")
 
 
 def test_clip_marks_the_cut():

@@ -6,8 +6,8 @@ proposer's prompt builder call the same ones, and each returns plain dataclasses
     list_skills() / get_skill(name) / show_skill("name" | "name/reference.md")
     select_skills(task, target, budget) -> Selection     hardware, op, language, harness, entry skills
     load_corpus() -> Corpus                               .get(id) .show(id | id#section) .select() .search()
-    list_topics() / build_packet(topic, target, budget) -> Packet
-    load_rules(target) / check_rules(target)              hard limits per target vs the target profiles
+    load_topics() / build_packet(topic, target, budget) -> Packet
+    load_rules(target) / check_rules(target)              hard limits per target vs the profiles and the audit
     ingest_amd_xml(xml, out) -> IngestReport              AMD's machine-readable ISA XML -> chapters
     count_tokens(text) / fit_tokens(text, budget) / tokenizer_name()
 """
@@ -20,26 +20,17 @@ from ksearch.context.errors import (
 from ksearch.context.packet import Packet, PacketItem, Topic, build_packet, load_topics
 from ksearch.context.rules import Mismatch, Rules, check_rules, load_rules
 from ksearch.context.skills import (
-    SKILL_BODY_BUDGET, Pick, Selection, Skill, describe_task, get_skill, load_skills, select_skills, show_skill,
+    SKILL_BODY_BUDGET, Pick, Selection, Skill, describe_task, get_skill, list_skills, load_skills, select_skills,
+    show_skill,
 )
 from ksearch.context.tokens import count_tokens, fit_tokens, tokenizer_name
-
-
-def list_skills() -> list[Skill]:
-    """Every skill, by layer (entry, harness, hardware, language, op) then name."""
-    order = {"entry": 0, "harness": 1, "hardware": 2, "language": 3, "op": 4}
-    return sorted(load_skills().values(), key=lambda s: (order[s.meta.layer], s.name))
-
-
-def list_topics() -> dict[str, Topic]:
-    return load_topics()
 
 
 __all__ = [
     "BudgetError", "Chapter", "ContextError", "ContextFileError", "Corpus", "IngestReport", "Mismatch", "Packet",
     "PacketItem", "Pick", "Rules", "SKILL_BODY_BUDGET", "SearchHit", "Selection", "Skill", "Topic",
     "UnknownChapterError", "UnknownSkillError", "UnknownTopicError", "build_manifest", "build_packet", "check_rules",
-    "count_tokens", "describe_task", "fit_tokens", "get_skill", "ingest_amd_xml", "list_skills", "list_topics",
+    "count_tokens", "describe_task", "fit_tokens", "get_skill", "ingest_amd_xml", "list_skills",
     "load_corpus", "load_rules", "load_skills", "load_topics", "manifest_drift", "parse_amd_isa_xml", "select_skills",
     "show_skill", "tokenizer_name", "write_manifest",
 ]

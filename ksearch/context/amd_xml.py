@@ -28,6 +28,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ksearch.context.corpus import CHAPTERS, write_manifest
 from ksearch.context.errors import ContextFileError
 from ksearch.context.locate import known_targets, local_corpus_dir
@@ -232,13 +234,10 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_.\-]", "_", name.lower()).strip("_.-") or "encoding"
 
 
-def _yaml_list(values: list[str]) -> str:
-    return "[" + ", ".join('"' + v.replace('"', "'") + '"' for v in values) + "]"
-
-
 def _front(title: str, targets: list[str], topics: list[str], source: str) -> str:
-    return (f"---\ntitle: {_yaml_list([title])[1:-1]}\ntarget: {_yaml_list(targets)}\n"
-            f"topics: {_yaml_list(topics)}\nsource: {_yaml_list([source])}\n---\n")
+    meta = {"title": title, "target": targets, "topics": topics, "source": [source]}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=None,
+                                    width=10_000) + "---\n"
 
 
 def _operand_rows(form: InstructionForm) -> list[str]:

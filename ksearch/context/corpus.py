@@ -17,10 +17,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from ksearch.context.errors import ContextFileError, UnknownChapterError
+from ksearch.context.files import first_error
 from ksearch.context.locate import ANY, check_target, corpus_dir, known_targets, local_corpus_dir, suggest
-from ksearch.context.markdown import Section, sections, split_front_matter, str_list
+from ksearch.context.markdown import Section, sections, split_front_matter
 from ksearch.context.tokens import count_tokens, tokenizer_name
 
 CHAPTERS = "chapters"
@@ -152,30 +156,41 @@ def corpus_roots(base: Path | None = None, include_local: bool = True) -> list[P
     return roots
 
 
+def _as_list(value: object) -> object:
+    """A single string stands for a one-element list; null for none."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class ChapterMeta(BaseModel):
+    """The front matter of a chapter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    target: StrList = Field(min_length=1, description="target names from configs/targets, or '*'")
+    topics: StrList = Field(default_factory=list)
+    source: StrList = Field(min_length=1, description="the public documents and sections it restates")
+
+
 def load_chapter(path: Path, root: Path, targets: list[str]) -> Chapter:
     """Parse one chapter file; every problem is a one-line ContextFileError naming the file."""
-    text = path.read_text(encoding="utf-8")
-    meta, body = split_front_matter(text, path)
-    unknown = sorted(set(meta) - {"title", "target", "topics", "source"})
-    if unknown:
-        raise ContextFileError(f"{path}: unknown front matter field(s) {', '.join(unknown)}; "
-                               "use title, target, topics, source")
+    meta, body = split_front_matter(path.read_text(encoding="utf-8"), path)
+    try:
+        m = ChapterMeta.model_validate(meta)
+    except ValidationError as exc:
+        raise ContextFileError(f"{path}: front matter {first_error(exc)}") from None
     chapter_id = path.relative_to(root / CHAPTERS).with_suffix("").as_posix()
     if not _ID.match(chapter_id):
         raise ContextFileError(f"{path}: id {chapter_id!r} must be lower-case 'family/name' (letters, digits, . _ -)")
-    title = meta.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise ContextFileError(f"{path}: front matter needs a non-empty 'title'")
-    tgts = str_list(meta.get("target"), "target", path)
-    bad = [t for t in tgts if t != ANY and t not in targets]
-    if not tgts or bad:
+    bad = [t for t in m.target if t != ANY and t not in targets]
+    if bad:
         raise ContextFileError(f"{path}: 'target' must list target names from configs/targets "
-                               f"({', '.join(targets)}) or '*'; got {tgts}")
-    sources = str_list(meta.get("source"), "source", path)
-    if not sources:
-        raise ContextFileError(f"{path}: 'source' must name at least one public document and section")
-    return Chapter(chapter_id, title.strip(), tuple(tgts), tuple(str_list(meta.get("topics"), "topics", path)),
-                   tuple(sources), body, path)
+                               f"({', '.join(targets)}) or '*'; got {m.target}")
+    return Chapter(chapter_id, m.title, tuple(m.target), tuple(m.topics), tuple(m.source), body, path)
 
 
 def load_corpus(base: Path | None = None, include_local: bool = True) -> Corpus:
@@ -202,15 +217,13 @@ def load_corpus(base: Path | None = None, include_local: bool = True) -> Corpus:
 def manifest_entry(chapter: Chapter) -> dict:
     return {"id": chapter.id, "title": chapter.title, "target": list(chapter.targets),
             "topics": list(chapter.topics), "tokens": count_tokens(chapter.render()),
-            "source": list(chapter.sources), "path": chapter.path.as_posix().split(f"/{CHAPTERS}/", 1)[-1]}
+            "source": list(chapter.sources), "path": f"{chapter.id}.md"}  # the id is the path under chapters/
 
 
 def build_manifest(root: Path | None = None) -> dict:
     """The manifest of one corpus root, from its chapter files (token counts with the current tokenizer)."""
-    root = Path(root) if root is not None else corpus_dir()
-    targets = known_targets()
-    chapters = [load_chapter(p, root, targets) for p in sorted((root / CHAPTERS).rglob("*.md"))]
-    return {"tokenizer": tokenizer_name(), "chapters": [manifest_entry(c) for c in sorted(chapters, key=lambda c: c.id)]}
+    chapters = load_corpus(root, include_local=False).chapters
+    return {"tokenizer": tokenizer_name(), "chapters": [manifest_entry(chapters[i]) for i in sorted(chapters)]}
 
 
 def write_manifest(root: Path | None = None) -> Path:

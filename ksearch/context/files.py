@@ -18,8 +18,12 @@ def read_yaml(path: Path, missing: str) -> Any:
     except FileNotFoundError:
         raise ContextFileError(f"{path} does not exist; {missing}") from None
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ContextFileError(f"{path} is not valid YAML ({problem}); fix the syntax") from None
+        raise ContextFileError(f"{path} is not valid YAML ({yaml_problem(exc)}); fix the syntax") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the YAML parser objected to, in a few words."""
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0]
 
 
 def first_error(exc: ValidationError) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ksearch.context.errors import ContextFileError
+from ksearch.context.files import yaml_problem
 
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n?", re.DOTALL)
 _HEADING = re.compile(r"^##[ \t]+(.+?)[ \t]*$", re.MULTILINE)
@@ -32,8 +33,8 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
     try:
         data = yaml.safe_load(m.group(1)) or {}
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ContextFileError(f"{path}: front matter is not valid YAML ({problem}); fix the '---' block") from None
+        raise ContextFileError(f"{path}: front matter is not valid YAML ({yaml_problem(exc)}); "
+                               "fix the '---' block") from None
     if not isinstance(data, dict):
         raise ContextFileError(f"{path}: front matter must be a mapping of fields")
     return data, text[m.end():].lstrip("\n")
@@ -72,14 +73,3 @@ def references(text: str) -> dict[str, list[str]]:
     """The `isa:`, `skill:` and relative markdown-file links in `text`."""
     files = [t for t in _MD_LINK.findall(text) if "://" not in t and not t.startswith("#")]
     return {"isa": ISA_REF.findall(text), "skill": SKILL_REF.findall(text), "file": files}
-
-
-def str_list(value: Any, field: str, path: Path) -> list[str]:
-    """A front-matter field that must be a list of strings (a single string is accepted)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ContextFileError(f"{path}: front matter field '{field}' must be a list of strings")
-    return list(value)

@@ -83,12 +83,13 @@ def load_topics(root: Path | None = None) -> dict[str, Topic]:
     return topics
 
 
-def get_topic(name: str, topics: dict[str, Topic]) -> Topic:
+def get_topic(name: str, topics: dict[str, Topic]) -> tuple[str, Topic]:
+    """(key, topic) for a topic name as a user may write it (`MFMA-scale` is `mfma_scale`)."""
     key = name.strip().lower().replace("-", "_")
     if key not in topics:
         raise UnknownTopicError(f"unknown ISA topic {name!r}{suggest(key, list(topics))}; "
                                 f"topics: {', '.join(sorted(topics))}")
-    return topics[key]
+    return key, topics[key]
 
 
 def _candidates(topic_name: str, topic: Topic, corpus: Corpus, target: str | None) -> list[str]:
@@ -105,8 +106,7 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
     target = check_target(target)
     corpus = corpus or load_corpus()
     topics = topics if topics is not None else load_topics(corpus.roots[0])
-    key = topic_name.strip().lower().replace("-", "_")
-    topic = get_topic(topic_name, topics)
+    key, topic = get_topic(topic_name, topics)
     facts = [f for f in topic.facts if f.applies_to(target)]
     chapter_ids = _candidates(key, topic, corpus, target)
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ksearch.context.errors import ContextFileError, UnknownSkillError
+from ksearch.context.errors import BudgetError, ContextFileError, UnknownSkillError
 from ksearch.context.files import first_error
 from ksearch.context.locate import ANY, check_target, skills_dir, suggest
 from ksearch.context.markdown import split_front_matter
@@ -108,6 +108,12 @@ def load_skills(root: Path | None = None) -> dict[str, Skill]:
     return {s.name: s for s in (load_skill(d) for d in sorted(root.iterdir()) if (d / SKILL_FILE).is_file())}
 
 
+def list_skills() -> list[Skill]:
+    """Every skill, by layer (entry, harness, hardware, language, op: the order of `Layer`) then name."""
+    order = get_args(Layer)
+    return sorted(load_skills().values(), key=lambda s: (order.index(s.meta.layer), s.name))
+
+
 def get_skill(name: str, skills: dict[str, Skill] | None = None) -> Skill:
     skills = skills if skills is not None else load_skills()
     key = name.strip().lower()
@@ -147,7 +153,7 @@ class TaskProfile:
 def describe_task(task: str) -> TaskProfile:
     """A built-in task name or task path gives its contract's fields; other text is read for op
     family and dtype words (`matmul` -> gemm, `mxfp4 gemm` -> gemm + mxfp4)."""
-    from ksearch.errors import TaskError
+    from ksearch.errors import TargetError, TaskError
     from ksearch.task.load import load_task_spec, resolve_task_file
 
     try:
@@ -162,7 +168,7 @@ def describe_task(task: str) -> TaskProfile:
         for d in spec.dtypes:
             try:
                 dtypes.append(normalize_dtype(d))
-            except Exception:  # an exotic dtype name: keep it as written
+            except TargetError:  # a dtype the profiles have no name for (int32, ...): keep it as written
                 dtypes.append(str(d))
         return TaskProfile(task, spec.op_family, tuple(spec.languages), tuple(dtypes), "task")
     words = re.findall(r"[a-z0-9_]+", task.lower())
@@ -223,8 +229,6 @@ def select_skills(task: str, target: str, budget: int = 4000, skills: dict[str, 
     tgt = check_target(target)
     assert tgt is not None
     if budget <= 0:
-        from ksearch.context.errors import BudgetError
-
         raise BudgetError(f"budget must be a positive number of tokens, got {budget}")
     skills = skills if skills is not None else load_skills()
     profile = describe_task(task)

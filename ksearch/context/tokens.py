@@ -1,13 +1,10 @@
 """Token counting for prompt budgets.
 
 Budgets are only honest when counted with a real tokenizer, and this must work offline (tests, GPU
-workers without network). So, in order:
-
-1. `bpe-openai` (a pyproject dependency): embeds OpenAI's o200k_base vocabulary, needs no download.
-2. `tiktoken`, but only when its o200k_base file is already in tiktoken's local cache (asking
-   tiktoken otherwise would try the network).
-3. A conservative estimate, one token per 3 characters rounded up: it over-counts English and code
-   for every current tokenizer, so a text that fits the estimate fits the real budget too.
+workers without network). So `bpe-openai` (a pyproject dependency), which embeds OpenAI's o200k_base
+vocabulary and needs no download; should it fail to import, a conservative estimate, one token per
+3 characters rounded up: it over-counts English and code for every current tokenizer, so a text
+that fits the estimate fits the real budget too.
 
 `tokenizer_name()` says which one is in use; manifests record it so stale counts can be detected.
 `fit_tokens` cuts a text to a budget and `JoinedTokens` counts a list of parts filled up to a
@@ -17,34 +14,16 @@ budget; both encode the text once rather than re-counting it at every step.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 ENCODING = "o200k_base"
-_TIKTOKEN_URL = f"https://openaipublic.blob.core.windows.net/encodings/{ENCODING}.tiktoken"
 ESTIMATE = "estimate:chars/3"
 # Characters per encode call: bpe-openai refuses 1M characters or 200k tokens at once, and 50k
 # characters are at most 200k bytes, so at most 200k tokens.
 _CHUNK = 50_000
-
-
-def _tiktoken_cached() -> bool:
-    """Whether tiktoken's cache already holds the o200k_base file (same cache rule as tiktoken)."""
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        root = os.environ["TIKTOKEN_CACHE_DIR"]
-    elif "DATA_GYM_CACHE_DIR" in os.environ:
-        root = os.environ["DATA_GYM_CACHE_DIR"]
-    else:
-        root = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    if not root:
-        return False
-    return (Path(root) / hashlib.sha1(_TIKTOKEN_URL.encode()).hexdigest()).is_file()
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,16 +35,8 @@ def _encoder() -> tuple[str, Any]:
             import bpe_openai
 
             return f"bpe-openai:{ENCODING}", bpe_openai.get_encoding(ENCODING)
-    except Exception:  # not installed (e.g. a GPU worker), or a broken wheel: try the next one
-        pass
-    if _tiktoken_cached():
-        try:
-            import tiktoken
-
-            return f"tiktoken:{ENCODING}", tiktoken.get_encoding(ENCODING)
-        except Exception:  # not installed or the cached file is unreadable: estimate
-            pass
-    return ESTIMATE, None
+    except Exception:  # not installed, or a broken wheel: estimate
+        return ESTIMATE, None
 
 
 def _splits_before(char: str) -> bool:
@@ -147,10 +118,8 @@ class JoinedTokens:
         self._tokens: dict[tuple[str, bool], int] = {}
 
     def __call__(self, parts: Sequence[str]) -> int:
-        if not is_exact():
-            return math.ceil((sum(map(len, parts)) + max(len(parts) - 1, 0)) / 3)
-        if not all(_splits_before(p[:1]) for p in parts[1:]):
-            return count_tokens("\n".join(parts))
+        if not is_exact() or not all(_splits_before(p[:1]) for p in parts[1:]):
+            return count_tokens("\n".join(parts))  # counted whole (the estimate only measures length)
         return sum(self._part(p, i < len(parts) - 1) for i, p in enumerate(parts))
 
     def _part(self, part: str, joined: bool) -> int:
@@ -160,7 +129,7 @@ class JoinedTokens:
 
 
 def tokenizer_name() -> str:
-    """`bpe-openai:o200k_base`, `tiktoken:o200k_base` or `estimate:chars/3`."""
+    """`bpe-openai:o200k_base`, or `estimate:chars/3`."""
     return _encoder()[0]
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ksearch.errors import KsearchError
-from ksearch.propose.templates.base import knob_key  # noqa: F401  re-exported: the loop and proposers use it
+from ksearch.propose.templates.base import knob_key  # Tried's keys; offline.py imports it from here too
 from ksearch.task import Task
 from ksearch.worldmodel import EditOp, Node, WorldModel
 

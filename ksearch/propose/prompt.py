@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ksearch.context import build_packet, count_tokens, fit_tokens, select_skills
+from ksearch.context import build_packet, count_tokens, fit_tokens, load_topics, select_skills
 from ksearch.context.errors import ContextError
-from ksearch.errors import LogError
+from ksearch.errors import LogError, TargetError
 from ksearch.evidence import EvidencePacket
 from ksearch.log.memory import load_memory, memory_text
 from ksearch.propose.base import Outcome, SearchState
@@ -27,7 +27,6 @@ from ksearch.task import Task
 from ksearch.task.describe import describe_task
 from ksearch.worldmodel import Node, render_text
 
-COMPUTE_BOUND = {"gemm", "attention", "moe", "conv", "matmul"}
 MAX_DECISIONS = 3
 MAX_ACTIONS = 5  # per decision: with its decision node, within the world model's 8 new nodes per edit
 
@@ -128,16 +127,23 @@ class PromptBuilder:
                 f"Tolerance ({self.dtype}): {tol}\nLanguages: {', '.join(d['languages'])}\n"
                 f"Targets: {', '.join(self.targets)} (scored on {self.primary})")
 
+    def isa_topic(self) -> str:
+        """The ISA topic for the op class on the primary target: the matrix-instruction topic named
+        by the families the target profile expects of a well-lowered kernel of this op family and
+        dtype (tcgen05 on sm_100a, wgmma on sm_90a, mfma or mfma_scale on CDNA; the longest name
+        that fits), else occupancy."""
+        try:
+            families = load_target(self.primary).expected_families(self.task.spec.op_family, self.dtype)
+            names = [t for t in load_topics() if any(t in f for f in families)]
+        except (TargetError, ContextError):  # a dtype the profiles do not name, no topics file
+            return "occupancy"
+        return max(names, key=len) if names else "occupancy"
+
     def _target_text(self) -> str:
         if self.budget.target <= 0:
             return ""
-        profile = load_target(self.primary)
-        if self.task.spec.op_family in COMPUTE_BOUND:
-            topic = "mfma" if profile.vendor == "amd" else "wgmma"
-        else:
-            topic = "occupancy"
         try:
-            return build_packet(topic, self.primary, self.budget.target).text
+            return build_packet(self.isa_topic(), self.primary, self.budget.target).text
         except ContextError as e:  # a corpus without the topic, or a budget too small: say so, go on
             return f"# Target {self.primary}: no ISA packet ({e})"
 
