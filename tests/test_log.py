@@ -15,7 +15,7 @@ from ksearch.log import (
     History, build_index, export_table, iter_rows, log_stats, put_blob, query, read_blob, verify_log,
 )
 from ksearch.log.history import GENESIS, HEAD, HISTORY, row_hash
-from ksearch.log.index import connect_readonly, evaluation_packets
+from ksearch.log.index import connect_readonly, evaluation_packets, read_row_at
 
 
 def rows_of(run_dir):
@@ -284,6 +284,12 @@ def test_an_evaluation_names_its_own_packets_even_with_underscore_or_percent(tmp
         assert [a for a, _, _ in evaluation_packets(conn, "a%")] == ["a%@h100"]
         assert [a for a, _, _ in evaluation_packets(conn, "b")] == ["b"]
         assert [p["packet_id"] for p in _packets_of(conn, run, "a_1@h100")] == ["a_1@b200", "a_1@h100"]
+        # a row is read at its indexed offset, and an offset that is not that row's start is a stale index
+        ((_, seq, off),) = evaluation_packets(conn, "b")
+        assert read_row_at(run, off, seq)["payload"]["packet_id"] == "b"
+        for wrong_off, wrong_seq in ((off + 1, seq), (off, seq - 1)):
+            with pytest.raises(LogError, match="stale"):
+                read_row_at(run, wrong_off, wrong_seq)
     finally:
         conn.close()
     assert find_attempt(run, "a_1")[0]["packet_id"] == "a_1@h100"  # the primary target's packet

@@ -24,7 +24,7 @@ import pytest
 from ksearch.context.tokens import count_tokens
 from ksearch.evidence import FailureClass
 from ksearch.log import History, build_index, iter_rows, log_stats
-from ksearch.log.index import BUCKET, db_path
+from ksearch.log.index import BUCKET, connect_readonly, db_path
 from ksearch.log.memory import FRONTIER, MEMORY, distill, load_memory, memory_text, read_frontier, update_memory
 from ksearch.log.synth import write_synthetic_run
 
@@ -46,6 +46,26 @@ def real_run(tmp_path):
 
 def rows_of(run, kind):
     return [line.row["payload"] for line, _ in iter_rows(run) if line.row["kind"] == kind]
+
+
+AGGREGATES = ("kind_counts", "attempt_summary", "attempt_buckets", "improvements", "strategy_stats",
+              "strategy_failures", "template_settings", "audit_checks", "totals")
+
+
+def aggregates(run: Path) -> dict[str, list[tuple]]:
+    """Every aggregate table of the run's index, rows sorted."""
+    conn = sqlite3.connect(db_path(run))
+    try:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in AGGREGATES}
+    finally:
+        conn.close()
+
+
+def assert_same_aggregates(inc: dict, full: dict) -> None:
+    """Equal tables; floats within rounding (sums in another order)."""
+    for table in AGGREGATES:
+        assert inc[table] == [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+                              for row in full[table]], table
 
 
 # ---------------------------------------------------------------- stats
@@ -128,8 +148,10 @@ def test_incremental_aggregates_equal_a_rebuild(tmp_path):
     build_index(run)
     write_synthetic_run(run, 900, seed=5)  # appended: a second part of the same log
     inc = log_stats(run)
+    inc_tables = aggregates(run)
     build_index(run, rebuild=True)
     full = log_stats(run)
+    assert_same_aggregates(inc_tables, aggregates(run))  # knob settings recur across the parts here
     for key in ("attempts", "by_status", "rejections", "drift", "best_per_target"):
         assert inc[key] == full[key], key
     assert inc["cost"] == pytest.approx(full["cost"])  # sums in another order
@@ -139,7 +161,26 @@ def test_incremental_aggregates_equal_a_rebuild(tmp_path):
     assert inc["attempts"] == 1600
 
 
+def _tables_read(conn: sqlite3.Connection, call) -> set[str]:
+    """The tables SQLite is asked to read from while `call()` runs (its authorizer sees every column read)."""
+    seen: set[str] = set()
+
+    def authorize(action, table, column, db, trigger):
+        if action == sqlite3.SQLITE_READ and table:
+            seen.add(table)
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(authorize)
+    try:
+        call()
+    finally:
+        conn.set_authorizer(None)
+    return seen
+
+
 def test_stats_read_aggregates_not_the_log(tmp_path):
+    from ksearch.log.stats import stats_of
+
     run = write_synthetic_run(tmp_path / "big", 20_000, seed=6)
     build_index(run)
     t = time.perf_counter()
@@ -147,6 +188,16 @@ def test_stats_read_aggregates_not_the_log(tmp_path):
     elapsed = time.perf_counter() - t
     assert s["attempts"] == 20_000
     assert elapsed < 1.0, f"log_stats took {elapsed:.2f} s on 20k attempts; it should read aggregate tables"
+    # what it reads, not only how fast: no per-attempt, per-step or per-call table on a big log
+    # (events only for its first and last timestamp, through the primary key)
+    row_tables = {"attempts", "steps", "proposer_calls", "failures"}
+    conn = connect_readonly(run)
+    try:
+        assert not _tables_read(conn, lambda: stats_of(conn, run.name)) & row_tables
+        # the check sees a per-attempt read: a window that is no multiple of BUCKET reads `attempts`
+        assert "attempts" in _tables_read(conn, lambda: stats_of(conn, run.name, window=BUCKET + 1))
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------- memory
@@ -275,6 +326,48 @@ def test_report_renders_in_headless_chromium(real_run, tmp_path):
                              count=1), encoding="utf-8")
     probe, _ = render_in_chromium(broken, tmp_path)
     assert {i["alt"]: i["w"] for i in probe["imgs"]}["rejection histogram"] == 0
+
+
+def _indexed_in_two_parts(run: Path, tmp_path: Path, split: int = 40) -> Path:
+    """A copy of `run`'s history indexed after its first `split` lines, then again after the rest."""
+    lines = (run / "history.jsonl").read_bytes().splitlines(keepends=True)
+    part = tmp_path / f"{run.name}-in-parts"
+    part.mkdir()
+    (part / "history.jsonl").write_bytes(b"".join(lines[:split]))
+    assert 0 < len(rows_of(part, "attempt")) < len(rows_of(run, "attempt"))
+    assert 0 < len(rows_of(part, "step")) < len(rows_of(run, "step"))
+    build_index(part)
+    with open(part / "history.jsonl", "ab") as f:
+        f.write(b"".join(lines[split:]))
+    assert not build_index(part).rebuilt
+    return part
+
+
+def test_every_aggregate_of_a_real_run_indexed_in_parts_equals_one_build(real_run, tmp_path):
+    inc = aggregates(_indexed_in_two_parts(real_run, tmp_path))
+    build_index(real_run, rebuild=True)
+    assert all(inc.values())  # the real run fills every aggregate
+    assert_same_aggregates(inc, aggregates(real_run))
+
+
+def test_the_reports_audit_table_comes_from_the_index_and_matches_the_history(real_run, tmp_path):
+    from ksearch.log.report import _audit_summary
+
+    attempts = rows_of(real_run, "attempt")
+    verdicts = [v for a in attempts for v in a["audit"]["verdicts"] + a["audit"]["anti_hack"]]
+    passed = Counter(v["check"] for v in verdicts if v["ok"])
+    failed = Counter((v["check"], v["severity"]) for v in verdicts if not v["ok"])
+    assert failed == {("register_spill", "fail"): 1, ("expected:ld.global*.v4.*|ld.global*.v2.*", "warn"): 1}
+    for run in (real_run, _indexed_in_two_parts(real_run, tmp_path)):
+        conn = connect_readonly(run)
+        try:
+            rows, unmeasured = _audit_summary(conn)
+        finally:
+            conn.close()
+        assert {check: ok for check, ok, _ in rows} == {c: passed[c] for c in {v["check"] for v in verdicts}}
+        assert {check: f for check, _, f in rows if f != "0"} == {c: f"1 failed ({sev})" for c, sev in failed}
+        assert {r[0] for r in rows[:2]} == {c for c, _ in failed}  # failed checks first
+        assert unmeasured == Counter(a["unmeasured"]["reason"] for a in attempts if a.get("unmeasured"))
 
 
 # ---------------------------------------------------------------- Datasette

@@ -11,8 +11,10 @@ Aggregate tables, kept as rows are indexed so that `log stats` never scans a mil
 `kind_counts`, `attempt_summary` (per target, status, failure class), `attempt_buckets` (the same
 per BUCKET consecutive attempts: accept-rate drift), `improvements` (every new best score, per
 target, of attempts' rewards and of steps' scores), `strategy_stats` and `strategy_failures` (per
-strategy: the step's template, else its action), `totals` (compile, evaluation and GPU seconds,
-LLM dollars and tokens).
+strategy: the step's template, else its action), `template_settings` (per template and knob
+setting tried: steps, passes, best score; the frontier), `audit_checks` (attempts per audit or
+anti-hack check and outcome, "ok" or "failed (<severity>)"), `totals` (compile, evaluation and
+GPU seconds, LLM dollars and tokens).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from pathlib import Path
 import sqlite_utils
 
 from ksearch.errors import LogError
-from ksearch.log.history import Cursor, history_path, iter_rows, row_hash
+from ksearch.log.history import Cursor, history_path, iter_rows, parse_line, row_hash
 
 DB = "attempts.db"
 ATTEMPT = "attempt"
 _BATCH = 20_000
-_SCHEMA_VERSION = 4  # 4: no best_reward in attempt_summary (improvements holds the best rewards)
+# 4: no best_reward in attempt_summary (improvements holds the best rewards); 5: audit_checks, template_settings
+_SCHEMA_VERSION = 5
 BUCKET = 64  # attempts per row of attempt_buckets; drift windows over big logs are multiples of it
 STEP = "step"
 PROPOSER_CALL = "proposer_call"
@@ -153,6 +156,9 @@ def _create(db: sqlite_utils.Database) -> None:
     db["strategy_stats"].create({"strategy": str, "template": str, "action_id": str, "n": int, "passed": int,
                                  "best_score": float, "new_bests": int, "gain": float}, pk="strategy")
     db["strategy_failures"].create({"strategy": str, "failure_class": str, "n": int}, pk=("strategy", "failure_class"))
+    db["template_settings"].create({"template": str, "knobs": str, "n": int, "passed": int, "best_score": float},
+                                   pk=("template", "knobs"))
+    db["audit_checks"].create({"name": str, "outcome": str, "n": int}, pk=("name", "outcome"))
     db["totals"].create({"key": str, "value": float}, pk="key")
 
 
@@ -161,6 +167,18 @@ def _insert(conn: sqlite3.Connection, table: str, columns: dict, rows: list[dict
     # per-value insert path is 3x slower than executemany on a million-row rebuild.
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+
+
+@dataclass
+class _Batch:
+    """The rows of up to _BATCH events, per table, and their audit verdict counts."""
+
+    events: list[dict] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+    audit: Counter = field(default_factory=Counter)  # (check, outcome) -> attempts
 
 
 @dataclass
@@ -182,6 +200,14 @@ class _State:
                    evaluation_id(last[0]) if last else None, best)
 
 
+def audit_outcomes(packet: dict) -> Iterator[tuple[str, str]]:
+    """(check, outcome) of each audit and anti-hack verdict of a packet: outcome "ok", or
+    "failed (<severity>)"."""
+    audit = packet.get("audit") or {}
+    for v in [*(audit.get("verdicts") or []), *(audit.get("anti_hack") or [])]:
+        yield v.get("check", "?"), "ok" if v.get("ok") else f"failed ({v.get('severity', '?')})"
+
+
 def _eval_seconds(packet: dict) -> float:
     d = packet.get("durations_s") or {}
     return float(sum(d.get(k) or 0.0 for k in ("verify", "benchmark", "ncu", "baselines")))
@@ -201,16 +227,20 @@ def _improve(state: _State, out: list, stream: str, target: str, ordinal: int, s
     return score - (prev or 0.0)
 
 
-def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], attempts: list[dict],
-                   steps: list[dict], calls: list[dict]) -> None:
-    kinds = Counter(e["kind"] for e in events)
+# the larger of a row's best_score and the incoming one, either of which may be NULL
+_MAX_BEST = ("CASE WHEN best_score IS NULL OR excluded.best_score > best_score "
+             "THEN coalesce(excluded.best_score, best_score) ELSE best_score END")
+
+
+def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
+    kinds = Counter(e["kind"] for e in b.events)
     conn.executemany("INSERT INTO kind_counts (kind, n) VALUES (?, ?) "
                      "ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n", list(kinds.items()))
     groups: Counter = Counter()
     buckets: Counter = Counter()
     improvements: list[tuple] = []
     totals: Counter = Counter()
-    for a in attempts:
+    for a in b.attempts:
         # '' rather than NULL in key columns: NULLs never conflict, so they would not accumulate.
         key = (a["target"] or "", a["status"] or "", a["failure_class"] or "")
         groups[key] += 1
@@ -221,7 +251,7 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], 
         if a["status"] == "pass":
             _improve(state, improvements, "attempt", a["target"] or "", a["ordinal"], a["seq"], a["attempt_id"],
                      a["action_id"], a["reward"], "reward")
-    totals["attempts"] += len(attempts)
+    totals["attempts"] += len(b.attempts)
     conn.executemany("INSERT INTO attempt_summary (target, status, failure_class, n) VALUES (?, ?, ?, ?) "
                      "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n",
                      [(*k, n) for k, n in groups.items()])
@@ -230,13 +260,20 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], 
                      [(*k, n) for k, n in buckets.items()])
 
     strategies: dict[str, list] = {}  # strategy -> [template, action, n, passed, best, new_bests, gain]
+    settings: dict[tuple[str, str], list] = {}  # (template, knobs JSON) -> [n, passed, best]
     fails: Counter = Counter()
-    for st in steps:
+    for st in b.steps:
         s = strategies.setdefault(st["strategy"], [st["template"], st["action_id"], 0, 0, None, 0, 0.0])
         s[2] += 1
         s[3] += bool(st["passed"])
         if st["score"] is not None and (s[4] is None or st["score"] > s[4]):
             s[4] = st["score"]
+        if st["template"] is not None:
+            t = settings.setdefault((st["template"], st["knobs"] or ""), [0, 0, None])
+            t[0] += 1
+            t[1] += bool(st["passed"])
+            if st["score"] is not None and (t[2] is None or st["score"] > t[2]):
+                t[2] = st["score"]
         if not st["passed"]:
             fails[(st["strategy"], st["failure_class"] or "unknown")] += 1
         gain = _improve(state, improvements, "step", st["target"] or "", st["ordinal"], st["seq"], st["candidate"],
@@ -244,21 +281,26 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, events: list[dict], 
         if gain is not None:
             s[5] += 1
             s[6] += gain
-    totals["steps"] += len(steps)
+    totals["steps"] += len(b.steps)
     conn.executemany(
         "INSERT INTO strategy_stats (strategy, template, action_id, n, passed, best_score, new_bests, gain) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (strategy) DO UPDATE SET n = n + excluded.n, "
         "passed = passed + excluded.passed, new_bests = new_bests + excluded.new_bests, gain = gain + excluded.gain, "
-        "best_score = CASE WHEN best_score IS NULL OR excluded.best_score > best_score "
-        "THEN coalesce(excluded.best_score, best_score) ELSE best_score END",
-        [(k, *v) for k, v in strategies.items()])
+        f"best_score = {_MAX_BEST}", [(k, *v) for k, v in strategies.items()])
+    conn.executemany("INSERT INTO template_settings (template, knobs, n, passed, best_score) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT (template, knobs) DO UPDATE SET n = n + excluded.n, passed = passed + excluded.passed, "
+                     f"best_score = {_MAX_BEST}", [(*k, *v) for k, v in settings.items()])
     conn.executemany("INSERT INTO strategy_failures (strategy, failure_class, n) VALUES (?, ?, ?) "
                      "ON CONFLICT (strategy, failure_class) DO UPDATE SET n = n + excluded.n",
                      [(*k, n) for k, n in fails.items()])
     conn.executemany("INSERT INTO improvements (stream, target, ordinal, seq, id, strategy, score, prev_score, basis) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", improvements)
 
-    for c in calls:
+    conn.executemany("INSERT INTO audit_checks (name, outcome, n) VALUES (?, ?, ?) "
+                     "ON CONFLICT (name, outcome) DO UPDATE SET n = n + excluded.n",
+                     [(*k, n) for k, n in b.audit.items()])
+
+    for c in b.calls:
         totals["llm_calls"] += 1
         if c["usd"] is None:
             totals["llm_unpriced_calls"] += 1
@@ -297,15 +339,6 @@ def _still_valid(history: Path, cursor: Cursor) -> bool:
     return row_hash(chunk[begin:-1]) == cursor.prev_hash
 
 
-@dataclass
-class _Batch:
-    events: list[dict] = field(default_factory=list)
-    attempts: list[dict] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-    steps: list[dict] = field(default_factory=list)
-    calls: list[dict] = field(default_factory=list)
-
-
 def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Batch, Cursor]]:
     b = _Batch()
     for line, cursor in iter_rows(run_dir, cursor):
@@ -325,6 +358,7 @@ def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Ba
                 flat["gpu_s"] = flat["eval_s"] if flat["gpu"] else 0.0
             state.last_eval = evaluation
             b.attempts.append(flat)
+            b.audit.update(audit_outcomes(payload))
             if flat["status"] != "pass":
                 b.failures.append({"seq": seq, "attempt_id": flat["attempt_id"],
                                    "failure_class": flat["failure_class"], "message": flat["message"] or ""})
@@ -397,7 +431,7 @@ def _build_index(run_dir: Path, history: Path, rebuild: bool) -> IndexReport:
                     conn.execute(
                         "INSERT INTO failures_fts (rowid, message, failure_class) "
                         "SELECT rowid, message, failure_class FROM failures WHERE seq >= ?", [b.failures[0]["seq"]])
-                _add_summaries(conn, state, b.events, b.attempts, b.steps, b.calls)
+                _add_summaries(conn, state, b)
                 db["_cursor"].upsert({"id": 1, "offset": cursor.offset, "lineno": cursor.lineno,
                                       "next_seq": cursor.next_seq, "prev_hash": cursor.prev_hash,
                                       "history_size": history.stat().st_size, "schema": _SCHEMA_VERSION}, pk="id")
@@ -431,7 +465,7 @@ def query(run_dir: Path, sql: str, params: list | None = None) -> tuple[list[str
     except sqlite3.Error as e:
         raise LogError(f"query failed: {e}; tables are events, attempts, failures, failures_fts, steps, "
                        "proposer_calls and the aggregates (attempt_summary, attempt_buckets, improvements, "
-                       "strategy_stats, strategy_failures, totals)") from e
+                       "strategy_stats, strategy_failures, template_settings, audit_checks, totals)") from e
     finally:
         conn.close()
 
@@ -456,12 +490,8 @@ def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:
     """The history row starting at byte `offset`, checked to be row `seq`."""
     with open(history_path(Path(run_dir)), "rb") as f:
         f.seek(offset)
-        line = f.readline().rstrip(b"\n")
-    try:
-        row = json.loads(line)
-    except ValueError:
-        row = None
-    if not isinstance(row, dict) or row.get("seq") != seq:
+        row = parse_line(f.readline().rstrip(b"\n"))
+    if row is None or row.get("seq") != seq:
         raise LogError(f"the index of {run_dir} is stale (row seq {seq} is not at byte {offset}); "
                        f"rebuild it with `ksearch log index {run_dir} --rebuild`")
     return row

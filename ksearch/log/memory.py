@@ -132,8 +132,9 @@ def distill(run_dir: Path, *, min_failures: int = 3, max_pass_rate: float = 0.5,
 
 def update_memory(run_dir: Path) -> Memory:
     """For the search loop, after each visit: bring the index up to date (incrementally) and rewrite
-    memory.json and frontier.csv. It re-reads the steps table, so it grows with the run: 65 ms on a
-    36-step quickstart run, 6.3 s on a synthetic 1M-step log (both measured on the 2-core machine)."""
+    memory.json and frontier.csv. It reads the index's aggregate tables (one row per strategy and per
+    template setting tried), not the steps; `python -m ksearch.log.synth DIR --bench` times it
+    (`distill_s`)."""
     return distill(run_dir)
 
 
@@ -170,12 +171,14 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
     templates = _templates(task)
     strategies = {r[0]: r for r in conn.execute(
         "SELECT strategy, template, action_id, n, passed, best_score FROM strategy_stats")}
-    evaluations, passed = conn.execute("SELECT count(*), coalesce(sum(passed), 0) FROM steps").fetchone()
+    # every step is counted under one strategy (its template, else its action, else "(none)")
+    evaluations = sum(r[3] for r in strategies.values())
+    passed = sum(r[4] for r in strategies.values())
 
     # proven: the steps that set a new best, grouped by strategy
     improvements = conn.execute(
         "SELECT i.strategy, i.id, i.score, i.prev_score, i.ordinal, i.basis, s.packet_id, s.knobs FROM improvements i "
-        "LEFT JOIN steps s ON s.ordinal = i.ordinal WHERE i.stream = 'step' ORDER BY i.ordinal").fetchall()
+        "LEFT JOIN steps s ON s.seq = i.seq WHERE i.stream = 'step' ORDER BY i.ordinal").fetchall()
     by_strategy: dict[str, list[Evidence]] = {}
     basis_of: dict[str, str | None] = {}
     best = best_strategy = best_basis = None
@@ -187,14 +190,14 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
         if best is None or score > best.score:
             best, best_strategy, best_basis = ev, strategy, basis
 
-    def describe(strategy: str, template: str | None) -> tuple[str | None, str | None]:
+    def describe(template: str | None) -> tuple[str | None, str | None]:
         t = templates.get(template or "")
         return (t.decision, t.title) if t else (None, None)
 
     proven = []
     for strategy, evs in by_strategy.items():
         _, template, action, n, ok, best_score = strategies.get(strategy, (strategy, None, None, 0, 0, None))
-        decision, title = describe(strategy, template)
+        decision, title = describe(template)
         top = max(evs, key=lambda e: e.score)
         proven.append(Fact(strategy=strategy, template=template, action_id=action, decision=decision, title=title,
                            attempts=n, passed=ok, best_score=best_score, basis=basis_of[strategy],
@@ -213,9 +216,9 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
             continue
         cls, k = max(classes.items(), key=lambda kv: (kv[1], kv[0]))
         examples = conn.execute("SELECT candidate, message FROM steps WHERE strategy = ? AND passed = 0 "
-                                "AND failure_class IS ? ORDER BY ordinal DESC LIMIT 5",
+                                "AND failure_class IS ? ORDER BY seq DESC LIMIT 5",
                                 [strategy, None if cls == "unknown" else cls]).fetchall()
-        decision, title = describe(strategy, template)
+        decision, title = describe(template)
         dead.append(DeadEnd(strategy=strategy, template=template, decision=decision, title=title, attempts=n,
                             failures=failures, dominant_failure_class=cls, dominant_share=k / failures,
                             failure_classes=dict(sorted(classes.items(), key=lambda kv: -kv[1])),
@@ -236,11 +239,10 @@ def _frontier(conn: sqlite3.Connection, templates: dict, strategies: dict) -> tu
     from ksearch.propose.templates.base import knob_key
 
     tried: dict[str, dict[str, list]] = {}  # template -> knob_key -> [knobs, passed, best score]
-    for template, knobs, ok, score in conn.execute(
-            "SELECT template, knobs, passed, score FROM steps WHERE template IS NOT NULL"):
+    for template, knobs, ok, score in conn.execute("SELECT template, knobs, passed, best_score FROM template_settings"):
         setting = json.loads(knobs) if knobs else {}
         entry = tried.setdefault(template, {}).setdefault(knob_key(setting), [setting, 0, None])
-        entry[1] += ok or 0
+        entry[1] += ok
         if score is not None and (entry[2] is None or score > entry[2]):
             entry[2] = score
     rows, knob_rows = [], []

@@ -4,8 +4,9 @@ Figures are inlined (matplotlib PNGs and the world model's SVG as data: URIs), s
 mailed or attached to an issue: the best-so-far curve, the rejection histogram, the accept rate per
 window (drift), the world-model tree; then the top kernels with their packets (per target: status,
 speedup, SOL fraction, audit), speedups and SOL fractions per target, audit verdicts over all
-attempts, and the run's cost. Everything comes from the log: the index for counts, the history for
-packets, search.curve for the curve, worldmodel.render for the tree.
+attempts, and the run's cost. Everything comes from the log: the index for counts (audit verdicts
+included), the history for the top kernels' packets (read at their indexed offsets), search.curve
+for the curve, worldmodel.render for the tree.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ksearch.errors import KsearchError, LogError
-from ksearch.log.history import iter_rows
 from ksearch.log.index import connect_readonly, evaluation_id, evaluation_packets, read_row_at, run_start
 from ksearch.log.rundir import read_blob
 from ksearch.log.stats import stats_of
@@ -147,21 +147,14 @@ def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[dict]:
             for _, seq, off in evaluation_packets(conn, evaluation_id(packet_id))]
 
 
-def _audit_summary(run_dir: Path) -> tuple[list[list], Counter]:
-    """Per check over every attempt: passed, failed (by severity); and unmeasured reasons."""
+def _audit_summary(conn) -> tuple[list[list], Counter]:
+    """Per check over every attempt: passed, failed (by severity); and unmeasured reasons. From the
+    index's audit_checks totals and the attempts' unmeasured column, not a pass over the history."""
     checks: dict[str, Counter] = {}
-    unmeasured: Counter = Counter()
-    for line, _ in iter_rows(run_dir):
-        row = line.row
-        if row.get("kind") != "attempt":
-            continue
-        p = row.get("payload") or {}
-        audit = p.get("audit") or {}
-        for v in [*(audit.get("verdicts") or []), *(audit.get("anti_hack") or [])]:
-            c = checks.setdefault(v.get("check", "?"), Counter())
-            c["ok" if v.get("ok") else f"failed ({v.get('severity', '?')})"] += 1
-        if p.get("unmeasured"):
-            unmeasured[(p["unmeasured"] or {}).get("reason")] += 1
+    for name, outcome, n in conn.execute("SELECT name, outcome, n FROM audit_checks ORDER BY rowid"):
+        checks.setdefault(name, Counter())[outcome] = n
+    unmeasured = Counter(dict(conn.execute("SELECT unmeasured, count(*) FROM attempts WHERE unmeasured IS NOT NULL "
+                                           "GROUP BY unmeasured ORDER BY min(seq)")))
     rows = [[k, c.get("ok", 0), ", ".join(f"{n} {s}" for s, n in c.items() if s != "ok") or "0"]
             for k, c in sorted(checks.items(), key=lambda kv: (-(sum(kv[1].values()) - kv[1].get("ok", 0)), kv[0]))]
     return rows, unmeasured
@@ -214,9 +207,9 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
         per_target = conn.execute(
             "SELECT target, count(*), sum(status = 'pass'), sum(speedup IS NOT NULL), max(speedup), max(sol_score), "
             "max(reward) FROM attempts GROUP BY target ORDER BY target").fetchall()
+        audit_rows, unmeasured = _audit_summary(conn)
     finally:
         conn.close()
-    audit_rows, unmeasured = _audit_summary(run_dir)
 
     title = f"ksearch report: {run_dir.name}"
     s = stats

@@ -40,6 +40,8 @@ TABLES = {
     "improvements": ("Every new best score: stream 'step' (search scores) or 'attempt' (measured rewards).", {}),
     "strategy_stats": ("Per strategy: attempts, passes, best score, new bests and the gain they brought.", {}),
     "strategy_failures": ("Per strategy and failure class: how often it failed that way.", {}),
+    "template_settings": ("Per template and knob setting tried: steps, passes, best score (the frontier).", {}),
+    "audit_checks": ("Per audit or anti-hack check: attempts by outcome, \"ok\" or \"failed (<severity>)\".", {}),
     "totals": ("Run totals: attempts, steps, compile/eval/GPU seconds, LLM calls, dollars and tokens.", {}),
     "kind_counts": ("Rows per kind.", {}),
 }

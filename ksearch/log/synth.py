@@ -7,7 +7,8 @@ drift detection has something to find.
 
     python -m ksearch.log.synth DIR --attempts 1000000 [--jump-at N --accept-after P] [--bench]
 
-`--bench` then indexes the log and times `log_stats` (the figure in docs/benchmarks.md).
+`--bench` then indexes the log and times `log_stats`, `ksearch log stats` and `distill` (the
+figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ def write_synthetic_run(run_dir: Path, attempts: int, *, accept: float = 0.6, ju
 
 
 def bench_stats(run_dir: Path, repeats: int = 5) -> dict:
-    """Index a (synthetic) run, then time log_stats with the index current, and the CLI command."""
+    """Index a (synthetic) run, then time log_stats with the index current, the CLI command, and
+    distill (memory.json and frontier.csv, what the search loop rewrites after each visit)."""
     from ksearch.log.index import build_index
+    from ksearch.log.memory import distill
     from ksearch.log.stats import log_stats
 
     res: dict = {}
@@ -109,6 +112,9 @@ def bench_stats(run_dir: Path, repeats: int = 5) -> dict:
                    stdout=subprocess.DEVNULL)
     res["cli_stats_s"] = time.perf_counter() - t
     res["drift_events"] = len(s["drift"]["events"])
+    t = time.perf_counter()
+    distill(run_dir)
+    res["distill_s"] = time.perf_counter() - t
     return res
 
 
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jump-at", type=int)
     ap.add_argument("--accept-after", type=float)
     ap.add_argument("--hack-from", type=int)
-    ap.add_argument("--bench", action="store_true", help="index the log and time log_stats")
+    ap.add_argument("--bench", action="store_true", help="index the log and time log_stats and distill")
     a = ap.parse_args(argv)
     t = time.perf_counter()
     write_synthetic_run(a.run_dir, a.attempts, accept=a.accept, jump_at=a.jump_at, accept_after=a.accept_after,
