@@ -421,7 +421,7 @@ def log_stats_cmd(
 @log_app.command("curve")
 def log_curve_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
     """The run's best score after each evaluation, and the evaluations it took to reach 50/90/100% of it."""
-    from ksearch.search.curve import best_curve
+    from ksearch.log.curve import best_curve
 
     c = best_curve(run_dir)
     reach = {f"{int(f * 100)}%": c.evals_to(f) for f in (0.5, 0.9, 1.0)}

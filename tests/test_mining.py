@@ -77,7 +77,7 @@ def test_stats_on_a_real_run_agree_with_the_history(real_run):
     assert s["rejections"] == dict(Counter(a["failure_class"] for a in attempts if a["status"] != "pass"))
     assert s["rejections"] == {"output_not_written": 1, "audit:register_spill": 1}
     # best score over evaluations: the same curve the search module draws
-    from ksearch.search.curve import best_curve
+    from ksearch.log.curve import best_curve
 
     curve = best_curve(real_run)
     h100 = s["best_per_target"]["h100"]["score"]

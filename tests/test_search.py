@@ -203,7 +203,7 @@ def test_every_built_in_task_ships_a_gpu_config_that_names_its_real_workloads():
 
 
 def test_the_curve_lists_each_new_best_with_the_evaluation_that_reached_it(small_run):
-    from ksearch.search.curve import best_curve
+    from ksearch.log.curve import best_curve
 
     steps = payloads(small_run.run_dir, "step")
     curve = best_curve(small_run.run_dir)

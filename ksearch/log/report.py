@@ -5,7 +5,7 @@ mailed or attached to an issue: the best-so-far curve, the rejection histogram, 
 window (drift), the world-model tree; then the top kernels with their packets (per target: status,
 speedup, SOL fraction, audit), speedups and SOL fractions per target, audit verdicts over all
 attempts, and the run's cost. Everything comes from the log: the index for counts (audit verdicts
-included), the history for the top kernels' packets (read at their indexed offsets), search.curve
+included), the history for the top kernels' packets (read at their indexed offsets), log.curve
 for the curve, worldmodel.render for the tree.
 """
 
@@ -76,9 +76,9 @@ def _png(fig) -> bytes:
 # ---------------------------------------------------------------- figures
 
 def curve_png(steps: list[tuple[float | None, str | None, bool]]) -> bytes:
-    """Best score so far over evaluations (search.curve), with every candidate's score behind it;
+    """Best score so far over evaluations (log.curve), with every candidate's score behind it;
     `steps` holds (score, score basis, passed) per evaluation, in order."""
-    from ksearch.search.curve import curve_of
+    from ksearch.log.curve import curve_of
 
     plt = _pyplot()
     c = curve_of((score, basis) for score, basis, _ in steps)

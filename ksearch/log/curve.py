@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksearch.log import iter_rows
-from ksearch.log.index import STEP
+from ksearch.log.index import connect_readonly
 
 
 @dataclass
@@ -39,6 +38,9 @@ def curve_of(steps: Iterable[tuple[float | None, str | None]]) -> Curve:
 
 
 def best_curve(run_dir: Path) -> Curve:
-    """The curve of a run, read from its log's step rows."""
-    return curve_of((line.row["payload"].get("score"), line.row["payload"].get("score_basis"))
-                    for line, _ in iter_rows(Path(run_dir)) if line.row is not None and line.row["kind"] == STEP)
+    """The curve of a run, from its index's steps (brought up to date first)."""
+    conn = connect_readonly(Path(run_dir))
+    try:
+        return curve_of(conn.execute("SELECT score, score_basis FROM steps ORDER BY ordinal"))
+    finally:
+        conn.close()
