@@ -33,6 +33,9 @@ class Reply:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
 
+    def __post_init__(self) -> None:  # each provider's word for a finish, in ours where we have one
+        self.finish = FINISH.get(self.finish or "", self.finish)
+
 
 class BackendError(KsearchError):
     """A call that failed after the SDK's retries; the message names the provider's error."""
@@ -97,7 +100,7 @@ class OpenAIBackend:
                     finish = r.incomplete_details.reason
                 u = r.usage
                 details = getattr(u, "input_tokens_details", None)
-                return Reply(r.output_text or "", FINISH.get(finish or "", finish), _n(u and u.input_tokens),
+                return Reply(r.output_text or "", finish, _n(u and u.input_tokens),
                              _n(u and u.output_tokens), _n(details and details.cached_tokens))
             if c.reasoning_effort:
                 extra["reasoning_effort"] = c.reasoning_effort
@@ -113,7 +116,7 @@ class OpenAIBackend:
         details = getattr(u, "prompt_tokens_details", None)
         text = (choice.message.content or "") if choice else ""
         finish = choice.finish_reason if choice else None
-        return Reply(text, FINISH.get(finish or "", finish), _n(u and u.prompt_tokens), _n(u and u.completion_tokens),
+        return Reply(text, finish, _n(u and u.prompt_tokens), _n(u and u.completion_tokens),
                      _n(details and details.cached_tokens))
 
 
@@ -143,7 +146,7 @@ class AnthropicBackend:
         text = "".join(b.text for b in r.content if getattr(b, "type", "") == "text")
         u = r.usage
         read, write = _n(u.cache_read_input_tokens), _n(u.cache_creation_input_tokens)
-        return Reply(text, FINISH.get(r.stop_reason or "", r.stop_reason), _n(u.input_tokens) + read + write,
+        return Reply(text, r.stop_reason, _n(u.input_tokens) + read + write,
                      _n(u.output_tokens), read, write)
 
 
@@ -199,7 +202,7 @@ class DSPyBackend:
             if choices:
                 finish = getattr(choices[0], "finish_reason", None)
         cached = sum(_n((u.get("prompt_tokens_details") or {}).get("cached_tokens")) for u in usage)
-        return Reply(text, FINISH.get(finish or "", finish), sum(_n(u.get("prompt_tokens")) for u in usage),
+        return Reply(text, finish, sum(_n(u.get("prompt_tokens")) for u in usage),
                       sum(_n(u.get("completion_tokens")) for u in usage), cached)
 
 
