@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ksearch.errors import ConfigError
 from ksearch.evidence import FailureClass, Status
 from ksearch.harness.bench import header
 from ksearch.harness.evaluate import Evaluator
 from ksearch.harness.sandbox import Worker
+from ksearch.harness.verify import compare
 from ksearch.task import load_task
+from ksearch.task.spec import ToleranceSpec
 
 TESTS = Path(__file__).parent
 HONEST = sorted((TESTS / "honest").glob("*.py"))
@@ -134,13 +137,15 @@ def test_eval_cli_exits_zero_whatever_the_verdict():
     assert json.loads(proc.stdout)["failure_class"] == "constant_output"
 
 
-def test_a_prepared_candidate_is_verified_in_the_worker_that_precompiled_it(tmp_path):
+def test_a_prepared_candidate_is_verified_in_the_worker_that_precompiled_it(tmp_path, monkeypatch):
     task = load_task("rmsnorm")
     honest, cheat = TESTS / "honest" / "rmsnorm_row.py", next(p for p in CHEATS if header(p, "expect") == "constant_output")
     with Evaluator("cpu", timeout_s=300, precompile=True) as ev:
         ev.prepare(honest, task)
         worker = ev._prepared[str(honest.resolve())]
-        packet = ev.evaluate(honest, task, seeds=(0,))
+        with monkeypatch.context() as m:  # a failed precompile would fall back to a fresh worker
+            m.setattr(ev.pool, "take", lambda: pytest.fail("the prepared worker was not used"))
+            packet = ev.evaluate(honest, task, seeds=(0,))
         assert packet.status is Status.PASS, packet.message
         assert worker.conn.closed and not ev._prepared  # the prepared worker served it, then was released
         ev.prepare(cheat, load_task(header(cheat, "task")))
@@ -162,3 +167,13 @@ def test_a_prepared_worker_never_outlives_its_use(tmp_path):
         for path in (row, multirow, twopass):  # prepared, never evaluated: the oldest goes
             ev.prepare(path, task)
         assert list(ev._prepared) == [str(multirow.resolve()), str(twopass.resolve())]
+
+
+def test_compare_counts_every_element_of_a_large_half_precision_output():
+    """One mismatch in 2^24 + 4 fp16 elements: a count rounded to float32 would read all matched."""
+    ref = torch.zeros((1 << 24) + 4, dtype=torch.float16)
+    out = ref.clone()
+    out[7] = 1.0
+    tol = ToleranceSpec(atol=1e-3, rtol=1e-3, matched_ratio=1.0, max_error_cap=10.0)
+    check = compare(out, ref, tol, workload="w", distribution="normal", seed=0, name="o")
+    assert check.matched_ratio == (ref.numel() - 1) / ref.numel() and not check.checks["tolerance"] and not check.passed

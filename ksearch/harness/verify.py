@@ -41,9 +41,12 @@ def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workloa
     matched = (diff <= tol.atol + tol.rtol * b.abs()) & ref_finite
     rel = torch.where(both, (a - b).abs() / b.abs().clamp_min(1e-12), torch.zeros_like(a))
     flat_out, flat_ref = out.reshape(-1), ref.reshape(-1)
+    # Counts are summed in float64: stacked with float32 maxima they would round past 2^24 elements.
+    count = torch.float64
     stats = torch.stack([
-        unwritten.any(), (~out_finite & ref_finite & ~unwritten).any(), (~out_finite).sum(), (~ref_finite).sum(),
-        matched.sum(), ref_finite.sum(), torch.where(both, diff, torch.zeros_like(diff)).max(), rel.max(),
+        unwritten.any(), (~out_finite & ref_finite & ~unwritten).any(), (~out_finite).sum(dtype=count),
+        (~ref_finite).sum(dtype=count), matched.sum(dtype=count), ref_finite.sum(dtype=count),
+        torch.where(both, diff, torch.zeros_like(diff)).max(), rel.max(),
         (flat_out == flat_out[0]).all(), (flat_ref == flat_ref[0]).all(),
     ]).double().tolist() if out.numel() else [0.0] * 10
     (any_unwritten, any_bad, n_out_nonfinite, n_ref_nonfinite, n_matched, n_finite, max_abs, max_rel,

@@ -96,9 +96,10 @@ def _storage(t) -> int:
         return id(t)
 
 
-def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
-    """Kernel launches pause the op recorder; in a ghost replay they do nothing at all; while
-    precompiling (`ghost["compile_only"]`) they compile and do not run."""
+def _patch_launches(recorder: _OpRecorder, launches: dict) -> None:
+    """Kernel launches pause the op recorder. `launches["mode"]` says what a launch does: None, run
+    it; "skip" (ghost replay), nothing at all, counted in `launches["skipped"]`; "compile"
+    (precompile), compile it and not run it. One lookup per launch: timed calls launch through here."""
     from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
 
@@ -112,10 +113,11 @@ def _patch_launches(recorder: _OpRecorder, ghost: dict) -> None:
         original = cls.run
 
         def run(self, *args, __original=original, __cls=cls, **kwargs):
-            if ghost["on"]:
-                ghost["skipped"] += 1
-                return None
-            if ghost.get("compile_only"):
+            mode = launches["mode"]
+            if mode is not None:
+                if mode == "skip":
+                    launches["skipped"] += 1
+                    return None
                 if __cls is Autotuner:  # compiles every config; its own run would time them on the device
                     return self.warmup(*args, **{k: v for k, v in kwargs.items() if k != "warmup"})
                 kwargs["warmup"] = True
@@ -216,8 +218,8 @@ class _Session:
         self.violations: list[str] = []
         install_guard(self.path, first_job["tmpdir"], self.violations)
         self.recorder = _OpRecorder()
-        self.ghost = {"on": False, "skipped": 0}
-        _patch_launches(self.recorder, self.ghost)
+        self.launches: dict[str, Any] = {"mode": None, "skipped": 0}
+        _patch_launches(self.recorder, self.launches)
         self.threads_before = threading.active_count()
         self.stack = contextlib.ExitStack()
         self.entry = None
@@ -267,11 +269,11 @@ class _Session:
         from ksearch.task import load_task
         from ksearch.task.inputs import torch_dtype
 
-        task = load_task(job["precompile"]["task"])
+        task = load_task(job["task"])
         errors = []
-        self.ghost["compile_only"] = True
+        self.launches["mode"] = "compile"
         try:
-            for name in job["precompile"]["workloads"]:
+            for name in job["precompile"]:
                 wl = task.workload(name)
                 args = [torch.zeros(t.shape, dtype=torch_dtype(t.dtype), device=self.device)
                         for t in [*task.input_specs(wl, job["dtype"]), *task.output_specs(wl, job["dtype"])]]
@@ -279,10 +281,11 @@ class _Session:
                     self.entry(*args)
                 except BaseException as exc:  # noqa: BLE001  reported by the verification job instead
                     errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-            torch.cuda.synchronize()
+            if self.device != "cpu":
+                torch.cuda.synchronize()
         finally:
-            self.ghost["compile_only"] = False
-        return {"precompiled": job["precompile"]["workloads"], "errors": errors}
+            self.launches["mode"] = None
+        return {"precompiled": job["precompile"], "errors": errors}
 
     def _call(self, call: dict, buffers: list, n_inputs: int) -> dict:
         """One call on the buffers `call["args"]` names (inputs, then outputs). A pointer-reuse call
@@ -303,8 +306,8 @@ class _Session:
         self.recorder.tainted.clear()
         self.recorder.taint(args)
         result: dict[str, Any] = {"id": call["id"]}
-        self.ghost["on"] = bool(call.get("ghost"))
-        self.ghost["skipped"] = 0
+        self.launches["mode"] = "skip" if call.get("ghost") else None
+        self.launches["skipped"] = 0
         t0 = time.perf_counter()
         try:
             with self.recorder.mode:
@@ -314,13 +317,13 @@ class _Session:
         except BaseException as exc:  # the candidate's fault, reported, never fatal to the worker
             result["error"] = _error(exc, self.path)
         finally:
-            self.ghost["on"] = False
+            self.launches["mode"] = None
             result["seconds"] = time.perf_counter() - t0  # the candidate's own time: JIT compile and kernels
         after = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
         result["rebound"] = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
         result["torch_ops"] = sorted(set(self.recorder.ops))
         result["threads"] = threading.active_count() - self.threads_before
-        result["launches_skipped"] = self.ghost["skipped"]
+        result["launches_skipped"] = self.launches["skipped"]
         return result
 
 
