@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import platform
-from collections import OrderedDict
 import socket
 import sys
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,31 +137,35 @@ class Evaluator:
         path = Path(candidate_path).resolve()
         if not self.precompile or str(path) in self._prepared:
             return
-        while len(self._prepared) >= MAX_PREPARED:  # prepared but never evaluated: each holds a device context
-            self.pool.release(self._prepared.pop(next(iter(self._prepared))))
         try:
             source = path.read_text()
         except OSError:
             return  # `evaluate` reports it
-        if detect_language(path, source) != "triton" or any(
+        requested = dtype or task.default_dtype
+        run_dtype = self._verification_dtype(task, requested)[0] if requested in task.dtypes else None
+        if run_dtype is None or detect_language(path, source) != "triton" or any(
                 not v.ok and v.failure_class for v in static_checks_for_task(source, str(path), task)):
             return
-        wls = [task.workload(w).name for w in workloads] if workloads else [w.name for w in task.workloads()]
+        while len(self._prepared) >= MAX_PREPARED:  # prepared but never evaluated: each holds a device context
+            self.pool.release(self._prepared.pop(next(iter(self._prepared))))
         worker = self.pool.take()
-        worker.submit({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
-                       "dtype": dtype or task.default_dtype,
-                       "precompile": {"task": str(task.root), "workloads": wls}})
+        worker.submit({"candidate": str(path), "entry": task.entry_name, "task": str(task.root), "dtype": run_dtype,
+                       "precompile": [wl.name for wl in self._workloads(task, workloads)]})
         self._prepared[str(path)] = worker
 
-    def _worker_for(self, path: Path) -> Worker:
-        """The worker that precompiled `path` if there is one and it finished healthy, else a warm one."""
+    def _worker_for(self, path: Path) -> tuple[Worker, float]:
+        """The worker that precompiled `path` if there is one and it finished healthy, else a warm one;
+        and the seconds spent waiting for that precompile to finish."""
         worker = self._prepared.pop(str(path), None)
-        if worker is not None:
-            done = worker.collect(self.timeout_s, self.memory_mb)  # kills the worker unless it replied
-            if done.kind == "reply" and not done.reply.get("fatal"):
-                return worker
-            self.pool.release(worker)
-        return self.pool.take()
+        if worker is None:
+            return self.pool.take(), 0.0
+        t0 = time.perf_counter()
+        done = worker.collect(self.timeout_s, self.memory_mb)  # kills the worker unless it replied
+        waited = time.perf_counter() - t0
+        if done.kind == "reply" and not done.reply.get("fatal"):
+            return worker, waited
+        self.pool.release(worker)
+        return self.pool.take(), waited
 
     def __enter__(self) -> Evaluator:
         return self
@@ -205,9 +209,7 @@ class Evaluator:
         if requested not in task.dtypes:
             raise ConfigError(f"dtype {requested!r} is not a variant of task {task.name}: {', '.join(task.dtypes)}")
         run_dtype, dtype_note = self._verification_dtype(task, requested)
-        wls = task.workloads(cpu_only=self.device == "cpu")
-        if workloads:
-            wls = [task.workload(w) for w in workloads]
+        wls = self._workloads(task, workloads)
         target_name = target or self._local_target()
         env = self._env()
         backend = "triton-interpreter" if self.device == "cpu" else f"cuda:{torch.cuda.get_device_name()}"
@@ -229,9 +231,7 @@ class Evaluator:
 
         calls, job_calls, layout = self._plan(task, wls, run_dtype, seeds)
         self.pool.reap()  # no finished candidate's process may still touch what is lent below
-        t_wait = time.perf_counter()
-        first = self._worker_for(path)
-        packet.durations["compile_wait"] = time.perf_counter() - t_wait
+        first, packet.durations["compile_wait"] = self._worker_for(path)
         with self.pool.session(first) as worker:
             message, views = self.arena.lend(layout.tensors)
             outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
@@ -246,6 +246,12 @@ class Evaluator:
             return self._benchmark(packet, task, wls, run_dtype, worker)
 
     # ------------------------------------------------------------------ pieces
+
+    def _workloads(self, task: Task, names: list[str] | None) -> list:
+        """The workloads named, or else every workload the device runs (the CPU's subset there)."""
+        if names:
+            return [task.workload(w) for w in names]
+        return task.workloads(cpu_only=self.device == "cpu")
 
     def _verification_dtype(self, task: Task, dtype: str) -> tuple[str | None, str]:
         if self.device != "cpu" or dtype not in _LOW_PRECISION:
@@ -295,10 +301,9 @@ class Evaluator:
         drawn = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
         refs = task.run_reference({k: v.clone() for k, v in drawn.items()}, workload=wl, dtype=dtype)
         hit = self._data[key] = (list(drawn.values()), refs)
-        self._data_bytes += sum(t.numel() * t.element_size() for t in [*hit[0], *refs.values()])
+        self._data_bytes += _nbytes(hit)
         while self._data_bytes > self.cache_bytes and len(self._data) > 1:
-            _, (ins, outs) = self._data.popitem(last=False)
-            self._data_bytes -= sum(t.numel() * t.element_size() for t in [*ins, *outs.values()])
+            self._data_bytes -= _nbytes(self._data.popitem(last=False)[1])
         return hit
 
     def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple,
@@ -333,16 +338,6 @@ class Evaluator:
                 failure = FailureClass.GPU_FAULT if got["error"]["gpu_fault"] else FailureClass.RUNTIME_ERROR
                 return packet.finish(failure, f"{call.workload}/{call.distribution}/seed {call.seed}: "
                                               f"{got['error']['message']}")
-            if call.probe == "setup":
-                continue
-            args = [buffers[i] for i in call.args]
-            ins, outs = args[:len(call.pristine)], args[len(call.pristine):]
-            out_checks = [compare(o, call.refs[name], tolerances[name], workload=call.workload,
-                                  distribution=call.distribution, seed=call.seed, name=name)
-                          for o, name in zip(outs, call.refs)]
-            results[call.id] = (out_checks, outs)
-            if not call.probe:
-                checks.extend(out_checks)
             names = list(call.refs)
             if got["torch_ops"]:
                 dynamic.append(_hack(FailureClass.REWARD_HACK_REFERENCE_CALL,
@@ -352,6 +347,16 @@ class Evaluator:
             if got["rebound"]:
                 dynamic.append(_hack(FailureClass.REWARD_HACK_OUTPUT_REBIND,
                                      f"output {', '.join(names[i] for i in got['rebound'])} changed storage, shape or strides"))
+            if call.probe == "setup":  # its tensors hold the reuse probe's values now: judged there
+                continue
+            args = [buffers[i] for i in call.args]
+            ins, outs = args[:len(call.pristine)], args[len(call.pristine):]
+            out_checks = [compare(o, call.refs[name], tolerances[name], workload=call.workload,
+                                  distribution=call.distribution, seed=call.seed, name=name)
+                          for o, name in zip(outs, call.refs)]
+            results[call.id] = (out_checks, outs)
+            if not call.probe:
+                checks.extend(out_checks)
             mutated = [task.input_names[i] for i, (t, p) in enumerate(zip(ins, call.pristine)) if not bitwise_equal(t, p)]
             if mutated:
                 packet.input_mutated = mutated
@@ -382,13 +387,14 @@ class Evaluator:
         from ksearch.harness.sol import geomean, is_impossible, task_roofline
 
         seeds = [1000 + i for i in range(ROTATING_SETS)]
+        n_inputs = len(task.input_names)
         layout = _Layout()
         specs, timed_sets = [], []
         for wl in wls:
             sets = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
             args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in sets]
-            timed_sets.append([(a[len(inputs):], refs) for a, (inputs, refs) in zip(args, sets)])
-            specs.append({"workload": wl.name, "sets": args, "n_inputs": len(task.input_names),
+            timed_sets.append([(a[n_inputs:], refs) for a, (_, refs) in zip(args, sets)])
+            specs.append({"workload": wl.name, "sets": args, "n_inputs": n_inputs,
                           "budget_s": self.bench_budget_s, "rel_ci": self.rel_ci})
         message, views = self.arena.lend(layout.tensors)
         outcome = worker.ask({"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root),
@@ -522,6 +528,12 @@ class Evaluator:
                               "triton": _version("triton")},
             }
         return self._environment
+
+
+def _nbytes(entry: tuple[list[torch.Tensor], dict[str, torch.Tensor]]) -> int:
+    """Bytes held by one (inputs, references) entry of the evaluator's data cache."""
+    inputs, refs = entry
+    return sum(t.numel() * t.element_size() for t in [*inputs, *refs.values()])
 
 
 def _blank_outputs(task: Task, wl, dtype: str) -> list[torch.Tensor]:

@@ -35,8 +35,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ksearch-ncu-") as tmp:
         violations: list[str] = []
         install_guard(path, tmp, violations)
-        with candidate_module(Path(path).read_text(), Path(path)) as module:
-            entry = candidate_entry(module, Path(path).read_text(), job["entry"], job["task"])
+        source = Path(path).read_text()
+        with candidate_module(source, Path(path)) as module:
+            entry = candidate_entry(module, source, job["entry"], job["task"])
             for i in range(WARMUP):
                 entry(*sets[i % len(sets)], *outs[i % len(sets)])
             torch.cuda.synchronize()

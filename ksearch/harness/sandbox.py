@@ -1,9 +1,9 @@
-"""Parent side of the sandbox: start workers, hand one job to each, watch the clock and memory.
+"""Parent side of the sandbox: start workers, hand each one candidate's jobs, watch the clock and memory.
 
 A worker is a fresh `python -m ksearch.harness.worker FD DEVICE` process with its own temporary
 directory, talking over a socketpair (never stdout: a candidate can print what it likes). It
 imports torch and triton, opens the device, reports ready, then serves one candidate's jobs until
-the parent kills it. `WorkerPool` keeps one spare worker warming while a candidate runs, so the
+the parent kills it. `WorkerPool` keeps spare workers warming while a candidate runs, so the
 next candidate does not wait for the imports.
 The parent kills a worker that outlives its wall-clock limit (timeout) or grows past its memory
 limit (out_of_memory); a worker that dies without replying (os._exit, a signal, a device fault)
@@ -61,7 +61,6 @@ class Worker:
         self.interpret, self.device = interpret, device
         self.ready = False
         self.waited_s = 0.0  # how long a job waited for this worker to finish starting
-        self.started = time.perf_counter()
 
     def wait_ready(self, timeout_s: float = 120) -> None:
         if self.ready:
@@ -134,12 +133,6 @@ class Worker:
         what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         return Outcome("crash", None, time.perf_counter() - t0, f"the worker died ({what}) {err}".strip())
 
-    def __enter__(self) -> Worker:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.kill()
-
     def kill(self, wait: bool = True) -> None:
         """SIGKILL the worker's process group. `wait=False` returns at once (a process holding a
         device context takes ~0.1 s to die); then `reap` must run before its memory is lent again."""
@@ -179,10 +172,7 @@ class WorkerPool:
         """A warm worker for one candidate; once no earlier candidate's process is left alive, so
         nothing but this candidate can touch memory lent to it."""
         self.reap()
-        if not self._spare:
-            self._spare.append(self._start())
-        worker = min(self._spare, key=lambda w: w.started)  # the oldest is the warmest
-        self._spare.remove(worker)
+        worker = self._spare.pop(0) if self._spare else self._start()  # the oldest is the warmest
         while len(self._spare) < self.spares:
             self._spare.append(self._start())
         return worker
