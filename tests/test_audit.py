@@ -8,7 +8,7 @@ from ksearch.audit import audit_compile, audit_failure, occupancy
 from ksearch.audit.isa import families_in, mnemonics
 from ksearch.compile import CompileRequest, CompileResult, KernelInfo, compile_many
 from ksearch.evidence import FailureClass
-from ksearch.target import load_target
+from ksearch.target import list_targets, load_target
 
 CANDIDATES = Path(__file__).parent / "candidates" / "triton"
 TARGETS = ["b200", "h100", "mi355x"]
@@ -61,15 +61,21 @@ def test_a_tensor_core_path_is_demanded_only_where_some_workload_is_compute_boun
     from ksearch.audit import max_intensity
     from ksearch.task import load_task
 
-    assert max_intensity(load_task("gqa_decode_attention"), "float16") < load_target("h100").ridge_point("float16")
+    decode = max_intensity(load_task("gqa_decode_attention"), "float16")
+    assert all(decode < load_target(t).ridge_point("fp32_vector") for t in list_targets())  # CUDA cores keep up
     matmul = max_intensity(load_task("matmul"), "bfloat16")
     assert matmul > load_target("h100").ridge_point("bfloat16")
     for target, r in build("matmul_naive.py").items():
-        memory_bound = audit_compile(r, load_target(target), "gemm", "bfloat16", intensity=1.0)
+        profile = load_target(target)
+        memory_bound = audit_compile(r, profile, "gemm", "bfloat16", intensity=1.0)
         tc = next(v for v in memory_bound.verdicts if v.check == "tensor_core_path")
         assert tc.ok and "memory-bound" in tc.detail and audit_failure(memory_bound) is None, (target, tc)
-        compute_bound = audit_compile(r, load_target(target), "gemm", "bfloat16", intensity=matmul)
+        compute_bound = audit_compile(r, profile, "gemm", "bfloat16", intensity=matmul)
         assert audit_failure(compute_bound) is FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH
+        # memory-bound on tensor cores, compute-bound without them: a tensor-core path is still demanded
+        between = (profile.ridge_point("fp32_vector") + profile.ridge_point("bfloat16")) / 2
+        assert audit_failure(audit_compile(r, profile, "gemm", "bfloat16", intensity=between)) is \
+            FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH, target
 
 
 def test_spilling_kernel_is_reported_with_its_spill_count(build):

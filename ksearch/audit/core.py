@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ksearch.audit.isa import families_in, read_ops
 from ksearch.compile.result import CompileResult, KernelInfo
 from ksearch.evidence import Audit, FailureClass, Verdict
 from ksearch.target.profile import TargetProfile, family_matches
+
+if TYPE_CHECKING:
+    from ksearch.task import Task
 
 TENSOR_CORE = re.compile(r"mma|mfma|wgmma", re.IGNORECASE)
 LOW_OCCUPANCY = 0.125  # below 8 of 64 warps (NVIDIA) / 4 of 32 waves (AMD) latency hiding is thin
@@ -61,25 +65,23 @@ def _isa_texts(result: CompileResult, vendor: str) -> dict[str, list[Path]]:
     return {"amdgcn": result.artifact_paths("amdgcn")}
 
 
-def max_intensity(task, dtype: str) -> float | None:
-    """The task's highest arithmetic intensity (FLOP per byte of its inputs and outputs) over its
-    workloads; None where a count is missing."""
-    ratios = []
-    for wl in task.workloads():
-        flops, nbytes = task.flops(wl, dtype), task.bytes(wl, dtype)
-        if not flops or not nbytes:
-            return None
-        ratios.append(flops / nbytes)
-    return max(ratios) if ratios else None
+def max_intensity(task: Task, dtype: str) -> float | None:
+    """The task's highest arithmetic intensity (`Task.arithmetic_intensity`) over its workloads;
+    None where a FLOP count is missing (0, as importers write it when they cannot count)."""
+    wls = task.workloads()
+    if not wls or any(not task.flops(wl, dtype) for wl in wls):
+        return None
+    return max(task.arithmetic_intensity(wl, dtype) for wl in wls)
 
 
 def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str, dtype: str,
                   intensity: float | None = None) -> Audit:
     """Audit a successful compile for one target; a failed compile gets a single failing verdict.
 
-    `intensity` is the task's highest arithmetic intensity (`max_intensity`): below the target's
-    ridge point at every workload the task is memory-bound, and a tensor-core path is not demanded
-    (decode attention reads its KV cache at a few FLOP per byte; CUDA cores keep up with HBM)."""
+    `intensity` is the task's highest arithmetic intensity (`max_intensity`): below the ridge point
+    of the target's vector (fp32, no tensor-core) rate at every workload, CUDA cores keep up with HBM
+    and a tensor-core path is not demanded (decode attention reads its KV cache at a few FLOP per
+    byte). Between that and the tensor-core ridge a kernel without tensor cores is compute-bound."""
     if not result.ok:
         return Audit(target=profile.name, verdicts=[
             Verdict(check="compiled", ok=False, detail=result.message, failure_class=result.failure_class)])
@@ -102,11 +104,11 @@ def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str,
             verdicts.append(Verdict(check=f"expected:{pattern}", ok=hits > 0, severity="warn",
                                     detail=f"{hits} instructions" if hits else "not found in the emitted code"))
     tc_patterns = [p for p in expected if TENSOR_CORE.search(p)]
-    ridge = profile.ridge_point(dtype)
+    ridge = profile.ridge_point("fp32_vector")
     if tc_patterns and intensity is not None and ridge is not None and intensity < ridge:
         verdicts.insert(0, Verdict(check="tensor_core_path", ok=True, severity="info", detail=(
-            f"not demanded: memory-bound at every workload (at most {intensity:.1f} FLOP/byte; the "
-            f"{profile.name} ridge point for {dtype} is {ridge:.0f})")))
+            f"not demanded: memory-bound without tensor cores at every workload (at most {intensity:.1f} "
+            f"FLOP/byte; the {profile.name} ridge point of its fp32 vector rate is {ridge:.0f})")))
     elif tc_patterns:
         ok = len(missing_tc) < len(tc_patterns)
         verdicts.insert(0, Verdict(
