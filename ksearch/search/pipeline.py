@@ -55,6 +55,7 @@ class Pipeline:
         self.profiles = profiles if every_target else profiles[:1]
         self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
         self.compile_timeout_s = compile_timeout_s
+        self.intensity = max_intensity(task, dtype)  # the same for every candidate and target
         self._compiler = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ksearch-compile")
 
     def close(self) -> None:
@@ -106,7 +107,7 @@ class Pipeline:
                        prov: dict) -> EvidencePacket:
         """The evaluated packet as it stands for one target: its own compile and audit; timing kept
         only where this target is the device that was timed."""
-        audit = audit_compile(comp, prof, self.task.spec.op_family, self.dtype, max_intensity(self.task, self.dtype))
+        audit = audit_compile(comp, prof, self.task.spec.op_family, self.dtype, self.intensity)
         audit.anti_hack = list(evaluated.audit.anti_hack)
         data = evaluated.model_dump()
         data["packet_id"] = f"{evaluated.packet_id.rsplit('@', 1)[0]}@{prof.name}"
