@@ -14,7 +14,7 @@ from ksearch.context import (
     load_skills, select_skills, show_skill,
 )
 from ksearch.context.markdown import references, split_front_matter
-from ksearch.context.skills import LANGUAGES, REFERENCE_BUDGET, describe_task
+from ksearch.context.skills import LANGUAGES, REFERENCE_BUDGET, task_profile
 from ksearch.context.tokens import is_exact
 from ksearch.errors import TargetError
 from ksearch.evidence.catalog import FailureClass
@@ -142,11 +142,11 @@ def test_budget_limits_the_selection():
 
 
 def test_free_text_tasks_read_op_family_and_dtype():
-    t = describe_task("mxfp4 gemm for a llama MLP")
+    t = task_profile("mxfp4 gemm for a llama MLP")
     assert (t.op_family, t.dtypes, t.source) == ("gemm", ("mxfp4",), "text")
     names = [p.name for p in select_skills("mxfp4 gemm", "mi355x").picked]
     assert names[:3] == ["hw-cdna4-mi355x", "op-gemm", "op-mxfp4-nvfp4-gemm"]
-    assert describe_task("fused rmsnorm").op_family == "norm"
+    assert task_profile("fused rmsnorm").op_family == "norm"
 
 
 def test_show_skill_and_reference_file():

@@ -20,8 +20,8 @@ from ksearch.context.errors import (
 from ksearch.context.packet import Packet, PacketItem, Topic, build_packet, load_topics
 from ksearch.context.rules import Mismatch, Rules, check_rules, load_rules
 from ksearch.context.skills import (
-    SKILL_BODY_BUDGET, Pick, Selection, Skill, describe_task, get_skill, list_skills, load_skills, select_skills,
-    show_skill,
+    SKILL_BODY_BUDGET, Pick, Selection, Skill, get_skill, list_skills, load_skills, select_skills,
+    show_skill, task_profile,
 )
 from ksearch.context.tokens import count_tokens, fit_tokens, tokenizer_name
 
@@ -30,7 +30,7 @@ __all__ = [
     "BudgetError", "Chapter", "ContextError", "ContextFileError", "Corpus", "IngestReport", "Mismatch", "Packet",
     "PacketItem", "Pick", "Rules", "SKILL_BODY_BUDGET", "SearchHit", "Selection", "Skill", "Topic",
     "UnknownChapterError", "UnknownSkillError", "UnknownTopicError", "build_manifest", "build_packet", "check_rules",
-    "count_tokens", "describe_task", "fit_tokens", "get_skill", "ingest_amd_xml", "list_skills",
+    "count_tokens", "fit_tokens", "get_skill", "ingest_amd_xml", "list_skills",
     "load_corpus", "load_rules", "load_skills", "load_topics", "manifest_drift", "parse_amd_isa_xml", "select_skills",
-    "show_skill", "tokenizer_name", "write_manifest",
+    "show_skill", "task_profile", "tokenizer_name", "write_manifest",
 ]

@@ -150,7 +150,7 @@ class TaskProfile:
     source: str  # "task" (a task contract) or "text" (free text)
 
 
-def describe_task(task: str) -> TaskProfile:
+def task_profile(task: str) -> TaskProfile:
     """A built-in task name or task path gives its contract's fields; other text is read for op
     family and dtype words (`matmul` -> gemm, `mxfp4 gemm` -> gemm + mxfp4)."""
     from ksearch.errors import TargetError, TaskError
@@ -231,7 +231,7 @@ def select_skills(task: str, target: str, budget: int = 4000, skills: dict[str, 
     if budget <= 0:
         raise BudgetError(f"budget must be a positive number of tokens, got {budget}")
     skills = skills if skills is not None else load_skills()
-    profile = describe_task(task)
+    profile = task_profile(task)
     ranked = sorted(((r, s) for s in skills.values() if (r := _rank(s, profile, tgt)) is not None),
                     key=lambda rs: (rs[0][0], rs[1].name))
     picked: list[Pick] = []
