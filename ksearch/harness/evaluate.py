@@ -1,23 +1,24 @@
-"""One evaluation, end to end: static checks, sandboxed calls, verification, dynamic anti-hack
-checks, (on a GPU) timing, and the EvidencePacket that records all of it.
+"""One evaluation, end to end: static checks, the recorded call, the trusted replay that is judged,
+(on a GPU) timing of that replay, and the EvidencePacket that records all of it.
 
-The parent draws every input, computes every reference and judges every output; the worker only
-runs the candidate, on tensors the parent lends it (`arena`) and reads back in place. Inputs and
-references depend only on (task, workload, distribution, seed, dtype), so the parent keeps them
-for the next candidate. The calls a candidate gets, per workload x distribution x seed:
-  - the plain call, on its own copy of the inputs and its own outputs;
-  - a pointer-reuse probe: the first call's setup repeated, then the same tensors refilled in place
-    with new values (a cache keyed by pointers or shapes, or work done only once, returns stale
-    outputs);
-  - a ghost replay: the first inputs again with every kernel launch made a no-op (if the outputs
-    still come out right, the kernels were not doing the work).
-A candidate that passes on a GPU is then timed by the same worker (one import, one JIT compile).
+Who does what (docs/harness-trust.md says why):
+  - here: the static checks (an allowlist), every input and reference, every comparison;
+  - the worker (`worker`, inside the OS boundary of `jail`): the only process that imports the
+    candidate. It calls the entry once per workload x distribution x seed on tensors lent from
+    here, with every Triton launch recorded and none run: one launch trace per call;
+  - the judge (`judge`): never imports the candidate. It replays each call's trace with the
+    compiled kernels alone on that call's inputs, and each workload's first trace once more on
+    inputs drawn from a seed chosen now, which the worker never saw; outputs poisoned, scratch
+    fresh. Its outputs are the ones judged. On a GPU it also times each workload's trace.
+What the worker's own outputs hold after a call (where no kernel ran) only names a failure: right
+outputs there were computed by the host (`reward_hack:no_kernel_work`).
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import secrets
 import socket
 import sys
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 import ksearch
 from ksearch.compile.service import detect_language
@@ -36,20 +38,18 @@ from ksearch.evidence import (
     Status, Unmeasured, Validation, Verdict, WorkloadTiming, eval_command, source_hash, status_for,
 )
 from ksearch.harness.arena import Arena, returned
+from ksearch.harness.judge import dtype_size
 from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.static_checks import static_checks_for_task
-from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, Outcome, Worker, WorkerPool
+from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Outcome, WorkerPool
 from ksearch.harness.poison import unwritten_mask
+from ksearch.harness.trace import Trace, TraceError, check_trace
 from ksearch.harness.verify import bitwise_equal, compare, failure_of
 from ksearch.task import Task
 
-REUSE_SEED_OFFSET = 7919
 ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
-MAX_PREPARED = 2  # candidates compiling ahead of `evaluate` at once: the pipeline prepares one
-# After the timed stream's work is done, a full device synchronize may still wait this long (at
-# least, over several calls) before the wait counts as work hidden on another stream.
-SIDE_SYNC_FACTOR, SIDE_SYNC_SLACK_US = 0.5, 20.0
 _LOW_PRECISION = {"bfloat16"}  # the Triton interpreter computes these wrongly on CPU, silently
+SCRATCH_FACTOR, SCRATCH_SLACK = 8, 64 << 20  # scratch a call may ask for: 8x its own tensors + 64 MiB
 
 
 @dataclass
@@ -59,13 +59,15 @@ class _Call:
     distribution: str
     seed: int
     refs: dict[str, torch.Tensor]
-    pristine: list[torch.Tensor]  # the inputs as drawn: after the call they must still hold these values
-    args: list[int]  # where the call's inputs, then outputs, sit in the job's buffers
-    probe: str = ""  # "", "setup" (unjudged: its tensors are the reuse probe's), "reuse" or "ghost"
+    pristine: list[torch.Tensor]  # the inputs as drawn: after the replay they must still hold these values
+    judge_args: list[int]  # where the replay's inputs, then outputs, sit in the judge's buffers
+    worker_args: list[int] | None = None  # where the worker's call sits in its buffers (None: replay only)
+    trace_of: int = -1  # the call whose trace is replayed: itself, or for the fresh probe its workload's first
+    probe: str = ""  # "" or "fresh" (inputs the worker never saw)
 
 
 class _Layout:
-    """The tensors of one job, in the order the worker's buffers list them."""
+    """The tensors of one job, in the order the process's buffers list them."""
 
     def __init__(self) -> None:
         self.tensors: list[torch.Tensor] = []
@@ -74,12 +76,6 @@ class _Layout:
         start = len(self.tensors)
         self.tensors.extend(tensors)
         return list(range(start, len(self.tensors)))
-
-
-def hides_work(tail_us: float, event_us: float) -> bool:
-    """Whether the device stayed busy for `tail_us` after the timed stream finished a call that took
-    `event_us` between its events for a reason other than noise: work on another stream."""
-    return tail_us > max(SIDE_SYNC_SLACK_US, SIDE_SYNC_FACTOR * event_us)
 
 
 def resolve_device(device: str) -> str:
@@ -93,16 +89,17 @@ def resolve_device(device: str) -> str:
 
 
 class Evaluator:
-    """Evaluates candidates one after another on one device, with a warm worker always waiting."""
+    """Evaluates candidates one after another on one device, with a warm worker and judge waiting."""
 
     def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB,
                  artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01,
-                 ncu: bool = False, ncu_calls: int = 20, baselines: bool = True, precompile: bool | None = None):
+                 ncu: bool = False, ncu_calls: int = 20, baselines: bool = True, static: bool = True):
         """`baselines=False` skips timing torch eager, torch.compile and the vendor library (speedups are
-        then absent): for runs that only need verdicts, such as the cheat corpora. `precompile` (default:
-        on a GPU) lets `prepare` start the next candidate's JIT compile during this one's evaluation."""
+        then absent): for runs that only need verdicts, such as the cheat corpora. `static=False` skips
+        the static checks, so tests can show the replay alone rejects what they would have."""
         self.device = resolve_device(device)
         self.time_baselines = baselines
+        self.static = static
         self.ncu, self.ncu_calls = ncu, ncu_calls
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
@@ -115,57 +112,19 @@ class Evaluator:
         self._data_bytes = 0
         self.cache_bytes = (torch.cuda.get_device_properties(0).total_memory // 8 if self.device == "cuda"
                             else 2 << 30)
-        self.arena = Arena(self.device)
-        self.pool = WorkerPool(interpret=self.device == "cpu", device=self.device)
-        self.precompile = self.device == "cuda" if precompile is None else precompile
-        self._prepared: dict[str, Worker] = {}  # candidate path -> worker precompiling it
+        # Two arenas: nothing the worker was ever lent (or any process it left) can reach the judge's memory.
+        self.arena, self.judge_arena = Arena(self.device), Arena(self.device)
+        self.pool = WorkerPool(device=self.device)
+        self.judges = WorkerPool(device=self.device, module=JUDGE, spares=1)
+        # On the CPU a second judge compiles every launch for a real GPU target before the first may
+        # interpret it (one process cannot hold both: the interpreter needs triton imported for it).
+        self.gates = WorkerPool(device="gate", module=JUDGE, spares=1) if self.device == "cpu" else None
         self._environment: dict | None = None
 
     def close(self) -> None:
-        for worker in self._prepared.values():
-            worker.kill()
-        self._prepared.clear()
-        self.pool.close()
-
-    def prepare(self, candidate_path: Path, task: Task, *, dtype: str | None = None,
-                workloads: list[str] | None = None) -> None:
-        """Start the JIT compile of a candidate that `evaluate` will see next, in a warm worker of its
-        own, while the device is busy with the current one (a no-op unless `precompile`). The worker
-        imports the candidate and runs it once per workload with every launch compiled and none
-        executed; `evaluate` of the same path then continues in that worker. Only a candidate that
-        passes the static checks is prepared: nothing else is ever imported."""
-        path = Path(candidate_path).resolve()
-        if not self.precompile or str(path) in self._prepared:
-            return
-        try:
-            source = path.read_text()
-        except OSError:
-            return  # `evaluate` reports it
-        requested = dtype or task.default_dtype
-        run_dtype = self._verification_dtype(task, requested)[0] if requested in task.dtypes else None
-        if run_dtype is None or detect_language(path, source) != "triton" or any(
-                not v.ok and v.failure_class for v in static_checks_for_task(source, str(path), task)):
-            return
-        while len(self._prepared) >= MAX_PREPARED:  # prepared but never evaluated: each holds a device context
-            self.pool.release(self._prepared.pop(next(iter(self._prepared))))
-        worker = self.pool.take()
-        worker.submit({"candidate": str(path), "entry": task.entry_name, "task": str(task.root), "dtype": run_dtype,
-                       "precompile": [wl.name for wl in self._workloads(task, workloads)]})
-        self._prepared[str(path)] = worker
-
-    def _worker_for(self, path: Path) -> tuple[Worker, float]:
-        """The worker that precompiled `path` if there is one and it finished healthy, else a warm one;
-        and the seconds spent waiting for that precompile to finish."""
-        worker = self._prepared.pop(str(path), None)
-        if worker is None:
-            return self.pool.take(), 0.0
-        t0 = time.perf_counter()
-        done = worker.collect(self.timeout_s, self.memory_mb)  # kills the worker unless it replied
-        waited = time.perf_counter() - t0
-        if done.kind == "reply" and not done.reply.get("fatal"):
-            return worker, waited
-        self.pool.release(worker)
-        return self.pool.take(), waited
+        for pool in (self.pool, self.judges, self.gates):
+            if pool is not None:
+                pool.close()
 
     def __enter__(self) -> Evaluator:
         return self
@@ -178,23 +137,17 @@ class Evaluator:
     def evaluate(self, candidate_path: Path, task: Task, *, target: str | None = None, dtype: str | None = None,
                  seeds: tuple[int, ...] = (0, 1), workloads: list[str] | None = None) -> EvidencePacket:
         """One candidate's packet. durations_s says where the time went: `total` (this call),
-        `verify` and `benchmark` (worker wall time), `timed_calls` (inside the timing loops),
-        `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` (for a
-        warm worker), `compile_wait` (for the JIT compile `prepare` started), `candidate_calls`
-        (inside the candidate's verification calls: its JIT compile where it was not prepared, and
-        its kernels), and `overhead`: the total less the candidate's calls, the compile wait, the
-        timed calls, baselines and ncu, i.e. what the harness itself costs."""
+        `verify` (the worker's recording job), `replay` (the judge's job: its kernel compiles and
+        kernels), `benchmark` (the judge's timing job), `timed_calls` (inside the timing loops),
+        `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` and
+        `judge_wait` (for warm processes), `candidate_calls` (the candidate's host code, in the
+        worker: its launch overhead), and `overhead`: the total less the replay, the timed calls,
+        baselines and ncu, i.e. what the harness itself costs."""
         t0 = time.perf_counter()
-        try:
-            packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
-        finally:  # a verdict reached before any worker was needed leaves the prepared one unused
-            unused = self._prepared.pop(str(Path(candidate_path).resolve()), None)
-            if unused is not None:
-                self.pool.release(unused)
+        packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
         d = packet.durations_s
         d["total"] = round(time.perf_counter() - t0, 4)
-        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("candidate_calls", "compile_wait", "timed_calls",
-                                                                         "baselines", "ncu")), 4)
+        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("replay", "timed_calls", "baselines", "ncu")), 4)
         return packet
 
     def _evaluate(self, candidate_path: Path, task: Task, *, target: str | None, dtype: str | None,
@@ -221,29 +174,74 @@ class Evaluator:
             if self.device == "cpu" or language == "hip":
                 return packet.finish(FailureClass.SKIPPED_TOOLCHAIN_MISSING, f"{why}; none here: compiled and "
                                      "audited only (ksearch compile)")
-        static = static_checks_for_task(source, str(path), task)
-        packet.audit.anti_hack.extend(static)
-        first_static = next((v for v in static if not v.ok and v.failure_class), None)
-        if first_static is not None:
-            return packet.finish(first_static.failure_class, first_static.detail)
+        if self.static:
+            static = static_checks_for_task(source, str(path), task)
+            packet.audit.anti_hack.extend(static)
+            first_static = next((v for v in static if not v.ok and v.failure_class), None)
+            if first_static is not None:
+                return packet.finish(first_static.failure_class, first_static.detail)
         if run_dtype is None:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
-        calls, job_calls, layout = self._plan(task, wls, run_dtype, seeds)
+        calls, worker_layout, judge_layout = self._plan(task, wls, run_dtype, seeds)
+        job = {"candidate": str(path), "entry": task.entry_name, "task": str(task.root), "dtype": run_dtype,
+               "n_inputs": len(task.input_names)}
         self.pool.reap()  # no finished candidate's process may still touch what is lent below
-        first, packet.durations["compile_wait"] = self._worker_for(path)
-        with self.pool.session(first) as worker:
-            message, views = self.arena.lend(layout.tensors)
-            outcome = worker.ask({"candidate": str(path), "entry": task.entry_name, "task": str(task.root),
-                                  "dtype": run_dtype,
-                                  "buffers": message, "calls": job_calls, "n_inputs": len(task.input_names)},
+        with self.pool.session() as worker:
+            message, views = self.arena.lend(worker_layout.tensors)
+            outcome = worker.ask({**job, "buffers": message,
+                                  "calls": [{"id": c.id, "args": c.worker_args} for c in calls if c.worker_args]},
                                  self.timeout_s, self.memory_mb)
             packet.seconds = outcome.seconds
             packet.durations["worker_wait"] = worker.waited_s
+            traces = self._traces(packet, task, calls, outcome, (message, views), run_dtype)
+        if not isinstance(traces, dict):
+            return traces
+        self.pool.reap()  # the worker is gone before a kernel of this candidate runs or is timed
+        gated = self._gate(packet, job, calls, traces)
+        if gated is not None:
+            return gated
+        with self.judges.session() as judge:
+            message, views = self.judge_arena.lend(judge_layout.tensors)
+            replays = [{"id": c.id, "args": c.judge_args, "trace": traces[c.trace_of], "workload": c.workload,
+                        "n_inputs": len(task.input_names)} for c in calls]
+            outcome = judge.ask({**job, "buffers": message, "replays": replays}, self.timeout_s, self.memory_mb)
+            packet.durations["replay"] = outcome.seconds
+            packet.durations["judge_wait"] = judge.waited_s
             verified = self._judge(packet, task, calls, outcome, (message, views), run_dtype, dtype_note)
             if verified.status is not Status.PASS or self.device == "cpu":
+                if verified.status is Status.PASS and requested != run_dtype:  # verified a stand-in dtype
+                    return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
                 return verified
-            return self._benchmark(packet, task, wls, run_dtype, worker)
+            return self._benchmark(packet, task, wls, run_dtype, judge, traces, calls)
+
+    def _gate(self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict]) -> EvidencePacket | None:
+        """On the CPU: every recorded launch must compile for a real GPU target before the judge may
+        interpret it (None when all do, or on a GPU, where the judge compiles them itself)."""
+        if self.gates is None:
+            return None
+        replays, sizes = [], {}
+        for c in calls:
+            if c.worker_args is None:
+                continue
+            sizes = [t.numel() * t.element_size() for t in c.pristine] + [
+                o.numel() * o.element_size() for o in c.refs.values()]
+            replays.append({"id": c.id, "trace": traces[c.id], "sizes": sizes, "workload": c.workload})
+        with self.gates.session() as gate:
+            outcome = gate.ask({**job, "replays": replays}, self.timeout_s, self.memory_mb)
+        packet.durations["gate"] = outcome.seconds
+        if outcome.kind != "reply":
+            return packet.finish(_no_reply_failure(outcome), f"compiling the launches for a GPU: {outcome.detail}")
+        if "fatal" in outcome.reply:
+            return packet.finish(FailureClass.IMPORT_ERROR, f"the kernels alone do not build: "
+                                 f"{outcome.reply['fatal']['message']}")
+        for got in outcome.reply.get("replays", []):
+            for key, failure in (("compile_error", FailureClass.COMPILE_ERROR), ("trace_error", FailureClass.RUNTIME_ERROR),
+                                 ("error", FailureClass.COMPILE_ERROR)):
+                if key in got:
+                    detail = got[key]["message"] if key == "error" else got[key]
+                    return packet.finish(failure, f"before interpreting: {detail}")
+        return None
 
     # ------------------------------------------------------------------ pieces
 
@@ -254,45 +252,46 @@ class Evaluator:
         return task.workloads(cpu_only=self.device == "cpu")
 
     def _verification_dtype(self, task: Task, dtype: str) -> tuple[str | None, str]:
+        """The dtype the calls run in, and a note when it is not the one asked for. On the CPU a
+        bfloat16 candidate is checked in float16 (or float32) and is never a pass: it is skipped,
+        with what the stand-in showed."""
         if self.device != "cpu" or dtype not in _LOW_PRECISION:
             return dtype, ""
         for alt in ("float16", "float32"):
             if alt in task.dtypes:
-                return alt, (f"{dtype} is unreliable in the Triton interpreter on CPU; verified the {alt} "
-                             "variant instead")
+                return alt, (f"{dtype} is unreliable in the Triton interpreter on CPU and is not verified here; "
+                             f"the {alt} variant verified (verify {dtype} on a GPU)")
         return None, f"{dtype} is unreliable in the Triton interpreter on CPU and task {task.name} has no fp16/fp32 variant"
 
-    def _plan(self, task: Task, wls, dtype: str, seeds) -> tuple[list[_Call], list[dict], _Layout]:
+    def _plan(self, task: Task, wls, dtype: str, seeds) -> tuple[list[_Call], _Layout, _Layout]:
+        """Every call: its inputs and outputs placed once in the worker's buffers (the recorded call)
+        and once in the judge's (the replay); per workload, one replay of its first trace on inputs
+        from a seed drawn now."""
         calls: list[_Call] = []
-        job: list[dict] = []
-        layout = _Layout()
-
-        def add(wl, dist: str, seed: int, probe: str = "", refill: _Call | None = None) -> _Call:
-            inputs, refs = self._inputs_and_references(task, wl, dist, seed, dtype)
-            if refill is None:  # its own inputs and outputs
-                args, refill_from = layout.place(inputs + _blank_outputs(task, wl, dtype)), None
-            else:  # refill's tensors, refilled in place from a copy of these inputs
-                args, refill_from = refill.args, layout.place(inputs)
-            call = _Call(len(calls), wl.name, dist, seed, refs, inputs, args, probe)
-            calls.append(call)
-            job.append({"id": call.id, "args": args, "refill": refill_from, "ghost": probe == "ghost"})
-            return call
-
+        worker, judge = _Layout(), _Layout()
         for wl in wls:
+            first: _Call | None = None
             for dist in task.distributions:
                 for seed in seeds:
-                    add(wl, dist, seed)
-        first = calls[0]
-        setup = add(wls[0], first.distribution, first.seed, "setup")
-        add(wls[0], first.distribution, first.seed + REUSE_SEED_OFFSET, "reuse", refill=setup)
-        add(wls[0], first.distribution, first.seed, "ghost")
-        return calls, job, layout
+                    inputs, refs = self._inputs_and_references(task, wl, dist, seed, dtype)
+                    blank = _blank_outputs(task, wl, dtype)
+                    call = _Call(len(calls), wl.name, dist, seed, refs, inputs, judge.place(inputs + blank),
+                                 worker_args=worker.place(inputs + blank), trace_of=len(calls))
+                    calls.append(call)
+                    first = first or call
+            assert first is not None
+            fresh = secrets.randbelow(2**31 - 1) + 1
+            inputs, refs = self._inputs_and_references(task, wl, first.distribution, fresh, dtype, keep=False)
+            calls.append(_Call(len(calls), wl.name, first.distribution, fresh, refs, inputs,
+                               judge.place(inputs + _blank_outputs(task, wl, dtype)), trace_of=first.id, probe="fresh"))
+        return calls, worker, judge
 
-    def _inputs_and_references(self, task: Task, wl, distribution: str, seed: int,
-                               dtype: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def _inputs_and_references(self, task: Task, wl, distribution: str, seed: int, dtype: str,
+                               keep: bool = True) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The inputs drawn from a seed and the reference's outputs for them, on the evaluation device
-        (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates, the
-        least recently used dropped beyond `cache_bytes`; nothing here is ever lent to a worker."""
+        (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates (unless
+        `keep` is off), the least recently used dropped beyond `cache_bytes`; nothing here is ever
+        lent to a worker or judge, only copies."""
         key = (str(task.root), wl.name, distribution, seed, dtype)
         hit = self._data.get(key)
         if hit is not None:
@@ -300,14 +299,19 @@ class Evaluator:
             return hit
         drawn = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
         refs = task.run_reference({k: v.clone() for k, v in drawn.items()}, workload=wl, dtype=dtype)
-        hit = self._data[key] = (list(drawn.values()), refs)
-        self._data_bytes += _nbytes(hit)
+        entry = (list(drawn.values()), refs)
+        if not keep:
+            return entry
+        self._data[key] = entry
+        self._data_bytes += _nbytes(entry)
         while self._data_bytes > self.cache_bytes and len(self._data) > 1:
             self._data_bytes -= _nbytes(self._data.popitem(last=False)[1])
-        return hit
+        return entry
 
-    def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple,
-               dtype: str, dtype_note: str) -> EvidencePacket:
+    def _traces(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome,
+                lent: tuple, dtype: str) -> dict[int, dict] | EvidencePacket:
+        """Each recorded call's trace, validated, by call id; or the packet of why there is none. The
+        worker's outputs, where no kernel ran, are checked too: right ones were computed by the host."""
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), outcome.detail)
         reply = outcome.reply
@@ -318,38 +322,80 @@ class Evaluator:
             return packet.finish(FailureClass.ENTRY_SIGNATURE, reply["entry_error"])
         if "fatal" in reply:
             return packet.finish(FailureClass.HARNESS_ERROR, reply["fatal"]["message"])
-
+        hack = next(iter(_sandbox_verdicts(reply)), None)
+        if hack is not None:
+            packet.audit.anti_hack.append(hack)
+            return packet.finish(hack.failure_class, hack.detail)
         try:
             buffers = returned(lent[0], reply, lent[1])
         except ValueError as e:
             return packet.finish(FailureClass.HARNESS_ERROR, str(e))
-        packet.durations["candidate_calls"] = sum(c.get("seconds", 0.0) for c in reply["calls"])
-        by_id = {c["id"]: c for c in reply["calls"]}
+        by_id = {c.get("id"): c for c in reply.get("calls", [])}
+        packet.durations["candidate_calls"] = sum(c.get("seconds", 0.0) for c in by_id.values())
+        tolerances = task.output_tolerances(dtype)
+        traces: dict[int, dict] = {}
+        host_ops: set[str] = set()
+        for call in calls:
+            if call.worker_args is None:
+                continue
+            got = by_id.get(call.id)
+            if got is None:
+                return packet.finish(FailureClass.HARNESS_ERROR, f"the worker returned no result for call {call.id}")
+            where = f"{call.workload}/{call.distribution}/seed {call.seed}"
+            if "error" in got:
+                packet.add_diagnostics(got["error"])
+                return packet.finish(FailureClass.RUNTIME_ERROR, f"{where}: {got['error']['message']}")
+            tensors = [buffers[i] for i in call.worker_args]
+            try:
+                trace = Trace.model_validate(got.get("trace"))
+                check_trace(trace, [t.numel() * t.element_size() for t in tensors], dtype_size,
+                            SCRATCH_FACTOR * sum(t.numel() * t.element_size() for t in tensors) + SCRATCH_SLACK)
+            except (ValidationError, TraceError) as e:
+                return packet.finish(FailureClass.RUNTIME_ERROR, f"{where}: the launches cannot be replayed: {e}")
+            host_ops.update(trace.host_ops)
+            outs = tensors[len(call.pristine):]
+            if outs and all(o.numel() for o in outs) and all(
+                    compare(o, call.refs[name], tolerances[name], workload=call.workload, distribution=call.distribution,
+                            seed=call.seed, name=name).passed for o, name in zip(outs, call.refs)):
+                return packet.finish(FailureClass.REWARD_HACK_NO_KERNEL_WORK, f"{where}: the outputs were right "
+                                     "although no kernel ran (the worker records launches and runs none): the host "
+                                     "computed them")
+            traces[call.id] = trace.model_dump(mode="json")
+        if host_ops:
+            packet.diagnostics.append(Diagnostic(severity="note", message="torch compute on the call's data in the "
+                                                 f"host code, not replayed: {', '.join(sorted(host_ops))}"))
+        return traces
+
+    def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple,
+               dtype: str, dtype_note: str) -> EvidencePacket:
+        if outcome.kind != "reply":
+            return packet.finish(_no_reply_failure(outcome), f"replaying the launches: {outcome.detail}")
+        reply = outcome.reply
+        if "fatal" in reply:
+            return packet.finish(FailureClass.IMPORT_ERROR, f"the kernels alone do not build: {reply['fatal']['message']}")
+        try:
+            buffers = returned(lent[0], reply, lent[1])
+        except ValueError as e:
+            return packet.finish(FailureClass.HARNESS_ERROR, str(e))
+        by_id = {c["id"]: c for c in reply.get("replays", [])}
         checks: list[OutputCheck] = []
         results: dict[int, tuple[list[OutputCheck], list[torch.Tensor]]] = {}
-        dynamic: list[Verdict] = []
         tolerances = task.output_tolerances(dtype)
         for call in calls:
             got = by_id.get(call.id)
             if got is None:
-                return packet.finish(FailureClass.HARNESS_ERROR, f"the worker returned no result for call {call.id}")
+                return packet.finish(FailureClass.HARNESS_ERROR, f"the judge returned no result for call {call.id}")
+            where = f"{call.workload}/{call.distribution}/seed {call.seed}"
+            if "compile_error" in got:
+                return packet.finish(FailureClass.COMPILE_ERROR, f"{where}: {got['compile_error']}")
+            if "trace_error" in got:
+                return packet.finish(FailureClass.RUNTIME_ERROR, f"{where}: the launches cannot be replayed: "
+                                     f"{got['trace_error']}")
             if "error" in got:
                 packet.add_diagnostics(got["error"])
                 failure = FailureClass.GPU_FAULT if got["error"]["gpu_fault"] else FailureClass.RUNTIME_ERROR
-                return packet.finish(failure, f"{call.workload}/{call.distribution}/seed {call.seed}: "
-                                              f"{got['error']['message']}")
-            names = list(call.refs)
-            if got["torch_ops"]:
-                dynamic.append(_hack(FailureClass.REWARD_HACK_REFERENCE_CALL,
-                                     f"torch computes on the task's data outside the kernels: {', '.join(got['torch_ops'])}"))
-            if got["threads"] > 0:
-                dynamic.append(_hack(FailureClass.REWARD_HACK_THREAD, f"{got['threads']} Python thread(s) left running"))
-            if got["rebound"]:
-                dynamic.append(_hack(FailureClass.REWARD_HACK_OUTPUT_REBIND,
-                                     f"output {', '.join(names[i] for i in got['rebound'])} changed storage, shape or strides"))
-            if call.probe == "setup":  # its tensors hold the reuse probe's values now: judged there
-                continue
-            args = [buffers[i] for i in call.args]
+                return packet.finish(failure, f"{where}: {got['error']['message']}")
+            args = [buffers[i] for i in call.judge_args]
             ins, outs = args[:len(call.pristine)], args[len(call.pristine):]
             out_checks = [compare(o, call.refs[name], tolerances[name], workload=call.workload,
                                   distribution=call.distribution, seed=call.seed, name=name)
@@ -361,11 +407,9 @@ class Evaluator:
             if mutated:
                 packet.input_mutated = mutated
         packet.checks = checks
-        dynamic += _sandbox_verdicts(reply)
-        dynamic += _probe_verdicts(calls, results, by_id)
+        dynamic = _probe_verdicts(calls, results)
         packet.audit.anti_hack.extend(dynamic)
         packet.validation_reason = dtype_note
-
         hack = next((v for v in dynamic if not v.ok), None)
         if hack is not None:
             return packet.finish(hack.failure_class, hack.detail)
@@ -374,70 +418,65 @@ class Evaluator:
         bad = next((c for c in checks if not c.passed), None)
         if bad is not None:
             return packet.finish(failure_of(bad), _describe(bad))
+        fresh = [c for c in calls if c.probe == "fresh"]
+        packet.diagnostics.append(Diagnostic(severity="note", message="outputs are the judge's replay of the recorded "
+                                             "launches; fresh-input seeds: " + ", ".join(
+                                                 f"{c.workload}={c.seed}" for c in fresh)))
         packet.message_ok = "verified on every workload, distribution and seed" + (f" ({dtype_note})" if dtype_note else "")
         return packet.finish(None, packet.message_ok)
 
-
     # ------------------------------------------------------------------ timing (GPU)
 
-    def _benchmark(self, packet: _Packet, task: Task, wls, dtype: str, worker: Worker) -> EvidencePacket:
-        """Time every workload in the worker that verified the candidate, re-verify the timed calls,
-        time the baselines here (never in the candidate's process, which could slow them down), and
-        score against the roofline."""
+    def _benchmark(self, packet: _Packet, task: Task, wls, dtype: str, judge, traces: dict[int, dict],
+                   calls: list[_Call]) -> EvidencePacket:
+        """Time every workload's trace in the judge that verified it (kernels compiled, autotune
+        choices made), re-verify the timed outputs, time the baselines here, and score against the
+        roofline."""
         from ksearch.harness.sol import geomean, is_impossible, task_roofline
 
         seeds = [1000 + i for i in range(ROTATING_SETS)]
         n_inputs = len(task.input_names)
         layout = _Layout()
         specs, timed_sets = [], []
+        first_of = {c.workload: c.id for c in reversed(calls) if c.worker_args is not None}
         for wl in wls:
             sets = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
             args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in sets]
             timed_sets.append([(a[n_inputs:], refs) for a, (_, refs) in zip(args, sets)])
-            specs.append({"workload": wl.name, "sets": args, "n_inputs": n_inputs,
+            specs.append({"workload": wl.name, "trace": traces[first_of[wl.name]], "sets": args, "n_inputs": n_inputs,
                           "budget_s": self.bench_budget_s, "rel_ci": self.rel_ci})
-        message, views = self.arena.lend(layout.tensors)
-        outcome = worker.ask({"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root),
-                              "dtype": dtype,
-                              "buffers": message, "bench": specs}, self.timeout_s, self.memory_mb)
-        self.pool.release(worker)  # its last job: let it die while the timed outputs are judged
+        message, views = self.judge_arena.lend(layout.tensors)
+        outcome = judge.ask({"candidate": str(packet.path), "buffers": message, "bench": specs},
+                            self.timeout_s, self.memory_mb)
         packet.durations["benchmark"] = outcome.seconds
         packet.durations["timed_calls"] = sum(got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", []))
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
-        reply = outcome.reply
-        hack = next(iter(_sandbox_verdicts(reply)), None)
-        if hack is not None:
-            packet.audit.anti_hack.append(hack)
-            return packet.finish(hack.failure_class, f"while timing: {hack.detail}")
         dev, profile = self._device_profile()
         peaks = self._device_peaks(profile)
         timings: list[WorkloadTiming] = []
         samples: dict[str, list[float]] = {}
         tolerances = task.output_tolerances(dtype)
-        for wl, got, sets in zip(wls, reply.get("bench", []), timed_sets):
-            if "error" in got:
-                packet.add_diagnostics(got["error"])
-                return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {got['error']['message']}")
+        for wl, got, sets in zip(wls, outcome.reply.get("bench", []), timed_sets):
+            if "error" in got or "trace_error" in got:
+                if "error" in got:
+                    packet.add_diagnostics(got["error"])
+                why = got["error"]["message"] if "error" in got else got["trace_error"]
+                return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {why}")
             for seed, (out_args, refs) in zip(seeds, sets):
                 for i, (name, ref) in zip(out_args, refs.items()):
-                    out = views[i]
-                    check = compare(out, ref, tolerances[name], workload=wl.name, distribution="normal", seed=seed,
-                                    name=name)
+                    check = compare(views[i], ref, tolerances[name], workload=wl.name, distribution="normal",
+                                    seed=seed, name=name)
                     if not check.passed:
                         return packet.finish(FailureClass.REWARD_HACK_CACHING, f"timed calls of {wl.name}: outputs "
                                              f"wrong after warm-up and repetition ({_describe(check)})")
             timing = got["timing"]
             median = timing["median_us"]
-            if got["stream_changed"] or hides_work(got["side_sync_us"], median):
-                return packet.finish(FailureClass.REWARD_HACK_STREAM, f"{wl.name}: {median:.1f} us between events, "
-                                     f"then {got['side_sync_us']:.1f} us more until the device was idle: work runs "
-                                     "outside the timed stream")
             samples[wl.name] = timing["samples_us"]
             t_base = time.perf_counter()
             base = self._baseline_medians(task, wl, dtype)
             packet.durations["baselines"] = packet.durations.get("baselines", 0.0) + time.perf_counter() - t_base
-            ncu_us = self._ncu_median(packet, task, wl, dtype, seeds) if self.ncu else None
+            ncu_us = self._ncu_median(packet, task, wl, dtype, seeds, traces[first_of[wl.name]]) if self.ncu else None
             named = "vendor" if base.get("vendor") else "torch_eager"
             roof = task_roofline(task, wl, dtype, profile=profile, peaks=peaks, basis="optimistic") if profile else None
             if roof is not None and is_impossible(median, roof.sol_us):
@@ -458,14 +497,14 @@ class Evaluator:
             packet.artifacts.profiler_traces.append(str(_write_samples(self.artifacts_dir, packet, samples)))
         return packet.finish(None, packet.message_ok, performance=perf)
 
-    def _ncu_median(self, packet: _Packet, task: Task, wl, dtype: str, seeds: list[int]) -> float | None:
-        """Nsight Compute's gpu__time_duration of the candidate's calls on one workload (summed over
-        its kernels per call, median over calls), run outside the sandbox worker on already-verified
-        code; None, with a diagnostic note saying why, when ncu is missing or fails."""
+    def _ncu_median(self, packet: _Packet, task: Task, wl, dtype: str, seeds: list[int], trace: dict) -> float | None:
+        """Nsight Compute's gpu__time_duration of the judge's replay of one workload's trace (summed
+        over its kernels per call, median over calls), in a process that never imports the candidate;
+        None, with a diagnostic note saying why, when ncu is missing or fails."""
         from ksearch.harness.timing import ncu_duration_us
 
         t_ncu = time.perf_counter()
-        probe = json.dumps({"candidate": str(packet.path), "entry": task.entry_name, "task": str(task.root),
+        probe = json.dumps({"candidate": str(packet.path), "task": str(task.root), "trace": trace,
                             "workload": wl.name, "dtype": dtype, "seeds": seeds, "calls": self.ncu_calls})
         res = ncu_duration_us([sys.executable, "-m", "ksearch.harness.ncu_probe", probe], calls=self.ncu_calls)
         packet.durations["ncu"] = packet.durations.get("ncu", 0.0) + time.perf_counter() - t_ncu
@@ -560,28 +599,26 @@ def _no_reply_failure(outcome: Outcome) -> FailureClass:
 
 
 def _sandbox_verdicts(reply: dict) -> list[Verdict]:
-    """What the worker saw the candidate do to the sandbox: replaced timers, blocked operations."""
-    return ([_hack(FailureClass.REWARD_HACK_TIMING_TAMPER, f"{name} was replaced")
-             for name in reply.get("timers_replaced", [])] +
-            [_hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}")
-             for v in reply.get("violations", [])])
+    """What the worker's guard blocked the candidate from doing (defence in depth behind the jail)."""
+    return [_hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}") for v in reply.get("violations", [])]
 
 
 def _hack(failure: FailureClass, detail: str) -> Verdict:
     return Verdict(check=failure.value, ok=False, detail=detail, failure_class=failure)
 
 
-def _probe_verdicts(calls: list[_Call], results: dict, by_id: dict) -> list[Verdict]:
-    """Pointer reuse, replayed outputs and ghost replay: stale results and kernels that do no work."""
+def _probe_verdicts(calls: list[_Call], results: dict) -> list[Verdict]:
+    """Launches that only work on the inputs they were recorded with, replayed outputs, and work
+    that stops after the first calls."""
     verdicts: list[Verdict] = []
     plain = [c for c in calls if not c.probe]
-    reuse = next(c for c in calls if c.probe == "reuse")
-    ghost = next(c for c in calls if c.probe == "ghost")
-    first_ok = all(ch.passed for ch in results[plain[0].id][0])
-    if first_ok and not all(ch.passed for ch in results[reuse.id][0]):
-        verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING,
-                              "new values in the same tensors gave stale or unwritten outputs (cached by pointer, "
-                              "shape or call count)"))
+    for fresh in (c for c in calls if c.probe == "fresh"):
+        own = results[fresh.trace_of][0]
+        if all(ch.passed for ch in own) and not all(ch.passed for ch in results[fresh.id][0]):
+            verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING, f"{fresh.workload}: the launches recorded for "
+                                  "one call gave wrong outputs on inputs drawn now (seed "
+                                  f"{fresh.seed}): they carry values of the inputs they were recorded with"))
+            return verdicts
     # A failing call whose outputs repeat, bit for bit, those of an earlier call that was right for
     # its own inputs replays old results. A call that wrote nothing at all, on a workload whose
     # earlier calls were written, stopped working after warm-up (a kernel that is merely wrong on
@@ -602,11 +639,6 @@ def _probe_verdicts(calls: list[_Call], results: dict, by_id: dict) -> list[Verd
             verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING, f"{call.workload}/{call.distribution}/seed "
                                   f"{call.seed}: nothing written, where earlier calls of this workload wrote"))
             break
-    # Right outputs with every launch made a no-op (or with no launch at all): kernels did not do the work.
-    if all(ch.passed for ch in results[ghost.id][0]):
-        launches = by_id[ghost.id].get("launches_skipped", 0)
-        verdicts.append(_hack(FailureClass.REWARD_HACK_NO_KERNEL_WORK,
-                              f"outputs were right with every kernel launch ({launches}) replaced by a no-op"))
     return verdicts
 
 

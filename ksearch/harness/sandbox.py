@@ -1,7 +1,8 @@
 """Parent side of the sandbox: start workers, hand each one candidate's jobs, watch the clock and memory.
 
-A worker is a fresh `python -m ksearch.harness.worker FD DEVICE` process with its own temporary
-directory, talking over a socketpair (never stdout: a candidate can print what it likes). It
+A worker is a fresh `python -m ksearch.harness.worker FD DEVICE` process (the judge, which replays
+what a worker recorded, is the same kind of process running `ksearch.harness.judge`) with its own
+temporary directory, talking over a socketpair (never stdout: a candidate can print what it likes). It
 imports torch and triton, opens the device, reports ready, then serves one candidate's jobs until
 the parent kills it. `WorkerPool` keeps spare workers warming while a candidate runs, so the
 next candidate does not wait for the imports.
@@ -30,6 +31,7 @@ from typing import Iterator, Literal
 import torch
 
 DEFAULT_MEMORY_MB = 8192
+WORKER, JUDGE = "ksearch.harness.worker", "ksearch.harness.judge"  # the two programs a sandbox process runs
 _POLL_S = 0.05
 
 
@@ -44,21 +46,23 @@ class Outcome:
 class Worker:
     """One sandboxed worker process, started warming at construction."""
 
-    def __init__(self, *, interpret: bool, device: str):
-        self.tmpdir = tempfile.mkdtemp(prefix="ksearch-worker-")
+    def __init__(self, *, device: str, module: str = WORKER):
+        self.tmpdir = tempfile.mkdtemp(prefix="ksearch-worker-" if module == WORKER else "ksearch-judge-")
         parent_sock, child_sock = socket.socketpair()
+        # Only the CPU judge runs kernels in Triton's interpreter, which needs triton imported that way.
+        interpret = module == JUDGE and device == "cpu"
         env = {**os.environ, "TMPDIR": self.tmpdir, "TRITON_INTERPRET": "1" if interpret else "0",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-        if device == "cpu":
+        if device != "cuda":
             env["CUDA_VISIBLE_DEVICES"] = ""
         self.stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty candidate cannot block on it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ksearch.harness.worker", str(child_sock.fileno()), device],
+            [sys.executable, "-m", module, str(child_sock.fileno()), device],
             pass_fds=(child_sock.fileno(),), env=env, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
-        self.interpret, self.device = interpret, device
+        self.device, self.module = device, module
         self.ready = False
         self.waited_s = 0.0  # how long a job waited for this worker to finish starting
 
@@ -92,8 +96,7 @@ class Worker:
         self._t0 = time.perf_counter()
         self.wait_ready()
         try:
-            self.conn.send_bytes(_dump({**job, "tmpdir": self.tmpdir, "device": self.device,
-                                        "interpret": self.interpret}))
+            self.conn.send_bytes(_dump({**job, "tmpdir": self.tmpdir, "device": self.device}))
         except OSError:
             pass  # the worker died: `collect` reports how
 
@@ -159,14 +162,14 @@ class WorkerPool:
     A worker needs seconds to start (torch, triton, the device context) and a GPU candidate can take
     less, so on a GPU three spares warm at once."""
 
-    def __init__(self, *, interpret: bool, device: str, spares: int | None = None):
-        self.interpret, self.device = interpret, device
+    def __init__(self, *, device: str, module: str = WORKER, spares: int | None = None):
+        self.device, self.module = device, module
         self.spares = spares if spares is not None else (1 if device == "cpu" else 3)
         self._spare: list[Worker] = []
         self._dying: list[Worker] = []  # killed without waiting; reaped before the next candidate
 
     def _start(self) -> Worker:
-        return Worker(interpret=self.interpret, device=self.device)
+        return Worker(device=self.device, module=self.module)
 
     def take(self) -> Worker:
         """A warm worker for one candidate; once no earlier candidate's process is left alive, so

@@ -405,8 +405,11 @@ def time_gpu(
     lead: bool = True,
     correct_floor: bool = True,
     max_batch: int = 256,
+    before: Callable[[int], None] | None = None,
 ) -> Timing:
-    """Time `fn(i)` (one call on argument set i % n_arg_sets) on a CUDA/ROCm device.
+    """Time `fn(i)` (one call on argument set i % n_arg_sets) on a CUDA/ROCm device. `before(i)`, if
+    given, runs ahead of every sample's L2 flush, outside the timed events (the harness re-poisons
+    set i's outputs there, so no call finds the previous one's results).
 
     Per sample: flush L2 (see the module doc), hold the GPU back with a spin kernel, record a CUDA
     event, call, record an event. One synchronize per batch. The first `warmup` calls (flushed like
@@ -452,6 +455,8 @@ def time_gpu(
         warm_host: list[float] = []
         for _ in range(warmup):
             t0 = _perf_counter_ns()
+            if before is not None:
+                before(counter % n_arg_sets)
             flush_l2()
             fn(counter % n_arg_sets)
             warm_host.append((_perf_counter_ns() - t0) / 1000.0)
@@ -478,6 +483,8 @@ def time_gpu(
             sample_host: list[float] = []
             for j in range(k):
                 t0 = _perf_counter_ns()
+                if before is not None and record_host:
+                    before(counter % n_arg_sets)
                 flush_l2()
                 if cycles > 0:
                     spin(cycles)

@@ -1,46 +1,33 @@
-"""The sandboxed worker: the only process that imports a candidate.
+"""The sandboxed worker: the only process that imports a candidate, and it judges nothing.
 
-Started as `python -m ksearch.harness.worker FD DEVICE` by `ksearch.harness.sandbox`, it imports
-torch and triton, opens the device, says it is ready, then serves one candidate: a verification job
-and, when that passed on a GPU, a timing job; then the parent kills it. A candidate can monkeypatch
-what it likes, and the next candidate still gets a fresh process.
+Started as `python -m ksearch.harness.worker FD DEVICE` by `ksearch.harness.sandbox` (inside the OS
+boundary of `ksearch.harness.jail`), it imports torch and triton, says it is ready, then serves one
+candidate: it imports the module and calls the entry once per call of the job, on tensors the
+parent lends it (`arena`), with every Triton launch recorded and none compiled or executed
+(`recorder`). Each call's reply is its launch trace; the parent validates it and hands it to the
+judge (`ksearch.harness.judge`), a process that never imports the candidate and whose outputs are
+the ones judged. The parent also reads what the outputs hold after a call here, where no kernel
+ran: outputs that are right anyway were computed by the host.
 
-Everything here is trusted harness code. The tensors come from the parent (see `arena`): the
-worker fills every output with NaN (integer outputs with a sentinel) before each call, keeps
-references the candidate cannot rebind, counts Python threads, records the torch operators the
-candidate issues outside its kernel launches, and replays one call with every kernel launch turned
-into a no-op ("ghost replay"). It never judges anything: the parent reads the outputs and the
-inputs after the reply and compares them with references and pristine copies it kept. Messages are
-torch.save'd dicts read with `weights_only=True`, so a forged reply cannot run code in the parent.
+A candidate can monkeypatch anything in this process (the recorder included): the worst it can do
+is describe launches of its own kernels on the call's tensors and fresh scratch, which is what the
+judge replays and checks anyway. Messages are torch.save'd dicts read with `weights_only=True`, so
+a forged reply cannot run code in the parent.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import sys
-import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-# torch operators that allocate, view or move data; anything else on the task's data is compute.
-NON_COMPUTE_OPS = {
-    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like",
-    "new_zeros", "ones", "ones_like", "full", "full_like", "fill", "fill_", "zero", "zero_", "view", "_unsafe_view",
-    "reshape", "_reshape_alias", "as_strided", "t", "transpose", "permute", "expand", "slice", "select",
-    "split", "split_with_sizes", "unsqueeze", "squeeze", "detach", "alias", "lift_fresh", "clone", "copy",
-    "copy_", "_to_copy", "to", "contiguous", "_local_scalar_dense", "unbind", "narrow", "view_as_real",
-    "arange", "is_same_size", "_has_compatible_shallow_copy_type", "stride", "sym_size", "sym_stride",
-    "sym_numel", "sym_storage_offset", "size", "numel", "dim",
-    "set", "resize", "as_strided_",  # rebinding an output: caught by the storage check, named output_rebind
-}
 
-
-def _send(conn: Connection, obj: dict) -> None:
+def send(conn: Connection, obj: dict) -> None:
     import torch
 
     buf = io.BytesIO()
@@ -48,89 +35,13 @@ def _send(conn: Connection, obj: dict) -> None:
     conn.send_bytes(buf.getvalue())
 
 
-def _recv(conn: Connection) -> dict:
+def receive(conn: Connection) -> dict:
     import torch
 
     return torch.load(io.BytesIO(conn.recv_bytes()), weights_only=True)
 
 
-class _OpRecorder:
-    """Records compute operators applied to the task's data (tainted storages) outside kernels."""
-
-    def __init__(self) -> None:
-        import torch
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        recorder = self
-        self.in_kernel = 0
-        self.ops: list[str] = []
-        self.tainted: set[int] = set()
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                if recorder.in_kernel:
-                    return out
-                tensors = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
-                touched = any(_storage(t) in recorder.tainted for t in tensors)
-                if touched:
-                    base = func.overloadpacket.__name__
-                    if base not in NON_COMPUTE_OPS and base.rstrip("_") not in NON_COMPUTE_OPS:
-                        recorder.ops.append(base)
-                    # what is computed from the task's data carries the taint
-                    for o in torch.utils._pytree.tree_leaves(out):
-                        if isinstance(o, torch.Tensor):
-                            recorder.tainted.add(_storage(o))
-                return out
-
-        self.mode = Mode()
-
-    def taint(self, tensors) -> None:
-        self.tainted.update(_storage(t) for t in tensors)
-
-
-def _storage(t) -> int:
-    try:
-        return t.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError):
-        return id(t)
-
-
-def _patch_launches(recorder: _OpRecorder, launches: dict) -> None:
-    """Kernel launches pause the op recorder. `launches["mode"]` says what a launch does: None, run
-    it; "skip" (ghost replay), nothing at all, counted in `launches["skipped"]`; "compile"
-    (precompile), compile it and not run it. One lookup per launch: timed calls launch through here."""
-    from triton.runtime.autotuner import Autotuner
-    from triton.runtime.jit import JITFunction
-
-    launchers = [JITFunction, Autotuner]
-    try:
-        from triton.runtime.interpreter import InterpretedFunction
-        launchers.append(InterpretedFunction)
-    except ImportError:
-        pass
-    for cls in launchers:
-        original = cls.run
-
-        def run(self, *args, __original=original, __cls=cls, **kwargs):
-            mode = launches["mode"]
-            if mode is not None:
-                if mode == "skip":
-                    launches["skipped"] += 1
-                    return None
-                if __cls is Autotuner:  # compiles every config; its own run would time them on the device
-                    return self.warmup(*args, **{k: v for k, v in kwargs.items() if k != "warmup"})
-                kwargs["warmup"] = True
-            recorder.in_kernel += 1
-            try:
-                return __original(self, *args, **kwargs)
-            finally:
-                recorder.in_kernel -= 1
-
-        cls.run = run
-
-
-def _error(exc: BaseException, path: str) -> dict:
+def describe_error(exc: BaseException, path: str) -> dict:
     from ksearch.compile.diagnostics import diagnostics_from_exception
 
     diags = [d.model_dump(mode="json") for d in diagnostics_from_exception(exc, path)]
@@ -150,89 +61,33 @@ def candidate_entry(module, source: str, entry: str, task_root: str | None):
     return getattr(module, entry, None)
 
 
-def _tail_wait_us(calls) -> float:
-    """Least time, over the calls, that a full device synchronize still waits once the current
-    stream has finished the call's work. Host jitter only adds, hence the minimum."""
-    import torch
-
-    waits = []
-    for call in calls:
-        torch.cuda.synchronize()
-        call()
-        done = torch.cuda.Event()
-        done.record()
-        done.synchronize()
-        t0 = time.perf_counter()
-        torch.cuda.synchronize()
-        waits.append((time.perf_counter() - t0) * 1e6)
-    return min(waits)
-
-
-def _bench_workload(entry, spec: dict, buffers: list) -> dict:
-    """Time one workload on rotating input sets, then re-run every set on fresh poison for the parent
-    to re-verify (a candidate that stops working after warm-up is caught there), and measure how long
-    the device stays busy after the timed stream is done (work hidden on a side stream shows up there)."""
-    import torch
-
-    from ksearch.harness.poison import poison
-    from ksearch.harness.timing import time_gpu
-
-    sets = [[buffers[i] for i in args] for args in spec["sets"]]
-    outs = [args[spec["n_inputs"]:] for args in sets]
-    stream = torch.cuda.current_stream()
-    result: dict = {"workload": spec["workload"]}
-    try:
-        t0 = time.perf_counter()
-        timing = time_gpu(lambda i: entry(*sets[i]), len(sets), device="cuda", budget_s=spec["budget_s"],
-                          rel_ci=spec["rel_ci"])
-        result["timed_s"] = time.perf_counter() - t0
-        # Side-stream work keeps the device busy after the timed stream is done; compared with the
-        # same wait after no work at all (the driver's own latency).
-        side_us = _tail_wait_us([lambda i=i: entry(*sets[i % len(sets)]) for i in range(5)])
-        idle_us = _tail_wait_us([lambda: None] * 5)
-        for o in outs:
-            for t in o:
-                poison(t)
-        for args in sets:
-            entry(*args)
-        torch.cuda.synchronize()
-    except BaseException as exc:
-        result["error"] = _error(exc, spec["candidate"])
-        return result
-    result["timing"] = timing.model_dump(mode="json")
-    result["side_sync_us"] = max(0.0, side_us - idle_us)
-    result["stream_changed"] = torch.cuda.current_stream() != stream
-    return result
-
-
 class _Session:
-    """One candidate in one worker: imported once, then given a verification job and, if that
-    passed on a GPU, a timing job. The guard, the op recorder and the launch patch stay installed
-    for the worker's life."""
+    """One candidate in one worker: imported once, then each call of the job recorded."""
 
     def __init__(self, first_job: dict):
         from ksearch.harness.guard import install_guard
+        from ksearch.harness.recorder import CallRecorder, install
 
         self.path = first_job["candidate"]
         self.device = first_job["device"]
         self.violations: list[str] = []
-        install_guard(self.path, first_job["tmpdir"], self.violations)
-        self.recorder = _OpRecorder()
-        self.launches: dict[str, Any] = {"mode": None, "skipped": 0}
-        _patch_launches(self.recorder, self.launches)
-        self.threads_before = threading.active_count()
-        self.stack = contextlib.ExitStack()
+        install_guard(self.path, first_job["tmpdir"], self.violations)  # defence in depth behind the jail
+        self.recorder = CallRecorder()
+        self.watch = install(self.recorder)
         self.entry = None
         self.load_error: dict = {}
+        self.module: Any = None
 
     def load(self, job: dict) -> None:
         from ksearch.compile.capture import candidate_module
 
         source = Path(self.path).read_text()
         try:
-            module = self.stack.enter_context(candidate_module(source, Path(self.path), interpret=job["interpret"]))
+            # kept open for the worker's life: the module stays importable by its kernels
+            self.module = candidate_module(source, Path(self.path), interpret=False)
+            module = self.module.__enter__()
         except BaseException as exc:  # raised by the candidate's own top-level code
-            self.load_error = {"import_error": _error(exc, self.path)}
+            self.load_error = {"import_error": describe_error(exc, self.path)}
             return
         self.entry = candidate_entry(module, source, job["entry"], job.get("task"))
         if not callable(self.entry):
@@ -240,102 +95,50 @@ class _Session:
 
     def run(self, job: dict) -> dict:
         from ksearch.harness.arena import open_buffers
-        from ksearch.harness.timing import timers_intact
 
         if self.entry is None and not self.load_error:
             self.load(job)
         if self.load_error:
             return {**self.load_error, "violations": self.violations}
-        if job.get("precompile"):
-            return {**self._precompile(job), "violations": self.violations}
         buffers = open_buffers(job["buffers"])
-        if job.get("bench"):
-            reply: dict[str, Any] = {"bench": [_bench_workload(self.entry, {**spec, "candidate": self.path}, buffers)
-                                               for spec in job["bench"]]}
-        else:
-            reply = {"calls": [self._call(call, buffers, job["n_inputs"]) for call in job["calls"]]}
-            if "tensors" in job["buffers"]:
-                reply["buffers"] = buffers  # by value on the CPU; on a GPU the parent reads its arena
+        if "arena" in job["buffers"]:
+            self.recorder.foreign = {buffers[0].untyped_storage().data_ptr()} if buffers else set()
+        reply: dict[str, Any] = {"calls": [self._call(call, buffers, job["n_inputs"]) for call in job["calls"]]}
+        if "tensors" in job["buffers"]:
+            reply["buffers"] = buffers  # by value on the CPU; on a GPU the parent reads its arena
         reply["violations"] = self.violations
-        reply["timers_replaced"] = timers_intact()
         return reply
 
-    def _precompile(self, job: dict) -> dict:
-        """Run the entry once per workload on zero-filled tensors of the worker's own with every
-        Triton launch compiled and not executed: the JIT's work done while the device times another
-        candidate. Failures are left for the verification job to report."""
-        import torch
-
-        from ksearch.task import load_task
-        from ksearch.task.inputs import torch_dtype
-
-        task = load_task(job["task"])
-        errors = []
-        self.launches["mode"] = "compile"
-        try:
-            for name in job["precompile"]:
-                wl = task.workload(name)
-                args = [torch.zeros(t.shape, dtype=torch_dtype(t.dtype), device=self.device)
-                        for t in [*task.input_specs(wl, job["dtype"]), *task.output_specs(wl, job["dtype"])]]
-                try:
-                    self.entry(*args)
-                except BaseException as exc:  # noqa: BLE001  reported by the verification job instead
-                    errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-            if self.device != "cpu":
-                torch.cuda.synchronize()
-        finally:
-            self.launches["mode"] = None
-        return {"precompiled": job["precompile"], "errors": errors}
-
     def _call(self, call: dict, buffers: list, n_inputs: int) -> dict:
-        """One call on the buffers `call["args"]` names (inputs, then outputs). A pointer-reuse call
-        first copies new values into those same inputs from the buffers `call["refill"]` names."""
-        import torch
-
+        """One call on the buffers `call["args"]` names (inputs, then outputs), outputs poisoned first."""
         from ksearch.harness.poison import poison
 
         args = [buffers[i] for i in call["args"]]
-        inputs, outputs = args[:n_inputs], args[n_inputs:]
-        with torch.no_grad():
-            for dst, i in zip(inputs, call.get("refill") or []):
-                dst.copy_(buffers[i])  # same pointers, new values
-        for o in outputs:
+        for o in args[n_inputs:]:
             poison(o)
-        before = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
-        self.recorder.ops.clear()
-        self.recorder.tainted.clear()
-        self.recorder.taint(args)
         result: dict[str, Any] = {"id": call["id"]}
-        self.launches["mode"] = "skip" if call.get("ghost") else None
-        self.launches["skipped"] = 0
+        self.recorder.begin(args)
         t0 = time.perf_counter()
         try:
-            with self.recorder.mode:
+            with self.watch:
                 self.entry(*args)
-            if self.device != "cpu":
-                torch.cuda.synchronize()
+            result["trace"] = self.recorder.end().model_dump(mode="json")
         except BaseException as exc:  # the candidate's fault, reported, never fatal to the worker
-            result["error"] = _error(exc, self.path)
+            result["error"] = describe_error(exc, self.path)
         finally:
-            self.launches["mode"] = None
-            result["seconds"] = time.perf_counter() - t0  # the candidate's own time: JIT compile and kernels
-        after = [(o.data_ptr(), tuple(o.shape), o.dtype, tuple(o.stride())) for o in outputs]
-        result["rebound"] = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
-        result["torch_ops"] = sorted(set(self.recorder.ops))
-        result["threads"] = threading.active_count() - self.threads_before
-        result["launches_skipped"] = self.launches["skipped"]
+            self.recorder.active = False
+            result["seconds"] = time.perf_counter() - t0  # the candidate's host time: no kernel runs here
         return result
 
 
-def _warm(device: str) -> None:
+def warm(device: str) -> None:
     """What every job needs, done before the worker says it is ready: the parent's next candidate
     should not wait for imports or for the device context."""
     import torch
     import triton  # noqa: F401
 
-    import ksearch.harness.timing  # noqa: F401  captures the timers' identities before any candidate runs
     from ksearch.compile import capture  # noqa: F401
-    from ksearch.harness import arena, guard, poison  # noqa: F401
+    from ksearch.harness import arena, guard, poison, recorder, timing, trace  # noqa: F401
 
     if device == "cuda":
         torch.cuda.init()
@@ -345,12 +148,12 @@ def _warm(device: str) -> None:
 def main() -> None:
     fd, device = int(sys.argv[1]), sys.argv[2]
     conn = Connection(fd)
-    _warm(device)
-    _send(conn, {"ready": os.getpid()})
+    warm(device)
+    send(conn, {"ready": os.getpid()})
     session: _Session | None = None
     while True:
         try:
-            job = _recv(conn)
+            job = receive(conn)
         except EOFError:
             break  # the parent is done with this worker
         try:
@@ -359,8 +162,8 @@ def main() -> None:
                 session = _Session(job)
             reply = session.run(job)
         except BaseException as exc:  # harness bug: report, don't die silently
-            reply = {"fatal": _error(exc, job["candidate"]), "traceback": traceback.format_exc()[-4000:]}
-        _send(conn, reply)
+            reply = {"fatal": describe_error(exc, job["candidate"]), "traceback": traceback.format_exc()[-4000:]}
+        send(conn, reply)
     conn.close()
     os._exit(0)  # skip interpreter teardown: threads or atexit hooks a candidate left must not hang us
 

@@ -70,9 +70,7 @@ class Pipeline:
         compiling = self._compiler.submit(compile_many, requests, cache_dir=self.cache_dir,
                                           timeout_s=self.compile_timeout_s)
         evaluated = []
-        for i, p in enumerate(paths):
-            if i + 1 < len(paths):  # its JIT compile overlaps this evaluation (GPU)
-                self.evaluator.prepare(paths[i + 1], self.task, dtype=self.dtype, workloads=self.workloads)
+        for p in paths:
             evaluated.append(self.evaluator.evaluate(p, self.task, target=self.primary, dtype=self.dtype,
                                                      seeds=tuple(self.seeds), workloads=self.workloads))
         compiled = compiling.result()
