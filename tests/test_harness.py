@@ -55,11 +55,15 @@ def test_there_are_enough_cheats_and_honest_kernels():
     assert len(CHEATS) >= 20 and len(HONEST) >= 10
 
 
-def test_bf16_is_verified_in_fp16_on_cpu_never_falsely_passed(evaluator):
+def test_bf16_on_cpu_is_never_a_pass_but_says_what_fp16_showed(evaluator):
     packet = evaluator.evaluate(TESTS / "honest" / "matmul_tiled.py", load_task("matmul"), dtype="bfloat16")
-    assert packet.status is Status.PASS
-    assert "float16 variant instead" in packet.validation.reason
+    assert packet.status is not Status.PASS and packet.failure_class is FailureClass.SKIPPED_BF16_INTERPRETER
+    assert "float16 variant verified" in packet.message and packet.reward == 0
+    assert packet.validation.outputs and all(o.passed for o in packet.validation.outputs)
     assert packet.candidate.dtype == "bfloat16"
+    wrong = evaluator.evaluate(next(p for p in CHEATS if header(p, "expect") == "constant_output"),
+                               load_task("rmsnorm"), dtype="bfloat16")
+    assert wrong.failure_class is FailureClass.CONSTANT_OUTPUT  # the stand-in's failure is reported as such
 
 
 def test_packet_carries_a_replay_command_that_reproduces_it(evaluator, tmp_path):
@@ -88,24 +92,24 @@ def _job(tmp_path, body: str) -> dict:
     outputs = list(task.allocate_outputs(wl, dtype="float16").values())
     return {"candidate": str(cand), "entry": "run", "dtype": "float16", "n_inputs": len(inputs),
             "buffers": {"tensors": inputs + outputs},
-            "calls": [{"id": 0, "args": list(range(len(inputs) + len(outputs))), "refill": None, "ghost": False}]}
+            "calls": [{"id": 0, "args": list(range(len(inputs) + len(outputs)))}]}
 
 
 def test_os_exit_is_a_crash_and_the_next_worker_is_healthy(tmp_path):
-    crash = Worker(interpret=True, device="cpu").run(_job(tmp_path, "import os\ndef run(x, w, o):\n    os._exit(3)\n"), 60)
+    crash = Worker(device="cpu").run(_job(tmp_path, "import os\ndef run(x, w, o):\n    os._exit(3)\n"), 60)
     assert crash.kind == "crash" and "exit code 3" in crash.detail
-    ok = Worker(interpret=True, device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    o.fill_(1.0)\n"), 60)
+    ok = Worker(device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    o.fill_(1.0)\n"), 60)
     assert ok.kind == "reply" and ok.reply["buffers"][-1].eq(1).all()
 
 
 def test_hang_is_killed_at_the_timeout(tmp_path):
-    out = Worker(interpret=True, device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    while True: pass\n"), 3)
+    out = Worker(device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    while True: pass\n"), 3)
     assert out.kind == "timeout"
 
 
 def test_memory_blowup_is_killed_at_the_limit(tmp_path):
     body = "def run(x, w, o):\n    hog = []\n    while True: hog.append(bytearray(50_000_000))\n"
-    out = Worker(interpret=True, device="cpu").run(_job(tmp_path, body), 120, memory_mb=1500)
+    out = Worker(device="cpu").run(_job(tmp_path, body), 120, memory_mb=1500)
     assert out.kind == "out_of_memory", out.detail
 
 
@@ -122,7 +126,7 @@ def test_guard_blocks_writes_network_and_processes_from_candidate_code(tmp_path)
         "            pass\n"
         "    open('scratch.txt', 'w').write('allowed: the worker directory')\n"
         "    o.fill_(0.0)\n")
-    out = Worker(interpret=True, device="cpu").run(_job(tmp_path, body), 60)
+    out = Worker(device="cpu").run(_job(tmp_path, body), 60)
     assert out.kind == "reply"
     blocked = " ".join(out.reply["violations"])
     assert "open '/tmp/ksearch-escape.txt'" in blocked and "socket." in blocked and "subprocess.Popen" in blocked
@@ -135,38 +139,6 @@ def test_eval_cli_exits_zero_whatever_the_verdict():
                            "--device", "cpu", "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["failure_class"] == "constant_output"
-
-
-def test_a_prepared_candidate_is_verified_in_the_worker_that_precompiled_it(tmp_path, monkeypatch):
-    task = load_task("rmsnorm")
-    honest, cheat = TESTS / "honest" / "rmsnorm_row.py", next(p for p in CHEATS if header(p, "expect") == "constant_output")
-    with Evaluator("cpu", timeout_s=300, precompile=True) as ev:
-        ev.prepare(honest, task)
-        worker = ev._prepared[str(honest.resolve())]
-        with monkeypatch.context() as m:  # a failed precompile would fall back to a fresh worker
-            m.setattr(ev.pool, "take", lambda: pytest.fail("the prepared worker was not used"))
-            packet = ev.evaluate(honest, task, seeds=(0,))
-        assert packet.status is Status.PASS, packet.message
-        assert worker.conn.closed and not ev._prepared  # the prepared worker served it, then was released
-        ev.prepare(cheat, load_task(header(cheat, "task")))
-        assert ev.evaluate(cheat, load_task(header(cheat, "task"))).failure_class is FailureClass.CONSTANT_OUTPUT
-        static_cheat = next(p for p in CHEATS if header(p, "expect") == "reward_hack:forbidden_import")
-        ev.prepare(static_cheat, load_task(header(static_cheat, "task")))
-        assert not ev._prepared  # refused by the static checks: never imported
-
-
-def test_a_prepared_worker_never_outlives_its_use(tmp_path):
-    task = load_task("rmsnorm")
-    row, multirow, twopass = (TESTS / "honest" / f"rmsnorm_{n}.py" for n in ("row", "multirow", "twopass"))
-    with Evaluator("cpu", timeout_s=300, precompile=True) as ev:
-        ev.prepare(row, task)
-        worker = ev._prepared[str(row.resolve())]
-        with pytest.raises(ConfigError):  # the verdict comes before any worker is needed
-            ev.evaluate(row, task, dtype="int8")
-        assert not ev._prepared and worker.conn.closed
-        for path in (row, multirow, twopass):  # prepared, never evaluated: the oldest goes
-            ev.prepare(path, task)
-        assert list(ev._prepared) == [str(multirow.resolve()), str(twopass.resolve())]
 
 
 def test_compare_counts_every_element_of_a_large_half_precision_output():

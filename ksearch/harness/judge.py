@@ -130,7 +130,7 @@ def kernel_source(source: str) -> tuple[ast.Module, list[str]]:
             if all(isinstance(t, ast.Name) for t in targets) and stmt.value is not None \
                     and _constant(stmt.value, names, consts):
                 consts.update(t.id for t in targets)  # type: ignore[union-attr]
-                body.append(ast.Assign(targets=targets, value=stmt.value, lineno=stmt.lineno))
+                body.append(stmt)  # an annotation stays text: `from __future__ import annotations` above
             else:
                 dropped.extend(t.id for t in targets if isinstance(t, ast.Name))
     if "triton" not in names:  # the regenerated decorators name it
@@ -219,7 +219,7 @@ class Replayer:
         actions: list[tuple] = []
         for index, step in enumerate(trace.steps):
             if isinstance(step, Alloc):
-                raw = torch.empty(step.nbytes, dtype=torch.uint8, device=self.device)
+                raw = torch.empty(step.nbytes, dtype=torch.uint8, device="cuda" if self.device == "cuda" else "cpu")
                 buffers.append(raw)
                 actions.append(("alloc", raw, step.fill, _dtype(step.dtype)))
             elif isinstance(step, Fill):

@@ -9,6 +9,8 @@ to replay, and the judge checks and runs nothing but the candidate's own compile
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ksearch.harness.trace import (
@@ -174,10 +176,10 @@ class CallRecorder:
         self.steps.append(Choose(kernel=kernel, alternatives=alternatives))
 
 
-def install(recorder: CallRecorder) -> Any:
-    """Patch Triton's launch path for the worker's life and return the dispatch mode to enter around
-    each call. Nothing is compiled or run: a launch returns None."""
-    import torch
+@contextmanager
+def recording(recorder: CallRecorder) -> Iterator[Any]:
+    """Patch Triton's launch path while open and yield the dispatch mode to enter around each call.
+    Nothing is compiled or run: a launch returns None. (The worker keeps it open for its life.)"""
     from torch.utils._python_dispatch import TorchDispatchMode
     from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
@@ -195,6 +197,7 @@ def install(recorder: CallRecorder) -> Any:
         recorder.choose(name, each)
         self.best_config = self.configs[0]
 
+    originals = JITFunction.run, Autotuner.run
     JITFunction.run = jit_run  # type: ignore[method-assign]
     Autotuner.run = tune_run  # type: ignore[method-assign]
 
@@ -206,5 +209,7 @@ def install(recorder: CallRecorder) -> Any:
                 recorder.on_op(func.overloadpacket.__name__, args, kwargs, out)
             return out
 
-    del torch
-    return Watch()
+    try:
+        yield Watch()
+    finally:
+        JITFunction.run, Autotuner.run = originals  # type: ignore[method-assign]

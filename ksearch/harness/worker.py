@@ -66,14 +66,14 @@ class _Session:
 
     def __init__(self, first_job: dict):
         from ksearch.harness.guard import install_guard
-        from ksearch.harness.recorder import CallRecorder, install
+        from ksearch.harness.recorder import CallRecorder, recording
 
         self.path = first_job["candidate"]
         self.device = first_job["device"]
         self.violations: list[str] = []
         install_guard(self.path, first_job["tmpdir"], self.violations)  # defence in depth behind the jail
         self.recorder = CallRecorder()
-        self.watch = install(self.recorder)
+        self.watch = recording(self.recorder).__enter__()  # for the worker's life
         self.entry = None
         self.load_error: dict = {}
         self.module: Any = None
