@@ -361,6 +361,16 @@ class Evaluator:
                                      "although no kernel ran (the worker records launches and runs none): the host "
                                      "computed them")
             traces[call.id] = trace.model_dump(mode="json")
+        # One workload is one set of shapes: a launcher's steps depend on nothing else, so a call whose
+        # steps differ from the first call's chose them from the values it was given (or its history).
+        first: dict[str, _Call] = {}
+        for call in (c for c in calls if c.id in traces):
+            ref = first.setdefault(call.workload, call)
+            if traces[call.id]["steps"] != traces[ref.id]["steps"]:
+                return packet.finish(FailureClass.REWARD_HACK_CACHING, f"{call.workload}/{call.distribution}/seed "
+                                     f"{call.seed}: its launches differ from those of {ref.distribution}/seed "
+                                     f"{ref.seed} on the same shapes: they depend on the input values or on earlier "
+                                     "calls")
         if host_ops:
             packet.diagnostics.append(Diagnostic(severity="note", message="torch compute on the call's data in the "
                                                  f"host code, not replayed: {', '.join(sorted(host_ops))}"))
@@ -418,6 +428,10 @@ class Evaluator:
         bad = next((c for c in checks if not c.passed), None)
         if bad is not None:
             return packet.finish(failure_of(bad), _describe(bad))
+        for call in (c for c in calls if c.probe == "fresh"):
+            bad = next((c for c in results[call.id][0] if not c.passed), None)
+            if bad is not None:
+                return packet.finish(failure_of(bad), f"replayed on inputs drawn for this evaluation: {_describe(bad)}")
         fresh = [c for c in calls if c.probe == "fresh"]
         packet.diagnostics.append(Diagnostic(severity="note", message="outputs are the judge's replay of the recorded "
                                              "launches; fresh-input seeds: " + ", ".join(
@@ -608,17 +622,10 @@ def _hack(failure: FailureClass, detail: str) -> Verdict:
 
 
 def _probe_verdicts(calls: list[_Call], results: dict) -> list[Verdict]:
-    """Launches that only work on the inputs they were recorded with, replayed outputs, and work
-    that stops after the first calls."""
+    """Replayed outputs, and work that stops after the first calls. (Launches that differ between
+    calls are refused before any replay; the fresh-input replay is judged like any other call.)"""
     verdicts: list[Verdict] = []
     plain = [c for c in calls if not c.probe]
-    for fresh in (c for c in calls if c.probe == "fresh"):
-        own = results[fresh.trace_of][0]
-        if all(ch.passed for ch in own) and not all(ch.passed for ch in results[fresh.id][0]):
-            verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING, f"{fresh.workload}: the launches recorded for "
-                                  "one call gave wrong outputs on inputs drawn now (seed "
-                                  f"{fresh.seed}): they carry values of the inputs they were recorded with"))
-            return verdicts
     # A failing call whose outputs repeat, bit for bit, those of an earlier call that was right for
     # its own inputs replays old results. A call that wrote nothing at all, on a workload whose
     # earlier calls were written, stopped working after warm-up (a kernel that is merely wrong on

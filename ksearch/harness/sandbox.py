@@ -53,6 +53,8 @@ class Worker:
         interpret = module == JUDGE and device == "cpu"
         env = {**os.environ, "TMPDIR": self.tmpdir, "TRITON_INTERPRET": "1" if interpret else "0",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        if module == WORKER:  # it compiles nothing; nothing it writes may land in the judges' Triton cache
+            env["TRITON_CACHE_DIR"] = os.path.join(self.tmpdir, "triton")
         if device != "cuda":
             env["CUDA_VISIBLE_DEVICES"] = ""
         self.stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty candidate cannot block on it
