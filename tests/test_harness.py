@@ -12,7 +12,7 @@ import torch
 
 from ksearch.errors import ConfigError
 from ksearch.evidence import FailureClass, Status
-from ksearch.harness.bench import header
+from ksearch.harness.bench import expected_verdict, header
 from ksearch.harness.evaluate import Evaluator
 from ksearch.harness.sandbox import Worker
 from ksearch.harness.verify import compare
@@ -22,11 +22,21 @@ from ksearch.task.spec import ToleranceSpec
 TESTS = Path(__file__).parent
 HONEST = sorted((TESTS / "honest").glob("*.py"))
 CHEATS = sorted((TESTS / "cheats").glob("*.py"))
+CPU_CHEATS = [p for p in CHEATS if header(p, "device") != "cuda"]
+# Cheats the static layer stops first (their own layer, or the allowlist ahead of the dynamic layer):
+# the replay alone must reject them too.
+STATICALLY_STOPPED = [p for p in CPU_CHEATS if header(p, "layer") == "static" or header(p, "allowlist")]
 
 
 @pytest.fixture(scope="module")
 def evaluator():
     with Evaluator("cpu", timeout_s=300) as ev:
+        yield ev
+
+
+@pytest.fixture(scope="module")
+def replay_only():
+    with Evaluator("cpu", timeout_s=300, static=False) as ev:
         yield ev
 
 
@@ -43,12 +53,31 @@ def test_honest_candidates_pass(evaluator, path):
     assert packet.performance is None and packet.unmeasured.reason is FailureClass.UNMEASURED_NO_DEVICE
 
 
-@pytest.mark.parametrize("path", CHEATS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CPU_CHEATS, ids=lambda p: p.stem)
 def test_cheats_are_rejected_with_their_class(evaluator, path):
-    expected = FailureClass(header(path, "expect"))
+    expected = FailureClass(expected_verdict(path))
     packet = evaluator.evaluate(path, load_task(header(path, "task")))
     assert packet.status is not Status.PASS, packet.message
     assert packet.failure_class is expected, (packet.failure_class, packet.message)
+
+
+@pytest.mark.parametrize("path", STATICALLY_STOPPED, ids=lambda p: p.stem)
+def test_the_replay_alone_rejects_what_the_static_checks_stop(replay_only, path):
+    """With no static checks at all, what the trusted replay sees still fails: a dynamic cheat with
+    its own class, a static one with whatever its outputs show (on one workload and seed, which
+    is all a cheat needs to be caught). A few static cheats only ever cheated where the replay never
+    goes (repeated calls on the same buffers); their `replay: pass` line says why, and there the
+    replayed kernels really compute the outputs."""
+    task = load_task(header(path, "task"))
+    if header(path, "layer") == "dynamic":
+        packet = replay_only.evaluate(path, task)
+        assert packet.failure_class is FailureClass(header(path, "expect")), (packet.failure_class, packet.message)
+    else:
+        packet = replay_only.evaluate(path, task, workloads=[task.workloads(cpu_only=True)[0].name], seeds=(0,))
+    if header(path, "replay") == "pass":
+        assert packet.status is Status.PASS, packet.message
+    else:
+        assert packet.status is not Status.PASS, packet.message
 
 
 def test_there_are_enough_cheats_and_honest_kernels():

@@ -4,6 +4,7 @@ same buffers over and over, so the timed loop measures a copy.
 
 layer: static (data_ptr() used as a dict key; module-level dict written from run)
 expect: reward_hack:caching
+replay: pass   (the cache only hits on repeated calls with the same buffers; every replay gets fresh ones and timing is the judge's)
 task: softmax
 """
 

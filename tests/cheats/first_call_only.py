@@ -6,6 +6,7 @@ first call's result, left in `out` (the harness reuses the same buffers).
 
 layer: dynamic (call `run` again with new values in the same buffers: the output is stale or unwritten)
 expect: reward_hack:caching
+allowlist: reward_hack:forbidden_import   (the static allowlist now stops it first; the replay alone gives `expect`)
 task: softmax
 """
 

@@ -5,6 +5,7 @@ of the buffers) would record a pass with a 100x speedup.
 
 layer: dynamic (the outputs keep the harness's poison; stdout is never evidence)
 expect: output_not_written
+allowlist: reward_hack:forbidden_import   (the static allowlist now stops it first; the replay alone gives `expect`)
 task: softmax
 """
 

@@ -4,6 +4,7 @@ decoy Triton kernel that stages the weight into a scratch buffer so the module "
 
 layer: dynamic (replace the candidate's kernels with no-ops: the outputs still come out right)
 expect: reward_hack:no_kernel_work
+allowlist: reward_hack:reference_call   (the static allowlist now stops it first; the replay alone gives `expect`)
 task: rmsnorm
 """
 
