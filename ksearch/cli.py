@@ -303,7 +303,8 @@ def eval_cmd(
         if not verdict.ok:
             out.print(f"  [red]{verdict.check}[/]: {verdict.detail}")
     for d in packet.diagnostics:
-        out.print(f"  {d.file}:{d.line}: {d.message}")
+        where = ":".join(str(x) for x in (d.file, d.line) if x is not None)
+        out.print(f"  {where + ': ' if where else ''}{d.message}")
     if packet.performance is None and packet.unmeasured:
         out.print(f"performance: {packet.unmeasured.reason.value} ({packet.unmeasured.detail})")
     elif packet.performance is not None:

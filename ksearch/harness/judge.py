@@ -11,7 +11,7 @@ filled with a constant. Whatever the candidate's host code computed, hid in hook
 or native code never reaches these buffers.
 
 On the CPU the kernels run in Triton's interpreter, which executes a kernel body as Python; only a
-launch that compiles for a real GPU target (`GATE_TARGET`, through Triton's own compiler) is
+launch that Triton's compiler front end accepts for a real GPU target (`GATE_TARGET`) is
 interpreted, so a body the compiler would reject (torch inside a kernel, a tensor passed as a
 constexpr) never runs. On a GPU the kernels compile here, into the judge's own cache, and the
 timing job times the replay with the harness's timer in this process, which the candidate never
@@ -264,8 +264,11 @@ class Replayer:
         return fn, launch.grid, kwargs, launch.kernel
 
     def _gate(self, fn: Any, grid: tuple, kwargs: dict, name: str) -> None:
-        """Compile this launch for a real GPU target (raises GateError if Triton's compiler refuses it)."""
-        import triton
+        """Put this launch through Triton's front end for a real GPU target: the AST-to-Triton-IR step
+        of `triton.compile`, where everything that is not Triton (Python calls, torch, a tensor as a
+        constexpr) is refused. Raises GateError where it fails. (The later lowering stages add
+        nothing to what may run in the interpreter, and cost 40x more.)"""
+        from triton._C.libtriton import ir
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
         from triton.compiler.compiler import make_backend
@@ -273,18 +276,31 @@ class Replayer:
         from ksearch.compile.capture import LaunchRecorder
 
         target = GPUTarget(*GATE_TARGET)
-        recorder = LaunchRecorder(make_backend(target))
+        backend = make_backend(target)
+        recorder = LaunchRecorder(backend)
         recorder.record(fn, (), grid, dict(kwargs))
         spec = recorder.specializations[0]
         if spec.key in self.gated:
             return
         try:
-            triton.compile(ASTSource(spec.fn, spec.signature, spec.constexprs, spec.attrs), target=target,
-                           options=dict(spec.options.__dict__))
+            source = ASTSource(spec.fn, spec.signature, spec.constexprs, spec.attrs)
+            options = backend.parse_options(dict(spec.options.__dict__))
+            context = ir.context()
+            ir.load_dialects(context)
+            backend.load_dialects(context)
+            args = (options, backend.get_codegen_implementation(options), backend.get_module_map(), context)
+            try:
+                module = source.make_ir(target, *args)
+            except TypeError:  # Triton 3.6's make_ir takes no target
+                module = source.make_ir(*args)
+            if not module.verify():
+                raise GateError(f"{name}: Triton IR that does not verify")
+        except GateError:
+            raise
         except Exception as exc:  # noqa: BLE001  what the compiler refuses, the interpreter must not run
+            text = str(exc).strip()
             raise GateError(f"{name} does not compile for sm_{GATE_TARGET[1]} ({type(exc).__name__}: "
-                             f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}), so it is not "
-                             "run in the interpreter") from exc
+                            f"{text.splitlines()[-1] if text else exc}), so it is not run in the interpreter") from exc
         self.gated.add(spec.key)
 
     def run(self, actions: list[tuple], poison_scratch: bool = True) -> None:
