@@ -383,7 +383,7 @@ class _Judge:
             for alt in range(len(step.alternatives)):
                 self.replayer.choices[key] = alt
                 actions = self.replayer.plan(trace, tensors, spec["workload"])
-                timing = time_gpu(lambda i: self.replayer.run(actions), 1, device="cuda", budget_s=0.2,
+                timing = time_gpu(lambda i: self.replayer.run(actions, poison_scratch=False), 1, device="cuda", budget_s=0.2,
                                   rel_ci=0.05, max_reps=50)
                 medians.append(timing.median_us)
             self.replayer.choices[key] = min(range(len(medians)), key=medians.__getitem__)
