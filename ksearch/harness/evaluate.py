@@ -194,6 +194,7 @@ class Evaluator:
                                  self.timeout_s, self.memory_mb)
             packet.seconds = outcome.seconds
             packet.durations["worker_wait"] = worker.waited_s
+            packet.diagnostics.append(Diagnostic(severity="note", message=f"worker OS boundary: {worker.boundary.describe()}"))
             traces = self._traces(packet, task, calls, outcome, (message, views), run_dtype)
         if not isinstance(traces, dict):
             return traces

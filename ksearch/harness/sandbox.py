@@ -30,8 +30,24 @@ from typing import Iterator, Literal
 
 import torch
 
+from ksearch.harness import jail
+
 DEFAULT_MEMORY_MB = 8192
 WORKER, JUDGE = "ksearch.harness.worker", "ksearch.harness.judge"  # the two programs a sandbox process runs
+
+
+def boundary_for(device: str) -> jail.Boundary:
+    """The OS boundary workers get here. On a GPU without a PID namespace: the arena is shared by
+    legacy CUDA IPC handles, which do not open across PID namespaces (a double-forked child is then
+    still killed through the sandbox's network namespace, see `jail.kill_tree`)."""
+    return jail.detect_boundary(pid_namespace=device != "cuda")
+
+
+def judge_cache_dir() -> Path:
+    """Triton's cache for judges: only trusted processes write it (workers' caches are their own)."""
+    path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ksearch" / "judge-triton"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 _POLL_S = 0.05
 
 
@@ -51,21 +67,26 @@ class Worker:
         parent_sock, child_sock = socket.socketpair()
         # Only the CPU judge runs kernels in Triton's interpreter, which needs triton imported that way.
         interpret = module == JUDGE and device == "cpu"
-        env = {**os.environ, "TMPDIR": self.tmpdir, "TRITON_INTERPRET": "1" if interpret else "0",
+        env = {**os.environ, **jail.env_for(self.tmpdir), "TRITON_INTERPRET": "1" if interpret else "0",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-        if module == WORKER:  # it compiles nothing; nothing it writes may land in the judges' Triton cache
-            env["TRITON_CACHE_DIR"] = os.path.join(self.tmpdir, "triton")
+        writable = [self.tmpdir]
+        if module == JUDGE:  # judges compile the same kernels again and again: one cache they alone write
+            cache = judge_cache_dir()
+            env["TRITON_CACHE_DIR"] = str(cache)
+            writable.append(str(cache))
         if device != "cuda":
             env["CUDA_VISIBLE_DEVICES"] = ""
+        self.boundary = boundary_for(device)
         self.stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty candidate cannot block on it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(child_sock.fileno()), device],
-            pass_fds=(child_sock.fileno(),), env=env, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
+        self.proc = jail.spawn(
+            [sys.executable, "-m", module, str(child_sock.fileno()), device], writable=writable,
+            pass_fds=(child_sock.fileno(),), device=device, boundary=self.boundary, env=env, cwd=self.tmpdir,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
         self.device, self.module = device, module
         self.ready = False
+        self.namespace: str | None = None  # the sandbox's network namespace, where there is no PID namespace
         self.waited_s = 0.0  # how long a job waited for this worker to finish starting
 
     def wait_ready(self, timeout_s: float = 120) -> None:
@@ -79,6 +100,8 @@ class Worker:
             raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
         _load(self.conn.recv_bytes())
         self.ready = True
+        if self.boundary.tool != "none" and "pid_namespace" not in self.boundary.properties:
+            self.namespace = jail.namespace_of(self.proc.pid)  # what a double-forked child cannot leave
 
     def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
         """One job, then the worker is gone."""
@@ -120,7 +143,7 @@ class Worker:
                         return Outcome("crash", None, time.perf_counter() - t0, f"unreadable reply: {e}")
                 if self.proc.poll() is not None:
                     return self._died(t0)
-                rss = _rss_mb(self.proc.pid)
+                rss = jail.tree_rss_mb(self.proc.pid)  # the whole sandbox, not the boundary tool's process
                 if rss is not None and rss > memory_mb:
                     return Outcome("out_of_memory", None, time.perf_counter() - t0,
                                    f"worker memory {rss:.0f} MiB exceeded the {memory_mb} MiB limit")
@@ -139,14 +162,11 @@ class Worker:
         return Outcome("crash", None, time.perf_counter() - t0, f"the worker died ({what}) {err}".strip())
 
     def kill(self, wait: bool = True) -> None:
-        """SIGKILL the worker's process group. `wait=False` returns at once (a process holding a
-        device context takes ~0.1 s to die); then `reap` must run before its memory is lent again."""
+        """SIGKILL everything in the worker's sandbox (children it started included). `wait=False`
+        returns at once (a process holding a device context takes ~0.1 s to die); then `reap` must
+        run before its memory is lent again."""
         if not self.conn.closed:
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)  # the candidate may have started children
-                except ProcessLookupError:
-                    pass
+            jail.kill_tree(self.proc.pid, namespace=self.namespace, wait=False)
             self.conn.close()
         if wait:
             self.reap()
@@ -227,13 +247,3 @@ def _load(data: bytes) -> dict:
     if not isinstance(obj, dict):
         raise ValueError("a worker reply must be a dict")
     return obj
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
