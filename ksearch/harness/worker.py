@@ -73,7 +73,8 @@ class _Session:
         self.violations: list[str] = []
         install_guard(self.path, first_job["tmpdir"], self.violations)  # defence in depth behind the jail
         self.recorder = CallRecorder()
-        self.watch = recording(self.recorder).__enter__()  # for the worker's life
+        self.recording = recording(self.recorder)  # held (a dropped one would undo its patch) for the worker's life
+        self.watch = self.recording.__enter__()
         self.entry = None
         self.load_error: dict = {}
         self.module: Any = None
