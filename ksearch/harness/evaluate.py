@@ -41,7 +41,7 @@ from ksearch.harness.arena import Arena, returned
 from ksearch.harness.judge import dtype_size
 from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.static_checks import static_checks_for_task
-from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Outcome, WorkerPool
+from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Outcome, Worker, WorkerPool
 from ksearch.harness.poison import unwritten_mask
 from ksearch.harness.trace import Trace, TraceError, check_trace
 from ksearch.harness.verify import bitwise_equal, compare, failure_of
@@ -116,15 +116,17 @@ class Evaluator:
         self.arena, self.judge_arena = Arena(self.device), Arena(self.device)
         self.pool = WorkerPool(device=self.device)
         self.judges = WorkerPool(device=self.device, module=JUDGE, spares=1)
-        # On the CPU a second judge compiles every launch for a real GPU target before the first may
-        # interpret it (one process cannot hold both: the interpreter needs triton imported for it).
-        self.gates = WorkerPool(device="gate", module=JUDGE, spares=1) if self.device == "cpu" else None
+        # On the CPU a second judge puts every launch through Triton's front end for a real GPU target
+        # before the first may interpret it (one process cannot hold both: the interpreter needs triton
+        # imported for it). It runs nothing of a candidate, so one serves them all.
+        self._gate_process: Worker | None = None
         self._environment: dict | None = None
 
     def close(self) -> None:
-        for pool in (self.pool, self.judges, self.gates):
-            if pool is not None:
-                pool.close()
+        self.pool.close()
+        self.judges.close()
+        if self._gate_process is not None:
+            self._gate_process.kill()
 
     def __enter__(self) -> Evaluator:
         return self
@@ -219,17 +221,20 @@ class Evaluator:
     def _gate(self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict]) -> EvidencePacket | None:
         """On the CPU: every recorded launch must compile for a real GPU target before the judge may
         interpret it (None when all do, or on a GPU, where the judge compiles them itself)."""
-        if self.gates is None:
+        if self.device != "cpu":
             return None
-        replays, sizes = [], {}
+        replays = []
         for c in calls:
             if c.worker_args is None:
                 continue
             sizes = [t.numel() * t.element_size() for t in c.pristine] + [
                 o.numel() * o.element_size() for o in c.refs.values()]
             replays.append({"id": c.id, "trace": traces[c.id], "sizes": sizes, "workload": c.workload})
-        with self.gates.session() as gate:
-            outcome = gate.ask({**job, "replays": replays}, self.timeout_s, self.memory_mb)
+        if self._gate_process is None:
+            self._gate_process = Worker(device="gate", module=JUDGE)
+        outcome = self._gate_process.ask({**job, "replays": replays}, self.timeout_s, self.memory_mb)
+        if outcome.kind != "reply":
+            self._gate_process = None  # killed by `ask`; the next candidate gets a new one
         packet.durations["gate"] = outcome.seconds
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), f"compiling the launches for a GPU: {outcome.detail}")

@@ -330,11 +330,10 @@ class Replayer:
 # ---------------------------------------------------------------- the judge process
 
 class _Judge:
-    def __init__(self, job: dict):
+    def __init__(self, job: dict, source: str):
         self.device = job["device"]
-        self.path = job["candidate"]
-        self.replayer = Replayer(Path(self.path).read_text() if "source" not in job else job["source"],
-                                 self.path, self.device)
+        self.path, self.source = job["candidate"], source
+        self.replayer = Replayer(source, self.path, self.device)
 
     def replay(self, job: dict, buffers: list) -> dict:
         """Each replay: poison its outputs, run its trace on its tensors."""
@@ -440,9 +439,11 @@ def main() -> None:
         except EOFError:
             break
         try:
-            if judge is None:
-                os.chdir(job["tmpdir"])
-                judge = _Judge(job)
+            os.chdir(job["tmpdir"])
+            source = Path(job["candidate"]).read_text()
+            # One candidate per judge; the gate, which runs nothing, is kept for the next candidates.
+            if judge is None or (judge.path, judge.source) != (job["candidate"], source):
+                judge = _Judge(job, source)
             buffers = open_buffers(job["buffers"]) if "buffers" in job else []
             reply = judge.bench(job, buffers) if job.get("bench") else judge.replay(job, buffers)
             if "tensors" in job.get("buffers", {}):
