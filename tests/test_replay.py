@@ -150,6 +150,22 @@ def run(x, out):
 '''
 
 
+@pytest.mark.parametrize("body", [
+    "    triton.runtime.build.compile_module_from_src(SRC, 'x')\n",  # builds C at compile time
+    "    __import__('os').system('true')\n",
+    "    n = x_ptr.__class__\n",
+    "    open('/tmp/x', 'w')\n",
+    "    helper(x_ptr)\n",  # a plain Python function: the code generator would call it
+    "    tl.store(x_ptr, tl.load(x_ptr) + math.pi + N)\n",  # fine: Triton, math, a parameter
+])
+def test_a_kernel_body_that_names_anything_but_triton_is_never_compiled_by_the_judge(body):
+    source = ("import triton\nimport triton.language as tl\nimport math\nSRC = 'x'\n"
+              "def helper(p):\n    return p\n\n@triton.jit\ndef k(x_ptr, N):\n" + body)
+    tree, dropped = kernel_source(source)
+    kept = any(isinstance(s, ast.FunctionDef) and s.name == "k" for s in tree.body)
+    assert kept == body.strip().startswith("tl.store"), dropped
+
+
 def test_the_judge_executes_only_jit_definitions_imports_of_triton_and_constants():
     tree, dropped = kernel_source(SOURCE)
     text = ast.unparse(tree)
@@ -164,3 +180,15 @@ def test_the_judge_executes_only_jit_definitions_imports_of_triton_and_constants
     module, _ = kernel_module(SOURCE, "/tmp/ksearch-test-candidate.py")  # runs nothing of the host code
     assert not marker.exists() and "run" not in vars(module) and "hook" not in vars(module)
     assert constexpr_params(module.kernel) == {"x_ptr": False, "n": False, "B": True}
+
+
+def test_an_empty_view_is_recorded_as_nothing_written():
+    x, out = torch.randn(4, 64), torch.empty(4, 64)
+
+    def run(x, out):
+        out.narrow(1, 64, 0).zero_()  # a pad of width 0 when N is already a power of two
+        _scale[(2,)](x, out, 256, 1.0, BLOCK=128)
+
+    trace = _record(run, x, out)
+    assert [type(s).__name__ for s in trace.steps] == ["Launch"]
+    check_trace(trace, [1024, 1024], dtype_size, 0)

@@ -44,6 +44,12 @@ class GateError(TraceError):
 ALLOWED_IMPORTS = ("triton", "math")  # and their submodules: what kernel code may name
 GATE_TARGET = ("cuda", 90, 32)  # what a kernel must compile for before the CPU interpreter runs it
 SCRATCH_POISON = 0xFF  # a NaN in every float width, -1 in every integer width
+# What a kernel body may name beyond its own locals, the module's jit functions and constants: Triton's
+# code generator evaluates anything else at compile time, in the judge. Builtins Triton handles:
+_KERNEL_BUILTINS = {"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance", "tuple",
+                    "list", "zip", "enumerate", "True", "False", "None", "AssertionError", "ValueError"}
+_KERNEL_MODULES = ("triton.language", "math")  # and, from `triton` itself, only:
+_KERNEL_TRITON = {"triton.cdiv", "triton.next_power_of_2", "triton.jit"}
 # Keyword arguments of triton.jit that shape compilation; the rest (launch_metadata, repr) are hooks.
 _JIT_KEYWORDS = {"do_not_specialize", "do_not_specialize_on_alignment", "noinline", "debug"}
 
@@ -86,6 +92,34 @@ def _constant(node: ast.expr | None, names: dict[str, str], consts: set[str]) ->
         return (_dotted(node.func, names) in ("triton.language.constexpr", "triton.language.core.constexpr")
                 and not node.keywords and all(_constant(a, names, consts) for a in node.args))
     return False
+
+
+def _body_problem(fn: ast.FunctionDef, names: dict[str, str], globals_: set[str]) -> str | None:
+    """Why a jit function's body may not be compiled in the judge (None if it may): every name it
+    reads is a local, a parameter, a jit function or constant of the module, a Triton-handled
+    builtin, or triton.language / math; no dunder anywhere."""
+    local = {a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]}
+    local |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute):
+            if node.attr.startswith("__"):
+                return f"line {node.lineno}: .{node.attr}"
+            dotted = _dotted(node, names)
+            if dotted is not None and not dotted.startswith(_KERNEL_MODULES) and dotted not in _KERNEL_TRITON \
+                    and not any(dotted.startswith(t + ".") for t in _KERNEL_TRITON):
+                return f"line {node.lineno}: {dotted} (a kernel may use triton.language and math)"
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if node.id.startswith("__"):
+                return f"line {node.lineno}: {node.id}"
+            if node.id in names:
+                dotted = names[node.id]
+                if not (dotted.startswith(_KERNEL_MODULES) or dotted == "triton" or dotted in _KERNEL_TRITON):
+                    return f"line {node.lineno}: {node.id} ({dotted})"
+            elif node.id not in local and node.id not in globals_ and node.id not in _KERNEL_BUILTINS:
+                return f"line {node.lineno}: {node.id} is neither Triton, a jit function nor a constant"
+        elif isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Lambda, ast.ClassDef)):
+            return f"line {node.lineno}: {type(node).__name__.lower()} in a kernel"
+    return None
 
 
 def kernel_source(source: str) -> tuple[ast.Module, list[str]]:
@@ -133,6 +167,12 @@ def kernel_source(source: str) -> tuple[ast.Module, list[str]]:
                 body.append(stmt)  # an annotation stays text: `from __future__ import annotations` above
             else:
                 dropped.extend(t.id for t in targets if isinstance(t, ast.Name))
+    jit_names = {f.name for f in body if isinstance(f, ast.FunctionDef)}
+    for fn in [f for f in body if isinstance(f, ast.FunctionDef)]:
+        why = _body_problem(fn, names, jit_names | consts)
+        if why is not None:
+            body.remove(fn)
+            dropped.append(f"{fn.name} ({why})")
     if "triton" not in names:  # the regenerated decorators name it
         body.insert(1, ast.Import(names=[ast.alias("triton")]))
     module = ast.Module(body=body, type_ignores=[])
@@ -404,9 +444,12 @@ class _Judge:
                 outs = [s[spec["n_inputs"]:] for s in sets]
                 plans = [self.replayer.plan(trace, s, spec["workload"]) for s in sets]
 
-                def repoison(i: int) -> None:
+                def repoison(i: int) -> None:  # outputs and scratch: no timed call finds an earlier one's work
                     for o in outs[i]:
                         poison(o)
+                    for action in plans[i]:
+                        if action[0] == "alloc" and action[2] is None:
+                            action[1].fill_(SCRATCH_POISON)
 
                 t0 = time.perf_counter()
                 timing = time_gpu(lambda i: self.replayer.run(plans[i], poison_scratch=False), len(sets),

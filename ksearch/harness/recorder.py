@@ -76,6 +76,8 @@ class CallRecorder:
         ptr = t.data_ptr()
         dtype = str(t.dtype).removeprefix("torch.")
         shape, stride = tuple(t.shape), tuple(t.stride())
+        if t.numel() == 0:  # addresses nothing (and its pointer may lie anywhere): any buffer will do
+            return View(buffer=0, offset=0, shape=shape, stride=stride, dtype=dtype)
         for i, (start, end) in enumerate(self.job):
             if start <= ptr < end or (ptr == start == end):
                 return View(buffer=i, offset=ptr - start, shape=shape, stride=stride, dtype=dtype)
@@ -105,6 +107,8 @@ class CallRecorder:
                 fill = kwargs.get("fill_value", args[where] if len(args) > where else None)
             if isinstance(out, torch.Tensor):
                 self.allocated(out, fill)
+        elif name in ("fill_", "zero_", "copy_") and isinstance(args[0], torch.Tensor) and args[0].numel() == 0:
+            return  # writes nothing
         elif name in ("fill_", "zero_") and isinstance(args[0], torch.Tensor):
             value = 0 if name == "zero_" else args[1]
             if isinstance(value, (bool, int, float)):
