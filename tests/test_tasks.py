@@ -28,8 +28,8 @@ from ksearch.task import (
     render_task,
     render_task_list,
 )
-from ksearch.task.inputs import make_distinct_last_dim
-from ksearch.task.spec import HEAVY_TAILED_KINDS
+from ksearch.task.inputs import make_distinct_last_dim, sample
+from ksearch.task.spec import HEAVY_TAILED_KINDS, ChannelOutliersGen, NormalGen, ToleranceSpec, generator_summary
 
 BUILTINS = [
     "fused_add_rmsnorm",
@@ -60,6 +60,16 @@ def _kurtosis(x: torch.Tensor) -> float:
     xf = x.double().flatten()
     centered = xf - xf.mean()
     return (centered.pow(4).mean() / centered.pow(2).mean().square()).item()
+
+
+def _without_offsets(x: torch.Tensor, gen: Any) -> torch.Tensor:
+    """x less the row and column offsets of its generator (medians are robust to the tail)."""
+    x2 = x.float().reshape(-1, x.shape[-1])
+    if getattr(gen, "column_offset", 0):
+        x2 = x2 - x2.median(dim=0).values
+    if getattr(gen, "row_offset", 0):
+        x2 = x2 - x2.median(dim=1, keepdim=True).values
+    return x2
 
 
 def _max_abs_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -206,8 +216,11 @@ def test_distributions_differ(tasks: dict[str, Task], name: str) -> None:
             drawn = task.make_inputs(wl, dist, seed=0)[input_name]
             assert not torch.equal(base, drawn), (dist, input_name)
             if gen.kind in HEAVY_TAILED_KINDS:
-                assert _kurtosis(drawn) > 2 * _kurtosis(base), (dist, input_name)
-                assert drawn.abs().max() > 2 * base.abs().max(), (dist, input_name)
+                # the tail is the kind's own; offsets either generator adds are taken back out
+                base = _without_offsets(base, task.spec.inputs[input_name].distribution)
+                tail = _without_offsets(drawn, gen)
+                assert _kurtosis(tail) > 2 * _kurtosis(base), (dist, input_name)
+                assert tail.abs().max() > 2 * base.abs().max(), (dist, input_name)
         # inputs a distribution does not override are unchanged
         wl = task.workloads(cpu_only=True)[0]
         base_inputs = task.make_inputs(wl, "normal", seed=0)
@@ -235,6 +248,207 @@ def test_router_logits_have_no_ties(tasks: dict[str, Task]) -> None:
         logits = task.make_inputs("gpt_oss_120b_t8192_e128_k4", dist, seed=1)["logits"]
         ordered = logits.sort(dim=-1).values
         assert (ordered[:, 1:] > ordered[:, :-1]).all(), dist
+
+
+# ---------------------------------------------------------------------------------------------
+# Row features: offsets, massive activations, zero and constant rows
+
+
+def _draw(gen: Any, shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    return sample(gen, shape, dtype, torch.Generator().manual_seed(seed), {})
+
+
+def test_row_features_place_offsets_massive_zero_and_constant_rows() -> None:
+    gen = NormalGen(kind="normal", row_offset=200.0, massive=(1e3, 3e4), massive_rows=2, massive_channels=3,
+                    zero_rows=1, constant_rows=1)
+    x = _draw(gen, (9, 64), seed=0).float()
+    assert torch.isfinite(x).all()
+    zero = [i for i in range(9) if (x[i] == 0).all()]
+    const = [i for i in range(9) if i not in zero and (x[i] == x[i, 0]).all()]
+    massive = [i for i in range(9) if (x[i].abs() >= 1e3).any()]
+    assert len(zero) == 1 and len(const) == 1 and len(massive) == 2
+    assert not set(zero) & set(massive) and not set(const) & set(massive)
+    # the same channels in every massive row, magnitudes in range, the rest of the row untouched
+    chans = [set((x[i].abs() >= 1e3).nonzero().flatten().tolist()) for i in massive]
+    assert chans[0] == chans[1] and len(chans[0]) == 3
+    big = x[massive][:, sorted(chans[0])].abs()
+    assert (big >= 1e3 * (1 - 2**-10)).all() and (big <= 3e4 * (1 + 2**-10)).all()
+    # every other row sits 100..200 from 0 (its own offset, either sign)
+    for i in set(range(9)) - set(zero) - set(massive):
+        assert 95 < x[i].mean().abs() < 205, i
+    # which rows are special depends on the shape only: another seed puts them at the same rows
+    y = _draw(gen, (9, 64), seed=1).float()
+    assert [i for i in range(9) if (y[i] == 0).all()] == zero and not torch.equal(x, y)
+    # deterministic per seed
+    assert torch.equal(_draw(gen, (9, 64), seed=0).float(), x)
+
+
+def test_row_features_leave_an_ordinary_row_and_keep_massive_on_one_row() -> None:
+    gen = NormalGen(kind="normal", massive=(500.0, 500.0), massive_rows=2, massive_channels=1, zero_rows=3,
+                    constant_rows=3)
+    one = _draw(gen, (1, 32), seed=0).float()  # a single row: never zeroed or made constant, but massive
+    assert (one != 0).all() and (one.abs() == 500).sum() == 1
+    two = _draw(gen, (2, 32), seed=0).float()  # one zero row, the other massive
+    assert sorted(int((r == 0).all()) for r in two) == [0, 1] and (two.abs() == 500).sum() == 1
+    # inputs of one shape agree on their special rows (a zero row of x + residual is zero)
+    other = NormalGen(kind="normal", std=2.0, zero_rows=3, constant_rows=3)
+    a, b = _draw(gen, (16, 32), seed=3).float(), _draw(other, (16, 32), seed=4).float()
+    assert [i for i in range(16) if (a[i] == 0).all()] == [i for i in range(16) if (b[i] == 0).all()]
+    summed = a + b
+    assert sum(bool((r == r[0]).all()) for r in summed) == 6  # 3 zero + 3 constant rows
+
+
+def test_row_features_off_change_nothing() -> None:
+    plain = _draw(ChannelOutliersGen(kind="channel_outliers"), (8, 128), seed=5)
+    assert torch.equal(plain, _draw(ChannelOutliersGen(kind="channel_outliers", zero_rows=0), (8, 128), seed=5))
+    assert generator_summary(ChannelOutliersGen(kind="channel_outliers")) == \
+        "channel_outliers(std=1.0, channels=4, magnitude=16.0)"
+    assert generator_summary(NormalGen(kind="normal", column_offset=10.0, massive=(1.0, 2.0))) == \
+        "normal(mean=0.0, std=1.0, column_offset=10.0, massive=[1.0, 2.0], massive_rows=1, massive_channels=1)"
+    # a column offset moves each channel by the same amount in every row
+    shifted = _draw(NormalGen(kind="normal", column_offset=10.0), (64, 16), seed=5, dtype=torch.float32)
+    means = shifted.mean(0).abs()
+    assert (means > 4).all() and (means < 11).all() and shifted.std(0).max() < 2
+
+
+@pytest.mark.parametrize(
+    ("gen", "expected"),
+    [
+        ({"kind": "normal", "massive_rows": 2}, "massive_rows is set but massive is not"),
+        ({"kind": "normal", "massive": [5.0, 1.0]}, "massive needs 0 < low <= high"),
+        ({"kind": "normal", "massive": [1.0e3, 1.0e5]}, "past float16's largest finite value 65504"),
+        ({"kind": "normal", "row_offset": -1.0}, "row_offset"),
+        ({"kind": "student_t", "zero_rows": -1}, "zero_rows"),
+    ],
+)
+def test_row_feature_errors(tmp_path: Path, gen: dict[str, Any], expected: str) -> None:
+    data, dest = _good_task(tmp_path)
+    data["distributions"]["outliers"]["x"] = gen
+    with pytest.raises(TaskError) as exc:
+        load_task(_write(dest, data))
+    assert expected in _single_line(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The suite catches careless numerics that inputs clipped at |x| <= 100 let through
+
+
+def _accepted(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> bool:
+    """The harness's verdict on one output: finite where the reference is, matched ratio and cap."""
+    out, ref = out.double(), ref.double()
+    finite = torch.isfinite(ref)
+    if not torch.isfinite(out[finite]).all():
+        return False
+    diff = (out - ref).abs()[finite]
+    matched = (diff <= tol.atol + tol.rtol * ref.abs()[finite]).double().mean().item()
+    return matched >= tol.matched_ratio and diff.max().item() <= tol.max_error_cap
+
+
+def _cpu_cases(task: Task, dist: str) -> list[tuple[WorkloadSpec, dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    cases = []
+    for wl in task.workloads(cpu_only=True):
+        for seed in (0, 1):
+            inputs = task.make_inputs(wl, dist, seed)
+            cases.append((wl, inputs, task.run_reference(inputs, wl)))
+    return cases
+
+
+def test_softmax_fixed_shift_overflows_on_shifted_rows(tasks: dict[str, Task]) -> None:
+    task = tasks["softmax"]
+    tol = task.tolerance("float16")
+    for wl, inputs, ref in _cpu_cases(task, "shifted_rows"):
+        x = inputs["x"].float()
+        e = torch.exp(x - 20.0)  # a fixed shift instead of the row max
+        assert not _accepted((e / e.sum(-1, keepdim=True)).half(), ref["out"], tol), wl.name
+        # zero and constant rows are uniform
+        flat = [i for i in range(x.shape[0]) if (x[i] == x[i, 0]).all()]
+        assert len(flat) == min(2, x.shape[0] - 1)
+        for i in flat:
+            assert torch.equal(ref["out"][i], torch.full_like(ref["out"][i], 1 / x.shape[1]))
+
+
+def _rmsnorm_fp16_squares(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    ss = h.half().square().sum(-1, keepdim=True, dtype=torch.float16)  # squares and sum in float16
+    return (h.float() * torch.rsqrt(ss.float() / h.shape[-1] + 1e-6) * weight.float()).half()
+
+
+def test_rmsnorm_fp16_squares_fail_on_massive_activations(tasks: dict[str, Task]) -> None:
+    task = tasks["rmsnorm"]
+    tol = task.tolerance("float16")
+    for wl, inputs, ref in _cpu_cases(task, "massive"):
+        assert not _accepted(_rmsnorm_fp16_squares(inputs["x"], inputs["weight"]), ref["out"], tol), wl.name
+        # a zero row normalizes to zero (eps keeps it finite)
+        zero = (inputs["x"] == 0).all(-1)
+        assert int(zero.sum()) == (1 if wl.axes["M"] > 1 else 0)
+        assert (ref["out"][zero] == 0).all() and torch.isfinite(ref["out"]).all()
+    # the other distributions stay below float16 overflow: the trap is the massive one's
+    for dist in ("normal", "heavy_tailed", "outliers"):
+        for wl, inputs, ref in _cpu_cases(task, dist):
+            assert _accepted(_rmsnorm_fp16_squares(inputs["x"], inputs["weight"]), ref["out"], tol), (wl.name, dist)
+
+
+def test_fused_add_rmsnorm_massive_rows_line_up(tasks: dict[str, Task]) -> None:
+    task = tasks["fused_add_rmsnorm"]
+    tol = task.tolerance("float16")
+    for wl, inputs, ref in _cpu_cases(task, "massive"):
+        h = ref["residual_out"]
+        assert h.abs().max() >= 300
+        assert not _accepted(_rmsnorm_fp16_squares(h, inputs["weight"]), ref["out"], tol), wl.name
+        if wl.axes["M"] > 1:  # the zero and constant rows of x and residual are the same rows
+            rows = [bool((r == r[0]).all()) for r in h]
+            zero = [bool((r == 0).all()) for r in h]
+            assert sum(rows) == 2 and sum(zero) == 1
+            assert (ref["out"][torch.tensor(zero)] == 0).all()
+
+
+def test_matmul_fp16_accumulation_fails_the_deep_k_workload(tasks: dict[str, Task]) -> None:
+    task = tasks["matmul"]
+    tol = task.tolerance("float16")
+    wl = task.workload("deep_k_m16_n32_k8192")
+    assert wl.cpu
+    for dist in task.distributions:
+        for seed in (0, 1):
+            inputs = task.make_inputs(wl, dist, seed)
+            a, b = inputs["a"].float(), inputs["b"].float()
+            c = task.run_reference(inputs, wl)["c"]
+            fp32 = sum(a[:, k:k + 32] @ b[k:k + 32] for k in range(0, a.shape[1], 32))
+            assert _accepted(fp32.half(), c, tol), (dist, seed)
+            if dist != "normal":
+                continue
+            # a float16 accumulator rounded once per K step, at every step an MMA or a tile loop uses
+            for step in (16, 32, 64, 128):
+                acc = torch.zeros_like(c)
+                for k in range(0, a.shape[1], step):
+                    acc = acc + (a[:, k:k + step] @ b[k:k + step]).half()
+                assert not _accepted(acc, c, tol), (seed, step)
+
+
+def test_attention_and_routing_scores_far_from_zero(tasks: dict[str, Task]) -> None:
+    attn = tasks["gqa_decode_attention"]
+    overflowed = 0
+    for wl, inputs, ref in _cpu_cases(attn, "key_channel_outliers"):
+        q, k = inputs["q"].float(), inputs["k_cache"].float()
+        group = q.shape[1] // k.shape[1]
+        scores = torch.einsum("bhd,bhld->bhl", q, k.repeat_interleave(group, dim=1)) / math.sqrt(128)
+        overflowed += int((scores.amax(-1) > 88).sum())  # exp(score) without the running max is inf
+        assert torch.isfinite(ref["o"]).all()
+    assert overflowed > 0
+    moe = tasks["moe_topk_routing"]
+    for wl, inputs, ref in _cpu_cases(moe, "hot_experts"):
+        chosen = inputs["logits"].gather(-1, ref["topk_ids"].long())
+        e = torch.exp(chosen)  # the top-k softmax without subtracting the top logit
+        assert not _accepted(e / e.sum(-1, keepdim=True), ref["topk_weights"], moe.tolerance("float32")), wl.name
+
+
+def test_silu_massive_gate_overflows_a_naive_sigmoid(tasks: dict[str, Task]) -> None:
+    task = tasks["silu_and_mul"]
+    caught = 0
+    for wl, inputs, ref in _cpu_cases(task, "outliers"):
+        gate, up = inputs["x"].float().chunk(2, dim=-1)
+        naive = (gate * torch.exp(gate) / (1 + torch.exp(gate)) * up).half()  # inf / inf past 88
+        caught += not _accepted(naive, ref["out"], task.tolerance("float16"))
+        assert torch.isfinite(ref["out"]).all() and ref["out"].abs().max() < 2048
+    assert caught > 0
 
 
 def test_make_distinct_last_dim_breaks_ties_and_keeps_order() -> None:

@@ -2,13 +2,15 @@
 
 Values are drawn on the CPU with a `torch.Generator` and then moved to the device, so the CPU
 interpreter and every GPU see bit-identical inputs for a given seed. Floating values are drawn in
-float32, clamped to the target dtype's finite range (a heavy tail must not become inf in float16)
-and cast.
+float32, given the row features their generator asks for (row and column offsets, massive values,
+zero and constant rows), clamped to the target dtype's finite range (a heavy tail must not become
+inf in float16) and cast.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 
 import torch
@@ -24,6 +26,7 @@ from ksearch.task.spec import (
     NormalGen,
     OutliersGen,
     RandintGen,
+    RowFeatures,
     StudentTGen,
     UniformGen,
     ZipfGen,
@@ -121,6 +124,51 @@ def _randint(spec: RandintGen, shape: tuple[int, ...], gen: torch.Generator, axe
     return torch.randint(low, high, shape, generator=gen)
 
 
+def _shape_seed(shape: tuple[int, ...]) -> int:
+    digest = hashlib.blake2b(f"rows:{tuple(shape)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def _signs(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 2, shape, generator=gen).float().mul_(2).sub_(1)
+
+
+def _signed_offsets(count: int, size: float, gen: torch.Generator) -> torch.Tensor:
+    """+-U(0.5, 1) * size: every offset at least half the size, so no row or column sits near 0."""
+    return torch.rand(count, generator=gen).mul_(0.5).add_(0.5).mul_(size).mul_(_signs((count,), gen))
+
+
+def _row_features(spec: RowFeatures, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Apply the generator's row features (see `RowFeatures` in spec.py) to float32 draws `x`, in place.
+    With none set, nothing is drawn: the generator's values are what they were without them."""
+    if not (spec.row_offset or spec.column_offset or spec.massive or spec.zero_rows or spec.constant_rows):
+        return x
+    cols = x.shape[-1] if x.dim() else 1
+    rows = x.numel() // cols
+    x2 = x.view(rows, cols)
+    if spec.row_offset:
+        x2.add_(_signed_offsets(rows, spec.row_offset, gen).unsqueeze(1))
+    if spec.column_offset:
+        x2.add_(_signed_offsets(cols, spec.column_offset, gen))
+    # Which rows are special depends on the shape alone, so inputs of one shape agree on them.
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(_shape_seed(tuple(x.shape))))
+    n_zero = min(spec.zero_rows, rows - 1)
+    n_const = min(spec.constant_rows, rows - 1 - n_zero)
+    zero, const = order[:n_zero], order[n_zero : n_zero + n_const]
+    if spec.massive is not None:
+        low, high = spec.massive
+        where = order[n_zero + n_const :][: spec.massive_rows]
+        chans = torch.randperm(cols, generator=gen)[: spec.massive_channels]
+        size = (where.numel(), chans.numel())
+        magnitude = torch.rand(size, generator=gen, dtype=torch.float64).mul_(math.log(high / low)).add_(math.log(low))
+        x2[where.unsqueeze(1), chans.unsqueeze(0)] = magnitude.exp_().float().mul_(_signs(size, gen))
+    if n_const:
+        x2[const] = x2[const, :1].expand(n_const, cols)
+    if n_zero:
+        x2[zero] = 0.0
+    return x
+
+
 def sample(
     spec: BaseModel, shape: tuple[int, ...], dtype: torch.dtype, gen: torch.Generator, axes: Mapping[str, int]
 ) -> torch.Tensor:
@@ -152,6 +200,8 @@ def sample(
             return torch.full(shape, spec.value, dtype=torch.float32).to(dtype)
         case _:
             raise TaskError(f"no sampler for generator {type(spec).__name__}; this is a ksearch bug, report it")
+    if isinstance(spec, RowFeatures):
+        x = _row_features(spec, x, gen)
     if dtype.is_floating_point:
         # float16 tops out at 65504: clamp so a heavy tail stays finite rather than becoming inf.
         limit = float(torch.finfo(dtype).max)

@@ -38,6 +38,17 @@ DTYPE_ITEMSIZE: Mapping[str, int] = MappingProxyType(
     }
 )
 FLOAT_DTYPES = frozenset({"float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"})
+# Largest finite value of each floating dtype (torch.finfo(...).max, without importing torch).
+FLOAT_MAX: Mapping[str, float] = MappingProxyType(
+    {
+        "float64": 1.7976931348623157e308,
+        "float32": 3.4028234663852886e38,
+        "float16": 65504.0,
+        "bfloat16": 3.3895313892515355e38,
+        "float8_e4m3fn": 448.0,
+        "float8_e5m2": 57344.0,
+    }
+)
 INT_DTYPES = frozenset({"int64", "int32", "int16", "int8", "uint8"})
 
 # A tensor whose dtype is this placeholder takes the dtype variant chosen for the run.
@@ -90,7 +101,48 @@ class AxisSpec(_Strict):
 # Input generators (one per `kind`)
 
 
-class NormalGen(_Strict):
+class RowFeatures(_Strict):
+    """Row-level features any floating-point generator may add to its draws; all off by default.
+
+    A row is one vector along the last dim (a token's hidden state, a logit row, one key); a
+    column is one position along it (a channel). They put in the values a careless kernel gets
+    wrong and a clipped random draw never reaches: logits far from 0, massive activations, rows
+    of zeros and constant rows. Applied after the base draw, in this order: row offsets, column
+    offsets, massive values, constant rows, zero rows.
+
+    Which rows are zero, constant or massive depends on the tensor's shape only (not on the seed),
+    so inputs of one shape under one distribution put them at the same rows (in x + residual, a row
+    zero in both is zero). Zero and constant rows always leave at least one row that is neither (a
+    one-row tensor has none); massive rows are taken from the rows left.
+    """
+
+    # every row shifted by its own +-U(0.5, 1) * row_offset (softmax logits far from 0)
+    row_offset: float = Field(default=0.0, ge=0)
+    # every column shifted by its own +-U(0.5, 1) * column_offset, the same in every row (a
+    # per-channel mean: a key bias, activations with a nonzero channel mean)
+    column_offset: float = Field(default=0.0, ge=0)
+    # massive activations (Sun et al. 2024): in `massive_rows` rows (tokens), the same
+    # `massive_channels` channels take +-values log-uniform in [low, high]
+    massive: tuple[float, float] | None = None
+    massive_rows: int = Field(default=1, ge=1)
+    massive_channels: int = Field(default=1, ge=1)
+    # rows of zeros (an RMSNorm of a zero row is 0: eps keeps it finite; softmax gives 1/N)
+    zero_rows: int = Field(default=0, ge=0)
+    # rows whose every element is the row's first draw (RMSNorm gives +-weight, softmax 1/N)
+    constant_rows: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _massive_consistent(self) -> RowFeatures:
+        if self.massive is None:
+            stray = sorted({"massive_rows", "massive_channels"} & self.model_fields_set)
+            if stray:
+                raise ValueError(f"{stray[0]} is set but massive is not; add massive: [low, high] (magnitudes)")
+        elif not 0 < self.massive[0] <= self.massive[1]:
+            raise ValueError(f"massive needs 0 < low <= high, got {list(self.massive)}")
+        return self
+
+
+class NormalGen(RowFeatures):
     """Gaussian values: mean + std * N(0, 1)."""
 
     kind: Literal["normal"]
@@ -99,7 +151,7 @@ class NormalGen(_Strict):
     clip: float | None = Field(default=None, gt=0)
 
 
-class UniformGen(_Strict):
+class UniformGen(RowFeatures):
     """Uniform values in [low, high)."""
 
     kind: Literal["uniform"]
@@ -113,7 +165,7 @@ class UniformGen(_Strict):
         return self
 
 
-class StudentTGen(_Strict):
+class StudentTGen(RowFeatures):
     """Heavy-tailed values: scale * Student-t(df); small df gives heavy tails (df=3: infinite kurtosis)."""
 
     kind: Literal["student_t"]
@@ -122,7 +174,7 @@ class StudentTGen(_Strict):
     clip: float | None = Field(default=None, gt=0)
 
 
-class OutliersGen(_Strict):
+class OutliersGen(RowFeatures):
     """std * N(0, 1) with max(1, round(fraction * numel)) elements replaced by +-magnitude * U(0.5, 1.5),
     like the rare large activations of LLMs."""
 
@@ -132,7 +184,7 @@ class OutliersGen(_Strict):
     magnitude: float = Field(default=64.0, gt=0)
 
 
-class ChannelOutliersGen(_Strict):
+class ChannelOutliersGen(RowFeatures):
     """std * N(0, 1) with `channels` columns of the last dim scaled by `magnitude` (LLM.int8-style
     outlier features concentrate in a few hidden channels)."""
 
@@ -142,7 +194,7 @@ class ChannelOutliersGen(_Strict):
     magnitude: float = Field(default=16.0, gt=0)
 
 
-class HotColumnsGen(_Strict):
+class HotColumnsGen(RowFeatures):
     """std * N(0, 1) plus a per-column bias strength / rank**exponent over a random ranking of the last
     dim: a few columns (e.g. experts) win systematically, with zipf-like popularity."""
 
@@ -233,6 +285,14 @@ Generator = Annotated[
 def generator_summary(gen: BaseModel) -> str:
     """`student_t(df=3, scale=1.0, clip=100.0)`: the kind and its settings, for display."""
     fields = gen.model_dump(exclude={"kind"}, exclude_none=True)
+    # row features show only where set: `normal(mean=0.0, std=1.0)` stays as it was
+    defaults = {k: f.default for k, f in RowFeatures.model_fields.items()}
+    massive_set = fields.get("massive") is not None
+    fields = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in sorted(fields.items(), key=lambda kv: kv[0] in defaults)  # the kind's own settings first
+        if not (k in defaults and v == defaults[k] and not (massive_set and k.startswith("massive_")))
+    }
     args = ", ".join(f"{k}={v}" for k, v in fields.items())
     return f"{gen.kind}({args})"  # type: ignore[attr-defined]
 
@@ -479,6 +539,14 @@ def _check_generator_dtype(spec: TaskSpec, name: str, tensor: TensorSpec, gen: B
                 f"input '{name}' ({dtype}), {where}: generator '{kind}' does not produce {dtype} values; "
                 f"use one of: {', '.join(sorted(allowed))}"
             )
+    if isinstance(gen, RowFeatures):
+        largest = max(gen.row_offset + gen.column_offset, gen.massive[1] if gen.massive else 0.0)
+        for dtype in dtypes:
+            if dtype in FLOAT_MAX and largest > FLOAT_MAX[dtype]:
+                raise TaskError(
+                    f"input '{name}' ({dtype}), {where}: offsets or massive values reach {largest:g}, past "
+                    f"{dtype}'s largest finite value {FLOAT_MAX[dtype]:g}; keep every value representable"
+                )
     for field in ("high", "low"):
         bound = getattr(gen, field, None)
         if isinstance(bound, str):
