@@ -34,7 +34,7 @@ from typing import Any
 
 from ksearch.harness.worker import describe_error, receive, send, warm
 from ksearch.harness.trace import (
-    Alloc, Choose, Copy, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, TraceError, View,
+    Alloc, Choose, Copy, DescriptorArg, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, TraceError, View,
 )
 
 class GateError(TraceError):
@@ -291,6 +291,11 @@ class Replayer:
                 if params[name]:
                     raise TraceError(f"{launch.kernel}: a tensor passed as the constexpr {name}")
                 kwargs[name] = _as_view(buffers[arg.view.buffer], arg.view)
+            elif isinstance(arg, DescriptorArg):
+                from triton.tools.tensor_descriptor import TensorDescriptor
+
+                kwargs[name] = TensorDescriptor(_as_view(buffers[arg.view.buffer], arg.view), list(arg.shape),
+                                                list(arg.strides), list(arg.block_shape), padding=arg.padding)
             elif isinstance(arg, ScalarArg):
                 kwargs[name] = arg.value
             elif isinstance(arg, DtypeArg):

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ksearch.harness.trace import (
-    Alloc, Choose, Copy, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, View,
+    Alloc, Choose, Copy, DescriptorArg, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, View,
 )
 
 # Factory ops and the constant they fill with (None: uninitialised), with where the fill value sits.
@@ -93,8 +93,10 @@ class CallRecorder:
 
     def allocated(self, t: Any, fill: Any) -> None:
         storage = t.untyped_storage()
-        dtype = str(t.dtype).removeprefix("torch.")
-        fill = fill if isinstance(fill, (bool, int, float)) or fill is None else None
+        fill = fill if isinstance(fill, (bool, int, float)) else None
+        # The dtype only says how to write the fill: memory of unknown content is bytes, however it was
+        # made (so a pool allocated in an earlier call looks the same as one allocated now).
+        dtype = str(t.dtype).removeprefix("torch.") if fill is not None else "uint8"
         self.by_storage[storage.data_ptr()] = self._new_buffer(storage.nbytes(), fill, dtype)
 
     def on_op(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
@@ -160,6 +162,11 @@ class CallRecorder:
             value = value.value
         if isinstance(value, torch.Tensor):
             return TensorArg(view=self.view(value))
+        if type(value).__name__ == "TensorDescriptor" and isinstance(getattr(value, "base", None), torch.Tensor):
+            return DescriptorArg(view=self.view(value.base), shape=tuple(int(n) for n in value.shape),
+                                 strides=tuple(int(n) for n in value.strides),
+                                 block_shape=tuple(int(n) for n in value.block_shape),
+                                 padding=str(getattr(value, "padding", "zero")))
         if isinstance(value, (bool, int, float, str)) or value is None:
             return ScalarArg(value=value)
         if isinstance(value, tl.dtype):
@@ -167,7 +174,7 @@ class CallRecorder:
         if hasattr(value, "params") and hasattr(value, "__name__"):
             return JitArg(jit=value.__name__)
         raise TypeError(f"argument {name} of {kernel} is a {type(value).__name__}: a launch may pass tensors, "
-                        "numbers, strings, None, triton dtypes and jit functions")
+                        "numbers, strings, None, triton dtypes, TensorDescriptors and jit functions")
 
     def choose(self, kernel: str, launch_each: Any) -> None:
         """An autotuned launch: `launch_each()` launches once per config; one Choose step results."""

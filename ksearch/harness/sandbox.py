@@ -14,6 +14,7 @@ is a crash. Replies are read with torch.load(weights_only=True): tensors and pla
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -39,8 +40,35 @@ WORKER, JUDGE = "ksearch.harness.worker", "ksearch.harness.judge"  # the two pro
 def boundary_for(device: str) -> jail.Boundary:
     """The OS boundary workers get here. On a GPU without a PID namespace: the arena is shared by
     legacy CUDA IPC handles, which do not open across PID namespaces (a double-forked child is then
-    still killed through the sandbox's network namespace, see `jail.kill_tree`)."""
-    return jail.detect_boundary(pid_namespace=device != "cuda")
+    still killed through the sandbox's network namespace, see `jail.kill_tree`). KSEARCH_JAIL=off
+    turns it off (for finding out whether it is what breaks a machine); packets then say so."""
+    if os.environ.get("KSEARCH_JAIL", "").lower() == "off":
+        return jail.Boundary("none", reason="turned off by KSEARCH_JAIL=off")
+    return _cuda_boundary() if device == "cuda" else jail.detect_boundary()
+
+
+@functools.cache
+def _cuda_boundary() -> jail.Boundary:
+    """The GPU boundary, once CUDA is seen to start inside it: on one H100 machine it did not (error
+    304 from cudaGetDeviceCount under bwrap), and a worker that cannot open the device judges
+    nothing. Where it does not start, none, and the reason travels into every packet."""
+    b = jail.detect_boundary(pid_namespace=False)
+    if b.tool == "none":
+        return b
+    with tempfile.TemporaryDirectory(prefix="ksearch-cuda-probe-") as d:
+        proc = jail.spawn([sys.executable, "-c", "import torch; torch.cuda.init()"], writable=[d], device="cuda",
+                          boundary=b, env={**os.environ, **jail.env_for(d)}, cwd=d, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _, err = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            jail.kill_tree(proc.pid)
+            _, err = proc.communicate()
+    if proc.returncode == 0:
+        return b
+    last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1][:300]
+    return jail.Boundary("none", reason=f"CUDA does not start inside {b.tool} on this machine ({last}); "
+                                        "GPU workers run without an OS boundary")
 
 
 def judge_cache_dir() -> Path:
@@ -98,7 +126,13 @@ class Worker:
         if not ready:
             self.kill()
             raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
-        _load(self.conn.recv_bytes())
+        try:
+            _load(self.conn.recv_bytes())
+        except (EOFError, OSError):  # died while starting: say why, it is the harness's or the machine's fault
+            self.proc.wait()
+            self.stderr.seek(0)
+            raise RuntimeError(f"a {self.module} process died while starting inside its boundary "
+                               f"({self.boundary.describe()}): {self.stderr.read().decode(errors='replace')[-3000:]}")
         self.ready = True
         if self.boundary.tool != "none" and "pid_namespace" not in self.boundary.properties:
             self.namespace = jail.namespace_of(self.proc.pid)  # what a double-forked child cannot leave

@@ -68,11 +68,21 @@ class DtypeArg(_Row):
     tl_dtype: str  # a triton.language dtype by name, e.g. "fp16"
 
 
+class DescriptorArg(_Row):
+    """A host-built TMA descriptor (triton.tools.tensor_descriptor.TensorDescriptor) over a view."""
+
+    view: View
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    block_shape: tuple[int, ...]
+    padding: str = "zero"
+
+
 class JitArg(_Row):
     jit: str  # a jit function of the candidate's module, passed as a constexpr
 
 
-Arg = Union[TensorArg, ScalarArg, DtypeArg, JitArg]
+Arg = Union[TensorArg, DescriptorArg, ScalarArg, DtypeArg, JitArg]
 
 
 class Alloc(_Row):
@@ -155,7 +165,7 @@ def check_trace(trace: Trace, job_nbytes: list[int], dtype_size: Any, max_scratc
         if any(g < 0 for g in launch.grid):
             raise TraceError(f"launch of {launch.kernel} has a negative grid {launch.grid}")
         for name, arg in launch.args.items():
-            if isinstance(arg, TensorArg):
+            if isinstance(arg, (TensorArg, DescriptorArg)):
                 within(arg.view, f"argument {name} of {launch.kernel}")
 
     for step in trace.steps:
