@@ -34,7 +34,8 @@ def _meta(path: Path) -> dict[str, str]:
     source = path.read_text()
     docstring = re.match(r'\s*"""(.*?)"""', source, re.S)
     assert docstring, f"{path.name} has no module docstring"
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^(task|expect|layer):\s*(.+)$", docstring.group(1), re.M)}
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^(task|expect|layer|allowlist):\s*(.+)$", docstring.group(1), re.M)}
 
 
 def _classes(verdicts) -> set[str]:
@@ -98,16 +99,12 @@ def test_static_cheat_is_rejected_with_its_class(path: Path) -> None:
 # Dynamic cheats the allowlist refuses statically as well (by the class of their first failing
 # verdict): they use what no kernel launcher needs. Every other dynamic cheat must get past the static
 # layer, or it tests nothing in the dynamic one.
-REFUSED_DYNAMIC = {
-    "first_call_only.py": "reward_hack:forbidden_import",      # import itertools (its hidden call counter)
-    "forged_stdout.py": "reward_hack:forbidden_import",        # import json (its forged packet)
-    "host_python_no_kernel.py": "reward_hack:reference_call",  # .cpu().tolist(), torch.tensor: host compute
-    "warmup_skip_closure.py": "reward_hack:caching",           # its call counter in a returned closure's cell
-}
+REFUSED_DYNAMIC = {p.name: _meta(p)["allowlist"].split()[0] for p in DYNAMIC_CHEATS if "allowlist" in _meta(p)}
 
 
 def test_refused_dynamic_cheats_exist() -> None:
-    assert set(REFUSED_DYNAMIC) <= {p.name for p in DYNAMIC_CHEATS}
+    assert {"first_call_only.py", "forged_stdout.py", "host_python_no_kernel.py", "warmup_skip_closure.py"} \
+        <= set(REFUSED_DYNAMIC)
 
 
 @pytest.mark.parametrize("path", DYNAMIC_CHEATS, ids=lambda p: p.stem)
