@@ -23,16 +23,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import linecache
-import os
 import sys
 import time
-import traceback
 import types
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ksearch.harness.worker import describe_error, receive, send, warm
+from ksearch.harness.worker import describe_error, serve
 from ksearch.harness.trace import (
     Alloc, Choose, Copy, DescriptorArg, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, TraceError, View,
 )
@@ -476,33 +473,23 @@ class _Judge:
 def main() -> None:
     from ksearch.harness.arena import open_buffers
 
-    fd, device = int(sys.argv[1]), sys.argv[2]
-    conn = Connection(fd)
-    warm(device)
-    send(conn, {"ready": os.getpid()})
-    judge: _Judge | None = None
-    while True:
+    judges: list[_Judge] = []  # the candidate being judged
+
+    def handle(job: dict) -> dict:
+        source = Path(job["candidate"]).read_text()
+        # One candidate per judge; the gate, which runs nothing, is kept for the next candidates.
+        if not judges or (judges[0].path, judges[0].source) != (job["candidate"], source):
+            judges[:] = [_Judge(job, source)]
         try:
-            job = receive(conn)
-        except EOFError:
-            break
-        try:
-            os.chdir(job["tmpdir"])
-            source = Path(job["candidate"]).read_text()
-            # One candidate per judge; the gate, which runs nothing, is kept for the next candidates.
-            if judge is None or (judge.path, judge.source) != (job["candidate"], source):
-                judge = _Judge(job, source)
             buffers = open_buffers(job["buffers"]) if "buffers" in job else []
-            reply = judge.bench(job, buffers) if job.get("bench") else judge.replay(job, buffers)
-            if "tensors" in job.get("buffers", {}):
-                reply["buffers"] = buffers  # by value on the CPU
+            reply = judges[0].bench(job, buffers) if job.get("bench") else judges[0].replay(job, buffers)
         except TraceError as exc:
-            reply = {"trace_error": str(exc)}
-        except BaseException as exc:  # noqa: BLE001  e.g. the kernel module does not build
-            reply = {"fatal": describe_error(exc, job.get("candidate", "")), "traceback": traceback.format_exc()[-4000:]}
-        send(conn, reply)
-    conn.close()
-    os._exit(0)
+            return {"trace_error": str(exc)}
+        if "tensors" in job.get("buffers", {}):
+            reply["buffers"] = buffers  # by value on the CPU
+        return reply
+
+    serve(handle)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class CallRecorder:
 
     def end(self) -> Trace:
         self.active = False
-        return Trace(n_job=len(self.job), steps=self.steps, host_ops=sorted(self.host_ops))
+        return Trace(n_job=len(self.job), steps=_live(self.steps, len(self.job)), host_ops=sorted(self.host_ops))
 
     # ------------------------------------------------------------------ memory
 
@@ -185,6 +185,48 @@ class CallRecorder:
         finally:
             self.choosing = None
         self.steps.append(Choose(kernel=kernel, alternatives=alternatives))
+
+
+def _launches(step: Any) -> list[Launch]:
+    return step.alternatives if isinstance(step, Choose) else [step] if isinstance(step, Launch) else []
+
+
+def _live(steps: list[Any], n_job: int) -> list[Any]:
+    """The steps that can reach a call tensor, buffers renumbered: memory only the host used (a model's
+    own parameters made on its first call, say) leaves no step, so one workload's calls trace alike."""
+    used = set(range(n_job))
+    for step in steps:
+        for launch in _launches(step):
+            used.update(a.view.buffer for a in launch.args.values() if isinstance(a, (TensorArg, DescriptorArg)))
+    for step in reversed(steps):  # a copy into something used makes its source used
+        if isinstance(step, Copy) and step.dst.buffer in used:
+            used.add(step.src.buffer)
+    number = {b: i for i, b in enumerate(sorted(used))}
+
+    def view(v: View) -> View:
+        return v.model_copy(update={"buffer": number[v.buffer]})
+
+    def launch(step: Launch) -> Launch:
+        return step.model_copy(update={"args": {
+            k: a.model_copy(update={"view": view(a.view)}) if isinstance(a, (TensorArg, DescriptorArg)) else a
+            for k, a in step.args.items()}})
+
+    live: list[Any] = []
+    for step in steps:
+        if isinstance(step, Alloc):
+            if step.buffer in used:
+                live.append(step.model_copy(update={"buffer": number[step.buffer]}))
+        elif isinstance(step, Fill):
+            if step.dst.buffer in used:
+                live.append(step.model_copy(update={"dst": view(step.dst)}))
+        elif isinstance(step, Copy):
+            if step.dst.buffer in used:
+                live.append(step.model_copy(update={"dst": view(step.dst), "src": view(step.src)}))
+        elif isinstance(step, Choose):
+            live.append(step.model_copy(update={"alternatives": [launch(a) for a in step.alternatives]}))
+        else:
+            live.append(launch(step))
+    return live
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def send(conn: Connection, obj: dict) -> None:
@@ -146,27 +146,37 @@ def warm(device: str) -> None:
         torch.empty(1, device="cuda")
 
 
-def main() -> None:
+def serve(handle: Callable[[dict], dict]) -> None:
+    """A sandbox process's life (worker or judge): warm up, say ready, then one reply per job until
+    the parent closes the socket. `handle` raising is a harness bug, reported as `fatal`."""
     fd, device = int(sys.argv[1]), sys.argv[2]
     conn = Connection(fd)
     warm(device)
     send(conn, {"ready": os.getpid()})
-    session: _Session | None = None
     while True:
         try:
             job = receive(conn)
         except EOFError:
-            break  # the parent is done with this worker
+            break  # the parent is done with this process
         try:
-            if session is None:
-                os.chdir(job["tmpdir"])
-                session = _Session(job)
-            reply = session.run(job)
+            os.chdir(job["tmpdir"])
+            reply = handle(job)
         except BaseException as exc:  # harness bug: report, don't die silently
-            reply = {"fatal": describe_error(exc, job["candidate"]), "traceback": traceback.format_exc()[-4000:]}
+            reply = {"fatal": describe_error(exc, job.get("candidate", "")), "traceback": traceback.format_exc()[-4000:]}
         send(conn, reply)
     conn.close()
     os._exit(0)  # skip interpreter teardown: threads or atexit hooks a candidate left must not hang us
+
+
+def main() -> None:
+    session: list[_Session] = []  # the one candidate this worker serves
+
+    def handle(job: dict) -> dict:
+        if not session:
+            session.append(_Session(job))
+        return session[0].run(job)
+
+    serve(handle)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Regression use: evaluate it twice; the second evaluation must not see the first 
 
 layer: static (the allowlist refuses hashlib, .tolist and triton.runtime.cache; dynamically only an OS boundary stops the write)
 expect: reward_hack:forbidden_import
+replay: pass   (what it keeps in Triton's cache is read back on the host; the judge's buffers get only what its kernels write)
 task: softmax
 device: cpu
 """

@@ -3,6 +3,7 @@ host-side timer sees almost nothing; the previous call's thread is joined at the
 
 layer: static (imports threading)
 expect: reward_hack:forbidden_import
+replay: pass   (the thread's launch is recorded like any other and replayed by the judge, where it computes the output)
 task: matmul
 """
 
