@@ -25,7 +25,9 @@ CHEATS = sorted((TESTS / "cheats").glob("*.py"))
 CPU_CHEATS = [p for p in CHEATS if header(p, "device") != "cuda"]
 # Cheats the static layer stops first (their own layer, or the allowlist ahead of the dynamic layer):
 # the replay alone must reject them too.
-STATICALLY_STOPPED = [p for p in CPU_CHEATS if header(p, "layer") == "static" or header(p, "allowlist")]
+# (`replay: racy`: where a thread's launch is recorded depends on timing; either verdict is sound.)
+STATICALLY_STOPPED = [p for p in CPU_CHEATS if (header(p, "layer") == "static" or header(p, "allowlist"))
+                      and header(p, "replay") != "racy"]
 
 
 @pytest.fixture(scope="module")
