@@ -496,7 +496,8 @@ class Evaluator:
             t_base = time.perf_counter()
             base = self._baseline_medians(task, wl, dtype)
             packet.durations["baselines"] = packet.durations.get("baselines", 0.0) + time.perf_counter() - t_base
-            ncu_us = self._ncu_median(packet, task, wl, dtype, seeds, traces[first_of[wl.name]]) if self.ncu else None
+            ncu_us = (self._ncu_median(packet, task, wl, dtype, seeds, traces[first_of[wl.name]], got.get("choices", {}))
+                      if self.ncu else None)
             named = "vendor" if base.get("vendor") else "torch_eager"
             roof = task_roofline(task, wl, dtype, profile=profile, peaks=peaks, basis="optimistic") if profile else None
             if roof is not None and is_impossible(median, roof.sol_us):
@@ -517,14 +518,15 @@ class Evaluator:
             packet.artifacts.profiler_traces.append(str(_write_samples(self.artifacts_dir, packet, samples)))
         return packet.finish(None, packet.message_ok, performance=perf)
 
-    def _ncu_median(self, packet: _Packet, task: Task, wl, dtype: str, seeds: list[int], trace: dict) -> float | None:
+    def _ncu_median(self, packet: _Packet, task: Task, wl, dtype: str, seeds: list[int], trace: dict,
+                    choices: dict[str, int]) -> float | None:
         """Nsight Compute's gpu__time_duration of the judge's replay of one workload's trace (summed
         over its kernels per call, median over calls), in a process that never imports the candidate;
         None, with a diagnostic note saying why, when ncu is missing or fails."""
         from ksearch.harness.timing import ncu_duration_us
 
         t_ncu = time.perf_counter()
-        probe = json.dumps({"candidate": str(packet.path), "task": str(task.root), "trace": trace,
+        probe = json.dumps({"candidate": str(packet.path), "task": str(task.root), "trace": trace, "choices": choices,
                             "workload": wl.name, "dtype": dtype, "seeds": seeds, "calls": self.ncu_calls})
         res = ncu_duration_us([sys.executable, "-m", "ksearch.harness.ncu_probe", probe], calls=self.ncu_calls)
         packet.durations["ncu"] = packet.durations.get("ncu", 0.0) + time.perf_counter() - t_ncu

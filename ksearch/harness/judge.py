@@ -462,6 +462,8 @@ class _Judge:
                     self.replayer.run(plan)
                 torch.cuda.synchronize()
                 result["timing"] = timing.model_dump(mode="json")
+                result["choices"] = {str(step): alt for (wl, step), alt in self.replayer.choices.items()
+                                     if wl == spec["workload"]}  # the autotune configs timed, for ncu
             except TraceError as exc:
                 result["trace_error"] = str(exc)
             except BaseException as exc:  # noqa: BLE001

@@ -31,6 +31,8 @@ def main() -> None:
             list(task.allocate_outputs(wl, dtype=job["dtype"], device="cuda").values()) for seed in job["seeds"]]
     replayer = Replayer(Path(job["candidate"]).read_text(), job["candidate"], "cuda")
     trace = Trace.model_validate(job["trace"])
+    # the autotune configs the judge chose and timed, by step index
+    replayer.choices.update({(wl.name, int(step)): alt for step, alt in job.get("choices", {}).items()})
     plans = [replayer.plan(trace, tensors, wl.name) for tensors in sets]
     for i in range(WARMUP):
         replayer.run(plans[i % len(plans)])
