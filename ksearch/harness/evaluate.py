@@ -201,7 +201,7 @@ class Evaluator:
         if not isinstance(traces, dict):
             return traces
         self.pool.reap()  # the worker is gone before a kernel of this candidate runs or is timed
-        gated = self._gate(packet, job, calls, traces)
+        gated = self._gate(packet, job, calls, traces, worker_layout)
         if gated is not None:
             return gated
         with self.judges.session() as judge:
@@ -218,7 +218,8 @@ class Evaluator:
                 return verified
             return self._benchmark(packet, task, wls, run_dtype, judge, traces, calls)
 
-    def _gate(self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict]) -> EvidencePacket | None:
+    def _gate(self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict],
+              layout: _Layout) -> EvidencePacket | None:
         """On the CPU: every recorded launch must compile for a real GPU target before the judge may
         interpret it (None when all do, or on a GPU, where the judge compiles them itself)."""
         if self.device != "cpu":
@@ -227,8 +228,7 @@ class Evaluator:
         for c in calls:
             if c.worker_args is None:
                 continue
-            sizes = [t.numel() * t.element_size() for t in c.pristine] + [
-                o.numel() * o.element_size() for o in c.refs.values()]
+            sizes = [t.numel() * t.element_size() for t in (layout.tensors[i] for i in c.worker_args)]
             replays.append({"id": c.id, "trace": traces[c.id], "sizes": sizes, "workload": c.workload})
         if self._gate_process is None:
             self._gate_process = Worker(device="gate", module=JUDGE)

@@ -33,8 +33,9 @@ and host-side launch cost (about 25 us for a Triton launch) is never counted as 
 kernels each call launches, under the same flush; summed per call, as Nsight Compute reports them.
 
 Timer integrity: the identities of the clocks and event API are captured when this module is
-imported; `timers_intact()` names any that were replaced since (the harness calls it after
-importing a candidate), and the timing functions call the captured originals.
+imported; `timers_intact()` names any that were replaced since (the GPU self-check reports it; the
+harness times in the judge, a process no candidate runs in), and the timing functions call the
+captured originals.
 
 `ncu_duration_us(command)` runs a command under Nsight Compute (`gpu__time_duration.sum`) when
 `ncu` is on PATH; the command brackets its measured calls with `torch.cuda.profiler.start()` /

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 LAUNCH_OPTIONS = {"num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion", "num_buffers_warp_spec",
                   "num_consumer_groups", "reg_dec_producer", "reg_inc_consumer", "waves_per_eu", "matrix_instr_nonkdim",
                   "kpack"}
-SCALARS = (bool, int, float, str, type(None))
 MAX_STEPS = 10_000  # per call: a launcher does not need more, and the judge replays every one
 
 
