@@ -505,13 +505,19 @@ def bench_harness_cmd(
     corpus: Annotated[Path, typer.Option(help="folder holding honest/ and cheats/ (ksearch's tests/)")] = Path("tests"),
     parts: Annotated[str, typer.Option(help="comma-separated: stability, ncu, overhead, corpora")] = "stability,ncu,overhead,corpora",
     out_json: Annotated[Optional[Path], typer.Option("--out", help="write every figure here as JSON")] = None,
+    kernels: Annotated[str, typer.Option(help="corpora: only files matching these comma-separated globs")] = "*",
 ) -> None:
     """Trust and cost of this machine's measurements: CV of repeated medians, agreement with ncu,
     harness overhead per candidate, and the honest/cheat corpora."""
+    from fnmatch import fnmatch
+
     from ksearch.harness import bench
     from ksearch.harness.evaluate import Evaluator
 
     honest, cheats = sorted((corpus / "honest").glob("*.py")), sorted((corpus / "cheats").glob("*.py"))
+    globs = kernels.split(",")
+    picked_honest, picked_cheats = ([p for p in group if any(fnmatch(p.name, g) for g in globs)]
+                                    for group in (honest, cheats))
     if not honest:
         raise KsearchError(f"{corpus}/honest holds no candidates; pass --corpus pointing at ksearch's tests/")
     by_name = {p.stem: p for p in honest}
@@ -527,9 +533,9 @@ def bench_harness_cmd(
             out.print(_table("overhead (s), warm", ["suite", "durations"], [(k, str(v)) for k, v in res["overhead"].items()]))
     if "corpora" in wanted:  # verdicts only: no baselines to time
         with Evaluator(device, rel_ci=rel_ci, baselines=False, bench_budget_s=0.2, timeout_s=120) as ev:
-            res["corpora"] = bench.corpora(ev, honest, cheats, on_row=lambda r: out.print(
+            res["corpora"] = bench.corpora(ev, picked_honest, picked_cheats, on_row=lambda r: out.print(
                 f"{'ok ' if r['ok'] else 'BAD'} {r['kernel']}: expected {r['expected']}, got {r['got']} "
-                f"({r['seconds']:.1f} s)"))
+                f"({r['seconds']:.1f} s){' vs twin ' + str(r['vs_twin']) if 'vs_twin' in r else ''}"))
             bad = [r for r in res["corpora"] if not r["ok"]]
             out.print(_table(f"corpora: {len(res['corpora']) - len(bad)}/{len(res['corpora'])} as expected",
                              ["kernel", "expected", "got"], [(r["kernel"], r["expected"], r["got"]) for r in bad]))

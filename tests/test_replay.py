@@ -192,3 +192,14 @@ def test_an_empty_view_is_recorded_as_nothing_written():
     trace = _record(run, x, out)
     assert [type(s).__name__ for s in trace.steps] == ["Launch"]
     check_trace(trace, [1024, 1024], dtype_size, 0)
+
+
+def test_the_arena_bytes_outside_a_jobs_tensors_are_the_gaps_and_the_tail():
+    from ksearch.harness.arena import outside
+
+    base = torch.arange(4096, dtype=torch.int32).to(torch.uint8)
+    refs = [{"offset": 512, "shape": [3, 10], "dtype": "float16"},  # 60 bytes: a gap to 1024
+            {"offset": 0, "shape": [128], "dtype": "float32"},  # fills 0..512 exactly: no gap
+            {"offset": 1024, "shape": [2], "dtype": "int64"}]  # then the tail from 1040
+    spans = outside(base, refs)
+    assert [(s.data_ptr() - base.data_ptr(), s.numel()) for s in spans] == [(572, 452), (1040, 3056)]

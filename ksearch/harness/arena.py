@@ -91,8 +91,29 @@ def returned(message: dict, reply: dict, views: list[torch.Tensor]) -> list[torc
 
 def open_buffers(message: dict) -> list[torch.Tensor]:
     """Worker side: the job's tensors, mapped from the evaluator's arena or received by value."""
+    return open_job(message)[0]
+
+
+def open_job(message: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The job's tensors, and the arena's bytes that belong to none of them (alignment gaps and the
+    tail) as uint8 views, empty on the CPU (no shared arena). The judge fills those bytes before a
+    job and checks them after: a kernel storing there wrote out of bounds, and could keep results
+    there between timed calls."""
     if "tensors" in message:
-        return list(message["tensors"])
+        return list(message["tensors"]), []
     storage = torch.UntypedStorage._new_shared_cuda(*message["arena"])
     base = torch.empty(0, dtype=torch.uint8, device="cuda").set_(storage)
-    return [_view(base, r) for r in message["refs"]]
+    views = [_view(base, r) for r in message["refs"]]
+    return views, outside(base, message["refs"])
+
+
+def outside(base: torch.Tensor, refs: list[dict]) -> list[torch.Tensor]:
+    """The spans of `base` (uint8) that no tensor described in `refs` covers."""
+    spans, at = [], 0
+    for ref in sorted(refs, key=lambda r: r["offset"]):
+        if ref["offset"] > at:
+            spans.append(base[at:ref["offset"]])
+        at = max(at, ref["offset"] + _view(base, ref).nbytes)
+    if at < base.numel():
+        spans.append(base[at:])
+    return spans

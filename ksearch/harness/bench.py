@@ -16,6 +16,8 @@ from pathlib import Path
 from ksearch.harness.evaluate import Evaluator
 from ksearch.task import load_task
 
+TWIN_FLOOR = 0.8  # a timing cheat's median over its honest twin's: below this its trick paid off
+
 
 def header(path: Path, key: str) -> str | None:
     """A `key: value` line of a corpus file's docstring (task:, expect:)."""
@@ -81,16 +83,25 @@ def overhead(ev: Evaluator, path: Path) -> dict:
 
 def corpora(ev: Evaluator, honest: list[Path], cheats: list[Path], on_row=None) -> list[dict]:
     """Each corpus kernel's verdict against the one its header expects; `on_row` sees each row as
-    it is made (a long corpus on a GPU shows progress, and a cut-off run keeps what it got)."""
-    rows = []
+    it is made (a long corpus on a GPU shows progress, and a cut-off run keeps what it got). A
+    cheat with a `timing_twin:` line (an honest kernel doing the same work) must also time no
+    faster than TWIN_FLOOR of its twin on every workload: its trick only ever bought speed."""
+    rows, medians = [], {}
     for path in honest + cheats:
         if ev.device == "cpu" and header(path, "device") == "cuda":
             continue  # its trick needs a GPU
         expected = expected_verdict(path)
         packet = ev.evaluate(path, load_task(header(path, "task")))
         got = packet.failure_class.value if packet.failure_class else "pass"
-        rows.append({"kernel": path.name, "expected": expected, "got": got, "ok": got == expected,
-                     "seconds": packet.durations_s.get("total"), "message": packet.message[:200]})
+        medians[path.name] = {t.workload: t.median_us for t in packet.performance.workloads} if packet.performance else {}
+        row = {"kernel": path.name, "expected": expected, "got": got, "ok": got == expected,
+               "seconds": packet.durations_s.get("total"), "message": packet.message[:200]}
+        twin = header(path, "timing_twin")
+        if twin and ev.device != "cpu" and got == "pass":
+            ratios = {w: m / medians.get(twin, {}).get(w, float("nan")) for w, m in medians[path.name].items()}
+            row["vs_twin"] = {w: round(r, 3) for w, r in ratios.items()}
+            row["ok"] = row["ok"] and bool(ratios) and all(r >= TWIN_FLOOR for r in ratios.values())
+        rows.append(row)
         if on_row is not None:
             on_row(rows[-1])
     return rows

@@ -121,6 +121,10 @@ class Evaluator:
         # imported for it). It runs nothing of a candidate, so one serves them all.
         self._gate_process: Worker | None = None
         self._environment: dict | None = None
+        # The seed of the inputs no worker ever sees: drawn once per evaluator (its inputs and
+        # references are then cached like the others: drawing a 4096x4096 tensor on the CPU for
+        # each candidate cost a GPU evaluation most of its overhead).
+        self.fresh_seed = secrets.randbelow(2**31 - 2000) + 2000
 
     def close(self) -> None:
         self.pool.close()
@@ -286,17 +290,19 @@ class Evaluator:
                     calls.append(call)
                     first = first or call
             assert first is not None
-            fresh = secrets.randbelow(2**31 - 1) + 1
-            inputs, refs = self._inputs_and_references(task, wl, first.distribution, fresh, dtype, keep=False)
+            while self.fresh_seed in seeds:  # a seed a worker saw is not fresh
+                self.fresh_seed = secrets.randbelow(2**31 - 2000) + 2000
+            fresh = self.fresh_seed
+            inputs, refs = self._inputs_and_references(task, wl, first.distribution, fresh, dtype)
             calls.append(_Call(len(calls), wl.name, first.distribution, fresh, refs, inputs,
                                judge.place(inputs + _blank_outputs(task, wl, dtype)), trace_of=first.id, probe="fresh"))
         return calls, worker, judge
 
-    def _inputs_and_references(self, task: Task, wl, distribution: str, seed: int, dtype: str,
-                               keep: bool = True) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def _inputs_and_references(self, task: Task, wl, distribution: str, seed: int,
+                               dtype: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The inputs drawn from a seed and the reference's outputs for them, on the evaluation device
-        (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates (unless
-        `keep` is off), the least recently used dropped beyond `cache_bytes`; nothing here is ever
+        (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates, the
+        least recently used dropped beyond `cache_bytes`; nothing here is ever
         lent to a worker or judge, only copies."""
         key = (str(task.root), wl.name, distribution, seed, dtype)
         hit = self._data.get(key)
@@ -306,8 +312,6 @@ class Evaluator:
         drawn = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
         refs = task.run_reference({k: v.clone() for k, v in drawn.items()}, workload=wl, dtype=dtype)
         entry = (list(drawn.values()), refs)
-        if not keep:
-            return entry
         self._data[key] = entry
         self._data_bytes += _nbytes(entry)
         while self._data_bytes > self.cache_bytes and len(self._data) > 1:
@@ -393,6 +397,8 @@ class Evaluator:
             buffers = returned(lent[0], reply, lent[1])
         except ValueError as e:
             return packet.finish(FailureClass.HARNESS_ERROR, str(e))
+        if reply.get("stray_writes"):
+            return packet.finish(FailureClass.GPU_FAULT, _STRAY_WRITES)
         by_id = {c["id"]: c for c in reply.get("replays", [])}
         checks: list[OutputCheck] = []
         results: dict[int, tuple[list[OutputCheck], list[torch.Tensor]]] = {}
@@ -462,7 +468,8 @@ class Evaluator:
         for wl in wls:
             sets = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
             args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in sets]
-            timed_sets.append([(a[n_inputs:], refs) for a, (_, refs) in zip(args, sets)])
+            timed_sets.append([(list(zip(a[:n_inputs], inputs)), (a[n_inputs:], refs))
+                               for a, (inputs, refs) in zip(args, sets)])
             specs.append({"workload": wl.name, "trace": traces[first_of[wl.name]], "sets": args, "n_inputs": n_inputs,
                           "budget_s": self.bench_budget_s, "rel_ci": self.rel_ci})
         message, views = self.judge_arena.lend(layout.tensors)
@@ -472,6 +479,13 @@ class Evaluator:
         packet.durations["timed_calls"] = sum(got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", []))
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
+        if outcome.reply.get("stray_writes"):
+            return packet.finish(FailureClass.GPU_FAULT, f"while timing: {_STRAY_WRITES}")
+        for sets in timed_sets:
+            for seed, (ins, _) in zip(seeds, sets):
+                mutated = [task.input_names[k] for k, (i, pristine) in enumerate(ins) if not bitwise_equal(views[i], pristine)]
+                if mutated:
+                    return packet.finish(FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}")
         dev, profile = self._device_profile()
         peaks = self._device_peaks(profile)
         timings: list[WorkloadTiming] = []
@@ -483,7 +497,7 @@ class Evaluator:
                     packet.add_diagnostics(got["error"])
                 why = got["error"]["message"] if "error" in got else got["trace_error"]
                 return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {why}")
-            for seed, (out_args, refs) in zip(seeds, sets):
+            for seed, (_, (out_args, refs)) in zip(seeds, sets):
                 for i, (name, ref) in zip(out_args, refs.items()):
                     check = compare(views[i], ref, tolerances[name], workload=wl.name, distribution="normal",
                                     seed=seed, name=name)
@@ -609,6 +623,10 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
+
+
+_STRAY_WRITES = ("the kernels wrote outside the job's tensors (out-of-bounds stores, which also could keep "
+                 "results between calls)")
 
 
 def _no_reply_failure(outcome: Outcome) -> FailureClass:

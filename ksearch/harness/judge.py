@@ -446,12 +446,15 @@ class _Judge:
                 outs = [s[spec["n_inputs"]:] for s in sets]
                 plans = [self.replayer.plan(trace, s, spec["workload"]) for s in sets]
 
-                def repoison(i: int) -> None:  # outputs and scratch: no timed call finds an earlier one's work
+                def repoison(i: int) -> None:
+                    # Set i's outputs and every scratch buffer: no timed call finds an earlier one's
+                    # work. (The arena's other bytes are checked untouched after the job.)
                     for o in outs[i]:
                         poison(o)
-                    for action in plans[i]:
-                        if action[0] == "alloc" and action[2] is None:
-                            action[1].fill_(SCRATCH_POISON)
+                    for plan in plans:
+                        for action in plan:
+                            if action[0] == "alloc" and action[2] is None:
+                                action[1].fill_(SCRATCH_POISON)
 
                 t0 = time.perf_counter()
                 timing = time_gpu(lambda i: self.replayer.run(plans[i], poison_scratch=False), len(sets),
@@ -473,7 +476,7 @@ class _Judge:
 
 
 def main() -> None:
-    from ksearch.harness.arena import open_buffers
+    from ksearch.harness.arena import open_job
 
     judges: list[_Judge] = []  # the candidate being judged
 
@@ -483,8 +486,12 @@ def main() -> None:
         if not judges or (judges[0].path, judges[0].source) != (job["candidate"], source):
             judges[:] = [_Judge(job, source)]
         try:
-            buffers = open_buffers(job["buffers"]) if "buffers" in job else []
+            buffers, outside = open_job(job["buffers"]) if "buffers" in job else ([], [])
+            for span in outside:
+                span.fill_(SCRATCH_POISON)
             reply = judges[0].bench(job, buffers) if job.get("bench") else judges[0].replay(job, buffers)
+            # min() of the bytes: no temporary as large as the arena's tail
+            reply["stray_writes"] = sum(int(span.min()) != SCRATCH_POISON for span in outside if span.numel())
         except TraceError as exc:
             return {"trace_error": str(exc)}
         if "tensors" in job.get("buffers", {}):
