@@ -172,5 +172,5 @@ def make_proposer(cfg: ProposerConfig, task: Task, dtype: str, targets: list[str
                   usd_limit: float = 0.0):
     """The offline proposer, or an LLM proposer on the configured backend."""
     if cfg.backend == "offline":
-        return OfflineProposer(task.name)
+        return OfflineProposer(task)
     return LLMProposer(cfg, task, dtype, targets, run_dir, usd_limit)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from ksearch.errors import ConfigError
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerCall, SearchState, knob_key
-from ksearch.propose.templates import Template, template, templates_for
+from ksearch.propose.adapt import TaskTemplates
+from ksearch.propose.templates import Template, template
+from ksearch.task import Task, load_task
 from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status
 
 DEAD_END = 3  # failures without a single pass before an action is pruned
@@ -35,13 +36,15 @@ def prior_priority(t: Template) -> float:
 class OfflineProposer:
     name = "offline"
 
-    def __init__(self, task_name: str):
-        self.templates = templates_for(task_name)
-        if not self.templates:
-            raise ConfigError(f"the offline proposer has no strategy templates for task {task_name!r}; "
-                              "use an LLM proposer (roadmap step 6) or add templates in ksearch/propose/templates/")
-        self.task_name = task_name
+    def __init__(self, task: Task | str):
+        task = task if isinstance(task, Task) else load_task(task)
+        self.task_templates = TaskTemplates(task)
+        self.templates = self.task_templates.templates
+        self.task_name = task.name
         self.calls: list[ProposerCall] = []
+        if self.task_templates.fit is not None:
+            fit = self.task_templates.fit
+            self.calls.append(ProposerCall("fit", f"task {task.name} fits {fit.family} ({fit.why}): its templates"))
 
     # ------------------------------------------------------------------ propose
 
@@ -81,7 +84,7 @@ class OfflineProposer:
                 raise Exhausted(f"every setting of {t.id} has been evaluated")
             knobs, how = rng.choice(untried), ("a neighbour of the best setting" if fresh else "an untried setting")
         self.calls.append(ProposerCall("implement", f"{t.id}: {how}: {knob_key(knobs)}"))
-        return Implementation(source=t.render(self.task_name, knobs), attrs={"template": t.id, "knobs": knobs},
+        return Implementation(source=self.task_templates.render(t, knobs), attrs={"template": t.id, "knobs": knobs},
                               note=how)
 
     def exhausted(self, action: Node, state: SearchState) -> bool:

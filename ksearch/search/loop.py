@@ -33,7 +33,8 @@ from ksearch.log.index import STEP
 from ksearch.log.memory import update_memory
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried
 from ksearch.propose.prompt import evidence_text
-from ksearch.propose.templates import template, templates_for
+from ksearch.propose.adapt import TaskTemplates
+from ksearch.propose.templates import template
 from ksearch.search.config import RunConfig
 from ksearch.search.pipeline import CandidateResult, Pipeline
 from ksearch.task import Task
@@ -358,7 +359,8 @@ class Search:
         """Uniform random sampling of the same template space, without repeats (as the world-model
         loop never repeats a setting either): a template, then one of its settings not yet
         evaluated. No world model, no memory of scores."""
-        ts = templates_for(self.task.name)
+        task_templates = TaskTemplates(self.task)
+        ts = task_templates.templates
         tried = _copy_tried(self.tried)  # what the run has evaluated, and this batch's picks
         while True:
             stop = self._stop_reason()
@@ -374,7 +376,7 @@ class Search:
                     break
                 t, untried = rng.choice(left)
                 knobs = rng.choice(untried)
-                impl = Implementation(t.render(self.task.name, knobs), {"template": t.id, "knobs": knobs}, "random")
+                impl = Implementation(task_templates.render(t, knobs), {"template": t.id, "knobs": knobs}, "random")
                 tried.reserve(impl.attrs)
                 batch.append((cid, impl, {}))
             if not batch:

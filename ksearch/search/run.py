@@ -73,6 +73,11 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
     cfg = _override(cfg, overrides)
     task = load_task(cfg.task)
     dtype = cfg.dtype or task.default_dtype
+    if overrides.get("task") and dtype not in task.dtypes:
+        # the config's dtype was its own task's: --task brings the new task's default (kept in the
+        # logged config, so a resume finds it)
+        dtype = task.default_dtype
+        cfg = cfg.model_copy(update={"dtype": dtype})
     if dtype not in task.dtypes:
         raise ConfigError(f"dtype {dtype!r} is not a variant of task {task.name}; choose one of {', '.join(task.dtypes)}")
     device = resolve_device(cfg.device)
