@@ -176,3 +176,18 @@ def test_compare_counts_every_element_of_a_large_half_precision_output():
     tol = ToleranceSpec(atol=1e-3, rtol=1e-3, matched_ratio=1.0, max_error_cap=10.0)
     check = compare(out, ref, tol, workload="w", distribution="normal", seed=0, name="o")
     assert check.matched_ratio == (ref.numel() - 1) / ref.numel() and not check.checks["tolerance"] and not check.passed
+
+
+def test_a_target_only_task_is_statically_checked_and_left_unmeasured_elsewhere(evaluator, tmp_path):
+    import shutil
+
+    task_dir = tmp_path / "rmsnorm_b200_only"
+    shutil.copytree(Path(load_task("rmsnorm").root), task_dir)
+    spec = (task_dir / "task.yaml").read_text().replace("name: rmsnorm", "name: rmsnorm_b200_only", 1)
+    (task_dir / "task.yaml").write_text(spec + "target_only: {reason: 'the reference calls aiter', targets: [b200]}\n")
+    task = load_task(task_dir)
+    packet = evaluator.evaluate(TESTS / "honest" / "rmsnorm_row.py", task)
+    assert packet.failure_class is FailureClass.SKIPPED_NEEDS_TARGET and packet.reward == 0
+    assert "b200 only (the reference calls aiter)" in packet.message
+    cheat = evaluator.evaluate(TESTS / "cheats" / "exec_string.py", task)  # the static checks still run first
+    assert cheat.failure_class is FailureClass(expected_verdict(TESTS / "cheats" / "exec_string.py"))

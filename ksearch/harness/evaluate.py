@@ -186,6 +186,11 @@ class Evaluator:
             first_static = next((v for v in static if not v.ok and v.failure_class), None)
             if first_static is not None:
                 return packet.finish(first_static.failure_class, first_static.detail)
+        only = task.spec.target_only
+        if only is not None and target_name not in only.targets:
+            return packet.finish(FailureClass.SKIPPED_NEEDS_TARGET, f"task {task.name} is verified on "
+                                 f"{', '.join(only.targets)} only ({only.reason}); here it was statically "
+                                 "checked, and `ksearch compile` audits it")
         if run_dtype is None:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
@@ -204,7 +209,6 @@ class Evaluator:
             traces = self._traces(packet, task, calls, outcome, (message, views), run_dtype)
         if not isinstance(traces, dict):
             return traces
-        self.pool.reap()  # the worker is gone before a kernel of this candidate runs or is timed
         gated = self._gate(packet, job, calls, traces, worker_layout)
         if gated is not None:
             return gated
@@ -220,6 +224,9 @@ class Evaluator:
                 if verified.status is Status.PASS and requested != run_dtype:  # verified a stand-in dtype
                     return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
                 return verified
+            # The worker was killed after its reply and has been dying while the judge replayed
+            # (a device context takes ~0.1 s to go); it is gone before anything is timed.
+            self.pool.reap()
             return self._benchmark(packet, task, wls, run_dtype, judge, traces, calls)
 
     def _gate(self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict],

@@ -245,16 +245,19 @@ def _bwrap_argv(b: Boundary, writable: Sequence[Path], device: str, chdir: Path,
     if b.ipc_namespace:
         args.append("--unshare-ipc")
     args += ["--ro-bind", "/", "/", "--dev", "/dev"]
-    if device != "cpu":
-        for node in _gpu_nodes():
-            args += ["--dev-bind-try", node, node]
+    gpu_nodes = _gpu_nodes() if device != "cpu" else []
+    for node in gpu_nodes:
+        args += ["--dev-bind-try", node, node]
     if b.ipc_namespace:
         args += ["--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
     elif os.path.isdir("/dev/shm"):
         args += ["--bind", "/dev/shm", "/dev/shm"]  # host IPC, as `docker --ipc=host`: a hole, on request
     # bwrap covers /proc/sysrq-trigger, irq and bus but not /proc/sys, whose files a root without
-    # capabilities may still write (hostname, vm.*, most of kernel.*): all of /proc read-only
-    args += ["--remount-ro", "/dev", "--proc", "/proc", "--remount-ro", "/proc"]
+    # capabilities may still write (hostname, vm.*, most of kernel.*): all of /proc read-only. The
+    # CUDA driver does not start under a read-only /proc (cudaGetDeviceCount error 304, seen on an
+    # H100 host), so with a GPU only /proc/sys is.
+    args += ["--remount-ro", "/dev", "--proc", "/proc"]
+    args += ["--ro-bind", "/proc/sys", "/proc/sys"] if gpu_nodes else ["--remount-ro", "/proc"]
     if os.path.isdir("/run") and not os.path.islink("/run"):
         args += ["--tmpfs", "/run", "--remount-ro", "/run"]
     for w in writable:

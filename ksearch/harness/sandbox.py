@@ -14,6 +14,7 @@ is a crash. Replies are read with torch.load(weights_only=True): tensors and pla
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import os
@@ -49,12 +50,30 @@ def boundary_for(device: str) -> jail.Boundary:
 
 @functools.cache
 def _cuda_boundary() -> jail.Boundary:
-    """The GPU boundary, once CUDA is seen to start inside it: on one H100 machine it did not (error
-    304 from cudaGetDeviceCount under bwrap), and a worker that cannot open the device judges
-    nothing. Where it does not start, none, and the reason travels into every packet."""
-    b = jail.detect_boundary(pid_namespace=False)
-    if b.tool == "none":
-        return b
+    """The strongest GPU boundary CUDA is seen to start inside. On an H100 host the driver did not
+    start under bwrap's seccomp filter (cudaGetDeviceCount error 304; a read-only /proc did the same,
+    which `jail` now avoids with a GPU): there the boundary keeps its namespaces and read-only
+    filesystem without the filter, and the reason travels into every packet. None when CUDA starts
+    in neither."""
+    # CUDA IPC (the arena) maps only between processes of one IPC namespace: "mapping of buffer
+    # object failed" inside a private one, as under docker without --ipc=host
+    full = jail.detect_boundary(pid_namespace=False, ipc_namespace=False)
+    if full.tool == "none":
+        return full
+    last = ""
+    for b in ((full, jail.detect_boundary(pid_namespace=False, ipc_namespace=False, seccomp=False)) if full.seccomp
+              else (full,)):
+        last = _cuda_starts_in(b)
+        if not last:
+            return b if b is full else dataclasses.replace(
+                b, reason=f"{b.reason}; CUDA does not start under the seccomp filter on this machine"
+                          if b.reason else "CUDA does not start under the seccomp filter on this machine")
+    return jail.Boundary("none", reason=f"CUDA does not start inside {full.tool} on this machine ({last}); "
+                                        "GPU workers run without an OS boundary")
+
+
+def _cuda_starts_in(b: jail.Boundary) -> str:
+    """'' when `torch.cuda.init()` succeeds inside boundary `b`, else its last line of error."""
     with tempfile.TemporaryDirectory(prefix="ksearch-cuda-probe-") as d:
         proc = jail.spawn([sys.executable, "-c", "import torch; torch.cuda.init()"], writable=[d], device="cuda",
                           boundary=b, env={**os.environ, **jail.env_for(d)}, cwd=d, stdin=subprocess.DEVNULL,
@@ -65,10 +84,8 @@ def _cuda_boundary() -> jail.Boundary:
             jail.kill_tree(proc.pid)
             _, err = proc.communicate()
     if proc.returncode == 0:
-        return b
-    last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1][:300]
-    return jail.Boundary("none", reason=f"CUDA does not start inside {b.tool} on this machine ({last}); "
-                                        "GPU workers run without an OS boundary")
+        return ""
+    return (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1][:300]
 
 
 def judge_cache_dir() -> Path:

@@ -138,6 +138,7 @@ def describe_task(task: Task, dtype: str | None = None) -> dict[str, Any]:
         "bytes_formula": str(spec.bytes_formula),
         "workloads": workloads,
         "reference": str(task.reference_path),
+        "target_only": spec.target_only.model_dump() if spec.target_only is not None else None,
     }
 
 
@@ -169,6 +170,9 @@ def render_task(task: Task, dtype: str | None = None) -> Group:
     header.append(info["flops_formula"] + "\n")
     header.append("bytes: ", style="bold")
     header.append(info["bytes_formula"])
+    if info["target_only"]:
+        header.append("\ntarget-only: ", style="bold red")
+        header.append(f"verification needs {' or '.join(info['target_only']['targets'])}: {info['target_only']['reason']}")
 
     tensors = Table(title="contract", show_lines=False)
     for col in ("tensor", "role", "dtype", "shape", "default distribution", "description"):

@@ -339,6 +339,27 @@ class ToleranceSpec(_Strict):
         return self
 
 
+class TargetOnlySpec(_Strict):
+    """A task whose reference runs only on its target machines (it calls a vendor library such as
+    `aiter`, or a device-only op such as fp4 `torch._scaled_mm`): candidates are still compiled and
+    audited anywhere, but verifying (and timing) them needs one of `targets`. Such a task needs no
+    `cpu: true` workload; an evaluator elsewhere reports it unmeasured with `reason`."""
+
+    reason: str = Field(min_length=1)  # one line: what the reference needs that this machine lacks
+    targets: list[str] = Field(min_length=1)  # target profile names (configs/targets/*.yaml) that can verify it
+
+    @model_validator(mode="after")
+    def _names(self) -> TargetOnlySpec:
+        if "\n" in self.reason.strip():
+            raise ValueError("target_only.reason is one line; shorten it")
+        for name in self.targets:
+            if not _TASK_NAME.match(name):
+                raise ValueError(f"target_only.targets: '{name}' is not a target profile name (e.g. b200, mi355x)")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"target_only.targets {self.targets} lists a target twice")
+        return self
+
+
 class WorkloadSpec(_Strict):
     """One point of the shape suite: a value for every var axis."""
 
@@ -371,6 +392,8 @@ class TaskSpec(_Strict):
     flops_formula: str | int | float = Field(alias="flops")
     bytes_formula: str | int | float = Field(alias="bytes")
     languages: list[str] = Field(min_length=1)
+    # set when verification needs the target machine (see TargetOnlySpec); absent for most tasks
+    target_only: TargetOnlySpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
@@ -591,11 +614,22 @@ def _check_distributions(spec: TaskSpec) -> None:
                 )
             _check_generator_dtype(spec, input_name, spec.inputs[input_name], gen, f"distribution '{dist_name}'")
             heavy = heavy or gen.kind in HEAVY_TAILED_KINDS
+            # a task with integer inputs only (a histogram's values) stresses them with skewed (zipf) draws
+            heavy = heavy or (gen.kind == "zipf" and not _has_float_input(spec))
     if not heavy:
+        if not _has_float_input(spec):
+            raise TaskError(
+                "distributions has no skewed entry; a task with integer inputs only needs one that overrides "
+                "an input with zipf (e.g. skewed: {x: {kind: zipf, high: 256}})"
+            )
         raise TaskError(
             "distributions has no heavy-tailed entry; add one that overrides an input with "
             f"one of: {', '.join(sorted(HEAVY_TAILED_KINDS))} (e.g. heavy_tailed: {{x: {{kind: student_t, df: 3}}}})"
         )
+
+
+def _has_float_input(spec: TaskSpec) -> bool:
+    return any(spec.resolve_dtype(t, v) in FLOAT_DTYPES for t in spec.inputs.values() for v in spec.dtypes)
 
 
 def _output_dtypes(spec: TaskSpec) -> set[str]:
@@ -680,6 +714,8 @@ def _check_workloads(spec: TaskSpec) -> None:
     def has_non_pow2(wl: WorkloadSpec) -> bool:
         return any(not _is_pow2(d) for shape in _workload_shapes(spec, wl) for d in shape)
 
+    if spec.target_only is not None:  # verified on its targets only: no CPU subset to require
+        return
     cpu = [wl for wl in spec.workloads if wl.cpu]
     if not cpu:
         raise TaskError("no workload has cpu: true; mark a small subset that the CPU Triton interpreter can run")

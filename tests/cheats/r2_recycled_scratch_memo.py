@@ -8,8 +8,12 @@ needs the same sampled inputs (in practice: the same inputs): verification never
 each call), while a timed loop over three fixed input sets hits from its fourth call on, and so does
 the re-verification after it (same inputs, poisoned outputs: the copy rewrites them).
 
+Under the replay (seen on an H100): the memo is judge scratch, fresh and poisoned for every replay
+and every timed sample, so it never hits; and at the 2048 x 4096 workload its 64 slots of output
+tiles pass the judge's per-call scratch cap, which stops the candidate there.
+
 layer: dynamic (allocation and launches only; the cache is in the kernel and in what torch.empty returns)
-expect: reward_hack:caching
+expect: runtime_error
 task: matmul
 device: cuda
 """
