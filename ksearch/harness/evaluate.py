@@ -16,6 +16,7 @@ outputs there were computed by the host (`reward_hack:no_kernel_work`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import secrets
@@ -148,7 +149,9 @@ class Evaluator:
         `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` and
         `judge_wait` (for warm processes), `candidate_calls` (the candidate's host code, in the
         worker: its launch overhead), and `overhead`: the total less the replay, the timed calls,
-        baselines and ncu, i.e. what the harness itself costs."""
+        baselines and ncu, i.e. what the harness itself costs. Parts of it: `static`, `inputs`
+        (drawing inputs and references, laying out the calls), `lend` (copies into the arenas),
+        `check_traces`, `compare` (the judge's outputs against the references)."""
         t0 = time.perf_counter()
         packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
         d = packet.durations_s
@@ -181,7 +184,8 @@ class Evaluator:
                 return packet.finish(FailureClass.SKIPPED_TOOLCHAIN_MISSING, f"{why}; none here: compiled and "
                                      "audited only (ksearch compile)")
         if self.static:
-            static = static_checks_for_task(source, str(path), task)
+            with packet.timed("static"):
+                static = static_checks_for_task(source, str(path), task)
             packet.audit.anti_hack.extend(static)
             first_static = next((v for v in static if not v.ok and v.failure_class), None)
             if first_static is not None:
@@ -194,26 +198,30 @@ class Evaluator:
         if run_dtype is None:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
-        calls, worker_layout, judge_layout = self._plan(task, wls, run_dtype, seeds)
+        with packet.timed("inputs"):
+            calls, worker_layout, judge_layout = self._plan(task, wls, run_dtype, seeds)
         job = {"candidate": str(path), "entry": task.entry_name, "task": str(task.root), "dtype": run_dtype,
                "n_inputs": len(task.input_names)}
         self.pool.reap()  # no finished candidate's process may still touch what is lent below
         with self.pool.session() as worker:
-            message, views = self.arena.lend(worker_layout.tensors)
+            with packet.timed("lend"):
+                message, views = self.arena.lend(worker_layout.tensors)
             outcome = worker.ask({**job, "buffers": message,
                                   "calls": [{"id": c.id, "args": c.worker_args} for c in calls if c.worker_args]},
                                  self.timeout_s, self.memory_mb)
             packet.seconds = outcome.seconds
             packet.durations["worker_wait"] = worker.waited_s
             packet.diagnostics.append(Diagnostic(severity="note", message=f"worker OS boundary: {worker.boundary.describe()}"))
-            traces = self._traces(packet, task, calls, outcome, (message, views), run_dtype)
+            with packet.timed("check_traces"):
+                traces = self._traces(packet, task, calls, outcome, (message, views), run_dtype)
         if not isinstance(traces, dict):
             return traces
         gated = self._gate(packet, job, calls, traces, worker_layout)
         if gated is not None:
             return gated
         with self.judges.session() as judge:
-            message, views = self.judge_arena.lend(judge_layout.tensors)
+            with packet.timed("lend"):
+                message, views = self.judge_arena.lend(judge_layout.tensors)
             replays = [{"id": c.id, "args": c.judge_args, "trace": traces[c.trace_of], "workload": c.workload,
                         "n_inputs": len(task.input_names)} for c in calls]
             outcome = judge.ask({**job, "buffers": message, "replays": replays}, self.timeout_s, self.memory_mb)
@@ -407,6 +415,7 @@ class Evaluator:
         if reply.get("stray_writes"):
             return packet.finish(FailureClass.GPU_FAULT, _STRAY_WRITES)
         by_id = {c["id"]: c for c in reply.get("replays", [])}
+        t_compare = time.perf_counter()
         checks: list[OutputCheck] = []
         results: dict[int, tuple[list[OutputCheck], list[torch.Tensor]]] = {}
         tolerances = task.output_tolerances(dtype)
@@ -456,6 +465,7 @@ class Evaluator:
                                              "launches; fresh-input seeds: " + ", ".join(
                                                  f"{c.workload}={c.seed}" for c in fresh)))
         packet.message_ok = "verified on every workload, distribution and seed" + (f" ({dtype_note})" if dtype_note else "")
+        packet.durations["compare"] = time.perf_counter() - t_compare
         return packet.finish(None, packet.message_ok)
 
     # ------------------------------------------------------------------ timing (GPU)
@@ -713,6 +723,15 @@ class _Packet:
         self.durations: dict[str, float] = {}
         self.artifacts = Artifacts()
         self.packet_id = f"att-{uuid.uuid4().hex[:16]}"
+
+    @contextlib.contextmanager
+    def timed(self, key: str):
+        """Adds the block's wall time to durations[key] (where a warm evaluation's overhead goes)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.durations[key] = self.durations.get(key, 0.0) + time.perf_counter() - t0
 
     def add_diagnostics(self, error: dict) -> None:
         self.diagnostics.extend(Diagnostic.model_validate(d) for d in error.get("diagnostics", []))
