@@ -154,24 +154,65 @@ def tasks_show(
 @tasks_app.command("import")
 def tasks_import(
     path: Annotated[Path, typer.Argument(help="a KernelBench problem .py, a FlashInfer-Bench definition .json "
-                                               "or a GPU MODE problem directory")],
+                                               "or a GPU MODE problem directory; or a folder of them (a KernelBench "
+                                               "level, a GPU MODE problems/ tree, a FlashInfer-Bench dataset)")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="kernelbench | flashinfer | gpumode "
                                                                 "(default: recognised from the files)")] = None,
     name: Annotated[Optional[str], typer.Option(help="task name (default: from the file name)")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="where the task directory goes "
                                                                   "(default: configs/tasks/)")] = None,
     force: Annotated[bool, typer.Option(help="write a problem that fails the honesty checks, flags recorded")] = False,
+    memory_mb: Annotated[int, typer.Option("--memory-mb", help="a folder: kill a problem's import over this "
+                                                               "resident memory (MiB)")] = 2048,
+    timeout: Annotated[float, typer.Option(help="a folder: kill a problem's import after this many seconds")] = 60.0,
+    jobs: Annotated[int, typer.Option(help="a folder: problems imported at once")] = 1,
+    as_json: AsJson = False,
 ) -> None:
-    """Turn a problem in a public format into a task that `ksearch run` and `ksearch eval` accept."""
+    """Turn a problem in a public format into a task that `ksearch run` and `ksearch eval` accept;
+    a folder of problems is imported one by one, each in its own process, and closes with a table."""
     from ksearch.task.importers import import_task
+    from ksearch.task.importers.bulk import is_collection
 
+    if is_collection(path, fmt):
+        _tasks_import_folder(path, fmt, name, out_dir, force, memory_mb, timeout, jobs, as_json)
+        return
     imported = import_task(path, fmt=fmt, name=name, out=out_dir, force=force)
+    if as_json:
+        _print_json({"name": imported.name, "directory": str(imported.directory), "inferred": imported.inferred,
+                     "flags": imported.flags})
+        return
     out.print(f"imported {path} as task [bold]{imported.name}[/bold] in {imported.directory}")
     for line in imported.inferred:
         out.print(f"  inferred: {line}")
     for flag in imported.flags:
         out.print(f"  [red]flagged[/red]: {flag}")
     out.print(f"next: ksearch tasks show {imported.directory}   ksearch eval CANDIDATE --task {imported.directory}")
+
+
+def _tasks_import_folder(path: Path, fmt: Optional[str], name: Optional[str], out_dir: Optional[Path], force: bool,
+                         memory_mb: int, timeout: float, jobs: int, as_json: bool) -> None:
+    """`tasks import FOLDER`: every problem under it, a progress bar (on stderr with --json), the closing table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ksearch.errors import TaskError
+    from ksearch.task.importers.bulk import import_all, render_report
+
+    if name is not None:
+        raise TaskError(f"--name names one task, but {path} is a folder of problems; import a problem alone to name it")
+    console = Console(stderr=True) if as_json else out
+    columns = (TextColumn("{task.description}", style="bold"), BarColumn(bar_width=20), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"))
+    # the bar is drawn on a terminal only: a log gets the closing table alone
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        bar_id = bar.add_task("importing", total=None, current="")
+
+        def progress(done: int, total: int, current: Optional[str]) -> None:
+            shown = current if current is None or len(current) <= 28 else "..." + current[-25:]
+            bar.update(bar_id, completed=done, total=total, current=shown or "")
+
+        report = import_all(path, fmt=fmt, out=out_dir, force=force, memory_mb=memory_mb, timeout_s=timeout,
+                            jobs=jobs, on_progress=progress)
+    _print_json(report.model_dump(mode="json")) if as_json else out.print(render_report(report))
 
 
 @targets_app.command("list")

@@ -3,7 +3,9 @@
 Each format module has `detect(path) -> bool` and `build(path, name) -> Built`: the task.yaml fields,
 the reference.py source and the files it needs, plus what had to be inferred. `import_task` picks the
 format, builds, and writes the task through `common.write_task` (validated by the task loader,
-refused when `honesty_flags` finds it cannot be searched honestly).
+refused when `honesty_flags` finds it cannot be searched honestly). `bulk.import_all` imports every
+problem of a folder (a KernelBench level, a GPU MODE problems/ tree, a FlashInfer-Bench dataset), each
+in its own process under a memory and a time limit, and reports what came of each.
 """
 
 from __future__ import annotations

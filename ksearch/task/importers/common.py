@@ -144,7 +144,8 @@ def write_task(directory: Path, spec: dict, reference: str, files: dict[str, byt
         (staged / "reference.py").write_text(reference)
         _write_spec(staged, {**spec, "flops": 0} if spec["flops"] is None else spec)
         task = load_task(staged / "task.yaml")
-        flags = honesty_flags(task)
+        # a target-only task's reference cannot run here (spec.target_only says why): nothing to check
+        flags = [] if task.spec.target_only is not None else honesty_flags(task)
         if flags and not force:
             raise TaskError(f"{spec['name']} cannot be searched honestly: {'; '.join(flags)}. Nothing was "
                             "written; fix the problem, or pass --force to import it anyway with these flags")
@@ -200,6 +201,10 @@ def honesty_flags(task: Task, seeds: tuple[int, int] = (0, 1)) -> list[str]:
 
 
 CPU_ELEMENTS = 6000  # elements over all tensors of one workload that the CPU Triton interpreter runs quickly
+# Where the const dims alone pass CPU_ELEMENTS (a 4096 x 4096 weight), the budget bounds what can shrink:
+# the var axes go no higher than CPU_FEW, the const dims stay as they are, up to CPU_CONST_ELEMENTS in all
+CPU_FEW = 8
+CPU_CONST_ELEMENTS = 1 << 27  # 134M elements: a 4096 x 28672 weight (117M) passes, a MoE's expert stack does not
 _EXACT = {"atol": 0.0, "rtol": 0.0, "matched_ratio": 1.0, "max_error_cap": 0.0}
 
 
@@ -227,11 +232,32 @@ def _has_non_pow2(spec: dict, axes: dict[str, int]) -> bool:
     return any(not _is_pow2(d) for s in shapes_at(spec, axes) for d in s)
 
 
+def fixed_elements(spec: dict) -> int:
+    """The elements of a workload with every var axis at 1: what no scaling down removes (0 where the
+    shapes are not defined there)."""
+    try:
+        return elements(spec, {n: 1 for n, a in spec["axes"].items() if a["kind"] == "var"})
+    except (TaskError, ArithmeticError, ValueError):
+        return 0
+
+
+def cpu_sized(spec: dict, axes: dict[str, int], budget: int = CPU_ELEMENTS) -> bool:
+    """Small enough for the CPU interpreter: the workload's elements fit `budget`; or, where the const
+    dims alone pass it (`fixed_elements`), every var axis is at most CPU_FEW and the whole holds at
+    most CPU_CONST_ELEMENTS (a 4096 x 4096 weight with a few rows runs on a CPU; the budget bounds what
+    can shrink, not what cannot)."""
+    n = elements(spec, axes)
+    if n <= budget:
+        return True
+    return (n <= CPU_CONST_ELEMENTS and all(v <= CPU_FEW for v in axes.values())
+            and fixed_elements(spec) > budget)
+
+
 def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[str, int]:
-    """Halve the largest var axis until the workload fits `budget`; with `odd`, then make one var
-    axis a non-power-of-two (8 -> 7) if no dim is one yet."""
+    """Halve the largest var axis until the workload is `cpu_sized` for `budget`; with `odd`, then make
+    one var axis a non-power-of-two (8 -> 7) if no dim is one yet."""
     axes = dict(axes)
-    while elements(spec, axes) > budget and any(v > 1 for v in axes.values()):
+    while not cpu_sized(spec, axes, budget) and any(v > 1 for v in axes.values()):
         big = max(axes, key=lambda a: axes[a])
         axes[big] = max(1, axes[big] // 2)
     if odd and not _has_non_pow2(spec, axes):
@@ -239,7 +265,7 @@ def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[st
             if axes[axis] >= 3:
                 axes[axis] -= 1
                 break
-            if axes[axis] == 2 and elements(spec, {**axes, axis: 3}) <= budget:
+            if axes[axis] == 2 and cpu_sized(spec, {**axes, axis: 3}, budget):
                 axes[axis] = 3
                 break
     return axes
@@ -247,12 +273,13 @@ def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[st
 
 def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str, int]], bool] | None = None,
               budget: int = CPU_ELEMENTS) -> tuple[list[dict], list[str]]:
-    """Mark workloads (the problem's own: at least one) small enough for the CPU interpreter `cpu: true`;
-    when there are fewer than 4 workloads, or no CPU one with a non-power-of-two dim, add CPU workloads
-    derived from the smallest one by scaling its var axes down (each `allowed` by the problem's
-    constraints). Returns the workloads and one line per derived workload saying what was scaled."""
+    """Mark workloads (the problem's own: at least one) small enough for the CPU interpreter (`cpu_sized`)
+    `cpu: true`; when there are fewer than 4 workloads, or no CPU one with a non-power-of-two dim, add
+    CPU workloads derived from the smallest one by scaling its var axes down (each `allowed` by the
+    problem's constraints); const dims stay as they are. Returns the workloads and one line per derived
+    workload saying what was scaled."""
     allowed = allowed or (lambda axes: True)
-    out = [{**wl, "cpu": elements(spec, wl["axes"]) <= budget} for wl in workloads]
+    out = [{**wl, "cpu": cpu_sized(spec, wl["axes"], budget)} for wl in workloads]
     notes: list[str] = []
     var = [n for n, a in spec["axes"].items() if a["kind"] == "var"]
 
@@ -267,6 +294,9 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
                         f"({sum(wl['cpu'] for wl in out)} CPU-sized with a non-power-of-two dim); add workloads")
     base = min(workloads, key=lambda wl: elements(spec, wl["axes"]))
     start = dict(base["axes"])
+    consts = {n: a["value"] for n, a in spec["axes"].items() if a["kind"] == "const"}
+    fixed = fixed_elements(spec)
+    kept = f", const dims as they are ({_show(consts)})" if fixed > budget and consts else ""
     tries = [_scaled(spec, start, budget, True), _scaled(spec, start, budget // 4, True),
              _scaled(spec, start, budget // 16, True), _scaled(spec, start, budget, False),
              {a: 1 for a in var}, {a: 3 for a in var}, {a: 5 for a in var}]
@@ -274,16 +304,22 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
     for axes in tries:
         if done():
             break
-        if axes in seen or elements(spec, axes) > budget or not allowed(axes):
+        if axes in seen or not cpu_sized(spec, axes, budget) or not allowed(axes):
             continue
         seen.append(axes)
         name = "cpu_" + "_".join(f"{a}{v}" for a, v in axes.items())
         out.append({"name": name, "axes": axes, "cpu": True, "note": "derived: var axes scaled down for the CPU"})
         notes.append(f"workload {name}: var axes {_show(axes)} scaled down from workload {base['name']} "
-                     f"({_show(base['axes'])}) so the CPU interpreter can verify candidates")
+                     f"({_show(base['axes'])}){kept} so the CPU interpreter can verify candidates")
     if not done():
+        if fixed > CPU_CONST_ELEMENTS:
+            raise TaskError(f"{spec['name']}: its const axes ({_show(consts)}) make every workload hold at least "
+                            f"{fixed:,} elements, over the {CPU_CONST_ELEMENTS:,} of a CPU workload; it can be "
+                            "verified only on a GPU")
         raise TaskError(f"{spec['name']}: cannot derive CPU-sized workloads with a non-power-of-two dim within "
-                        f"{budget} elements that satisfy the problem's constraints; add a small workload by hand")
+                        f"{budget} elements (or, where const dims alone pass that, var axes up to {CPU_FEW} and "
+                        f"{CPU_CONST_ELEMENTS:,} elements) that satisfy the problem's constraints; add a small "
+                        "workload by hand")
     return out, notes
 
 
@@ -339,10 +375,19 @@ def distributions_for(spec: dict, stressed: Iterable[str] | None = None) -> dict
         gen = t.get("distribution") or {}
         scale = gen.get("std") or ((gen["high"] - gen["low"]) / 12 ** 0.5 if gen.get("kind") == "uniform" else 1.0)
         heavy[name] = {"kind": "student_t", "df": 3, "scale": round(max(scale, 1e-6), 6), "clip": 100.0}
-    if not heavy:
-        raise TaskError(f"{spec['name']}: no floating-point input; the task contract needs a heavy-tailed "
-                        "distribution over one, so this problem cannot be imported as is")
-    return {"normal": {}, "heavy_tailed": heavy}
+    if heavy:
+        return {"normal": {}, "heavy_tailed": heavy}
+    # integer inputs only (histogram values, sort keys): the stress case is skewed draws, a zipf over
+    # the range [0, high) of each input's randint generator (a few hot values: atomic contention)
+    skewed = {name: {"kind": "zipf", "high": gen["high"]}
+              for name in names for t in [spec["inputs"][name]] for gen in [t.get("distribution") or {}]
+              if not is_float(t["dtype"]) and t["dtype"] != "bool" and gen.get("kind") == "randint"
+              and gen.get("low", 0) == 0}
+    if not skewed:
+        raise TaskError(f"{spec['name']}: no floating-point input and no integer one drawn from [0, high); the task "
+                        "contract needs a heavy-tailed (or, for integers, zipf) distribution over one, so this problem "
+                        "cannot be imported as is")
+    return {"normal": {}, "skewed": skewed}
 
 
 def bytes_formula(spec: dict) -> str:

@@ -14,9 +14,13 @@ How it maps onto the task contract:
   - axes, tensor names, dtypes and shapes are kept as they are; a 0-D tensor becomes shape [1];
   - a scalar input with one value in every workload becomes a task param (a candidate receives only
     tensors, so its value is fixed); one that varies is refused;
+  - the workload JSONL is found next to the definition or, in a FlashInfer Trace dataset
+    (definitions/<op_type>/<name>.json), at workloads/<op_type>/<name>.jsonl;
+  - a scalar written at two precisions (1/sqrt(128) as float32 in one workload, float64 in another) is one value;
   - the workloads keep their var-axis values (named from them, the uuid in the note); small ones are
     marked `cpu: true`; CPU-sized workloads are derived by scaling var axes down when none fits
-    (`common.cpu_suite`, shared by every importer);
+    (`common.cpu_suite`, shared by every importer); const axes stay as they are (a GEMM with
+    N = K = 4096 gets CPU workloads with M at a few and the whole 4096 x 4096 weight);
   - safetensors inputs, when the file is there, give that input's distribution (`infer_generator`);
   - bytes is exact (every tensor once); flops is an estimate from torch's FLOP counter on the reference.
 
@@ -33,6 +37,7 @@ import ast
 import json
 import math
 import operator
+import struct
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -81,16 +86,30 @@ def detect(path: Path) -> bool:
     return _definition_file(Path(path)) is not None
 
 
+def _dataset_workloads(definition: Path, name: str) -> list[Path]:
+    """In a FlashInfer Trace dataset (definitions/<op_type>/<name>.json), the workload files its
+    layout puts at workloads/<op_type>/<name>.jsonl, then any workloads/**/<name>.jsonl."""
+    for up in definition.parents:
+        if up.name == "definitions":
+            workloads = up.parent / "workloads"
+            inner = definition.parent.relative_to(up)
+            found = [workloads / inner / f"{definition.stem}.jsonl", workloads / inner / f"{name}.jsonl"]
+            return found + (sorted(workloads.rglob(f"{name}.jsonl")) if workloads.is_dir() else [])
+    return []
+
+
 def _workloads_file(path: Path, definition: Path, name: str) -> Path:
     folder = path if path.is_dir() else definition.parent
     candidates = [folder / f"{definition.stem}.jsonl", folder / f"{name}.jsonl",
                   folder / "workloads" / f"{name}.jsonl", folder.parent / "workloads" / f"{name}.jsonl"]
+    candidates += _dataset_workloads(definition, name)
     candidates += sorted(folder.glob("*.jsonl"))
     for c in candidates:
         if c.is_file():
             return c
-    raise TaskError(f"no workload file for definition {name}: looked for {definition.stem}.jsonl or {name}.jsonl "
-                    f"next to {definition} and in workloads/; put the workload JSONL there")
+    names = f"{name}.jsonl" if definition.stem == name else f"{definition.stem}.jsonl or {name}.jsonl"
+    raise TaskError(f"definition {name}: no workload file next to the definition, in workloads/ or, in a dataset, "
+                    f"in workloads/<op_type>/ (looked for {names}); put the workload JSONL there")
 
 
 def _read_workloads(path: Path) -> list[dict]:
@@ -178,6 +197,22 @@ def _constraints(definition: dict) -> Callable[[dict[str, int]], bool]:
     return lambda axes: all(bool(check({**consts, **axes})) for check in checks)
 
 
+def _one_value(values: list[Any]) -> float | None:
+    """Numbers that are one float32 value (a scale such as 1/sqrt(128) written once in float32 and once in
+    float64): the most common of them, at the precision it was written in; None for anything else."""
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    try:
+        if len({struct.pack("<f", float(v)) for v in values}) != 1:
+            return None
+    except OverflowError:  # past float32's range: not one float32 value
+        return None
+    counts: dict[float, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts, key=lambda v: counts[v])
+
+
 def _load_safetensors(file: Path, key: str, where: str):
     try:
         from safetensors.torch import load_file
@@ -218,12 +253,19 @@ def build(path: Path, name: str | None) -> Built:
     params: dict[str, Any] = {}
     scalars = [n for n, t in definition["inputs"].items() if t.get("shape") is None]
     for s in scalars:
-        values = {json.dumps(r.get("inputs", {}).get(s, {}).get("value")) for r in rows}
-        if len(values) != 1 or values == {"null"}:
+        raw = [r.get("inputs", {}).get(s, {}).get("value") for r in rows]
+        values = {json.dumps(v) for v in raw}
+        one = _one_value(raw)
+        if len(values) == 1 and values != {"null"}:
+            params[s] = raw[0]
+        elif one is not None:
+            params[s] = one
+            inferred.append(f"scalar input {s}: {', '.join(sorted(values))} across the workloads differ only in "
+                            f"float32 rounding (one value written at two precisions): taken as {one!r}")
+        else:
             raise TaskError(f"{where}: scalar input {s!r} is {'missing from' if values == {'null'} else 'not the same in'} "
                             f"every workload ({', '.join(sorted(values))}); a ksearch candidate receives only tensors, "
                             "so a scalar must be one fixed value: split the workloads by its value and import each")
-        params[s] = json.loads(values.pop())
         inferred.append(f"scalar input {s} = {params[s]!r} in every workload: a task param, passed to the reference")
 
     def tensor(t: dict, tname: str) -> dict:
@@ -254,11 +296,14 @@ def build(path: Path, name: str | None) -> Built:
             if not isinstance(desc, dict) or desc.get("type") != "safetensors" or n not in inputs:
                 continue
             ref = Path(desc["path"])
-            found = next((p for p in (ref, wl_file.parent / ref, file.parent / ref) if p.is_file()), None)
+            # a dataset's blob paths are relative to its root (the folder of definitions/ and workloads/)
+            roots = [up.parent for up in (*file.parents, *wl_file.parents) if up.name in ("definitions", "workloads")]
+            found = next((p for p in (ref, wl_file.parent / ref, file.parent / ref, *(r / ref for r in roots))
+                          if p.is_file()), None)
             if found is None:
-                raise TaskError(f"{where}: workload {r.get('uuid', '?')} reads input {n!r} from safetensors file "
-                                f"{desc['path']} (key {desc.get('tensor_key')!r}), which is not there; put it next "
-                                f"to {wl_file.name} or make that input random")
+                raise TaskError(f"{where}: safetensors file missing for input {n!r}: workload {r.get('uuid', '?')} "
+                                f"reads it from {desc['path']} (key {desc.get('tensor_key')!r}), which is not there; "
+                                f"put it next to {wl_file.name} or make that input random")
             sample = _load_safetensors(found, str(desc.get("tensor_key")), f"{where} input {n}")
             if "distribution" not in inputs[n]:
                 inputs[n]["distribution"] = infer_generator(sample)
