@@ -26,9 +26,10 @@ def header(path: Path, key: str) -> str | None:
 
 
 def expected_verdict(path: Path) -> str:
-    """What the whole harness must say of a corpus file: its `allowlist:` class where the static
-    allowlist now stops a cheat written for a later layer, else its `expect:` class, else pass."""
-    return header(path, "allowlist") or header(path, "expect") or "pass"
+    """What the whole harness must say of a corpus file: its `verdict:` (a timing cheat the judge
+    times honestly: pass), else its `allowlist:` class where the static allowlist now stops a cheat
+    written for a later layer, else its `expect:` class, else pass."""
+    return header(path, "verdict") or header(path, "allowlist") or header(path, "expect") or "pass"
 
 
 def largest_workload(task) -> str:

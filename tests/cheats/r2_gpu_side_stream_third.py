@@ -4,6 +4,7 @@ candidate's own calls with events on the current stream misses that third, and s
 0.5x tail-slack check. Correct results once both streams finish.
 
 layer: static (the allowlist refuses torch.cuda.Stream and stream contexts)
+expect: reward_hack:stream
 allowlist: reward_hack:stream
 replay: pass   (streams are not part of the trace: the judge launches every recorded kernel on its one stream and times them all)
 task: rmsnorm
