@@ -876,7 +876,9 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
             workloads.append({"name": label, "axes": wl_axes, "cpu": True, "note": note})
     spec = {
         "name": task_name(name or path.stem),
-        "description": (inspect.getdoc(module.Model) or inspect.getdoc(module) or f"KernelBench problem {path.name}")
+        # the class's own docstring: inspect.getdoc would fall back to nn.Module's long one
+        "description": (inspect.cleandoc(module.Model.__doc__ or "") or inspect.getdoc(module)
+                        or f"KernelBench problem {path.name}")
         + f"\nImported from KernelBench problem {path.name}; weights are inputs.",
         "op_family": "imported",
         "models": f"KernelBench problem {path.name}",
