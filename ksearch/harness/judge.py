@@ -446,15 +446,15 @@ class _Judge:
                 outs = [s[spec["n_inputs"]:] for s in sets]
                 plans = [self.replayer.plan(trace, s, spec["workload"]) for s in sets]
 
+                scratch = [a[1] for plan in plans for a in plan if a[0] == "alloc" and a[2] is None]
+
                 def repoison(i: int) -> None:
                     # Set i's outputs and every scratch buffer: no timed call finds an earlier one's
                     # work. (The arena's other bytes are checked untouched after the job.)
                     for o in outs[i]:
                         poison(o)
-                    for plan in plans:
-                        for action in plan:
-                            if action[0] == "alloc" and action[2] is None:
-                                action[1].fill_(SCRATCH_POISON)
+                    for raw in scratch:
+                        raw.fill_(SCRATCH_POISON)
 
                 t0 = time.perf_counter()
                 timing = time_gpu(lambda i: self.replayer.run(plans[i], poison_scratch=False), len(sets),
