@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -49,7 +49,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", "-V", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", "-V", callback=_version, is_eager=True,
                                                     help="print the version and exit")] = None,
 ) -> None:
     pass
@@ -72,22 +72,22 @@ def _table(title: str, columns: list[str], rows) -> Table:
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Argument(help="run config YAML; the embedded defaults when omitted")] = None,
-    budget_evals: Annotated[Optional[int], typer.Option(help="candidates to evaluate (overrides the config)")] = None,
-    budget_seconds: Annotated[Optional[float], typer.Option(help="wall-clock limit in seconds")] = None,
-    log_dir: Annotated[Optional[Path], typer.Option(help="where run directories go (default experiment_log/)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="search seed")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
-    task: Annotated[Optional[str], typer.Option(help="override the config's task (name or path)")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this directory where it stopped")] = None,
-    proposer: Annotated[Optional[str], typer.Option(
+    config: Annotated[Path | None, typer.Argument(help="run config YAML; the embedded defaults when omitted")] = None,
+    budget_evals: Annotated[int | None, typer.Option(help="candidates to evaluate (overrides the config)")] = None,
+    budget_seconds: Annotated[float | None, typer.Option(help="wall-clock limit in seconds")] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="where run directories go (default experiment_log/)")] = None,
+    seed: Annotated[int | None, typer.Option(help="search seed")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
+    task: Annotated[str | None, typer.Option(help="override the config's task (name or path)")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue the run in this directory where it stopped")] = None,
+    proposer: Annotated[str | None, typer.Option(
         help="offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL "
              "(overrides the config's proposer backend and model)")] = None,
-    replay_from: Annotated[Optional[Path], typer.Option("--from", help="with --proposer replay: the run whose "
+    replay_from: Annotated[Path | None, typer.Option("--from", help="with --proposer replay: the run whose "
                                                                        "recorded responses are served (its config "
                                                                        "is used when CONFIG is omitted)")] = None,
-    budget_usd: Annotated[Optional[float], typer.Option(help="LLM spend limit in dollars (0: none)")] = None,
-    strategy: Annotated[Optional[str], typer.Option(
+    budget_usd: Annotated[float | None, typer.Option(help="LLM spend limit in dollars (0: none)")] = None,
+    strategy: Annotated[str | None, typer.Option(
         help="worldmodel | random (uniform sampling of the same template space: the baseline a search "
              "curve is compared with)")] = None,
 ) -> None:
@@ -106,9 +106,9 @@ def run(
 @app.command()
 def tree(
     run_dir: RunDir,
-    svg: Annotated[Optional[Path], typer.Option(help="also write the tree as SVG here")] = None,
-    dot: Annotated[Optional[Path], typer.Option(help="also write the tree as Graphviz DOT here")] = None,
-    png: Annotated[Optional[Path], typer.Option(help="also write a PNG (needs graphviz's dot)")] = None,
+    svg: Annotated[Path | None, typer.Option(help="also write the tree as SVG here")] = None,
+    dot: Annotated[Path | None, typer.Option(help="also write the tree as Graphviz DOT here")] = None,
+    png: Annotated[Path | None, typer.Option(help="also write a PNG (needs graphviz's dot)")] = None,
 ) -> None:
     """Show a run's world model, rebuilt from its log."""
     from ksearch.worldmodel import WorldModel, render_rich, to_dot, write_png, write_svg
@@ -140,7 +140,7 @@ def tasks_list(as_json: AsJson = False) -> None:
 @tasks_app.command("show")
 def tasks_show(
     name: Annotated[str, typer.Argument(help="task name or path to a task directory / task.yaml")],
-    dtype: Annotated[Optional[str], typer.Option(help="dtype variant for FLOP/byte figures")] = None,
+    dtype: Annotated[str | None, typer.Option(help="dtype variant for FLOP/byte figures")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Show a task's contract, shapes, and FLOPs/bytes per workload."""
@@ -156,10 +156,10 @@ def tasks_import(
     path: Annotated[Path, typer.Argument(help="a KernelBench problem .py, a FlashInfer-Bench definition .json "
                                                "or a GPU MODE problem directory; or a folder of them (a KernelBench "
                                                "level, a GPU MODE problems/ tree, a FlashInfer-Bench dataset)")],
-    fmt: Annotated[Optional[str], typer.Option("--format", help="kernelbench | flashinfer | gpumode "
+    fmt: Annotated[str | None, typer.Option("--format", help="kernelbench | flashinfer | gpumode "
                                                                 "(default: recognised from the files)")] = None,
-    name: Annotated[Optional[str], typer.Option(help="task name (default: from the file name)")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="where the task directory goes "
+    name: Annotated[str | None, typer.Option(help="task name (default: from the file name)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="where the task directory goes "
                                                                   "(default: configs/tasks/)")] = None,
     force: Annotated[bool, typer.Option(help="write a problem that fails the honesty checks, flags recorded")] = False,
     memory_mb: Annotated[int, typer.Option("--memory-mb", help="a folder: kill a problem's import over this "
@@ -189,7 +189,7 @@ def tasks_import(
     out.print(f"next: ksearch tasks show {imported.directory}   ksearch eval CANDIDATE --task {imported.directory}")
 
 
-def _tasks_import_folder(path: Path, fmt: Optional[str], name: Optional[str], out_dir: Optional[Path], force: bool,
+def _tasks_import_folder(path: Path, fmt: str | None, name: str | None, out_dir: Path | None, force: bool,
                          memory_mb: int, timeout: float, jobs: int, as_json: bool) -> None:
     """`tasks import FOLDER`: every problem under it, a progress bar (on stderr with --json), the closing table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -206,7 +206,7 @@ def _tasks_import_folder(path: Path, fmt: Optional[str], name: Optional[str], ou
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         bar_id = bar.add_task("importing", total=None, current="")
 
-        def progress(done: int, total: int, current: Optional[str]) -> None:
+        def progress(done: int, total: int, current: str | None) -> None:
             shown = current if current is None or len(current) <= 28 else "..." + current[-25:]
             bar.update(bar_id, completed=done, total=total, current=shown or "")
 
@@ -252,8 +252,8 @@ def compile_cmd(
     candidate: Annotated[Path, typer.Argument(help="candidate source: Triton/TileLang module or .hip file")],
     task: Annotated[str, typer.Option(help="task name or path; gives shapes, dtypes and the op class")],
     target: Annotated[list[str], typer.Option(help="target profile; repeat or comma-separate for several")] = ["b200", "mi355x", "h100"],
-    dtype: Annotated[Optional[str], typer.Option(help="dtype variant (default: the task's first)")] = None,
-    jobs: Annotated[Optional[int], typer.Option(help="parallel compiles (default: CPU count)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="dtype variant (default: the task's first)")] = None,
+    jobs: Annotated[int | None, typer.Option(help="parallel compiles (default: CPU count)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before a compile is killed")] = 180.0,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="compile even where the cache has a result")] = False,
     as_json: AsJson = False,
@@ -301,13 +301,13 @@ def compile_cmd(
 def eval_cmd(
     candidate: Annotated[Path, typer.Argument(help="candidate module (Triton) implementing the task's entry")],
     task: Annotated[str, typer.Option(help="task name or path")],
-    target: Annotated[Optional[str], typer.Option(help="target profile the packet is for (default: this device)")] = None,
+    target: Annotated[str | None, typer.Option(help="target profile the packet is for (default: this device)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = "auto",
-    dtype: Annotated[Optional[str], typer.Option(help="dtype variant (default: the task's first)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="dtype variant (default: the task's first)")] = None,
     seeds: Annotated[str, typer.Option(help="comma-separated input seeds")] = "0,1",
-    workloads: Annotated[Optional[str], typer.Option(help="comma-separated workload names (default: the suite)")] = None,
+    workloads: Annotated[str | None, typer.Option(help="comma-separated workload names (default: the suite)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before the evaluation is killed")] = 600.0,
-    artifacts: Annotated[Optional[Path], typer.Option(help="where timing samples go (default: none kept)")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="where timing samples go (default: none kept)")] = None,
     rel_ci: Annotated[float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")] = 0.01,
     bench_budget: Annotated[float, typer.Option(help="seconds of timing per workload at most")] = 1.0,
     ncu: Annotated[bool, typer.Option(help="also time each workload under Nsight Compute (GPU, ncu on PATH)")] = False,
@@ -375,7 +375,7 @@ def failures(as_json: AsJson = False) -> None:
 
 @app.command()
 def schema(
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="write here instead of stdout")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None,
 ) -> None:
     """The EvidencePacket JSON Schema (docs/evidence.schema.json is generated by this)."""
     from ksearch.evidence import packet_json_schema
@@ -421,14 +421,14 @@ def log_index(
 def log_show(
     run_dir: RunDir,
     last: Annotated[int, typer.Option(help="how many of the latest rows")] = 20,
-    kind: Annotated[Optional[str], typer.Option(help="only rows of this kind (attempt, run_start, ...)")] = None,
-    seq: Annotated[Optional[int], typer.Option(help="print this one row in full")] = None,
+    kind: Annotated[str | None, typer.Option(help="only rows of this kind (attempt, run_start, ...)")] = None,
+    seq: Annotated[int | None, typer.Option(help="print this one row in full")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Print the latest rows of a run's history, or one row in full."""
-    from ksearch.log import iter_rows
-
     from collections import deque
+
+    from ksearch.log import iter_rows
 
     wanted = (line.row for line, _ in iter_rows(run_dir) if kind is None or line.row.get("kind") == kind)
     if seq is not None:
@@ -452,7 +452,7 @@ def log_show(
 def log_stats_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
     as_json: AsJson = False,
-    window: Annotated[Optional[int], typer.Option(help="attempts per drift window (default: about 20 windows)")] = None,
+    window: Annotated[int | None, typer.Option(help="attempts per drift window (default: about 20 windows)")] = None,
 ) -> None:
     """Attempts, pass rate, rejection histogram, accept-rate drift, best score per target, cost, top strategies."""
     from ksearch.cli_log import print_stats
@@ -530,7 +530,7 @@ def bench_compile_cmd(
     workdir: Annotated[Path, typer.Option(help="scratch directory")] = Path("/tmp/ksearch-compile-bench"),
     variants: Annotated[int, typer.Option(help="Triton variants of one RMSNorm kernel")] = 100,
     target: Annotated[list[str], typer.Option(help="targets; repeat")] = ["b200", "mi355x", "h100"],
-    jobs: Annotated[Optional[int], typer.Option(help="parallel compiles (default: CPU count)")] = None,
+    jobs: Annotated[int | None, typer.Option(help="parallel compiles (default: CPU count)")] = None,
 ) -> None:
     """Compiles per minute, cold and with a warm cache."""
     from ksearch.compile.bench import bench_compile
@@ -545,7 +545,7 @@ def bench_harness_cmd(
     rel_ci: Annotated[float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")] = 0.01,
     corpus: Annotated[Path, typer.Option(help="folder holding honest/ and cheats/ (ksearch's tests/)")] = Path("tests"),
     parts: Annotated[str, typer.Option(help="comma-separated: stability, ncu, overhead, corpora")] = "stability,ncu,overhead,corpora",
-    out_json: Annotated[Optional[Path], typer.Option("--out", help="write every figure here as JSON")] = None,
+    out_json: Annotated[Path | None, typer.Option("--out", help="write every figure here as JSON")] = None,
     kernels: Annotated[str, typer.Option(help="corpora: only files matching these comma-separated globs")] = "*",
 ) -> None:
     """Trust and cost of this machine's measurements: CV of repeated medians, agreement with ncu,

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,7 +22,7 @@ isa_app = typer.Typer(help="ISA corpus: page-addressable chapters, topics, packe
                       no_args_is_help=True)
 
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
-Target = Annotated[Optional[str], typer.Option(help="target profile: b200, h100, h200, mi300x, mi355x")]
+Target = Annotated[str | None, typer.Option(help="target profile: b200, h100, h200, mi300x, mi355x")]
 
 
 def _write(text: str) -> None:
@@ -95,7 +95,7 @@ def skills_select(
 
 
 @isa_app.command("list")
-def isa_list(target: Target = None, topic: Annotated[Optional[str], typer.Option(help="only chapters of this topic")] = None,
+def isa_list(target: Target = None, topic: Annotated[str | None, typer.Option(help="only chapters of this topic")] = None,
              as_json: AsJson = False) -> None:
     """Chapters (id, targets, tokens, title), optionally for one target or topic."""
     from ksearch.context import load_corpus, load_topics
@@ -199,8 +199,8 @@ def isa_manifest(check: Annotated[bool, typer.Option("--check", help="only repor
 @isa_app.command("ingest")
 def isa_ingest(
     amd_xml: Annotated[Path, typer.Option("--amd-xml", help="AMD machine-readable ISA XML (GPUOpen)")],
-    out: Annotated[Optional[Path], typer.Option(help="corpus root to write (default isa_corpus/local, git-ignored)")] = None,
-    target: Annotated[Optional[list[str]], typer.Option(help="targets the chapters apply to (default from the architecture)")] = None,
+    out: Annotated[Path | None, typer.Option(help="corpus root to write (default isa_corpus/local, git-ignored)")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="targets the chapters apply to (default from the architecture)")] = None,
 ) -> None:
     """Turn AMD's ISA XML into per-encoding instruction chapters plus manifest entries."""
     from ksearch.context import ingest_amd_xml

@@ -9,7 +9,7 @@ functions here: a module-level import would be circular.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -135,7 +135,7 @@ def log_serve(
 
 def report_cmd(
     run_dir: RunDir,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="HTML file to write (default RUN_DIR/report.html)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default RUN_DIR/report.html)")] = None,
     top: Annotated[int, typer.Option(help="kernels to show with their packets")] = 5,
 ) -> None:
     """Write one self-contained HTML report: curve, rejections, tree, top kernels, speedups, audit, cost."""
@@ -150,7 +150,7 @@ def replay_cmd(
     run_dir: RunDir,
     attempt_id: Annotated[str, typer.Argument(help="packet id (att-...@target), evaluation id or candidate id (c0012)")],
     device: Annotated[str, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = "auto",
-    timeout: Annotated[Optional[float], typer.Option(help="seconds before the evaluation is killed (default: the run's)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds before the evaluation is killed (default: the run's)")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Evaluate one logged attempt again from its stored source and config; compare with the logged packet.

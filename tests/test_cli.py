@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from ksearch.log import History
 from ksearch.log.history import HISTORY
 

@@ -6,8 +6,21 @@ import pytest
 from pydantic import ValidationError
 
 from ksearch.evidence import (
-    MEANINGS, SCHEMA_PATH, Candidate, Environment, EvidencePacket, FailureClass, Performance, Status,
-    Unmeasured, Validation, WorkloadTiming, eval_command, packet_json_schema, source_hash, status_for,
+    MEANINGS,
+    SCHEMA_PATH,
+    Candidate,
+    Environment,
+    EvidencePacket,
+    FailureClass,
+    Performance,
+    Status,
+    Unmeasured,
+    Validation,
+    WorkloadTiming,
+    eval_command,
+    packet_json_schema,
+    source_hash,
+    status_for,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

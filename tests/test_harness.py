@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from ksearch.errors import ConfigError
 from ksearch.evidence import FailureClass, Status
 from ksearch.harness.bench import expected_verdict, header
 from ksearch.harness.evaluate import Evaluator

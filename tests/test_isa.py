@@ -13,10 +13,21 @@ from pathlib import Path
 import pytest
 
 from ksearch.context import (
-    BudgetError, ContextFileError, UnknownChapterError, UnknownTopicError, build_packet, check_rules, count_tokens,
-    ingest_amd_xml, load_corpus, load_rules, load_topics, manifest_drift, parse_amd_isa_xml,
+    BudgetError,
+    ContextFileError,
+    UnknownChapterError,
+    UnknownTopicError,
+    build_packet,
+    check_rules,
+    count_tokens,
+    ingest_amd_xml,
+    load_corpus,
+    load_rules,
+    load_topics,
+    manifest_drift,
+    parse_amd_isa_xml,
+    tokens,
 )
-from ksearch.context import tokens
 from ksearch.context.corpus import read_manifest
 from ksearch.context.markdown import references
 from ksearch.context.rules import rules_path

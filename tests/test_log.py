@@ -12,7 +12,15 @@ import pytest
 
 from ksearch.errors import LogError, LogIntegrityError, NotALogError
 from ksearch.log import (
-    History, build_index, export_table, iter_rows, log_stats, put_blob, query, read_blob, verify_log,
+    History,
+    build_index,
+    export_table,
+    iter_rows,
+    log_stats,
+    put_blob,
+    query,
+    read_blob,
+    verify_log,
 )
 from ksearch.log.history import GENESIS, HEAD, HISTORY, row_hash
 from ksearch.log.index import connect_readonly, evaluation_packets, read_row_at

@@ -25,7 +25,15 @@ from ksearch.context.tokens import count_tokens
 from ksearch.evidence import FailureClass
 from ksearch.log import History, build_index, iter_rows, log_stats
 from ksearch.log.index import BUCKET, connect_readonly, db_path
-from ksearch.log.memory import FRONTIER, MEMORY, distill, load_memory, memory_text, read_frontier, update_memory
+from ksearch.log.memory import (
+    FRONTIER,
+    MEMORY,
+    distill,
+    load_memory,
+    memory_text,
+    read_frontier,
+    update_memory,
+)
 from ksearch.log.synth import write_synthetic_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mining_run"

@@ -19,11 +19,11 @@ from pydantic import ValidationError
 from ksearch.context import count_tokens
 from ksearch.errors import ConfigError
 from ksearch.log import iter_rows, read_blob, verify_log
-from ksearch.propose.prices import cost_usd
 from ksearch.propose.backends import make_backend
+from ksearch.propose.prices import cost_usd
 from ksearch.propose.prompt import PromptBuilder, clip
 from ksearch.propose.replies import ReplyError, parse_edit_script, parse_module, parse_plan
-from ksearch.propose.settings import ProposerConfig, PromptBudget, parse_spec
+from ksearch.propose.settings import PromptBudget, ProposerConfig, parse_spec
 from ksearch.search.run import start_run
 from ksearch.task import load_task
 from ksearch.worldmodel import WorldModel

@@ -11,7 +11,18 @@ import triton.language as tl
 
 from ksearch.harness.judge import constexpr_params, dtype_size, kernel_module, kernel_source
 from ksearch.harness.recorder import CallRecorder, recording
-from ksearch.harness.trace import Alloc, Choose, Copy, Fill, Launch, TensorArg, Trace, TraceError, View, check_trace
+from ksearch.harness.trace import (
+    Alloc,
+    Choose,
+    Copy,
+    Fill,
+    Launch,
+    TensorArg,
+    Trace,
+    TraceError,
+    View,
+    check_trace,
+)
 
 
 @triton.jit

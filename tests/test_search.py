@@ -155,7 +155,7 @@ def test_an_action_whose_every_setting_was_tried_is_exhausted_and_not_selected(t
         state.wm.apply(ops)
     action = state.wm.frontier()[0]
     settings = template(action.attrs["template"]).settings()
-    for i, knobs in enumerate(settings):
+    for i, _knobs in enumerate(settings):
         assert not prop.exhausted(action, state)
         impl = prop.implement(action, state, random.Random(i))
         assert knob_key(impl.attrs["knobs"]) not in state.tried.keys.get(impl.attrs["template"], set())

@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 
 from ksearch.context import (
-    SKILL_BODY_BUDGET, ContextFileError, UnknownSkillError, count_tokens, get_skill, list_skills, load_corpus,
-    load_skills, select_skills, show_skill,
+    SKILL_BODY_BUDGET,
+    ContextFileError,
+    UnknownSkillError,
+    count_tokens,
+    get_skill,
+    list_skills,
+    load_corpus,
+    load_skills,
+    select_skills,
+    show_skill,
 )
 from ksearch.context.markdown import references, split_front_matter
 from ksearch.context.skills import LANGUAGES, REFERENCE_BUDGET, task_profile

@@ -29,7 +29,13 @@ from ksearch.task import (
     render_task_list,
 )
 from ksearch.task.inputs import make_distinct_last_dim, sample
-from ksearch.task.spec import HEAVY_TAILED_KINDS, ChannelOutliersGen, NormalGen, ToleranceSpec, generator_summary
+from ksearch.task.spec import (
+    HEAVY_TAILED_KINDS,
+    ChannelOutliersGen,
+    NormalGen,
+    ToleranceSpec,
+    generator_summary,
+)
 
 BUILTINS = [
     "fused_add_rmsnorm",
@@ -426,7 +432,7 @@ def test_matmul_fp16_accumulation_fails_the_deep_k_workload(tasks: dict[str, Tas
 def test_attention_and_routing_scores_far_from_zero(tasks: dict[str, Task]) -> None:
     attn = tasks["gqa_decode_attention"]
     overflowed = 0
-    for wl, inputs, ref in _cpu_cases(attn, "key_channel_outliers"):
+    for _wl, inputs, ref in _cpu_cases(attn, "key_channel_outliers"):
         q, k = inputs["q"].float(), inputs["k_cache"].float()
         group = q.shape[1] // k.shape[1]
         scores = torch.einsum("bhd,bhld->bhl", q, k.repeat_interleave(group, dim=1)) / math.sqrt(128)
@@ -443,7 +449,7 @@ def test_attention_and_routing_scores_far_from_zero(tasks: dict[str, Task]) -> N
 def test_silu_massive_gate_overflows_a_naive_sigmoid(tasks: dict[str, Task]) -> None:
     task = tasks["silu_and_mul"]
     caught = 0
-    for wl, inputs, ref in _cpu_cases(task, "outliers"):
+    for _wl, inputs, ref in _cpu_cases(task, "outliers"):
         gate, up = inputs["x"].float().chunk(2, dim=-1)
         naive = (gate * torch.exp(gate) / (1 + torch.exp(gate)) * up).half()  # inf / inf past 88
         caught += not _accepted(naive, ref["out"], task.tolerance("float16"))

@@ -9,8 +9,19 @@ from ksearch.context.tokens import count_tokens
 from ksearch.errors import KsearchError
 from ksearch.log import History, iter_rows
 from ksearch.worldmodel import (
-    WM_EDIT, EditOp, NodeKind, Status, WorldModel, WorldModelError, record, render_rich, render_text, to_dot,
-    to_payload, write_png, write_svg,
+    WM_EDIT,
+    EditOp,
+    NodeKind,
+    Status,
+    WorldModel,
+    WorldModelError,
+    record,
+    render_rich,
+    render_text,
+    to_dot,
+    to_payload,
+    write_png,
+    write_svg,
 )
 from ksearch.worldmodel import render as render_mod
 

@@ -13,18 +13,38 @@ proposer's prompt builder call the same ones, and each returns plain dataclasses
 """
 
 from ksearch.context.amd_xml import IngestReport, ingest_amd_xml, parse_amd_isa_xml
-from ksearch.context.corpus import Chapter, Corpus, SearchHit, build_manifest, load_corpus, manifest_drift, write_manifest
+from ksearch.context.corpus import (
+    Chapter,
+    Corpus,
+    SearchHit,
+    build_manifest,
+    load_corpus,
+    manifest_drift,
+    write_manifest,
+)
 from ksearch.context.errors import (
-    BudgetError, ContextError, ContextFileError, UnknownChapterError, UnknownSkillError, UnknownTopicError,
+    BudgetError,
+    ContextError,
+    ContextFileError,
+    UnknownChapterError,
+    UnknownSkillError,
+    UnknownTopicError,
 )
 from ksearch.context.packet import Packet, PacketItem, Topic, build_packet, load_topics
 from ksearch.context.rules import Mismatch, Rules, check_rules, load_rules
 from ksearch.context.skills import (
-    SKILL_BODY_BUDGET, Pick, Selection, Skill, get_skill, list_skills, load_skills, select_skills,
-    show_skill, task_profile,
+    SKILL_BODY_BUDGET,
+    Pick,
+    Selection,
+    Skill,
+    get_skill,
+    list_skills,
+    load_skills,
+    select_skills,
+    show_skill,
+    task_profile,
 )
 from ksearch.context.tokens import count_tokens, fit_tokens, tokenizer_name
-
 
 __all__ = [
     "BudgetError", "Chapter", "ContextError", "ContextFileError", "Corpus", "IngestReport", "Mismatch", "Packet",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -154,7 +154,7 @@ class Audit(_Model):
 class EvidencePacket(_Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     packet_id: str
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="microseconds"))
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
     task: str
     candidate: Candidate
     environment: Environment

@@ -35,15 +35,30 @@ import ksearch
 from ksearch.compile.service import detect_language
 from ksearch.errors import ConfigError
 from ksearch.evidence import (
-    Artifacts, Audit, Candidate, Diagnostic, Environment, EvidencePacket, FailureClass, OutputCheck, Performance,
-    Status, Unmeasured, Validation, Verdict, WorkloadTiming, eval_command, source_hash, status_for,
+    Artifacts,
+    Audit,
+    Candidate,
+    Diagnostic,
+    Environment,
+    EvidencePacket,
+    FailureClass,
+    OutputCheck,
+    Performance,
+    Status,
+    Unmeasured,
+    Validation,
+    Verdict,
+    WorkloadTiming,
+    eval_command,
+    source_hash,
+    status_for,
 )
 from ksearch.harness.arena import Arena, returned
 from ksearch.harness.judge import dtype_size
-from ksearch.harness.reward import REWARD_FORMULA, reward
-from ksearch.harness.static_checks import static_checks_for_task
-from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Outcome, Worker, WorkerPool
 from ksearch.harness.poison import unwritten_mask
+from ksearch.harness.reward import REWARD_FORMULA, reward
+from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Outcome, Worker, WorkerPool
+from ksearch.harness.static_checks import static_checks_for_task
 from ksearch.harness.trace import Trace, TraceError, check_trace
 from ksearch.harness.verify import bitwise_equal, compare, failure_of
 from ksearch.task import Task
@@ -499,7 +514,7 @@ class Evaluator:
         if outcome.reply.get("stray_writes"):
             return packet.finish(FailureClass.GPU_FAULT, f"while timing: {_STRAY_WRITES}")
         for sets in timed_sets:
-            for seed, (ins, _) in zip(seeds, sets):
+            for _seed, (ins, _) in zip(seeds, sets):
                 mutated = [task.input_names[k] for k, (i, pristine) in enumerate(ins) if not bitwise_equal(views[i], pristine)]
                 if mutated:
                     return packet.finish(FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}")

@@ -29,10 +29,23 @@ import types
 from pathlib import Path
 from typing import Any
 
-from ksearch.harness.worker import describe_error, serve
 from ksearch.harness.trace import (
-    Alloc, Choose, Copy, DescriptorArg, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, TraceError, View,
+    Alloc,
+    Choose,
+    Copy,
+    DescriptorArg,
+    DtypeArg,
+    Fill,
+    JitArg,
+    Launch,
+    ScalarArg,
+    TensorArg,
+    Trace,
+    TraceError,
+    View,
 )
+from ksearch.harness.worker import describe_error, serve
+
 
 class GateError(TraceError):
     """A launch that Triton's compiler refuses for GATE_TARGET: the CPU judge will not interpret it."""
@@ -424,7 +437,7 @@ class _Judge:
             for alt in range(len(step.alternatives)):
                 self.replayer.choices[key] = alt
                 actions = self.replayer.plan(trace, tensors, spec["workload"])
-                timing = time_gpu(lambda i: self.replayer.run(actions, poison_scratch=False), 1, device="cuda", budget_s=0.2,
+                timing = time_gpu(lambda i: self.replayer.run(actions, poison_scratch=False), 1,  # noqa: B023 (called here) device="cuda", budget_s=0.2,
                                   rel_ci=0.05, max_reps=50)
                 medians.append(timing.median_us)
             self.replayer.choices[key] = min(range(len(medians)), key=medians.__getitem__)
@@ -448,7 +461,7 @@ class _Judge:
 
                 scratch = [a[1] for plan in plans for a in plan if a[0] == "alloc" and a[2] is None]
 
-                def repoison(i: int) -> None:
+                def repoison(i: int, outs=outs, scratch=scratch) -> None:
                     # Set i's outputs and every scratch buffer: no timed call finds an earlier one's
                     # work. (The arena's other bytes are checked untouched after the job.)
                     for o in outs[i]:
@@ -457,7 +470,7 @@ class _Judge:
                         raw.fill_(SCRATCH_POISON)
 
                 t0 = time.perf_counter()
-                timing = time_gpu(lambda i: self.replayer.run(plans[i], poison_scratch=False), len(sets),
+                timing = time_gpu(lambda i: self.replayer.run(plans[i], poison_scratch=False), len(sets),  # noqa: B023
                                   device="cuda", budget_s=spec["budget_s"], rel_ci=spec["rel_ci"], before=repoison)
                 result["timed_s"] = time.perf_counter() - t0
                 for i, plan in enumerate(plans):

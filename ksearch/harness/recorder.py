@@ -14,7 +14,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from ksearch.harness.trace import (
-    Alloc, Choose, Copy, DescriptorArg, DtypeArg, Fill, JitArg, Launch, ScalarArg, TensorArg, Trace, View,
+    Alloc,
+    Choose,
+    Copy,
+    DescriptorArg,
+    DtypeArg,
+    Fill,
+    JitArg,
+    Launch,
+    ScalarArg,
+    TensorArg,
+    Trace,
+    View,
 )
 
 # Factory ops and the constant they fill with (None: uninitialised), with where the fill value sits.

@@ -25,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 
@@ -149,7 +150,7 @@ class Worker:
             self.proc.wait()
             self.stderr.seek(0)
             raise RuntimeError(f"a {self.module} process died while starting inside its boundary "
-                               f"({self.boundary.describe()}): {self.stderr.read().decode(errors='replace')[-3000:]}")
+                               f"({self.boundary.describe()}): {self.stderr.read().decode(errors='replace')[-3000:]}") from None
         self.ready = True
         if self.boundary.tool != "none" and "pid_namespace" not in self.boundary.properties:
             self.namespace = jail.namespace_of(self.proc.pid)  # what a double-forked child cannot leave

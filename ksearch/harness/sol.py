@@ -25,7 +25,7 @@ import math
 import os
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -274,7 +274,7 @@ def measure_device_peaks(
     is returned unless `refresh`. Without a GPU, the profile's datasheet values are returned
     (source 'datasheet'); with neither a GPU nor a profile, SolError.
     """
-    from ksearch.target import TargetProfile, detect_local_device, load_target
+    from ksearch.target import detect_local_device, load_target
 
     try:
         import torch
@@ -336,7 +336,7 @@ def measure_device_peaks(
         driver=driver,
         key=key,
         source="measured",
-        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
         torch_version=torch.__version__,
         hbm_bandwidth_tbs=bandwidth,
         bf16_tflops=rates["bf16"],

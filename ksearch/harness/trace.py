@@ -22,7 +22,7 @@ every view against its buffer and every argument's type before anything runs.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,7 +81,7 @@ class JitArg(_Row):
     jit: str  # a jit function of the candidate's module, passed as a constexpr
 
 
-Arg = Union[TensorArg, DescriptorArg, ScalarArg, DtypeArg, JitArg]
+Arg = TensorArg | DescriptorArg | ScalarArg | DtypeArg | JitArg
 
 
 class Alloc(_Row):
@@ -121,7 +121,7 @@ class Choose(_Row):
     alternatives: list[Launch]
 
 
-Step = Annotated[Union[Alloc, Fill, Copy, Launch, Choose], Field(discriminator="op")]
+Step = Annotated[Alloc | Fill | Copy | Launch | Choose, Field(discriminator="op")]
 
 
 class Trace(_Row):

@@ -22,9 +22,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def send(conn: Connection, obj: dict) -> None:

@@ -1,6 +1,6 @@
 """The append-only experiment log: history.jsonl (truth), attempts.db (index), blobs/."""
 
-from ksearch.log.history import HISTORY, History, iter_rows, history_path
+from ksearch.log.history import HISTORY, History, history_path, iter_rows
 from ksearch.log.index import build_index, query
 from ksearch.log.rundir import make_run_dir, new_run_id, put_blob, read_blob
 from ksearch.log.stats import export_table, log_stats

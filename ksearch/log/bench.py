@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 
 from ksearch.evidence import (
-    Candidate, Environment, EvidencePacket, FailureClass, OutputCheck, Status, Unmeasured, Validation,
+    Candidate,
+    Environment,
+    EvidencePacket,
+    FailureClass,
+    OutputCheck,
+    Status,
+    Unmeasured,
+    Validation,
     status_for,
 )
 from ksearch.log.history import History

@@ -341,7 +341,7 @@ def _still_valid(history: Path, cursor: Cursor) -> bool:
 
 def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Batch, Cursor]]:
     b = _Batch()
-    for line, cursor in iter_rows(run_dir, cursor):
+    for line, cursor in iter_rows(run_dir, cursor):  # noqa: B020 (the cursor advances row by row)
         row = line.row
         seq, ts, kind, payload = row["seq"], row["ts"], row.get("kind"), row.get("payload") or {}
         is_attempt = kind == ATTEMPT
@@ -420,7 +420,7 @@ def _build_index(run_dir: Path, history: Path, rebuild: bool) -> IndexReport:
     added = 0
     try:
         state = _State.load(conn)
-        for b, cursor in _batches(run_dir, cursor, state):
+        for b, cursor in _batches(run_dir, cursor, state):  # noqa: B020
             with db.atomic():  # one transaction per batch, cursor included: a crash leaves it consistent
                 _insert(conn, "events", EVENT_COLUMNS, b.events)
                 _insert(conn, "attempts", ATTEMPT_COLUMNS, b.attempts)

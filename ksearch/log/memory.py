@@ -22,7 +22,7 @@ import io
 import json
 import os
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -228,7 +228,7 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
 
     frontier, knob_rows = _frontier(conn, templates, strategies)
     memory = Memory(run=run_dir.name, task=task, dtype=start.get("dtype"), primary=start.get("primary"),
-                    updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     evaluations=evaluations, passed=passed, best=best, best_strategy=best_strategy,
                     best_basis=best_basis, proven=proven, dead_ends=dead, frontier=frontier)
     return memory, knob_rows
@@ -266,7 +266,7 @@ def _frontier(conn: sqlite3.Connection, templates: dict, strategies: dict) -> tu
                     passed=sum(p for _, p, _ in with_value), best_score=max(best_vals) if best_vals else None,
                     status="tried" if with_value else "untried"))
     # strategies the templates do not know (an LLM proposer's actions): tried, no settings to count
-    for strategy, (_, template, action, n, ok, best) in strategies.items():
+    for strategy, (_, template, _action, n, ok, best) in strategies.items():
         if (template or "") in templates:
             continue
         rows.append(FrontierRow(template=strategy, tried=n, passed=ok, best_score=best, status="open"))

@@ -16,7 +16,7 @@ import html
 import io
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ksearch.errors import KsearchError, LogError
@@ -219,7 +219,7 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
            f"<p>task <b>{_e(start.get('task'))}</b> {_e(start.get('dtype'))}, targets "
            f"{_e(', '.join(start.get('targets') or []))} (primary {_e(start.get('primary'))}), device "
            f"{_e(start.get('device'))}. {s['attempts']} attempts, pass rate {rate}, from {_e(s['first_ts'])} to "
-           f"{_e(s['last_ts'])}. Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}.</p>"]
+           f"{_e(s['last_ts'])}. Generated {datetime.now(UTC).isoformat(timespec='seconds')}.</p>"]
 
     out.append("<h2>Best score so far</h2>")
     out.append(_img(curve_png(steps), "image/png", "best-so-far curve"))
@@ -256,7 +256,7 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
     out.append("<h2>Top kernels</h2>")
     if not kernels:
         out.append("<p class='muted'>no candidate passed</p>")
-    for i, ((cand, template, knobs, score, basis, packet_id, blob), packets) in enumerate(kernels, 1):
+    for i, ((cand, template, knobs, score, basis, _packet_id, blob), packets) in enumerate(kernels, 1):
         out.append(f"<h3>{i}. {_e(cand)}: {_e(template)} — score {_num(score)} ({_e(basis)})</h3>"
                    f"<p>knobs <code>{_e(knobs)}</code></p>")
         for p in packets:

@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ksearch.errors import LogError
@@ -17,7 +17,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def new_run_id(label: str) -> str:
     """A sortable, unique run id: UTC time, a label (the task), a random suffix."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "run"
     return f"{stamp}-{label}-{secrets.token_hex(3)}"
 

@@ -20,20 +20,33 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from ksearch.errors import ConfigError
 from ksearch.log import put_blob, read_blob
 from ksearch.propose.backends import (
-    Backend, BackendError, ReplayBackend, call_rows, make_backend, recorded_calls,
+    Backend,
+    BackendError,
+    ReplayBackend,
+    call_rows,
+    make_backend,
+    recorded_calls,
 )
 from ksearch.propose.base import Implementation, Outcome, ProposerCall, ProposerStop, SearchState
 from ksearch.propose.offline import OfflineProposer, rule_reflect
 from ksearch.propose.prices import cost_usd, price_of
 from ksearch.propose.prompt import Prompt, PromptBuilder
 from ksearch.propose.replies import (
-    ActionSpec, DecisionSpec, Plan, ReplyError, check_finish, parse_edit_script, parse_module, parse_plan,
+    ActionSpec,
+    DecisionSpec,
+    Plan,
+    ReplyError,
+    check_finish,
+    parse_edit_script,
+    parse_module,
+    parse_plan,
 )
 from ksearch.propose.settings import ProposerConfig
 from ksearch.task import Task
@@ -98,7 +111,7 @@ class LLMProposer:
 
     def _ask(self, prompt: Prompt, parse: Callable[[str], tuple[T, str]], want: str) -> T | None:
         """Ask, and once more with the error if the reply is unusable; None when both fail."""
-        for attempt in range(2):
+        for _attempt in range(2):
             call, reply = self._call(prompt)
             if reply is None:
                 return None  # the SDK has retried already

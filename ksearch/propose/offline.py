@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerCall, SearchState, knob_key
 from ksearch.propose.adapt import TaskTemplates
+from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerCall, SearchState, knob_key
 from ksearch.propose.templates import Template, template
 from ksearch.task import Task, load_task
 from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status

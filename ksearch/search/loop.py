@@ -25,15 +25,15 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from ksearch.log import History, iter_rows
 from ksearch.log.index import STEP
 from ksearch.log.memory import update_memory
+from ksearch.propose.adapt import TaskTemplates
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried
 from ksearch.propose.prompt import evidence_text
-from ksearch.propose.adapt import TaskTemplates
 from ksearch.propose.templates import template
 from ksearch.search.config import RunConfig
 from ksearch.search.pipeline import CandidateResult, Pipeline

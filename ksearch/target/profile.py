@@ -15,8 +15,8 @@ Conventions:
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

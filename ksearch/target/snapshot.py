@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -416,7 +416,7 @@ def _gpus_from_nvidia_smi(timeout_s: float) -> tuple[list[GpuInfo], str | None]:
 
 
 def _gpus_from_torch(torch: object) -> list[GpuInfo]:
-    cuda = getattr(torch, "cuda")
+    cuda = torch.cuda
     driver = _kernel_driver_version()
     gpus: list[GpuInfo] = []
     for i in range(cuda.device_count()):
@@ -450,7 +450,7 @@ def gpu_info(torch: object | None, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) ->
         reasons.append("torch not importable")
         return [], "; ".join(reasons)
     try:
-        if getattr(torch, "cuda").is_available():
+        if torch.cuda.is_available():
             found = _gpus_from_torch(torch)
             if found:
                 return found, f"torch.cuda device properties ({reasons[0]}; current clocks unknown)"
@@ -488,7 +488,7 @@ def environment_snapshot(*, probe_tools: bool = True, timeout_s: float = DEFAULT
         }
     gpus, gpu_query = gpu_info(torch, timeout_s)
     return EnvSnapshot(
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         host=host_info(),
         python=PythonInfo(
             version=platform.python_version(),

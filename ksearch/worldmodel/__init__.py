@@ -1,7 +1,16 @@
 """The world model: K-Search's typed strategy tree, edited through validated, logged ops."""
 
 from ksearch.worldmodel.model import (
-    ROOT, WM_EDIT, EditOp, Node, NodeKind, Status, WorldModel, WorldModelError, record, to_payload,
+    ROOT,
+    WM_EDIT,
+    EditOp,
+    Node,
+    NodeKind,
+    Status,
+    WorldModel,
+    WorldModelError,
+    record,
+    to_payload,
 )
 from ksearch.worldmodel.render import render_rich, render_text, to_dot, to_svg, write_png, write_svg
 

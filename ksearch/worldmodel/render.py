@@ -6,7 +6,8 @@ import heapq
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Set as AbstractSet
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 

@@ -154,7 +154,7 @@ def knob_key(knobs: dict) -> str:
     return ",".join(f"{k}={knobs[k]!r}" for k in sorted(knobs))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _settings(t: Template) -> tuple[list[dict], list[str]]:
     """The template's valid settings and their keys, computed once."""
     names = list(t.knobs)

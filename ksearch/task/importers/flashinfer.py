@@ -477,7 +477,8 @@ def _workload_entry(task: Task, wl, params: dict) -> dict:
 
 
 def _status(packet: EvidencePacket) -> str:
-    from ksearch.evidence import FailureClass as F, Status
+    from ksearch.evidence import FailureClass as F
+    from ksearch.evidence import Status
 
     if packet.status is Status.PASS:
         return "PASSED"

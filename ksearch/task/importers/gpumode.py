@@ -93,8 +93,16 @@ import yaml
 
 from ksearch.errors import TaskError
 from ksearch.task.importers.common import (
-    Built, bytes_formula, distributions_for, elements, finish_spec, infer_generator, main_dtype, shapes_at,
-    task_name, tolerances_for,
+    Built,
+    bytes_formula,
+    distributions_for,
+    elements,
+    finish_spec,
+    infer_generator,
+    main_dtype,
+    shapes_at,
+    task_name,
+    tolerances_for,
 )
 from ksearch.task.inputs import dtype_name, torch_dtype
 from ksearch.task.spec import DTYPE_ITEMSIZE, LANGUAGES
@@ -743,7 +751,7 @@ def _fit_dim(values: list[int], axes_runs: list[dict[str, int]]) -> int | str | 
             return f"{values[0] // av[0]}*{a}"
         if all(v and x % v == 0 for v, x in zip(values, av, strict=True)) and len({x // v for v, x in zip(values, av, strict=True)}) == 1:
             return f"{a}//{av[0] // values[0]}"
-    for i, a in enumerate(names):
+    for _i, a in enumerate(names):
         for b in names:
             if b == a:
                 continue

@@ -44,8 +44,17 @@ from torch.utils._pytree import tree_leaves
 
 from ksearch.errors import TaskError
 from ksearch.task.importers.common import (
-    CPU_ELEMENTS, TOLERANCES, Built, bytes_formula, distributions_for, elements, infer_generator, load_module,
-    shapes_at, task_name, tolerances_for,
+    CPU_ELEMENTS,
+    TOLERANCES,
+    Built,
+    bytes_formula,
+    distributions_for,
+    elements,
+    infer_generator,
+    load_module,
+    shapes_at,
+    task_name,
+    tolerances_for,
 )
 from ksearch.task.inputs import dtype_name
 from ksearch.task.spec import LANGUAGES
@@ -981,7 +990,7 @@ def modelnew_entry(module, task_root: Path):
     return run
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _meta(task_root: str) -> dict:
     return json.loads((Path(task_root) / META_FILE).read_text())
 
