@@ -437,7 +437,7 @@ class _Judge:
             for alt in range(len(step.alternatives)):
                 self.replayer.choices[key] = alt
                 actions = self.replayer.plan(trace, tensors, spec["workload"])
-                timing = time_gpu(lambda i: self.replayer.run(actions, poison_scratch=False), 1,  # noqa: B023 (called here) device="cuda", budget_s=0.2,
+                timing = time_gpu(lambda i, actions=actions: self.replayer.run(actions, poison_scratch=False), 1, device="cuda", budget_s=0.2,
                                   rel_ci=0.05, max_reps=50)
                 medians.append(timing.median_us)
             self.replayer.choices[key] = min(range(len(medians)), key=medians.__getitem__)
@@ -470,7 +470,7 @@ class _Judge:
                         raw.fill_(SCRATCH_POISON)
 
                 t0 = time.perf_counter()
-                timing = time_gpu(lambda i: self.replayer.run(plans[i], poison_scratch=False), len(sets),  # noqa: B023
+                timing = time_gpu(lambda i, plans=plans: self.replayer.run(plans[i], poison_scratch=False), len(sets),
                                   device="cuda", budget_s=spec["budget_s"], rel_ci=spec["rel_ci"], before=repoison)
                 result["timed_s"] = time.perf_counter() - t0
                 for i, plan in enumerate(plans):
