@@ -20,10 +20,16 @@ from ksearch.cli_context import isa_app, skills_app
 from ksearch.cli_log import register as register_log_mining
 from ksearch.errors import KsearchError
 
-app = typer.Typer(help="ksearch: evolutionary, agentic search for GPU kernels.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="ksearch: evolutionary, agentic search for GPU kernels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 tasks_app = typer.Typer(help="Built-in and imported task contracts.", no_args_is_help=True)
-targets_app = typer.Typer(help="Target GPU profiles (B200, MI355X, H100, H200, MI300X).", no_args_is_help=True)
+targets_app = typer.Typer(
+    help="Target GPU profiles (B200, MI355X, H100, H200, MI300X).", no_args_is_help=True
+)
 log_app = typer.Typer(help="Read, check, index and export a run's experiment log.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(targets_app, name="targets")
@@ -49,8 +55,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool | None, typer.Option("--version", "-V", callback=_version, is_eager=True,
-                                                    help="print the version and exit")] = None,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = None,
 ) -> None:
     pass
 
@@ -70,36 +78,69 @@ def _table(title: str, columns: list[str], rows) -> Table:
 
 # ---------------------------------------------------------------- run
 
+
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Argument(help="run config YAML; the embedded defaults when omitted")] = None,
-    budget_evals: Annotated[int | None, typer.Option(help="candidates to evaluate (overrides the config)")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(help="run config YAML; the embedded defaults when omitted")
+    ] = None,
+    budget_evals: Annotated[
+        int | None, typer.Option(help="candidates to evaluate (overrides the config)")
+    ] = None,
     budget_seconds: Annotated[float | None, typer.Option(help="wall-clock limit in seconds")] = None,
-    log_dir: Annotated[Path | None, typer.Option(help="where run directories go (default experiment_log/)")] = None,
+    log_dir: Annotated[
+        Path | None, typer.Option(help="where run directories go (default experiment_log/)")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="search seed")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
     task: Annotated[str | None, typer.Option(help="override the config's task (name or path)")] = None,
-    resume: Annotated[Path | None, typer.Option(help="continue the run in this directory where it stopped")] = None,
-    proposer: Annotated[str | None, typer.Option(
-        help="offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL "
-             "(overrides the config's proposer backend and model)")] = None,
-    replay_from: Annotated[Path | None, typer.Option("--from", help="with --proposer replay: the run whose "
-                                                                       "recorded responses are served (its config "
-                                                                       "is used when CONFIG is omitted)")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="continue the run in this directory where it stopped")
+    ] = None,
+    proposer: Annotated[
+        str | None,
+        typer.Option(
+            help="offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL "
+            "(overrides the config's proposer backend and model)"
+        ),
+    ] = None,
+    replay_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="with --proposer replay: the run whose "
+            "recorded responses are served (its config "
+            "is used when CONFIG is omitted)",
+        ),
+    ] = None,
     budget_usd: Annotated[float | None, typer.Option(help="LLM spend limit in dollars (0: none)")] = None,
-    strategy: Annotated[str | None, typer.Option(
-        help="worldmodel | random (uniform sampling of the same template space: the baseline a search "
-             "curve is compared with)")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="worldmodel | random (uniform sampling of the same template space: the baseline a search "
+            "curve is compared with)"
+        ),
+    ] = None,
 ) -> None:
     """Search for fast kernels: plan in a world model, try candidates, learn from every verdict."""
     from ksearch.search.progress import live_progress, render_summary
     from ksearch.search.run import start_run
 
-    overrides = {"budget.evaluations": budget_evals, "budget.wall_s": budget_seconds, "seed": seed,
-                 "device": device, "task": task, "budget.llm_usd": budget_usd, "proposer": proposer,
-                 "replay_from": str(replay_from) if replay_from else None, "search.strategy": strategy}
+    overrides = {
+        "budget.evaluations": budget_evals,
+        "budget.wall_s": budget_seconds,
+        "seed": seed,
+        "device": device,
+        "task": task,
+        "budget.llm_usd": budget_usd,
+        "proposer": proposer,
+        "replay_from": str(replay_from) if replay_from else None,
+        "search.strategy": strategy,
+    }
     with live_progress(out) as on_progress:
-        result = start_run(config, log_dir=log_dir, overrides=overrides, resume=resume, on_progress=on_progress)
+        result = start_run(
+            config, log_dir=log_dir, overrides=overrides, resume=resume, on_progress=on_progress
+        )
     out.print(render_summary(result))
 
 
@@ -128,6 +169,7 @@ def tree(
 
 # ---------------------------------------------------------------- tasks and targets
 
+
 @tasks_app.command("list")
 def tasks_list(as_json: AsJson = False) -> None:
     """List the built-in tasks."""
@@ -153,18 +195,34 @@ def tasks_show(
 
 @tasks_app.command("import")
 def tasks_import(
-    path: Annotated[Path, typer.Argument(help="a KernelBench problem .py, a FlashInfer-Bench definition .json "
-                                               "or a GPU MODE problem directory; or a folder of them (a KernelBench "
-                                               "level, a GPU MODE problems/ tree, a FlashInfer-Bench dataset)")],
-    fmt: Annotated[str | None, typer.Option("--format", help="kernelbench | flashinfer | gpumode "
-                                                                "(default: recognised from the files)")] = None,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="a KernelBench problem .py, a FlashInfer-Bench definition .json "
+            "or a GPU MODE problem directory; or a folder of them (a KernelBench "
+            "level, a GPU MODE problems/ tree, a FlashInfer-Bench dataset)"
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="kernelbench | flashinfer | gpumode (default: recognised from the files)"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="task name (default: from the file name)")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="where the task directory goes "
-                                                                  "(default: configs/tasks/)")] = None,
-    force: Annotated[bool, typer.Option(help="write a problem that fails the honesty checks, flags recorded")] = False,
-    memory_mb: Annotated[int, typer.Option("--memory-mb", help="a folder: kill a problem's import over this "
-                                                               "resident memory (MiB)")] = 2048,
-    timeout: Annotated[float, typer.Option(help="a folder: kill a problem's import after this many seconds")] = 60.0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="where the task directory goes (default: configs/tasks/)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="write a problem that fails the honesty checks, flags recorded")
+    ] = False,
+    memory_mb: Annotated[
+        int,
+        typer.Option("--memory-mb", help="a folder: kill a problem's import over this resident memory (MiB)"),
+    ] = 2048,
+    timeout: Annotated[
+        float, typer.Option(help="a folder: kill a problem's import after this many seconds")
+    ] = 60.0,
     jobs: Annotated[int, typer.Option(help="a folder: problems imported at once")] = 1,
     as_json: AsJson = False,
 ) -> None:
@@ -178,19 +236,36 @@ def tasks_import(
         return
     imported = import_task(path, fmt=fmt, name=name, out=out_dir, force=force)
     if as_json:
-        _print_json({"name": imported.name, "directory": str(imported.directory), "inferred": imported.inferred,
-                     "flags": imported.flags})
+        _print_json(
+            {
+                "name": imported.name,
+                "directory": str(imported.directory),
+                "inferred": imported.inferred,
+                "flags": imported.flags,
+            }
+        )
         return
     out.print(f"imported {path} as task [bold]{imported.name}[/bold] in {imported.directory}")
     for line in imported.inferred:
         out.print(f"  inferred: {line}")
     for flag in imported.flags:
         out.print(f"  [red]flagged[/red]: {flag}")
-    out.print(f"next: ksearch tasks show {imported.directory}   ksearch eval CANDIDATE --task {imported.directory}")
+    out.print(
+        f"next: ksearch tasks show {imported.directory}   ksearch eval CANDIDATE --task {imported.directory}"
+    )
 
 
-def _tasks_import_folder(path: Path, fmt: str | None, name: str | None, out_dir: Path | None, force: bool,
-                         memory_mb: int, timeout: float, jobs: int, as_json: bool) -> None:
+def _tasks_import_folder(
+    path: Path,
+    fmt: str | None,
+    name: str | None,
+    out_dir: Path | None,
+    force: bool,
+    memory_mb: int,
+    timeout: float,
+    jobs: int,
+    as_json: bool,
+) -> None:
     """`tasks import FOLDER`: every problem under it, a progress bar (on stderr with --json), the closing table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -198,10 +273,17 @@ def _tasks_import_folder(path: Path, fmt: str | None, name: str | None, out_dir:
     from ksearch.task.importers.bulk import import_all, render_report
 
     if name is not None:
-        raise TaskError(f"--name names one task, but {path} is a folder of problems; import a problem alone to name it")
+        raise TaskError(
+            f"--name names one task, but {path} is a folder of problems; import a problem alone to name it"
+        )
     console = Console(stderr=True) if as_json else out
-    columns = (TextColumn("{task.description}", style="bold"), BarColumn(bar_width=20), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"))
+    columns = (
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}", style="dim"),
+    )
     # the bar is drawn on a terminal only: a log gets the closing table alone
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         bar_id = bar.add_task("importing", total=None, current="")
@@ -210,8 +292,16 @@ def _tasks_import_folder(path: Path, fmt: str | None, name: str | None, out_dir:
             shown = current if current is None or len(current) <= 28 else "..." + current[-25:]
             bar.update(bar_id, completed=done, total=total, current=shown or "")
 
-        report = import_all(path, fmt=fmt, out=out_dir, force=force, memory_mb=memory_mb, timeout_s=timeout,
-                            jobs=jobs, on_progress=progress)
+        report = import_all(
+            path,
+            fmt=fmt,
+            out=out_dir,
+            force=force,
+            memory_mb=memory_mb,
+            timeout_s=timeout,
+            jobs=jobs,
+            on_progress=progress,
+        )
     _print_json(report.model_dump(mode="json")) if as_json else out.print(render_report(report))
 
 
@@ -221,11 +311,15 @@ def targets_list(as_json: AsJson = False) -> None:
     from ksearch.target import describe_target, list_targets, load_target, render_target_list
 
     profiles = [load_target(n) for n in list_targets()]
-    _print_json([describe_target(p) for p in profiles]) if as_json else out.print(render_target_list(profiles))
+    _print_json([describe_target(p) for p in profiles]) if as_json else out.print(
+        render_target_list(profiles)
+    )
 
 
 @targets_app.command("show")
-def targets_show(name: Annotated[str, typer.Argument(help="target name, e.g. b200")], as_json: AsJson = False) -> None:
+def targets_show(
+    name: Annotated[str, typer.Argument(help="target name, e.g. b200")], as_json: AsJson = False
+) -> None:
     """Show a target profile with the source of every figure."""
     from ksearch.target import describe_target, load_target, render_target
 
@@ -247,15 +341,20 @@ def env_info(as_json: AsJson = False) -> None:
 
 # ---------------------------------------------------------------- compile and audit
 
+
 @app.command("compile")
 def compile_cmd(
     candidate: Annotated[Path, typer.Argument(help="candidate source: Triton/TileLang module or .hip file")],
     task: Annotated[str, typer.Option(help="task name or path; gives shapes, dtypes and the op class")],
-    target: Annotated[list[str], typer.Option(help="target profile; repeat or comma-separate for several")] = ["b200", "mi355x", "h100"],
+    target: Annotated[
+        list[str], typer.Option(help="target profile; repeat or comma-separate for several")
+    ] = ["b200", "mi355x", "h100"],
     dtype: Annotated[str | None, typer.Option(help="dtype variant (default: the task's first)")] = None,
     jobs: Annotated[int | None, typer.Option(help="parallel compiles (default: CPU count)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before a compile is killed")] = 180.0,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="compile even where the cache has a result")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="compile even where the cache has a result")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Compile one candidate for each target, then audit the emitted code against the target."""
@@ -267,26 +366,42 @@ def compile_cmd(
     spec = load_task(task)
     dtype = dtype or spec.default_dtype
     profiles = [load_target(t) for t in _split_commas(target)]
-    requests = [CompileRequest(source_path=str(candidate), task=task, target=p.name, dtype=dtype) for p in profiles]
+    requests = [
+        CompileRequest(source_path=str(candidate), task=task, target=p.name, dtype=dtype) for p in profiles
+    ]
     with out.status(f"compiling {candidate.name} for {', '.join(p.name for p in profiles)} ..."):
         results = compile_many(requests, jobs=jobs, timeout_s=timeout, use_cache=not no_cache)
     intensity = max_intensity(spec, dtype)
     audits = [audit_compile(r, p, spec.spec.op_family, dtype, intensity) for r, p in zip(results, profiles)]
     if as_json:
-        _print_json([{"compile": r.model_dump(mode="json"), "audit": a.model_dump(mode="json")}
-                     for r, a in zip(results, audits)])
+        _print_json(
+            [
+                {"compile": r.model_dump(mode="json"), "audit": a.model_dump(mode="json")}
+                for r, a in zip(results, audits)
+            ]
+        )
     else:
         for r, a in zip(results, audits):
             status = "ok" if r.ok else (r.failure_class.value if r.failure_class else "failed")
-            rows = [("compile", f"{status}, {r.seconds:.1f} s" + (" (cached)" if r.cached else "")),
-                    ("kernels", ", ".join(k.name for k in r.kernels)),
-                    ("registers", a.registers), ("spills", a.spills), ("smem/LDS bytes", a.smem_bytes),
-                    ("occupancy", None if a.occupancy is None else f"{a.occupancy:.0%} (estimate)"),
-                    ("families found", ", ".join(a.families_found)),
-                    ("expected", ", ".join(a.families_expected))]
-            rows += [(f"verdict {v.check}", ("ok" if v.ok else f"{v.severity.upper()}: ") + ("" if v.ok else v.detail)
-                      + ("" if v.ok or v.failure_class is None else f" [{v.failure_class.value}]"))
-                     for v in a.verdicts]
+            rows = [
+                ("compile", f"{status}, {r.seconds:.1f} s" + (" (cached)" if r.cached else "")),
+                ("kernels", ", ".join(k.name for k in r.kernels)),
+                ("registers", a.registers),
+                ("spills", a.spills),
+                ("smem/LDS bytes", a.smem_bytes),
+                ("occupancy", None if a.occupancy is None else f"{a.occupancy:.0%} (estimate)"),
+                ("families found", ", ".join(a.families_found)),
+                ("expected", ", ".join(a.families_expected)),
+            ]
+            rows += [
+                (
+                    f"verdict {v.check}",
+                    ("ok" if v.ok else f"{v.severity.upper()}: ")
+                    + ("" if v.ok else v.detail)
+                    + ("" if v.ok or v.failure_class is None else f" [{v.failure_class.value}]"),
+                )
+                for v in a.verdicts
+            ]
             out.print(_table(f"{candidate.name} on {r.target} ({r.arch}), {task} {dtype}", ["", ""], rows))
             for d in r.diagnostics:
                 where = ":".join(str(x) for x in (d.file, d.line, d.column) if x is not None)
@@ -297,20 +412,33 @@ def compile_cmd(
 
 # ---------------------------------------------------------------- evaluate
 
+
 @app.command("eval")
 def eval_cmd(
-    candidate: Annotated[Path, typer.Argument(help="candidate module (Triton) implementing the task's entry")],
+    candidate: Annotated[
+        Path, typer.Argument(help="candidate module (Triton) implementing the task's entry")
+    ],
     task: Annotated[str, typer.Option(help="task name or path")],
-    target: Annotated[str | None, typer.Option(help="target profile the packet is for (default: this device)")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="target profile the packet is for (default: this device)")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = "auto",
     dtype: Annotated[str | None, typer.Option(help="dtype variant (default: the task's first)")] = None,
     seeds: Annotated[str, typer.Option(help="comma-separated input seeds")] = "0,1",
-    workloads: Annotated[str | None, typer.Option(help="comma-separated workload names (default: the suite)")] = None,
+    workloads: Annotated[
+        str | None, typer.Option(help="comma-separated workload names (default: the suite)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds before the evaluation is killed")] = 600.0,
-    artifacts: Annotated[Path | None, typer.Option(help="where timing samples go (default: none kept)")] = None,
-    rel_ci: Annotated[float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")] = 0.01,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="where timing samples go (default: none kept)")
+    ] = None,
+    rel_ci: Annotated[
+        float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")
+    ] = 0.01,
     bench_budget: Annotated[float, typer.Option(help="seconds of timing per workload at most")] = 1.0,
-    ncu: Annotated[bool, typer.Option(help="also time each workload under Nsight Compute (GPU, ncu on PATH)")] = False,
+    ncu: Annotated[
+        bool, typer.Option(help="also time each workload under Nsight Compute (GPU, ncu on PATH)")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Verify (and on a GPU, time) one candidate in the sandbox; print its EvidencePacket.
@@ -325,8 +453,17 @@ def eval_cmd(
     except ValueError as e:
         raise KsearchError(f"--seeds takes comma-separated integers, got {seeds!r}") from e
     names = [w for w in (workloads or "").split(",") if w.strip()] or None
-    with Evaluator(device, timeout_s=timeout, artifacts_dir=artifacts, rel_ci=rel_ci, bench_budget_s=bench_budget,
-                   ncu=ncu) as ev, out.status(f"evaluating {candidate.name} on {ev.device} ..."):
+    with (
+        Evaluator(
+            device,
+            timeout_s=timeout,
+            artifacts_dir=artifacts,
+            rel_ci=rel_ci,
+            bench_budget_s=bench_budget,
+            ncu=ncu,
+        ) as ev,
+        out.status(f"evaluating {candidate.name} on {ev.device} ..."),
+    ):
         packet = ev.evaluate(candidate, spec, target=target, dtype=dtype, seeds=seed_list, workloads=names)
     if as_json:
         sys.stdout.write(packet.model_dump_json(indent=2) + "\n")
@@ -338,8 +475,10 @@ def eval_cmd(
     out.print(f"{head}: {packet.message}")
     if packet.validation:
         v = packet.validation
-        out.print(f"checked {len(v.outputs)} outputs on {', '.join(v.workloads_checked)} x "
-                  f"{', '.join(v.distributions)} x seeds {v.seeds} ({v.backend})")
+        out.print(
+            f"checked {len(v.outputs)} outputs on {', '.join(v.workloads_checked)} x "
+            f"{', '.join(v.distributions)} x seeds {v.seeds} ({v.backend})"
+        )
     for verdict in packet.audit.anti_hack:
         if not verdict.ok:
             out.print(f"  [red]{verdict.check}[/]: {verdict.detail}")
@@ -349,17 +488,33 @@ def eval_cmd(
     if packet.performance is None and packet.unmeasured:
         out.print(f"performance: {packet.unmeasured.reason.value} ({packet.unmeasured.detail})")
     elif packet.performance is not None:
-        rows = [(t.workload, f"{t.median_us:.2f}", f"{t.cv:.3f}", t.baseline,
-                 None if t.baseline_median_us is None else f"{t.baseline_median_us:.2f}",
-                 None if t.speedup is None else f"{t.speedup:.2f}x",
-                 None if t.sol_fraction is None else f"{t.sol_fraction:.0%}") for t in packet.performance.workloads]
-        out.print(_table(f"timing on {packet.performance.device}", ["workload", "median us", "cv", "baseline",
-                                                                    "baseline us", "speedup", "SOL"], rows))
-        out.print(f"reward {packet.reward:.3f} = {packet.reward_formula}" if packet.reward is not None else "")
+        rows = [
+            (
+                t.workload,
+                f"{t.median_us:.2f}",
+                f"{t.cv:.3f}",
+                t.baseline,
+                None if t.baseline_median_us is None else f"{t.baseline_median_us:.2f}",
+                None if t.speedup is None else f"{t.speedup:.2f}x",
+                None if t.sol_fraction is None else f"{t.sol_fraction:.0%}",
+            )
+            for t in packet.performance.workloads
+        ]
+        out.print(
+            _table(
+                f"timing on {packet.performance.device}",
+                ["workload", "median us", "cv", "baseline", "baseline us", "speedup", "SOL"],
+                rows,
+            )
+        )
+        out.print(
+            f"reward {packet.reward:.3f} = {packet.reward_formula}" if packet.reward is not None else ""
+        )
     out.print(f"replay: {packet.environment.replay_command}")
 
 
 # ---------------------------------------------------------------- evidence
+
 
 @app.command()
 def failures(as_json: AsJson = False) -> None:
@@ -389,6 +544,7 @@ def schema(
 
 
 # ---------------------------------------------------------------- log
+
 
 @log_app.command("verify")
 def log_verify(run_dir: RunDir) -> None:
@@ -441,18 +597,30 @@ def log_show(
     if as_json:
         _print_json(rows)
         return
+
     def summary(r):
         p = r.get("payload") or {}
         return p.get("message") or ", ".join(f"{k}={p[k]}" for k in list(p)[:4])
-    out.print(_table(f"{run_dir} (last {len(rows)})", ["seq", "ts", "kind", "status", "summary"],
-                     [(r["seq"], r["ts"], r["kind"], (r.get("payload") or {}).get("status"), summary(r)) for r in rows]))
+
+    out.print(
+        _table(
+            f"{run_dir} (last {len(rows)})",
+            ["seq", "ts", "kind", "status", "summary"],
+            [
+                (r["seq"], r["ts"], r["kind"], (r.get("payload") or {}).get("status"), summary(r))
+                for r in rows
+            ],
+        )
+    )
 
 
 @log_app.command("stats")
 def log_stats_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
     as_json: AsJson = False,
-    window: Annotated[int | None, typer.Option(help="attempts per drift window (default: about 20 windows)")] = None,
+    window: Annotated[
+        int | None, typer.Option(help="attempts per drift window (default: about 20 windows)")
+    ] = None,
 ) -> None:
     """Attempts, pass rate, rejection histogram, accept-rate drift, best score per target, cost, top strategies."""
     from ksearch.cli_log import print_stats
@@ -468,8 +636,15 @@ def log_curve_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
     c = best_curve(run_dir)
     reach = {f"{int(f * 100)}%": c.evals_to(f) for f in (0.5, 0.9, 1.0)}
     if as_json:
-        _print_json({"evaluations": c.evaluations, "best": c.best, "basis": c.basis, "evals_to": reach,
-                     "improvements": c.improvements})
+        _print_json(
+            {
+                "evaluations": c.evaluations,
+                "best": c.best,
+                "basis": c.basis,
+                "evals_to": reach,
+                "improvements": c.improvements,
+            }
+        )
         return
     out.print(f"evaluations: {c.evaluations}   best: {c.best}   ({c.basis or 'no candidate passed'})")
     out.print("evaluations to reach the final best: " + ", ".join(f"{k}: {v}" for k, v in reach.items()))
@@ -516,7 +691,9 @@ def log_export(
 
 @bench_app.command("log")
 def bench_log_cmd(
-    workdir: Annotated[Path, typer.Option(help="scratch directory (needs ~4 GB for 1M rows)")] = Path("/tmp/ksearch-log-bench"),
+    workdir: Annotated[Path, typer.Option(help="scratch directory (needs ~4 GB for 1M rows)")] = Path(
+        "/tmp/ksearch-log-bench"
+    ),
     rows: Annotated[int, typer.Option(help="synthetic attempt rows")] = 1_000_000,
 ) -> None:
     """Append rates, index build time and stats query latency of the experiment log on this disk."""
@@ -535,18 +712,28 @@ def bench_compile_cmd(
     """Compiles per minute, cold and with a warm cache."""
     from ksearch.compile.bench import bench_compile
 
-    _print_bench("compile benchmark", bench_compile(_fresh(workdir), _split_commas(target), count=variants, jobs=jobs))
+    _print_bench(
+        "compile benchmark", bench_compile(_fresh(workdir), _split_commas(target), count=variants, jobs=jobs)
+    )
 
 
 @bench_app.command("harness")
 def bench_harness_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     repeats: Annotated[int, typer.Option(help="evaluations of the stability kernel")] = 10,
-    rel_ci: Annotated[float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")] = 0.01,
-    corpus: Annotated[Path, typer.Option(help="folder holding honest/ and cheats/ (ksearch's tests/)")] = Path("tests"),
-    parts: Annotated[str, typer.Option(help="comma-separated: stability, ncu, overhead, corpora")] = "stability,ncu,overhead,corpora",
+    rel_ci: Annotated[
+        float, typer.Option(help="timing stops when the median's 95% CI is within this fraction")
+    ] = 0.01,
+    corpus: Annotated[
+        Path, typer.Option(help="folder holding honest/ and cheats/ (ksearch's tests/)")
+    ] = Path("tests"),
+    parts: Annotated[
+        str, typer.Option(help="comma-separated: stability, ncu, overhead, corpora")
+    ] = "stability,ncu,overhead,corpora",
     out_json: Annotated[Path | None, typer.Option("--out", help="write every figure here as JSON")] = None,
-    kernels: Annotated[str, typer.Option(help="corpora: only files matching these comma-separated globs")] = "*",
+    kernels: Annotated[
+        str, typer.Option(help="corpora: only files matching these comma-separated globs")
+    ] = "*",
 ) -> None:
     """Trust and cost of this machine's measurements: CV of repeated medians, agreement with ncu,
     harness overhead per candidate, and the honest/cheat corpora."""
@@ -557,8 +744,9 @@ def bench_harness_cmd(
 
     honest, cheats = sorted((corpus / "honest").glob("*.py")), sorted((corpus / "cheats").glob("*.py"))
     globs = kernels.split(",")
-    picked_honest, picked_cheats = ([p for p in group if any(fnmatch(p.name, g) for g in globs)]
-                                    for group in (honest, cheats))
+    picked_honest, picked_cheats = (
+        [p for p in group if any(fnmatch(p.name, g) for g in globs)] for group in (honest, cheats)
+    )
     if not honest:
         raise KsearchError(f"{corpus}/honest holds no candidates; pass --corpus pointing at ksearch's tests/")
     by_name = {p.stem: p for p in honest}
@@ -571,21 +759,51 @@ def bench_harness_cmd(
             out.print(f"stability: CV of {repeats} medians {res['stability']['cv_of_medians']:.3%}")
         if "overhead" in wanted:
             res["overhead"] = bench.overhead(ev, by_name["rmsnorm_row"])
-            out.print(_table("overhead (s), warm", ["suite", "durations"], [(k, str(v)) for k, v in res["overhead"].items()]))
+            out.print(
+                _table(
+                    "overhead (s), warm",
+                    ["suite", "durations"],
+                    [(k, str(v)) for k, v in res["overhead"].items()],
+                )
+            )
     if "corpora" in wanted:  # verdicts only: no baselines to time
         with Evaluator(device, rel_ci=rel_ci, baselines=False, bench_budget_s=0.2, timeout_s=120) as ev:
-            res["corpora"] = bench.corpora(ev, picked_honest, picked_cheats, on_row=lambda r: out.print(
-                f"{'ok ' if r['ok'] else 'BAD'} {r['kernel']}: expected {r['expected']}, got {r['got']} "
-                f"({r['seconds']:.1f} s){' vs twin ' + str(r['vs_twin']) if 'vs_twin' in r else ''}"))
+            res["corpora"] = bench.corpora(
+                ev,
+                picked_honest,
+                picked_cheats,
+                on_row=lambda r: out.print(
+                    f"{'ok ' if r['ok'] else 'BAD'} {r['kernel']}: expected {r['expected']}, got {r['got']} "
+                    f"({r['seconds']:.1f} s){' vs twin ' + str(r['vs_twin']) if 'vs_twin' in r else ''}"
+                ),
+            )
             bad = [r for r in res["corpora"] if not r["ok"]]
-            out.print(_table(f"corpora: {len(res['corpora']) - len(bad)}/{len(res['corpora'])} as expected",
-                             ["kernel", "expected", "got"], [(r["kernel"], r["expected"], r["got"]) for r in bad]))
+            out.print(
+                _table(
+                    f"corpora: {len(res['corpora']) - len(bad)}/{len(res['corpora'])} as expected",
+                    ["kernel", "expected", "got"],
+                    [(r["kernel"], r["expected"], r["got"]) for r in bad],
+                )
+            )
     if "ncu" in wanted and gpu:
-        res["ncu"] = bench.ncu_agreement(device, [by_name[n] for n in ("rmsnorm_row", "softmax_online", "matmul_tiled")])
-        out.print(_table("harness vs ncu", ["kernel", "harness us", "ncu us", "diff"],
-                         [(r["kernel"], str(r["harness_us"]), str(r["ncu_us"]),
-                           f"{r['diff']:+.2%}" if r["diff"] is not None else " ".join(r["notes"])[:80])
-                          for r in res["ncu"]]))
+        res["ncu"] = bench.ncu_agreement(
+            device, [by_name[n] for n in ("rmsnorm_row", "softmax_online", "matmul_tiled")]
+        )
+        out.print(
+            _table(
+                "harness vs ncu",
+                ["kernel", "harness us", "ncu us", "diff"],
+                [
+                    (
+                        r["kernel"],
+                        str(r["harness_us"]),
+                        str(r["ncu_us"]),
+                        f"{r['diff']:+.2%}" if r["diff"] is not None else " ".join(r["notes"])[:80],
+                    )
+                    for r in res["ncu"]
+                ],
+            )
+        )
     if out_json:
         out_json.write_text(json.dumps(res, indent=2, default=str))
 
@@ -604,8 +822,13 @@ def _fresh(workdir: Path) -> Path:
 
 
 def _print_bench(title: str, res: dict) -> None:
-    out.print(_table(title, ["measure", "value"], [(k, f"{v:.4g}" if isinstance(v, float) else v)
-                                                  for k, v in res.items()]))
+    out.print(
+        _table(
+            title,
+            ["measure", "value"],
+            [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in res.items()],
+        )
+    )
 
 
 def main() -> None:

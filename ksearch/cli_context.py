@@ -16,10 +16,14 @@ from typing import Annotated
 
 import typer
 
-skills_app = typer.Typer(help="Skills: layered how-to files for agents (entry, harness, hardware, language, op).",
-                         no_args_is_help=True)
-isa_app = typer.Typer(help="ISA corpus: page-addressable chapters, topics, packets under a token budget, rules.",
-                      no_args_is_help=True)
+skills_app = typer.Typer(
+    help="Skills: layered how-to files for agents (entry, harness, hardware, language, op).",
+    no_args_is_help=True,
+)
+isa_app = typer.Typer(
+    help="ISA corpus: page-addressable chapters, topics, packets under a token budget, rules.",
+    no_args_is_help=True,
+)
 
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 Target = Annotated[str | None, typer.Option(help="target profile: b200, h100, h200, mi300x, mi355x")]
@@ -47,18 +51,34 @@ def skills_list(as_json: AsJson = False) -> None:
     from ksearch.context import list_skills, tokenizer_name
 
     skills = list_skills()
-    rows = [{"name": s.name, "layer": s.meta.layer, "targets": s.meta.targets, "op_families": s.meta.op_families,
-             "languages": s.meta.languages, "tokens": s.tokens, "description": s.meta.description} for s in skills]
+    rows = [
+        {
+            "name": s.name,
+            "layer": s.meta.layer,
+            "targets": s.meta.targets,
+            "op_families": s.meta.op_families,
+            "languages": s.meta.languages,
+            "tokens": s.tokens,
+            "description": s.meta.description,
+        }
+        for s in skills
+    ]
     if as_json:
         return _json(rows)
     width = max(len(r["name"]) for r in rows)
-    lines = [f"{r['name']:<{width}}  {r['layer']:<8}  {r['tokens']:>4} tok  {','.join(r['targets'])}: {r['description']}"
-             for r in rows]
-    _write("\n".join(lines) + f"\n({len(rows)} skills; tokens by {tokenizer_name()}; `ksearch skills show NAME`)")
+    lines = [
+        f"{r['name']:<{width}}  {r['layer']:<8}  {r['tokens']:>4} tok  {','.join(r['targets'])}: {r['description']}"
+        for r in rows
+    ]
+    _write(
+        "\n".join(lines) + f"\n({len(rows)} skills; tokens by {tokenizer_name()}; `ksearch skills show NAME`)"
+    )
 
 
 @skills_app.command("show")
-def skills_show(name: Annotated[str, typer.Argument(help="skill name, or NAME/FILE.md for a reference file")]) -> None:
+def skills_show(
+    name: Annotated[str, typer.Argument(help="skill name, or NAME/FILE.md for a reference file")],
+) -> None:
     """Print a skill (or one of its reference files)."""
     from ksearch.context import show_skill
 
@@ -67,10 +87,14 @@ def skills_show(name: Annotated[str, typer.Argument(help="skill name, or NAME/FI
 
 @skills_app.command("select")
 def skills_select(
-    task: Annotated[str, typer.Option(help="built-in task name, task path, or free text such as 'mxfp4 gemm'")],
+    task: Annotated[
+        str, typer.Option(help="built-in task name, task path, or free text such as 'mxfp4 gemm'")
+    ],
     target: Annotated[str, typer.Option(help="target profile: b200, h100, h200, mi300x, mi355x")],
     budget: Annotated[int, typer.Option(help="token budget for the selected skills' text")] = 4000,
-    text: Annotated[bool, typer.Option("--text", help="print the selected skills' text instead of the ranking")] = False,
+    text: Annotated[
+        bool, typer.Option("--text", help="print the selected skills' text instead of the ranking")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Rank the skills for a task on a target and keep what fits the budget."""
@@ -82,10 +106,15 @@ def skills_select(
     if text:
         return _write(sel.text)
     t = sel.task
-    head = (f"task {t.text!r}: op family {t.op_family or '?'}, languages {', '.join(t.languages)}"
-            + (f", dtypes {', '.join(t.dtypes)}" if t.dtypes else "") + f"; target {sel.target}; budget {sel.budget}")
+    head = (
+        f"task {t.text!r}: op family {t.op_family or '?'}, languages {', '.join(t.languages)}"
+        + (f", dtypes {', '.join(t.dtypes)}" if t.dtypes else "")
+        + f"; target {sel.target}; budget {sel.budget}"
+    )
     used = sum(p.tokens for p in sel.picked)
-    lines = [head] + [f"{i}. {p.name} ({p.layer}, {p.tokens} tok): {p.reason}" for i, p in enumerate(sel.picked, 1)]
+    lines = [head] + [
+        f"{i}. {p.name} ({p.layer}, {p.tokens} tok): {p.reason}" for i, p in enumerate(sel.picked, 1)
+    ]
     lines += [f"   over budget: {p.name} ({p.tokens} tok): {p.reason}" for p in sel.omitted]
     lines.append(f"({used} of {sel.budget} tokens by {sel.tokenizer}; `--text` prints them)")
     _write("\n".join(lines))
@@ -95,8 +124,11 @@ def skills_select(
 
 
 @isa_app.command("list")
-def isa_list(target: Target = None, topic: Annotated[str | None, typer.Option(help="only chapters of this topic")] = None,
-             as_json: AsJson = False) -> None:
+def isa_list(
+    target: Target = None,
+    topic: Annotated[str | None, typer.Option(help="only chapters of this topic")] = None,
+    as_json: AsJson = False,
+) -> None:
     """Chapters (id, targets, tokens, title), optionally for one target or topic."""
     from ksearch.context import load_corpus, load_topics
     from ksearch.context.corpus import manifest_entry
@@ -108,8 +140,13 @@ def isa_list(target: Target = None, topic: Annotated[str | None, typer.Option(he
     if as_json:
         return _json(rows)
     width = max((len(r["id"]) for r in rows), default=2)
-    _write("\n".join(f"{r['id']:<{width}}  {r['tokens']:>5} tok  {','.join(r['target']):<18} {r['title']}" for r in rows)
-           + f"\n({len(rows)} chapters; `ksearch isa show ID` or ID#section)")
+    _write(
+        "\n".join(
+            f"{r['id']:<{width}}  {r['tokens']:>5} tok  {','.join(r['target']):<18} {r['title']}"
+            for r in rows
+        )
+        + f"\n({len(rows)} chapters; `ksearch isa show ID` or ID#section)"
+    )
 
 
 @isa_app.command("topics")
@@ -124,7 +161,9 @@ def isa_topics(as_json: AsJson = False) -> None:
 
 
 @isa_app.command("show")
-def isa_show(chapter_id: Annotated[str, typer.Argument(metavar="ID", help="chapter id, or ID#section")]) -> None:
+def isa_show(
+    chapter_id: Annotated[str, typer.Argument(metavar="ID", help="chapter id, or ID#section")],
+) -> None:
     """Print one chapter or one section of it."""
     from ksearch.context import load_corpus
 
@@ -132,9 +171,12 @@ def isa_show(chapter_id: Annotated[str, typer.Argument(metavar="ID", help="chapt
 
 
 @isa_app.command("search")
-def isa_search(text: Annotated[str, typer.Argument(help="words to look for (mnemonics work: v_mfma_scale)")],
-               target: Target = None, limit: Annotated[int, typer.Option(help="hits to print")] = 10,
-               as_json: AsJson = False) -> None:
+def isa_search(
+    text: Annotated[str, typer.Argument(help="words to look for (mnemonics work: v_mfma_scale)")],
+    target: Target = None,
+    limit: Annotated[int, typer.Option(help="hits to print")] = 10,
+    as_json: AsJson = False,
+) -> None:
     """Full-text search over chapter sections; prints ids to open with `isa show`."""
     from ksearch.context import load_corpus
 
@@ -143,7 +185,11 @@ def isa_search(text: Annotated[str, typer.Argument(help="words to look for (mnem
         return _json(hits)
     if not hits:
         return _write(f"no section matches {text!r}; try fewer or other words, or `ksearch isa list`")
-    _write("\n".join(f"[{h.id}] {h.title}" + (f" — {h.heading}" if h.heading else "") + f"\n    {h.line}" for h in hits))
+    _write(
+        "\n".join(
+            f"[{h.id}] {h.title}" + (f" — {h.heading}" if h.heading else "") + f"\n    {h.line}" for h in hits
+        )
+    )
 
 
 @isa_app.command("packet")
@@ -161,7 +207,9 @@ def isa_packet(
 
 
 @isa_app.command("rules")
-def isa_rules(target: Annotated[str, typer.Argument(help="target profile name")], as_json: AsJson = False) -> None:
+def isa_rules(
+    target: Annotated[str, typer.Argument(help="target profile name")], as_json: AsJson = False
+) -> None:
     """A target's hard limits, and whether they agree with its profile and the audit (exit 1 if not)."""
     from ksearch.context import check_rules, load_rules
 
@@ -175,15 +223,20 @@ def isa_rules(target: Annotated[str, typer.Argument(help="target profile name")]
         for name, lim in rules.limits.items():
             tie = f"  = profile {lim.profile}" if lim.profile else ""
             lines.append(f"{name:<{width}}  {lim.value:g} {lim.unit}{tie}")
-        lines.append("\n".join(f"MISMATCH {p}" for p in problems) if problems
-                     else "agrees with the target profile and the audit")
+        lines.append(
+            "\n".join(f"MISMATCH {p}" for p in problems)
+            if problems
+            else "agrees with the target profile and the audit"
+        )
         _write("\n".join(lines))
     if problems:
         raise typer.Exit(1)
 
 
 @isa_app.command("manifest")
-def isa_manifest(check: Annotated[bool, typer.Option("--check", help="only report drift; exit 1 if stale")] = False) -> None:
+def isa_manifest(
+    check: Annotated[bool, typer.Option("--check", help="only report drift; exit 1 if stale")] = False,
+) -> None:
     """Rewrite isa_corpus/manifest.json from the chapter files (or check that it is current)."""
     from ksearch.context import manifest_drift, write_manifest
 
@@ -199,8 +252,12 @@ def isa_manifest(check: Annotated[bool, typer.Option("--check", help="only repor
 @isa_app.command("ingest")
 def isa_ingest(
     amd_xml: Annotated[Path, typer.Option("--amd-xml", help="AMD machine-readable ISA XML (GPUOpen)")],
-    out: Annotated[Path | None, typer.Option(help="corpus root to write (default isa_corpus/local, git-ignored)")] = None,
-    target: Annotated[list[str] | None, typer.Option(help="targets the chapters apply to (default from the architecture)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="corpus root to write (default isa_corpus/local, git-ignored)")
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="targets the chapters apply to (default from the architecture)")
+    ] = None,
 ) -> None:
     """Turn AMD's ISA XML into per-encoding instruction chapters plus manifest entries."""
     from ksearch.context import ingest_amd_xml
@@ -208,6 +265,8 @@ def isa_ingest(
 
     targets = [check_target(t) for t in target] if target else None
     report = ingest_amd_xml(amd_xml, out, targets)  # type: ignore[arg-type]
-    _write(f"{report.architecture} ({report.family}, targets {', '.join(report.targets)}): "
-           f"{report.instructions} instructions -> {len(report.chapters)} chapters in {report.out}\n"
-           + "\n".join(f"  {c}" for c in report.chapters))
+    _write(
+        f"{report.architecture} ({report.family}, targets {', '.join(report.targets)}): "
+        f"{report.instructions} instructions -> {len(report.chapters)} chapters in {report.out}\n"
+        + "\n".join(f"  {c}" for c in report.chapters)
+    )

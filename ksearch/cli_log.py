@@ -23,6 +23,7 @@ def _g(x, fmt: str = ".4g") -> str:
 
 # ---------------------------------------------------------------- log stats
 
+
 def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None = None) -> None:
     """`ksearch log stats RUN_DIR [RUN_DIR ...]`: one run's stats, or each run's and their combination."""
     from ksearch.cli import _print_json, _table, out
@@ -47,9 +48,17 @@ def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None 
     rate = "n/a" if c["pass_rate"] is None else f"{c['pass_rate']:.1%}"
     out.print(f"attempts: {c['attempts']}   pass rate: {rate}")
     out.print(_table("rejections by failure class", ["failure_class", "count"], c["rejections"].items()))
-    out.print(_table("best per target", ["target", "measure", "best", "basis", "by", "run"],
-                     [(t, k, _g(v["best"]), v["basis"], v["by"], v["run"])
-                      for t, curves in c["best_per_target"].items() for k, v in curves.items()]))
+    out.print(
+        _table(
+            "best per target",
+            ["target", "measure", "best", "basis", "by", "run"],
+            [
+                (t, k, _g(v["best"]), v["basis"], v["by"], v["run"])
+                for t, curves in c["best_per_target"].items()
+                for k, v in curves.items()
+            ],
+        )
+    )
     _print_strategies(c["top_strategies"])
     _print_cost(c["cost"])
 
@@ -63,16 +72,33 @@ def _print_run(s: dict) -> None:
     d = s["drift"]
     if d["events"]:
         for ev in d["events"]:
-            out.print(f"[red]DRIFT[/] {ev['metric']}: {_g(ev['before'], '.1%')} -> {_g(ev['after'], '.1%')} "
-                      f"from attempt {ev['start_attempt']} (z = {ev['z']}, {ev['windows']} window(s) of {d['window']})")
+            out.print(
+                f"[red]DRIFT[/] {ev['metric']}: {_g(ev['before'], '.1%')} -> {_g(ev['after'], '.1%')} "
+                f"from attempt {ev['start_attempt']} (z = {ev['z']}, {ev['windows']} window(s) of {d['window']})"
+            )
     elif d["windows"]:
         rates = " ".join(f"{w['accept_rate']:.0%}" for w in d["windows"])
         out.print(f"accept rate per {d['window']} attempts: {rates}   (no jump)")
-    out.print(_table("best score over evaluations per target",
-                     ["target", "measure", "best", "basis", "by", "reached at", "of", "improvements"],
-                     [(t, k, _g(v["best"]), v["basis"], v["by"], v.get("evals_to_best"), v["evaluations"],
-                       len(v["improvements"])) for t, curves in s["best_per_target"].items()
-                      for k, v in curves.items()]))
+    out.print(
+        _table(
+            "best score over evaluations per target",
+            ["target", "measure", "best", "basis", "by", "reached at", "of", "improvements"],
+            [
+                (
+                    t,
+                    k,
+                    _g(v["best"]),
+                    v["basis"],
+                    v["by"],
+                    v.get("evals_to_best"),
+                    v["evaluations"],
+                    len(v["improvements"]),
+                )
+                for t, curves in s["best_per_target"].items()
+                for k, v in curves.items()
+            ],
+        )
+    )
     _print_strategies(s["top_strategies"])
     _print_cost(s["cost"])
     out.print(_table("events", ["kind", "count"], s["events"].items()))
@@ -81,24 +107,43 @@ def _print_run(s: dict) -> None:
 def _print_strategies(rows: list[dict]) -> None:
     from ksearch.cli import _table, out
 
-    out.print(_table("top strategies by improvement", ["strategy", "attempts", "passed", "best", "new bests", "gain"],
-                     [(r["strategy"], r["attempts"], r["passed"], _g(r["best_score"]), r["new_bests"], _g(r["gain"]))
-                      for r in rows]))
+    out.print(
+        _table(
+            "top strategies by improvement",
+            ["strategy", "attempts", "passed", "best", "new bests", "gain"],
+            [
+                (
+                    r["strategy"],
+                    r["attempts"],
+                    r["passed"],
+                    _g(r["best_score"]),
+                    r["new_bests"],
+                    _g(r["gain"]),
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 def _print_cost(c: dict) -> None:
     from ksearch.cli import out
 
-    out.print(f"cost: LLM ${c['llm_usd']:.4f} over {c['llm_calls']} calls ({c['llm_unpriced_calls']} unpriced, "
-              f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion tokens); "
-              f"GPU {c['gpu_s']:.1f} s; evaluation {c['eval_s']:.1f} s; compile {c['compile_s']:.1f} s")
+    out.print(
+        f"cost: LLM ${c['llm_usd']:.4f} over {c['llm_calls']} calls ({c['llm_unpriced_calls']} unpriced, "
+        f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion tokens); "
+        f"GPU {c['gpu_s']:.1f} s; evaluation {c['eval_s']:.1f} s; compile {c['compile_s']:.1f} s"
+    )
 
 
 # ---------------------------------------------------------------- commands
 
-def log_distill(run_dir: RunDir, as_json: AsJson = False,
-                budget: Annotated[int, typer.Option(help="also print the prompt text within this many tokens")] = 0
-                ) -> None:
+
+def log_distill(
+    run_dir: RunDir,
+    as_json: AsJson = False,
+    budget: Annotated[int, typer.Option(help="also print the prompt text within this many tokens")] = 0,
+) -> None:
     """Rebuild memory.json (proven strategies, dead ends) and frontier.csv (tried vs untried) from the log."""
     from ksearch.cli import _print_json, _table, out
     from ksearch.log.memory import FRONTIER, MEMORY, distill, memory_text
@@ -107,17 +152,48 @@ def log_distill(run_dir: RunDir, as_json: AsJson = False,
     if as_json:
         _print_json(m.model_dump(mode="json"))
         return
-    out.print(f"wrote {run_dir / MEMORY} and {run_dir / FRONTIER}: {len(m.proven)} proven strategies, "
-              f"{len(m.dead_ends)} dead ends, {sum(1 for r in m.frontier if r.status != 'exhausted')} open or untried "
-              f"templates")
-    out.print(_table("proven (raised the best score)", ["strategy", "best", "passed", "new bests by"],
-                     [(f.strategy, _g(f.best_score), f"{f.passed}/{f.attempts}",
-                       ", ".join(f"{e.candidate} {_g(e.score)}" for e in f.evidence)) for f in m.proven]))
-    out.print(_table("dead ends (failed repeatedly)", ["strategy", "failed", "dominant failure", "example"],
-                     [(d.strategy, f"{d.failures}/{d.attempts}", f"{d.dominant_failure_class} ({d.dominant_share:.0%})",
-                       d.example[:120]) for d in m.dead_ends]))
-    out.print(_table("frontier", ["decision", "template", "tried", "untried", "best", "status"],
-                     [(r.decision, r.template, r.tried, r.untried, _g(r.best_score), r.status) for r in m.frontier]))
+    out.print(
+        f"wrote {run_dir / MEMORY} and {run_dir / FRONTIER}: {len(m.proven)} proven strategies, "
+        f"{len(m.dead_ends)} dead ends, {sum(1 for r in m.frontier if r.status != 'exhausted')} open or untried "
+        f"templates"
+    )
+    out.print(
+        _table(
+            "proven (raised the best score)",
+            ["strategy", "best", "passed", "new bests by"],
+            [
+                (
+                    f.strategy,
+                    _g(f.best_score),
+                    f"{f.passed}/{f.attempts}",
+                    ", ".join(f"{e.candidate} {_g(e.score)}" for e in f.evidence),
+                )
+                for f in m.proven
+            ],
+        )
+    )
+    out.print(
+        _table(
+            "dead ends (failed repeatedly)",
+            ["strategy", "failed", "dominant failure", "example"],
+            [
+                (
+                    d.strategy,
+                    f"{d.failures}/{d.attempts}",
+                    f"{d.dominant_failure_class} ({d.dominant_share:.0%})",
+                    d.example[:120],
+                )
+                for d in m.dead_ends
+            ],
+        )
+    )
+    out.print(
+        _table(
+            "frontier",
+            ["decision", "template", "tried", "untried", "best", "status"],
+            [(r.decision, r.template, r.tried, r.untried, _g(r.best_score), r.status) for r in m.frontier],
+        )
+    )
     if budget:
         out.print(memory_text(m, budget), markup=False, highlight=False)
 
@@ -135,7 +211,9 @@ def log_serve(
 
 def report_cmd(
     run_dir: RunDir,
-    out_path: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default RUN_DIR/report.html)")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    ] = None,
     top: Annotated[int, typer.Option(help="kernels to show with their packets")] = 5,
 ) -> None:
     """Write one self-contained HTML report: curve, rejections, tree, top kernels, speedups, audit, cost."""
@@ -148,9 +226,13 @@ def report_cmd(
 
 def replay_cmd(
     run_dir: RunDir,
-    attempt_id: Annotated[str, typer.Argument(help="packet id (att-...@target), evaluation id or candidate id (c0012)")],
+    attempt_id: Annotated[
+        str, typer.Argument(help="packet id (att-...@target), evaluation id or candidate id (c0012)")
+    ],
     device: Annotated[str, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = "auto",
-    timeout: Annotated[float | None, typer.Option(help="seconds before the evaluation is killed (default: the run's)")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="seconds before the evaluation is killed (default: the run's)")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Evaluate one logged attempt again from its stored source and config; compare with the logged packet.
@@ -162,17 +244,29 @@ def replay_cmd(
     with out.status(f"replaying {attempt_id} ..."):
         r = replay(run_dir, attempt_id, device=device, timeout_s=timeout)
     if as_json:
-        _print_json({"attempt_id": r.attempt_id, "agrees": r.agrees,
-                     "rows": [{"what": w, "logged": a, "new": b, "same": s} for w, a, b, s in r.rows],
-                     "new": r.new})
+        _print_json(
+            {
+                "attempt_id": r.attempt_id,
+                "agrees": r.agrees,
+                "rows": [{"what": w, "logged": a, "new": b, "same": s} for w, a, b, s in r.rows],
+                "new": r.new,
+            }
+        )
     else:
-        out.print(_table(f"replay of {r.attempt_id}", ["what", "logged", "replayed", "same"],
-                         [(w, a, b, "yes" if s else "[red]NO[/]") for w, a, b, s in r.rows]))
+        out.print(
+            _table(
+                f"replay of {r.attempt_id}",
+                ["what", "logged", "replayed", "same"],
+                [(w, a, b, "yes" if s else "[red]NO[/]") for w, a, b, s in r.rows],
+            )
+        )
         out.print("verdict agrees with the log" if r.agrees else "[red]verdict differs from the log[/]")
         logged = r.logged.get("failure_class") or ""
         if not r.agrees and (logged.startswith("audit:") or logged == "compile_error"):
-            out.print(f"note: {logged} is the verdict of the target's own compile and audit, which replay does not "
-                      f"re-run; check it with `ksearch compile` (the packet's compiler_invocation)")
+            out.print(
+                f"note: {logged} is the verdict of the target's own compile and audit, which replay does not "
+                f"re-run; check it with `ksearch compile` (the packet's compiler_invocation)"
+            )
     if not r.agrees:
         raise typer.Exit(1)
 

@@ -57,24 +57,49 @@ class Script:
             self.served += 1
             n = self.served
         if kind == "propose_actions":
-            plan = {"decisions": [{"title": "rows per program", "actions": [
-                {"title": "one row per program", "description": "whole row in one block", "rationale": "simple",
-                 "difficulty": 1, "expected_speedup": 1.5, "priority": 0.8},
-                {"title": "tuned warps", "description": "pick num_warps by row length", "rationale": "occupancy",
-                 "difficulty": 2, "expected_speedup": 1.3, "priority": 0.6}]}]}
+            plan = {
+                "decisions": [
+                    {
+                        "title": "rows per program",
+                        "actions": [
+                            {
+                                "title": "one row per program",
+                                "description": "whole row in one block",
+                                "rationale": "simple",
+                                "difficulty": 1,
+                                "expected_speedup": 1.5,
+                                "priority": 0.8,
+                            },
+                            {
+                                "title": "tuned warps",
+                                "description": "pick num_warps by row length",
+                                "rationale": "occupancy",
+                                "difficulty": 2,
+                                "expected_speedup": 1.3,
+                                "priority": 0.6,
+                            },
+                        ],
+                    }
+                ]
+            }
             return "Here is the plan.\n```json\n" + json.dumps(plan, indent=1) + "\n```"
         if kind == "implement" and self.kernels:
             return f"```python\n{self.kernels[n % len(self.kernels)]}```"
         if kind == "implement":
             if "# Parent kernel" in prompt and n % 2 == 0:
                 # a search/replace edit on the line every variant has
-                return ("```\n<<<<<<< SEARCH\n    M, N = x.shape\n=======\n    M, N = x.shape  # edited\n"
-                        ">>>>>>> REPLACE\n```")
+                return (
+                    "```\n<<<<<<< SEARCH\n    M, N = x.shape\n=======\n    M, N = x.shape  # edited\n"
+                    ">>>>>>> REPLACE\n```"
+                )
             return f"```python\n{kernel(n)}```"
         if kind == "reflect":
             action = re.search(r"visited action: (n\d+)", prompt)
-            ops = [{"op": "update", "node": action.group(1), "fields": {"priority": 0.5}, "reason": "scripted"}] \
-                if action else []
+            ops = (
+                [{"op": "update", "node": action.group(1), "fields": {"priority": 0.5}, "reason": "scripted"}]
+                if action
+                else []
+            )
             return "```json\n" + json.dumps({"ops": ops}) + "\n```"
         return "?"
 
@@ -100,8 +125,9 @@ def _text(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(_text(c.get("text", c.get("content", ""))) if isinstance(c, dict) else str(c)
-                         for c in content)
+        return "\n".join(
+            _text(c.get("text", c.get("content", ""))) if isinstance(c, dict) else str(c) for c in content
+        )
     return ""
 
 
@@ -130,8 +156,12 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path.endswith("/chat/completions"):
             api = "chat"
-            system = "\n".join(_text(m["content"]) for m in body["messages"] if m["role"] in ("system", "developer"))
-            user = "\n".join(_text(m["content"]) for m in body["messages"] if m["role"] not in ("system", "developer"))
+            system = "\n".join(
+                _text(m["content"]) for m in body["messages"] if m["role"] in ("system", "developer")
+            )
+            user = "\n".join(
+                _text(m["content"]) for m in body["messages"] if m["role"] not in ("system", "developer")
+            )
         elif path.endswith("/responses"):
             api = "responses"
             system, user = body.get("instructions") or "", _text(body.get("input"))
@@ -147,8 +177,13 @@ class Handler(BaseHTTPRequestHandler):
         record = {"path": path, "api": api, "kind": kind, "body": body, "fault": fault}
         script.requests.append(record)
         if fault in ("429", "500"):
-            err = {"error": {"message": f"injected {fault}", "type": "rate_limit_error" if fault == "429" else
-                             "api_error"}, "type": "error"}
+            err = {
+                "error": {
+                    "message": f"injected {fault}",
+                    "type": "rate_limit_error" if fault == "429" else "api_error",
+                },
+                "type": "error",
+            }
             return self._send(int(fault), err, {"retry-after-ms": "1"})
         if fault == "timeout":
             time.sleep(script.slow_s)
@@ -170,28 +205,79 @@ class Handler(BaseHTTPRequestHandler):
         script.seen_prefixes.add(system)
         model = body.get("model", "m")
         if api == "chat":
-            self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
-                             "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                                          "finish_reason": "length" if truncated else "stop"}],
-                             "usage": {"prompt_tokens": total, "completion_tokens": out, "total_tokens": total + out,
-                                       "prompt_tokens_details": {"cached_tokens": cached}}})
+            self._send(
+                200,
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "length" if truncated else "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": total,
+                        "completion_tokens": out,
+                        "total_tokens": total + out,
+                        "prompt_tokens_details": {"cached_tokens": cached},
+                    },
+                },
+            )
         elif api == "responses":
-            self._send(200, {"id": "resp_1", "object": "response", "created_at": int(time.time()), "model": model,
-                             "status": "incomplete" if truncated else "completed",
-                             "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
-                             "output": [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
-                                         "content": [{"type": "output_text", "text": text, "annotations": []}]}],
-                             "parallel_tool_calls": False, "tool_choice": "auto", "tools": [],
-                             "usage": {"input_tokens": total, "input_tokens_details": {"cached_tokens": cached},
-                                       "output_tokens": out, "output_tokens_details": {"reasoning_tokens": 0},
-                                       "total_tokens": total + out}})
+            self._send(
+                200,
+                {
+                    "id": "resp_1",
+                    "object": "response",
+                    "created_at": int(time.time()),
+                    "model": model,
+                    "status": "incomplete" if truncated else "completed",
+                    "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
+                    "output": [
+                        {
+                            "type": "message",
+                            "id": "msg_1",
+                            "status": "completed",
+                            "role": "assistant",
+                            "content": [{"type": "output_text", "text": text, "annotations": []}],
+                        }
+                    ],
+                    "parallel_tool_calls": False,
+                    "tool_choice": "auto",
+                    "tools": [],
+                    "usage": {
+                        "input_tokens": total,
+                        "input_tokens_details": {"cached_tokens": cached},
+                        "output_tokens": out,
+                        "output_tokens_details": {"reasoning_tokens": 0},
+                        "total_tokens": total + out,
+                    },
+                },
+            )
         else:
             fresh = total - cached - written
-            self._send(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
-                             "content": [{"type": "text", "text": text}],
-                             "stop_reason": "max_tokens" if truncated else "end_turn", "stop_sequence": None,
-                             "usage": {"input_tokens": fresh, "output_tokens": out,
-                                       "cache_creation_input_tokens": written, "cache_read_input_tokens": cached}})
+            self._send(
+                200,
+                {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "max_tokens" if truncated else "end_turn",
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": fresh,
+                        "output_tokens": out,
+                        "cache_creation_input_tokens": written,
+                        "cache_read_input_tokens": cached,
+                    },
+                },
+            )
 
 
 class FakeLLM:

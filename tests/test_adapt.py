@@ -43,27 +43,51 @@ languages: [triton]
 def _task(root: Path, name: str, axes: list, inputs: dict, outputs: dict, reference: str, sizes: list[str]):
     d = root / name
     d.mkdir()
-    fmt = lambda tensors: "\n".join(f"  {k}: {{dtype: $dtype, shape: [{', '.join(v)}]}}" for k, v in tensors.items())
-    (d / "task.yaml").write_text(TASK.format(
-        name=name, axes="\n".join(f"  {a}: {{kind: var}}" for a in axes), inputs=fmt(inputs), outputs=fmt(outputs),
-        entry=", ".join([*inputs, *outputs]), workloads="\n".join(f"  - {{name: w{i}, axes: {{{a}}}, cpu: {str(i < 2).lower()}}}" for i, a in enumerate(sizes)), first=next(iter(inputs))))
+    fmt = lambda tensors: "\n".join(
+        f"  {k}: {{dtype: $dtype, shape: [{', '.join(v)}]}}" for k, v in tensors.items()
+    )
+    (d / "task.yaml").write_text(
+        TASK.format(
+            name=name,
+            axes="\n".join(f"  {a}: {{kind: var}}" for a in axes),
+            inputs=fmt(inputs),
+            outputs=fmt(outputs),
+            entry=", ".join([*inputs, *outputs]),
+            workloads="\n".join(
+                f"  - {{name: w{i}, axes: {{{a}}}, cpu: {str(i < 2).lower()}}}" for i, a in enumerate(sizes)
+            ),
+            first=next(iter(inputs)),
+        )
+    )
     (d / "reference.py").write_text("import torch\n\n\n" + textwrap.dedent(reference))
     return load_task(d)
 
 
 @pytest.fixture
 def softmax_3d(tmp_path):
-    return _task(tmp_path, "kb_softmax_3d", ["B", "S", "D"], {"logits": ["B", "S", "D"]}, {"probs": ["B", "S", "D"]},
-                 "def reference(logits):\n    return torch.softmax(logits, dim=-1)\n",
-                 ["B: 2, S: 3, D: 40", "B: 3, S: 5, D: 33", "B: 1, S: 1, D: 128", "B: 8, S: 512, D: 4096"])
+    return _task(
+        tmp_path,
+        "kb_softmax_3d",
+        ["B", "S", "D"],
+        {"logits": ["B", "S", "D"]},
+        {"probs": ["B", "S", "D"]},
+        "def reference(logits):\n    return torch.softmax(logits, dim=-1)\n",
+        ["B: 2, S: 3, D: 40", "B: 3, S: 5, D: 33", "B: 1, S: 1, D: 128", "B: 8, S: 512, D: 4096"],
+    )
 
 
 @pytest.fixture
 def linear_no_bias(tmp_path):
     # out = x @ w.T with the weight first: the GEMM with its operands swapped and one transposed
-    return _task(tmp_path, "kb_linear", ["M", "N", "K"], {"w": ["N", "K"], "x": ["M", "K"]}, {"y": ["M", "N"]},
-                 "def reference(w, x):\n    return x @ w.T\n", ["M: 16, N: 24, K: 32", "M: 7, N: 20, K: 36",
-                                                                  "M: 1, N: 64, K: 64", "M: 4096, N: 4096, K: 4096"])
+    return _task(
+        tmp_path,
+        "kb_linear",
+        ["M", "N", "K"],
+        {"w": ["N", "K"], "x": ["M", "K"]},
+        {"y": ["M", "N"]},
+        "def reference(w, x):\n    return x @ w.T\n",
+        ["M: 16, N: 24, K: 32", "M: 7, N: 20, K: 36", "M: 1, N: 64, K: 64", "M: 4096, N: 4096, K: 4096"],
+    )
 
 
 def test_a_softmax_over_the_last_dim_of_any_rank_fits_the_softmax_templates(softmax_3d):
@@ -98,8 +122,15 @@ def test_the_offline_proposer_plans_an_imported_task_with_the_fitted_family(line
 
 
 def test_a_task_no_family_fits_names_the_proposers_that_can_search_it(tmp_path):
-    task = _task(tmp_path, "kb_cumsum", ["M", "N"], {"x": ["M", "N"]}, {"y": ["M", "N"]},
-                 "def reference(x):\n    return torch.cumsum(x, dim=-1)\n", ["M: 4, N: 16", "M: 3, N: 20", "M: 1, N: 1", "M: 512, N: 4096"])
+    task = _task(
+        tmp_path,
+        "kb_cumsum",
+        ["M", "N"],
+        {"x": ["M", "N"]},
+        {"y": ["M", "N"]},
+        "def reference(x):\n    return torch.cumsum(x, dim=-1)\n",
+        ["M: 4, N: 16", "M: 3, N: 20", "M: 1, N: 1", "M: 512, N: 4096"],
+    )
     assert fit(task) is None
     with pytest.raises(ConfigError, match="openai-compatible:MODEL@URL") as err:
         OfflineProposer(task)

@@ -21,8 +21,10 @@ def build(tmp_path_factory):
 
     def _build(candidate: str, task: str = "matmul", dtype: str = "bfloat16") -> dict[str, CompileResult]:
         if (candidate, task, dtype) not in memo:
-            reqs = [CompileRequest(source_path=str(CANDIDATES / candidate), task=task, target=t, dtype=dtype)
-                    for t in TARGETS]
+            reqs = [
+                CompileRequest(source_path=str(CANDIDATES / candidate), task=task, target=t, dtype=dtype)
+                for t in TARGETS
+            ]
             memo[candidate, task, dtype] = dict(zip(TARGETS, compile_many(reqs, cache_dir=cache, jobs=2)))
         return memo[candidate, task, dtype]
 
@@ -62,7 +64,9 @@ def test_a_tensor_core_path_is_demanded_only_where_some_workload_is_compute_boun
     from ksearch.task import load_task
 
     decode = max_intensity(load_task("gqa_decode_attention"), "float16")
-    assert all(decode < load_target(t).ridge_point("fp32_vector") for t in list_targets())  # CUDA cores keep up
+    assert all(
+        decode < load_target(t).ridge_point("fp32_vector") for t in list_targets()
+    )  # CUDA cores keep up
     matmul = max_intensity(load_task("matmul"), "bfloat16")
     assert matmul > load_target("h100").ridge_point("bfloat16")
     for target, r in build("matmul_naive.py").items():
@@ -74,8 +78,10 @@ def test_a_tensor_core_path_is_demanded_only_where_some_workload_is_compute_boun
         assert audit_failure(compute_bound) is FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH
         # memory-bound on tensor cores, compute-bound without them: a tensor-core path is still demanded
         between = (profile.ridge_point("fp32_vector") + profile.ridge_point("bfloat16")) / 2
-        assert audit_failure(audit_compile(r, profile, "gemm", "bfloat16", intensity=between)) is \
-            FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH, target
+        assert (
+            audit_failure(audit_compile(r, profile, "gemm", "bfloat16", intensity=between))
+            is FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH
+        ), target
 
 
 def test_spilling_kernel_is_reported_with_its_spill_count(build):
@@ -109,6 +115,7 @@ def test_family_parser_reads_ptx_sass_and_amdgcn_from_a_real_build(build):
 
 # ---- resource arithmetic (no compiler involved: hand-computed limits)
 
+
 def test_occupancy_nvidia_register_bound():
     h100 = load_target("h100")
     # 128 regs x 32 lanes = 4096 per warp; 4-warp blocks need 16384: 65536 / 16384 = 4 blocks = 16 warps of 64
@@ -127,21 +134,34 @@ def test_occupancy_amd_vgpr_bound():
 
 def test_smem_over_the_per_block_limit_is_a_named_failure():
     h100 = load_target("h100")
-    result = CompileResult(ok=True, language="triton", target="h100", arch="sm_90a",
-                           kernels=[KernelInfo(name="k", num_warps=4, registers=64, smem_bytes=300 * 1024)])
+    result = CompileResult(
+        ok=True,
+        language="triton",
+        target="h100",
+        arch="sm_90a",
+        kernels=[KernelInfo(name="k", num_warps=4, registers=64, smem_bytes=300 * 1024)],
+    )
     audit = audit_compile(result, h100, "norm", "float16")
     assert audit_failure(audit) is FailureClass.AUDIT_SMEM_OVER_LIMIT
 
 
-@pytest.mark.skipif(__import__("shutil").which("clang++-22") is None,
-                    reason="clang-22 not installed: apt-get install clang-22 lld-22 libamdhip64-dev")
+@pytest.mark.skipif(
+    __import__("shutil").which("clang++-22") is None,
+    reason="clang-22 not installed: apt-get install clang-22 lld-22 libamdhip64-dev",
+)
 def test_hip_mfma_kernels_are_audited(tmp_path):
     from ksearch.compile.hip_backend import compile_hip
 
     hip = Path(__file__).parent / "candidates" / "hip"
     mi355x = load_target("mi355x")
-    (bf16,) = compile_many([CompileRequest(source_path=str(hip / "mfma_bf16_gemm.hip"), task="matmul",
-                                           target="mi355x", dtype="bfloat16")], cache_dir=tmp_path)
+    (bf16,) = compile_many(
+        [
+            CompileRequest(
+                source_path=str(hip / "mfma_bf16_gemm.hip"), task="matmul", target="mi355x", dtype="bfloat16"
+            )
+        ],
+        cache_dir=tmp_path,
+    )
     assert bf16.ok, bf16.message
     a = audit_compile(bf16, mi355x, "gemm", "bfloat16")
     assert "v_mfma" in a.families_found and audit_failure(a) is None, a.verdicts

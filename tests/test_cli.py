@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def ksearch(*args):
     env = {**os.environ, "COLUMNS": "200"}  # wide enough that rich does not fold names in tables
-    return subprocess.run([sys.executable, "-m", "ksearch", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def assert_clean_error(proc, *needles):
@@ -39,8 +44,15 @@ def test_version_and_help():
 def test_tasks_list_and_show():
     listed = json.loads(ksearch("tasks", "list", "--json").stdout)
     names = {t["name"] for t in listed}
-    assert {"rmsnorm", "softmax", "matmul", "fused_add_rmsnorm", "silu_and_mul", "gqa_decode_attention",
-            "moe_topk_routing"} <= names
+    assert {
+        "rmsnorm",
+        "softmax",
+        "matmul",
+        "fused_add_rmsnorm",
+        "silu_and_mul",
+        "gqa_decode_attention",
+        "moe_topk_routing",
+    } <= names
     shown = ksearch("tasks", "show", "matmul", "--json")
     assert shown.returncode == 0
     data = json.loads(shown.stdout)
@@ -60,6 +72,7 @@ def test_targets_list_show_and_env_info():
     assert env.returncode == 0
     snap = json.loads(env.stdout)
     import triton
+
     assert triton.__version__ in json.dumps(snap)
 
 
@@ -91,15 +104,26 @@ def test_log_commands_on_a_run(tmp_path):
     run = tmp_path / "r"
     log = History(run)
     for i in range(6):
-        log.append("attempt", {"packet_id": f"a{i}", "status": "pass" if i % 2 else "error",
-                               "failure_class": None if i % 2 else "compile_error", "message": f"m{i}",
-                               "candidate": {"target": "b200"}, "reward": float(i)})
+        log.append(
+            "attempt",
+            {
+                "packet_id": f"a{i}",
+                "status": "pass" if i % 2 else "error",
+                "failure_class": None if i % 2 else "compile_error",
+                "message": f"m{i}",
+                "candidate": {"target": "b200"},
+                "reward": float(i),
+            },
+        )
     assert "6 rows intact" in ksearch("log", "verify", run).stdout
     assert "added" in ksearch("log", "index", run, "--rebuild").stdout
     stats = json.loads(ksearch("log", "stats", run, "--json").stdout)
     assert stats["attempts"] == 6 and stats["rejections"] == {"compile_error": 3}
-    q = json.loads(ksearch("log", "query", run, "SELECT attempt_id FROM attempts WHERE status='pass'",
-                           "--format", "json").stdout)
+    q = json.loads(
+        ksearch(
+            "log", "query", run, "SELECT attempt_id FROM attempts WHERE status='pass'", "--format", "json"
+        ).stdout
+    )
     assert [r["attempt_id"] for r in q] == ["a1", "a3", "a5"]
     one = json.loads(ksearch("log", "show", run, "--seq", "2").stdout)
     assert one["payload"]["packet_id"] == "a2"
@@ -110,12 +134,14 @@ def test_log_commands_on_a_run(tmp_path):
 
 # ---- bad input: one clear line and a non-zero exit, never a traceback
 
+
 def test_task_file_with_a_missing_field(tmp_path):
     src = (ROOT / "configs" / "tasks" / "softmax" / "task.yaml").read_text()
     bad = tmp_path / "broken"
     bad.mkdir()
-    (bad / "task.yaml").write_text("\n".join(l for l in src.splitlines() if not l.startswith("outputs:")
-                                             and not l.startswith("  out:")))
+    (bad / "task.yaml").write_text(
+        "\n".join(l for l in src.splitlines() if not l.startswith("outputs:") and not l.startswith("  out:"))
+    )
     (bad / "reference.py").write_text((ROOT / "configs" / "tasks" / "softmax" / "reference.py").read_text())
     assert_clean_error(ksearch("tasks", "show", bad), "outputs")
 

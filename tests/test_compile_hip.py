@@ -60,7 +60,9 @@ def test_bf16_mfma_gemm_compiles_for_gfx950_with_mfma_and_lds(tmp_path):
     assert r.ok, r.message
     assert r.failure_class is None and r.language == "hip" and r.arch == "gfx950"
     asm = _asm(r)
-    assert re.search(r"^\s*v_mfma_f32_32x32x16_bf16\s", asm, re.MULTILINE), "no 32x32x16 bf16 MFMA in the assembly"
+    assert re.search(r"^\s*v_mfma_f32_32x32x16_bf16\s", asm, re.MULTILINE), (
+        "no 32x32x16 bf16 MFMA in the assembly"
+    )
     assert '.amdgcn_target "amdgcn-amd-amdhsa--gfx950"' in asm
     [k] = r.kernels
     assert k.name == "gemm_bf16_mfma_64x64x32"
@@ -232,7 +234,9 @@ extern "C" __global__ void __launch_bounds__(128) twice(const float* x, float* y
         src = f"/* ksearch:launch\n{launch}\n*/\n{kernel}"
         return compile_hip(src, tmp_path / "twice.hip", MI355X, tmp_path / "out"), src
 
-    r, _ = build("kernels:\n  - {name: twice, block: [128], grid: ['ceil(M*I/128)'], args: [x, out, 'M*I:i64']}")
+    r, _ = build(
+        "kernels:\n  - {name: twice, block: [128], grid: ['ceil(M*I/128)'], args: [x, out, 'M*I:i64']}"
+    )
     assert r.ok, r.message
 
     r, _ = build("kernels:\n  - {name: thrice, block: [128], grid: [1], args: [x, out, 'M:i64']}")
@@ -258,8 +262,16 @@ extern "C" __global__ void __launch_bounds__(128) twice(const float* x, float* y
 
 
 def test_missing_toolchain_is_a_skip_with_the_install_line(tmp_path, monkeypatch):
-    missing = HipTools(mode=None, missing=[ToolMissing(tool="clang-22", reason="HIP device code needs clang",
-                                                       install="apt-get install clang-22 lld-22 libamdhip64-dev")])
+    missing = HipTools(
+        mode=None,
+        missing=[
+            ToolMissing(
+                tool="clang-22",
+                reason="HIP device code needs clang",
+                install="apt-get install clang-22 lld-22 libamdhip64-dev",
+            )
+        ],
+    )
     monkeypatch.setattr(hip_backend, "find_hip_tools", lambda: missing)
     r = _compile("mfma_bf16_gemm.hip", tmp_path=tmp_path)
     assert not r.ok and r.failure_class is FailureClass.SKIPPED_TOOLCHAIN_MISSING
@@ -286,8 +298,9 @@ def test_launch_description_parses_and_resolves():
     assert k.name == "gemm_bf16_mfma_64x64x32" and k.block == [256] and k.threads == 256
     task = load_task("matmul")
     wl = task.workloads()[1]  # ragged_m96_n80_k72
-    [launch] = resolve_launch(parsed.spec, task.axes_for(wl), task.params_for(wl),
-                              [*task.input_names, *task.output_names])
+    [launch] = resolve_launch(
+        parsed.spec, task.axes_for(wl), task.params_for(wl), [*task.input_names, *task.output_names]
+    )
     M, N = task.axes_for(wl)["M"], task.axes_for(wl)["N"]
     assert launch.grid == (-(-N // 64), -(-M // 64), 1) and launch.block == (256, 1, 1)
     assert [a.kind for a in launch.args] == ["tensor"] * 3 + ["scalar"] * 3
@@ -296,12 +309,18 @@ def test_launch_description_parses_and_resolves():
 
 
 def test_launch_arg_types_and_floats():
-    parsed, _ = parse_launch("/* ksearch:launch\nkernels:\n  - {name: k, block: [64, 2], grid: [2, 3, 4], "
-                             "args: [x, 'M*N:i64', 'eps', 'eps:f64', '1/M']}\n*/")
+    parsed, _ = parse_launch(
+        "/* ksearch:launch\nkernels:\n  - {name: k, block: [64, 2], grid: [2, 3, 4], "
+        "args: [x, 'M*N:i64', 'eps', 'eps:f64', '1/M']}\n*/"
+    )
     [launch] = resolve_launch(parsed.spec, {"M": 4, "N": 8}, {"eps": 1e-6}, ["x"])
     assert launch.grid == (2, 3, 4) and launch.block == (64, 2, 1)
-    assert [(a.type, a.value) for a in launch.args[1:]] == [("i64", 32), ("f32", 1e-6), ("f64", 1e-6),
-                                                             ("f32", 0.25)]
+    assert [(a.type, a.value) for a in launch.args[1:]] == [
+        ("i64", 32),
+        ("f32", 1e-6),
+        ("f64", 1e-6),
+        ("f32", 0.25),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -326,8 +345,10 @@ def test_bad_launch_descriptions_are_located(body, line, fragment):
 
 
 def test_launch_names_are_checked_against_the_task(tmp_path):
-    src = ("/* ksearch:launch\nkernels:\n  - name: k\n    block: [64]\n    grid: [1]\n"
-           "    args: [a, b, c, Q]\n*/\n")
+    src = (
+        "/* ksearch:launch\nkernels:\n  - name: k\n    block: [64]\n    grid: [1]\n"
+        "    args: [a, b, c, Q]\n*/\n"
+    )
     r = compile_hip(src, tmp_path / "k.hip", MI355X, tmp_path / "out", task=load_task("matmul"))
     assert r.failure_class is FailureClass.COMPILE_ERROR
     assert r.diagnostics[0].line == 6 and "'Q'" in r.diagnostics[0].message

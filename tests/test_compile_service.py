@@ -28,8 +28,12 @@ def test_cache_returns_the_stored_result_and_artifacts(tmp_path):
 
 
 def test_hanging_compile_is_killed_at_its_timeout_and_the_pool_goes_on(tmp_path):
-    results = compile_many([req("hang_in_run.py"), req("rmsnorm_rows.py", target="h100")], cache_dir=tmp_path,
-                           jobs=2, timeout_s=8)
+    results = compile_many(
+        [req("hang_in_run.py"), req("rmsnorm_rows.py", target="h100")],
+        cache_dir=tmp_path,
+        jobs=2,
+        timeout_s=8,
+    )
     hang, fine = results
     assert hang.failure_class is FailureClass.COMPILE_TIMEOUT and not hang.ok
     assert "timeout" in hang.message
@@ -39,8 +43,11 @@ def test_hanging_compile_is_killed_at_its_timeout_and_the_pool_goes_on(tmp_path)
 
 
 def test_syntax_and_type_errors_are_located_diagnostics(tmp_path):
-    syn, typ = compile_many([req("syntax_error.py"), req("jit_type_error.py", task="matmul", dtype="float16")],
-                            cache_dir=tmp_path, jobs=2)
+    syn, typ = compile_many(
+        [req("syntax_error.py"), req("jit_type_error.py", task="matmul", dtype="float16")],
+        cache_dir=tmp_path,
+        jobs=2,
+    )
     for r, name in ((syn, "syntax_error.py"), (typ, "jit_type_error.py")):
         assert not r.ok and r.failure_class in (FailureClass.COMPILE_ERROR, FailureClass.IMPORT_ERROR)
         d = r.diagnostics[0]
@@ -50,19 +57,67 @@ def test_syntax_and_type_errors_are_located_diagnostics(tmp_path):
 
 def test_compile_cli_prints_audits_as_json(tmp_path):
     env = {**os.environ, "KSEARCH_CACHE": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "ksearch", "compile", str(CANDIDATES / "matmul_naive.py"),
-                           "--task", "matmul", "--target", "h100", "--dtype", "float16", "--json"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ksearch",
+            "compile",
+            str(CANDIDATES / "matmul_naive.py"),
+            "--task",
+            "matmul",
+            "--target",
+            "h100",
+            "--dtype",
+            "float16",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     (entry,) = json.loads(proc.stdout)
     assert entry["compile"]["ok"]
     failing = [v["failure_class"] for v in entry["audit"]["verdicts"] if not v["ok"]]
     assert "audit:missing_tensor_core_path" in failing
-    both = subprocess.run([sys.executable, "-m", "ksearch", "compile", str(CANDIDATES / "matmul_naive.py"),
-                           "--task", "matmul", "--target", "h100,mi355x", "--dtype", "float16", "--json"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    both = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ksearch",
+            "compile",
+            str(CANDIDATES / "matmul_naive.py"),
+            "--task",
+            "matmul",
+            "--target",
+            "h100,mi355x",
+            "--dtype",
+            "float16",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert both.returncode == 0, both.stderr
     assert [e["compile"]["target"] for e in json.loads(both.stdout)] == ["h100", "mi355x"]
-    bad = subprocess.run([sys.executable, "-m", "ksearch", "compile", str(CANDIDATES / "matmul_naive.py"),
-                          "--task", "matmul", "--target", "b300"], capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ksearch",
+            "compile",
+            str(CANDIDATES / "matmul_naive.py"),
+            "--task",
+            "matmul",
+            "--target",
+            "b300",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode != 0 and bad.stderr.startswith("error:") and "b300" in bad.stderr

@@ -29,7 +29,9 @@ GEMM = Path(__file__).parent / "candidates" / "tilelang" / "gemm.py"
 REASON = tilelang_available()
 needs_tilelang = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 CUDA = find_cuda_tools()
-needs_nvcc = pytest.mark.skipif(CUDA.nvcc is None, reason="; ".join(m.message for m in CUDA.missing) or "no nvcc")
+needs_nvcc = pytest.mark.skipif(
+    CUDA.nvcc is None, reason="; ".join(m.message for m in CUDA.missing) or "no nvcc"
+)
 TENSOR_CORE_SASS = re.compile(r"\b(UTC\w*MMA|HGMMA|HMMA)\b[.\w]*")
 
 pytestmark = pytest.mark.slow  # each lowering imports tilelang in a subprocess: seconds
@@ -110,7 +112,9 @@ def test_fixed_shape_kernel_and_errors_are_classified(matmul, tmp_path):
         path.write_text(text)
         return compile_tilelang(text, path, matmul, b200, tmp_path / name, **kw), path
 
-    r, path = compile_src("syntax", "import tilelang.language as T\n\ndef make_kernel(M, N, K, dtype):\n    return (\n")
+    r, path = compile_src(
+        "syntax", "import tilelang.language as T\n\ndef make_kernel(M, N, K, dtype):\n    return (\n"
+    )
     assert r.failure_class is FailureClass.IMPORT_ERROR
     assert r.diagnostics[0].file == str(path) and r.diagnostics[0].line in (4, 5)
 
@@ -146,7 +150,9 @@ def test_lowering_timeout_is_compile_timeout(matmul, tmp_path):
 
 def test_missing_tilelang_is_a_skip(matmul, tmp_path, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tilelang" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tilelang" else real(name, *a)
+    )
     assert "pip install tilelang" in tilelang_backend.tilelang_available()
     r = compile_tilelang(GEMM.read_text(), GEMM, matmul, load_target("b200"), tmp_path)
     assert not r.ok and r.failure_class is FailureClass.SKIPPED_TOOLCHAIN_MISSING
@@ -161,8 +167,10 @@ def test_target_specs():
 
 
 def test_parse_nvcc_and_ptxas_output():
-    diags = parse_nvcc_diagnostics('/o/g.cu(12): error: identifier "foo" is undefined\n'
-                                   "/o/g.cu(3): warning #177-D: variable unused\n", {"/o/g.cu": "g.cu"})
+    diags = parse_nvcc_diagnostics(
+        '/o/g.cu(12): error: identifier "foo" is undefined\n/o/g.cu(3): warning #177-D: variable unused\n',
+        {"/o/g.cu": "g.cu"},
+    )
     assert [(d.file, d.line, d.severity) for d in diags] == [("g.cu", 12, "error"), ("g.cu", 3, "warning")]
     report = (
         "ptxas info    : Compiling entry function 'gemm_kernel' for 'sm_100a'\n"
@@ -170,5 +178,12 @@ def test_parse_nvcc_and_ptxas_output():
         "    16 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads\n"
         "ptxas info    : Used 240 registers, used 1 barriers, 1024 bytes smem\n"
     )
-    assert parse_ptxas_report(report) == {"gemm_kernel": {"registers": 240, "smem_bytes": 1024, "local_bytes": 16,
-                                                          "spill_stores": 8, "spill_loads": 4}}
+    assert parse_ptxas_report(report) == {
+        "gemm_kernel": {
+            "registers": 240,
+            "smem_bytes": 1024,
+            "local_bytes": 16,
+            "spill_stores": 8,
+            "spill_loads": 4,
+        }
+    }

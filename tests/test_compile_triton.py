@@ -38,14 +38,26 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     """compile_triton on a fixture candidate, memoized per (candidate, target, task, dtype, workloads)."""
     done: dict[tuple[object, ...], CompileResult] = {}
 
-    def _build(candidate: str, target: str, task: str = "matmul", dtype: str = "bfloat16",
-               workloads: tuple[str, ...] | None = TINY) -> CompileResult:
+    def _build(
+        candidate: str,
+        target: str,
+        task: str = "matmul",
+        dtype: str = "bfloat16",
+        workloads: tuple[str, ...] | None = TINY,
+    ) -> CompileResult:
         key = (candidate, target, task, dtype, workloads)
         if key not in done:
             path = CANDIDATES / f"{candidate}.py"
             outdir = tmp_path_factory.mktemp(f"{candidate}-{target}")
-            done[key] = compile_triton(path.read_text(), path, load_task(task), load_target(target), outdir, dtype,
-                                       workloads=list(workloads) if workloads is not None else None)
+            done[key] = compile_triton(
+                path.read_text(),
+                path,
+                load_task(task),
+                load_target(target),
+                outdir,
+                dtype,
+                workloads=list(workloads) if workloads is not None else None,
+            )
         return done[key]
 
     return _build
@@ -72,8 +84,15 @@ def write_candidate(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def compile_file(path: Path, target: str, outdir: Path, task: str = "matmul") -> CompileResult:
-    return compile_triton(path.read_text(), path, load_task(task), load_target(target), outdir, "bfloat16",
-                          workloads=list(TINY) if task == "matmul" else None)
+    return compile_triton(
+        path.read_text(),
+        path,
+        load_task(task),
+        load_target(target),
+        outdir,
+        "bfloat16",
+        workloads=list(TINY) if task == "matmul" else None,
+    )
 
 
 # ---- tensor-core paths per target --------------------------------------------------------------
@@ -146,15 +165,22 @@ def test_autotune_yields_one_kernel_per_config(build: Build) -> None:
     assert result.ok, result.diagnostics
     assert len(result.kernels) == 3
     got = sorted(
-        (k.specialization["autotune_config"]["BLOCK_M"], k.specialization["autotune_config"]["BLOCK_N"],
-         k.specialization["autotune_config"]["BLOCK_K"], k.num_warps, k.num_stages)
+        (
+            k.specialization["autotune_config"]["BLOCK_M"],
+            k.specialization["autotune_config"]["BLOCK_N"],
+            k.specialization["autotune_config"]["BLOCK_K"],
+            k.num_warps,
+            k.num_stages,
+        )
         for k in result.kernels
     )
     assert got == sorted([(128, 128, 64, 4, 3), (128, 64, 64, 4, 4), (64, 128, 32, 8, 2)])
     for kernel in result.kernels:
         # the config's meta-parameters are the kernel's constexprs
         config = kernel.specialization["autotune_config"]
-        assert all(kernel.specialization["constexprs"][k] == config[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+        assert all(
+            kernel.specialization["constexprs"][k] == config[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K")
+        )
         assert re.search(r"wgmma\.mma_async", Path(kernel.artifacts["ptx"]).read_text())
         assert kernel.threads_per_block == kernel.num_warps * 32
     assert len({k.specialization["hash"] for k in result.kernels}) == 3
@@ -201,8 +227,9 @@ def test_resource_metadata_is_filled_for_both_vendors(build: Build, target: str)
         assert kernel.sgprs is not None and kernel.sgprs > 0
         assert kernel.agprs is not None
         amdgcn = Path(kernel.artifacts["amdgcn"]).read_text()
-        assert re.search(rf"\.vgpr_count:\s+{kernel.registers + kernel.agprs}\b", amdgcn) or \
-            re.search(rf"NumVgprs:\s+{kernel.registers}\b", amdgcn)
+        assert re.search(rf"\.vgpr_count:\s+{kernel.registers + kernel.agprs}\b", amdgcn) or re.search(
+            rf"NumVgprs:\s+{kernel.registers}\b", amdgcn
+        )
     else:
         assert f"Used {kernel.registers} registers" in Path(result.artifacts["compile_log"]).read_text()
 
@@ -285,7 +312,10 @@ def test_capture_deduplicates_across_workloads() -> None:
 
 
 def test_capture_expands_autotune_and_applies_heuristics(tmp_path: Path) -> None:
-    path = write_candidate(tmp_path, "tuned_heuristic", '''
+    path = write_candidate(
+        tmp_path,
+        "tuned_heuristic",
+        """
 import triton
 import triton.language as tl
 
@@ -304,19 +334,28 @@ def fill_kernel(out_ptr, n, BLOCK: tl.constexpr, EVEN: tl.constexpr):
 
 def run(a, b, c):
     fill_kernel[lambda meta: (triton.cdiv(c.numel(), meta["BLOCK"]),)](c, c.numel())
-''')
+""",
+    )
     task = load_task("matmul")
     with candidate_module(path.read_text(), path) as module:
-        recorder = capture_specializations(module.run, task, _backend("b200"), "bfloat16", ["ragged_m96_n80_k72"])
-    described = sorted((s.describe() for s in recorder.specializations), key=lambda d: d["constexprs"]["BLOCK"])
+        recorder = capture_specializations(
+            module.run, task, _backend("b200"), "bfloat16", ["ragged_m96_n80_k72"]
+        )
+    described = sorted(
+        (s.describe() for s in recorder.specializations), key=lambda d: d["constexprs"]["BLOCK"]
+    )
     # n = 96 * 80 = 7680: divisible by 64 and 256
-    assert [(d["constexprs"]["BLOCK"], d["constexprs"]["EVEN"], d["options"]["num_warps"]) for d in described] == [
-        (64, True, 2), (256, True, 8)]
+    assert [
+        (d["constexprs"]["BLOCK"], d["constexprs"]["EVEN"], d["options"]["num_warps"]) for d in described
+    ] == [(64, True, 2), (256, True, 8)]
     assert [d["grids"]["ragged_m96_n80_k72"] for d in described] == [[120, 1, 1], [30, 1, 1]]
 
 
 def test_capture_applies_early_config_prune(tmp_path: Path) -> None:
-    path = write_candidate(tmp_path, "pruned", '''
+    path = write_candidate(
+        tmp_path,
+        "pruned",
+        """
 import triton
 import triton.language as tl
 
@@ -335,9 +374,12 @@ def fill_kernel(out_ptr, n, BLOCK: tl.constexpr):
 
 def run(a, b, c):
     fill_kernel[lambda meta: (triton.cdiv(c.numel(), meta["BLOCK"]),)](c, c.numel())
-''')
+""",
+    )
     with candidate_module(path.read_text(), path) as module:
-        recorder = capture_specializations(module.run, load_task("matmul"), _backend("h100"), "bfloat16", list(TINY))
+        recorder = capture_specializations(
+            module.run, load_task("matmul"), _backend("h100"), "bfloat16", list(TINY)
+        )
     # n = 64 * 64 = 4096: the 8192 config is pruned by the candidate's own filter
     assert sorted(s.describe()["constexprs"]["BLOCK"] for s in recorder.specializations) == [64, 128]
 
@@ -369,7 +411,10 @@ def test_jit_type_error_is_located_in_the_candidate(tmp_path: Path) -> None:
 
 
 def test_error_in_a_called_jit_function_points_at_it_and_at_the_call(tmp_path: Path) -> None:
-    path = write_candidate(tmp_path, "nested_error", '''
+    path = write_candidate(
+        tmp_path,
+        "nested_error",
+        """
 import triton
 import triton.language as tl
 
@@ -388,7 +433,8 @@ def kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
 
 def run(a, b, c):
     kernel[(1,)](a, b, c.numel(), BLOCK=64)
-''')
+""",
+    )
     result = compile_file(path, "b200", tmp_path / "out")
     assert result.failure_class is FailureClass.COMPILE_ERROR
     error, note = result.diagnostics
@@ -398,7 +444,10 @@ def run(a, b, c):
 
 
 def test_exception_in_run_is_located_at_the_raising_line(tmp_path: Path) -> None:
-    path = write_candidate(tmp_path, "run_raises", '''
+    path = write_candidate(
+        tmp_path,
+        "run_raises",
+        """
 import triton
 import triton.language as tl
 
@@ -415,7 +464,8 @@ def block_size(t):
 
 def run(a, b, c):
     kernel[(1,)](c, c.numel(), BLOCK=block_size(a))
-''')
+""",
+    )
     result = compile_file(path, "h100", tmp_path / "out")
     assert result.failure_class is FailureClass.COMPILE_ERROR
     (diag,) = result.diagnostics
@@ -424,7 +474,10 @@ def run(a, b, c):
 
 
 def test_wrong_kernel_arguments_name_the_kernel(tmp_path: Path) -> None:
-    path = write_candidate(tmp_path, "bad_args", '''
+    path = write_candidate(
+        tmp_path,
+        "bad_args",
+        """
 import triton
 import triton.language as tl
 
@@ -437,7 +490,8 @@ def store_kernel(x_ptr, n, BLOCK: tl.constexpr):
 
 def run(a, b, c):
     store_kernel[(1,)](c, BLOCK=64)  # planted: n is missing
-''')
+""",
+    )
     result = compile_file(path, "h100", tmp_path / "out")
     assert result.failure_class is FailureClass.COMPILE_ERROR
     (diag,) = result.diagnostics
@@ -446,7 +500,10 @@ def run(a, b, c):
 
 
 def test_ptxas_error_maps_back_to_the_source_line(tmp_path: Path) -> None:
-    path = write_candidate(tmp_path, "bad_asm", '''
+    path = write_candidate(
+        tmp_path,
+        "bad_asm",
+        """
 import triton
 import triton.language as tl
 
@@ -461,7 +518,8 @@ def asm_kernel(x_ptr, n, BLOCK: tl.constexpr):
 
 def run(a, b, c):
     asm_kernel[(1,)](c, c.numel(), BLOCK=64)
-''')
+""",
+    )
     result = compile_file(path, "h100", tmp_path / "out")
     assert result.failure_class is FailureClass.COMPILE_ERROR
     assert result.diagnostics
@@ -500,8 +558,15 @@ def test_bad_arguments_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(TaskError):
         compile_triton(path.read_text(), path, load_task("matmul"), load_target("b200"), tmp_path, "float64")
     with pytest.raises(TaskError):
-        compile_triton(path.read_text(), path, load_task("matmul"), load_target("b200"), tmp_path, None,
-                       workloads=["no_such_workload"])
+        compile_triton(
+            path.read_text(),
+            path,
+            load_task("matmul"),
+            load_target("b200"),
+            tmp_path,
+            None,
+            workloads=["no_such_workload"],
+        )
 
 
 # ---- toolchain, local JIT ------------------------------------------------------------------------
@@ -531,8 +596,9 @@ def test_local_compile_without_a_gpu_is_a_config_error(tmp_path: Path) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA or ROCm GPU visible to torch")
 def test_local_compile_loads_on_the_device(tmp_path: Path) -> None:
     path = CANDIDATES / "matmul_dot.py"
-    result = compile_triton_local(path.read_text(), path, load_task("matmul"), tmp_path, "bfloat16",
-                                  workloads=list(TINY))
+    result = compile_triton_local(
+        path.read_text(), path, load_task("matmul"), tmp_path, "bfloat16", workloads=list(TINY)
+    )
     assert result.ok, result.diagnostics
     (kernel,) = result.kernels
     device = kernel.specialization["device"]

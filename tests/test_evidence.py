@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _candidate(**kw):
-    return Candidate(source_hash=source_hash("def run(x, out): pass"), language="triton", target="h100",
-                     dtype="float16", shape_suite=["m1_n4096"], **kw)
+    return Candidate(
+        source_hash=source_hash("def run(x, out): pass"),
+        language="triton",
+        target="h100",
+        dtype="float16",
+        shape_suite=["m1_n4096"],
+        **kw,
+    )
 
 
 def _env():
@@ -37,24 +43,47 @@ def _env():
 
 
 def passing_packet() -> EvidencePacket:
-    timing = WorkloadTiming(workload="m1_n4096", median_us=3.2, iqr_us=0.1, cv=0.02, samples=100,
-                            baseline_median_us=6.4, speedup=2.0, flops=4 * 4096, bytes=3 * 2 * 4096,
-                            sol_us=1.6, sol_fraction=0.5)
+    timing = WorkloadTiming(
+        workload="m1_n4096",
+        median_us=3.2,
+        iqr_us=0.1,
+        cv=0.02,
+        samples=100,
+        baseline_median_us=6.4,
+        speedup=2.0,
+        flops=4 * 4096,
+        bytes=3 * 2 * 4096,
+        sol_us=1.6,
+        sol_fraction=0.5,
+    )
     return EvidencePacket(
-        packet_id="att-1", task="rmsnorm", candidate=_candidate(), environment=_env(),
+        packet_id="att-1",
+        task="rmsnorm",
+        candidate=_candidate(),
+        environment=_env(),
         validation=Validation(passed=True, backend="cuda:NVIDIA H100", workloads_checked=["m1_n4096"]),
         performance=Performance(device="NVIDIA H100", workloads=[timing], speedup_geomean=2.0, sol_score=0.5),
-        status=Status.PASS, reward=0.5,
+        status=Status.PASS,
+        reward=0.5,
     )
 
 
 def failing_packet() -> EvidencePacket:
     return EvidencePacket(
-        packet_id="att-2", task="rmsnorm", candidate=_candidate(parent_id="att-1"), environment=_env(),
-        validation=Validation(passed=False, backend="triton-interpreter", workloads_checked=["m1_n4096"],
-                              reason="max abs err 0.5 > atol"),
+        packet_id="att-2",
+        task="rmsnorm",
+        candidate=_candidate(parent_id="att-1"),
+        environment=_env(),
+        validation=Validation(
+            passed=False,
+            backend="triton-interpreter",
+            workloads_checked=["m1_n4096"],
+            reason="max abs err 0.5 > atol",
+        ),
         unmeasured=Unmeasured(reason=FailureClass.UNMEASURED_NOT_VERIFIED),
-        status=Status.FAIL, failure_class=FailureClass.NUMERICAL_MISMATCH, message="max abs err 0.5 > atol 0.01",
+        status=Status.FAIL,
+        failure_class=FailureClass.NUMERICAL_MISMATCH,
+        message="max abs err 0.5 > atol 0.01",
     )
 
 
@@ -100,8 +129,15 @@ def test_failure_catalog_is_complete_and_consistent():
     assert status_for(FailureClass.NUMERICAL_MISMATCH) is Status.FAIL
     assert status_for(FailureClass.REWARD_HACK_STREAM) is Status.FAIL
     assert status_for(FailureClass.SKIPPED_BF16_INTERPRETER) is Status.SKIPPED
-    for name in ("compile_error", "audit:missing_tensor_core_path", "audit:register_spill", "numerical_mismatch",
-                 "nonfinite", "timeout", "unmeasured:no_device"):
+    for name in (
+        "compile_error",
+        "audit:missing_tensor_core_path",
+        "audit:register_spill",
+        "numerical_mismatch",
+        "nonfinite",
+        "timeout",
+        "unmeasured:no_device",
+    ):
         FailureClass(name)  # the classes DESIGN.md names exist
 
 

@@ -25,8 +25,11 @@ CPU_CHEATS = [p for p in CHEATS if header(p, "device") != "cuda"]
 # Cheats the static layer stops first (their own layer, or the allowlist ahead of the dynamic layer):
 # the replay alone must reject them too.
 # (`replay: racy`: where a thread's launch is recorded depends on timing; either verdict is sound.)
-STATICALLY_STOPPED = [p for p in CPU_CHEATS if (header(p, "layer") == "static" or header(p, "allowlist"))
-                      and header(p, "replay") != "racy"]
+STATICALLY_STOPPED = [
+    p
+    for p in CPU_CHEATS
+    if (header(p, "layer") == "static" or header(p, "allowlist")) and header(p, "replay") != "racy"
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,9 @@ def test_honest_candidates_pass(evaluator, path):
     task = load_task(header(path, "task"))
     assert set(v.workloads_checked) == {w.name for w in task.workloads(cpu_only=True)}
     assert set(v.distributions) == set(task.distributions)
-    assert len(v.outputs) == len(v.workloads_checked) * len(v.distributions) * len(v.seeds) * len(task.output_names)
+    assert len(v.outputs) == len(v.workloads_checked) * len(v.distributions) * len(v.seeds) * len(
+        task.output_names
+    )
     assert v.backend == "triton-interpreter"
     assert packet.performance is None and packet.unmeasured.reason is FailureClass.UNMEASURED_NO_DEVICE
 
@@ -70,7 +75,10 @@ def test_the_replay_alone_rejects_what_the_static_checks_stop(replay_only, path)
     replayed kernels really compute the outputs."""
     packet = replay_only.evaluate(path, load_task(header(path, "task")))
     if header(path, "layer") == "dynamic":
-        assert packet.failure_class is FailureClass(header(path, "expect")), (packet.failure_class, packet.message)
+        assert packet.failure_class is FailureClass(header(path, "expect")), (
+            packet.failure_class,
+            packet.message,
+        )
     if header(path, "replay") == "pass":
         assert packet.status is Status.PASS, packet.message
     else:
@@ -87,8 +95,11 @@ def test_bf16_on_cpu_is_never_a_pass_but_says_what_fp16_showed(evaluator):
     assert "float16 variant verified" in packet.message and packet.reward == 0
     assert packet.validation.outputs and all(o.passed for o in packet.validation.outputs)
     assert packet.candidate.dtype == "bfloat16"
-    wrong = evaluator.evaluate(next(p for p in CHEATS if header(p, "expect") == "constant_output"),
-                               load_task("rmsnorm"), dtype="bfloat16")
+    wrong = evaluator.evaluate(
+        next(p for p in CHEATS if header(p, "expect") == "constant_output"),
+        load_task("rmsnorm"),
+        dtype="bfloat16",
+    )
     assert wrong.failure_class is FailureClass.CONSTANT_OUTPUT  # the stand-in's failure is reported as such
 
 
@@ -97,17 +108,24 @@ def test_packet_carries_a_replay_command_that_reproduces_it(evaluator, tmp_path)
     packet = evaluator.evaluate(path, load_task("rmsnorm"), seeds=(3,))
     argv = packet.environment.replay_command.split()
     assert argv[:2] == ["ksearch", "eval"]
-    proc = subprocess.run([sys.executable, "-m", "ksearch", *argv[1:], "--device", "cpu", "--json"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ksearch", *argv[1:], "--device", "cpu", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     again = json.loads(proc.stdout)
     assert again["status"] == "pass"
     assert again["candidate"]["source_hash"] == packet.candidate.source_hash
-    assert [(o["workload"], o["distribution"], o["seed"], o["max_abs_err"]) for o in again["validation"]["outputs"]] \
-        == [(o.workload, o.distribution, o.seed, o.max_abs_err) for o in packet.validation.outputs]
+    assert [
+        (o["workload"], o["distribution"], o["seed"], o["max_abs_err"])
+        for o in again["validation"]["outputs"]
+    ] == [(o.workload, o.distribution, o.seed, o.max_abs_err) for o in packet.validation.outputs]
 
 
 # ---- the sandbox itself, below the static checks: a candidate that got past them still cannot hurt us
+
 
 def _job(tmp_path, body: str) -> dict:
     cand = tmp_path / "cand.py"
@@ -116,9 +134,14 @@ def _job(tmp_path, body: str) -> dict:
     wl = task.workloads(cpu_only=True)[0]
     inputs = list(task.make_inputs(wl, "normal", 0, dtype="float16").values())
     outputs = list(task.allocate_outputs(wl, dtype="float16").values())
-    return {"candidate": str(cand), "entry": "run", "dtype": "float16", "n_inputs": len(inputs),
-            "buffers": {"tensors": inputs + outputs},
-            "calls": [{"id": 0, "args": list(range(len(inputs) + len(outputs)))}]}
+    return {
+        "candidate": str(cand),
+        "entry": "run",
+        "dtype": "float16",
+        "n_inputs": len(inputs),
+        "buffers": {"tensors": inputs + outputs},
+        "calls": [{"id": 0, "args": list(range(len(inputs) + len(outputs)))}],
+    }
 
 
 def test_os_exit_is_a_crash_and_the_next_worker_is_healthy(tmp_path):
@@ -151,18 +174,36 @@ def test_guard_blocks_writes_network_and_processes_from_candidate_code(tmp_path)
         "        except PermissionError:\n"
         "            pass\n"
         "    open('scratch.txt', 'w').write('allowed: the worker directory')\n"
-        "    o.fill_(0.0)\n")
+        "    o.fill_(0.0)\n"
+    )
     out = Worker(device="cpu").run(_job(tmp_path, body), 60)
     assert out.kind == "reply"
     blocked = " ".join(out.reply["violations"])
-    assert "open '/tmp/ksearch-escape.txt'" in blocked and "socket." in blocked and "subprocess.Popen" in blocked
+    assert (
+        "open '/tmp/ksearch-escape.txt'" in blocked and "socket." in blocked and "subprocess.Popen" in blocked
+    )
     assert not os.path.exists("/tmp/ksearch-escape.txt")
 
 
 def test_eval_cli_exits_zero_whatever_the_verdict():
     cheat = next(p for p in CHEATS if header(p, "expect") == "constant_output")
-    proc = subprocess.run([sys.executable, "-m", "ksearch", "eval", str(cheat), "--task", header(cheat, "task"),
-                           "--device", "cpu", "--json"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ksearch",
+            "eval",
+            str(cheat),
+            "--task",
+            header(cheat, "task"),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["failure_class"] == "constant_output"
 
@@ -174,7 +215,11 @@ def test_compare_counts_every_element_of_a_large_half_precision_output():
     out[7] = 1.0
     tol = ToleranceSpec(atol=1e-3, rtol=1e-3, matched_ratio=1.0, max_error_cap=10.0)
     check = compare(out, ref, tol, workload="w", distribution="normal", seed=0, name="o")
-    assert check.matched_ratio == (ref.numel() - 1) / ref.numel() and not check.checks["tolerance"] and not check.passed
+    assert (
+        check.matched_ratio == (ref.numel() - 1) / ref.numel()
+        and not check.checks["tolerance"]
+        and not check.passed
+    )
 
 
 def test_a_target_only_task_is_statically_checked_and_left_unmeasured_elsewhere(evaluator, tmp_path):
@@ -183,7 +228,9 @@ def test_a_target_only_task_is_statically_checked_and_left_unmeasured_elsewhere(
     task_dir = tmp_path / "rmsnorm_b200_only"
     shutil.copytree(Path(load_task("rmsnorm").root), task_dir)
     spec = (task_dir / "task.yaml").read_text().replace("name: rmsnorm", "name: rmsnorm_b200_only", 1)
-    (task_dir / "task.yaml").write_text(spec + "target_only: {reason: 'the reference calls aiter', targets: [b200]}\n")
+    (task_dir / "task.yaml").write_text(
+        spec + "target_only: {reason: 'the reference calls aiter', targets: [b200]}\n"
+    )
     task = load_task(task_dir)
     packet = evaluator.evaluate(TESTS / "honest" / "rmsnorm_row.py", task)
     assert packet.failure_class is FailureClass.SKIPPED_NEEDS_TARGET and packet.reward == 0

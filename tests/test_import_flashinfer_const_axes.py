@@ -26,11 +26,19 @@ def _gemm(folder: Path, n: int, k: int, ms: list[int], alphas: list[float] | Non
     if alphas is not None:
         inputs["alpha"] = {"shape": None, "dtype": "float32"}
         reference = "import torch\n\ndef run(A, B, alpha):\n    return alpha * torch.matmul(A, B.T)\n"
-    definition = {"name": name, "op_type": "gemm", "tags": ["model:fixture"],
-                  "axes": {"M": {"type": "var"}, "N": {"type": "const", "value": n},
-                           "K": {"type": "const", "value": k}},
-                  "inputs": inputs, "outputs": {"C": {"shape": ["M", "N"], "dtype": "float32"}},
-                  "reference": reference}
+    definition = {
+        "name": name,
+        "op_type": "gemm",
+        "tags": ["model:fixture"],
+        "axes": {
+            "M": {"type": "var"},
+            "N": {"type": "const", "value": n},
+            "K": {"type": "const", "value": k},
+        },
+        "inputs": inputs,
+        "outputs": {"C": {"shape": ["M", "N"], "dtype": "float32"}},
+        "reference": reference,
+    }
     (folder / "definitions" / "gemm").mkdir(parents=True, exist_ok=True)
     (folder / "workloads" / "gemm").mkdir(parents=True, exist_ok=True)
     path = folder / "definitions" / "gemm" / f"{name}.json"
@@ -40,7 +48,9 @@ def _gemm(folder: Path, n: int, k: int, ms: list[int], alphas: list[float] | Non
         wl_inputs: dict = {"A": {"type": "random"}, "B": {"type": "random"}}
         if alphas is not None:
             wl_inputs["alpha"] = {"type": "scalar", "value": alphas[i % len(alphas)]}
-        rows.append({"definition": name, "workload": {"uuid": f"u-{m}", "axes": {"M": m}, "inputs": wl_inputs}})
+        rows.append(
+            {"definition": name, "workload": {"uuid": f"u-{m}", "axes": {"M": m}, "inputs": wl_inputs}}
+        )
     (folder / "workloads" / "gemm" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -67,11 +77,21 @@ def test_a_gemm_with_const_n_k_4096_imports_with_cpu_workloads_at_full_n_and_k(t
 
 
 def test_the_budget_bounds_what_can_shrink_and_small_problems_keep_the_old_rule():
-    spec = {"name": "g", "axes": {"M": {"kind": "var"}, "N": {"kind": "const", "value": 4096},
-                                  "K": {"kind": "const", "value": 4096}},
-            "inputs": {"A": {"shape": ["M", "K"]}, "B": {"shape": ["N", "K"]}}, "outputs": {"C": {"shape": ["M", "N"]}}}
+    spec = {
+        "name": "g",
+        "axes": {
+            "M": {"kind": "var"},
+            "N": {"kind": "const", "value": 4096},
+            "K": {"kind": "const", "value": 4096},
+        },
+        "inputs": {"A": {"shape": ["M", "K"]}, "B": {"shape": ["N", "K"]}},
+        "outputs": {"C": {"shape": ["M", "N"]}},
+    }
     assert cpu_sized(spec, {"M": 1}) and cpu_sized(spec, {"M": 8}) and not cpu_sized(spec, {"M": 9})
-    small = {**spec, "axes": {**spec["axes"], "N": {"kind": "const", "value": 32}, "K": {"kind": "const", "value": 32}}}
+    small = {
+        **spec,
+        "axes": {**spec["axes"], "N": {"kind": "const", "value": 32}, "K": {"kind": "const", "value": 32}},
+    }
     assert cpu_sized(small, {"M": 70}) and not cpu_sized(small, {"M": 80})  # 80*64 + 1024 > CPU_ELEMENTS
     workloads, notes = cpu_suite(small, [{"name": "M4096", "axes": {"M": 4096}}])
     derived = [w for w in workloads if w["cpu"]]

@@ -18,17 +18,21 @@ from ksearch.task.importers import import_task
 from ksearch.task.importers.gpumode import _fit_dim, _fit_points, submission_to_candidate
 
 
-def _problem(root: Path, name: str, reference: str, tests: list[dict], benchmarks: list[dict] | None = None) -> Path:
+def _problem(
+    root: Path, name: str, reference: str, tests: list[dict], benchmarks: list[dict] | None = None
+) -> Path:
     folder = root / "problems" / "contest" / name
     folder.mkdir(parents=True)
     (folder / "reference.py").write_text(textwrap.dedent(reference))
     rows = lambda specs: "".join(f"  - {spec}\n" for spec in specs)  # noqa: E731
-    (folder / "task.yml").write_text(f"lang: py\ndescription: synthetic {name}\ntests:\n{rows(tests)}"
-                                     + (f"benchmarks:\n{rows(benchmarks)}" if benchmarks else ""))
+    (folder / "task.yml").write_text(
+        f"lang: py\ndescription: synthetic {name}\ntests:\n{rows(tests)}"
+        + (f"benchmarks:\n{rows(benchmarks)}" if benchmarks else "")
+    )
     return folder
 
 
-NESTED = '''
+NESTED = """
     import torch
     import torch.nn.functional as F
     from task import input_t, output_t
@@ -53,14 +57,20 @@ NESTED = '''
         xn = F.layer_norm(x, (config["d"],), weights["norm.weight"], eps=config["eps"])
         h = torch.relu(xn @ weights["w.in"].T)
         return (h @ weights["w.out"].T) * keep[:, None]
-'''
+"""
 
 
 def test_nested_dicts_become_named_inputs_and_params(tmp_path):
-    folder = _problem(tmp_path, "mlp_py", NESTED,
-                      [{"n": 16, "d": 32, "hidden": 48, "seed": 1, "gated": True},
-                       {"n": 33, "d": 32, "hidden": 64, "seed": 2, "gated": False}],
-                      [{"n": 1024, "d": 256, "hidden": 512, "seed": 3, "gated": True}])
+    folder = _problem(
+        tmp_path,
+        "mlp_py",
+        NESTED,
+        [
+            {"n": 16, "d": 32, "hidden": 48, "seed": 1, "gated": True},
+            {"n": 33, "d": 32, "hidden": 64, "seed": 2, "gated": False},
+        ],
+        [{"n": 1024, "d": 256, "hidden": 512, "seed": 3, "gated": True}],
+    )
     task = load_task(import_task(folder, fmt="gpumode", out=tmp_path / "tasks").directory)
     spec = task.spec
     # tensors named by their path in data; the dict keys made identifiers
@@ -76,12 +86,15 @@ def test_nested_dicts_become_named_inputs_and_params(tmp_path):
     inputs = task.make_inputs(wl, "normal", 0)
     got = task.run_reference(inputs, workload=wl)["output"]
     x, keep, w_in, w_out, g = inputs.values()
-    want = (torch.relu(torch.nn.functional.layer_norm(x, (x.shape[1],), g, eps=1e-5) @ w_in.T) @ w_out.T) * keep[:, None]
+    want = (
+        torch.relu(torch.nn.functional.layer_norm(x, (x.shape[1],), g, eps=1e-5) @ w_in.T) @ w_out.T
+    ) * keep[:, None]
     torch.testing.assert_close(got, want)
 
     # a submission's custom_kernel receives the same structure back, config ints read off the shapes
     sub = tmp_path / "sub.py"
-    sub.write_text(textwrap.dedent('''
+    sub.write_text(
+        textwrap.dedent("""
         import torch
         from task import input_t, output_t
 
@@ -90,7 +103,8 @@ def test_nested_dicts_become_named_inputs_and_params(tmp_path):
             assert config["act"] == "relu" and config["eps"] == 1e-5 and config["d"] == x.shape[1]
             xn = torch.nn.functional.layer_norm(x, (config["d"],), weights["norm.weight"], eps=config["eps"])
             return (torch.relu(xn @ weights["w.in"].T) @ weights["w.out"].T) * keep[:, None]
-    '''))
+    """)
+    )
     cand = submission_to_candidate(sub, task, tmp_path / "cand.py")
     text = cand.read_text()
     assert "'norm.weight': weights_norm_weight" in text and "'d': (x.shape[1])" in text
@@ -101,7 +115,7 @@ def test_nested_dicts_become_named_inputs_and_params(tmp_path):
     torch.testing.assert_close(out, got)
 
 
-HISTOGRAM = '''
+HISTOGRAM = """
     import torch
     from task import input_t, output_t
 
@@ -118,13 +132,17 @@ HISTOGRAM = '''
         values, out = data
         out[...] = torch.bincount(values.long(), minlength=64)
         return out
-'''
+"""
 
 
 def test_integer_inputs_get_integer_distributions(tmp_path):
-    folder = _problem(tmp_path, "hist_py", HISTOGRAM,
-                      [{"size": 1000, "contention": 10, "seed": 1}, {"size": 3000, "contention": 90, "seed": 2}],
-                      [{"size": 100000, "contention": 10, "seed": 3}])
+    folder = _problem(
+        tmp_path,
+        "hist_py",
+        HISTOGRAM,
+        [{"size": 1000, "contention": 10, "seed": 1}, {"size": 3000, "contention": 90, "seed": 2}],
+        [{"size": 100000, "contention": 10, "seed": 3}],
+    )
     imported = import_task(folder, fmt="gpumode", out=tmp_path / "tasks")
     task = load_task(imported.directory)
     spec = task.spec
@@ -145,7 +163,7 @@ def test_integer_inputs_get_integer_distributions(tmp_path):
         assert torch.equal(out, torch.bincount(values.long(), minlength=64))
 
 
-VENDOR_IN_REF = '''
+VENDOR_IN_REF = """
     import torch
     from fancyvendor_xyz.ops import fused_gemm  # a vendor library that is not installed here
     from task import input_t, output_t
@@ -163,9 +181,9 @@ VENDOR_IN_REF = '''
         a, b, c = data
         fused_gemm(a, b, c)
         return c
-'''
+"""
 
-VENDOR_IN_INPUTS = '''
+VENDOR_IN_INPUTS = """
     import torch
     import fancyvendor_xyz
     from task import input_t, output_t
@@ -178,15 +196,20 @@ VENDOR_IN_INPUTS = '''
 
     def ref_kernel(data: input_t) -> output_t:
         return fancyvendor_xyz.dequant(data)
-'''
+"""
 
 
 def test_missing_vendor_library_target_only_or_refused(tmp_path):
-    specs = [{"m": 64, "n": 128, "k": 256, "seed": 1}, {"m": 128, "n": 256, "k": 512, "seed": 2},
-             {"m": 256, "n": 256, "k": 1024, "seed": 3}, {"m": 4096, "n": 8192, "k": 7168, "seed": 4}]
+    specs = [
+        {"m": 64, "n": 128, "k": 256, "seed": 1},
+        {"m": 128, "n": 256, "k": 512, "seed": 2},
+        {"m": 256, "n": 256, "k": 1024, "seed": 3},
+        {"m": 4096, "n": 8192, "k": 7168, "seed": 4},
+    ]
     folder = _problem(tmp_path, "vgemm", VENDOR_IN_REF, specs)
     (tmp_path / "problems" / "contest.yaml").write_text(
-        "problems:\n  - directory: contest/vgemm\n    gpus: [MI355X]\n")
+        "problems:\n  - directory: contest/vgemm\n    gpus: [MI355X]\n"
+    )
     imported = import_task(folder, fmt="gpumode", out=tmp_path / "tasks")
     task = load_task(imported.directory)  # valid without cpu: true workloads
     only = task.spec.target_only
@@ -220,10 +243,16 @@ def test_dims_fitted_as_sums_quotients_and_rounded_up_quotients():
 def test_target_only_field_is_validated():
     from ksearch.task.spec import TargetOnlySpec
 
-    ok = TargetOnlySpec(reason="ref_kernel calls aiter.fused_moe, and aiter is not installed here", targets=["mi355x"])
+    ok = TargetOnlySpec(
+        reason="ref_kernel calls aiter.fused_moe, and aiter is not installed here", targets=["mi355x"]
+    )
     assert ok.targets == ["mi355x"]
-    for bad in ({"reason": "two\nlines", "targets": ["b200"]}, {"reason": "x", "targets": []},
-                {"reason": "x", "targets": ["B200 GPU"]}, {"reason": "x", "targets": ["b200", "b200"]},
-                {"reason": "x", "targets": ["b200"], "extra": 1}):
+    for bad in (
+        {"reason": "two\nlines", "targets": ["b200"]},
+        {"reason": "x", "targets": []},
+        {"reason": "x", "targets": ["B200 GPU"]},
+        {"reason": "x", "targets": ["b200", "b200"]},
+        {"reason": "x", "targets": ["b200"], "extra": 1},
+    ):
         with pytest.raises(ValueError):
             TargetOnlySpec.model_validate(bad)

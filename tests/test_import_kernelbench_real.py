@@ -69,7 +69,10 @@ def test_expression_constants_are_read_and_dependents_follow_an_override(tmp_pat
 
 
 def test_tuple_constants_scale_per_group_of_equal_literals(tmp_path):
-    path = problem(tmp_path, "conv_tuple", """
+    path = problem(
+        tmp_path,
+        "conv_tuple",
+        """
         class Model(nn.Module):
             def __init__(self, cin, cout, kernel_size):
                 super().__init__()
@@ -92,7 +95,8 @@ def test_tuple_constants_scale_per_group_of_equal_literals(tmp_path):
 
         def get_init_inputs():
             return [in_channels, out_channels, kernel_size]
-        """)
+        """,
+    )
     knobs = _knobs(path.read_text())
     assert knobs["input_shape_2"].leaves == (2, 3) and knobs["kernel_size_1"].value == 5
     assert "input_shape_0" not in knobs  # it is batch_size's, not a literal
@@ -126,16 +130,26 @@ def get_init_inputs():
 
 
 def _peak_rss_of_import(path, out) -> tuple[int, subprocess.CompletedProcess]:
-    code = ("import resource, sys\nfrom ksearch.task.importers import import_task\n"
-            f"import_task({str(path)!r}, fmt='kernelbench', out={str(out)!r})\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = (
+        "import resource, sys\nfrom ksearch.task.importers import import_task\n"
+        f"import_task({str(path)!r}, fmt='kernelbench', out={str(out)!r})\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return int(done.stdout.split()[-1]) * 1024 if done.returncode == 0 else -1, done
 
 
-@pytest.mark.parametrize("source", [SOFTMAX_6GIB, SOFTMAX_6GIB.replace(
-    "return torch.softmax(x, dim=1)", "return torch.softmax(x, dim=1) * (2 if x.sum().item() > 0 else 3)")],
-    ids=["meta", "data_dependent"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        SOFTMAX_6GIB,
+        SOFTMAX_6GIB.replace(
+            "return torch.softmax(x, dim=1)",
+            "return torch.softmax(x, dim=1) * (2 if x.sum().item() > 0 else 3)",
+        ),
+    ],
+    ids=["meta", "data_dependent"],
+)
 def test_a_problem_too_large_for_memory_is_imported_without_running_it_at_full_size(source, tmp_path):
     path = problem(tmp_path, "softmax_big", source)
     peak, done = _peak_rss_of_import(path, tmp_path / "tasks")
@@ -148,7 +162,10 @@ def test_a_problem_too_large_for_memory_is_imported_without_running_it_at_full_s
 
 
 def test_scalar_inputs_become_params(tmp_path):
-    path = problem(tmp_path, "scaled_rows", """
+    path = problem(
+        tmp_path,
+        "scaled_rows",
+        """
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -167,9 +184,14 @@ def test_scalar_inputs_become_params(tmp_path):
 
         def get_init_inputs():
             return []
-        """)
+        """,
+    )
     result, task = imported(path, tmp_path)
-    assert task.input_names == ["x"] and task.spec.params == {"batch_size": "BATCH_SIZE", "dim": "DIM", "scale": 2.5}
+    assert task.input_names == ["x"] and task.spec.params == {
+        "batch_size": "BATCH_SIZE",
+        "dim": "DIM",
+        "scale": 2.5,
+    }
     assert any("scale=2.5" in line for line in result.inferred)
     for wl in task.workloads(cpu_only=True):
         inputs = task.make_inputs(wl, "normal", 0)
@@ -177,7 +199,10 @@ def test_scalar_inputs_become_params(tmp_path):
 
 
 def test_a_scalar_loss_becomes_a_one_element_output(tmp_path):
-    path = problem(tmp_path, "mse", """
+    path = problem(
+        tmp_path,
+        "mse",
+        """
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -196,7 +221,8 @@ def test_a_scalar_loss_becomes_a_one_element_output(tmp_path):
 
         def get_init_inputs():
             return []
-        """)
+        """,
+    )
     _, task = imported(path, tmp_path)
     assert task.spec.outputs["out"].shape == [1]
     assert task.workload("kernelbench").axes["INPUT_SHAPE_0"] == 32768
@@ -241,13 +267,18 @@ def test_weights_the_code_fixes_keep_larger_cpu_workloads_and_say_so(tmp_path):
 
 def test_weights_too_large_for_any_cpu_workload_are_refused_in_one_line(tmp_path):
     path = problem(tmp_path, "huge_mlp", FIXED_LINEAR.replace("WIDTH", "16384"))
-    with pytest.raises(TaskError, match=r"follow no size constant, over the \d+ a CPU workload may hold") as err:
+    with pytest.raises(
+        TaskError, match=r"follow no size constant, over the \d+ a CPU workload may hold"
+    ) as err:
         imported(path, tmp_path)
     assert "\n" not in str(err.value) and "(16384, 16384)" in str(err.value)
 
 
 def test_a_problem_whose_constants_shape_nothing_is_refused_in_one_line(tmp_path):
-    path = problem(tmp_path, "fixed_size", """
+    path = problem(
+        tmp_path,
+        "fixed_size",
+        """
         class Model(nn.Module):
             def __init__(self, scale):
                 super().__init__()
@@ -266,14 +297,20 @@ def test_a_problem_whose_constants_shape_nothing_is_refused_in_one_line(tmp_path
 
         def get_init_inputs():
             return [scale]
-        """)
-    with pytest.raises(TaskError, match=r"no size constant changes a shape \(constants tried: scale\)") as err:
+        """,
+    )
+    with pytest.raises(
+        TaskError, match=r"no size constant changes a shape \(constants tried: scale\)"
+    ) as err:
         imported(path, tmp_path)
     assert "\n" not in str(err.value)
 
 
 def test_constants_that_must_stay_equal_scale_together(tmp_path):
-    path = problem(tmp_path, "hinge", """
+    path = problem(
+        tmp_path,
+        "hinge",
+        """
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -292,7 +329,8 @@ def test_constants_that_must_stay_equal_scale_together(tmp_path):
 
         def get_init_inputs():
             return []
-        """)
+        """,
+    )
     result, task = imported(path, tmp_path)
     assert task.spec.params == {"batch_size": "BATCH_SIZE", "input_shape_0": "BATCH_SIZE"}
     assert task.spec.inputs["predictions"].shape == ["BATCH_SIZE", "BATCH_SIZE"]
@@ -311,7 +349,10 @@ def test_a_full_size_run_too_slow_is_extrapolated_with_its_flops(tmp_path, monke
 
 
 def test_one_valued_weights_are_spread_and_class_indices_follow_their_size(tmp_path):
-    path = problem(tmp_path, "bn_ce", """
+    path = problem(
+        tmp_path,
+        "bn_ce",
+        """
         class Model(nn.Module):
             def __init__(self, num_classes):
                 super().__init__()
@@ -331,8 +372,11 @@ def test_one_valued_weights_are_spread_and_class_indices_follow_their_size(tmp_p
 
         def get_init_inputs():
             return [num_classes]
-        """)
-    result, task = imported(path, tmp_path)  # refused as "holds one value everywhere" were bn.weight kept at 1
+        """,
+    )
+    result, task = imported(
+        path, tmp_path
+    )  # refused as "holds one value everywhere" were bn.weight kept at 1
     weight = task.spec.inputs["bn_weight"].distribution
     assert weight.kind == "uniform" and weight.low < 1 < weight.high
     assert any("drawn around it" in line and "bn_weight" in line for line in result.inferred)

@@ -53,12 +53,20 @@ def test_flashinfer_var_axis_scalar_input_and_solution(tmp_path, evaluator):
     assert spec.var_axes == ["batch_size"] and spec.const_axes == {"hidden_size": 128}
     # the scalar input is a param passed to the reference, not a tensor of the candidate
     assert spec.params == {"eps": 1e-6} and task.input_names == ["input", "weight"]
-    assert spec.entry == "run(input, weight, output)" and spec.op_family == "norm" and spec.models == "fixture-model"
+    assert (
+        spec.entry == "run(input, weight, output)"
+        and spec.op_family == "norm"
+        and spec.models == "fixture-model"
+    )
     assert any("scalar input eps" in line for line in imported.inferred)
     # the workload suite is the JSONL's, uuids kept; small ones run on the CPU
     assert [(w.name, w.axes["batch_size"], w.cpu) for w in spec.workloads] == [
-        ("batch_size1", 1, True), ("batch_size7", 7, True), ("batch_size64", 64, False),
-        ("batch_size512", 512, False), ("batch_size3000", 3000, False)]
+        ("batch_size1", 1, True),
+        ("batch_size7", 7, True),
+        ("batch_size64", 64, False),
+        ("batch_size512", 512, False),
+        ("batch_size3000", 3000, False),
+    ]
     assert spec.workloads[1].note.endswith("00000000-0000-4000-8000-000000000001")
     assert task.bytes("batch_size7") == (7 * 128 * 2 + 128) * 4
     # the reference is the definition's own run(), with eps from the params
@@ -68,7 +76,9 @@ def test_flashinfer_var_axis_scalar_input_and_solution(tmp_path, evaluator):
     assert (task.run_reference(inputs)["output"] - expected).abs().max() < 1e-5
 
     # a destination-passing Solution becomes a candidate that passes
-    candidate = solution_to_candidate(FI / "rmsnorm" / "solutions" / "rmsnorm_triton_row.json", task, tmp_path)
+    candidate = solution_to_candidate(
+        FI / "rmsnorm" / "solutions" / "rmsnorm_triton_row.json", task, tmp_path
+    )
     assert "_fib_entry(input, weight, 1e-06, output)" in candidate.read_text()
     packet = _passes(evaluator, candidate, task)
 
@@ -84,7 +94,9 @@ def test_flashinfer_var_axis_scalar_input_and_solution(tmp_path, evaluator):
     assert first["evaluation"]["status"] == "PASSED" and first["evaluation"]["performance"] is None
     assert first["evaluation"]["correctness"]["max_absolute_error"] < 1e-4
     # a numerical failure becomes INCORRECT_NUMERICAL with its errors, and no performance
-    failed = packet.model_copy(update={"status": Status.FAIL, "failure_class": FailureClass.NUMERICAL_MISMATCH})
+    failed = packet.model_copy(
+        update={"status": Status.FAIL, "failure_class": FailureClass.NUMERICAL_MISMATCH}
+    )
     out = write_traces(failed, task, tmp_path / "traces" / "rmsnorm.jsonl", solution="broken")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["evaluation"]["status"] for r in rows] == ["INCORRECT_NUMERICAL"] * 2
@@ -98,7 +110,8 @@ def test_flashinfer_value_returning_solution(tmp_path, evaluator):
         "\n\ndef rmsnorm_returning(input, weight, eps):\n"
         "    output = torch.empty_like(input)\n"
         "    rmsnorm_dps(input, weight, eps, output)\n"
-        "    return output\n")
+        "    return output\n"
+    )
     sol["sources"][0]["content"] = source
     sol["spec"].update(entry_point="main.py::rmsnorm_returning", destination_passing_style=False)
     candidate = solution_to_candidate(sol, task, tmp_path / "returning.py")
@@ -151,8 +164,11 @@ def test_flashinfer_varying_scalar_and_missing_safetensors_are_explained(tmp_pat
         import_task(_copy_definition(tmp_path / "a", vary), out=tmp_path / "out")
 
     def safetensors(rows):
-        rows[0]["workload"]["inputs"]["weight"] = {"type": "safetensors", "path": "blobs/w.safetensors",
-                                                   "tensor_key": "weight"}
+        rows[0]["workload"]["inputs"]["weight"] = {
+            "type": "safetensors",
+            "path": "blobs/w.safetensors",
+            "tensor_key": "weight",
+        }
 
     with pytest.raises(TaskError, match=r"blobs/w\.safetensors \(key 'weight'\), which is not there"):
         import_task(_copy_definition(tmp_path / "b", safetensors), out=tmp_path / "out")
@@ -169,11 +185,18 @@ def test_gpumode_problem_with_tests_and_benchmarks(tmp_path, evaluator):
     assert imported.flags == [] and spec.var_axes == ["m", "n"]
     # `out`, preallocated by generate_input and written by ref_kernel, is an output, not an input
     assert task.input_names == ["a", "b"] and task.output_names == ["out"]
-    assert [t.shape for t in (spec.inputs["a"], spec.inputs["b"], spec.outputs["out"])] == [["m", "n"], ["n"], ["m", "n"]]
+    assert [t.shape for t in (spec.inputs["a"], spec.inputs["b"], spec.outputs["out"])] == [
+        ["m", "n"],
+        ["n"],
+        ["m", "n"],
+    ]
     # tests then benchmarks, a benchmark equal to a test kept once
     assert [(w.name, w.axes, w.cpu) for w in spec.workloads] == [
-        ("test0", {"m": 8, "n": 96}, True), ("test1", {"m": 5, "n": 33}, True),
-        ("bench0", {"m": 1024, "n": 4096}, False), ("bench2", {"m": 4096, "n": 8192}, False)]
+        ("test0", {"m": 8, "n": 96}, True),
+        ("test1", {"m": 5, "n": 33}, True),
+        ("bench0", {"m": 1024, "n": 4096}, False),
+        ("bench2", {"m": 4096, "n": 8192}, False),
+    ]
     assert "also bench1" in spec.workloads[0].note
     # distributions read off generate_input: randn for a, uniform [0, 1) for b
     assert spec.inputs["a"].distribution.kind == "normal" and spec.inputs["b"].distribution.kind == "uniform"
@@ -208,12 +231,14 @@ def test_flashinfer_constraints_are_read_not_evaluated(tmp_path):
     assert parse_constraint("max(M, N) >= 4", ["M", "N"])({"M": 1, "N": 4})
 
     # an escape from eval's emptied builtins, an attribute, a call or a subscript is refused before it runs
-    for expr, why in [("().__class__.__bases__[0].__subclasses__()", "uses a call to '().__class__"),
-                      ("N.__class__ is int", "uses the comparison Is"),
-                      ("N.real > 1", "uses a Attribute expression"),
-                      ("len([N]) > 0", "uses a call to 'len'"),
-                      ("N > [1][0]", "uses a Subscript expression"),
-                      ("N > 'a'", "uses the literal 'a'")]:
+    for expr, why in [
+        ("().__class__.__bases__[0].__subclasses__()", "uses a call to '().__class__"),
+        ("N.__class__ is int", "uses the comparison Is"),
+        ("N.real > 1", "uses a Attribute expression"),
+        ("len([N]) > 0", "uses a call to 'len'"),
+        ("N > [1][0]", "uses a Subscript expression"),
+        ("N > 'a'", "uses the literal 'a'"),
+    ]:
         with pytest.raises(TaskError, match=r"^constraint .*" + re.escape(why)):
             parse_constraint(expr, ["N"])
     with pytest.raises(TaskError, match="names 'K', which is not an axis"):
@@ -235,9 +260,17 @@ def test_flashinfer_constraints_are_read_not_evaluated(tmp_path):
 
 def test_flashinfer_flops_are_counted_on_the_staged_task(tmp_path):
     definition = {
-        "name": "tiny_gemm", "op_type": "gemm",
-        "axes": {"M": {"type": "var"}, "N": {"type": "const", "value": 8}, "K": {"type": "const", "value": 16}},
-        "inputs": {"a": {"shape": ["M", "K"], "dtype": "float32"}, "b": {"shape": ["N", "K"], "dtype": "float32"}},
+        "name": "tiny_gemm",
+        "op_type": "gemm",
+        "axes": {
+            "M": {"type": "var"},
+            "N": {"type": "const", "value": 8},
+            "K": {"type": "const", "value": 16},
+        },
+        "inputs": {
+            "a": {"shape": ["M", "K"], "dtype": "float32"},
+            "b": {"shape": ["N", "K"], "dtype": "float32"},
+        },
         "outputs": {"c": {"shape": ["M", "N"], "dtype": "float32"}},
         "reference": "def run(a, b):\n    return a @ b.T\n",
     }

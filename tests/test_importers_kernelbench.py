@@ -59,8 +59,13 @@ def test_weights_become_inputs_and_the_reference_is_the_problems_forward(tmp_pat
     problem = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(problem)
     model = problem.Model(1024, 512)
-    model.load_state_dict({"bias": inputs["bias"], "linear.weight": inputs["linear_weight"],
-                           "linear.bias": inputs["linear_bias"]})
+    model.load_state_dict(
+        {
+            "bias": inputs["bias"],
+            "linear.weight": inputs["linear_weight"],
+            "linear.bias": inputs["linear_bias"],
+        }
+    )
     with torch.no_grad():
         assert torch.equal(task.run_reference(inputs, workload=wl)["out"], model(inputs["x"]))
     assert task.flops(wl, "float32") == 2 * 128 * 1024 * 512  # flop_counter's count of the matmul
@@ -75,7 +80,9 @@ def test_a_multi_output_problem_gets_one_output_per_returned_tensor(tmp_path, ev
     packet = evaluator.evaluate(KERNELS / "row_stats.py", task)
     assert packet.status is Status.PASS, packet.message
     wrong = tmp_path / "swapped.py"
-    wrong.write_text((KERNELS / "row_stats.py").read_text().replace("(M,)](x, out0, out1", "(M,)](x, out1, out0"))
+    wrong.write_text(
+        (KERNELS / "row_stats.py").read_text().replace("(M,)](x, out0, out1", "(M,)](x, out1, out0")
+    )
     assert evaluator.evaluate(wrong, task).status is not Status.PASS
 
 
@@ -84,12 +91,20 @@ def test_an_output_that_ignores_its_input_is_refused_at_import(tmp_path):
         imported("zero_output", tmp_path)
     assert not (tmp_path / "zero_output").exists()
     result, _ = imported("zero_output", tmp_path, force=True)
-    assert result.flags and "FLAGGED AT IMPORT" in yaml.safe_load((result.directory / "task.yaml").read_text())["description"]
+    assert (
+        result.flags
+        and "FLAGGED AT IMPORT" in yaml.safe_load((result.directory / "task.yaml").read_text())["description"]
+    )
 
 
-@pytest.mark.parametrize("problem,why", [("ignores_input", "does not depend on the inputs"),
-                                         ("one_valued_input", "holds one value everywhere"),
-                                         ("noisy_reference", "differs between two runs of the reference")])
+@pytest.mark.parametrize(
+    "problem,why",
+    [
+        ("ignores_input", "does not depend on the inputs"),
+        ("one_valued_input", "holds one value everywhere"),
+        ("noisy_reference", "differs between two runs of the reference"),
+    ],
+)
 def test_every_honesty_flag_refuses_its_problem(problem, why, tmp_path):
     with pytest.raises(TaskError, match=why):
         imported(problem, tmp_path)
@@ -98,19 +113,40 @@ def test_every_honesty_flag_refuses_its_problem(problem, why, tmp_path):
 
 def test_the_import_command_prints_what_it_inferred_and_refuses_a_flagged_problem(tmp_path):
     def ksearch(*args):
-        return subprocess.run([sys.executable, "-m", "ksearch", *args], capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "ksearch", *args], capture_output=True, text=True, timeout=300
+        )
 
-    ok = ksearch("tasks", "import", str(FIXTURES / "row_stats.py"), "--format", "kernelbench", "--out", str(tmp_path),
-                 "--name", "rowstats")
+    ok = ksearch(
+        "tasks",
+        "import",
+        str(FIXTURES / "row_stats.py"),
+        "--format",
+        "kernelbench",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "rowstats",
+    )
     assert ok.returncode == 0, ok.stderr
-    assert "task rowstats" in ok.stdout and "inferred:" in ok.stdout and (tmp_path / "rowstats" / "task.yaml").is_file()
-    bad = ksearch("tasks", "import", str(FIXTURES / "zero_output.py"), "--format", "kernelbench", "--out", str(tmp_path))
+    assert (
+        "task rowstats" in ok.stdout
+        and "inferred:" in ok.stdout
+        and (tmp_path / "rowstats" / "task.yaml").is_file()
+    )
+    bad = ksearch(
+        "tasks", "import", str(FIXTURES / "zero_output.py"), "--format", "kernelbench", "--out", str(tmp_path)
+    )
     assert bad.returncode != 0 and "identically zero" in bad.stderr and "Traceback" not in bad.stderr
 
 
 SEARCHED = [  # (problem, format, a working candidate the scripted LLM writes) for each format
     (FIXTURES / "softmax_rows.py", "kernelbench", Path(__file__).parent / "honest" / "softmax_rowblock.py"),
-    (IMPORTERS / "flashinfer" / "softmax_lse", "flashinfer", IMPORTERS / "flashinfer" / "softmax_lse" / "candidate.py"),
+    (
+        IMPORTERS / "flashinfer" / "softmax_lse",
+        "flashinfer",
+        IMPORTERS / "flashinfer" / "softmax_lse" / "candidate.py",
+    ),
     (IMPORTERS / "gpumode" / "axpb_py", "gpumode", IMPORTERS / "gpumode" / "axpb_py" / "candidate.py"),
 ]
 
@@ -125,16 +161,31 @@ def test_an_imported_task_is_searched_for_a_few_iterations(problem, fmt, kernel,
 
     result = import_task(problem, fmt=fmt, out=tmp_path)
     task = load_task(result.directory)
-    cfg = {"task": str(result.directory), "dtype": task.default_dtype, "targets": ["h100"], "device": "cpu",
-           "seed": 1, "budget": {"evaluations": 2, "wall_s": 600},
-           "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
-           "eval": {"seeds": [0], "workloads": [w.name for w in task.workloads(cpu_only=True)][:2], "targets": "best"}}
+    cfg = {
+        "task": str(result.directory),
+        "dtype": task.default_dtype,
+        "targets": ["h100"],
+        "device": "cpu",
+        "seed": 1,
+        "budget": {"evaluations": 2, "wall_s": 600},
+        "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
+        "eval": {
+            "seeds": [0],
+            "workloads": [w.name for w in task.workloads(cpu_only=True)][:2],
+            "targets": "best",
+        },
+    }
     path = tmp_path / "run.yaml"
     with FakeLLM() as llm:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         llm.script.kernels = [kernel.read_text()]
-        cfg["proposer"] = {"backend": "openai-compatible", "model": "local", "base_url": llm.url + "/v1",
-                           "max_retries": 1, "timeout_s": 10}
+        cfg["proposer"] = {
+            "backend": "openai-compatible",
+            "model": "local",
+            "base_url": llm.url + "/v1",
+            "max_retries": 1,
+            "timeout_s": 10,
+        }
         path.write_text(yaml.safe_dump(cfg))
         run = start_run(path, log_dir=tmp_path / "runs")
     assert verify_log(run.run_dir).ok
@@ -142,9 +193,14 @@ def test_an_imported_task_is_searched_for_a_few_iterations(problem, fmt, kernel,
     # each candidate verified on the imported task; only the h100 audit may object (the FlashInfer
     # fixture's candidate keeps a whole row in registers and spills when compiled for sm_90a)
     assert len(steps) == 2, steps
-    assert all(s["passed"] or s["failure_class"].startswith("audit:") for s in steps), [s["message"] for s in steps]
-    packets = {line.row["payload"]["packet_id"]: line.row["payload"] for line, _ in iter_rows(run.run_dir)
-               if line.row["kind"] == "attempt"}
+    assert all(s["passed"] or s["failure_class"].startswith("audit:") for s in steps), [
+        s["message"] for s in steps
+    ]
+    packets = {
+        line.row["payload"]["packet_id"]: line.row["payload"]
+        for line, _ in iter_rows(run.run_dir)
+        if line.row["kind"] == "attempt"
+    }
     assert all(packets[s["packet_id"]]["validation"]["passed"] for s in steps)
 
 
@@ -174,6 +230,8 @@ def test_a_sample_tells_normal_from_uniform_values(n):
 def test_a_problem_file_that_fails_to_run_is_named_in_one_line(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text((FIXTURES / "softmax_rows.py").read_text() + "\nSCALE = 1 / 0\n")
-    with pytest.raises(TaskError, match=r"running .*broken\.py failed with ZeroDivisionError: division by zero$"):
+    with pytest.raises(
+        TaskError, match=r"running .*broken\.py failed with ZeroDivisionError: division by zero$"
+    ):
         import_task(broken, fmt="kernelbench", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()

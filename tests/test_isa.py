@@ -36,14 +36,35 @@ from ksearch.target.profile import list_targets
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "isa_corpus"
 FIXTURE = ROOT / "tests" / "fixtures" / "isa_amd_cdna4_sample.xml"
-REQUIRED_TOPICS = {"mfma", "mfma_scale", "lds_tiling", "ds_ops", "waits", "wavefront64", "vgpr_agpr", "tcgen05",
-                   "tmem", "tma", "wgmma", "mbarrier", "smem_banks", "register_file", "occupancy", "fp4_formats"}
+REQUIRED_TOPICS = {
+    "mfma",
+    "mfma_scale",
+    "lds_tiling",
+    "ds_ops",
+    "waits",
+    "wavefront64",
+    "vgpr_agpr",
+    "tcgen05",
+    "tmem",
+    "tma",
+    "wgmma",
+    "mbarrier",
+    "smem_banks",
+    "register_file",
+    "occupancy",
+    "fp4_formats",
+}
 ID_IN_PACKET = re.compile(r"\[([a-z0-9][a-z0-9_.\-/]*/[a-z0-9_.\-]+(?:#[a-z0-9_\-]+)?)\]")
 
 
 def ksearch(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "ksearch", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +80,13 @@ def topics():
 # ---- acceptance: packets through the CLI -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic,target,needles", [
-    ("mfma_scale", "mi355x", ["v_mfma_scale_f32_32x32x64_f8f6f4", "E8M0"]),
-    ("tcgen05", "b200", ["TMEM", "tcgen05.mma"]),
-])
+@pytest.mark.parametrize(
+    "topic,target,needles",
+    [
+        ("mfma_scale", "mi355x", ["v_mfma_scale_f32_32x32x64_f8f6f4", "E8M0"]),
+        ("tcgen05", "b200", ["TMEM", "tcgen05.mma"]),
+    ],
+)
 def test_cli_packet_fits_the_budget_names_the_facts_and_every_id_opens(topic, target, needles, corpus):
     proc = ksearch("isa", "packet", "--topic", topic, "--target", target, "--budget", "1500")
     assert proc.returncode == 0, proc.stderr
@@ -167,13 +191,19 @@ def test_manifest_is_current_and_complete(corpus):
         assert e["tokens"] > 0 and e["source"]
 
 
-@pytest.mark.parametrize("front,problem", [
-    ("title: New\ntarget: [mi355x]\ntopics: [mfma]\nsource: [test]\nauthor: me", "field 'author': Extra inputs"),
-    ("title: '  '\ntarget: [mi355x]\nsource: [test]", "field 'title'"),
-    ("title: New\ntarget: [mi355x]\nsource: []", "field 'source'"),
-    ("title: New\ntarget: [b300]\nsource: test", "'target' must list target names"),
-    ("title: New\ntarget: mi355x\nsource: [test, 3]", "field 'source.1'"),
-])
+@pytest.mark.parametrize(
+    "front,problem",
+    [
+        (
+            "title: New\ntarget: [mi355x]\ntopics: [mfma]\nsource: [test]\nauthor: me",
+            "field 'author': Extra inputs",
+        ),
+        ("title: '  '\ntarget: [mi355x]\nsource: [test]", "field 'title'"),
+        ("title: New\ntarget: [mi355x]\nsource: []", "field 'source'"),
+        ("title: New\ntarget: [b300]\nsource: test", "'target' must list target names"),
+        ("title: New\ntarget: mi355x\nsource: [test, 3]", "field 'source.1'"),
+    ],
+)
 def test_a_malformed_chapter_is_a_one_line_error_naming_the_file(tmp_path, front, problem):
     copy = tmp_path / "isa_corpus"
     shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
@@ -186,7 +216,9 @@ def test_a_malformed_chapter_is_a_one_line_error_naming_the_file(tmp_path, front
 def test_a_chapter_front_matter_takes_a_single_string_for_a_list(tmp_path):
     copy = tmp_path / "isa_corpus"
     shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
-    (copy / "chapters" / "cdna4" / "new.md").write_text("---\ntitle: ' New '\ntarget: mi355x\nsource: doc\n---\nx\n")
+    (copy / "chapters" / "cdna4" / "new.md").write_text(
+        "---\ntitle: ' New '\ntarget: mi355x\nsource: doc\n---\nx\n"
+    )
     new = load_corpus(copy).get("cdna4/new")
     assert (new.title, new.targets, new.topics, new.sources) == ("New", ("mi355x",), (), ("doc",))
 
@@ -208,7 +240,7 @@ def test_a_stale_manifest_is_reported(tmp_path):
     copy = tmp_path / "isa_corpus"
     shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
     extra = copy / "chapters" / "cdna4" / "new.md"
-    extra.write_text("---\ntitle: New\ntarget: [mi355x]\ntopics: [mfma]\nsource: [\"test\"]\n---\nbody\n")
+    extra.write_text('---\ntitle: New\ntarget: [mi355x]\ntopics: [mfma]\nsource: ["test"]\n---\nbody\n')
     assert manifest_drift(copy) == ["cdna4/new: missing from the manifest"]
 
 
@@ -227,17 +259,22 @@ def test_rules_agree_with_the_target_profile_and_the_audit_constants(target):
     for name, lim in rules.limits.items():
         assert lim.source.strip(), name
         if lim.audit:
-            assert getattr(audit, lim.audit) == lim.value, f"{target}.{name} vs ksearch.audit.core.{lim.audit}"
+            assert getattr(audit, lim.audit) == lim.value, (
+                f"{target}.{name} vs ksearch.audit.core.{lim.audit}"
+            )
 
 
 def test_a_rules_file_that_disagrees_with_an_audit_constant_is_caught(tmp_path):
     copy = tmp_path / "isa_corpus"
     shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
     path = copy / "rules" / "mi300x.yaml"
-    path.write_text(path.read_text().replace("vgpr_alloc_granule: {value: 8,", "vgpr_alloc_granule: {value: 4,"))
+    path.write_text(
+        path.read_text().replace("vgpr_alloc_granule: {value: 8,", "vgpr_alloc_granule: {value: 4,")
+    )
     problems = check_rules("mi300x", copy)
     assert [(p.limit, p.field, p.profile_value) for p in problems] == [
-        ("vgpr_alloc_granule", "ksearch.audit.core.AMD_VGPR_GRANULE", 8)]
+        ("vgpr_alloc_granule", "ksearch.audit.core.AMD_VGPR_GRANULE", 8)
+    ]
     proc = ksearch("isa", "rules", "mi300x", env={"KSEARCH_ISA_CORPUS": str(copy)})
     assert proc.returncode == 1 and "MISMATCH vgpr_alloc_granule" in proc.stdout
     assert "ksearch.audit.core.AMD_VGPR_GRANULE says 8" in proc.stdout
@@ -247,7 +284,9 @@ def test_a_rules_file_that_disagrees_is_caught(tmp_path):
     copy = tmp_path / "isa_corpus"
     shutil.copytree(CORPUS, copy, ignore=shutil.ignore_patterns("local"))
     path = copy / "rules" / "mi355x.yaml"
-    path.write_text(path.read_text().replace("lds_per_workgroup_kib: {value: 160", "lds_per_workgroup_kib: {value: 64"))
+    path.write_text(
+        path.read_text().replace("lds_per_workgroup_kib: {value: 160", "lds_per_workgroup_kib: {value: 64")
+    )
     problems = check_rules("mi355x", copy)
     assert [p.limit for p in problems] == ["lds_per_workgroup_kib"]
     assert "shared_memory.max_per_block_kib" in str(problems[0])
@@ -258,8 +297,10 @@ def test_a_rules_file_that_disagrees_is_caught(tmp_path):
 def test_hardware_numbers_the_acceptance_pins():
     assert load_rules("mi355x").limits["lds_per_cu_kib"].value == 160
     assert load_rules("b200").limits["tensor_memory_kib"].value == 256
-    assert load_rules("b200").limits["tmem_lanes"].value * load_rules("b200").limits["tmem_columns"].value * 4 \
+    assert (
+        load_rules("b200").limits["tmem_lanes"].value * load_rules("b200").limits["tmem_columns"].value * 4
         == 256 * 1024
+    )
     for t in ("b200", "h100", "h200"):
         limits = load_rules(t).limits
         assert (limits["smem_per_sm_kib"].value, limits["smem_per_block_kib"].value) == (228, 227)
@@ -285,7 +326,12 @@ def test_ingest_writes_per_encoding_chapters_that_load_and_join_packets(tmp_path
     shutil.copytree(CORPUS, base, ignore=shutil.ignore_patterns("local"))
     report = ingest_amd_xml(FIXTURE, base / "local")
     assert report.family == "cdna4" and report.targets == ["mi355x"] and report.instructions == 5
-    assert report.chapters == ["cdna4-xml/index", "cdna4-xml/enc_ds", "cdna4-xml/enc_sopp", "cdna4-xml/enc_vop3p"]
+    assert report.chapters == [
+        "cdna4-xml/index",
+        "cdna4-xml/enc_ds",
+        "cdna4-xml/enc_sopp",
+        "cdna4-xml/enc_vop3p",
+    ]
     assert (base / "local" / "manifest.json").is_file()
     corpus = load_corpus(base)
     sec = corpus.show("cdna4-xml/enc_vop3p#v_mfma_scale_f32_32x32x64_f8f6f4")
@@ -308,9 +354,11 @@ def test_cli_ingest(tmp_path):
 
 def test_ingest_rejects_what_is_not_the_schema(tmp_path):
     bad = tmp_path / "bad.xml"
-    bad.write_text("<Spec><ISA><Architecture><ArchitectureName>X</ArchitectureName></Architecture>"
-                   "<Instructions><Instruction><Description>no name</Description></Instruction></Instructions>"
-                   "</ISA></Spec>")
+    bad.write_text(
+        "<Spec><ISA><Architecture><ArchitectureName>X</ArchitectureName></Architecture>"
+        "<Instructions><Instruction><Description>no name</Description></Instruction></Instructions>"
+        "</ISA></Spec>"
+    )
     with pytest.raises(ContextFileError, match="has no <InstructionName>"):
         parse_amd_isa_xml(bad)
     bad.write_text("<NotSpec/>")
@@ -344,8 +392,11 @@ def _texts(corpus) -> list[str]:
     """Chapters, skills and our own sources: prose, markdown and code."""
     from ksearch.context import list_skills
 
-    return [c.render() for c in corpus.chapters.values()] + [s.render() for s in list_skills()] + \
-        [p.read_text() for p in sorted((ROOT / "ksearch").rglob("*.py"))]
+    return (
+        [c.render() for c in corpus.chapters.values()]
+        + [s.render() for s in list_skills()]
+        + [p.read_text() for p in sorted((ROOT / "ksearch").rglob("*.py"))]
+    )
 
 
 def test_the_tokenizer_splits_after_a_newline_before_anything_but_whitespace_or_slash(corpus):
@@ -353,7 +404,9 @@ def test_the_tokenizer_splits_after_a_newline_before_anything_but_whitespace_or_
     pytest.importorskip("bpe_openai")
     texts = _texts(corpus)
     for text in texts:
-        cuts = [0] + [i + 1 for i in range(len(text) - 1) if text[i] == "\n" and tokens._splits_before(text[i + 1])]
+        cuts = [0] + [
+            i + 1 for i in range(len(text) - 1) if text[i] == "\n" and tokens._splits_before(text[i + 1])
+        ]
         pieces = [text[a:b] for a, b in zip(cuts, cuts[1:] + [len(text)])]
         assert sum(map(count_tokens, pieces)) == count_tokens(text)
     texts = [t for t in texts if tokens._splits_before(t[:1])]
@@ -387,7 +440,7 @@ def test_fit_tokens_cuts_on_token_boundaries_within_the_budget(corpus, exact, mo
             if budget < count_tokens(marker):
                 assert cut == ""  # not even the marker fits
                 continue
-            assert cut.endswith(marker) and text.startswith(cut[:len(cut) - len(marker)])
+            assert cut.endswith(marker) and text.startswith(cut[: len(cut) - len(marker)])
             assert budget - 3 <= count_tokens(cut) <= budget  # whole tokens: at most a split character short
 
 
@@ -397,5 +450,5 @@ def test_fit_lines_keeps_the_most_leading_lines_that_fit(corpus):
     for budget in (0, 1, 40, 400, total - 1, total):
         n = tokens.fit_lines(lines, budget)
         assert count_tokens("\n".join(lines[:n])) <= budget
-        assert n == len(lines) or count_tokens("\n".join(lines[:n + 1])) > budget
+        assert n == len(lines) or count_tokens("\n".join(lines[: n + 1])) > budget
     assert tokens.fit_lines(lines, total) == len(lines)

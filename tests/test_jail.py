@@ -25,11 +25,21 @@ def _boundary(tool: str = "bwrap", **flags) -> jail.Boundary:
     return b
 
 
-def _run(b: jail.Boundary, code: str, writable: Path, *, pass_fds=(), timeout=60, **kw) -> subprocess.CompletedProcess:
-    with jail.wrap([sys.executable, "-c", textwrap.dedent(code)], writable=[writable], pass_fds=pass_fds,
-                   boundary=b) as j:
-        return subprocess.run(j.argv, pass_fds=j.pass_fds, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **jail.env_for(writable)}, **kw)
+def _run(
+    b: jail.Boundary, code: str, writable: Path, *, pass_fds=(), timeout=60, **kw
+) -> subprocess.CompletedProcess:
+    with jail.wrap(
+        [sys.executable, "-c", textwrap.dedent(code)], writable=[writable], pass_fds=pass_fds, boundary=b
+    ) as j:
+        return subprocess.run(
+            j.argv,
+            pass_fds=j.pass_fds,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **jail.env_for(writable)},
+            **kw,
+        )
 
 
 def _sleepers(marker: str) -> list[int]:
@@ -77,12 +87,22 @@ def test_writes_succeed_inside_the_writable_dir_and_fail_everywhere_else(dirs, t
     inside, outside = dirs
     b = _boundary("bwrap")
     name = f"ksearch-jail-escape-{os.getpid()}"  # new files only: a broken boundary must not damage anything
-    targets = [outside / name, tmp_path / name, Path("/tmp") / name, Path.home() / name, Path("/dev/shm/..") / name,
-               Path("/run") / name, Path("/dev") / name, Path(jail.__file__).parent / name]
+    targets = [
+        outside / name,
+        tmp_path / name,
+        Path("/tmp") / name,
+        Path.home() / name,
+        Path("/dev/shm/..") / name,
+        Path("/run") / name,
+        Path("/dev") / name,
+        Path(jail.__file__).parent / name,
+    ]
     try:
-        r = _run(b, f"""
+        r = _run(
+            b,
+            f"""
             import errno, tempfile
-            open({str(inside / 'ok')!r}, 'w').write('kept')
+            open({str(inside / "ok")!r}, 'w').write('kept')
             tempfile.NamedTemporaryFile(delete=False).write(b'tmp')  # TMPDIR points inside
             for path in {[str(t) for t in targets]!r}:
                 try:
@@ -90,7 +110,9 @@ def test_writes_succeed_inside_the_writable_dir_and_fail_everywhere_else(dirs, t
                     print('WROTE', path)
                 except OSError as e:
                     print('refused', path, errno.errorcode[e.errno])
-        """, inside)
+        """,
+            inside,
+        )
         assert r.returncode == 0, r.stderr
         assert "WROTE" not in r.stdout and r.stdout.count("refused") == len(targets), r.stdout
         assert (inside / "ok").read_text() == "kept"
@@ -122,7 +144,9 @@ def test_no_network_not_even_the_hosts_loopback(dirs, tool):
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     try:
-        r = _run(b, f"""
+        r = _run(
+            b,
+            f"""
             import socket
             for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('8.8.8.8', 443)]:
                 try:
@@ -130,7 +154,9 @@ def test_no_network_not_even_the_hosts_loopback(dirs, tool):
                     print('CONNECTED', addr)
                 except OSError as e:
                     print('refused', addr, e)
-        """, inside)
+        """,
+            inside,
+        )
     finally:
         listener.close()
     assert r.returncode == 0, r.stderr
@@ -146,7 +172,9 @@ def test_host_unix_sockets_cannot_be_dialled_but_socketpairs_work(dirs, tmp_path
     server.bind(path)
     server.listen()
     try:
-        r = _run(b, f"""
+        r = _run(
+            b,
+            f"""
             import socket
             a, b = socket.socketpair()
             a.send(b'p'); print('pair', b.recv(1))
@@ -154,7 +182,9 @@ def test_host_unix_sockets_cannot_be_dialled_but_socketpairs_work(dirs, tmp_path
                 s = socket.socket(socket.AF_UNIX); s.connect({path!r}); print('CONNECTED')
             except OSError as e:
                 print('refused', e)
-        """, inside)
+        """,
+            inside,
+        )
     finally:
         server.close()
     assert r.returncode == 0, r.stderr
@@ -167,9 +197,17 @@ def test_the_passed_fd_still_works(dirs, tool):
     b = _boundary(tool)
     parent, child = socket.socketpair()
     try:
-        with jail.wrap([sys.executable, "-c", "import os, sys; fd = int(sys.argv[1]); "
-                        "os.write(fd, os.read(fd, 1).upper())", str(child.fileno())],
-                       writable=[inside], pass_fds=[child.fileno()], boundary=b) as j:
+        with jail.wrap(
+            [
+                sys.executable,
+                "-c",
+                "import os, sys; fd = int(sys.argv[1]); os.write(fd, os.read(fd, 1).upper())",
+                str(child.fileno()),
+            ],
+            writable=[inside],
+            pass_fds=[child.fileno()],
+            boundary=b,
+        ) as j:
             proc = subprocess.Popen(j.argv, pass_fds=j.pass_fds, stderr=subprocess.PIPE)
         child.close()
         parent.sendall(b"k")
@@ -198,9 +236,12 @@ def test_no_process_outlives_the_worker(dirs, tool):
     inside, _ = dirs
     b = _boundary(tool)
     marker = f"{7000 + os.getpid() % 1000}.{time.monotonic_ns() % 10**6:06d}"
-    with jail.wrap([sys.executable, "-c", textwrap.dedent(_SURVIVOR), marker], writable=[inside], boundary=b) as j:
-        proc = subprocess.Popen(j.argv, pass_fds=j.pass_fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True)
+    with jail.wrap(
+        [sys.executable, "-c", textwrap.dedent(_SURVIVOR), marker], writable=[inside], boundary=b
+    ) as j:
+        proc = subprocess.Popen(
+            j.argv, pass_fds=j.pass_fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
     try:
         assert proc.stdout.readline().strip() == "started"
         sleepers = _await_sleepers(marker)
@@ -219,9 +260,12 @@ def test_kill_tree_leaves_nothing_once_the_boundary_is_reaped(dirs, wait):
     inside, _ = dirs
     b = _boundary("bwrap")
     marker = f"{8000 + os.getpid() % 1000}.{time.monotonic_ns() % 10**6:06d}"
-    with jail.wrap([sys.executable, "-c", textwrap.dedent(_SURVIVOR), marker], writable=[inside], boundary=b) as j:
-        proc = subprocess.Popen(j.argv, pass_fds=j.pass_fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True)
+    with jail.wrap(
+        [sys.executable, "-c", textwrap.dedent(_SURVIVOR), marker], writable=[inside], boundary=b
+    ) as j:
+        proc = subprocess.Popen(
+            j.argv, pass_fds=j.pass_fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
     assert proc.stdout.readline().strip() == "started"
     assert _await_sleepers(marker)
     bwrap_alone = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
@@ -242,7 +286,9 @@ def test_other_processes_are_out_of_sight_and_reach(dirs):
     # Without the PID namespace (should CUDA IPC need it off) the host's processes are visible, but
     # their memory is not: ptrace and process_vm_readv are refused by the seccomp filter.
     b = _boundary("bwrap", pid_namespace=False)
-    r = _run(b, f"""
+    r = _run(
+        b,
+        f"""
         import ctypes, os
         libc = ctypes.CDLL(None, use_errno=True)
         print('visible', os.path.exists('/proc/{me}'))
@@ -258,25 +304,36 @@ def test_other_processes_are_out_of_sight_and_reach(dirs):
             print('MEM READ')
         except OSError as e:
             print('mem', e.strerror)
-    """, inside)
+    """,
+        inside,
+    )
     assert r.returncode == 0, r.stderr
     assert "visible True" in r.stdout
-    assert "attach -1 Operation not permitted" in r.stdout and "read -1 Operation not permitted" in r.stdout, r.stdout
-    assert "mem Permission denied" in r.stdout  # the kernel's own ptrace check: the worker has no capabilities
+    assert (
+        "attach -1 Operation not permitted" in r.stdout and "read -1 Operation not permitted" in r.stdout
+    ), r.stdout
+    assert (
+        "mem Permission denied" in r.stdout
+    )  # the kernel's own ptrace check: the worker has no capabilities
 
 
 def test_without_the_pid_namespace_a_double_fork_survives_the_exit_but_not_kill_tree(dirs):
     inside, _ = dirs
     b = _boundary("bwrap", pid_namespace=False)
     marker = f"{9000 + os.getpid() % 1000}.{time.monotonic_ns() % 10**6:06d}"
-    with jail.wrap([sys.executable, "-c", textwrap.dedent(_SURVIVOR), marker], writable=[inside], boundary=b) as j:
-        proc = subprocess.Popen(j.argv, pass_fds=j.pass_fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True)
+    with jail.wrap(
+        [sys.executable, "-c", textwrap.dedent(_SURVIVOR), marker], writable=[inside], boundary=b
+    ) as j:
+        proc = subprocess.Popen(
+            j.argv, pass_fds=j.pass_fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
     try:
         assert proc.stdout.readline().strip() == "started"
         namespace = jail.namespace_of(proc.pid)
         assert namespace and namespace != os.readlink("/proc/self/ns/net")
-        assert _await_sleepers(marker) and not set(_sleepers(marker)) & set(jail.tree_pids(proc.pid))  # left the tree
+        assert _await_sleepers(marker) and not set(_sleepers(marker)) & set(
+            jail.tree_pids(proc.pid)
+        )  # left the tree
         proc.stdin.close()
         assert proc.wait(30) == 0
         assert _sleepers(marker)  # what the PID namespace would have prevented
@@ -306,16 +363,25 @@ def test_no_new_namespaces_inside(dirs):
     """
     r = _run(_boundary("bwrap"), code, inside)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[:5] == ["clone -1 Operation not permitted", "clone3 Function not implemented",
-                                        "unshare 1", "thread", "exec 0"], r.stdout
+    assert r.stdout.split("\n")[:5] == [
+        "clone -1 Operation not permitted",
+        "clone3 Function not implemented",
+        "unshare 1",
+        "thread",
+        "exec 0",
+    ], r.stdout
     if os.geteuid() == 0:  # the filter, not the capabilities, refuses it: without it the clone works
         loose = _run(_boundary("bwrap", seccomp=False), code, inside)
-        assert loose.stdout.startswith("clone ") and "Operation not permitted" not in loose.stdout.split("\n")[0]
+        assert (
+            loose.stdout.startswith("clone ") and "Operation not permitted" not in loose.stdout.split("\n")[0]
+        )
 
 
 def test_no_capabilities_and_no_sysctl_or_remount(dirs):
     inside, _ = dirs
-    r = _run(_boundary("bwrap"), """
+    r = _run(
+        _boundary("bwrap"),
+        """
         import errno, subprocess
         print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])
         print(subprocess.run(['mount', '-o', 'remount,rw', '/'], capture_output=True).returncode)
@@ -325,7 +391,9 @@ def test_no_capabilities_and_no_sysctl_or_remount(dirs):
             print('SYSCTL WRITTEN')
         except OSError as e:
             print(errno.errorcode[e.errno])
-    """, inside)
+    """,
+        inside,
+    )
     assert r.returncode == 0, r.stderr
     cap, mount_rc, sysctl = r.stdout.split()
     assert int(cap, 16) == 0 and mount_rc != "0" and sysctl == "EROFS"
@@ -333,12 +401,17 @@ def test_no_capabilities_and_no_sysctl_or_remount(dirs):
 
 def test_torch_and_triton_import_inside_with_caches_in_the_writable_dir(dirs):
     inside, _ = dirs
-    r = _run(_boundary("best"), """
+    r = _run(
+        _boundary("best"),
+        """
         import tempfile, torch, triton
         from triton import knobs
         print(tempfile.gettempdir()); print(knobs.cache.dir)
         print(torch.ones(3).sum().item())
-    """, inside, timeout=180)
+    """,
+        inside,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
     tmp, cache, total = r.stdout.split()
     assert tmp == str(inside) and cache.startswith(str(inside)) and total == "3.0"

@@ -42,9 +42,17 @@ def make_log(tmp_path, n=10, name="run") -> Path:
     run = tmp_path / name
     log = History(run)
     for i in range(n):
-        log.append("attempt", {"packet_id": f"a{i}", "status": "pass" if i % 3 else "fail",
-                               "failure_class": None if i % 3 else "numerical_mismatch",
-                               "message": f"row {i}", "candidate": {"target": "h100"}, "reward": i / 10})
+        log.append(
+            "attempt",
+            {
+                "packet_id": f"a{i}",
+                "status": "pass" if i % 3 else "fail",
+                "failure_class": None if i % 3 else "numerical_mismatch",
+                "message": f"row {i}",
+                "candidate": {"target": "h100"},
+                "reward": i / 10,
+            },
+        )
     return run
 
 
@@ -114,7 +122,9 @@ def test_writer_killed_mid_append_never_corrupts_earlier_rows(tmp_path):
     before = b""
     for round_ in range(12):
         # Large rows make a kill inside write() likely, leaving a torn line.
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run), str(rng.choice([100, 200_000, 2_000_000]))])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(run), str(rng.choice([100, 200_000, 2_000_000]))]
+        )
         deadline = time.monotonic() + 60
         while _size(run) <= len(before) and time.monotonic() < deadline:  # wait until it is appending
             time.sleep(0.01)
@@ -246,12 +256,22 @@ def test_index_is_incremental_and_rebuilds_when_history_is_rewritten(tmp_path):
     assert (first.added, first.total, first.rebuilt) == (10, 10, True)
     again = build_index(run)
     assert (again.added, again.total, again.rebuilt) == (0, 10, False)
-    History(run).append("attempt", {"packet_id": "late", "status": "error", "failure_class": "compile_error",
-                                    "message": "CompilationError: at 12:4: unsupported tensor index"})
+    History(run).append(
+        "attempt",
+        {
+            "packet_id": "late",
+            "status": "error",
+            "failure_class": "compile_error",
+            "message": "CompilationError: at 12:4: unsupported tensor index",
+        },
+    )
     inc = build_index(run)
     assert (inc.added, inc.total, inc.rebuilt) == (1, 11, False)
-    cols, rows = query(run, "SELECT f.seq FROM failures_fts JOIN failures f ON f.rowid = failures_fts.rowid "
-                            "WHERE failures_fts MATCH 'CompilationError'")
+    cols, rows = query(
+        run,
+        "SELECT f.seq FROM failures_fts JOIN failures f ON f.rowid = failures_fts.rowid "
+        "WHERE failures_fts MATCH 'CompilationError'",
+    )
     assert rows == [(10,)]
     # A different history in the same place: the cursor's hash no longer matches, so rebuild.
     (run / HISTORY).unlink()
@@ -285,7 +305,9 @@ def test_an_evaluation_names_its_own_packets_even_with_underscore_or_percent(tmp
     log = History(run)
     log.append("run_start", {"task": "rmsnorm", "primary": "h100"})
     for aid in ["a_1@b200", "ab1@h100", "a_1@h100", "a%@h100", "a%z@h100", "a_10@h100", "b"]:
-        log.append("attempt", {"packet_id": aid, "status": "pass", "candidate": {"target": aid.partition("@")[2]}})
+        log.append(
+            "attempt", {"packet_id": aid, "status": "pass", "candidate": {"target": aid.partition("@")[2]}}
+        )
     conn = connect_readonly(run)
     try:
         assert [a for a, _, _ in evaluation_packets(conn, "a_1")] == ["a_1@b200", "a_1@h100"]
@@ -324,7 +346,9 @@ def test_export_jsonl_csv_and_parquet(tmp_path):
             export_table(run, tmp_path / "a.parquet", "parquet")
     else:
         export_table(run, tmp_path / "a.parquet", "parquet")
-        assert pq.read_table(tmp_path / "a.parquet").column("attempt_id").to_pylist() == [f"a{i}" for i in range(5)]
+        assert pq.read_table(tmp_path / "a.parquet").column("attempt_id").to_pylist() == [
+            f"a{i}" for i in range(5)
+        ]
 
 
 def test_blobs_are_content_addressed_and_checked(tmp_path):

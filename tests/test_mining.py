@@ -41,8 +41,13 @@ FIXTURE = Path(__file__).parent / "fixtures" / "mining_run"
 
 def ksearch(*args, timeout=300):
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ksearch", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -56,8 +61,17 @@ def rows_of(run, kind):
     return [line.row["payload"] for line, _ in iter_rows(run) if line.row["kind"] == kind]
 
 
-AGGREGATES = ("kind_counts", "attempt_summary", "attempt_buckets", "improvements", "strategy_stats",
-              "strategy_failures", "template_settings", "audit_checks", "totals")
+AGGREGATES = (
+    "kind_counts",
+    "attempt_summary",
+    "attempt_buckets",
+    "improvements",
+    "strategy_stats",
+    "strategy_failures",
+    "template_settings",
+    "audit_checks",
+    "totals",
+)
 
 
 def aggregates(run: Path) -> dict[str, list[tuple]]:
@@ -72,11 +86,13 @@ def aggregates(run: Path) -> dict[str, list[tuple]]:
 def assert_same_aggregates(inc: dict, full: dict) -> None:
     """Equal tables; floats within rounding (sums in another order)."""
     for table in AGGREGATES:
-        assert inc[table] == [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
-                              for row in full[table]], table
+        assert inc[table] == [
+            tuple(pytest.approx(v) if isinstance(v, float) else v for v in row) for row in full[table]
+        ], table
 
 
 # ---------------------------------------------------------------- stats
+
 
 def test_stats_on_a_real_run_agree_with_the_history(real_run):
     s = log_stats(real_run)
@@ -118,8 +134,9 @@ def test_stats_cli_over_several_runs(real_run, tmp_path):
         assert c["rejections"][cls] == a["rejections"].get(cls, 0) + b["rejections"].get(cls, 0)
     assert c["cost"]["llm_usd"] == pytest.approx(50 * 0.002)  # synthetic: one priced call per 10 candidates
     assert c["best_per_target"]["h100"]["reward"]["run"] == "syn"  # only the synthetic run was timed
-    assert c["best_per_target"]["h100"]["score"]["best"] == max(a["best_per_target"]["h100"]["score"]["best"],
-                                                                b["best_per_target"]["h100"]["score"]["best"])
+    assert c["best_per_target"]["h100"]["score"]["best"] == max(
+        a["best_per_target"]["h100"]["score"]["best"], b["best_per_target"]["h100"]["score"]["best"]
+    )
     assert [r["run"] for r in res["runs"]] == ["run", "syn"]
 
 
@@ -133,10 +150,14 @@ def test_drift_flags_an_accept_rate_jump_halfway(tmp_path):
     assert events[0]["before"] > 0.6 and events[0]["after"] < 0.4
     # the bucketed windows are exactly what a scan of the attempts table gives
     conn = sqlite3.connect(db_path(jump))
-    direct = conn.execute("SELECT ordinal / ?, count(*), sum(status = 'pass') FROM attempts GROUP BY 1 ORDER BY 1",
-                          [d["window"]]).fetchall()
+    direct = conn.execute(
+        "SELECT ordinal / ?, count(*), sum(status = 'pass') FROM attempts GROUP BY 1 ORDER BY 1",
+        [d["window"]],
+    ).fetchall()
     conn.close()
-    assert [(w["n"], round(w["accept_rate"] * w["n"])) for w in d["windows"]] == [(n, k) for _, n, k in direct]
+    assert [(w["n"], round(w["accept_rate"] * w["n"])) for w in d["windows"]] == [
+        (n, k) for _, n, k in direct
+    ]
 
     steady = write_synthetic_run(tmp_path / "steady", 3000, accept=0.5, seed=1)
     assert log_stats(steady)["drift"]["events"] == []
@@ -210,6 +231,7 @@ def test_stats_read_aggregates_not_the_log(tmp_path):
 
 # ---------------------------------------------------------------- memory
 
+
 def test_distill_memory_and_frontier_of_a_real_run(real_run):
     proc = ksearch("log", "distill", real_run)
     assert proc.returncode == 0, proc.stderr
@@ -242,17 +264,32 @@ def test_distill_memory_and_frontier_of_a_real_run(real_run):
 
 
 def test_dead_ends_and_updates(tmp_path):
-    run = write_synthetic_run(tmp_path / "dead", 400, seed=7, dead={"synth/t1": FailureClass.NUMERICAL_MISMATCH})
+    run = write_synthetic_run(
+        tmp_path / "dead", 400, seed=7, dead={"synth/t1": FailureClass.NUMERICAL_MISMATCH}
+    )
     m = distill(run)
     dead = {d.strategy: d for d in m.dead_ends}
     assert "synth/t1" in dead
-    assert dead["synth/t1"].dominant_failure_class == "numerical_mismatch" and dead["synth/t1"].dominant_share == 1.0
+    assert (
+        dead["synth/t1"].dominant_failure_class == "numerical_mismatch"
+        and dead["synth/t1"].dominant_share == 1.0
+    )
     assert dead["synth/t1"].failures == dead["synth/t1"].attempts >= 3
     assert "synth/t1" not in {f.strategy for f in m.proven}
     assert (run / MEMORY).is_file() and (run / FRONTIER).is_file()
     # a search calls update_memory after each visit: new rows show up
-    History(run).append("step", {"candidate": "cX", "template": "synth/t1", "knobs": {}, "passed": False,
-                                 "score": None, "failure_class": "numerical_mismatch", "packet_id": None})
+    History(run).append(
+        "step",
+        {
+            "candidate": "cX",
+            "template": "synth/t1",
+            "knobs": {},
+            "passed": False,
+            "score": None,
+            "failure_class": "numerical_mismatch",
+            "packet_id": None,
+        },
+    )
     m2 = update_memory(run)
     assert m2.evaluations == m.evaluations + 1
     assert {d.strategy: d for d in m2.dead_ends}["synth/t1"].failures == dead["synth/t1"].failures + 1
@@ -302,36 +339,66 @@ def render_in_chromium(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
     """Load the page in headless Chromium with a probe script prepended: each image's natural size
     after load, page errors and console.error calls; plus console errors Chromium logs."""
     probed = tmp_path / f"probed-{page.name}"
-    probed.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8")
-    proc = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-                           "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
+    probed.write_text(
+        page.read_text(encoding="utf-8").replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8"
+    )
+    proc = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     m = re.search(r'<pre id="ksearch-probe">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"chromium gave no probe result (rc {proc.returncode}): {proc.stderr[-2000:]}"
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     return json.loads(html.unescape(m.group(1))), console
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium on PATH (apt-get install chromium; .ci/run does)")
+@pytest.mark.skipif(
+    _chromium() is None, reason="no Chromium on PATH (apt-get install chromium; .ci/run does)"
+)
 def test_report_renders_in_headless_chromium(real_run, tmp_path):
     out = tmp_path / "report.html"
     proc = ksearch("report", real_run, "--out", out)
     assert proc.returncode == 0, proc.stderr
     text = out.read_text(encoding="utf-8")
-    assert "src=\"http" not in text and "<link" not in text  # self-contained
-    for needle in ("Best score so far", "Rejections", "World model", "Top kernels", "Audit verdicts", "Cost",
-                   "output_not_written", "Speedups and SOL fractions per target"):
+    assert 'src="http' not in text and "<link" not in text  # self-contained
+    for needle in (
+        "Best score so far",
+        "Rejections",
+        "World model",
+        "Top kernels",
+        "Audit verdicts",
+        "Cost",
+        "output_not_written",
+        "Speedups and SOL fractions per target",
+    ):
         assert needle in text, needle
     probe, console = render_in_chromium(out, tmp_path)
     assert probe["errors"] == [] and console == []
     alts = {i["alt"]: i for i in probe["imgs"]}
-    assert {"best-so-far curve", "rejection histogram", "accept rate per window", "world-model tree"} <= set(alts)
+    assert {"best-so-far curve", "rejection histogram", "accept rate per window", "world-model tree"} <= set(
+        alts
+    )
     for img in probe["imgs"]:
         assert img["complete"] and img["w"] > 100 and img["h"] > 50, img
     # the probe does see a figure that fails to decode
     broken = tmp_path / "broken.html"
-    broken.write_text(re.sub(r'(alt="rejection histogram" src="data:image/png;base64,)[^"]{200}', r"\1AAAA", text,
-                             count=1), encoding="utf-8")
+    broken.write_text(
+        re.sub(r'(alt="rejection histogram" src="data:image/png;base64,)[^"]{200}', r"\1AAAA", text, count=1),
+        encoding="utf-8",
+    )
     probe, _ = render_in_chromium(broken, tmp_path)
     assert {i["alt"]: i["w"] for i in probe["imgs"]}["rejection histogram"] == 0
 
@@ -380,6 +447,7 @@ def test_the_reports_audit_table_comes_from_the_index_and_matches_the_history(re
 
 # ---------------------------------------------------------------- Datasette
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -395,8 +463,12 @@ def test_datasette_serves_canned_queries(real_run):
     pytest.importorskip("datasette", reason="the `browse` extra (datasette) is not installed")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "ksearch", "log", "serve", str(real_run), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ksearch", "log", "serve", str(real_run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -412,7 +484,8 @@ def test_datasette_serves_canned_queries(real_run):
         assert {r["failure_class"]: r["attempts"] for r in fails} == stats["rejections"]
         best = _get(f"{base}/attempts/best_per_target.json?_shape=array")
         assert {(r["target"], r["stream"]): r["best"] for r in best} == {
-            ("h100", "step"): stats["best_per_target"]["h100"]["score"]["best"]}
+            ("h100", "step"): stats["best_per_target"]["h100"]["score"]["best"]
+        }
         rows = _get(f"{base}/attempts/attempts_of_strategy.json?_shape=array&strategy=rmsnorm/row_block")
         n = next(t["attempts"] for t in stats["top_strategies"] if t["strategy"] == "rmsnorm/row_block")
         assert len(rows) == n and [r["evaluation"] for r in rows] == sorted(r["evaluation"] for r in rows)
@@ -433,9 +506,13 @@ def test_datasette_serves_canned_queries(real_run):
 
 # ---------------------------------------------------------------- replay
 
+
 def test_replay_reproduces_a_logged_failure(real_run):
-    step = next(st for st in rows_of(real_run, "step") if not st["passed"]
-                and st["failure_class"] == "output_not_written")
+    step = next(
+        st
+        for st in rows_of(real_run, "step")
+        if not st["passed"] and st["failure_class"] == "output_not_written"
+    )
     proc = ksearch("replay", real_run, step["candidate"], "--device", "cpu", "--json")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)

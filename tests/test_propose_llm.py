@@ -29,16 +29,29 @@ from ksearch.task import load_task
 from ksearch.worldmodel import WorldModel
 
 MISSING = [m for m in ("openai", "anthropic", "dspy") if importlib.util.find_spec(m) is None]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the llm extra is not installed ({', '.join(MISSING)}): "
-                                                      "pip install -e '.[llm]' (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"the llm extra is not installed ({', '.join(MISSING)}): "
+    "pip install -e '.[llm]' (.ci/run installs it)",
+)
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import KERNEL, FakeLLM  # noqa: E402
 
-SMALL = {"task": "rmsnorm", "dtype": "float16", "targets": ["h100"], "device": "cpu", "seed": 3,
-         "budget": {"evaluations": 4, "wall_s": 600},
-         "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
-         "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"}}
-FAST = {"max_retries": 2, "timeout_s": 2.5, "temperature": None}  # SDK backoff is short with retry-after-ms: 1
+SMALL = {
+    "task": "rmsnorm",
+    "dtype": "float16",
+    "targets": ["h100"],
+    "device": "cpu",
+    "seed": 3,
+    "budget": {"evaluations": 4, "wall_s": 600},
+    "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
+    "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"},
+}
+FAST = {
+    "max_retries": 2,
+    "timeout_s": 2.5,
+    "temperature": None,
+}  # SDK backoff is short with retry-after-ms: 1
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +100,17 @@ def assert_every_call_recorded(run_dir: Path, model: str, priced: bool = True, k
         read_blob(run_dir, c["response_blob"])
         assert c["prompt_tokens"] > 500 and c["completion_tokens"] >= 0
         if priced:
-            assert c["usd"] == cost_usd(model, c["prompt_tokens"], c["completion_tokens"], c["cached_tokens"],
-                                        c["cache_write_tokens"]) and c["usd"] > 0
+            assert (
+                c["usd"]
+                == cost_usd(
+                    model,
+                    c["prompt_tokens"],
+                    c["completion_tokens"],
+                    c["cached_tokens"],
+                    c["cache_write_tokens"],
+                )
+                and c["usd"] > 0
+            )
         else:
             assert c["usd"] is None
     assert verify_log(run_dir).ok
@@ -101,16 +123,26 @@ def steps(run_dir: Path) -> list[tuple[str, str, bool]]:
 
 # ---------------------------------------------------------------------------------- OpenAI + faults
 
-FAULTS = [("*", "429"), ("*", "500"), ("implement", "timeout"), ("implement", "empty"), ("implement", "nocode"),
-          ("implement", "truncated"), ("reflect", "badjson"), ("reflect", "badjson")]
+FAULTS = [
+    ("*", "429"),
+    ("*", "500"),
+    ("implement", "timeout"),
+    ("implement", "empty"),
+    ("implement", "nocode"),
+    ("implement", "truncated"),
+    ("reflect", "badjson"),
+    ("reflect", "badjson"),
+]
 
 
 @pytest.fixture(scope="module")
 def openai_run(llm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("openai")
     script = llm.reset(FAULTS)
-    result = start_run(config(tmp, {"backend": "openai", "model": "gpt-5-mini", "base_url": llm.url + "/v1", **FAST}),
-                       log_dir=tmp / "runs")
+    result = start_run(
+        config(tmp, {"backend": "openai", "model": "gpt-5-mini", "base_url": llm.url + "/v1", **FAST}),
+        log_dir=tmp / "runs",
+    )
     return result, list(script.requests), list(script.faults)
 
 
@@ -133,11 +165,22 @@ def test_openai_responses_run_survives_every_injected_fault(openai_run):
     nocode = next(f for f in failures if "code block" in f["error"])
     assert nocode["raw"].startswith("I would write a kernel")
     truncated = next(f for f in failures if "truncated" in f["error"])
-    assert truncated["raw"].startswith("```python") and read_blob(run_dir, truncated["response_blob"]).decode() == \
-        truncated["raw"]
-    retry = json.loads(read_blob(run_dir, next(c for c in calls if c["kind"] == "implement"
-                                               and "empty" not in (c["failure"] or "")
-                                               and c["prompt_blob"] != calls[1]["prompt_blob"])["prompt_blob"]))
+    assert (
+        truncated["raw"].startswith("```python")
+        and read_blob(run_dir, truncated["response_blob"]).decode() == truncated["raw"]
+    )
+    retry = json.loads(
+        read_blob(
+            run_dir,
+            next(
+                c
+                for c in calls
+                if c["kind"] == "implement"
+                and "empty" not in (c["failure"] or "")
+                and c["prompt_blob"] != calls[1]["prompt_blob"]
+            )["prompt_blob"],
+        )
+    )
     assert "## Your previous reply was rejected" in retry["user"]
     # empty then code-less: that implement gave no candidate; two invalid edit scripts: the offline rules
     kinds = [c["summary"] for c in payloads(run_dir, "proposer_call")]
@@ -152,7 +195,9 @@ def test_openai_responses_run_survives_every_injected_fault(openai_run):
 def test_replay_reproduces_the_candidates_without_the_api(openai_run, llm, tmp_path):
     result, _, _ = openai_run
     llm.reset()
-    replay = start_run(None, log_dir=tmp_path, overrides={"proposer": "replay", "replay_from": str(result.run_dir)})
+    replay = start_run(
+        None, log_dir=tmp_path, overrides={"proposer": "replay", "replay_from": str(result.run_dir)}
+    )
     assert llm.script.requests == []  # nothing went to the server
     assert steps(replay.run_dir) == steps(result.run_dir)
     original = [(c["kind"], c["response_blob"]) for c in backend_calls(result.run_dir)]
@@ -163,10 +208,17 @@ def test_replay_reproduces_the_candidates_without_the_api(openai_run, llm, tmp_p
 
 # ---------------------------------------------------------------------------------- other backends
 
+
 def test_anthropic_messages_run_with_prompt_caching(llm, tmp_path):
     script = llm.reset([("*", "429")])
-    result = start_run(config(tmp_path, {"backend": "anthropic", "model": "claude-haiku-4-5", "base_url": llm.url,
-                                         **FAST}, budget={"evaluations": 2, "wall_s": 600}), log_dir=tmp_path / "runs")
+    result = start_run(
+        config(
+            tmp_path,
+            {"backend": "anthropic", "model": "claude-haiku-4-5", "base_url": llm.url, **FAST},
+            budget={"evaluations": 2, "wall_s": 600},
+        ),
+        log_dir=tmp_path / "runs",
+    )
     assert result.stop_reason.startswith("evaluation budget spent")
     assert {r["api"] for r in script.requests} == {"messages"}
     system = script.requests[-1]["body"]["system"]
@@ -182,9 +234,23 @@ def test_openai_compatible_endpoint_from_the_command_line(llm, tmp_path):
     cfg = config(tmp_path, "offline", budget={"evaluations": 2, "wall_s": 600})
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("OPENAI_API_KEY")  # a local server needs no key
-    proc = subprocess.run([sys.executable, "-m", "ksearch", "run", str(cfg), "--log-dir", str(tmp_path / "runs"),
-                           "--proposer", f"openai-compatible:qwen2.5-coder@{llm.url}/v1"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ksearch",
+            "run",
+            str(cfg),
+            "--log-dir",
+            str(tmp_path / "runs"),
+            "--proposer",
+            f"openai-compatible:qwen2.5-coder@{llm.url}/v1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = list((tmp_path / "runs").iterdir())
     assert {r["api"] for r in script.requests} == {"chat"}
@@ -195,9 +261,14 @@ def test_openai_compatible_endpoint_from_the_command_line(llm, tmp_path):
 
 def test_dspy_program_on_a_dspy_lm(llm, tmp_path):
     script = llm.reset()
-    result = start_run(config(tmp_path, {"backend": "dspy", "model": "openai/gpt-4.1-mini",
-                                         "base_url": llm.url + "/v1", **FAST},
-                              budget={"evaluations": 2, "wall_s": 600}), log_dir=tmp_path / "runs")
+    result = start_run(
+        config(
+            tmp_path,
+            {"backend": "dspy", "model": "openai/gpt-4.1-mini", "base_url": llm.url + "/v1", **FAST},
+            budget={"evaluations": 2, "wall_s": 600},
+        ),
+        log_dir=tmp_path / "runs",
+    )
     assert result.stop_reason.startswith("evaluation budget spent")
     assert {r["api"] for r in script.requests} == {"chat"}
     first = script.requests[0]["body"]["messages"]
@@ -208,11 +279,14 @@ def test_dspy_program_on_a_dspy_lm(llm, tmp_path):
 
 # ---------------------------------------------------------------------------------- dollars
 
+
 def test_a_dollar_budget_stops_the_run_cleanly_and_it_resumes(llm, tmp_path):
     script = llm.reset()
     proposer = {"backend": "openai", "api": "chat", "model": "gpt-5", "base_url": llm.url + "/v1", **FAST}
-    result = start_run(config(tmp_path, proposer, budget={"evaluations": 6, "wall_s": 600, "llm_usd": 0.01}),
-                       log_dir=tmp_path / "runs")
+    result = start_run(
+        config(tmp_path, proposer, budget={"evaluations": 6, "wall_s": 600, "llm_usd": 0.01}),
+        log_dir=tmp_path / "runs",
+    )
     run_dir = result.run_dir
     assert result.stop_reason.startswith("LLM budget spent") and "budget.llm_usd" in result.stop_reason
     assert {r["api"] for r in script.requests} == {"chat"}
@@ -224,9 +298,13 @@ def test_a_dollar_budget_stops_the_run_cleanly_and_it_resumes(llm, tmp_path):
     assert 1 <= len(before) < 6
     assert payloads(run_dir, "run_stop")[-1]["reason"] == result.stop_reason
     # resumable: more dollars, two more candidates
-    more = start_run(None, resume=run_dir, overrides={"budget.llm_usd": 1.0, "budget.evaluations": len(before) + 2})
+    more = start_run(
+        None, resume=run_dir, overrides={"budget.llm_usd": 1.0, "budget.evaluations": len(before) + 2}
+    )
     after = steps(run_dir)
-    assert after[:len(before)] == before and [c for c, _, _ in after] == [f"c{i:04d}" for i in range(len(before) + 2)]
+    assert after[: len(before)] == before and [c for c, _, _ in after] == [
+        f"c{i:04d}" for i in range(len(before) + 2)
+    ]
     assert more.stop_reason.startswith("evaluation budget spent") and verify_log(run_dir).ok
     assert WorldModel.from_log(run_dir).snapshot() == more.wm.snapshot()
 
@@ -255,10 +333,14 @@ def test_dspy_looks_up_its_key_as_the_other_backends_do(monkeypatch):
 
 # ---------------------------------------------------------------------------------- pieces
 
+
 def test_proposer_specs():
     assert parse_spec("openai:gpt-5") == {"backend": "openai", "model": "gpt-5", "base_url": None}
     assert parse_spec("openai-compatible:qwen2.5:7b@http://h:8000/v1") == {
-        "backend": "openai-compatible", "model": "qwen2.5:7b", "base_url": "http://h:8000/v1"}
+        "backend": "openai-compatible",
+        "model": "qwen2.5:7b",
+        "base_url": "http://h:8000/v1",
+    }
     assert parse_spec("dspy:anthropic/claude-sonnet-4-5")["model"] == "anthropic/claude-sonnet-4-5"
     assert ProposerConfig.model_validate("anthropic:claude-haiku-4-5").backend == "anthropic"
     for bad in ("gpt-5", "openai:", "cohere:x"):
@@ -275,7 +357,9 @@ def test_replies_are_validated():
     assert how == "a complete module" and "def run(" in source
     edit = "<<<<<<< SEARCH\n    M, N = x.shape\n=======\n    M, N = x.shape  # edited\n>>>>>>> REPLACE"
     assert "# edited" in parse_module(edit, KERNEL, entry, args)[0]
-    with pytest.raises(ReplyError, match="not found.*reply with the complete module"):  # asks for the full rewrite
+    with pytest.raises(
+        ReplyError, match="not found.*reply with the complete module"
+    ):  # asks for the full rewrite
         parse_module(edit.replace("M, N", "A, B", 1), KERNEL, entry, args)
     for wrong in ("x, out", "x, weight, out, more", "x, weight, out, *, eps"):  # run(x, weight, out) fails
         with pytest.raises(ReplyError, match="wrong entry signature"):
@@ -303,8 +387,11 @@ def test_prompt_sections_stay_within_their_budgets():
     for ops in OfflineProposer("rmsnorm").propose_actions(state, 2):  # a tree big enough to need folding
         state.wm.apply(ops)
     prompt = builder.propose_actions(state, 1)
-    budgeted = {name: getattr(budget, {"tree": "world_model"}.get(name, name)) for name in prompt.sections
-                if {"tree": "world_model"}.get(name, name) in PromptBudget.model_fields}
+    budgeted = {
+        name: getattr(budget, {"tree": "world_model"}.get(name, name))
+        for name in prompt.sections
+        if {"tree": "world_model"}.get(name, name) in PromptBudget.model_fields
+    }
     assert {"task", "target", "skills", "tree", "memory"} <= set(budgeted)
     for name, limit in budgeted.items():
         assert prompt.sections[name] <= limit, (name, prompt.sections[name], limit)
@@ -312,10 +399,17 @@ def test_prompt_sections_stay_within_their_budgets():
     assert builder.propose_actions(state, 1).system == prompt.system  # stable: the same every call
 
 
-@pytest.mark.parametrize("task,dtype,topics", [
-    ("matmul", "bfloat16", {"b200": "tcgen05", "h100": "wgmma", "h200": "wgmma", "mi300x": "mfma", "mi355x": "mfma"}),
-    ("rmsnorm", "float16", dict.fromkeys(("b200", "h100", "mi355x"), "occupancy")),
-])
+@pytest.mark.parametrize(
+    "task,dtype,topics",
+    [
+        (
+            "matmul",
+            "bfloat16",
+            {"b200": "tcgen05", "h100": "wgmma", "h200": "wgmma", "mi300x": "mfma", "mi355x": "mfma"},
+        ),
+        ("rmsnorm", "float16", dict.fromkeys(("b200", "h100", "mi355x"), "occupancy")),
+    ],
+)
 def test_the_target_section_is_the_isa_packet_of_the_targets_own_matrix_instructions(task, dtype, topics):
     for target, topic in topics.items():
         builder = PromptBuilder(load_task(task), dtype, [target], PromptBudget())

@@ -31,8 +31,9 @@ def _scale(x_ptr, out_ptr, n, factor, BLOCK: tl.constexpr):
     tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=offs < n) * factor, mask=offs < n)
 
 
-@triton.autotune(configs=[triton.Config({"BLOCK": 64}, num_warps=2), triton.Config({"BLOCK": 128}, num_warps=4)],
-                 key=["n"])
+@triton.autotune(
+    configs=[triton.Config({"BLOCK": 64}, num_warps=2), triton.Config({"BLOCK": 128}, num_warps=4)], key=["n"]
+)
 @triton.jit
 def _scale_tuned(x_ptr, out_ptr, n, factor, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -72,17 +73,24 @@ def test_a_call_is_recorded_as_allocations_fills_copies_and_launches_with_nothin
     assert first.grid == (4, 1, 1) and first.options == {"num_warps": 4}
     assert first.args["x_ptr"].view.buffer == 2 and first.args["out_ptr"].view.buffer == 3
     assert first.args["factor"].value == 2.0 and first.args["BLOCK"].value == 128
-    assert second.args["out_ptr"].view == View(buffer=1, offset=0, shape=(4, 100), stride=(100, 1), dtype="float32")
+    assert second.args["out_ptr"].view == View(
+        buffer=1, offset=0, shape=(4, 100), stride=(100, 1), dtype="float32"
+    )
     assert "sum" in trace.host_ops
     check_trace(trace, [1600, 1600], dtype_size, 1 << 20)
 
 
 def test_an_autotuned_launch_is_recorded_with_one_alternative_per_config():
     x, out = torch.randn(256), torch.empty(256)
-    trace = _record(lambda x, out: _scale_tuned[lambda m: (triton.cdiv(256, m["BLOCK"]),)](x, out, 256, 3.0), x, out)
+    trace = _record(
+        lambda x, out: _scale_tuned[lambda m: (triton.cdiv(256, m["BLOCK"]),)](x, out, 256, 3.0), x, out
+    )
     (choose,) = trace.steps
     assert isinstance(choose, Choose) and choose.kernel == "_scale_tuned"
-    assert [(a.args["BLOCK"].value, a.grid[0], a.options["num_warps"]) for a in choose.alternatives] == [(64, 4, 2), (128, 2, 4)]
+    assert [(a.args["BLOCK"].value, a.grid[0], a.options["num_warps"]) for a in choose.alternatives] == [
+        (64, 4, 2),
+        (128, 2, 4),
+    ]
 
 
 def test_memory_the_call_did_not_allocate_is_fresh_scratch_of_unknown_content():
@@ -104,31 +112,86 @@ def _launch(view: View, **options) -> Launch:
     return Launch(kernel="k", grid=(1, 1, 1), args={"p": TensorArg(view=view)}, options=options)
 
 
-@pytest.mark.parametrize("trace, why", [
-    (Trace(n_job=1, steps=[_launch(View(buffer=0, offset=0, shape=(65,), stride=(1,), dtype="float32"))]), "reaches"),
-    (Trace(n_job=1, steps=[_launch(View(buffer=0, offset=-4, shape=(2,), stride=(1,), dtype="float32"))]), "reaches"),
-    (Trace(n_job=1, steps=[_launch(View(buffer=0, offset=0, shape=(2, 40), stride=(40, -1), dtype="float32"))]),
-     "reaches"),
-    (Trace(n_job=1, steps=[_launch(View(buffer=3, offset=0, shape=(1,), stride=(1,), dtype="float32"))]), "never"),
-    (Trace(n_job=1, steps=[_launch(View(buffer=0, offset=2, shape=(1,), stride=(1,), dtype="float32"))]), "reaches"),
-    (Trace(n_job=1, steps=[Alloc(buffer=1, nbytes=1 << 40)]), "scratch"),
-    (Trace(n_job=1, steps=[_launch(View(buffer=0, offset=0, shape=(1,), stride=(1,), dtype="float32"),
-                                   launch_metadata="hook")]), "not a launch option"),
-    (Trace(n_job=1, steps=[Copy(dst=View(buffer=0, offset=0, shape=(1,), stride=(1,), dtype="float32"),
-                                src=View(buffer=0, offset=0, shape=(1,), stride=(1,), dtype="object"))]), "dtype"),
-    (Trace(n_job=2, steps=[]), "call has 1"),
-])
+@pytest.mark.parametrize(
+    "trace, why",
+    [
+        (
+            Trace(
+                n_job=1, steps=[_launch(View(buffer=0, offset=0, shape=(65,), stride=(1,), dtype="float32"))]
+            ),
+            "reaches",
+        ),
+        (
+            Trace(
+                n_job=1, steps=[_launch(View(buffer=0, offset=-4, shape=(2,), stride=(1,), dtype="float32"))]
+            ),
+            "reaches",
+        ),
+        (
+            Trace(
+                n_job=1,
+                steps=[_launch(View(buffer=0, offset=0, shape=(2, 40), stride=(40, -1), dtype="float32"))],
+            ),
+            "reaches",
+        ),
+        (
+            Trace(
+                n_job=1, steps=[_launch(View(buffer=3, offset=0, shape=(1,), stride=(1,), dtype="float32"))]
+            ),
+            "never",
+        ),
+        (
+            Trace(
+                n_job=1, steps=[_launch(View(buffer=0, offset=2, shape=(1,), stride=(1,), dtype="float32"))]
+            ),
+            "reaches",
+        ),
+        (Trace(n_job=1, steps=[Alloc(buffer=1, nbytes=1 << 40)]), "scratch"),
+        (
+            Trace(
+                n_job=1,
+                steps=[
+                    _launch(
+                        View(buffer=0, offset=0, shape=(1,), stride=(1,), dtype="float32"),
+                        launch_metadata="hook",
+                    )
+                ],
+            ),
+            "not a launch option",
+        ),
+        (
+            Trace(
+                n_job=1,
+                steps=[
+                    Copy(
+                        dst=View(buffer=0, offset=0, shape=(1,), stride=(1,), dtype="float32"),
+                        src=View(buffer=0, offset=0, shape=(1,), stride=(1,), dtype="object"),
+                    )
+                ],
+            ),
+            "dtype",
+        ),
+        (Trace(n_job=2, steps=[]), "call has 1"),
+    ],
+)
 def test_the_judge_refuses_a_trace_that_reaches_outside_its_buffers(trace, why):
     with pytest.raises(TraceError, match=why):
         check_trace(trace, [256], dtype_size, 1 << 20)
 
 
 def test_a_fill_inside_its_buffer_is_accepted():
-    check_trace(Trace(n_job=1, steps=[Fill(dst=View(buffer=0, offset=4, shape=(63,), stride=(1,), dtype="float32"),
-                                           value=0)]), [256], dtype_size, 0)
+    check_trace(
+        Trace(
+            n_job=1,
+            steps=[Fill(dst=View(buffer=0, offset=4, shape=(63,), stride=(1,), dtype="float32"), value=0)],
+        ),
+        [256],
+        dtype_size,
+        0,
+    )
 
 
-SOURCE = '''
+SOURCE = """
 import os
 import torch
 import triton
@@ -158,20 +221,25 @@ class Model(torch.nn.Module):
 
 def run(x, out):
     kernel[(1,)](out, 1)
-'''
+"""
 
 
-@pytest.mark.parametrize("body", [
-    "    triton.runtime.build.compile_module_from_src(SRC, 'x')\n",  # builds C at compile time
-    "    __import__('os').system('true')\n",
-    "    n = x_ptr.__class__\n",
-    "    open('/tmp/x', 'w')\n",
-    "    helper(x_ptr)\n",  # a plain Python function: the code generator would call it
-    "    tl.store(x_ptr, tl.load(x_ptr) + math.pi + N)\n",  # fine: Triton, math, a parameter
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    triton.runtime.build.compile_module_from_src(SRC, 'x')\n",  # builds C at compile time
+        "    __import__('os').system('true')\n",
+        "    n = x_ptr.__class__\n",
+        "    open('/tmp/x', 'w')\n",
+        "    helper(x_ptr)\n",  # a plain Python function: the code generator would call it
+        "    tl.store(x_ptr, tl.load(x_ptr) + math.pi + N)\n",  # fine: Triton, math, a parameter
+    ],
+)
 def test_a_kernel_body_that_names_anything_but_triton_is_never_compiled_by_the_judge(body):
-    source = ("import triton\nimport triton.language as tl\nimport math\nSRC = 'x'\n"
-              "def helper(p):\n    return p\n\n@triton.jit\ndef k(x_ptr, N):\n" + body)
+    source = (
+        "import triton\nimport triton.language as tl\nimport math\nSRC = 'x'\n"
+        "def helper(p):\n    return p\n\n@triton.jit\ndef k(x_ptr, N):\n" + body
+    )
     tree, dropped = kernel_source(source)
     kept = any(isinstance(s, ast.FunctionDef) and s.name == "k" for s in tree.body)
     assert kept == body.strip().startswith("tl.store"), dropped
@@ -209,8 +277,10 @@ def test_the_arena_bytes_outside_a_jobs_tensors_are_the_gaps_and_the_tail():
     from ksearch.harness.arena import outside
 
     base = torch.arange(4096, dtype=torch.int32).to(torch.uint8)
-    refs = [{"offset": 512, "shape": [3, 10], "dtype": "float16"},  # 60 bytes: a gap to 1024
-            {"offset": 0, "shape": [128], "dtype": "float32"},  # fills 0..512 exactly: no gap
-            {"offset": 1024, "shape": [2], "dtype": "int64"}]  # then the tail from 1040
+    refs = [
+        {"offset": 512, "shape": [3, 10], "dtype": "float16"},  # 60 bytes: a gap to 1024
+        {"offset": 0, "shape": [128], "dtype": "float32"},  # fills 0..512 exactly: no gap
+        {"offset": 1024, "shape": [2], "dtype": "int64"},
+    ]  # then the tail from 1040
     spans = outside(base, refs)
     assert [(s.data_ptr() - base.data_ptr(), s.numel()) for s in spans] == [(572, 452), (1040, 3056)]

@@ -21,10 +21,16 @@ from ksearch.search.run import start_run
 from ksearch.task import load_task
 from ksearch.worldmodel import ROOT, EditOp, Status, WorldModel
 
-SMALL = {"task": "rmsnorm", "dtype": "float16", "targets": ["h100"], "device": "cpu", "seed": 3,
-         "budget": {"evaluations": 4, "wall_s": 600},
-         "search": {"islands": 2, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
-         "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"}}
+SMALL = {
+    "task": "rmsnorm",
+    "dtype": "float16",
+    "targets": ["h100"],
+    "device": "cpu",
+    "seed": 3,
+    "budget": {"evaluations": 4, "wall_s": 600},
+    "search": {"islands": 2, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
+    "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"},
+}
 
 
 def config(tmp_path: Path, **changes) -> Path:
@@ -56,8 +62,9 @@ def test_a_run_logs_every_candidate_and_the_tree_rebuilds_from_the_log(small_run
     steps = payloads(small_run.run_dir, "step")
     assert [s["candidate"] for s in steps] == ["c0000", "c0001", "c0002", "c0003"]
     attempts = payloads(small_run.run_dir, "attempt")
-    assert {a["packet_id"].rsplit("@", 1)[0] for a in attempts} >= {s["packet_id"].rsplit("@", 1)[0]
-                                                                             for s in steps}
+    assert {a["packet_id"].rsplit("@", 1)[0] for a in attempts} >= {
+        s["packet_id"].rsplit("@", 1)[0] for s in steps
+    }
     assert verify_log(small_run.run_dir).ok
     calls = payloads(small_run.run_dir, "proposer_call")
     assert [c["kind"] for c in calls].count("implement") == len(steps)
@@ -77,8 +84,13 @@ def test_a_run_logs_every_candidate_and_the_tree_rebuilds_from_the_log(small_run
 def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
     cfg = config(tmp_path, budget={"evaluations": 40, "wall_s": 600})
     env = {**os.environ, "KSEARCH_LOG_DIR": str(tmp_path / "runs")}
-    proc = subprocess.Popen([sys.executable, "-m", "ksearch", "run", str(cfg), "--device", "cpu"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ksearch", "run", str(cfg), "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         run_dir = None
@@ -98,7 +110,9 @@ def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
     steps = payloads(run_dir, "step")
     assert [s["candidate"] for s in steps] == [f"c{i:04d}" for i in range(done + 2)]
     assert verify_log(run_dir).ok
-    assert rows(run_dir, "run_resume")[0]["seq"] > last_seq  # the sequence continues; verify checked the chain
+    assert (
+        rows(run_dir, "run_resume")[0]["seq"] > last_seq
+    )  # the sequence continues; verify checked the chain
     assert WorldModel.from_log(run_dir).snapshot() == result.wm.snapshot()
     assert not result.wm.actions(Status.trying)  # the visit the kill cut short was reopened
 
@@ -106,9 +120,13 @@ def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
 def test_the_random_baseline_samples_the_same_template_space(tmp_path):
     # seed 7 draws two row_block settings: quick to compile (some random settings take ptxas minutes)
     cfg = config(tmp_path, budget={"evaluations": 2, "wall_s": 600}, seed=7)
-    result = start_run(cfg, log_dir=tmp_path / "runs", overrides={"search.strategy": "random"})  # `--strategy random`
+    result = start_run(
+        cfg, log_dir=tmp_path / "runs", overrides={"search.strategy": "random"}
+    )  # `--strategy random`
     steps = payloads(result.run_dir, "step")
-    assert len(steps) == 2 and all(s["action_id"] is None and s["template"].startswith("rmsnorm/") for s in steps)
+    assert len(steps) == 2 and all(
+        s["action_id"] is None and s["template"].startswith("rmsnorm/") for s in steps
+    )
     assert len(result.wm) == 1  # the world model is not used
 
 
@@ -142,7 +160,11 @@ def test_implement_never_repeats_a_tried_setting_and_starts_from_the_action_knob
             assert impl.attrs["knobs"] == action.attrs["knobs"]
         assert key not in seen
         seen.add(key)
-        state.tried.add(impl.attrs["template"], impl.attrs["knobs"], Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1 * i, None))
+        state.tried.add(
+            impl.attrs["template"],
+            impl.attrs["knobs"],
+            Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1 * i, None),
+        )
 
 
 def test_an_action_whose_every_setting_was_tried_is_exhausted_and_not_selected(tmp_path):
@@ -159,7 +181,11 @@ def test_an_action_whose_every_setting_was_tried_is_exhausted_and_not_selected(t
         assert not prop.exhausted(action, state)
         impl = prop.implement(action, state, random.Random(i))
         assert knob_key(impl.attrs["knobs"]) not in state.tried.keys.get(impl.attrs["template"], set())
-        state.tried.add(impl.attrs["template"], impl.attrs["knobs"], Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1, None))
+        state.tried.add(
+            impl.attrs["template"],
+            impl.attrs["knobs"],
+            Outcome(f"c{i}", impl.attrs["knobs"], True, 0.1, None),
+        )
     assert prop.exhausted(action, state)
     with pytest.raises(Exhausted):
         prop.implement(action, state, random.Random(0))
@@ -194,7 +220,9 @@ def test_every_built_in_task_ships_a_gpu_config_that_names_its_real_workloads():
     from ksearch.search.config import load_run_config
     from ksearch.task.load import list_tasks
 
-    configs = {p.stem: load_run_config(p) for p in (Path(__file__).parents[1] / "configs" / "gpu").glob("*.yaml")}
+    configs = {
+        p.stem: load_run_config(p) for p in (Path(__file__).parents[1] / "configs" / "gpu").glob("*.yaml")
+    }
     assert set(configs) >= set(list_tasks())
     for name, cfg in configs.items():
         task = load_task(cfg.task)

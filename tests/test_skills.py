@@ -33,8 +33,13 @@ OP_FAMILIES = {"gemm", "attention", "moe", "norm", "reduction", "elementwise", "
 
 
 def ksearch(*args):
-    return subprocess.run([sys.executable, "-m", "ksearch", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,9 @@ def test_every_target_has_a_hardware_skill_and_the_layers_are_covered(skills):
     assert {"gemm", "attention", "moe", "norm", "reduction"} <= ops
 
 
-@pytest.mark.skipif(not is_exact(), reason="budgets are defined in real (o200k) tokens; bpe-openai not installed")
+@pytest.mark.skipif(
+    not is_exact(), reason="budgets are defined in real (o200k) tokens; bpe-openai not installed"
+)
 def test_every_skill_body_and_reference_fits_its_budget(skills):
     for s in skills.values():
         assert s.tokens <= SKILL_BODY_BUDGET, f"{s.name}: {s.tokens} tokens > {SKILL_BODY_BUDGET}"

@@ -143,7 +143,9 @@ def test_family_patterns_match_real_mnemonics(profiles: dict[str, TargetProfile]
 
     h100, b200, mi355x, mi300x = (profiles[n] for n in ("h100", "b200", "mi355x", "mi300x"))
     assert hits(h100, "gemm", "bf16", "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16")
-    assert hits(h100, "gemm", "bf16", "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes")
+    assert hits(
+        h100, "gemm", "bf16", "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+    )
     assert not hits(h100, "gemm", "fp16", "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16")
     assert hits(b200, "gemm", "bf16", "tcgen05.mma.cta_group::1.kind::f16")
     assert hits(b200, "gemm", "nvfp4", "tcgen05.mma.cta_group::1.kind::mxf4nvf4.block_scale.scale_vec::4X")
@@ -251,15 +253,29 @@ def test_match_profile_rules() -> None:
     def m(**kw: object) -> str | None:
         return match_profile(**kw)[0]  # type: ignore[arg-type]
 
-    assert m(name="NVIDIA H100 80GB HBM3", vendor="nvidia", arch="sm_90", memory_gib=79.2, sm_count=132) == "h100"
+    assert (
+        m(name="NVIDIA H100 80GB HBM3", vendor="nvidia", arch="sm_90", memory_gib=79.2, sm_count=132)
+        == "h100"
+    )
     assert m(name="NVIDIA H200", vendor="nvidia", arch="sm_90", memory_gib=139.8, sm_count=132) == "h200"
-    assert m(name="NVIDIA Graphics Device", vendor="nvidia", arch="sm_90", memory_gib=139.8, sm_count=132) == "h200"
+    assert (
+        m(name="NVIDIA Graphics Device", vendor="nvidia", arch="sm_90", memory_gib=139.8, sm_count=132)
+        == "h200"
+    )
     assert m(name="NVIDIA B200", vendor="nvidia", arch="sm_100", memory_gib=178.4, sm_count=148) == "b200"
-    assert m(name="NVIDIA A100-SXM4-80GB", vendor="nvidia", arch="sm_80", memory_gib=79.2, sm_count=108) is None
-    assert m(name="AMD Instinct MI300X", vendor="amd", arch="gfx942", memory_gib=191.5, sm_count=304) == "mi300x"
-    assert m(name="AMD Instinct MI355X", vendor="amd", arch="gfx950", memory_gib=287.5, sm_count=256) == "mi355x"
+    assert (
+        m(name="NVIDIA A100-SXM4-80GB", vendor="nvidia", arch="sm_80", memory_gib=79.2, sm_count=108) is None
+    )
+    assert (
+        m(name="AMD Instinct MI300X", vendor="amd", arch="gfx942", memory_gib=191.5, sm_count=304) == "mi300x"
+    )
+    assert (
+        m(name="AMD Instinct MI355X", vendor="amd", arch="gfx950", memory_gib=287.5, sm_count=256) == "mi355x"
+    )
     assert m(name="AMD Instinct MI325X", vendor="amd", arch="gfx942", memory_gib=255.5, sm_count=304) is None
-    _, notes = match_profile(name="NVIDIA H100 PCIe", vendor="nvidia", arch="sm_90", memory_gib=79.2, sm_count=114)
+    _, notes = match_profile(
+        name="NVIDIA H100 PCIe", vendor="nvidia", arch="sm_90", memory_gib=79.2, sm_count=114
+    )
     assert any("114" in n for n in notes)
 
 
@@ -322,7 +338,10 @@ def test_probe_tool_missing_and_failing(tmp_path: Path) -> None:
 def test_parsers() -> None:
     assert parse_tool_version("Cuda compilation tools, release 13.0, V13.0.88\n")[0] == "13.0.88"
     assert parse_tool_version("Ubuntu clang version 22.1.0 (++20260101)\nTarget: x86_64")[0] == "22.1.0"
-    assert parse_tool_version("HIP version: 6.4.43482-0f2d60242\nAMD clang version 19.0.0git")[0] == "6.4.43482-0f2d60242"
+    assert (
+        parse_tool_version("HIP version: 6.4.43482-0f2d60242\nAMD clang version 19.0.0git")[0]
+        == "6.4.43482-0f2d60242"
+    )
     rows = parse_nvidia_smi_csv(
         "0, NVIDIA H100 80GB HBM3, GPU-74c8, 580.159.04, 81559, 1980, 2619, 1980, 2619, 00000000:00:06.0\n"
         "1, NVIDIA H100 80GB HBM3, GPU-aaaa, 580.159.04, 81559, [N/A], [N/A], 1980, 2619, 00000000:00:07.0\n"

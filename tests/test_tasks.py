@@ -104,15 +104,21 @@ def test_builtin_task_contract(tasks: dict[str, Task], name: str) -> None:
         return [d for info in [*task.input_specs(wl), *task.output_specs(wl)] for d in info.shape]
 
     assert any(not _is_pow2(d) for wl in cpu for d in dims(wl)), "cpu subset needs a non-power-of-two dim"
-    assert any(not _is_pow2(d) for wl in workloads if not wl.cpu for d in dims(wl)), "GPU suite needs a non-power-of-two"
+    assert any(not _is_pow2(d) for wl in workloads if not wl.cpu for d in dims(wl)), (
+        "GPU suite needs a non-power-of-two"
+    )
 
     def numel(wl: WorkloadSpec) -> int:
         return sum(i.numel for i in [*task.input_specs(wl), *task.output_specs(wl)])
 
-    assert min(workloads, key=numel).cpu, "the smallest (edge-case) workload should run on the CPU interpreter"
+    assert min(workloads, key=numel).cpu, (
+        "the smallest (edge-case) workload should run on the CPU interpreter"
+    )
     assert "normal" in task.distributions
     assert any(
-        gen.kind in HEAVY_TAILED_KINDS for overrides in task.spec.distributions.values() for gen in overrides.values()
+        gen.kind in HEAVY_TAILED_KINDS
+        for overrides in task.spec.distributions.values()
+        for gen in overrides.values()
     )
     for info in task.output_specs(workloads[0]):
         tol = task.tolerance(info.dtype)
@@ -167,13 +173,19 @@ def test_reference_runs_every_workload_and_distribution(tasks: dict[str, Task], 
     # The caps must not reject a correct kernel: at the largest reference magnitude of the suite,
     # two ulps of every float variant stay within the cap, and rtol covers a rounding step.
     for variant in task.dtypes:
-        out_dtypes = {info.name: getattr(torch, info.dtype) for info in task.output_specs(task.workloads()[0], variant)}
+        out_dtypes = {
+            info.name: getattr(torch, info.dtype) for info in task.output_specs(task.workloads()[0], variant)
+        }
         for out_name, tol in task.output_tolerances(variant).items():
             dtype = out_dtypes[out_name]
             if not dtype.is_floating_point:
                 assert tol.atol == 0 and tol.rtol == 0 and tol.max_error_cap == 0
                 continue
-            assert tol.max_error_cap >= 2 * _ulp(largest[out_name], dtype), (variant, out_name, largest[out_name])
+            assert tol.max_error_cap >= 2 * _ulp(largest[out_name], dtype), (
+                variant,
+                out_name,
+                largest[out_name],
+            )
             assert tol.rtol >= 2 * torch.finfo(dtype).eps, (variant, out_name)
 
 
@@ -215,7 +227,11 @@ def test_distributions_differ(tasks: dict[str, Task], name: str) -> None:
         for input_name, gen in overrides.items():
             # a mid-size workload: enough samples for stable moments, fast to draw
             wl = max(
-                (w for w in task.workloads() if task.input_specs(w)[task.input_names.index(input_name)].numel <= 4_000_000),
+                (
+                    w
+                    for w in task.workloads()
+                    if task.input_specs(w)[task.input_names.index(input_name)].numel <= 4_000_000
+                ),
                 key=lambda w: task.input_specs(w)[task.input_names.index(input_name)].numel,
             )
             base = task.make_inputs(wl, "normal", seed=0)[input_name]
@@ -265,8 +281,15 @@ def _draw(gen: Any, shape: tuple[int, ...], seed: int, dtype: torch.dtype = torc
 
 
 def test_row_features_place_offsets_massive_zero_and_constant_rows() -> None:
-    gen = NormalGen(kind="normal", row_offset=200.0, massive=(1e3, 3e4), massive_rows=2, massive_channels=3,
-                    zero_rows=1, constant_rows=1)
+    gen = NormalGen(
+        kind="normal",
+        row_offset=200.0,
+        massive=(1e3, 3e4),
+        massive_rows=2,
+        massive_channels=3,
+        zero_rows=1,
+        constant_rows=1,
+    )
     x = _draw(gen, (9, 64), seed=0).float()
     assert torch.isfinite(x).all()
     zero = [i for i in range(9) if (x[i] == 0).all()]
@@ -290,8 +313,14 @@ def test_row_features_place_offsets_massive_zero_and_constant_rows() -> None:
 
 
 def test_row_features_leave_an_ordinary_row_and_keep_massive_on_one_row() -> None:
-    gen = NormalGen(kind="normal", massive=(500.0, 500.0), massive_rows=2, massive_channels=1, zero_rows=3,
-                    constant_rows=3)
+    gen = NormalGen(
+        kind="normal",
+        massive=(500.0, 500.0),
+        massive_rows=2,
+        massive_channels=1,
+        zero_rows=3,
+        constant_rows=3,
+    )
     one = _draw(gen, (1, 32), seed=0).float()  # a single row: never zeroed or made constant, but massive
     assert (one != 0).all() and (one.abs() == 500).sum() == 1
     two = _draw(gen, (2, 32), seed=0).float()  # one zero row, the other massive
@@ -306,11 +335,17 @@ def test_row_features_leave_an_ordinary_row_and_keep_massive_on_one_row() -> Non
 
 def test_row_features_off_change_nothing() -> None:
     plain = _draw(ChannelOutliersGen(kind="channel_outliers"), (8, 128), seed=5)
-    assert torch.equal(plain, _draw(ChannelOutliersGen(kind="channel_outliers", zero_rows=0), (8, 128), seed=5))
-    assert generator_summary(ChannelOutliersGen(kind="channel_outliers")) == \
-        "channel_outliers(std=1.0, channels=4, magnitude=16.0)"
-    assert generator_summary(NormalGen(kind="normal", column_offset=10.0, massive=(1.0, 2.0))) == \
-        "normal(mean=0.0, std=1.0, column_offset=10.0, massive=[1.0, 2.0], massive_rows=1, massive_channels=1)"
+    assert torch.equal(
+        plain, _draw(ChannelOutliersGen(kind="channel_outliers", zero_rows=0), (8, 128), seed=5)
+    )
+    assert (
+        generator_summary(ChannelOutliersGen(kind="channel_outliers"))
+        == "channel_outliers(std=1.0, channels=4, magnitude=16.0)"
+    )
+    assert (
+        generator_summary(NormalGen(kind="normal", column_offset=10.0, massive=(1.0, 2.0)))
+        == "normal(mean=0.0, std=1.0, column_offset=10.0, massive=[1.0, 2.0], massive_rows=1, massive_channels=1)"
+    )
     # a column offset moves each channel by the same amount in every row
     shifted = _draw(NormalGen(kind="normal", column_offset=10.0), (64, 16), seed=5, dtype=torch.float32)
     means = shifted.mean(0).abs()
@@ -350,7 +385,9 @@ def _accepted(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> bool:
     return matched >= tol.matched_ratio and diff.max().item() <= tol.max_error_cap
 
 
-def _cpu_cases(task: Task, dist: str) -> list[tuple[WorkloadSpec, dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+def _cpu_cases(
+    task: Task, dist: str
+) -> list[tuple[WorkloadSpec, dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
     cases = []
     for wl in task.workloads(cpu_only=True):
         for seed in (0, 1):
@@ -390,7 +427,10 @@ def test_rmsnorm_fp16_squares_fail_on_massive_activations(tasks: dict[str, Task]
     # the other distributions stay below float16 overflow: the trap is the massive one's
     for dist in ("normal", "heavy_tailed", "outliers"):
         for wl, inputs, ref in _cpu_cases(task, dist):
-            assert _accepted(_rmsnorm_fp16_squares(inputs["x"], inputs["weight"]), ref["out"], tol), (wl.name, dist)
+            assert _accepted(_rmsnorm_fp16_squares(inputs["x"], inputs["weight"]), ref["out"], tol), (
+                wl.name,
+                dist,
+            )
 
 
 def test_fused_add_rmsnorm_massive_rows_line_up(tasks: dict[str, Task]) -> None:
@@ -417,7 +457,7 @@ def test_matmul_fp16_accumulation_fails_the_deep_k_workload(tasks: dict[str, Tas
             inputs = task.make_inputs(wl, dist, seed)
             a, b = inputs["a"].float(), inputs["b"].float()
             c = task.run_reference(inputs, wl)["c"]
-            fp32 = sum(a[:, k:k + 32] @ b[k:k + 32] for k in range(0, a.shape[1], 32))
+            fp32 = sum(a[:, k : k + 32] @ b[k : k + 32] for k in range(0, a.shape[1], 32))
             assert _accepted(fp32.half(), c, tol), (dist, seed)
             if dist != "normal":
                 continue
@@ -425,7 +465,7 @@ def test_matmul_fp16_accumulation_fails_the_deep_k_workload(tasks: dict[str, Tas
             for step in (16, 32, 64, 128):
                 acc = torch.zeros_like(c)
                 for k in range(0, a.shape[1], step):
-                    acc = acc + (a[:, k:k + step] @ b[k:k + step]).half()
+                    acc = acc + (a[:, k : k + step] @ b[k : k + step]).half()
                 assert not _accepted(acc, c, tol), (seed, step)
 
 
@@ -443,7 +483,9 @@ def test_attention_and_routing_scores_far_from_zero(tasks: dict[str, Task]) -> N
     for wl, inputs, ref in _cpu_cases(moe, "hot_experts"):
         chosen = inputs["logits"].gather(-1, ref["topk_ids"].long())
         e = torch.exp(chosen)  # the top-k softmax without subtracting the top logit
-        assert not _accepted(e / e.sum(-1, keepdim=True), ref["topk_weights"], moe.tolerance("float32")), wl.name
+        assert not _accepted(e / e.sum(-1, keepdim=True), ref["topk_weights"], moe.tolerance("float32")), (
+            wl.name
+        )
 
 
 def test_silu_massive_gate_overflows_a_naive_sigmoid(tasks: dict[str, Task]) -> None:
@@ -484,7 +526,13 @@ def test_make_inputs_rejects_unknown_distribution_and_workload(tasks: dict[str, 
 HAND_COUNTS = [
     # (task, axes, dtype, flops, bytes)
     ("matmul", {"M": 64, "N": 32, "K": 16}, "float16", 2 * 64 * 32 * 16, (64 * 16 + 16 * 32 + 64 * 32) * 2),
-    ("matmul", {"M": 16, "N": 6144, "K": 4096}, "bfloat16", 2 * 16 * 6144 * 4096, (16 * 4096 + 4096 * 6144 + 16 * 6144) * 2),
+    (
+        "matmul",
+        {"M": 16, "N": 6144, "K": 4096},
+        "bfloat16",
+        2 * 16 * 6144 * 4096,
+        (16 * 4096 + 4096 * 6144 + 16 * 6144) * 2,
+    ),
     # rmsnorm: x and out are M*N, weight is N
     ("rmsnorm", {"M": 7, "N": 2880}, "float32", 4 * 7 * 2880, (7 * 2880 + 2880 + 7 * 2880) * 4),
     ("rmsnorm", {"M": 1, "N": 4096}, "float16", 4 * 1 * 4096, (4096 + 4096 + 4096) * 2),
@@ -497,12 +545,28 @@ HAND_COUNTS = [
     ("silu_and_mul", {"M": 7, "I": 1408}, "float16", 5 * 7 * 1408, (7 * 2 * 1408 + 7 * 1408) * 2),
     ("silu_and_mul", {"M": 2, "I": 3}, "float32", 5 * 2 * 3, (2 * 6 + 2 * 3) * 4),
     # q and o are B*Hq*D, k and v are B*Hkv*L*D, D = 128
-    ("gqa_decode_attention", {"B": 2, "Hq": 32, "Hkv": 8, "L": 100}, "float16",
-     4 * 2 * 32 * 100 * 128, (2 * 32 * 128 + 2 * (2 * 8 * 100 * 128) + 2 * 32 * 128) * 2),
-    ("gqa_decode_attention", {"B": 1, "Hq": 8, "Hkv": 1, "L": 1}, "bfloat16",
-     4 * 1 * 8 * 1 * 128, (8 * 128 + 2 * (1 * 1 * 1 * 128) + 8 * 128) * 2),
+    (
+        "gqa_decode_attention",
+        {"B": 2, "Hq": 32, "Hkv": 8, "L": 100},
+        "float16",
+        4 * 2 * 32 * 100 * 128,
+        (2 * 32 * 128 + 2 * (2 * 8 * 100 * 128) + 2 * 32 * 128) * 2,
+    ),
+    (
+        "gqa_decode_attention",
+        {"B": 1, "Hq": 8, "Hkv": 1, "L": 1},
+        "bfloat16",
+        4 * 1 * 8 * 1 * 128,
+        (8 * 128 + 2 * (1 * 1 * 1 * 128) + 8 * 128) * 2,
+    ),
     # logits T*E float32; weights T*K float32; ids T*K int32
-    ("moe_topk_routing", {"T": 33, "E": 60, "K": 4}, "float32", 33 * 60 + 4 * 33 * 4, 33 * 60 * 4 + 33 * 4 * 4 + 33 * 4 * 4),
+    (
+        "moe_topk_routing",
+        {"T": 33, "E": 60, "K": 4},
+        "float32",
+        33 * 60 + 4 * 33 * 4,
+        33 * 60 * 4 + 33 * 4 * 4 + 33 * 4 * 4,
+    ),
     ("moe_topk_routing", {"T": 1, "E": 8, "K": 2}, "float32", 8 + 4 * 2, 8 * 4 + 2 * 4 + 2 * 4),
 ]
 
@@ -525,7 +589,9 @@ def test_ad_hoc_workload_must_give_the_var_axes(tasks: dict[str, Task]) -> None:
     with pytest.raises(TaskError, match="missing=\\['K'\\]"):
         tasks["matmul"].flops(WorkloadSpec(name="x", axes={"M": 1, "N": 2}))
     with pytest.raises(TaskError, match="unexpected=\\['D'\\]"):
-        tasks["gqa_decode_attention"].flops(WorkloadSpec(name="x", axes={"B": 1, "Hq": 8, "Hkv": 1, "L": 4, "D": 64}))
+        tasks["gqa_decode_attention"].flops(
+            WorkloadSpec(name="x", axes={"B": 1, "Hq": 8, "Hkv": 1, "L": 4, "D": 64})
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,7 +603,9 @@ def test_rmsnorm_matches_torch_rms_norm(tasks: dict[str, Task]) -> None:
     for wl, dist in (("gpt_oss_m7_n2880", "outliers"), ("deepseek_v3_decode_m64_n7168", "heavy_tailed")):
         inputs = task.make_inputs(wl, dist, seed=2, dtype="float32")
         out = task.run_reference(inputs, wl, dtype="float32")["out"]
-        expected = F.rms_norm(inputs["x"].double(), (inputs["x"].shape[-1],), inputs["weight"].double(), eps=1e-6)
+        expected = F.rms_norm(
+            inputs["x"].double(), (inputs["x"].shape[-1],), inputs["weight"].double(), eps=1e-6
+        )
         assert _max_abs_err(out, expected) < 1e-4
     # float16: the reference rounds once, so it is within one ulp of the exact value
     inputs = task.make_inputs("gpt_oss_m7_n2880", "normal", seed=2)
@@ -567,7 +635,9 @@ def test_softmax_rows_sum_to_one_and_match_torch(tasks: dict[str, Task]) -> None
             inputs = task.make_inputs(wl, dist, seed=5, dtype="float32")
             out = task.run_reference(inputs, wl, dtype="float32")["out"]
             assert (out >= 0).all()
-            assert torch.allclose(out.double().sum(-1), torch.ones(out.shape[0], dtype=torch.float64), atol=1e-5)
+            assert torch.allclose(
+                out.double().sum(-1), torch.ones(out.shape[0], dtype=torch.float64), atol=1e-5
+            )
             expected = torch.softmax(inputs["x"].double(), dim=-1)
             assert _max_abs_err(out, expected) < 1e-6
 
@@ -625,17 +695,22 @@ def test_moe_routing_matches_torch_topk(tasks: dict[str, Task]) -> None:
             assert torch.equal(result["topk_ids"].long(), expected_ids)
             chosen = logits.gather(-1, result["topk_ids"].long()).double()
             assert (chosen[:, :-1] > chosen[:, 1:]).all()  # descending logit order
-            expected_w = torch.exp(chosen - chosen[:, :1]) / torch.exp(chosen - chosen[:, :1]).sum(-1, keepdim=True)
+            expected_w = torch.exp(chosen - chosen[:, :1]) / torch.exp(chosen - chosen[:, :1]).sum(
+                -1, keepdim=True
+            )
             assert _max_abs_err(result["topk_weights"], expected_w) < 1e-6
-            assert torch.allclose(result["topk_weights"].double().sum(-1), torch.ones(len(chosen), dtype=torch.float64))
+            assert torch.allclose(
+                result["topk_weights"].double().sum(-1), torch.ones(len(chosen), dtype=torch.float64)
+            )
     tolerances = task.output_tolerances()
     assert tolerances["topk_ids"].atol == 0 and tolerances["topk_ids"].rtol == 0
     # K appears in no input shape, so the axes cannot be guessed without the workload
     with pytest.raises(TaskError, match="axis 'K' cannot be read off the input shapes; pass workload="):
         task.run_reference(task.make_inputs("mixtral_t1_e8_k2", "normal", seed=0))
     partial = task.axes_from_inputs(task.make_inputs("mixtral_t1_e8_k2", "normal", seed=0), partial=True)
-    assert "K" not in partial and {a: partial[a] for a in ("T", "E")} == {a: task.axes_for("mixtral_t1_e8_k2")[a]
-                                                                            for a in ("T", "E")}
+    assert "K" not in partial and {a: partial[a] for a in ("T", "E")} == {
+        a: task.axes_for("mixtral_t1_e8_k2")[a] for a in ("T", "E")
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,7 +752,9 @@ def test_missing_field(tmp_path: Path) -> None:
     with pytest.raises(TaskError) as exc:
         load_task(_write(dest, data))
     msg = _single_line(exc)
-    assert "field 'inputs' is missing" in msg and "task.yaml" in msg and "inputs: {name: {dtype, shape}}" in msg
+    assert (
+        "field 'inputs' is missing" in msg and "task.yaml" in msg and "inputs: {name: {dtype, shape}}" in msg
+    )
 
 
 def test_unknown_axis_in_shape(tmp_path: Path) -> None:
@@ -734,7 +811,10 @@ def test_disallowed_formulas(bad: str) -> None:
 
 
 def test_formula_evaluation() -> None:
-    assert evaluate_formula("ceil(M / 128) * max(N, 2) + 2**3 - 7 // 2 + floor(1.5)", {"M": 129, "N": 5}) == 2 * 5 + 8 - 3 + 1
+    assert (
+        evaluate_formula("ceil(M / 128) * max(N, 2) + 2**3 - 7 // 2 + floor(1.5)", {"M": 129, "N": 5})
+        == 2 * 5 + 8 - 3 + 1
+    )
     assert evaluate_formula("1/sqrt(D)", {"D": 128}) == pytest.approx(1 / math.sqrt(128))
     with pytest.raises(TaskError, match="unknown name 'Q'"):
         evaluate_formula("M*Q", {"M": 1})
@@ -769,12 +849,21 @@ def test_invalid_yaml(tmp_path: Path) -> None:
         (lambda d: d.__setitem__("dtypes", ["float17"]), "unknown dtype 'float17'"),
         (lambda d: d.__setitem__("entry", "run(x, out, weight)"), "inputs then the outputs"),
         (lambda d: d["distributions"].pop("normal"), "no 'normal' entry"),
-        (lambda d: d["distributions"].pop("heavy_tailed") and d["distributions"].pop("outliers"), "no heavy-tailed"),
+        (
+            lambda d: d["distributions"].pop("heavy_tailed") and d["distributions"].pop("outliers"),
+            "no heavy-tailed",
+        ),
         (lambda d: d["tolerances"].pop("bfloat16"), "no entry for output dtype 'bfloat16'"),
         (lambda d: d.__setitem__("inptus", {}), "unknown field 'inptus'"),
         (lambda d: d.__setitem__("languages", ["cuda"]), "unknown language 'cuda'"),
-        (lambda d: d["distributions"]["normal"].__setitem__("y", {"kind": "normal"}), "overrides 'y', which is not an input"),
-        (lambda d: d["distributions"]["outliers"].__setitem__("x", {"kind": "zipf", "high": "N"}), "does not produce float16"),
+        (
+            lambda d: d["distributions"]["normal"].__setitem__("y", {"kind": "normal"}),
+            "overrides 'y', which is not an input",
+        ),
+        (
+            lambda d: d["distributions"]["outliers"].__setitem__("x", {"kind": "zipf", "high": "N"}),
+            "does not produce float16",
+        ),
         (lambda d: d["workloads"][0]["axes"].__setitem__("Z", 3), "unknown axis 'Z'"),
     ],
 )
@@ -809,7 +898,9 @@ def test_reference_disagreeing_with_contract(tmp_path: Path) -> None:
 def test_reference_that_raises(tmp_path: Path) -> None:
     data, dest = _good_task(tmp_path)
     _write(dest, data)
-    (dest / "reference.py").write_text("def reference(x, weight, *, eps):\n    raise RuntimeError('boom\\nsecond line')\n")
+    (dest / "reference.py").write_text(
+        "def reference(x, weight, *, eps):\n    raise RuntimeError('boom\\nsecond line')\n"
+    )
     task = load_task(dest)
     with pytest.raises(TaskError) as exc:
         task.run_reference(task.make_inputs("gpt_oss_m7_n2880", "normal", seed=0))
@@ -902,9 +993,15 @@ def test_large_inputs_are_bit_identical_across_processes_and_thread_counts():
     import subprocess
     import sys
 
-    code = ("import hashlib, sys, torch; torch.set_num_threads(int(sys.argv[1])); from ksearch.task import load_task; "
-            "t = load_task('rmsnorm'); wl = t.workload('llama3_8b_prefill_m4096_n4096'); "
-            "x = t.make_inputs(wl, 'outliers', 1)['x']; print(hashlib.sha256(x.numpy().tobytes()).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", code, str(n)], capture_output=True, text=True,
-                              check=True).stdout.strip() for n in (1, 2, 2)}
+    code = (
+        "import hashlib, sys, torch; torch.set_num_threads(int(sys.argv[1])); from ksearch.task import load_task; "
+        "t = load_task('rmsnorm'); wl = t.workload('llama3_8b_prefill_m4096_n4096'); "
+        "x = t.make_inputs(wl, 'outliers', 1)['x']; print(hashlib.sha256(x.numpy().tobytes()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(n)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for n in (1, 2, 2)
+    }
     assert len(digests) == 1, digests

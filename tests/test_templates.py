@@ -19,8 +19,15 @@ from ksearch.propose.templates.gemm import smem_bytes
 from ksearch.target import load_target
 from ksearch.task import load_task
 
-TASKS = ("rmsnorm", "fused_add_rmsnorm", "softmax", "matmul", "silu_and_mul", "gqa_decode_attention",
-         "moe_topk_routing")
+TASKS = (
+    "rmsnorm",
+    "fused_add_rmsnorm",
+    "softmax",
+    "matmul",
+    "silu_and_mul",
+    "gqa_decode_attention",
+    "moe_topk_routing",
+)
 
 # Risky templates: a knob setting that fails on the CPU subset, and the class it fails with. An empty
 # setting means the default already fails there (the K-wrapping GEMM is wrong for every BLOCK_K on
@@ -36,9 +43,15 @@ RISKY: dict[str, tuple[dict, FailureClass]] = {
 DEFAULT_FAILS = {tid for tid, (knobs, _) in RISKY.items() if not knobs}
 PAIRS = [(t, task) for t in ALL_TEMPLATES for task in t.tasks]
 # One template per family for the ahead-of-time compile test (plus the TMA GEMM).
-COMPILED = [("rmsnorm/row_block", "rmsnorm"), ("softmax/online", "softmax"), ("matmul/tiled", "matmul"),
-            ("matmul/tma", "matmul"), ("silu_and_mul/flat", "silu_and_mul"),
-            ("gqa_decode_attention/split_kv", "gqa_decode_attention"), ("moe_topk_routing/row_argmax", "moe_topk_routing")]
+COMPILED = [
+    ("rmsnorm/row_block", "rmsnorm"),
+    ("softmax/online", "softmax"),
+    ("matmul/tiled", "matmul"),
+    ("matmul/tma", "matmul"),
+    ("silu_and_mul/flat", "silu_and_mul"),
+    ("gqa_decode_attention/split_kv", "gqa_decode_attention"),
+    ("moe_topk_routing/row_argmax", "moe_topk_routing"),
+]
 
 
 def pair_id(pair) -> str:
@@ -147,7 +160,8 @@ def test_gemm_space_holds_the_known_fast_tiles_and_rejects_oversized_ones():
         # fits shared memory but not the register file: a 256x256 fp32 accumulator on 4 warps
         assert not t.valid({"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 32, "num_warps": 4, "num_stages": 2})
     assert template("matmul/persistent").valid(
-        {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4})
+        {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4}
+    )
 
 
 @pytest.mark.parametrize("t", ALL_TEMPLATES, ids=lambda t: t.id)
@@ -160,8 +174,10 @@ def test_every_knob_value_renders_a_source_the_static_checks_accept(t):
         for knobs in settings:
             src = t.render(task_name, knobs)
             compile(src, "<candidate>", "exec")
-            assert not failing(static_checks_for_task(src, "candidate.py", task)), (knobs, failing(
-                static_checks_for_task(src, "candidate.py", task)))
+            assert not failing(static_checks_for_task(src, "candidate.py", task)), (
+                knobs,
+                failing(static_checks_for_task(src, "candidate.py", task)),
+            )
             assert "autotune" not in src and "import os" not in src
 
 
@@ -173,7 +189,9 @@ def test_default_knobs_pass_on_cpu(evaluator, tmp_path, pair):
     t, task_name = pair
     packet = evaluate(evaluator, tmp_path, t, task_name, {})
     assert packet.status.value == "pass", (packet.failure_class, packet.message)
-    assert set(packet.validation.workloads_checked) == {w.name for w in load_task(task_name).workloads(cpu_only=True)}
+    assert set(packet.validation.workloads_checked) == {
+        w.name for w in load_task(task_name).workloads(cpu_only=True)
+    }
 
 
 @pytest.mark.parametrize("tid", sorted(RISKY))
@@ -187,8 +205,15 @@ def test_risky_setting_is_rejected_with_its_correctness_class(evaluator, tmp_pat
 
 def test_risky_default_passes_the_cpu_subset_but_fails_a_large_workload(evaluator, tmp_path):
     # rmsnorm/fixed_block (BLOCK_N=4096) passes every CPU workload (N <= 4096) above; N=7168 breaks it
-    packet = evaluate(evaluator, tmp_path, template("rmsnorm/fixed_block"), "rmsnorm", {},
-                      workloads=["deepseek_v3_decode_m64_n7168"], seeds=(0,))
+    packet = evaluate(
+        evaluator,
+        tmp_path,
+        template("rmsnorm/fixed_block"),
+        "rmsnorm",
+        {},
+        workloads=["deepseek_v3_decode_m64_n7168"],
+        seeds=(0,),
+    )
     assert packet.status is Status.FAIL
     assert packet.failure_class is FailureClass.OUTPUT_NOT_WRITTEN, packet.message
 
@@ -222,8 +247,11 @@ def test_one_template_per_family_compiles_for_h100_b200_mi355x_with_a_clean_audi
         path = tmp_path / (tid.replace("/", "__") + ".py")
         path.write_text(template(tid).render(task_name, {}))
         for target in targets:
-            requests.append(CompileRequest(source_path=str(path), task=task_name, target=target,
-                                           dtype=cpu_dtype(task_name)))
+            requests.append(
+                CompileRequest(
+                    source_path=str(path), task=task_name, target=target, dtype=cpu_dtype(task_name)
+                )
+            )
             jobs.append((tid, task_name, target))
     results = compile_many(requests, cache_dir=tmp_path / "cache", jobs=2)
     for (tid, task_name, target), result in zip(jobs, results):

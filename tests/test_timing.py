@@ -134,8 +134,9 @@ def test_adaptive_stops_at_min_reps_on_a_tight_stream() -> None:
 def test_adaptive_runs_to_max_reps_on_a_bimodal_stream() -> None:
     values = [50.0, 150.0] * 1000
     stream = iter(values)
-    res = adaptive_sample(lambda k: [next(stream) for _ in range(k)], min_reps=10, max_reps=300,
-                          rel_ci=0.01, budget_s=1e9)
+    res = adaptive_sample(
+        lambda k: [next(stream) for _ in range(k)], min_reps=10, max_reps=300, rel_ci=0.01, budget_s=1e9
+    )
     assert not res.converged and res.stop_reason == "max_reps"
     assert len(res.samples) == 300
     assert res.samples == values[:300]  # every sample kept, in order
@@ -148,8 +149,9 @@ def test_adaptive_stops_on_the_time_budget() -> None:
         clock["t"] += 0.001 * k  # 1 ms per sample
         return [50.0 if j % 2 else 150.0 for j in range(k)]
 
-    res = adaptive_sample(draw, min_reps=10, max_reps=100_000, rel_ci=0.01, budget_s=0.05,
-                          clock=lambda: clock["t"])
+    res = adaptive_sample(
+        draw, min_reps=10, max_reps=100_000, rel_ci=0.01, budget_s=0.05, clock=lambda: clock["t"]
+    )
     assert res.stop_reason == "budget" and not res.converged
     # batches are cut to what the remaining budget allows at the observed rate
     assert 50 <= len(res.samples) <= 60
@@ -164,7 +166,9 @@ def test_adaptive_converges_after_a_noisy_start() -> None:
         out = []
         for _ in range(k):
             count["n"] += 1
-            out.append(rng.choice([50.0, 150.0]) if count["n"] <= 20 else 100.0 * (1 + rng.uniform(-0.002, 0.002)))
+            out.append(
+                rng.choice([50.0, 150.0]) if count["n"] <= 20 else 100.0 * (1 + rng.uniform(-0.002, 0.002))
+            )
         return out
 
     res = adaptive_sample(draw, min_reps=10, max_reps=10_000, rel_ci=0.005, budget_s=1e9)
@@ -281,7 +285,9 @@ def test_sol_time_us_hand_computed() -> None:
     with pytest.raises(SolError):
         sol_time_us(1.0, 1.0, 0.0, 1.0)
     r = roofline(1e12, 6.7e9, 1000.0, 3.35, basis="test")
-    assert r.bound == "memory" and r.compute_us == pytest.approx(1000.0) and r.memory_us == pytest.approx(2000.0)
+    assert (
+        r.bound == "memory" and r.compute_us == pytest.approx(1000.0) and r.memory_us == pytest.approx(2000.0)
+    )
 
 
 def test_sol_fraction_and_impossibility() -> None:
@@ -352,14 +358,25 @@ def test_task_roofline_rmsnorm_and_gemm_on_h100_datasheet() -> None:
     g = task_roofline(mm, "llama3_8b_o_proj_prefill_m2048_n4096_k4096", "bfloat16", profile=h100)
     assert g.bound == "compute" and g.sol_us == pytest.approx(2 * 2048 * 4096 * 4096 / 989.4e6)  # 69.46 us
 
-    peaks = datasheet_peaks(h100).model_copy(update={"hbm_bandwidth_tbs": 3.0, "bf16_tflops": 800.0,
-                                                     "source": "measured"})
-    meas = task_roofline(rms, "llama3_8b_prefill_m4096_n4096", "float16", profile=h100, peaks=peaks, basis="measured")
+    peaks = datasheet_peaks(h100).model_copy(
+        update={"hbm_bandwidth_tbs": 3.0, "bf16_tflops": 800.0, "source": "measured"}
+    )
+    meas = task_roofline(
+        rms, "llama3_8b_prefill_m4096_n4096", "float16", profile=h100, peaks=peaks, basis="measured"
+    )
     assert meas.sol_us == pytest.approx(nbytes / 3.0e6)
-    opt = task_roofline(rms, "llama3_8b_prefill_m4096_n4096", "float16", profile=h100, peaks=peaks, basis="optimistic")
+    opt = task_roofline(
+        rms, "llama3_8b_prefill_m4096_n4096", "float16", profile=h100, peaks=peaks, basis="optimistic"
+    )
     assert opt.sol_us == pytest.approx(nbytes / 3.35e6)
-    gm = task_roofline(mm, "llama3_8b_o_proj_prefill_m2048_n4096_k4096", "bfloat16", profile=h100, peaks=peaks,
-                       basis="measured")
+    gm = task_roofline(
+        mm,
+        "llama3_8b_o_proj_prefill_m2048_n4096_k4096",
+        "bfloat16",
+        profile=h100,
+        peaks=peaks,
+        basis="measured",
+    )
     assert gm.sol_us == pytest.approx(2 * 2048 * 4096 * 4096 / 800e6)
 
 
@@ -368,7 +385,9 @@ def test_peaks_without_a_gpu_fall_back_to_the_datasheet(tmp_path: Path) -> None:
         pytest.skip("checks the fallback without a GPU")
     p = measure_device_peaks(profile="h200", cache_dir=tmp_path)
     assert p.source == "datasheet" and p.profile == "h200"
-    assert p.hbm_bandwidth_tbs is None and p.datasheet_bandwidth_tbs == load_target("h200").memory.bandwidth_tbs
+    assert (
+        p.hbm_bandwidth_tbs is None and p.datasheet_bandwidth_tbs == load_target("h200").memory.bandwidth_tbs
+    )
     assert p.bandwidth("measured") == p.datasheet_bandwidth_tbs  # nothing measured: the datasheet stands in
     assert p.gemm_tflops("bfloat16", "datasheet") == load_target("h200").peak_tflops("bf16")
     assert not list(tmp_path.iterdir())  # nothing measured, nothing cached
@@ -382,14 +401,25 @@ def test_measured_peaks_round_trip_and_basis_choice() -> None:
     again = MeasuredPeaks.model_validate_json(p.model_dump_json())
     assert again == p
     assert p.key == "NVIDIA_H100_80GB_HBM3__580.159.04"
-    assert p.bandwidth("measured") == 3.0 and p.bandwidth("datasheet") == 3.35 and p.bandwidth("optimistic") == 3.35
+    assert (
+        p.bandwidth("measured") == 3.0
+        and p.bandwidth("datasheet") == 3.35
+        and p.bandwidth("optimistic") == 3.35
+    )
     assert p.gemm_tflops("bf16", "optimistic") == 1100.0 and p.gemm_tflops("fp16", "measured") == 989.4
 
 
 # ---- baselines on CPU ----------------------------------------------------------------------------
 
-TASKS = ["matmul", "softmax", "rmsnorm", "fused_add_rmsnorm", "gqa_decode_attention", "silu_and_mul",
-         "moe_topk_routing"]
+TASKS = [
+    "matmul",
+    "softmax",
+    "rmsnorm",
+    "fused_add_rmsnorm",
+    "gqa_decode_attention",
+    "silu_and_mul",
+    "moe_topk_routing",
+]
 
 
 def _close(task, got: dict, ref: dict) -> None:  # noqa: ANN001

@@ -37,10 +37,14 @@ def attach(action, packet, score=None):
 def sample() -> WorldModel:
     """n1 row block (action), n2 layout (decision) with n3 vectorized, n4 tune warps under n1."""
     wm = WorldModel.new("rmsnorm fp16", "rms norm over rows", {"task": "rmsnorm"})
-    wm.apply([ins("n0", "row block", attrs={"template": "rmsnorm/row_block", "knobs": {"BLOCK": 1024}}),
-              ins("n0", "choose layout", kind="decision"),
-              ins("$1", "vectorized loads", priority=0.9, difficulty=2),
-              ins("n1", "tune warps")])
+    wm.apply(
+        [
+            ins("n0", "row block", attrs={"template": "rmsnorm/row_block", "knobs": {"BLOCK": 1024}}),
+            ins("n0", "choose layout", kind="decision"),
+            ins("$1", "vectorized loads", priority=0.9, difficulty=2),
+            ins("n1", "tune warps"),
+        ]
+    )
     return wm
 
 
@@ -57,6 +61,7 @@ def rejected(wm: WorldModel, ops, **kw) -> str:
 
 # ---- ids and basic queries ------------------------------------------------------------------------
 
+
 def test_ids_are_deterministic_and_refs_resolve():
     a, b = sample(), sample()
     assert a.snapshot() == b.snapshot()
@@ -65,7 +70,9 @@ def test_ids_are_deterministic_and_refs_resolve():
     assert a.node("n3").parent == "n2"  # "$1" resolved to the id op 1 assigned
     assert [n.id for n in a.children("n0")] == ["n1", "n2"]
     assert [n.id for n in a.path_to("n3")] == ["n0", "n2", "n3"]
-    applied = a.apply([ins("n0", "x"), {"op": "split", "node": "$0", "children": [{"title": "y"}, {"title": "z"}]}])
+    applied = a.apply(
+        [ins("n0", "x"), {"op": "split", "node": "$0", "children": [{"title": "y"}, {"title": "z"}]}]
+    )
     assert [op.assigned for op in applied] == [["n5"], ["n6", "n7"]]
     assert applied[1].node == "n5"
 
@@ -74,7 +81,13 @@ def test_node_defaults_and_kinds():
     wm = sample()
     n = wm.node("n1")
     assert (n.kind, n.status, n.difficulty, n.priority, n.expected_speedup, n.confidence) == (
-        NodeKind.action, Status.open, 3, 0.5, 1.0, 0.5)
+        NodeKind.action,
+        Status.open,
+        3,
+        0.5,
+        1.0,
+        0.5,
+    )
     assert n.attrs["knobs"] == {"BLOCK": 1024}
     assert wm.node("n2").kind == NodeKind.decision
     assert [x.id for x in wm.actions()] == ["n1", "n3", "n4"]
@@ -84,11 +97,15 @@ def test_node_defaults_and_kinds():
 
 # ---- validation rules --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("op", [
-    {"op": "update", "node": "n0", "fields": {"title": "other"}},
-    {"op": "prune", "node": "n0"},
-    {"op": "split", "node": "n0", "children": [{"title": "a"}]},
-])
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"op": "update", "node": "n0", "fields": {"title": "other"}},
+        {"op": "prune", "node": "n0"},
+        {"op": "split", "node": "n0", "children": [{"title": "a"}]},
+    ],
+)
 def test_root_is_immutable(op):
     assert "root n0 is immutable" in rejected(sample(), [op])
 
@@ -111,11 +128,17 @@ def test_at_most_max_new_nodes_per_edit():
     assert len(wm.apply([ins("n0", f"idea {i}") for i in range(8)])) == 8
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"difficulty": 0}, "difficulty"), ({"difficulty": 6}, "difficulty"),
-    ({"priority": 1.5}, "priority"), ({"priority": -0.1}, "priority"),
-    ({"confidence": 2}, "confidence"), ({"expected_speedup": 0}, "expected_speedup"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"difficulty": 0}, "difficulty"),
+        ({"difficulty": 6}, "difficulty"),
+        ({"priority": 1.5}, "priority"),
+        ({"priority": -0.1}, "priority"),
+        ({"confidence": 2}, "confidence"),
+        ({"expected_speedup": 0}, "expected_speedup"),
+    ],
+)
 def test_ranges_are_checked(fields, field):
     wm = sample()
     assert field in rejected(wm, [{"op": "update", "node": "n1", "fields": fields}])
@@ -142,10 +165,14 @@ def test_status_changes_go_through_their_ops():
 
 def test_errors_are_listed_per_op():
     wm = sample()
-    errors = wm.validate([{"op": "update", "node": "n0", "fields": {"title": "x"}},
-                          ins("n1", "fine"),
-                          {"op": "update", "node": "n3", "fields": {"difficulty": 9}},
-                          {"op": "explode", "node": "n1"}])
+    errors = wm.validate(
+        [
+            {"op": "update", "node": "n0", "fields": {"title": "x"}},
+            ins("n1", "fine"),
+            {"op": "update", "node": "n3", "fields": {"difficulty": 9}},
+            {"op": "explode", "node": "n1"},
+        ]
+    )
     assert len(errors) == 3
     assert errors[0].startswith("op 0 (update n0)")
     assert errors[1].startswith("op 2 (update n3)") and "difficulty" in errors[1]
@@ -183,6 +210,7 @@ def test_prune_never_hides_a_solution():
 
 # ---- frontier, attach, split ---------------------------------------------------------------------------
 
+
 def test_frontier_gates_children_of_unsolved_actions():
     wm = sample()
     assert [n.id for n in wm.frontier()] == ["n3", "n1"]  # priority first; n4 waits for n1
@@ -204,7 +232,12 @@ def test_attach_adds_default_continuation():
     assert (sol.kind, sol.packet_id, sol.score, sol.parent) == (NodeKind.solution, "p1", 0.8, "n1")
     assert wm.node("n1").status == Status.solved and wm.node("n1").best_score == 0.8
     assert (cont.title, cont.status, cont.parent, cont.attrs, cont.priority) == (
-        "refine: row block", Status.open, "n1", {"template": "t"}, 0.7)
+        "refine: row block",
+        Status.open,
+        "n1",
+        {"template": "t"},
+        0.7,
+    )
     assert [n.id for n in wm.frontier()] == ["n3"]
     # Solving the continuation does not grow "refine: refine: ...".
     wm.apply([attach("n3", "p2", 0.9)])
@@ -228,8 +261,16 @@ def test_attach_keeps_the_edit_own_continuation_and_best_score():
 def test_split_turns_an_action_into_a_decision():
     wm = sample()
     wm.apply([{"op": "update", "node": "n4", "fields": {"status": "too_hard", "attempts": 3}}])
-    applied = wm.apply([{"op": "split", "node": "n4", "reason": "too broad",
-                         "children": [{"title": "warps=4"}, {"title": "warps=8", "priority": 0.8}]}])
+    applied = wm.apply(
+        [
+            {
+                "op": "split",
+                "node": "n4",
+                "reason": "too broad",
+                "children": [{"title": "warps=4"}, {"title": "warps=8", "priority": 0.8}],
+            }
+        ]
+    )
     assert applied[0].assigned == ["n5", "n6"]
     n4 = wm.node("n4")
     assert (n4.kind, n4.status, n4.attempts) == (NodeKind.decision, Status.open, 3)
@@ -244,8 +285,15 @@ def test_split_turns_an_action_into_a_decision():
 
 def test_statistics_are_updatable():
     wm = sample()
-    wm.apply([{"op": "update", "node": "n3",
-               "fields": {"attempts": 4, "failures": 1, "best_score": 0.6, "last_improved_attempt": 3}}])
+    wm.apply(
+        [
+            {
+                "op": "update",
+                "node": "n3",
+                "fields": {"attempts": 4, "failures": 1, "best_score": 0.6, "last_improved_attempt": 3},
+            }
+        ]
+    )
     n = wm.node("n3")
     assert (n.attempts, n.failures, n.best_score, n.last_improved_attempt) == (4, 1, 0.6, 3)
     assert "attempts" in rejected(wm, [{"op": "update", "node": "n3", "fields": {"attempts": -1}}])
@@ -253,17 +301,29 @@ def test_statistics_are_updatable():
 
 # ---- the log ---------------------------------------------------------------------------------------------
 
+
 def build_logged(run_dir) -> WorldModel:
     hist = History(run_dir, fsync=False)
     wm = WorldModel.new("rmsnorm fp16", attrs={"task": "rmsnorm"})
     record(hist, [], "new world model", root=wm.root)
-    record(hist, wm.apply([ins("n0", "row block"), ins("n0", "layout", kind="decision"), ins("$1", "vec")]), "init")
+    record(
+        hist,
+        wm.apply([ins("n0", "row block"), ins("n0", "layout", kind="decision"), ins("$1", "vec")]),
+        "init",
+    )
     hist.append("attempt", {"packet_id": "p1"})  # other rows are skipped by the replay
     record(hist, wm.apply([attach("n1", "p1", 0.7)]), "evaluated")
-    record(hist, wm.apply([{"op": "split", "node": "n3", "children": [{"title": "a"}, {"title": "b"}]},
-                           {"op": "prune", "node": "$0.1"},
-                           {"op": "update", "node": "n1", "fields": {"attempts": 2, "attrs": {"k": (1, 2)}}}]),
-           "reflect")
+    record(
+        hist,
+        wm.apply(
+            [
+                {"op": "split", "node": "n3", "children": [{"title": "a"}, {"title": "b"}]},
+                {"op": "prune", "node": "$0.1"},
+                {"op": "update", "node": "n1", "fields": {"attempts": 2, "attrs": {"k": (1, 2)}}},
+            ]
+        ),
+        "reflect",
+    )
     return wm
 
 
@@ -309,13 +369,26 @@ def test_logs_without_a_root_or_with_bad_ops_raise(tmp_path):
 
 # ---- rendering ------------------------------------------------------------------------------------------
 
+
 def big() -> WorldModel:
     wm = WorldModel.new("fused attention forward, bf16, causal, head dim 128")
     for d in range(3):
-        wm.apply([ins("n0", f"strategy {d}: " + "tile the sequence dimension and pipeline loads " * 2, kind="decision")])
+        wm.apply(
+            [
+                ins(
+                    "n0",
+                    f"strategy {d}: " + "tile the sequence dimension and pipeline loads " * 2,
+                    kind="decision",
+                )
+            ]
+        )
         did = wm.nodes()[-1].id
-        wm.apply([ins(did, f"option {d}.{i} with a fairly long descriptive title number {i}", priority=i / 6)
-                  for i in range(6)])
+        wm.apply(
+            [
+                ins(did, f"option {d}.{i} with a fairly long descriptive title number {i}", priority=i / 6)
+                for i in range(6)
+            ]
+        )
     refine = wm.apply([attach("n3", "p1", 0.5)])[-1].assigned[0]
     assert refine == "n23"
     wm.apply([ins(refine, f"deep refinement {i}") for i in range(4)])
@@ -351,14 +424,21 @@ def test_render_text_full_tree_lines():
     lines = render_text(wm, 10_000).splitlines()
     assert len(lines) == len(wm)
     assert lines[0].startswith("n0 [root] rmsnorm fp16")
-    assert any(line.strip().startswith("n1 [action/solved] row block") and "best=0.75" in line for line in lines)
+    assert any(
+        line.strip().startswith("n1 [action/solved] row block") and "best=0.75" in line for line in lines
+    )
     assert render_text(wm, 0) == ""
 
 
 def test_render_rich_styles():
     wm = sample()
-    wm.apply([attach("n1", "p1", 1.0), {"op": "prune", "node": "n2"},
-              {"op": "update", "node": "n4", "fields": {"status": "trying"}}])
+    wm.apply(
+        [
+            attach("n1", "p1", 1.0),
+            {"op": "prune", "node": "n2"},
+            {"op": "update", "node": "n4", "fields": {"status": "trying"}},
+        ]
+    )
     styles = {}
     stack = [render_rich(wm)]
     while stack:

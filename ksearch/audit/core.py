@@ -74,8 +74,9 @@ def max_intensity(task: Task, dtype: str) -> float | None:
     return max(task.arithmetic_intensity(wl, dtype) for wl in wls)
 
 
-def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str, dtype: str,
-                  intensity: float | None = None) -> Audit:
+def audit_compile(
+    result: CompileResult, profile: TargetProfile, op_family: str, dtype: str, intensity: float | None = None
+) -> Audit:
     """Audit a successful compile for one target; a failed compile gets a single failing verdict.
 
     `intensity` is the task's highest arithmetic intensity (`max_intensity`): below the ridge point
@@ -83,8 +84,12 @@ def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str,
     and a tensor-core path is not demanded (decode attention reads its KV cache at a few FLOP per
     byte). Between that and the tensor-core ridge a kernel without tensor cores is compute-bound."""
     if not result.ok:
-        return Audit(target=profile.name, verdicts=[
-            Verdict(check="compiled", ok=False, detail=result.message, failure_class=result.failure_class)])
+        return Audit(
+            target=profile.name,
+            verdicts=[
+                Verdict(check="compiled", ok=False, detail=result.message, failure_class=result.failure_class)
+            ],
+        )
     texts = _isa_texts(result, profile.vendor)
     ops_by_isa = {isa: read_ops(paths, isa) for isa, paths in texts.items()}
     found: dict[str, int] = {}
@@ -101,20 +106,41 @@ def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str,
         if is_tc and not hits:
             missing_tc.append(pattern)
         elif not is_tc:
-            verdicts.append(Verdict(check=f"expected:{pattern}", ok=hits > 0, severity="warn",
-                                    detail=f"{hits} instructions" if hits else "not found in the emitted code"))
+            verdicts.append(
+                Verdict(
+                    check=f"expected:{pattern}",
+                    ok=hits > 0,
+                    severity="warn",
+                    detail=f"{hits} instructions" if hits else "not found in the emitted code",
+                )
+            )
     tc_patterns = [p for p in expected if TENSOR_CORE.search(p)]
     ridge = profile.ridge_point("fp32_vector")
     if tc_patterns and intensity is not None and ridge is not None and intensity < ridge:
-        verdicts.insert(0, Verdict(check="tensor_core_path", ok=True, severity="info", detail=(
-            f"not demanded: memory-bound without tensor cores at every workload (at most {intensity:.1f} "
-            f"FLOP/byte; the {profile.name} ridge point of its fp32 vector rate is {ridge:.0f})")))
+        verdicts.insert(
+            0,
+            Verdict(
+                check="tensor_core_path",
+                ok=True,
+                severity="info",
+                detail=(
+                    f"not demanded: memory-bound without tensor cores at every workload (at most {intensity:.1f} "
+                    f"FLOP/byte; the {profile.name} ridge point of its fp32 vector rate is {ridge:.0f})"
+                ),
+            ),
+        )
     elif tc_patterns:
         ok = len(missing_tc) < len(tc_patterns)
-        verdicts.insert(0, Verdict(
-            check="tensor_core_path", ok=ok, failure_class=None if ok else FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH,
-            detail=("found" if ok else f"none of {', '.join(tc_patterns)} in the emitted code") +
-                   f" ({op_family} {dtype} on {profile.arch})"))
+        verdicts.insert(
+            0,
+            Verdict(
+                check="tensor_core_path",
+                ok=ok,
+                failure_class=None if ok else FailureClass.AUDIT_MISSING_TENSOR_CORE_PATH,
+                detail=("found" if ok else f"none of {', '.join(tc_patterns)} in the emitted code")
+                + f" ({op_family} {dtype} on {profile.arch})",
+            ),
+        )
 
     kernels = result.kernels
     registers = max((k.registers or 0) + (k.agprs or 0) for k in kernels) if kernels else None
@@ -124,30 +150,67 @@ def audit_compile(result: CompileResult, profile: TargetProfile, op_family: str,
     occupancy_min = min(occ) if occ else None
 
     unit = "bytes" if profile.vendor == "nvidia" else "VGPRs"
-    verdicts.append(Verdict(check="register_spill", ok=not spills, failure_class=None if not spills
-                            else FailureClass.AUDIT_REGISTER_SPILL,
-                            detail=f"{spills or 0} {unit} spilled" + _per_kernel(kernels, "spill_stores")))
+    verdicts.append(
+        Verdict(
+            check="register_spill",
+            ok=not spills,
+            failure_class=None if not spills else FailureClass.AUDIT_REGISTER_SPILL,
+            detail=f"{spills or 0} {unit} spilled" + _per_kernel(kernels, "spill_stores"),
+        )
+    )
     sgpr = sum(k.sgpr_spills or 0 for k in kernels)
     if sgpr:
-        verdicts.append(Verdict(check="sgpr_spill_to_vgpr", ok=False, severity="info",
-                                detail=f"{sgpr} SGPRs spilled into VGPR lanes (no memory traffic)"))
+        verdicts.append(
+            Verdict(
+                check="sgpr_spill_to_vgpr",
+                ok=False,
+                severity="info",
+                detail=f"{sgpr} SGPRs spilled into VGPR lanes (no memory traffic)",
+            )
+        )
     limit = int(profile.shared_memory.max_per_block_kib * 1024)
     if smem is not None:
         over = smem > limit
-        verdicts.append(Verdict(check="smem_limit", ok=not over, failure_class=FailureClass.AUDIT_SMEM_OVER_LIMIT
-                                if over else None, detail=f"{smem} of {limit} bytes per block"))
+        verdicts.append(
+            Verdict(
+                check="smem_limit",
+                ok=not over,
+                failure_class=FailureClass.AUDIT_SMEM_OVER_LIMIT if over else None,
+                detail=f"{smem} of {limit} bytes per block",
+            )
+        )
     reg_limit = profile.registers.max_per_thread
     if registers is not None:
         over = registers > reg_limit
-        verdicts.append(Verdict(check="register_limit", ok=not over, failure_class=FailureClass.AUDIT_RESOURCE_LIMIT
-                                if over else None, detail=f"{registers} of {reg_limit} registers per thread"))
+        verdicts.append(
+            Verdict(
+                check="register_limit",
+                ok=not over,
+                failure_class=FailureClass.AUDIT_RESOURCE_LIMIT if over else None,
+                detail=f"{registers} of {reg_limit} registers per thread",
+            )
+        )
     if occupancy_min is not None:
         low = occupancy_min < LOW_OCCUPANCY
-        verdicts.append(Verdict(check="occupancy", ok=not low, severity="warn",
-                                failure_class=FailureClass.AUDIT_LOW_OCCUPANCY if low else None,
-                                detail=f"{occupancy_min:.0%} of the SM's warp slots resident (estimate)"))
-    return Audit(target=profile.name, families_found=sorted(found), families_expected=expected,
-                 registers=registers, spills=spills, smem_bytes=smem, occupancy=occupancy_min, verdicts=verdicts)
+        verdicts.append(
+            Verdict(
+                check="occupancy",
+                ok=not low,
+                severity="warn",
+                failure_class=FailureClass.AUDIT_LOW_OCCUPANCY if low else None,
+                detail=f"{occupancy_min:.0%} of the SM's warp slots resident (estimate)",
+            )
+        )
+    return Audit(
+        target=profile.name,
+        families_found=sorted(found),
+        families_expected=expected,
+        registers=registers,
+        spills=spills,
+        smem_bytes=smem,
+        occupancy=occupancy_min,
+        verdicts=verdicts,
+    )
 
 
 def _per_kernel(kernels: list[KernelInfo], field: str) -> str:

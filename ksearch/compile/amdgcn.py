@@ -7,10 +7,17 @@ from typing import Any
 
 import yaml
 
-_METADATA_RE = re.compile(r"^\s*\.amdgpu_metadata\s*$(?P<yaml>.*?)^\s*\.end_amdgpu_metadata", re.MULTILINE | re.DOTALL)
-_SET_RE = re.compile(r"^\s*\.set\s+(?P<sym>[\w.$]+)\.(?P<what>num_vgpr|num_agpr),\s*(?P<expr>.+?)\s*$", re.MULTILINE)
-_COMMENT_RE = re.compile(r"^; (?P<key>NumVgprs|NumAgprs|TotalNumSgprs|ScratchSize|LDSByteSize|Occupancy):\s*"
-                         r"(?P<val>\d+)\b", re.MULTILINE)
+_METADATA_RE = re.compile(
+    r"^\s*\.amdgpu_metadata\s*$(?P<yaml>.*?)^\s*\.end_amdgpu_metadata", re.MULTILINE | re.DOTALL
+)
+_SET_RE = re.compile(
+    r"^\s*\.set\s+(?P<sym>[\w.$]+)\.(?P<what>num_vgpr|num_agpr),\s*(?P<expr>.+?)\s*$", re.MULTILINE
+)
+_COMMENT_RE = re.compile(
+    r"^; (?P<key>NumVgprs|NumAgprs|TotalNumSgprs|ScratchSize|LDSByteSize|Occupancy):\s*"
+    r"(?P<val>\d+)\b",
+    re.MULTILINE,
+)
 
 
 def parse_amdgcn_metadata(asm: str) -> list[dict[str, Any]]:
@@ -43,8 +50,6 @@ def parse_amdgcn_metadata(asm: str) -> list[dict[str, Any]]:
     for k in kernels:
         k.update({f"_{key}": val for key, val in own.get(str(k.get(".name")), {}).items()})
     return kernels
-
-
 
 
 def int_field(v: Any) -> int | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from ksearch.compile.service import CompileRequest, compile_many
 
 # Real code differences, not comments: the kernels differ in what they compile to.
-_TEMPLATE = '''import triton
+_TEMPLATE = """import triton
 import triton.language as tl
 
 
@@ -32,9 +32,11 @@ def run(x, weight, out):
     M, N = x.shape
     rmsnorm_v{i}[(triton.cdiv(M, {rows}),)](x, weight, out, M, N, x.stride(0), out.stride(0), 1e-6,
                                BLOCK_N=triton.next_power_of_2(N), ROWS={rows}, num_warps={warps})
-'''
-_NORMS = ["rstd = tl.rsqrt(tl.sum(x * x, axis=0) / N + eps)",
-          "rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / N + eps)"]
+"""
+_NORMS = [
+    "rstd = tl.rsqrt(tl.sum(x * x, axis=0) / N + eps)",
+    "rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / N + eps)",
+]
 _POLICIES = ["", ", eviction_policy='evict_last'", ", cache_modifier='.cg'"]
 
 
@@ -43,16 +45,20 @@ def write_variants(directory: Path, count: int = 100) -> list[Path]:
     paths = []
     for i, (warps, rows, norm, w_policy, x_policy) in enumerate(itertools.islice(combos, count)):
         path = directory / f"variant_{i:03d}.py"
-        path.write_text(_TEMPLATE.format(i=i, warps=warps, rows=rows, norm=norm, w_policy=w_policy,
-                                         x_policy=x_policy))
+        path.write_text(
+            _TEMPLATE.format(i=i, warps=warps, rows=rows, norm=norm, w_policy=w_policy, x_policy=x_policy)
+        )
         paths.append(path)
     return paths
 
 
 def bench_compile(workdir: Path, targets: list[str], count: int = 100, jobs: int | None = None) -> dict:
     variants = write_variants(workdir, count)
-    requests = [CompileRequest(source_path=str(p), task="rmsnorm", target=t, dtype="float16")
-                for p in variants for t in targets]
+    requests = [
+        CompileRequest(source_path=str(p), task="rmsnorm", target=t, dtype="float16")
+        for p in variants
+        for t in targets
+    ]
     cache = workdir / "cache"
     res: dict = {"variants": count, "targets": ",".join(targets), "compiles": len(requests)}
     for phase in ("cold", "warm"):

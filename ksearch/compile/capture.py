@@ -201,7 +201,9 @@ def recording_launches(backend: BaseBackend) -> Iterator[LaunchRecorder]:
 
 
 @contextmanager
-def candidate_module(source: str, source_path: Path, *, interpret: bool = False) -> Iterator[types.ModuleType]:
+def candidate_module(
+    source: str, source_path: Path, *, interpret: bool = False
+) -> Iterator[types.ModuleType]:
     """Import a candidate from its source text under a unique module name.
 
     The code is compiled with `source_path` as its file name, so tracebacks, Triton's source
@@ -242,7 +244,10 @@ def workload_tensors(task: Task, workload: str, dtype: str | None) -> list[Any]:
     """CPU tensors for one call of the entry: inputs then outputs, uninitialised (values do not matter)."""
     import torch
 
-    inputs = [torch.empty(info.shape, dtype=getattr(torch, info.dtype)) for info in task.input_specs(workload, dtype)]
+    inputs = [
+        torch.empty(info.shape, dtype=getattr(torch, info.dtype))
+        for info in task.input_specs(workload, dtype)
+    ]
     outputs = list(task.allocate_outputs(workload, dtype).values())
     return inputs + outputs
 
@@ -268,8 +273,9 @@ def capture_specializations(
     return recorder
 
 
-def _specialization_key(fn: Any, signature: dict[str, Any], constexprs: dict[Any, Any], attrs: dict[Any, Any],
-                        options: Any) -> str:
+def _specialization_key(
+    fn: Any, signature: dict[str, Any], constexprs: dict[Any, Any], attrs: dict[Any, Any], options: Any
+) -> str:
     parts = [
         f"{fn.__module__}.{fn.__qualname__}:{id(fn)}",
         repr(sorted((k, repr(v)) for k, v in signature.items())),

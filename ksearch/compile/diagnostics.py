@@ -28,7 +28,9 @@ _LOCATED_LINE = re.compile(
 )
 
 
-def diagnostics_from_exception(exc: BaseException, source_path: Path | str, source: str | None = None) -> list[Diagnostic]:
+def diagnostics_from_exception(
+    exc: BaseException, source_path: Path | str, source: str | None = None
+) -> list[Diagnostic]:
     """Located diagnostics for an exception raised while importing, running or compiling a candidate.
 
     `source` is the candidate text (read from `source_path` when omitted); it is needed to map a
@@ -85,7 +87,9 @@ def diagnostics_from_ptxas(log: str, ptx: str | None, source_path: Path | str) -
     ptx_lines = ptx.splitlines() if ptx else []
     files: dict[int, str] = {}
     # `.file 1 "path"`, or `.file 1 "dir" "name"` where the path is split in two.
-    for number, first, second in re.findall(r'^\s*\.file\s+(\d+)\s+"([^"]*)"(?:\s+"([^"]*)")?', ptx or "", re.MULTILINE):
+    for number, first, second in re.findall(
+        r'^\s*\.file\s+(\d+)\s+"([^"]*)"(?:\s+"([^"]*)")?', ptx or "", re.MULTILINE
+    ):
         files[int(number)] = str(Path(first) / second) if second else first
     wanted = _same_file_key(path)
     found: list[Diagnostic] = []
@@ -98,8 +102,15 @@ def diagnostics_from_ptxas(log: str, ptx: str | None, source_path: Path | str) -
             if _same_file_key(files.get(int(loc.group(1)), "")) == wanted:
                 line, column = int(loc.group(2)), int(loc.group(3)) or None
             break
-        found.append(Diagnostic(file=path, line=line, column=column, severity=severity,  # type: ignore[arg-type]
-                                message=_clip(f"ptxas: {message.strip()}")))
+        found.append(
+            Diagnostic(
+                file=path,
+                line=line,
+                column=column,
+                severity=severity,  # type: ignore[arg-type]
+                message=_clip(f"ptxas: {message.strip()}"),
+            )
+        )
     return found
 
 
@@ -170,8 +181,15 @@ def _from_compilation_errors(chain: list[Any], path: str, source: str | None) ->
         if not located:
             located.append(Diagnostic(file=path, line=line, column=column, message=message))
         elif (line, column) != (located[-1].line, located[-1].column):
-            located.append(Diagnostic(file=path, line=line, column=column, severity="note",
-                                      message="in the jit function called from here"))
+            located.append(
+                Diagnostic(
+                    file=path,
+                    line=line,
+                    column=column,
+                    severity="note",
+                    message="in the jit function called from here",
+                )
+            )
     return located
 
 
@@ -215,7 +233,7 @@ def _locate_function(src: str, source: str) -> tuple[int, int] | None:
         found = def_pattern.match(line)
         if found is None:
             continue
-        block = textwrap.dedent("\n".join(file_lines[index:index + len(src_lines)])).splitlines()
+        block = textwrap.dedent("\n".join(file_lines[index : index + len(src_lines)])).splitlines()
         if [b.rstrip() for b in block] == src_lines:
             return index + 1, len(found.group("indent"))
     return None

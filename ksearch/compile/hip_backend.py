@@ -141,7 +141,7 @@ class LaunchArg(BaseModel):
 
 class KernelLaunch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(description="the extern \"C\" __global__ function")
+    name: str = Field(description='the extern "C" __global__ function')
     block: list[int] = Field(min_length=1, max_length=3, description="threads per workgroup (x, y, z)")
     grid: list[str] = Field(min_length=1, max_length=3, description="workgroups per dim, formulas")
     args: list[LaunchArg] = Field(default_factory=list)
@@ -245,8 +245,14 @@ def parse_launch(source: str, file: str | None = None) -> tuple[ParsedLaunch | N
     if m is None:
         if LAUNCH_MARKER in source:
             line = source[: source.index(LAUNCH_MARKER)].count("\n") + 1
-            return None, [Diagnostic(file=file, line=line, message=f"the {LAUNCH_MARKER} comment is not "
-                                     "closed: the description must sit inside one /* ... */ block")]
+            return None, [
+                Diagnostic(
+                    file=file,
+                    line=line,
+                    message=f"the {LAUNCH_MARKER} comment is not "
+                    "closed: the description must sit inside one /* ... */ block",
+                )
+            ]
         return None, []
     marker_line = source[: m.start()].count("\n") + 1
     body = m.group("body")
@@ -258,11 +264,22 @@ def parse_launch(source: str, file: str | None = None) -> tuple[ParsedLaunch | N
         line = marker_line + (mark.line if mark is not None else 0)
         column = mark.column + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [Diagnostic(file=file, line=line, column=column,
-                                 message=f"launch description is not valid YAML: {problem}")]
+        return None, [
+            Diagnostic(
+                file=file,
+                line=line,
+                column=column,
+                message=f"launch description is not valid YAML: {problem}",
+            )
+        ]
     if not isinstance(data, dict):
-        return None, [Diagnostic(file=file, line=marker_line, message="launch description must be a YAML "
-                                 "mapping with a 'kernels:' list")]
+        return None, [
+            Diagnostic(
+                file=file,
+                line=marker_line,
+                message="launch description must be a YAML mapping with a 'kernels:' list",
+            )
+        ]
     try:
         spec = LaunchSpec.model_validate(data)
     except ValidationError as exc:
@@ -271,8 +288,13 @@ def parse_launch(source: str, file: str | None = None) -> tuple[ParsedLaunch | N
             loc = tuple(err["loc"])
             where = ".".join(str(p) for p in loc) or "(top)"
             msg = err["msg"].removeprefix("Value error, ")
-            diags.append(Diagnostic(file=file, line=_node_line(root, loc, marker_line),
-                                    message=f"launch description: {where}: {msg}"))
+            diags.append(
+                Diagnostic(
+                    file=file,
+                    line=_node_line(root, loc, marker_line),
+                    message=f"launch description: {where}: {msg}",
+                )
+            )
         return None, diags
     return ParsedLaunch(spec=spec, marker_line=marker_line, root=root), []
 
@@ -298,8 +320,12 @@ class LaunchResolveError(ValueError):
     """A launch description cannot be evaluated for a workload (a candidate fault, not a user error)."""
 
 
-def resolve_launch(spec: LaunchSpec, axes: Mapping[str, int], params: Mapping[str, int | float] | None = None,
-                   tensor_names: Sequence[str] = ()) -> list[ResolvedLaunch]:
+def resolve_launch(
+    spec: LaunchSpec,
+    axes: Mapping[str, int],
+    params: Mapping[str, int | float] | None = None,
+    tensor_names: Sequence[str] = (),
+) -> list[ResolvedLaunch]:
     """Concrete launches for one workload: grid, block, dynamic LDS and argument values."""
     namespace: dict[str, int | float] = {**dict(params or {}), **dict(axes)}
     tensors = set(tensor_names)
@@ -307,7 +333,9 @@ def resolve_launch(spec: LaunchSpec, axes: Mapping[str, int], params: Mapping[st
     for k in spec.kernels:
         grid = [int(_eval(g, namespace, f"kernel {k.name}: grid entry")) for g in k.grid]
         if any(g < 1 for g in grid):
-            raise LaunchResolveError(f"kernel {k.name}: grid {grid} has a dimension < 1 for axes {dict(axes)}")
+            raise LaunchResolveError(
+                f"kernel {k.name}: grid {grid} has a dimension < 1 for axes {dict(axes)}"
+            )
         shared = int(_eval(k.shared_bytes, namespace, f"kernel {k.name}: shared_bytes"))
         args = []
         for a in k.args:
@@ -321,8 +349,15 @@ def resolve_launch(spec: LaunchSpec, axes: Mapping[str, int], params: Mapping[st
             value = float(value) if ctype.startswith("f") else int(value)
             args.append(ResolvedArg(kind="scalar", value=value, type=ctype))
         block = (list(k.block) + [1, 1])[:3]
-        launches.append(ResolvedLaunch(kernel=k.name, grid=tuple((grid + [1, 1])[:3]), block=tuple(block),
-                                       shared_bytes=shared, args=args))
+        launches.append(
+            ResolvedLaunch(
+                kernel=k.name,
+                grid=tuple((grid + [1, 1])[:3]),
+                block=tuple(block),
+                shared_bytes=shared,
+                args=args,
+            )
+        )
     return launches
 
 
@@ -343,21 +378,36 @@ def check_launch_against_task(parsed: ParsedLaunch, task: Task, file: str | None
         for j, a in enumerate(k.args):
             unknown = sorted(parse_formula(a.expr).names - known)
             if unknown:
-                diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, "args", j),
-                                        message=f"kernel {k.name}: arg '{a}' uses '{unknown[0]}', which is not a "
-                                        f"tensor, axis or param of task {task.name} (tensors: {', '.join(tensors)}; "
-                                        f"axes: {', '.join(task.spec.axes)})"))
+                diags.append(
+                    Diagnostic(
+                        file=file,
+                        line=parsed.line_of("kernels", i, "args", j),
+                        message=f"kernel {k.name}: arg '{a}' uses '{unknown[0]}', which is not a "
+                        f"tensor, axis or param of task {task.name} (tensors: {', '.join(tensors)}; "
+                        f"axes: {', '.join(task.spec.axes)})",
+                    )
+                )
             elif not a.is_name and set(parse_formula(a.expr).names) & set(tensors):
-                diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, "args", j),
-                                        message=f"kernel {k.name}: arg '{a}' does arithmetic on a tensor; "
-                                        "name a tensor alone to pass its pointer"))
+                diags.append(
+                    Diagnostic(
+                        file=file,
+                        line=parsed.line_of("kernels", i, "args", j),
+                        message=f"kernel {k.name}: arg '{a}' does arithmetic on a tensor; "
+                        "name a tensor alone to pass its pointer",
+                    )
+                )
         for what, texts in (("grid", k.grid), ("shared_bytes", [k.shared_bytes])):
             for text in texts:
                 bad = sorted(parse_formula(text).names & set(tensors))
                 if bad:
-                    diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, what),
-                                            message=f"kernel {k.name}: {what} '{text}' uses tensor '{bad[0]}'; "
-                                            "use axes and params"))
+                    diags.append(
+                        Diagnostic(
+                            file=file,
+                            line=parsed.line_of("kernels", i, what),
+                            message=f"kernel {k.name}: {what} '{text}' uses tensor '{bad[0]}'; "
+                            "use axes and params",
+                        )
+                    )
     if diags:
         return diags
     for wl in task.workloads():
@@ -379,8 +429,9 @@ _TOOL_DIAG = re.compile(r"^(?:(?P<tool>[\w.+-]+): )?(?P<sev>fatal error|error|wa
 _SEVERITY = {"fatal error": "error", "error": "error", "warning": "warning", "note": "note", "remark": "note"}
 
 
-def parse_clang_diagnostics(text: str, path_map: Mapping[str, str] | None = None,
-                            limit: int = MAX_DIAGNOSTICS) -> list[Diagnostic]:
+def parse_clang_diagnostics(
+    text: str, path_map: Mapping[str, str] | None = None, limit: int = MAX_DIAGNOSTICS
+) -> list[Diagnostic]:
     """`file:line:col: error: message` lines (and `tool: error: message` driver/linker lines) as
     Diagnostics; `path_map` renames files (the compiled copy back to the candidate's path)."""
     path_map = dict(path_map or {})
@@ -390,14 +441,22 @@ def parse_clang_diagnostics(text: str, path_map: Mapping[str, str] | None = None
         m = _CLANG_DIAG.match(line)
         if m:
             file = m.group("file")
-            diags.append(Diagnostic(file=path_map.get(file, file), line=int(m.group("line")),
-                                    column=int(m.group("col")), severity=_SEVERITY[m.group("sev")],
-                                    message=m.group("msg").strip()))
+            diags.append(
+                Diagnostic(
+                    file=path_map.get(file, file),
+                    line=int(m.group("line")),
+                    column=int(m.group("col")),
+                    severity=_SEVERITY[m.group("sev")],
+                    message=m.group("msg").strip(),
+                )
+            )
         else:
             m = _TOOL_DIAG.match(line)
             if m:
                 tool = f"{m.group('tool')}: " if m.group("tool") else ""
-                diags.append(Diagnostic(severity=_SEVERITY[m.group("sev")], message=f"{tool}{m.group('msg').strip()}"))
+                diags.append(
+                    Diagnostic(severity=_SEVERITY[m.group("sev")], message=f"{tool}{m.group('msg').strip()}")
+                )
         if len(diags) >= limit:
             break
     return diags
@@ -407,8 +466,9 @@ def _meta_args(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [a for a in meta.get(".args", []) if not str(a.get(".value_kind", "")).startswith("hidden_")]
 
 
-def kernel_info_from_metadata(meta: Mapping[str, Any], arch: str, launch: KernelLaunch | None = None,
-                              warp_size: int = 64) -> KernelInfo:
+def kernel_info_from_metadata(
+    meta: Mapping[str, Any], arch: str, launch: KernelLaunch | None = None, warp_size: int = 64
+) -> KernelInfo:
     threads = launch.threads if launch else None
     spec: dict[str, Any] = {
         "arch": arch,
@@ -420,15 +480,24 @@ def kernel_info_from_metadata(meta: Mapping[str, Any], arch: str, launch: Kernel
         "params": [{"kind": a.get(".value_kind"), "bytes": a.get(".size")} for a in _meta_args(meta)],
     }
     if launch is not None:
-        spec["launch"] = {"block": launch.block, "grid": launch.grid, "args": [str(a) for a in launch.args],
-                          "shared_bytes": launch.shared_bytes}
-    return KernelInfo(name=str(meta.get(".name")), specialization=spec,
-                      num_warps=threads // spec["wavefront_size"] if threads else None,
-                      threads_per_block=threads, **amd_resources(dict(meta)))
+        spec["launch"] = {
+            "block": launch.block,
+            "grid": launch.grid,
+            "args": [str(a) for a in launch.args],
+            "shared_bytes": launch.shared_bytes,
+        }
+    return KernelInfo(
+        name=str(meta.get(".name")),
+        specialization=spec,
+        num_warps=threads // spec["wavefront_size"] if threads else None,
+        threads_per_block=threads,
+        **amd_resources(dict(meta)),
+    )
 
 
-def _launch_vs_metadata(parsed: ParsedLaunch, metas: dict[str, dict[str, Any]], file: str | None,
-                        task: Task | None) -> list[Diagnostic]:
+def _launch_vs_metadata(
+    parsed: ParsedLaunch, metas: dict[str, dict[str, Any]], file: str | None, task: Task | None
+) -> list[Diagnostic]:
     """The description against what the compiler built: names, parameter kinds and sizes, block size."""
     diags: list[Diagnostic] = []
     tensors = {*task.input_names, *task.output_names} if task is not None else None
@@ -436,26 +505,46 @@ def _launch_vs_metadata(parsed: ParsedLaunch, metas: dict[str, dict[str, Any]], 
         meta = metas.get(k.name)
         if meta is None:
             found = ", ".join(sorted(metas)) or "none"
-            diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, "name"),
-                                    message=f"kernel '{k.name}' of the launch description was not built: it must be "
-                                    f"an extern \"C\" __global__ function of this file (kernels built: {found})"))
+            diags.append(
+                Diagnostic(
+                    file=file,
+                    line=parsed.line_of("kernels", i, "name"),
+                    message=f"kernel '{k.name}' of the launch description was not built: it must be "
+                    f'an extern "C" __global__ function of this file (kernels built: {found})',
+                )
+            )
             continue
         params = _meta_args(meta)
         if len(params) != len(k.args):
-            diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, "args"),
-                                    message=f"kernel '{k.name}' takes {len(params)} parameter(s) but the launch "
-                                    f"description passes {len(k.args)}: {[str(a) for a in k.args]}"))
+            diags.append(
+                Diagnostic(
+                    file=file,
+                    line=parsed.line_of("kernels", i, "args"),
+                    message=f"kernel '{k.name}' takes {len(params)} parameter(s) but the launch "
+                    f"description passes {len(k.args)}: {[str(a) for a in k.args]}",
+                )
+            )
         else:
             for j, (a, p) in enumerate(zip(k.args, params, strict=True)):
                 problem = _arg_problem(a, p, tensors)
                 if problem:
-                    diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, "args", j),
-                                            message=f"kernel '{k.name}' parameter {j + 1}: {problem}"))
+                    diags.append(
+                        Diagnostic(
+                            file=file,
+                            line=parsed.line_of("kernels", i, "args", j),
+                            message=f"kernel '{k.name}' parameter {j + 1}: {problem}",
+                        )
+                    )
         limit = _int(meta.get(".max_flat_workgroup_size"))
         if limit is not None and k.threads > limit:
-            diags.append(Diagnostic(file=file, line=parsed.line_of("kernels", i, "block"),
-                                    message=f"kernel '{k.name}': block {k.block} has {k.threads} threads but the "
-                                    f"kernel allows at most {limit} (__launch_bounds__ / amdgpu_flat_work_group_size)"))
+            diags.append(
+                Diagnostic(
+                    file=file,
+                    line=parsed.line_of("kernels", i, "block"),
+                    message=f"kernel '{k.name}': block {k.block} has {k.threads} threads but the "
+                    f"kernel allows at most {limit} (__launch_bounds__ / amdgpu_flat_work_group_size)",
+                )
+            )
     return diags
 
 
@@ -464,7 +553,9 @@ def _arg_problem(a: LaunchArg, param: Mapping[str, Any], tensors: set[str] | Non
     is_pointer = kind in ("global_buffer", "dynamic_shared_pointer")
     if is_pointer:
         if not a.is_name or a.type is not None or (tensors is not None and a.expr not in tensors):
-            return f"the kernel takes a pointer here but the description passes '{a}' by value (name a tensor)"
+            return (
+                f"the kernel takes a pointer here but the description passes '{a}' by value (name a tensor)"
+            )
         return None
     if tensors is not None and a.expr in tensors:
         return f"the kernel takes a {size}-byte value here but the description passes tensor '{a.expr}'"
@@ -539,14 +630,33 @@ def hip_compile_flags(tools: HipTools, arch: str, warp_size: int) -> list[str]:
     """The device-compile flags (without files); part of the cache key."""
     if tools.mode == "hipcc":
         return ["-x", "hip", f"--offload-arch={arch}", "--cuda-device-only", "-O3"]
-    return ["-x", "hip", f"--offload-arch={arch}", "--cuda-device-only", f"--rocm-path={tools.rocm_path}",
-            "-nogpulib", f"-D__AMDGCN_WAVEFRONT_SIZE={warp_size}", f"-mcode-object-version={CODE_OBJECT_VERSION}",
-            "-O3", "-fuse-cuid=none"]
+    return [
+        "-x",
+        "hip",
+        f"--offload-arch={arch}",
+        "--cuda-device-only",
+        f"--rocm-path={tools.rocm_path}",
+        "-nogpulib",
+        f"-D__AMDGCN_WAVEFRONT_SIZE={warp_size}",
+        f"-mcode-object-version={CODE_OBJECT_VERSION}",
+        "-O3",
+        "-fuse-cuid=none",
+    ]
 
 
-def build_hip_device(src: Path, arch: str, outdir: Path, deadline: float, tools: HipTools, *, warp_size: int = 64,
-                     include_dirs: Sequence[Path] = (), path_map: Mapping[str, str] | None = None,
-                     stem: str | None = None, extra_flags: Sequence[str] = ()) -> DeviceBuild:
+def build_hip_device(
+    src: Path,
+    arch: str,
+    outdir: Path,
+    deadline: float,
+    tools: HipTools,
+    *,
+    warp_size: int = 64,
+    include_dirs: Sequence[Path] = (),
+    path_map: Mapping[str, str] | None = None,
+    stem: str | None = None,
+    extra_flags: Sequence[str] = (),
+) -> DeviceBuild:
     """Compile `src` (HIP C++) for `arch` to `<stem>.<arch>.s` and, where a linker is found,
     `<stem>.<arch>.hsaco`, all under `outdir`, stopping at the monotonic `deadline`."""
     stem = stem or src.stem
@@ -574,16 +684,47 @@ def build_hip_device(src: Path, arch: str, outdir: Path, deadline: float, tools:
         run = step([tools.hipcc.path, *flags, *incs, "-S", "-o", str(asm), str(src)])
         if run.timed_out or run.returncode != 0:
             return failed(run)
-        link = [tools.hipcc.path, f"--offload-arch={arch}", "--genco", "-O3", *extra_flags, *incs,
-                "-o", str(hsaco), str(src)]
+        link = [
+            tools.hipcc.path,
+            f"--offload-arch={arch}",
+            "--genco",
+            "-O3",
+            *extra_flags,
+            *incs,
+            "-o",
+            str(hsaco),
+            str(src),
+        ]
     else:
         assert tools.clang is not None and tools.device_libs is not None
         shim_c = outdir / f"ksearch_device_shim.{arch}.c"
         shim_bc = outdir / f"ksearch_device_shim.{arch}.bc"
-        shim_c.write_text(_SHIM_C.format(isa_version=isa_version(arch), abi_version=CODE_OBJECT_VERSION * 100,
-                                         wave64=int(warp_size == 64), wave_log2=int(math.log2(warp_size))))
-        run = step([tools.clang.path, "-x", "c", "-target", "amdgcn-amd-amdhsa", f"-mcpu={arch}", "-nogpulib",
-                    f"-mcode-object-version={CODE_OBJECT_VERSION}", "-O2", "-c", "-emit-llvm", "-o", str(shim_bc), str(shim_c)])
+        shim_c.write_text(
+            _SHIM_C.format(
+                isa_version=isa_version(arch),
+                abi_version=CODE_OBJECT_VERSION * 100,
+                wave64=int(warp_size == 64),
+                wave_log2=int(math.log2(warp_size)),
+            )
+        )
+        run = step(
+            [
+                tools.clang.path,
+                "-x",
+                "c",
+                "-target",
+                "amdgcn-amd-amdhsa",
+                f"-mcpu={arch}",
+                "-nogpulib",
+                f"-mcode-object-version={CODE_OBJECT_VERSION}",
+                "-O2",
+                "-c",
+                "-emit-llvm",
+                "-o",
+                str(shim_bc),
+                str(shim_c),
+            ]
+        )
         if run.timed_out or run.returncode != 0:
             return failed(run)
         bitcode = []
@@ -595,8 +736,20 @@ def build_hip_device(src: Path, arch: str, outdir: Path, deadline: float, tools:
         link = []
         if tools.lld is not None:
             obj = outdir / f"{stem}.{arch}.o"
-            run = step([tools.clang.path, "-target", "amdgcn-amd-amdhsa", f"-mcpu={arch}", "-x", "assembler",
-                        "-c", "-o", str(obj), str(asm)])
+            run = step(
+                [
+                    tools.clang.path,
+                    "-target",
+                    "amdgcn-amd-amdhsa",
+                    f"-mcpu={arch}",
+                    "-x",
+                    "assembler",
+                    "-c",
+                    "-o",
+                    str(obj),
+                    str(asm),
+                ]
+            )
             if run.timed_out or run.returncode != 0:
                 return failed(run)
             link = [tools.lld.path, "-shared", "--no-undefined", "-o", str(hsaco), str(obj)]
@@ -608,8 +761,12 @@ def build_hip_device(src: Path, arch: str, outdir: Path, deadline: float, tools:
     build.kernels = parse_amdgcn_metadata(text)
     undefined = undefined_calls(text)
     if undefined:
-        build.diagnostics.append(Diagnostic(message=f"undefined device function(s) {', '.join(undefined)}: "
-                                            "declared but defined neither in this file nor in the device libraries"))
+        build.diagnostics.append(
+            Diagnostic(
+                message=f"undefined device function(s) {', '.join(undefined)}: "
+                "declared but defined neither in this file nor in the device libraries"
+            )
+        )
         return build
     if link:
         run = step(link)
@@ -633,44 +790,82 @@ def undefined_calls(asm: str) -> list[str]:
 # ---- public entry ---------------------------------------------------------------------------
 
 
-def compile_hip(source: str, source_path: Path, target_profile: TargetProfile, outdir: Path,
-                timeout_s: float = 120, *, task: Task | None = None, require_launch: bool = True) -> CompileResult:
+def compile_hip(
+    source: str,
+    source_path: Path,
+    target_profile: TargetProfile,
+    outdir: Path,
+    timeout_s: float = 120,
+    *,
+    task: Task | None = None,
+    require_launch: bool = True,
+) -> CompileResult:
     """Compile a HIP candidate for an AMD target. Never raises for a fault of the candidate."""
     start = time.monotonic()
     if target_profile.vendor != "amd":
-        raise TargetError(f"HIP candidates compile for AMD targets (gfx942, gfx950); target {target_profile.name} "
-                          f"is {target_profile.vendor} {target_profile.arch}: use triton or tilelang for it")
+        raise TargetError(
+            f"HIP candidates compile for AMD targets (gfx942, gfx950); target {target_profile.name} "
+            f"is {target_profile.vendor} {target_profile.arch}: use triton or tilelang for it"
+        )
     arch = target_profile.arch
     source_path = Path(source_path)
     display = str(source_path)
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     tools = find_hip_tools()
-    src = outdir / (source_path.name if source_path.suffix == ".hip" else f"{source_path.stem or 'candidate'}.hip")
+    src = outdir / (
+        source_path.name if source_path.suffix == ".hip" else f"{source_path.stem or 'candidate'}.hip"
+    )
     src.write_text(source)
-    base: dict[str, Any] = {"language": "hip", "target": target_profile.name, "arch": arch,
-                            "toolchain": tools.versions(), "artifacts": {"source": str(src)}}
+    base: dict[str, Any] = {
+        "language": "hip",
+        "target": target_profile.name,
+        "arch": arch,
+        "toolchain": tools.versions(),
+        "artifacts": {"source": str(src)},
+    }
 
     def result(**kw: Any) -> CompileResult:
         return CompileResult(seconds=time.monotonic() - start, **{**base, **kw})
 
     parsed, diags = parse_launch(source, display)
     if not diags and parsed is None and require_launch:
-        diags = [Diagnostic(file=display, line=1, message=f"no launch description: add a /* {LAUNCH_MARKER} ... */ "
-                            "block naming each kernel, its block, grid and args (see ksearch.compile.hip_backend)")]
+        diags = [
+            Diagnostic(
+                file=display,
+                line=1,
+                message=f"no launch description: add a /* {LAUNCH_MARKER} ... */ "
+                "block naming each kernel, its block, grid and args (see ksearch.compile.hip_backend)",
+            )
+        ]
     if not diags and parsed is not None and task is not None:
         diags = check_launch_against_task(parsed, task, display)
     if diags:
-        return result(ok=False, diagnostics=diags, failure_class=FailureClass.COMPILE_ERROR,
-                      message=f"{display}:{diags[0].line}: {diags[0].message}")
+        return result(
+            ok=False,
+            diagnostics=diags,
+            failure_class=FailureClass.COMPILE_ERROR,
+            message=f"{display}:{diags[0].line}: {diags[0].message}",
+        )
     if tools.mode is None:
-        return result(ok=False, failure_class=FailureClass.SKIPPED_TOOLCHAIN_MISSING,
-                      message="; ".join(m.message for m in tools.missing))
+        return result(
+            ok=False,
+            failure_class=FailureClass.SKIPPED_TOOLCHAIN_MISSING,
+            message="; ".join(m.message for m in tools.missing),
+        )
 
     deadline = time.monotonic() + timeout_s  # the limit covers the compiler runs, not tool discovery
-    build = build_hip_device(src, arch, outdir, deadline, tools, warp_size=target_profile.warp_size,
-                             include_dirs=[source_path.parent.resolve()] if source_path.parent.exists() else [],
-                             path_map={str(src): display, src.name: display}, stem=src.stem)
+    build = build_hip_device(
+        src,
+        arch,
+        outdir,
+        deadline,
+        tools,
+        warp_size=target_profile.warp_size,
+        include_dirs=[source_path.parent.resolve()] if source_path.parent.exists() else [],
+        path_map={str(src): display, src.name: display},
+        stem=src.stem,
+    )
     log = outdir / "compile.log"
     log.write_text(build.log())
     artifacts = {**base["artifacts"], "compile_log": str(log)}
@@ -679,29 +874,50 @@ def compile_hip(source: str, source_path: Path, target_profile: TargetProfile, o
     if build.hsaco:
         artifacts["hsaco"] = build.hsaco
     if build.timed_out:
-        return result(ok=False, artifacts=artifacts, diagnostics=build.diagnostics,
-                      failure_class=FailureClass.COMPILE_TIMEOUT,
-                      message=f"compile did not finish within {timeout_s:g}s and was killed "
-                      f"({Path(build.runs[-1].cmd[0]).name})")
+        return result(
+            ok=False,
+            artifacts=artifacts,
+            diagnostics=build.diagnostics,
+            failure_class=FailureClass.COMPILE_TIMEOUT,
+            message=f"compile did not finish within {timeout_s:g}s and was killed "
+            f"({Path(build.runs[-1].cmd[0]).name})",
+        )
     if not build.ok:
         first = next((d for d in build.diagnostics if d.severity == "error"), None)
         where = f"{first.file}:{first.line}:{first.column}: " if first and first.file else ""
-        return result(ok=False, artifacts=artifacts, diagnostics=build.diagnostics,
-                      failure_class=FailureClass.COMPILE_ERROR,
-                      message=f"{where}{first.message}" if first else "compile failed (see compile_log)")
+        return result(
+            ok=False,
+            artifacts=artifacts,
+            diagnostics=build.diagnostics,
+            failure_class=FailureClass.COMPILE_ERROR,
+            message=f"{where}{first.message}" if first else "compile failed (see compile_log)",
+        )
 
     metas = {str(m.get(".name")): m for m in build.kernels}
     launches = {k.name: k for k in parsed.spec.kernels} if parsed else {}
-    kernels = [kernel_info_from_metadata(metas[n], arch, launches[n], target_profile.warp_size)
-               for n in launches if n in metas]
-    kernels += [kernel_info_from_metadata(m, arch, None, target_profile.warp_size)
-                for n, m in metas.items() if n not in launches]
+    kernels = [
+        kernel_info_from_metadata(metas[n], arch, launches[n], target_profile.warp_size)
+        for n in launches
+        if n in metas
+    ]
+    kernels += [
+        kernel_info_from_metadata(m, arch, None, target_profile.warp_size)
+        for n, m in metas.items()
+        if n not in launches
+    ]
     problems = _launch_vs_metadata(parsed, metas, display, task) if parsed else []
     if problems:
-        return result(ok=False, artifacts=artifacts, kernels=kernels, diagnostics=build.diagnostics + problems,
-                      failure_class=FailureClass.COMPILE_ERROR,
-                      message=f"{display}:{problems[0].line}: {problems[0].message}")
+        return result(
+            ok=False,
+            artifacts=artifacts,
+            kernels=kernels,
+            diagnostics=build.diagnostics + problems,
+            failure_class=FailureClass.COMPILE_ERROR,
+            message=f"{display}:{problems[0].line}: {problems[0].message}",
+        )
     message = f"built {len(kernels)} kernel(s) for {arch} with {tools.mode}"
     if build.notes:
         message += "; " + "; ".join(build.notes)
-    return result(ok=True, artifacts=artifacts, kernels=kernels, diagnostics=build.diagnostics, message=message)
+    return result(
+        ok=True, artifacts=artifacts, kernels=kernels, diagnostics=build.diagnostics, message=message
+    )

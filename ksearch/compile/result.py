@@ -18,8 +18,20 @@ Language = Literal["triton", "tilelang", "hip"]
 
 # Artifact kinds, by backend: triton ttir/ttgir/llir/ptx/cubin/sass (NVIDIA) or amdgcn/hsaco (AMD);
 # tilelang cuda_src/hip_src and then cubin/sass or amdgcn/hsaco; hip amdgcn/hsaco.
-ARTIFACT_KINDS = ("source", "ttir", "ttgir", "llir", "ptx", "cubin", "sass", "amdgcn", "hsaco", "cuda_src",
-                  "hip_src", "compile_log")
+ARTIFACT_KINDS = (
+    "source",
+    "ttir",
+    "ttgir",
+    "llir",
+    "ptx",
+    "cubin",
+    "sass",
+    "amdgcn",
+    "hsaco",
+    "cuda_src",
+    "hip_src",
+    "compile_log",
+)
 
 
 class KernelInfo(BaseModel):
@@ -27,18 +39,30 @@ class KernelInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    specialization: dict = Field(default_factory=dict, description="signature, constexprs, options it was built with")
+    specialization: dict = Field(
+        default_factory=dict, description="signature, constexprs, options it was built with"
+    )
     num_warps: int | None = None
     num_stages: int | None = None
     threads_per_block: int | None = None
-    registers: int | None = Field(default=None, description="NVIDIA: registers per thread; AMD: arch VGPRs per lane")
+    registers: int | None = Field(
+        default=None, description="NVIDIA: registers per thread; AMD: arch VGPRs per lane"
+    )
     agprs: int | None = Field(default=None, description="AMD accumulation VGPRs per lane")
     sgprs: int | None = None
-    spill_stores: int | None = Field(default=None, description="NVIDIA: spill-store bytes; AMD: VGPRs spilled to scratch")
+    spill_stores: int | None = Field(
+        default=None, description="NVIDIA: spill-store bytes; AMD: VGPRs spilled to scratch"
+    )
     spill_loads: int | None = Field(default=None, description="NVIDIA: spill-load bytes; AMD: None")
-    sgpr_spills: int | None = Field(default=None, description="AMD: SGPRs spilled into VGPR lanes (no memory traffic)")
-    local_bytes: int | None = Field(default=None, description="per-thread local (NVIDIA) or scratch (AMD) memory")
-    smem_bytes: int | None = Field(default=None, description="shared memory / LDS per block, static plus dynamic")
+    sgpr_spills: int | None = Field(
+        default=None, description="AMD: SGPRs spilled into VGPR lanes (no memory traffic)"
+    )
+    local_bytes: int | None = Field(
+        default=None, description="per-thread local (NVIDIA) or scratch (AMD) memory"
+    )
+    smem_bytes: int | None = Field(
+        default=None, description="shared memory / LDS per block, static plus dynamic"
+    )
     artifacts: dict[str, str] = Field(default_factory=dict, description="kind -> absolute path")
 
 
@@ -52,7 +76,9 @@ class CompileResult(BaseModel):
     cached: bool = False
     key: str = Field(default="", description="cache key: source, target, toolchain versions, flags")
     kernels: list[KernelInfo] = Field(default_factory=list)
-    artifacts: dict[str, str] = Field(default_factory=dict, description="candidate-level artifacts, kind -> path")
+    artifacts: dict[str, str] = Field(
+        default_factory=dict, description="candidate-level artifacts, kind -> path"
+    )
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     failure_class: FailureClass | None = None
     message: str = ""

@@ -72,10 +72,26 @@ def _task_fingerprint(task_name: str) -> str:
     return hashlib.sha256(load_task(task_name).spec.model_dump_json().encode()).hexdigest()
 
 
-def cache_key(source: str, language: str, target: str, arch: str, dtype: str | None, task_fp: str,
-              toolchain: dict, flags: dict | None = None) -> str:
-    material = {"source": source_hash(source), "language": language, "target": target, "arch": arch,
-                "dtype": dtype, "task": task_fp, "toolchain": toolchain, "flags": flags or {}}
+def cache_key(
+    source: str,
+    language: str,
+    target: str,
+    arch: str,
+    dtype: str | None,
+    task_fp: str,
+    toolchain: dict,
+    flags: dict | None = None,
+) -> str:
+    material = {
+        "source": source_hash(source),
+        "language": language,
+        "target": target,
+        "arch": arch,
+        "dtype": dtype,
+        "task": task_fp,
+        "toolchain": toolchain,
+        "flags": flags or {},
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -100,8 +116,15 @@ def store(cache_dir: Path, result: CompileResult) -> None:
     os.replace(tmp, entry / RESULT)  # result.json appears last and whole: it marks a complete entry
 
 
-def compile_one(source_path: str, language: Language, task_name: str, target_name: str, dtype: str | None,
-                outdir: str, timeout_s: float) -> dict:
+def compile_one(
+    source_path: str,
+    language: Language,
+    task_name: str,
+    target_name: str,
+    dtype: str | None,
+    outdir: str,
+    timeout_s: float,
+) -> dict:
     """Worker body: one candidate for one target. Runs in a pool process; returns a CompileResult dict."""
     from ksearch.target import load_target
     from ksearch.task import load_task
@@ -122,7 +145,9 @@ def compile_one(source_path: str, language: Language, task_name: str, target_nam
     else:
         from ksearch.compile.tilelang_backend import compile_tilelang
 
-        result = compile_tilelang(source, path, load_task(task_name), profile, out, dtype=dtype, timeout_s=timeout_s)
+        result = compile_tilelang(
+            source, path, load_task(task_name), profile, out, dtype=dtype, timeout_s=timeout_s
+        )
     return result.model_dump(mode="json")
 
 
@@ -167,10 +192,25 @@ def compile_many(
             futures = []
             for i, key, language, arch in pending:
                 req = requests[i]
-                args = (req.source_path, language, req.task, req.target, req.dtype,
-                        str(_entry_dir(cache_dir, key)), timeout_s)
-                futures.append((i, key, language, arch, time.perf_counter(),
-                                pool.schedule(compile_one, args=args, timeout=timeout_s)))
+                args = (
+                    req.source_path,
+                    language,
+                    req.task,
+                    req.target,
+                    req.dtype,
+                    str(_entry_dir(cache_dir, key)),
+                    timeout_s,
+                )
+                futures.append(
+                    (
+                        i,
+                        key,
+                        language,
+                        arch,
+                        time.perf_counter(),
+                        pool.schedule(compile_one, args=args, timeout=timeout_s),
+                    )
+                )
             for i, key, language, arch, t0, fut in futures:
                 req = requests[i]
                 cacheable = True
@@ -178,20 +218,40 @@ def compile_many(
                     result = CompileResult.model_validate(fut.result())
                 except FutureTimeout:
                     cacheable = False
-                    result = _failed(req, language, arch, FailureClass.COMPILE_TIMEOUT,
-                                     f"compile ran past its {timeout_s:g} s timeout and was killed")
+                    result = _failed(
+                        req,
+                        language,
+                        arch,
+                        FailureClass.COMPILE_TIMEOUT,
+                        f"compile ran past its {timeout_s:g} s timeout and was killed",
+                    )
                 except ProcessExpired as e:
                     cacheable = False
-                    result = _failed(req, language, arch, FailureClass.COMPILE_ERROR,
-                                     f"the compiler process died (exit code {e.exitcode}) while compiling")
+                    result = _failed(
+                        req,
+                        language,
+                        arch,
+                        FailureClass.COMPILE_ERROR,
+                        f"the compiler process died (exit code {e.exitcode}) while compiling",
+                    )
                 except KsearchError:
                     raise  # the request itself is bad (unknown task, unreadable file): the user must act
                 except Exception as e:  # a backend bug: report it on this attempt, keep the batch going
                     cacheable = False
-                    result = _failed(req, language, arch, FailureClass.HARNESS_ERROR,
-                                     f"internal error in the {language} backend: {type(e).__name__}: {e}")
-                result = result.model_copy(update={"key": key, "toolchain": toolchains[language],
-                                                   "seconds": result.seconds or time.perf_counter() - t0})
+                    result = _failed(
+                        req,
+                        language,
+                        arch,
+                        FailureClass.HARNESS_ERROR,
+                        f"internal error in the {language} backend: {type(e).__name__}: {e}",
+                    )
+                result = result.model_copy(
+                    update={
+                        "key": key,
+                        "toolchain": toolchains[language],
+                        "seconds": result.seconds or time.perf_counter() - t0,
+                    }
+                )
                 if cacheable and result.failure_class is not FailureClass.SKIPPED_TOOLCHAIN_MISSING:
                     store(cache_dir, result)
                 results[i] = result
@@ -200,6 +260,9 @@ def compile_many(
     return [r for r in results if r is not None]
 
 
-def _failed(req: CompileRequest, language: Language, arch: str, failure: FailureClass, message: str) -> CompileResult:
-    return CompileResult(ok=False, language=language, target=req.target, arch=arch, failure_class=failure,
-                         message=message)
+def _failed(
+    req: CompileRequest, language: Language, arch: str, failure: FailureClass, message: str
+) -> CompileResult:
+    return CompileResult(
+        ok=False, language=language, target=req.target, arch=arch, failure_class=failure, message=message
+    )

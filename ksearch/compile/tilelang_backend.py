@@ -68,8 +68,13 @@ if TYPE_CHECKING:
     from ksearch.target import TargetProfile
     from ksearch.task import Task
 
-__all__ = ["compile_tilelang", "lower_target_spec", "parse_nvcc_diagnostics", "parse_ptxas_report",
-           "tilelang_available"]
+__all__ = [
+    "compile_tilelang",
+    "lower_target_spec",
+    "parse_nvcc_diagnostics",
+    "parse_ptxas_report",
+    "tilelang_available",
+]
 
 MAX_WARNINGS = 10
 
@@ -82,7 +87,9 @@ def tilelang_available() -> str | None:
         return "tilelang is not installed: pip install tilelang==0.1.15"
     version = package_version("tilelang")
     if version is None:
-        return "tilelang is importable but has no package metadata: reinstall with pip install tilelang==0.1.15"
+        return (
+            "tilelang is importable but has no package metadata: reinstall with pip install tilelang==0.1.15"
+        )
     return None
 
 
@@ -122,8 +129,17 @@ class _WorkerResult(BaseModel):
     tilelang_version: str | None = None
 
 
-def compile_tilelang(source: str, source_path: Path, task: Task, target_profile: TargetProfile, outdir: Path,
-                     dtype: str | None = None, timeout_s: float = 300, *, workload: str | None = None) -> CompileResult:
+def compile_tilelang(
+    source: str,
+    source_path: Path,
+    task: Task,
+    target_profile: TargetProfile,
+    outdir: Path,
+    dtype: str | None = None,
+    timeout_s: float = 300,
+    *,
+    workload: str | None = None,
+) -> CompileResult:
     """Lower a TileLang candidate for one workload of `task` (default: the one with the most FLOPs) and
     dtype variant (default: the task's first), then build its device code. Never raises for a fault of
     the candidate; an unknown dtype or workload (the caller's mistake) raises TaskError."""
@@ -135,8 +151,10 @@ def compile_tilelang(source: str, source_path: Path, task: Task, target_profile:
     arch = target_profile.arch
     variant = dtype or task.default_dtype
     if variant not in task.dtypes:  # a caller's mistake, not the candidate's
-        raise TaskError(f"task {task.name}: dtype '{variant}' is not one of its variants; use one of: "
-                        f"{', '.join(task.dtypes)}")
+        raise TaskError(
+            f"task {task.name}: dtype '{variant}' is not one of its variants; use one of: "
+            f"{', '.join(task.dtypes)}"
+        )
     # Default: the suite's most compute-heavy workload, the one performance hinges on.
     wl = task.workload(workload) if workload else max(task.workloads(), key=lambda w: task.flops(w, variant))
     kwargs: dict[str, Any] = {**task.params_for(wl), **task.axes_for(wl), "dtype": variant}
@@ -145,16 +163,23 @@ def compile_tilelang(source: str, source_path: Path, task: Task, target_profile:
     stem = source_path.stem or "candidate"
     module_copy = outdir / f"{stem}.py"
     module_copy.write_text(source)
-    base: dict[str, Any] = {"language": "tilelang", "target": target_profile.name, "arch": arch,
-                            "toolchain": toolchain}
+    base: dict[str, Any] = {
+        "language": "tilelang",
+        "target": target_profile.name,
+        "arch": arch,
+        "toolchain": toolchain,
+    }
     artifacts: dict[str, str] = {"source": str(module_copy)}
     log_parts: list[str] = []
     log_path = outdir / "compile.log"
 
     def result(**kw: Any) -> CompileResult:
         log_path.write_text("".join(log_parts))
-        return CompileResult(seconds=time.monotonic() - start, artifacts={**artifacts, "compile_log": str(log_path)},
-                             **{**base, **kw})
+        return CompileResult(
+            seconds=time.monotonic() - start,
+            artifacts={**artifacts, "compile_log": str(log_path)},
+            **{**base, **kw},
+        )
 
     missing = tilelang_available()
     if missing:
@@ -162,9 +187,17 @@ def compile_tilelang(source: str, source_path: Path, task: Task, target_profile:
 
     # ---- lower, in a subprocess --------------------------------------------------------------
     ext = ".cu" if target_profile.vendor == "nvidia" else ".hip"
-    request = {"module_path": str(module_copy), "display": display, "kwargs": kwargs,
-               "target": lower_target_spec(target_profile), "outdir": str(outdir), "stem": stem, "arch": arch,
-               "ext": ext, "result_path": str(outdir / "lower_result.json")}
+    request = {
+        "module_path": str(module_copy),
+        "display": display,
+        "kwargs": kwargs,
+        "target": lower_target_spec(target_profile),
+        "outdir": str(outdir),
+        "stem": stem,
+        "arch": arch,
+        "ext": ext,
+        "result_path": str(outdir / "lower_result.json"),
+    }
     request_path = outdir / "lower_request.json"
     request_path.write_text(json.dumps(request, indent=1))
     Path(request["result_path"]).unlink(missing_ok=True)
@@ -172,25 +205,43 @@ def compile_tilelang(source: str, source_path: Path, task: Task, target_profile:
     root = str(Path(ksearch.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
     deadline = time.monotonic() + timeout_s  # the limit covers lowering and device builds, not discovery
-    run = run_tool([sys.executable, "-m", "ksearch.compile.tilelang_backend", str(request_path)],
-                   timeout_s=deadline - time.monotonic(), cwd=outdir, env=env)
+    run = run_tool(
+        [sys.executable, "-m", "ksearch.compile.tilelang_backend", str(request_path)],
+        timeout_s=deadline - time.monotonic(),
+        cwd=outdir,
+        env=env,
+    )
     log_parts.append(run.log())
     warnings = _tilelang_warnings(run.stderr + run.stdout)
     if run.timed_out:
-        return result(ok=False, failure_class=FailureClass.COMPILE_TIMEOUT, diagnostics=warnings,
-                      message=f"TileLang lowering did not finish within {timeout_s:g}s and was killed")
+        return result(
+            ok=False,
+            failure_class=FailureClass.COMPILE_TIMEOUT,
+            diagnostics=warnings,
+            message=f"TileLang lowering did not finish within {timeout_s:g}s and was killed",
+        )
     lowered = _read_worker_result(Path(request["result_path"]))
     if lowered is None:
         tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or [""]
-        return result(ok=False, failure_class=FailureClass.COMPILE_ERROR, diagnostics=warnings,
-                      message=f"TileLang lowering crashed (exit {run.returncode}) without a result: {tail[0]}")
+        return result(
+            ok=False,
+            failure_class=FailureClass.COMPILE_ERROR,
+            diagnostics=warnings,
+            message=f"TileLang lowering crashed (exit {run.returncode}) without a result: {tail[0]}",
+        )
     toolchain["tilelang"] = lowered.tilelang_version or tl_version
     if lowered.status != "ok":
-        failure = {"toolchain_missing": FailureClass.SKIPPED_TOOLCHAIN_MISSING,
-                   "import_error": FailureClass.IMPORT_ERROR,
-                   "entry_signature": FailureClass.ENTRY_SIGNATURE}.get(lowered.status, FailureClass.COMPILE_ERROR)
-        return result(ok=False, failure_class=failure, diagnostics=lowered.diagnostics + warnings,
-                      message=lowered.message)
+        failure = {
+            "toolchain_missing": FailureClass.SKIPPED_TOOLCHAIN_MISSING,
+            "import_error": FailureClass.IMPORT_ERROR,
+            "entry_signature": FailureClass.ENTRY_SIGNATURE,
+        }.get(lowered.status, FailureClass.COMPILE_ERROR)
+        return result(
+            ok=False,
+            failure_class=failure,
+            diagnostics=lowered.diagnostics + warnings,
+            message=lowered.message,
+        )
 
     kind = "cuda_src" if target_profile.vendor == "nvidia" else "hip_src"
     artifacts[kind] = lowered.units[0].source
@@ -207,13 +258,20 @@ def compile_tilelang(source: str, source_path: Path, task: Task, target_profile:
             built = _build_hip(unit, target_profile, outdir, deadline, find_hip_tools(), lowered.include_dirs)
         log_parts.extend(r.log() for r in built.runs)
         if built.timed_out:
-            return result(ok=False, failure_class=FailureClass.COMPILE_TIMEOUT, diagnostics=diagnostics,
-                          message=f"device compile of the lowered {unit.func} did not finish within {timeout_s:g}s")
+            return result(
+                ok=False,
+                failure_class=FailureClass.COMPILE_TIMEOUT,
+                diagnostics=diagnostics,
+                message=f"device compile of the lowered {unit.func} did not finish within {timeout_s:g}s",
+            )
         if built.error:
-            return result(ok=False, failure_class=FailureClass.COMPILE_ERROR,
-                          diagnostics=diagnostics + built.diagnostics,
-                          message=f"TileLang lowered {unit.func}, but its generated code does not compile: "
-                          f"{built.error}")
+            return result(
+                ok=False,
+                failure_class=FailureClass.COMPILE_ERROR,
+                diagnostics=diagnostics + built.diagnostics,
+                message=f"TileLang lowered {unit.func}, but its generated code does not compile: "
+                f"{built.error}",
+            )
         if built.skipped:
             skipped.append(built.skipped)
             diagnostics += built.diagnostics
@@ -223,22 +281,29 @@ def compile_tilelang(source: str, source_path: Path, task: Task, target_profile:
             smem_static = info.get("smem_bytes")
             dyn = int(k.get("dyn_shared_bytes") or 0)
             warp = target_profile.warp_size
-            kernels.append(KernelInfo(
-                name=k["name"],
-                specialization={**workload_note, "prim_func": unit.func, "thread_extent": k.get("thread_extent", {}),
-                                "dyn_shared_bytes": dyn, **info.get("extra", {})},
-                num_warps=threads // warp if threads else None,
-                threads_per_block=threads,
-                registers=info.get("registers"),
-                agprs=info.get("agprs"),
-                sgprs=info.get("sgprs"),
-                spill_stores=info.get("spill_stores"),
-                spill_loads=info.get("spill_loads"),
-                sgpr_spills=info.get("sgpr_spills"),
-                local_bytes=info.get("local_bytes"),
-                smem_bytes=(smem_static or 0) + dyn if (smem_static is not None or dyn) else None,
-                artifacts={kind: unit.source, **built.artifacts},
-            ))
+            kernels.append(
+                KernelInfo(
+                    name=k["name"],
+                    specialization={
+                        **workload_note,
+                        "prim_func": unit.func,
+                        "thread_extent": k.get("thread_extent", {}),
+                        "dyn_shared_bytes": dyn,
+                        **info.get("extra", {}),
+                    },
+                    num_warps=threads // warp if threads else None,
+                    threads_per_block=threads,
+                    registers=info.get("registers"),
+                    agprs=info.get("agprs"),
+                    sgprs=info.get("sgprs"),
+                    spill_stores=info.get("spill_stores"),
+                    spill_loads=info.get("spill_loads"),
+                    sgpr_spills=info.get("sgpr_spills"),
+                    local_bytes=info.get("local_bytes"),
+                    smem_bytes=(smem_static or 0) + dyn if (smem_static is not None or dyn) else None,
+                    artifacts={kind: unit.source, **built.artifacts},
+                )
+            )
         for art_kind, path in built.artifacts.items():
             artifacts.setdefault(art_kind, path)
     message = f"lowered {len(lowered.units)} prim_func(s) for {arch} ({wl.name}, {variant})"
@@ -281,8 +346,10 @@ class _Built(BaseModel):
     skipped: str | None = None
 
 
-_NVCC_DIAG = re.compile(r"^(?P<file>[^\s(][^(]*)\((?P<line>\d+)\): (?P<sev>error|warning|catastrophic error)"
-                        r"(?: #[\w-]+)?: (?P<msg>.*)$")
+_NVCC_DIAG = re.compile(
+    r"^(?P<file>[^\s(][^(]*)\((?P<line>\d+)\): (?P<sev>error|warning|catastrophic error)"
+    r"(?: #[\w-]+)?: (?P<msg>.*)$"
+)
 
 
 def parse_nvcc_diagnostics(text: str, path_map: Mapping[str, str] | None = None) -> list[Diagnostic]:
@@ -293,15 +360,26 @@ def parse_nvcc_diagnostics(text: str, path_map: Mapping[str, str] | None = None)
         m = _NVCC_DIAG.match(raw.strip())
         if m:
             sev = "warning" if m.group("sev") == "warning" else "error"
-            diags.append(Diagnostic(file=path_map.get(m.group("file"), m.group("file")), line=int(m.group("line")),
-                                    severity=sev, message=m.group("msg").strip()))
+            diags.append(
+                Diagnostic(
+                    file=path_map.get(m.group("file"), m.group("file")),
+                    line=int(m.group("line")),
+                    severity=sev,
+                    message=m.group("msg").strip(),
+                )
+            )
     return diags + parse_clang_diagnostics(text, path_map)
 
 
-_PTXAS_FUNC = re.compile(r"Function properties for (?P<name>\S+)\s*\n\s*(?P<stack>\d+) bytes stack frame, "
-                         r"(?P<st>\d+) bytes spill stores, (?P<ld>\d+) bytes spill loads")
-_PTXAS_USED = re.compile(r"Compiling entry function '(?P<name>[^']+)'.*?Used (?P<reg>\d+) registers"
-                         r"(?:, used \d+ barriers)?(?:, (?P<smem>\d+) bytes smem)?", re.DOTALL)
+_PTXAS_FUNC = re.compile(
+    r"Function properties for (?P<name>\S+)\s*\n\s*(?P<stack>\d+) bytes stack frame, "
+    r"(?P<st>\d+) bytes spill stores, (?P<ld>\d+) bytes spill loads"
+)
+_PTXAS_USED = re.compile(
+    r"Compiling entry function '(?P<name>[^']+)'.*?Used (?P<reg>\d+) registers"
+    r"(?:, used \d+ barriers)?(?:, (?P<smem>\d+) bytes smem)?",
+    re.DOTALL,
+)
 
 
 def parse_ptxas_report(text: str) -> dict[str, dict[str, Any]]:
@@ -323,21 +401,48 @@ def parse_ptxas_report(text: str) -> dict[str, dict[str, Any]]:
 
 
 def _missing_header(diags: Sequence[Diagnostic]) -> Diagnostic | None:
-    return next((d for d in diags if d.severity == "error" and ("file not found" in d.message
-                 or "No such file or directory" in d.message or "cannot open source file" in d.message)), None)
+    return next(
+        (
+            d
+            for d in diags
+            if d.severity == "error"
+            and (
+                "file not found" in d.message
+                or "No such file or directory" in d.message
+                or "cannot open source file" in d.message
+            )
+        ),
+        None,
+    )
 
 
-def _build_cuda(unit: _Unit, arch: str, outdir: Path, deadline: float, tools: CudaTools,
-                include_dirs: Sequence[str]) -> _Built:
+def _build_cuda(
+    unit: _Unit, arch: str, outdir: Path, deadline: float, tools: CudaTools, include_dirs: Sequence[str]
+) -> _Built:
     built = _Built()
     if tools.nvcc is None:
         built.skipped = tools.missing[0].message if tools.missing else "nvcc not found"
-        built.diagnostics.append(Diagnostic(severity="warning", message=f"device build skipped: {built.skipped}"))
+        built.diagnostics.append(
+            Diagnostic(severity="warning", message=f"device build skipped: {built.skipped}")
+        )
         return built
     src = Path(unit.source)
     cubin = outdir / f"{src.stem}.cubin"
-    cmd = [tools.nvcc.path, "-std=c++20", "-w", "-O3", "-lineinfo", f"-arch={arch}", "-cubin", "-Xptxas", "-v",
-           *(f"-I{d}" for d in include_dirs), "-o", str(cubin), str(src)]
+    cmd = [
+        tools.nvcc.path,
+        "-std=c++20",
+        "-w",
+        "-O3",
+        "-lineinfo",
+        f"-arch={arch}",
+        "-cubin",
+        "-Xptxas",
+        "-v",
+        *(f"-I{d}" for d in include_dirs),
+        "-o",
+        str(cubin),
+        str(src),
+    ]
     run = run_tool(cmd, timeout_s=deadline - time.monotonic(), cwd=outdir)
     built.runs.append(run)
     if run.timed_out:
@@ -348,18 +453,26 @@ def _build_cuda(unit: _Unit, arch: str, outdir: Path, deadline: float, tools: Cu
         missing = _missing_header(diags)
         if missing is not None:
             built.skipped = f"nvcc cannot find a header the generated code includes: {missing.message}"
-            built.diagnostics = [d.model_copy(update={"severity": "warning"}) for d in diags if d.severity == "error"]
+            built.diagnostics = [
+                d.model_copy(update={"severity": "warning"}) for d in diags if d.severity == "error"
+            ]
             return built
         built.diagnostics = diags or [Diagnostic(message=f"nvcc failed (exit {run.returncode})")]
-        built.error = next((f"{d.file}:{d.line}: {d.message}" for d in built.diagnostics if d.severity == "error"),
-                           f"nvcc exit {run.returncode}")
+        built.error = next(
+            (f"{d.file}:{d.line}: {d.message}" for d in built.diagnostics if d.severity == "error"),
+            f"nvcc exit {run.returncode}",
+        )
         return built
     built.artifacts["cubin"] = str(cubin)
     built.kernel_infos = parse_ptxas_report(run.stderr + run.stdout)
     dumper = tools.cuobjdump or tools.nvdisasm
     if dumper is not None:
         sass = outdir / f"{src.stem}.sass"
-        dump_cmd = [dumper.path, "-sass", str(cubin)] if dumper.name == "cuobjdump" else [dumper.path, "-c", str(cubin)]
+        dump_cmd = (
+            [dumper.path, "-sass", str(cubin)]
+            if dumper.name == "cuobjdump"
+            else [dumper.path, "-c", str(cubin)]
+        )
         run = run_tool(dump_cmd, timeout_s=deadline - time.monotonic(), cwd=outdir)
         built.runs.append(run)
         if run.timed_out:
@@ -371,17 +484,33 @@ def _build_cuda(unit: _Unit, arch: str, outdir: Path, deadline: float, tools: Cu
     return built
 
 
-def _build_hip(unit: _Unit, target_profile: TargetProfile, outdir: Path, deadline: float, tools: HipTools,
-               include_dirs: Sequence[str]) -> _Built:
+def _build_hip(
+    unit: _Unit,
+    target_profile: TargetProfile,
+    outdir: Path,
+    deadline: float,
+    tools: HipTools,
+    include_dirs: Sequence[str],
+) -> _Built:
     built = _Built()
     if tools.mode is None:
         built.skipped = "; ".join(m.message for m in tools.missing)
-        built.diagnostics.append(Diagnostic(severity="warning", message=f"device build skipped: {built.skipped}"))
+        built.diagnostics.append(
+            Diagnostic(severity="warning", message=f"device build skipped: {built.skipped}")
+        )
         return built
     src = Path(unit.source)
-    dev = build_hip_device(src, target_profile.arch, outdir, deadline, tools, warp_size=target_profile.warp_size,
-                           include_dirs=[Path(d) for d in include_dirs], stem=src.stem.rsplit(".", 1)[0],
-                           extra_flags=["-std=c++17"])
+    dev = build_hip_device(
+        src,
+        target_profile.arch,
+        outdir,
+        deadline,
+        tools,
+        warp_size=target_profile.warp_size,
+        include_dirs=[Path(d) for d in include_dirs],
+        stem=src.stem.rsplit(".", 1)[0],
+        extra_flags=["-std=c++17"],
+    )
     built.runs = dev.runs
     if dev.timed_out:
         built.timed_out = True
@@ -390,10 +519,13 @@ def _build_hip(unit: _Unit, target_profile: TargetProfile, outdir: Path, deadlin
         missing = _missing_header(dev.diagnostics)
         if missing is not None:
             where = f" ({missing.file}:{missing.line})" if missing.file else ""
-            built.skipped = (f"the installed HIP headers lack what TileLang's generated code includes: "
-                             f"{missing.message}{where}; TileLang's HIP templates need ROCm >= 6 headers and rocWMMA")
-            built.diagnostics = [d.model_copy(update={"severity": "warning"}) for d in dev.diagnostics
-                                 if d.severity == "error"]
+            built.skipped = (
+                f"the installed HIP headers lack what TileLang's generated code includes: "
+                f"{missing.message}{where}; TileLang's HIP templates need ROCm >= 6 headers and rocWMMA"
+            )
+            built.diagnostics = [
+                d.model_copy(update={"severity": "warning"}) for d in dev.diagnostics if d.severity == "error"
+            ]
             return built
         built.diagnostics = dev.diagnostics
         first = next((d for d in dev.diagnostics if d.severity == "error"), None)
@@ -406,10 +538,17 @@ def _build_hip(unit: _Unit, target_profile: TargetProfile, outdir: Path, deadlin
     for meta in dev.kernels:
         info = kernel_info_from_metadata(meta, target_profile.arch, None, target_profile.warp_size)
         built.kernel_infos[info.name] = {
-            "registers": info.registers, "agprs": info.agprs, "sgprs": info.sgprs, "spill_stores": info.spill_stores,
-            "sgpr_spills": info.sgpr_spills, "local_bytes": info.local_bytes, "smem_bytes": info.smem_bytes,
-            "extra": {"total_vgprs": info.specialization.get("total_vgprs"),
-                      "max_flat_workgroup_size": info.specialization.get("max_flat_workgroup_size")},
+            "registers": info.registers,
+            "agprs": info.agprs,
+            "sgprs": info.sgprs,
+            "spill_stores": info.spill_stores,
+            "sgpr_spills": info.sgpr_spills,
+            "local_bytes": info.local_bytes,
+            "smem_bytes": info.smem_bytes,
+            "extra": {
+                "total_vgprs": info.specialization.get("total_vgprs"),
+                "max_flat_workgroup_size": info.specialization.get("max_flat_workgroup_size"),
+            },
         }
     return built
 
@@ -420,8 +559,11 @@ def _build_hip(unit: _Unit, target_profile: TargetProfile, outdir: Path, deadlin
 def _short_error(exc: BaseException) -> str:
     """TVM errors carry a C++ backtrace; keep the lines that say what went wrong."""
     lines = [ln.rstrip() for ln in str(exc).splitlines()]
-    keep = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith(("File ", "Traceback"))
-            and not ln.startswith("  ")]
+    keep = [
+        ln
+        for ln in lines
+        if ln.strip() and not ln.lstrip().startswith(("File ", "Traceback")) and not ln.startswith("  ")
+    ]
     text = " ".join(" ".join(keep[-3:]).split()) if keep else " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}"[:2000]
 
@@ -441,7 +583,7 @@ def _locate(exc: BaseException, module_path: str, display: str, source: str) -> 
         update: dict[str, Any] = {}
         if d.file and Path(d.file).resolve() == Path(module_path).resolve():
             update["file"] = display
-        if "Traceback" in d.message or "File \"<unknown>\"" in d.message or len(d.message) > 600:
+        if "Traceback" in d.message or 'File "<unknown>"' in d.message or len(d.message) > 600:
             update["message"] = _short_error(exc)
         fixed.append(d.model_copy(update=update))
     return fixed
@@ -451,16 +593,26 @@ def _prim_funcs(entry: Any) -> dict[str, Any]:
     from tvm import tirx
 
     if isinstance(entry, tirx.PrimFunc):
-        return {str(entry.attrs["global_symbol"]) if entry.attrs and "global_symbol" in entry.attrs else "main": entry}
+        return {
+            str(entry.attrs["global_symbol"])
+            if entry.attrs and "global_symbol" in entry.attrs
+            else "main": entry
+        }
     if isinstance(entry, Mapping):
         return {str(k): v for k, v in entry.items()}
     if isinstance(entry, (list, tuple)):
         out = {}
         for i, f in enumerate(entry):
-            name = str(f.attrs["global_symbol"]) if getattr(f, "attrs", None) and "global_symbol" in f.attrs else f"f{i}"
+            name = (
+                str(f.attrs["global_symbol"])
+                if getattr(f, "attrs", None) and "global_symbol" in f.attrs
+                else f"f{i}"
+            )
             out[name] = f
         return out
-    raise TypeError(f"make_kernel returned {type(entry).__name__}; return a T.prim_func (or a dict/list of them)")
+    raise TypeError(
+        f"make_kernel returned {type(entry).__name__}; return a T.prim_func (or a dict/list of them)"
+    )
 
 
 def _call_make_kernel(fn: Any, kwargs: Mapping[str, Any]) -> Any:
@@ -473,11 +625,18 @@ def _call_make_kernel(fn: Any, kwargs: Mapping[str, Any]) -> Any:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
         return target(**kwargs)
     accepted = {k: v for k, v in kwargs.items() if k in sig.parameters}
-    needed = [p.name for p in sig.parameters.values() if p.default is inspect.Parameter.empty
-              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in accepted]
+    needed = [
+        p.name
+        for p in sig.parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in accepted
+    ]
     if needed:
-        raise _EntryError(f"make_kernel needs {', '.join(needed)}, which the task does not provide; "
-                          f"it is called with keywords {', '.join(kwargs)}")
+        raise _EntryError(
+            f"make_kernel needs {', '.join(needed)}, which the task does not provide; "
+            f"it is called with keywords {', '.join(kwargs)}"
+        )
     return target(**accepted)
 
 
@@ -524,10 +683,20 @@ def _worker(request_path: str) -> int:
         elif getattr(module, "kernel", None) is not None:
             entry = module.kernel
         else:
-            return finish("entry_signature", f"{display} defines neither make_kernel(**axes, dtype) nor a "
-                          "module-level prim_func `kernel`", [Diagnostic(file=display, line=1, message=(
-                              "define make_kernel(**axes, dtype) returning a T.prim_func (see "
-                              "ksearch.compile.tilelang_backend)"))])
+            return finish(
+                "entry_signature",
+                f"{display} defines neither make_kernel(**axes, dtype) nor a module-level prim_func `kernel`",
+                [
+                    Diagnostic(
+                        file=display,
+                        line=1,
+                        message=(
+                            "define make_kernel(**axes, dtype) returning a T.prim_func (see "
+                            "ksearch.compile.tilelang_backend)"
+                        ),
+                    )
+                ],
+            )
         funcs = _prim_funcs(entry)
     except _EntryError as exc:
         return finish("entry_signature", str(exc), [Diagnostic(file=display, message=str(exc))])
@@ -543,7 +712,9 @@ def _worker(request_path: str) -> int:
                 artifact = tilelang.lower(func, target=target)
         except Exception as exc:  # noqa: BLE001
             diags = _locate(exc, module_path, display, source)
-            return finish("compile_error", f"TileLang could not lower {name} for {arch}: {diags[0].message}", diags)
+            return finish(
+                "compile_error", f"TileLang could not lower {name} for {arch}: {diags[0].message}", diags
+            )
         suffix = "" if len(funcs) == 1 else f".{name}"
         src_path = outdir / f"{stem}{suffix}.{arch}{ext}"
         src_path.write_text(artifact.kernel_source)
@@ -551,8 +722,13 @@ def _worker(request_path: str) -> int:
         for gv, fn in artifact.device_mod.functions.items():
             attrs = fn.attrs or {}
             extent = {str(k): int(v) for k, v in dict(attrs.get("thread_extent", {})).items()}
-            kernels.append({"name": str(attrs.get("global_symbol", gv.name_hint)), "thread_extent": extent,
-                            "dyn_shared_bytes": int(attrs.get("dyn_shared_memory_buf", 0) or 0)})
+            kernels.append(
+                {
+                    "name": str(attrs.get("global_symbol", gv.name_hint)),
+                    "thread_extent": extent,
+                    "dyn_shared_bytes": int(attrs.get("dyn_shared_memory_buf", 0) or 0),
+                }
+            )
         out["units"].append({"func": name, "source": str(src_path), "kernels": kernels})
     return finish("ok", f"lowered {len(funcs)} prim_func(s)")
 

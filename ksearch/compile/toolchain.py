@@ -95,7 +95,9 @@ class HipTools(_Model):
             "clang": self.clang.version if self.clang else None,
             "ld.lld": self.lld.version if self.lld else None,
             "hip_headers": self.hip_version,
-            "device_libs": f"{self.device_libs.origin} {self.device_libs.digest}" if self.device_libs else None,
+            "device_libs": f"{self.device_libs.origin} {self.device_libs.digest}"
+            if self.device_libs
+            else None,
         }
 
 
@@ -137,8 +139,9 @@ class ToolRun(_Model):
 # ---- running tools --------------------------------------------------------------------------
 
 
-def run_tool(cmd: Sequence[str], timeout_s: float, cwd: Path | None = None,
-             env: dict[str, str] | None = None) -> ToolRun:
+def run_tool(
+    cmd: Sequence[str], timeout_s: float, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> ToolRun:
     """Run `cmd` with a wall-clock limit. The tool runs in its own process group, so on timeout the
     whole group (a compiler driver and the jobs it spawned) is killed, not just the driver."""
     cmd = [str(c) for c in cmd]
@@ -161,9 +164,17 @@ def run_tool(cmd: Sequence[str], timeout_s: float, cwd: Path | None = None,
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         out, err = proc.communicate()
-        return ToolRun(cmd=cmd, returncode=None, stdout=out or "", stderr=err or "",
-                       seconds=time.monotonic() - start, timed_out=True)
-    return ToolRun(cmd=cmd, returncode=proc.returncode, stdout=out, stderr=err, seconds=time.monotonic() - start)
+        return ToolRun(
+            cmd=cmd,
+            returncode=None,
+            stdout=out or "",
+            stderr=err or "",
+            seconds=time.monotonic() - start,
+            timed_out=True,
+        )
+    return ToolRun(
+        cmd=cmd, returncode=proc.returncode, stdout=out, stderr=err, seconds=time.monotonic() - start
+    )
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -310,8 +321,13 @@ def find_device_libs() -> DeviceLibs | None:
             h = hashlib.sha256()
             for p in (ocml, ockl):
                 h.update(p.read_bytes())
-            return DeviceLibs(directory=str(directory), ocml=str(ocml), ockl=str(ockl), origin=origin,
-                              digest=h.hexdigest()[:16])
+            return DeviceLibs(
+                directory=str(directory),
+                ocml=str(ocml),
+                ockl=str(ockl),
+                origin=origin,
+                digest=h.hexdigest()[:16],
+            )
     return None
 
 
@@ -325,26 +341,61 @@ def find_hip_tools() -> HipTools:
     device_libs = find_device_libs()
     notes: list[str] = []
     if hipcc is not None:
-        return HipTools(mode="hipcc", hipcc=hipcc, clang=clang, lld=lld, rocm_path=rocm_path,
-                        hip_version=hip_version, device_libs=device_libs)
+        return HipTools(
+            mode="hipcc",
+            hipcc=hipcc,
+            clang=clang,
+            lld=lld,
+            rocm_path=rocm_path,
+            hip_version=hip_version,
+            device_libs=device_libs,
+        )
     missing: list[ToolMissing] = []
     if forced == "hipcc":
-        missing.append(ToolMissing(tool="hipcc", reason="KSEARCH_HIP_COMPILER=hipcc but no ROCm hipcc was found",
-                                   install="install ROCm (hipcc under /opt/rocm/bin) or unset KSEARCH_HIP_COMPILER"))
+        missing.append(
+            ToolMissing(
+                tool="hipcc",
+                reason="KSEARCH_HIP_COMPILER=hipcc but no ROCm hipcc was found",
+                install="install ROCm (hipcc under /opt/rocm/bin) or unset KSEARCH_HIP_COMPILER",
+            )
+        )
     if clang is None:
-        missing.append(ToolMissing(tool="clang-22", reason=f"HIP device code needs clang >= {MIN_CLANG_MAJOR} "
-                                   "with the AMDGPU backend, or ROCm's hipcc", install=APT_HIP))
+        missing.append(
+            ToolMissing(
+                tool="clang-22",
+                reason=f"HIP device code needs clang >= {MIN_CLANG_MAJOR} "
+                "with the AMDGPU backend, or ROCm's hipcc",
+                install=APT_HIP,
+            )
+        )
     if rocm_path is None:
-        missing.append(ToolMissing(tool="HIP headers", reason="hip/hip_runtime.h not found under $ROCM_PATH, "
-                                   "/opt/rocm or /usr", install="apt-get install libamdhip64-dev"))
+        missing.append(
+            ToolMissing(
+                tool="HIP headers",
+                reason="hip/hip_runtime.h not found under $ROCM_PATH, /opt/rocm or /usr",
+                install="apt-get install libamdhip64-dev",
+            )
+        )
     if device_libs is None:
-        missing.append(ToolMissing(tool="ROCm device bitcode", reason="ocml.bc/ockl.bc not found",
-                                   install="pip install triton (ships them under triton/backends/amd/lib) "
-                                   "or install ROCm"))
+        missing.append(
+            ToolMissing(
+                tool="ROCm device bitcode",
+                reason="ocml.bc/ockl.bc not found",
+                install="pip install triton (ships them under triton/backends/amd/lib) or install ROCm",
+            )
+        )
     if lld is None:
         notes.append("ld.lld not found: AMDGCN assembly only, no .hsaco code object (apt-get install lld-22)")
-    return HipTools(mode=None if missing else "clang", clang=clang, lld=lld, rocm_path=rocm_path,
-                    hip_version=hip_version, device_libs=device_libs, missing=missing, notes=notes)
+    return HipTools(
+        mode=None if missing else "clang",
+        clang=clang,
+        lld=lld,
+        rocm_path=rocm_path,
+        hip_version=hip_version,
+        device_libs=device_libs,
+        missing=missing,
+        notes=notes,
+    )
 
 
 def hip_toolchain() -> dict[str, str | None]:
@@ -378,15 +429,29 @@ def find_cuda_tools() -> CudaTools:
         tools[name] = Tool(name=name, path=path, version=tool_version(path)) if path else None
     missing = []
     if nvcc_path is None:
-        missing.append(ToolMissing(tool="nvcc", reason="TileLang's CUDA output is built to a cubin with nvcc",
-                                   install="install the CUDA toolkit >= 12.8 (sm_100a) "
-                                   "or pip install nvidia-cuda-nvcc"))
+        missing.append(
+            ToolMissing(
+                tool="nvcc",
+                reason="TileLang's CUDA output is built to a cubin with nvcc",
+                install="install the CUDA toolkit >= 12.8 (sm_100a) or pip install nvidia-cuda-nvcc",
+            )
+        )
     if tools["cuobjdump"] is None and tools["nvdisasm"] is None:
-        missing.append(ToolMissing(tool="cuobjdump", reason="SASS is dumped from the cubin",
-                                   install="install the CUDA toolkit or pip install triton (ships cuobjdump)"))
+        missing.append(
+            ToolMissing(
+                tool="cuobjdump",
+                reason="SASS is dumped from the cubin",
+                install="install the CUDA toolkit or pip install triton (ships cuobjdump)",
+            )
+        )
     nvcc = Tool(name="nvcc", path=nvcc_path, version=tool_version(nvcc_path)) if nvcc_path else None
-    return CudaTools(nvcc=nvcc, cuobjdump=tools["cuobjdump"], nvdisasm=tools["nvdisasm"], cuda_home=cuda_home,
-                     missing=missing)
+    return CudaTools(
+        nvcc=nvcc,
+        cuobjdump=tools["cuobjdump"],
+        nvdisasm=tools["nvdisasm"],
+        cuda_home=cuda_home,
+        missing=missing,
+    )
 
 
 def _cuda_home_from_wrapper(path: str) -> str | None:

@@ -96,8 +96,18 @@ def compile_triton(
 
     backend, arch = target_profile.triton.backend, target_profile.triton.arch
     target = GPUTarget(backend, arch, target_profile.warp_size)
-    return _compile(source, Path(source_path), task, Path(outdir), dtype, workloads, target,
-                    target_profile.name, target_profile.arch, load=False)
+    return _compile(
+        source,
+        Path(source_path),
+        task,
+        Path(outdir),
+        dtype,
+        workloads,
+        target,
+        target_profile.name,
+        target_profile.arch,
+        load=False,
+    )
 
 
 def compile_triton_local(
@@ -118,7 +128,9 @@ def compile_triton_local(
     import torch
 
     if not torch.cuda.is_available():
-        raise ConfigError("no local CUDA or ROCm GPU is visible to torch; use compile_triton with a target profile")
+        raise ConfigError(
+            "no local CUDA or ROCm GPU is visible to torch; use compile_triton with a target profile"
+        )
     from triton.runtime import driver
 
     from ksearch.target import detect_local_device
@@ -132,7 +144,9 @@ def compile_triton_local(
     else:
         arch = str(target.arch)
     name = device.profile if device is not None and device.profile else "local"
-    return _compile(source, Path(source_path), task, Path(outdir), dtype, workloads, target, name, arch, load=True)
+    return _compile(
+        source, Path(source_path), task, Path(outdir), dtype, workloads, target, name, arch, load=True
+    )
 
 
 # ---- the compile ---------------------------------------------------------------------------------
@@ -152,8 +166,12 @@ class _Run:
     artifacts: dict[str, str] = field(default_factory=dict)
     toolchain: dict[str, str | None] = field(default_factory=dict)
 
-    def result(self, failure: FailureClass | None = None, diagnostics: list[Diagnostic] | None = None,
-               message: str = "") -> CompileResult:
+    def result(
+        self,
+        failure: FailureClass | None = None,
+        diagnostics: list[Diagnostic] | None = None,
+        message: str = "",
+    ) -> CompileResult:
         log_path = self.outdir / "compile.log"
         log_path.write_text("\n".join(self.log) + "\n")
         self.artifacts["compile_log"] = str(log_path)
@@ -172,10 +190,25 @@ class _Run:
         )
 
 
-def _compile(source: str, source_path: Path, task: Task, outdir: Path, dtype: str | None,
-             workloads: Sequence[str] | None, target: Any, target_name: str, arch: str, *, load: bool) -> CompileResult:
+def _compile(
+    source: str,
+    source_path: Path,
+    task: Task,
+    outdir: Path,
+    dtype: str | None,
+    workloads: Sequence[str] | None,
+    target: Any,
+    target_name: str,
+    arch: str,
+    *,
+    load: bool,
+) -> CompileResult:
     # Bad arguments are the caller's error, raised before any work.
-    names = [task.workload(w).name for w in workloads] if workloads is not None else [w.name for w in task.workloads()]
+    names = (
+        [task.workload(w).name for w in workloads]
+        if workloads is not None
+        else [w.name for w in task.workloads()]
+    )
     if not names:
         raise ConfigError(f"task {task.name}: no workloads to capture launches with; name at least one")
     variant = dtype if dtype is not None else task.default_dtype
@@ -202,7 +235,9 @@ def _compile(source: str, source_path: Path, task: Task, outdir: Path, dtype: st
         except (Exception, SystemExit) as exc:  # anything the candidate raises at import
             run.log.append(f"import failed: {exception_message(exc)}")
             diags = diagnostics_from_exception(exc, source_path, source)
-            return run.result(FailureClass.IMPORT_ERROR, diags, f"importing the candidate failed: {diags[0].message}")
+            return run.result(
+                FailureClass.IMPORT_ERROR, diags, f"importing the candidate failed: {diags[0].message}"
+            )
 
         entry, problem = _entry(module, task, source_path)
         if entry is None:
@@ -215,17 +250,25 @@ def _compile(source: str, source_path: Path, task: Task, outdir: Path, dtype: st
         except (Exception, SystemExit) as exc:  # the candidate's run() failed on the CPU tensors
             run.log.append(f"launch capture failed: {exception_message(exc)}")
             diags = diagnostics_from_exception(exc, source_path, source)
-            return run.result(FailureClass.COMPILE_ERROR, diags,
-                              f"run() raised while launches were captured: {diags[0].message}")
+            return run.result(
+                FailureClass.COMPILE_ERROR,
+                diags,
+                f"run() raised while launches were captured: {diags[0].message}",
+            )
         finally:
             _log_warnings(run, caught)
         specs = recorder.specializations
-        run.log.append(f"captured {recorder.launches} launch(es) over {len(names)} workload(s): "
-                       f"{len(specs)} distinct specialization(s)")
+        run.log.append(
+            f"captured {recorder.launches} launch(es) over {len(names)} workload(s): "
+            f"{len(specs)} distinct specialization(s)"
+        )
         if not specs:
-            diag = Diagnostic(file=str(source_path), line=_code_line(entry, source_path),
-                              message=f"{task.entry_name}() launched no @triton.jit kernel; a Triton candidate "
-                                      "must compute its outputs with Triton kernels")
+            diag = Diagnostic(
+                file=str(source_path),
+                line=_code_line(entry, source_path),
+                message=f"{task.entry_name}() launched no @triton.jit kernel; a Triton candidate "
+                "must compute its outputs with Triton kernels",
+            )
             return run.result(FailureClass.COMPILE_ERROR, [diag], diag.message)
 
         with tempfile.TemporaryDirectory(prefix="ksearch-triton-cache-") as cache_dir:
@@ -245,13 +288,18 @@ def _entry(module: Any, task: Task, source_path: Path) -> tuple[Any, Diagnostic 
     entry = getattr(module, name, None)
     if entry is None or not callable(entry):
         what = "no" if entry is None else f"a non-callable {type(entry).__name__} as"
-        return None, Diagnostic(file=str(source_path),
-                                message=f"the module defines {what} '{name}'; define def {name}({', '.join(args)})")
+        return None, Diagnostic(
+            file=str(source_path),
+            message=f"the module defines {what} '{name}'; define def {name}({', '.join(args)})",
+        )
     try:
         inspect.signature(entry).bind(*args)
     except TypeError as exc:
-        return None, Diagnostic(file=str(source_path), line=_code_line(entry, source_path),
-                                message=f"{name}() cannot be called as {name}({', '.join(args)}): {exc}")
+        return None, Diagnostic(
+            file=str(source_path),
+            line=_code_line(entry, source_path),
+            message=f"{name}() cannot be called as {name}({', '.join(args)}): {exc}",
+        )
     except ValueError:  # builtins without a signature: let the call decide
         pass
     return entry, None
@@ -271,8 +319,9 @@ def _code_line(fn: Any, source_path: Path, source: str | None = None) -> int | N
     return line
 
 
-def _compile_one(run: _Run, spec: Specialization, target: Any, cache_dir: Path, source: str, *,
-                 load: bool) -> CompileResult | None:
+def _compile_one(
+    run: _Run, spec: Specialization, target: Any, cache_dir: Path, source: str, *, load: bool
+) -> CompileResult | None:
     """Compile one specialization into run.kernels; a CompileResult when it fails."""
     import triton
     from triton.compiler import ASTSource
@@ -281,8 +330,11 @@ def _compile_one(run: _Run, spec: Specialization, target: Any, cache_dir: Path, 
     begun = time.perf_counter()
     with _compiler_session(cache_dir) as output:
         try:
-            compiled = triton.compile(ASTSource(spec.fn, spec.signature, spec.constexprs, spec.attrs),
-                                      target=target, options=dict(spec.options.__dict__))
+            compiled = triton.compile(
+                ASTSource(spec.fn, spec.signature, spec.constexprs, spec.attrs),
+                target=target,
+                options=dict(spec.options.__dict__),
+            )
             error: BaseException | None = None
         except Exception as exc:  # any compiler failure of this kernel is the candidate's
             compiled, error = None, exc
@@ -293,8 +345,11 @@ def _compile_one(run: _Run, spec: Specialization, target: Any, cache_dir: Path, 
         assert error is not None
         run.log.append(f"compile of {label} failed after {seconds:.2f}s: {exception_message(error)}")
         diags = _compile_diagnostics(error, output.text, spec, run, source)
-        return run.result(FailureClass.COMPILE_ERROR, diags,
-                          f"Triton could not compile {spec.fn.__qualname__}: {diags[0].message}")
+        return run.result(
+            FailureClass.COMPILE_ERROR,
+            diags,
+            f"Triton could not compile {spec.fn.__qualname__}: {diags[0].message}",
+        )
     run.log.append(f"compiled {label} in {seconds:.2f}s")
     info = _kernel_info(run, spec, compiled, output.text, target)
     info.specialization["compile_seconds"] = round(seconds, 3)
@@ -304,8 +359,9 @@ def _compile_one(run: _Run, spec: Specialization, target: Any, cache_dir: Path, 
     return None
 
 
-def _compile_diagnostics(error: BaseException, output: str, spec: Specialization, run: _Run,
-                         source: str) -> list[Diagnostic]:
+def _compile_diagnostics(
+    error: BaseException, output: str, spec: Specialization, run: _Run, source: str
+) -> list[Diagnostic]:
     from triton.compiler.errors import CompilationError
 
     if isinstance(error, CompilationError):
@@ -323,8 +379,13 @@ def _compile_diagnostics(error: BaseException, output: str, spec: Specialization
     if errors:
         return errors + [d for d in located if d.severity != "error"][:5]
     line = _code_line(spec.fn.fn, run.source_path, source)
-    return [Diagnostic(file=str(run.source_path), line=line,
-                       message=f"while compiling {spec.fn.__qualname__}: {exception_message(error)}")]
+    return [
+        Diagnostic(
+            file=str(run.source_path),
+            line=line,
+            message=f"while compiling {spec.fn.__qualname__}: {exception_message(error)}",
+        )
+    ]
 
 
 def _printed_ptx(output: str) -> str | None:
@@ -346,8 +407,11 @@ def _load_on_device(run: _Run, compiled: Any, info: KernelInfo) -> CompileResult
         return run.result(FailureClass.AUDIT_RESOURCE_LIMIT, [diag], diag.message)
     # As the driver reports them; Triton's n_spills is the function's local memory in 4-byte words
     # on CUDA (local_bytes / 4), not a spill count.
-    info.specialization["device"] = {"registers": int(compiled.n_regs), "n_spills": int(compiled.n_spills),
-                                     "max_threads": int(compiled.n_max_threads)}
+    info.specialization["device"] = {
+        "registers": int(compiled.n_regs),
+        "n_spills": int(compiled.n_spills),
+        "max_threads": int(compiled.n_max_threads),
+    }
     return None
 
 
@@ -480,7 +544,11 @@ def _compiler_session(cache_dir: Path) -> Iterator[_Output]:
         knobs.cache.dir = str(cache_dir)
         knobs.compilation.always_compile = True
         knobs.nvidia.dump_ptxas_log = True
-        with _native_output() as native, contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        with (
+            _native_output() as native,
+            contextlib.redirect_stdout(buffer),
+            contextlib.redirect_stderr(buffer),
+        ):
             yield result
     result.text = buffer.getvalue() + native.text
 

@@ -38,9 +38,16 @@ from ksearch.context.locate import known_targets, local_corpus_dir
 FAMILY_ARCH = {"cdna4": "gfx950", "cdna3": "gfx942", "cdna2": "gfx90a", "cdna1": "gfx908"}
 # Instruction-name prefix -> corpus topic, so ingested sections join the topic packets.
 PREFIX_TOPICS = (
-    ("v_mfma_scale", "mfma_scale"), ("v_mfma", "mfma"), ("v_smfmac", "mfma"), ("v_accvgpr", "vgpr_agpr"),
-    ("ds_read_b64_tr", "ds_ops"), ("ds_read_b96_tr", "ds_ops"), ("ds_", "ds_ops"), ("s_waitcnt", "waits"),
-    ("buffer_load", "lds_tiling"), ("global_load_lds", "lds_tiling"),
+    ("v_mfma_scale", "mfma_scale"),
+    ("v_mfma", "mfma"),
+    ("v_smfmac", "mfma"),
+    ("v_accvgpr", "vgpr_agpr"),
+    ("ds_read_b64_tr", "ds_ops"),
+    ("ds_read_b96_tr", "ds_ops"),
+    ("ds_", "ds_ops"),
+    ("s_waitcnt", "waits"),
+    ("buffer_load", "lds_tiling"),
+    ("global_load_lds", "lds_tiling"),
 )
 
 
@@ -147,12 +154,16 @@ def parse_amd_isa_xml(path: Path) -> IsaSpec:
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
-        raise ContextFileError(f"{path} does not exist; download the XML from GPUOpen's machine-readable ISA page") from None
+        raise ContextFileError(
+            f"{path} does not exist; download the XML from GPUOpen's machine-readable ISA page"
+        ) from None
     except ET.ParseError as exc:
         raise ContextFileError(f"{path} is not well-formed XML ({exc}); is it AMD's ISA XML?") from None
     if _local(root.tag) != "Spec" or _child(root, "ISA") is None:
-        raise ContextFileError(f"{path}: root element is <{_local(root.tag)}>, expected <Spec> holding <ISA> "
-                               "(AMD's machine-readable ISA schema)")
+        raise ContextFileError(
+            f"{path}: root element is <{_local(root.tag)}>, expected <Spec> holding <ISA> "
+            "(AMD's machine-readable ISA schema)"
+        )
     doc, isa = _child(root, "Document"), _child(root, "ISA")
     arch = _child(isa, "Architecture")
     arch_name = _text(_child(arch, "ArchitectureName"))
@@ -167,9 +178,16 @@ def parse_amd_isa_xml(path: Path) -> IsaSpec:
         fields = []
         for f in _children(_child(_child(enc, "MicrocodeFormat"), "BitMap"), "Field"):
             rng = _child(_child(f, "BitLayout"), "Range")
-            fields.append((_text(_child(f, "FieldName")), _int(_child(rng, "BitOffset")) or 0,
-                           _int(_child(rng, "BitCount")) or 0))
-        encodings[name] = Encoding(name, _int(_child(enc, "BitCount")), _text(_child(enc, "Description")), fields)
+            fields.append(
+                (
+                    _text(_child(f, "FieldName")),
+                    _int(_child(rng, "BitOffset")) or 0,
+                    _int(_child(rng, "BitCount")) or 0,
+                )
+            )
+        encodings[name] = Encoding(
+            name, _int(_child(enc, "BitCount")), _text(_child(enc, "Description")), fields
+        )
 
     instructions: list[Instruction] = []
     for ins in _children(_child(isa, "Instructions"), "Instruction"):
@@ -179,28 +197,61 @@ def parse_amd_isa_xml(path: Path) -> IsaSpec:
         flags_el = _child(ins, "InstructionFlags")
         flags = {_local(c.tag): _bool(_text(c)) for c in (flags_el if flags_el is not None else [])}
         group_el = _child(ins, "FunctionalGroup")
-        item = Instruction(name, _text(_child(ins, "Description")), _text(_child(group_el, "Name")),
-                           _text(_child(group_el, "Subgroup")), flags)
+        item = Instruction(
+            name,
+            _text(_child(ins, "Description")),
+            _text(_child(group_el, "Name")),
+            _text(_child(group_el, "Subgroup")),
+            flags,
+        )
         for form in _children(_child(ins, "InstructionEncodings"), "InstructionEncoding"):
             enc_name = _text(_child(form, "EncodingName"))
             if not enc_name:
-                raise ContextFileError(f"{path}: instruction {name} has an <InstructionEncoding> without <EncodingName>")
+                raise ContextFileError(
+                    f"{path}: instruction {name} has an <InstructionEncoding> without <EncodingName>"
+                )
             ops = []
             for op in _children(_child(form, "Operands"), "Operand"):
-                ops.append(Operand(int(op.get("Order", "0") or 0), _text(_child(op, "FieldName")),
-                                   _text(_child(op, "DataFormatName")), _text(_child(op, "OperandType")),
-                                   _int(_child(op, "OperandSize")) or 0, _bool(op.get("Input")),
-                                   _bool(op.get("Output")), _bool(op.get("IsImplicit"))))
-            item.forms.append(InstructionForm(enc_name, _int(_child(form, "Opcode")),
-                                              _text(_child(form, "EncodingCondition")), sorted(ops, key=lambda o: o.order)))
+                ops.append(
+                    Operand(
+                        int(op.get("Order", "0") or 0),
+                        _text(_child(op, "FieldName")),
+                        _text(_child(op, "DataFormatName")),
+                        _text(_child(op, "OperandType")),
+                        _int(_child(op, "OperandSize")) or 0,
+                        _bool(op.get("Input")),
+                        _bool(op.get("Output")),
+                        _bool(op.get("IsImplicit")),
+                    )
+                )
+            item.forms.append(
+                InstructionForm(
+                    enc_name,
+                    _int(_child(form, "Opcode")),
+                    _text(_child(form, "EncodingCondition")),
+                    sorted(ops, key=lambda o: o.order),
+                )
+            )
         instructions.append(item)
 
-    formats = [(_text(_child(d, "DataFormatName")), _text(_child(d, "DataType")), _int(_child(d, "BitCount")))
-               for d in _children(_child(isa, "DataFormats"), "DataFormat")]
-    operand_types = [(_text(_child(o, "OperandTypeName")), _text(_child(o, "Description")))
-                     for o in _children(_child(isa, "OperandTypes"), "OperandType")]
-    return IsaSpec(arch_name, _text(_child(arch, "ArchitectureId")), _text(_child(doc, "ReleaseDate")),
-                   _text(_child(doc, "SchemaVersion")), encodings, instructions, formats, operand_types)
+    formats = [
+        (_text(_child(d, "DataFormatName")), _text(_child(d, "DataType")), _int(_child(d, "BitCount")))
+        for d in _children(_child(isa, "DataFormats"), "DataFormat")
+    ]
+    operand_types = [
+        (_text(_child(o, "OperandTypeName")), _text(_child(o, "Description")))
+        for o in _children(_child(isa, "OperandTypes"), "OperandType")
+    ]
+    return IsaSpec(
+        arch_name,
+        _text(_child(arch, "ArchitectureId")),
+        _text(_child(doc, "ReleaseDate")),
+        _text(_child(doc, "SchemaVersion")),
+        encodings,
+        instructions,
+        formats,
+        operand_types,
+    )
 
 
 # ---- writing chapters ------------------------------------------------------------------------------
@@ -236,8 +287,11 @@ def _slug(name: str) -> str:
 
 def _front(title: str, targets: list[str], topics: list[str], source: str) -> str:
     meta = {"title": title, "target": targets, "topics": topics, "source": [source]}
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=None,
-                                    width=10_000) + "---\n"
+    return (
+        "---\n"
+        + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=None, width=10_000)
+        + "---\n"
+    )
 
 
 def _operand_rows(form: InstructionForm) -> list[str]:
@@ -245,7 +299,9 @@ def _operand_rows(form: InstructionForm) -> list[str]:
     for op in form.operands:
         way = "/".join(w for w, on in (("in", op.input), ("out", op.output)) if on) or "-"
         fld = op.field or ("(implicit)" if op.implicit else "-")
-        rows.append(f"| {op.order} | {fld} | {way} | {op.type or '-'} | {op.data_format or '-'} | {op.size} |")
+        rows.append(
+            f"| {op.order} | {fld} | {way} | {op.type or '-'} | {op.data_format or '-'} | {op.size} |"
+        )
     return rows
 
 
@@ -260,7 +316,9 @@ def ingest_amd_xml(xml_path: Path, out: Path | None = None, targets: list[str] |
     for old in folder.glob("*.md"):  # a re-ingest replaces the previous one
         old.unlink()
     when = f", released {spec.release_date}" if spec.release_date else ""
-    source = f"AMD machine-readable ISA specification (XML), {spec.architecture}{when}, file {Path(xml_path).name}"
+    source = (
+        f"AMD machine-readable ISA specification (XML), {spec.architecture}{when}, file {Path(xml_path).name}"
+    )
 
     by_encoding: dict[str, list[tuple[Instruction, InstructionForm]]] = {}
     for ins in spec.instructions:
@@ -271,10 +329,19 @@ def ingest_amd_xml(xml_path: Path, out: Path | None = None, targets: list[str] |
     for enc_name in sorted(by_encoding):
         members = sorted(by_encoding[enc_name], key=lambda pair: pair[0].name)
         enc = spec.encodings.get(enc_name)
-        lines = [_front(f"{spec.architecture} {enc_name} instructions (AMD ISA XML)", tgts,
-                        _topics([i.name for i, _ in members]), source)]
-        lines.append(f"Encoding {enc_name}" + (f", {enc.bits} bits" if enc and enc.bits else "")
-                     + f"; {len(members)} instructions. Generated by `ksearch isa ingest` from {Path(xml_path).name}.")
+        lines = [
+            _front(
+                f"{spec.architecture} {enc_name} instructions (AMD ISA XML)",
+                tgts,
+                _topics([i.name for i, _ in members]),
+                source,
+            )
+        ]
+        lines.append(
+            f"Encoding {enc_name}"
+            + (f", {enc.bits} bits" if enc and enc.bits else "")
+            + f"; {len(members)} instructions. Generated by `ksearch isa ingest` from {Path(xml_path).name}."
+        )
         if enc and enc.description:
             lines.append(f"\n{enc.description}")
         if enc and enc.fields:
@@ -297,14 +364,18 @@ def ingest_amd_xml(xml_path: Path, out: Path | None = None, targets: list[str] |
         (out / CHAPTERS / f"{cid}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(cid)
 
-    index = [_front(f"{spec.architecture} ISA XML index", tgts, ["isa_xml"], source),
-             f"{len(spec.instructions)} instructions in {len(by_encoding)} encodings "
-             f"(schema {spec.schema_version or '?'}). Each encoding is a chapter; each instruction a section.",
-             "\n## Encodings\n\n| chapter | encoding | bits | instructions |\n|---|---|---|---|"]
+    index = [
+        _front(f"{spec.architecture} ISA XML index", tgts, ["isa_xml"], source),
+        f"{len(spec.instructions)} instructions in {len(by_encoding)} encodings "
+        f"(schema {spec.schema_version or '?'}). Each encoding is a chapter; each instruction a section.",
+        "\n## Encodings\n\n| chapter | encoding | bits | instructions |\n|---|---|---|---|",
+    ]
     for enc_name in sorted(by_encoding):
         enc = spec.encodings.get(enc_name)
-        index.append(f"| isa:{family}-xml/{_slug(enc_name)} | {enc_name} | {enc.bits if enc else '?'} | "
-                     f"{len(by_encoding[enc_name])} |")
+        index.append(
+            f"| isa:{family}-xml/{_slug(enc_name)} | {enc_name} | {enc.bits if enc else '?'} | "
+            f"{len(by_encoding[enc_name])} |"
+        )
     if spec.data_formats:
         index.append("\n## Data formats\n\n| name | type | bits |\n|---|---|---|")
         index += [f"| {n} | {t} | {b if b is not None else '?'} |" for n, t, b in spec.data_formats]

@@ -109,8 +109,11 @@ class Corpus:
 
     def select(self, target: str | None = None, topic: str | None = None) -> list[Chapter]:
         target = check_target(target)
-        return [c for c in sorted(self.chapters.values(), key=lambda c: c.id)
-                if c.applies_to(target) and (topic is None or topic in c.topics)]
+        return [
+            c
+            for c in sorted(self.chapters.values(), key=lambda c: c.id)
+            if c.applies_to(target) and (topic is None or topic in c.topics)
+        ]
 
     def search(self, text: str, target: str | None = None, limit: int = 10) -> list[SearchHit]:
         """Sections ranked by SQLite FTS5 bm25: all words first; if nothing has all, any word."""
@@ -121,9 +124,17 @@ class Corpus:
         if not words:
             return []
         db = sqlite_utils.Database(memory=True)
-        rows = [{"ref": f"{c.id}#{s.slug}" if s.slug else c.id, "title": c.title, "heading": s.heading,
-                 "body": s.text, "ids": c.id.replace("/", " ")}
-                for c in self.select(target) for s in c.sections()]
+        rows = [
+            {
+                "ref": f"{c.id}#{s.slug}" if s.slug else c.id,
+                "title": c.title,
+                "heading": s.heading,
+                "body": s.text,
+                "ids": c.id.replace("/", " "),
+            }
+            for c in self.select(target)
+            for s in c.sections()
+        ]
         if not rows:
             return []
         db["sections"].insert_all(rows)
@@ -185,11 +196,15 @@ def load_chapter(path: Path, root: Path, targets: list[str]) -> Chapter:
         raise ContextFileError(f"{path}: front matter {first_error(exc)}") from None
     chapter_id = path.relative_to(root / CHAPTERS).with_suffix("").as_posix()
     if not _ID.match(chapter_id):
-        raise ContextFileError(f"{path}: id {chapter_id!r} must be lower-case 'family/name' (letters, digits, . _ -)")
+        raise ContextFileError(
+            f"{path}: id {chapter_id!r} must be lower-case 'family/name' (letters, digits, . _ -)"
+        )
     bad = [t for t in m.target if t != ANY and t not in targets]
     if bad:
-        raise ContextFileError(f"{path}: 'target' must list target names from configs/targets "
-                               f"({', '.join(targets)}) or '*'; got {m.target}")
+        raise ContextFileError(
+            f"{path}: 'target' must list target names from configs/targets "
+            f"({', '.join(targets)}) or '*'; got {m.target}"
+        )
     return Chapter(chapter_id, m.title, tuple(m.target), tuple(m.topics), tuple(m.source), body, path)
 
 
@@ -197,16 +212,20 @@ def load_corpus(base: Path | None = None, include_local: bool = True) -> Corpus:
     """Every chapter under the corpus roots; an id defined twice is an error."""
     roots = corpus_roots(base, include_local)
     if not (roots[0] / CHAPTERS).is_dir():
-        raise ContextFileError(f"ISA corpus {roots[0]} has no {CHAPTERS}/ directory; "
-                               "set $KSEARCH_ISA_CORPUS or run from a source checkout")
+        raise ContextFileError(
+            f"ISA corpus {roots[0]} has no {CHAPTERS}/ directory; "
+            "set $KSEARCH_ISA_CORPUS or run from a source checkout"
+        )
     targets = known_targets()
     corpus = Corpus(roots)
     for root in roots:
         for path in sorted((root / CHAPTERS).rglob("*.md")):
             chapter = load_chapter(path, root, targets)
             if chapter.id in corpus.chapters:
-                raise ContextFileError(f"{path}: chapter id {chapter.id!r} is already defined by "
-                                       f"{corpus.chapters[chapter.id].path}; rename one of them")
+                raise ContextFileError(
+                    f"{path}: chapter id {chapter.id!r} is already defined by "
+                    f"{corpus.chapters[chapter.id].path}; rename one of them"
+                )
             corpus.chapters[chapter.id] = chapter
     return corpus
 
@@ -215,15 +234,24 @@ def load_corpus(base: Path | None = None, include_local: bool = True) -> Corpus:
 
 
 def manifest_entry(chapter: Chapter) -> dict:
-    return {"id": chapter.id, "title": chapter.title, "target": list(chapter.targets),
-            "topics": list(chapter.topics), "tokens": count_tokens(chapter.render()),
-            "source": list(chapter.sources), "path": f"{chapter.id}.md"}  # the id is the path under chapters/
+    return {
+        "id": chapter.id,
+        "title": chapter.title,
+        "target": list(chapter.targets),
+        "topics": list(chapter.topics),
+        "tokens": count_tokens(chapter.render()),
+        "source": list(chapter.sources),
+        "path": f"{chapter.id}.md",
+    }  # the id is the path under chapters/
 
 
 def build_manifest(root: Path | None = None) -> dict:
     """The manifest of one corpus root, from its chapter files (token counts with the current tokenizer)."""
     chapters = load_corpus(root, include_local=False).chapters
-    return {"tokenizer": tokenizer_name(), "chapters": [manifest_entry(chapters[i]) for i in sorted(chapters)]}
+    return {
+        "tokenizer": tokenizer_name(),
+        "chapters": [manifest_entry(chapters[i]) for i in sorted(chapters)],
+    }
 
 
 def write_manifest(root: Path | None = None) -> Path:
@@ -241,7 +269,9 @@ def read_manifest(root: Path | None = None) -> dict:
     except FileNotFoundError:
         raise ContextFileError(f"{path} does not exist; write it with `ksearch isa manifest`") from None
     except json.JSONDecodeError as exc:
-        raise ContextFileError(f"{path} is not valid JSON ({exc.msg}); rewrite it with `ksearch isa manifest`") from None
+        raise ContextFileError(
+            f"{path} is not valid JSON ({exc.msg}); rewrite it with `ksearch isa manifest`"
+        ) from None
 
 
 def manifest_drift(root: Path | None = None) -> list[str]:

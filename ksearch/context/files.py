@@ -27,6 +27,6 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def first_error(exc: ValidationError) -> str:
-    """"field 'a.b': message" of the first validation error."""
+    """ "field 'a.b': message" of the first validation error."""
     err = exc.errors()[0]
     return f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"

@@ -33,11 +33,12 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
     try:
         data = yaml.safe_load(m.group(1)) or {}
     except yaml.YAMLError as exc:
-        raise ContextFileError(f"{path}: front matter is not valid YAML ({yaml_problem(exc)}); "
-                               "fix the '---' block") from None
+        raise ContextFileError(
+            f"{path}: front matter is not valid YAML ({yaml_problem(exc)}); fix the '---' block"
+        ) from None
     if not isinstance(data, dict):
         raise ContextFileError(f"{path}: front matter must be a mapping of fields")
-    return data, text[m.end():].lstrip("\n")
+    return data, text[m.end() :].lstrip("\n")
 
 
 def slugify(heading: str) -> str:
@@ -65,7 +66,7 @@ def sections(body: str) -> list[Section]:
         out.append(Section("", "", lead.rstrip() + "\n"))
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
-        out.append(Section(slugify(m.group(1)), m.group(1).strip(), body[m.start():end].rstrip() + "\n"))
+        out.append(Section(slugify(m.group(1)), m.group(1).strip(), body[m.start() : end].rstrip() + "\n"))
     return out
 
 

@@ -87,8 +87,9 @@ def get_topic(name: str, topics: dict[str, Topic]) -> tuple[str, Topic]:
     """(key, topic) for a topic name as a user may write it (`MFMA-scale` is `mfma_scale`)."""
     key = name.strip().lower().replace("-", "_")
     if key not in topics:
-        raise UnknownTopicError(f"unknown ISA topic {name!r}{suggest(key, list(topics))}; "
-                                f"topics: {', '.join(sorted(topics))}")
+        raise UnknownTopicError(
+            f"unknown ISA topic {name!r}{suggest(key, list(topics))}; topics: {', '.join(sorted(topics))}"
+        )
     return key, topics[key]
 
 
@@ -100,8 +101,13 @@ def _candidates(topic_name: str, topic: Topic, corpus: Corpus, target: str | Non
     return ids
 
 
-def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
-                 corpus: Corpus | None = None, topics: dict[str, Topic] | None = None) -> Packet:
+def build_packet(
+    topic_name: str,
+    target: str | None = None,
+    budget: int = 1500,
+    corpus: Corpus | None = None,
+    topics: dict[str, Topic] | None = None,
+) -> Packet:
     """The packet for `topic_name` on `target` (None: every target) within `budget` tokens."""
     target = check_target(target)
     corpus = corpus or load_corpus()
@@ -111,11 +117,17 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
     chapter_ids = _candidates(key, topic, corpus, target)
 
     on = f" on {target}" if target else ""
-    header = (f"# ISA packet: {key}{on} — {topic.title}\n"
-              f"budget {budget} tokens ({tokenizer_name()}); open any [id] with `ksearch isa show ID`\n")
-    fact_lines = [f"- {f.text} (source: {f.source})" + (f" [{f.chapter}]" if f.chapter else "") for f in facts]
+    header = (
+        f"# ISA packet: {key}{on} — {topic.title}\n"
+        f"budget {budget} tokens ({tokenizer_name()}); open any [id] with `ksearch isa show ID`\n"
+    )
+    fact_lines = [
+        f"- {f.text} (source: {f.source})" + (f" [{f.chapter}]" if f.chapter else "") for f in facts
+    ]
     if not fact_lines and not chapter_ids:
-        header += f"\nNothing in the corpus on {key} applies to {target}; `ksearch isa topics` lists the topics.\n"
+        header += (
+            f"\nNothing in the corpus on {key} applies to {target}; `ksearch isa topics` lists the topics.\n"
+        )
 
     # Blocks in priority order: facts one by one, then each chapter whole or, failing that, by section.
     chosen: list[tuple[str, str, str]] = []  # (id, kind, text)
@@ -127,8 +139,11 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
             out.append("## Facts\n" + "\n".join(lines) + "\n")
         out += [t for _, kind, t in extra if kind != "fact"]
         if more:
-            out.append("## More (not included)\n" + "\n".join(
-                f"- [{i}] {corpus.get(i).title}" if "#" not in i else f"- [{i}]" for i in more) + "\n")
+            out.append(
+                "## More (not included)\n"
+                + "\n".join(f"- [{i}] {corpus.get(i).title}" if "#" not in i else f"- [{i}]" for i in more)
+                + "\n"
+            )
         return out
 
     # Every part starts with "#", so each is encoded once however often the growing packet is re-counted
@@ -141,8 +156,9 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
     if not fits([], pending):
         pending = []  # the more-list alone is too long: drop it rather than fail
         if not fits([], []):
-            raise BudgetError(f"budget {budget} is too small for a packet header "
-                              f"({count([header])} tokens); ask for more")
+            raise BudgetError(
+                f"budget {budget} is too small for a packet header ({count([header])} tokens); ask for more"
+            )
     for line in fact_lines:
         if fits(chosen + [("facts", "fact", line)], pending):
             chosen.append(("facts", "fact", line))
@@ -161,8 +177,11 @@ def build_packet(topic_name: str, target: str | None = None, budget: int = 1500,
             if fits(chosen + [part], pending):
                 chosen.append(part)
     text = "\n".join(parts(chosen, pending))
-    included = [PacketItem("facts", "facts", count_tokens("\n".join(t for i, k, t in chosen if k == "fact")))] \
-        if any(k == "fact" for _, k, _ in chosen) else []
+    included = (
+        [PacketItem("facts", "facts", count_tokens("\n".join(t for i, k, t in chosen if k == "fact")))]
+        if any(k == "fact" for _, k, _ in chosen)
+        else []
+    )
     included += [PacketItem(i, k, count_tokens(t)) for i, k, t in chosen if k != "fact"]
     return Packet(key, target, budget, count_tokens(text), tokenizer_name(), included, pending, text)
 

@@ -71,7 +71,9 @@ def load_rules(target: str, root: Path | None = None) -> Rules:
     except ValidationError as exc:
         raise ContextFileError(f"{path}: {first_error(exc)}") from None
     if rules.target != key:
-        raise ContextFileError(f"{path}: target is {rules.target!r} but the file is {key}.yaml; make them match")
+        raise ContextFileError(
+            f"{path}: target is {rules.target!r} but the file is {key}.yaml; make them match"
+        )
     return rules
 
 

@@ -77,7 +77,9 @@ class Skill:
 
     def references(self) -> list[Path]:
         """The reference files next to SKILL.md."""
-        return sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix == ".md" and p.name != SKILL_FILE)
+        return sorted(
+            p for p in self.folder.iterdir() if p.is_file() and p.suffix == ".md" and p.name != SKILL_FILE
+        )
 
     def render(self) -> str:
         """What `ksearch skills show` prints and a selection concatenates."""
@@ -104,7 +106,9 @@ def load_skills(root: Path | None = None) -> dict[str, Skill]:
     """Every skill under the skills directory, by name."""
     root = Path(root) if root is not None else skills_dir()
     if not root.is_dir():
-        raise ContextFileError(f"skills directory {root} does not exist; set $KSEARCH_SKILLS or run from a checkout")
+        raise ContextFileError(
+            f"skills directory {root} does not exist; set $KSEARCH_SKILLS or run from a checkout"
+        )
     return {s.name: s for s in (load_skill(d) for d in sorted(root.iterdir()) if (d / SKILL_FILE).is_file())}
 
 
@@ -118,8 +122,9 @@ def get_skill(name: str, skills: dict[str, Skill] | None = None) -> Skill:
     skills = skills if skills is not None else load_skills()
     key = name.strip().lower()
     if key not in skills:
-        raise UnknownSkillError(f"unknown skill {name!r}{suggest(key, list(skills))}; "
-                                f"list them with `ksearch skills list`")
+        raise UnknownSkillError(
+            f"unknown skill {name!r}{suggest(key, list(skills))}; list them with `ksearch skills list`"
+        )
     return skills[key]
 
 
@@ -131,8 +136,9 @@ def show_skill(ref: str, skills: dict[str, Skill] | None = None) -> str:
         return skill.render()
     files = {p.name: p for p in skill.references()}
     if rest not in files:
-        raise UnknownSkillError(f"skill {skill.name!r} has no reference file {rest!r}; "
-                                f"it has: {', '.join(files) or 'none'}")
+        raise UnknownSkillError(
+            f"skill {skill.name!r} has no reference file {rest!r}; it has: {', '.join(files) or 'none'}"
+        )
     return files[rest].read_text(encoding="utf-8")
 
 
@@ -211,20 +217,29 @@ def _rank(skill: Skill, task: TaskProfile, target: str) -> tuple[float, str] | N
         if not m.dtypes:
             return 1.0, f"op family {task.op_family}"
         if set(m.dtypes) & set(task.dtypes):
-            return 1.5, f"op family {task.op_family}, dtype {'/'.join(sorted(set(m.dtypes) & set(task.dtypes)))}"
+            return (
+                1.5,
+                f"op family {task.op_family}, dtype {'/'.join(sorted(set(m.dtypes) & set(task.dtypes)))}",
+            )
         return 6.0, f"op family {task.op_family} (other dtypes: {', '.join(m.dtypes)})"
     if m.layer == "language":
         own = [lang for lang in m.languages if lang in task.languages]
         if not own:
             return None
         rank = min(task.languages.index(lang) for lang in own)
-        return (2.0, f"language {own[0]} (the task's first)") if rank == 0 else (5.0 + rank / 10, f"language {own[0]}")
+        return (
+            (2.0, f"language {own[0]} (the task's first)")
+            if rank == 0
+            else (5.0 + rank / 10, f"language {own[0]}")
+        )
     if m.layer == "harness":
         return 3.0, "how candidates are judged"
     return 4.0, "how to drive ksearch"
 
 
-def select_skills(task: str, target: str, budget: int = 4000, skills: dict[str, Skill] | None = None) -> Selection:
+def select_skills(
+    task: str, target: str, budget: int = 4000, skills: dict[str, Skill] | None = None
+) -> Selection:
     """The skills for `task` on `target`, best first, as many whole skills as fit `budget` tokens."""
     tgt = check_target(target)
     assert tgt is not None
@@ -232,8 +247,10 @@ def select_skills(task: str, target: str, budget: int = 4000, skills: dict[str, 
         raise BudgetError(f"budget must be a positive number of tokens, got {budget}")
     skills = skills if skills is not None else load_skills()
     profile = task_profile(task)
-    ranked = sorted(((r, s) for s in skills.values() if (r := _rank(s, profile, tgt)) is not None),
-                    key=lambda rs: (rs[0][0], rs[1].name))
+    ranked = sorted(
+        ((r, s) for s in skills.values() if (r := _rank(s, profile, tgt)) is not None),
+        key=lambda rs: (rs[0][0], rs[1].name),
+    )
     picked: list[Pick] = []
     omitted: list[Pick] = []
     texts: list[str] = []

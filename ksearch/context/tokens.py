@@ -54,7 +54,7 @@ def _encode(enc: Any, text: str) -> list[int]:
     start = 0
     while len(text) - start > _CHUNK:
         cut = text.rfind("\n", start, start + _CHUNK)
-        while cut > start and not _splits_before(text[cut + 1:cut + 2]):
+        while cut > start and not _splits_before(text[cut + 1 : cut + 2]):
             cut = text.rfind("\n", start, cut)
         end = cut + 1 if cut > start else start + _CHUNK
         tokens += enc.encode(text[start:end], disallowed_special=())

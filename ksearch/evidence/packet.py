@@ -42,7 +42,9 @@ class Candidate(_Model):
     dtype: str = Field(description="dtype variant of the task, e.g. float16")
     shape_suite: list[str] = Field(description="names of the workloads this evaluation covers")
     compiler_invocation: str | None = Field(default=None, description="the compile call or command line")
-    source_blob: str | None = Field(default=None, description="content-addressed path of the source in the run's blobs/")
+    source_blob: str | None = Field(
+        default=None, description="content-addressed path of the source in the run's blobs/"
+    )
     parent_id: str | None = None
     action_id: str | None = None
 
@@ -77,7 +79,9 @@ class OutputCheck(_Model):
 
 class Validation(_Model):
     passed: bool
-    backend: str = Field(description="where outputs were computed, e.g. triton-interpreter or cuda:NVIDIA H100")
+    backend: str = Field(
+        description="where outputs were computed, e.g. triton-interpreter or cuda:NVIDIA H100"
+    )
     workloads_checked: list[str]
     seeds: list[int] = Field(default_factory=list)
     distributions: list[str] = Field(default_factory=list)
@@ -94,16 +98,20 @@ class WorkloadTiming(_Model):
     baseline: str | None = Field(default=None, description="the baseline speedup is measured against")
     baseline_median_us: float | None = None
     baselines_us: dict[str, float | None] = Field(
-        default_factory=dict, description="median of every baseline timed (torch_eager, torch_compile, vendor); "
-                                          "None where unavailable")
+        default_factory=dict,
+        description="median of every baseline timed (torch_eager, torch_compile, vendor); "
+        "None where unavailable",
+    )
     speedup: float | None = None
     ci_us: tuple[float, float] | None = Field(default=None, description="95% CI of the median")
     flops: float | None = None
     bytes: float | None = None
     sol_us: float | None = Field(default=None, description="speed-of-light time on the target's roofline")
     sol_fraction: float | None = Field(default=None, description="sol_us / median_us, in (0, 1]")
-    ncu_median_us: float | None = Field(default=None, description="Nsight Compute gpu__time_duration per call "
-                                                                  "(median), when requested with --ncu")
+    ncu_median_us: float | None = Field(
+        default=None,
+        description="Nsight Compute gpu__time_duration per call (median), when requested with --ncu",
+    )
 
 
 class Performance(_Model):
@@ -126,7 +134,9 @@ class Unmeasured(_Model):
 
 class Artifacts(_Model):
     compile_log: str | None = None
-    files: dict[str, str] = Field(default_factory=dict, description="kind (ptx, sass, amdgcn, ttir, ...) -> path")
+    files: dict[str, str] = Field(
+        default_factory=dict, description="kind (ptx, sass, amdgcn, ttir, ...) -> path"
+    )
     profiler_traces: list[str] = Field(default_factory=list)
 
 
@@ -135,8 +145,11 @@ class Verdict(_Model):
     ok: bool
     detail: str = ""
     severity: Literal["fail", "warn", "info"] = Field(
-        default="fail", description="what a failed check means: reject the attempt, or only report it")
-    failure_class: FailureClass | None = Field(default=None, description="the catalog class of a failed check")
+        default="fail", description="what a failed check means: reject the attempt, or only report it"
+    )
+    failure_class: FailureClass | None = Field(
+        default=None, description="the catalog class of a failed check"
+    )
 
 
 class Audit(_Model):
@@ -164,7 +177,9 @@ class EvidencePacket(_Model):
     artifacts: Artifacts = Field(default_factory=Artifacts)
     audit: Audit = Field(default_factory=Audit)
     diagnostics: list[Diagnostic] = Field(default_factory=list)
-    durations_s: dict[str, float] = Field(default_factory=dict, description="stage -> seconds: compile, verify, benchmark")
+    durations_s: dict[str, float] = Field(
+        default_factory=dict, description="stage -> seconds: compile, verify, benchmark"
+    )
     reward: float | None = None
     reward_formula: str | None = Field(default=None, description="how reward was computed from this packet")
     status: Status

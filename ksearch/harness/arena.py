@@ -35,7 +35,7 @@ def _view(base: torch.Tensor, ref: dict) -> torch.Tensor:
     for n in ref["shape"]:
         numel *= n
     nbytes = numel * dtype.itemsize
-    return base[ref["offset"]:ref["offset"] + nbytes].view(dtype).view(ref["shape"])
+    return base[ref["offset"] : ref["offset"] + nbytes].view(dtype).view(ref["shape"])
 
 
 class Arena:
@@ -55,11 +55,15 @@ class Arena:
         output (only its shape and dtype count). Returns the job's `buffers` message and the views
         the evaluator reads after the reply (on the CPU, replace them with `returned`)."""
         if self.device == "cpu":
-            copies = [torch.empty(t.shape, dtype=t.dtype) if t.is_meta else t.detach().clone() for t in tensors]
+            copies = [
+                torch.empty(t.shape, dtype=t.dtype) if t.is_meta else t.detach().clone() for t in tensors
+            ]
             return {"tensors": copies}, copies
         refs, offset = [], 0
         for t in tensors:
-            refs.append({"offset": offset, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")})
+            refs.append(
+                {"offset": offset, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+            )
             offset += -(-t.numel() * t.element_size() // ALIGN) * ALIGN
         self._reserve(offset)
         views = [_view(self._base, r) for r in refs]
@@ -112,7 +116,7 @@ def outside(base: torch.Tensor, refs: list[dict]) -> list[torch.Tensor]:
     spans, at = [], 0
     for ref in sorted(refs, key=lambda r: r["offset"]):
         if ref["offset"] > at:
-            spans.append(base[at:ref["offset"]])
+            spans.append(base[at : ref["offset"]])
         at = max(at, ref["offset"] + _view(base, ref).nbytes)
     if at < base.numel():
         spans.append(base[at:])

@@ -86,7 +86,9 @@ def _one_line(exc: BaseException, limit: int = 400) -> str:
 # ---- eager and compiled reference -----------------------------------------------------------------
 
 
-def _reference_caller(task: Task, params: Mapping[str, Any], fn: Callable[..., Any]) -> Callable[[ArgSet], Outputs]:
+def _reference_caller(
+    task: Task, params: Mapping[str, Any], fn: Callable[..., Any]
+) -> Callable[[ArgSet], Outputs]:
     names = task.input_names
 
     def call(args: ArgSet) -> Outputs:
@@ -110,7 +112,9 @@ def _fresh_function(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
     return fresh
 
 
-def _compiled_caller(task: Task, params: Mapping[str, Any], mode: str | None, label: str) -> Callable[[ArgSet], Outputs]:
+def _compiled_caller(
+    task: Task, params: Mapping[str, Any], mode: str | None, label: str
+) -> Callable[[ArgSet], Outputs]:
     import torch
 
     names = task.input_names
@@ -126,8 +130,9 @@ def _compiled_caller(task: Task, params: Mapping[str, Any], mode: str | None, la
 # ---- vendor ops --------------------------------------------------------------------------------------
 
 
-def _vendor_caller(task: Task, axes: Mapping[str, int], params: Mapping[str, Any],
-                   arg_sets: Sequence[ArgSet]) -> tuple[Callable[[int], Outputs], str] | str:
+def _vendor_caller(
+    task: Task, axes: Mapping[str, int], params: Mapping[str, Any], arg_sets: Sequence[ArgSet]
+) -> tuple[Callable[[int], Outputs], str] | str:
     """(compute(i), description) for the task's vendor op, or the reason there is none."""
     import torch
     import torch.nn.functional as F
@@ -137,14 +142,19 @@ def _vendor_caller(task: Task, axes: Mapping[str, int], params: Mapping[str, Any
 
     def need(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> str | None:
         if tuple(task.input_names) != inputs or tuple(task.output_names) != outputs:
-            return (f"task {name} has inputs {task.input_names} and outputs {task.output_names}; the vendor op "
-                    f"expects {list(inputs)} -> {list(outputs)}")
+            return (
+                f"task {name} has inputs {task.input_names} and outputs {task.output_names}; the vendor op "
+                f"expects {list(inputs)} -> {list(outputs)}"
+            )
         return None
 
     if name == "matmul":
         if (bad := need(("a", "b"), ("c",))) is not None:
             return bad
-        outs = [torch.empty(int(axes["M"]), int(axes["N"]), dtype=s["a"].dtype, device=s["a"].device) for s in arg_sets]
+        outs = [
+            torch.empty(int(axes["M"]), int(axes["N"]), dtype=s["a"].dtype, device=s["a"].device)
+            for s in arg_sets
+        ]
 
         def gemm(i: int) -> Outputs:
             s = arg_sets[i % n]
@@ -157,8 +167,10 @@ def _vendor_caller(task: Task, axes: Mapping[str, int], params: Mapping[str, Any
     if name == "softmax":
         if (bad := need(("x",), ("out",))) is not None:
             return bad
-        return (lambda i: {"out": torch.softmax(arg_sets[i % n]["x"], dim=-1)},
-                "torch.softmax(x, dim=-1) in the native dtype")
+        return (
+            lambda i: {"out": torch.softmax(arg_sets[i % n]["x"], dim=-1)},
+            "torch.softmax(x, dim=-1) in the native dtype",
+        )
 
     if name == "rmsnorm":
         if (bad := need(("x", "weight"), ("out",))) is not None:
@@ -262,7 +274,9 @@ def build_baselines(
         raise BaselineError("build_baselines needs at least one argument set")
     missing = [n for n in task.input_names if n not in arg_sets[0]]
     if missing:
-        raise BaselineError(f"argument sets lack inputs {missing} of task {task.name}; build them with make_inputs")
+        raise BaselineError(
+            f"argument sets lack inputs {missing} of task {task.name}; build them with make_inputs"
+        )
     unknown = [w for w in which if w not in ALL_BASELINES]
     if unknown:
         raise BaselineError(f"unknown baselines {unknown}; choose from {list(ALL_BASELINES)}")
@@ -281,8 +295,13 @@ def build_baselines(
             with torch.no_grad():
                 return eager(arg_sets[i % n])
 
-        out["torch_eager"] = Baseline(name="torch_eager", available=True, n_arg_sets=n, compute=eager_compute,
-                                      description=f"task {task.name} reference as written (eager PyTorch)")
+        out["torch_eager"] = Baseline(
+            name="torch_eager",
+            available=True,
+            n_arg_sets=n,
+            compute=eager_compute,
+            description=f"task {task.name} reference as written (eager PyTorch)",
+        )
 
     if "torch_compile" in which:
         label = f"{task.name}_{wl.name}".replace("-", "_").replace(".", "_")
@@ -298,12 +317,20 @@ def build_baselines(
             if check_compile:
                 compiled_compute(0)
             out["torch_compile"] = Baseline(
-                name="torch_compile", available=True, n_arg_sets=n, compute=compiled_compute,
-                description=f"torch.compile(reference, dynamic=False, mode={compile_mode!r})")
+                name="torch_compile",
+                available=True,
+                n_arg_sets=n,
+                compute=compiled_compute,
+                description=f"torch.compile(reference, dynamic=False, mode={compile_mode!r})",
+            )
         except Exception as exc:  # noqa: BLE001 - any compile/trace failure makes the baseline unavailable
-            out["torch_compile"] = Baseline(name="torch_compile", available=False, n_arg_sets=n,
-                                            reason=f"torch.compile failed: {_one_line(exc)}",
-                                            description="torch.compile(reference)")
+            out["torch_compile"] = Baseline(
+                name="torch_compile",
+                available=False,
+                n_arg_sets=n,
+                reason=f"torch.compile failed: {_one_line(exc)}",
+                description="torch.compile(reference)",
+            )
 
     if "vendor" in which:
         try:
@@ -321,8 +348,9 @@ def build_baselines(
                 with torch.no_grad():
                     return compute(i)
 
-            out["vendor"] = Baseline(name="vendor", available=True, n_arg_sets=n, compute=vendor_compute,
-                                     description=description)
+            out["vendor"] = Baseline(
+                name="vendor", available=True, n_arg_sets=n, compute=vendor_compute, description=description
+            )
     return out
 
 
@@ -340,13 +368,19 @@ def time_baselines(
     results: dict[str, BaselineTiming] = {}
     for key, b in baselines.items():
         if not b.available or b.compute is None:
-            results[key] = BaselineTiming(name=b.name, available=False, reason=b.reason, description=b.description)
+            results[key] = BaselineTiming(
+                name=b.name, available=False, reason=b.reason, description=b.description
+            )
             continue
         try:
             timing = time_gpu(b, b.n_arg_sets, device=device, **timing_kwargs)
         except Exception as exc:  # noqa: BLE001 - a failing baseline is reported, the candidate still counts
-            results[key] = BaselineTiming(name=b.name, available=False, description=b.description,
-                                          reason=f"failed while timed: {_one_line(exc)}")
+            results[key] = BaselineTiming(
+                name=b.name,
+                available=False,
+                description=b.description,
+                reason=f"failed while timed: {_one_line(exc)}",
+            )
             continue
         results[key] = BaselineTiming(name=b.name, available=True, description=b.description, timing=timing)
     return results

@@ -48,8 +48,13 @@ def stability(ev: Evaluator, path: Path, repeats: int) -> dict:
     medians = [_median_of(ev.evaluate(path, task, workloads=[wl], seeds=(0,)), wl) for _ in range(repeats)]
     got = [m for m in medians if m is not None]
     cv = statistics.stdev(got) / statistics.mean(got) if len(got) > 1 else None
-    return {"kernel": path.name, "workload": wl, "medians_us": got, "cv_of_medians": cv,
-            "failed_runs": repeats - len(got)}
+    return {
+        "kernel": path.name,
+        "workload": wl,
+        "medians_us": got,
+        "cv_of_medians": cv,
+        "failed_runs": repeats - len(got),
+    }
 
 
 def ncu_agreement(device: str, paths: list[Path]) -> list[dict]:
@@ -61,10 +66,18 @@ def ncu_agreement(device: str, paths: list[Path]) -> list[dict]:
             packet = ev.evaluate(path, task, workloads=[wl], seeds=(0,))
             timing = packet.performance.workloads[0] if packet.performance else None
             ncu_us = timing.ncu_median_us if timing else None
-            rows.append({"kernel": path.name, "workload": wl, "harness_us": timing.median_us if timing else None,
-                         "ncu_us": ncu_us, "status": packet.status.value, "message": packet.message,
-                         "notes": [d.message for d in packet.diagnostics if d.severity == "note"],
-                         "diff": (timing.median_us / ncu_us - 1) if timing and ncu_us else None})
+            rows.append(
+                {
+                    "kernel": path.name,
+                    "workload": wl,
+                    "harness_us": timing.median_us if timing else None,
+                    "ncu_us": ncu_us,
+                    "status": packet.status.value,
+                    "message": packet.message,
+                    "notes": [d.message for d in packet.diagnostics if d.severity == "note"],
+                    "diff": (timing.median_us / ncu_us - 1) if timing and ncu_us else None,
+                }
+            )
     return rows
 
 
@@ -94,12 +107,22 @@ def corpora(ev: Evaluator, honest: list[Path], cheats: list[Path], on_row=None) 
         expected = expected_verdict(path)
         packet = ev.evaluate(path, load_task(header(path, "task")))
         got = packet.failure_class.value if packet.failure_class else "pass"
-        medians[path.name] = {t.workload: t.median_us for t in packet.performance.workloads} if packet.performance else {}
-        row = {"kernel": path.name, "expected": expected, "got": got, "ok": got == expected,
-               "seconds": packet.durations_s.get("total"), "message": packet.message[:200]}
+        medians[path.name] = (
+            {t.workload: t.median_us for t in packet.performance.workloads} if packet.performance else {}
+        )
+        row = {
+            "kernel": path.name,
+            "expected": expected,
+            "got": got,
+            "ok": got == expected,
+            "seconds": packet.durations_s.get("total"),
+            "message": packet.message[:200],
+        }
         twin = header(path, "timing_twin")
         if twin and ev.device != "cpu" and got == "pass":
-            ratios = {w: m / medians.get(twin, {}).get(w, float("nan")) for w, m in medians[path.name].items()}
+            ratios = {
+                w: m / medians.get(twin, {}).get(w, float("nan")) for w, m in medians[path.name].items()
+            }
             row["vs_twin"] = {w: round(r, 3) for w, r in ratios.items()}
             row["ok"] = row["ok"] and bool(ratios) and all(r >= TWIN_FLOOR for r in ratios.values())
         rows.append(row)

@@ -78,7 +78,9 @@ class _Call:
     pristine: list[torch.Tensor]  # the inputs as drawn: after the replay they must still hold these values
     judge_args: list[int]  # where the replay's inputs, then outputs, sit in the judge's buffers
     worker_args: list[int] | None = None  # where the worker's call sits in its buffers (None: replay only)
-    trace_of: int = -1  # the call whose trace is replayed: itself, or for the fresh probe its workload's first
+    trace_of: int = (
+        -1
+    )  # the call whose trace is replayed: itself, or for the fresh probe its workload's first
     probe: str = ""  # "" or "fresh" (inputs the worker never saw)
 
 
@@ -107,9 +109,20 @@ def resolve_device(device: str) -> str:
 class Evaluator:
     """Evaluates candidates one after another on one device, with a warm worker and judge waiting."""
 
-    def __init__(self, device: str = "auto", *, timeout_s: float = 600, memory_mb: int = DEFAULT_MEMORY_MB,
-                 artifacts_dir: Path | None = None, bench_budget_s: float = 1.0, rel_ci: float = 0.01,
-                 ncu: bool = False, ncu_calls: int = 20, baselines: bool = True, static: bool = True):
+    def __init__(
+        self,
+        device: str = "auto",
+        *,
+        timeout_s: float = 600,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        artifacts_dir: Path | None = None,
+        bench_budget_s: float = 1.0,
+        rel_ci: float = 0.01,
+        ncu: bool = False,
+        ncu_calls: int = 20,
+        baselines: bool = True,
+        static: bool = True,
+    ):
         """`baselines=False` skips timing torch eager, torch.compile and the vendor library (speedups are
         then absent): for runs that only need verdicts, such as the cheat corpora. `static=False` skips
         the static checks, so tests can show the replay alone rejects what they would have."""
@@ -120,14 +133,17 @@ class Evaluator:
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
         self.bench_budget_s, self.rel_ci = bench_budget_s, rel_ci
-        self._baselines: dict[tuple, dict] = {}  # (task, workload, dtype) -> baseline medians: same for every candidate
+        self._baselines: dict[
+            tuple, dict
+        ] = {}  # (task, workload, dtype) -> baseline medians: same for every candidate
         self._peaks = None
         self._profile: tuple | None = None  # (detected device, its target profile), looked up once
         # (task, workload, distribution, seed, dtype) -> (inputs, references), least recently used first
         self._data: OrderedDict[tuple, tuple[list[torch.Tensor], dict[str, torch.Tensor]]] = OrderedDict()
         self._data_bytes = 0
-        self.cache_bytes = (torch.cuda.get_device_properties(0).total_memory // 8 if self.device == "cuda"
-                            else 2 << 30)
+        self.cache_bytes = (
+            torch.cuda.get_device_properties(0).total_memory // 8 if self.device == "cuda" else 2 << 30
+        )
         # Two arenas: nothing the worker was ever lent (or any process it left) can reach the judge's memory.
         self.arena, self.judge_arena = Arena(self.device), Arena(self.device)
         self.pool = WorkerPool(device=self.device)
@@ -156,8 +172,16 @@ class Evaluator:
 
     # ------------------------------------------------------------------ the evaluation
 
-    def evaluate(self, candidate_path: Path, task: Task, *, target: str | None = None, dtype: str | None = None,
-                 seeds: tuple[int, ...] = (0, 1), workloads: list[str] | None = None) -> EvidencePacket:
+    def evaluate(
+        self,
+        candidate_path: Path,
+        task: Task,
+        *,
+        target: str | None = None,
+        dtype: str | None = None,
+        seeds: tuple[int, ...] = (0, 1),
+        workloads: list[str] | None = None,
+    ) -> EvidencePacket:
         """One candidate's packet. durations_s says where the time went: `total` (this call),
         `verify` (the worker's recording job), `replay` (the judge's job: its kernel compiles and
         kernels), `benchmark` (the judge's timing job), `timed_calls` (inside the timing loops),
@@ -168,14 +192,26 @@ class Evaluator:
         (drawing inputs and references, laying out the calls), `lend` (copies into the arenas),
         `check_traces`, `compare` (the judge's outputs against the references)."""
         t0 = time.perf_counter()
-        packet = self._evaluate(candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads)
+        packet = self._evaluate(
+            candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads
+        )
         d = packet.durations_s
         d["total"] = round(time.perf_counter() - t0, 4)
-        d["overhead"] = round(d["total"] - sum(d.get(k, 0.0) for k in ("replay", "timed_calls", "baselines", "ncu")), 4)
+        d["overhead"] = round(
+            d["total"] - sum(d.get(k, 0.0) for k in ("replay", "timed_calls", "baselines", "ncu")), 4
+        )
         return packet
 
-    def _evaluate(self, candidate_path: Path, task: Task, *, target: str | None, dtype: str | None,
-                  seeds: tuple[int, ...], workloads: list[str] | None) -> EvidencePacket:
+    def _evaluate(
+        self,
+        candidate_path: Path,
+        task: Task,
+        *,
+        target: str | None,
+        dtype: str | None,
+        seeds: tuple[int, ...],
+        workloads: list[str] | None,
+    ) -> EvidencePacket:
         path = Path(candidate_path).resolve()
         try:
             source = path.read_text()
@@ -184,20 +220,38 @@ class Evaluator:
         language = detect_language(path, source)
         requested = dtype or task.default_dtype
         if requested not in task.dtypes:
-            raise ConfigError(f"dtype {requested!r} is not a variant of task {task.name}: {', '.join(task.dtypes)}")
+            raise ConfigError(
+                f"dtype {requested!r} is not a variant of task {task.name}: {', '.join(task.dtypes)}"
+            )
         run_dtype, dtype_note = self._verification_dtype(task, requested)
         wls = self._workloads(task, workloads)
         target_name = target or self._local_target()
         env = self._env()
         backend = "triton-interpreter" if self.device == "cpu" else f"cuda:{torch.cuda.get_device_name()}"
-        packet = _Packet(task, path, source, language, target_name, requested, [w.name for w in wls], list(seeds),
-                         env, backend)
+        packet = _Packet(
+            task,
+            path,
+            source,
+            language,
+            target_name,
+            requested,
+            [w.name for w in wls],
+            list(seeds),
+            env,
+            backend,
+        )
 
         if language != "triton":
-            why = ("HIP candidates need a ROCm runtime" if language == "hip" else "TileLang candidates run on a GPU")
+            why = (
+                "HIP candidates need a ROCm runtime"
+                if language == "hip"
+                else "TileLang candidates run on a GPU"
+            )
             if self.device == "cpu" or language == "hip":
-                return packet.finish(FailureClass.SKIPPED_TOOLCHAIN_MISSING, f"{why}; none here: compiled and "
-                                     "audited only (ksearch compile)")
+                return packet.finish(
+                    FailureClass.SKIPPED_TOOLCHAIN_MISSING,
+                    f"{why}; none here: compiled and audited only (ksearch compile)",
+                )
         if self.static:
             with packet.timed("static"):
                 static = static_checks_for_task(source, str(path), task)
@@ -207,26 +261,42 @@ class Evaluator:
                 return packet.finish(first_static.failure_class, first_static.detail)
         only = task.spec.target_only
         if only is not None and target_name not in only.targets:
-            return packet.finish(FailureClass.SKIPPED_NEEDS_TARGET, f"task {task.name} is verified on "
-                                 f"{', '.join(only.targets)} only ({only.reason}); here it was statically "
-                                 "checked, and `ksearch compile` audits it")
+            return packet.finish(
+                FailureClass.SKIPPED_NEEDS_TARGET,
+                f"task {task.name} is verified on "
+                f"{', '.join(only.targets)} only ({only.reason}); here it was statically "
+                "checked, and `ksearch compile` audits it",
+            )
         if run_dtype is None:
             return packet.finish(FailureClass.SKIPPED_BF16_INTERPRETER, dtype_note)
 
         with packet.timed("inputs"):
             calls, worker_layout, judge_layout = self._plan(task, wls, run_dtype, seeds)
-        job = {"candidate": str(path), "entry": task.entry_name, "task": str(task.root), "dtype": run_dtype,
-               "n_inputs": len(task.input_names)}
+        job = {
+            "candidate": str(path),
+            "entry": task.entry_name,
+            "task": str(task.root),
+            "dtype": run_dtype,
+            "n_inputs": len(task.input_names),
+        }
         self.pool.reap()  # no finished candidate's process may still touch what is lent below
         with self.pool.session() as worker:
             with packet.timed("lend"):
                 message, views = self.arena.lend(worker_layout.tensors)
-            outcome = worker.ask({**job, "buffers": message,
-                                  "calls": [{"id": c.id, "args": c.worker_args} for c in calls if c.worker_args]},
-                                 self.timeout_s, self.memory_mb)
+            outcome = worker.ask(
+                {
+                    **job,
+                    "buffers": message,
+                    "calls": [{"id": c.id, "args": c.worker_args} for c in calls if c.worker_args],
+                },
+                self.timeout_s,
+                self.memory_mb,
+            )
             packet.seconds = outcome.seconds
             packet.durations["worker_wait"] = worker.waited_s
-            packet.diagnostics.append(Diagnostic(severity="note", message=f"worker OS boundary: {worker.boundary.describe()}"))
+            packet.diagnostics.append(
+                Diagnostic(severity="note", message=f"worker OS boundary: {worker.boundary.describe()}")
+            )
             with packet.timed("check_traces"):
                 traces = self._traces(packet, task, calls, outcome, (message, views), run_dtype)
         if not isinstance(traces, dict):
@@ -237,9 +307,19 @@ class Evaluator:
         with self.judges.session() as judge:
             with packet.timed("lend"):
                 message, views = self.judge_arena.lend(judge_layout.tensors)
-            replays = [{"id": c.id, "args": c.judge_args, "trace": traces[c.trace_of], "workload": c.workload,
-                        "n_inputs": len(task.input_names)} for c in calls]
-            outcome = judge.ask({**job, "buffers": message, "replays": replays}, self.timeout_s, self.memory_mb)
+            replays = [
+                {
+                    "id": c.id,
+                    "args": c.judge_args,
+                    "trace": traces[c.trace_of],
+                    "workload": c.workload,
+                    "n_inputs": len(task.input_names),
+                }
+                for c in calls
+            ]
+            outcome = judge.ask(
+                {**job, "buffers": message, "replays": replays}, self.timeout_s, self.memory_mb
+            )
             packet.durations["replay"] = outcome.seconds
             packet.durations["judge_wait"] = judge.waited_s
             verified = self._judge(packet, task, calls, outcome, (message, views), run_dtype, dtype_note)
@@ -252,8 +332,9 @@ class Evaluator:
             self.pool.reap()
             return self._benchmark(packet, task, wls, run_dtype, judge, traces, calls)
 
-    def _gate(self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict],
-              layout: _Layout) -> EvidencePacket | None:
+    def _gate(
+        self, packet: _Packet, job: dict, calls: list[_Call], traces: dict[int, dict], layout: _Layout
+    ) -> EvidencePacket | None:
         """On the CPU: every recorded launch must compile for a real GPU target before the judge may
         interpret it (None when all do, or on a GPU, where the judge compiles them itself)."""
         if self.device != "cpu":
@@ -271,13 +352,20 @@ class Evaluator:
             self._gate_process = None  # killed by `ask`; the next candidate gets a new one
         packet.durations["gate"] = outcome.seconds
         if outcome.kind != "reply":
-            return packet.finish(_no_reply_failure(outcome), f"compiling the launches for a GPU: {outcome.detail}")
+            return packet.finish(
+                _no_reply_failure(outcome), f"compiling the launches for a GPU: {outcome.detail}"
+            )
         if "fatal" in outcome.reply:
-            return packet.finish(FailureClass.IMPORT_ERROR, f"the kernels alone do not build: "
-                                 f"{outcome.reply['fatal']['message']}")
+            return packet.finish(
+                FailureClass.IMPORT_ERROR,
+                f"the kernels alone do not build: {outcome.reply['fatal']['message']}",
+            )
         for got in outcome.reply.get("replays", []):
-            for key, failure in (("compile_error", FailureClass.COMPILE_ERROR), ("trace_error", FailureClass.RUNTIME_ERROR),
-                                 ("error", FailureClass.COMPILE_ERROR)):
+            for key, failure in (
+                ("compile_error", FailureClass.COMPILE_ERROR),
+                ("trace_error", FailureClass.RUNTIME_ERROR),
+                ("error", FailureClass.COMPILE_ERROR),
+            ):
                 if key in got:
                     detail = got[key]["message"] if key == "error" else got[key]
                     return packet.finish(failure, f"before interpreting: {detail}")
@@ -299,9 +387,14 @@ class Evaluator:
             return dtype, ""
         for alt in ("float16", "float32"):
             if alt in task.dtypes:
-                return alt, (f"{dtype} is unreliable in the Triton interpreter on CPU and is not verified here; "
-                             f"the {alt} variant verified (verify {dtype} on a GPU)")
-        return None, f"{dtype} is unreliable in the Triton interpreter on CPU and task {task.name} has no fp16/fp32 variant"
+                return alt, (
+                    f"{dtype} is unreliable in the Triton interpreter on CPU and is not verified here; "
+                    f"the {alt} variant verified (verify {dtype} on a GPU)"
+                )
+        return (
+            None,
+            f"{dtype} is unreliable in the Triton interpreter on CPU and task {task.name} has no fp16/fp32 variant",
+        )
 
     def _plan(self, task: Task, wls, dtype: str, seeds) -> tuple[list[_Call], _Layout, _Layout]:
         """Every call: its inputs and outputs placed once in the worker's buffers (the recorded call)
@@ -315,8 +408,17 @@ class Evaluator:
                 for seed in seeds:
                     inputs, refs = self._inputs_and_references(task, wl, dist, seed, dtype)
                     blank = _blank_outputs(task, wl, dtype)
-                    call = _Call(len(calls), wl.name, dist, seed, refs, inputs, judge.place(inputs + blank),
-                                 worker_args=worker.place(inputs + blank), trace_of=len(calls))
+                    call = _Call(
+                        len(calls),
+                        wl.name,
+                        dist,
+                        seed,
+                        refs,
+                        inputs,
+                        judge.place(inputs + blank),
+                        worker_args=worker.place(inputs + blank),
+                        trace_of=len(calls),
+                    )
                     calls.append(call)
                     first = first or call
             assert first is not None
@@ -324,12 +426,24 @@ class Evaluator:
                 self.fresh_seed = secrets.randbelow(2**31 - 2000) + 2000
             fresh = self.fresh_seed
             inputs, refs = self._inputs_and_references(task, wl, first.distribution, fresh, dtype)
-            calls.append(_Call(len(calls), wl.name, first.distribution, fresh, refs, inputs,
-                               judge.place(inputs + _blank_outputs(task, wl, dtype)), trace_of=first.id, probe="fresh"))
+            calls.append(
+                _Call(
+                    len(calls),
+                    wl.name,
+                    first.distribution,
+                    fresh,
+                    refs,
+                    inputs,
+                    judge.place(inputs + _blank_outputs(task, wl, dtype)),
+                    trace_of=first.id,
+                    probe="fresh",
+                )
+            )
         return calls, worker, judge
 
-    def _inputs_and_references(self, task: Task, wl, distribution: str, seed: int,
-                               dtype: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def _inputs_and_references(
+        self, task: Task, wl, distribution: str, seed: int, dtype: str
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The inputs drawn from a seed and the reference's outputs for them, on the evaluation device
         (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates, the
         least recently used dropped beyond `cache_bytes`; nothing here is ever
@@ -348,8 +462,9 @@ class Evaluator:
             self._data_bytes -= _nbytes(self._data.popitem(last=False)[1])
         return entry
 
-    def _traces(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome,
-                lent: tuple, dtype: str) -> dict[int, dict] | EvidencePacket:
+    def _traces(
+        self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple, dtype: str
+    ) -> dict[int, dict] | EvidencePacket:
         """Each recorded call's trace, validated, by call id; or the packet of why there is none. The
         worker's outputs, where no kernel ran, are checked too: right ones were computed by the host."""
         if outcome.kind != "reply":
@@ -380,7 +495,9 @@ class Evaluator:
                 continue
             got = by_id.get(call.id)
             if got is None:
-                return packet.finish(FailureClass.HARNESS_ERROR, f"the worker returned no result for call {call.id}")
+                return packet.finish(
+                    FailureClass.HARNESS_ERROR, f"the worker returned no result for call {call.id}"
+                )
             where = f"{call.workload}/{call.distribution}/seed {call.seed}"
             if "error" in got:
                 packet.add_diagnostics(got["error"])
@@ -388,18 +505,40 @@ class Evaluator:
             tensors = [buffers[i] for i in call.worker_args]
             try:
                 trace = Trace.model_validate(got.get("trace"))
-                check_trace(trace, [t.numel() * t.element_size() for t in tensors], dtype_size,
-                            SCRATCH_FACTOR * sum(t.numel() * t.element_size() for t in tensors) + SCRATCH_SLACK)
+                check_trace(
+                    trace,
+                    [t.numel() * t.element_size() for t in tensors],
+                    dtype_size,
+                    SCRATCH_FACTOR * sum(t.numel() * t.element_size() for t in tensors) + SCRATCH_SLACK,
+                )
             except (ValidationError, TraceError) as e:
-                return packet.finish(FailureClass.RUNTIME_ERROR, f"{where}: the launches cannot be replayed: {e}")
+                return packet.finish(
+                    FailureClass.RUNTIME_ERROR, f"{where}: the launches cannot be replayed: {e}"
+                )
             host_ops.update(trace.host_ops)
-            outs = tensors[len(call.pristine):]
-            if outs and all(o.numel() for o in outs) and all(
-                    compare(o, call.refs[name], tolerances[name], workload=call.workload, distribution=call.distribution,
-                            seed=call.seed, name=name).passed for o, name in zip(outs, call.refs)):
-                return packet.finish(FailureClass.REWARD_HACK_NO_KERNEL_WORK, f"{where}: the outputs were right "
-                                     "although no kernel ran (the worker records launches and runs none): the host "
-                                     "computed them")
+            outs = tensors[len(call.pristine) :]
+            if (
+                outs
+                and all(o.numel() for o in outs)
+                and all(
+                    compare(
+                        o,
+                        call.refs[name],
+                        tolerances[name],
+                        workload=call.workload,
+                        distribution=call.distribution,
+                        seed=call.seed,
+                        name=name,
+                    ).passed
+                    for o, name in zip(outs, call.refs)
+                )
+            ):
+                return packet.finish(
+                    FailureClass.REWARD_HACK_NO_KERNEL_WORK,
+                    f"{where}: the outputs were right "
+                    "although no kernel ran (the worker records launches and runs none): the host "
+                    "computed them",
+                )
             traces[call.id] = trace.model_dump(mode="json")
         # One workload is one set of shapes: a launcher's steps depend on nothing else, so a call whose
         # steps differ from the first call's chose them from the values it was given (or its history).
@@ -407,22 +546,40 @@ class Evaluator:
         for call in (c for c in calls if c.id in traces):
             ref = first.setdefault(call.workload, call)
             if traces[call.id]["steps"] != traces[ref.id]["steps"]:
-                return packet.finish(FailureClass.REWARD_HACK_CACHING, f"{call.workload}/{call.distribution}/seed "
-                                     f"{call.seed}: its launches differ from those of {ref.distribution}/seed "
-                                     f"{ref.seed} on the same shapes: they depend on the input values or on earlier "
-                                     "calls")
+                return packet.finish(
+                    FailureClass.REWARD_HACK_CACHING,
+                    f"{call.workload}/{call.distribution}/seed "
+                    f"{call.seed}: its launches differ from those of {ref.distribution}/seed "
+                    f"{ref.seed} on the same shapes: they depend on the input values or on earlier "
+                    "calls",
+                )
         if host_ops:
-            packet.diagnostics.append(Diagnostic(severity="note", message="torch compute on the call's data in the "
-                                                 f"host code, not replayed: {', '.join(sorted(host_ops))}"))
+            packet.diagnostics.append(
+                Diagnostic(
+                    severity="note",
+                    message="torch compute on the call's data in the "
+                    f"host code, not replayed: {', '.join(sorted(host_ops))}",
+                )
+            )
         return traces
 
-    def _judge(self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple,
-               dtype: str, dtype_note: str) -> EvidencePacket:
+    def _judge(
+        self,
+        packet: _Packet,
+        task: Task,
+        calls: list[_Call],
+        outcome: Outcome,
+        lent: tuple,
+        dtype: str,
+        dtype_note: str,
+    ) -> EvidencePacket:
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), f"replaying the launches: {outcome.detail}")
         reply = outcome.reply
         if "fatal" in reply:
-            return packet.finish(FailureClass.IMPORT_ERROR, f"the kernels alone do not build: {reply['fatal']['message']}")
+            return packet.finish(
+                FailureClass.IMPORT_ERROR, f"the kernels alone do not build: {reply['fatal']['message']}"
+            )
         try:
             buffers = returned(lent[0], reply, lent[1])
         except ValueError as e:
@@ -437,26 +594,43 @@ class Evaluator:
         for call in calls:
             got = by_id.get(call.id)
             if got is None:
-                return packet.finish(FailureClass.HARNESS_ERROR, f"the judge returned no result for call {call.id}")
+                return packet.finish(
+                    FailureClass.HARNESS_ERROR, f"the judge returned no result for call {call.id}"
+                )
             where = f"{call.workload}/{call.distribution}/seed {call.seed}"
             if "compile_error" in got:
                 return packet.finish(FailureClass.COMPILE_ERROR, f"{where}: {got['compile_error']}")
             if "trace_error" in got:
-                return packet.finish(FailureClass.RUNTIME_ERROR, f"{where}: the launches cannot be replayed: "
-                                     f"{got['trace_error']}")
+                return packet.finish(
+                    FailureClass.RUNTIME_ERROR,
+                    f"{where}: the launches cannot be replayed: {got['trace_error']}",
+                )
             if "error" in got:
                 packet.add_diagnostics(got["error"])
                 failure = FailureClass.GPU_FAULT if got["error"]["gpu_fault"] else FailureClass.RUNTIME_ERROR
                 return packet.finish(failure, f"{where}: {got['error']['message']}")
             args = [buffers[i] for i in call.judge_args]
-            ins, outs = args[:len(call.pristine)], args[len(call.pristine):]
-            out_checks = [compare(o, call.refs[name], tolerances[name], workload=call.workload,
-                                  distribution=call.distribution, seed=call.seed, name=name)
-                          for o, name in zip(outs, call.refs)]
+            ins, outs = args[: len(call.pristine)], args[len(call.pristine) :]
+            out_checks = [
+                compare(
+                    o,
+                    call.refs[name],
+                    tolerances[name],
+                    workload=call.workload,
+                    distribution=call.distribution,
+                    seed=call.seed,
+                    name=name,
+                )
+                for o, name in zip(outs, call.refs)
+            ]
             results[call.id] = (out_checks, outs)
             if not call.probe:
                 checks.extend(out_checks)
-            mutated = [task.input_names[i] for i, (t, p) in enumerate(zip(ins, call.pristine)) if not bitwise_equal(t, p)]
+            mutated = [
+                task.input_names[i]
+                for i, (t, p) in enumerate(zip(ins, call.pristine))
+                if not bitwise_equal(t, p)
+            ]
             if mutated:
                 packet.input_mutated = mutated
         packet.checks = checks
@@ -467,26 +641,37 @@ class Evaluator:
         if hack is not None:
             return packet.finish(hack.failure_class, hack.detail)
         if packet.input_mutated:
-            return packet.finish(FailureClass.INPUT_MUTATED, f"inputs changed by the call: {', '.join(packet.input_mutated)}")
+            return packet.finish(
+                FailureClass.INPUT_MUTATED, f"inputs changed by the call: {', '.join(packet.input_mutated)}"
+            )
         bad = next((c for c in checks if not c.passed), None)
         if bad is not None:
             return packet.finish(failure_of(bad), _describe(bad))
         for call in (c for c in calls if c.probe == "fresh"):
             bad = next((c for c in results[call.id][0] if not c.passed), None)
             if bad is not None:
-                return packet.finish(failure_of(bad), f"replayed on inputs drawn for this evaluation: {_describe(bad)}")
+                return packet.finish(
+                    failure_of(bad), f"replayed on inputs drawn for this evaluation: {_describe(bad)}"
+                )
         fresh = [c for c in calls if c.probe == "fresh"]
-        packet.diagnostics.append(Diagnostic(severity="note", message="outputs are the judge's replay of the recorded "
-                                             "launches; fresh-input seeds: " + ", ".join(
-                                                 f"{c.workload}={c.seed}" for c in fresh)))
-        packet.message_ok = "verified on every workload, distribution and seed" + (f" ({dtype_note})" if dtype_note else "")
+        packet.diagnostics.append(
+            Diagnostic(
+                severity="note",
+                message="outputs are the judge's replay of the recorded "
+                "launches; fresh-input seeds: " + ", ".join(f"{c.workload}={c.seed}" for c in fresh),
+            )
+        )
+        packet.message_ok = "verified on every workload, distribution and seed" + (
+            f" ({dtype_note})" if dtype_note else ""
+        )
         packet.durations["compare"] = time.perf_counter() - t_compare
         return packet.finish(None, packet.message_ok)
 
     # ------------------------------------------------------------------ timing (GPU)
 
-    def _benchmark(self, packet: _Packet, task: Task, wls, dtype: str, judge, traces: dict[int, dict],
-                   calls: list[_Call]) -> EvidencePacket:
+    def _benchmark(
+        self, packet: _Packet, task: Task, wls, dtype: str, judge, traces: dict[int, dict], calls: list[_Call]
+    ) -> EvidencePacket:
         """Time every workload's trace in the judge that verified it (kernels compiled, autotune
         choices made), re-verify the timed outputs, time the baselines here, and score against the
         roofline."""
@@ -500,24 +685,47 @@ class Evaluator:
         for wl in wls:
             sets = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
             args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in sets]
-            timed_sets.append([(list(zip(a[:n_inputs], inputs)), (a[n_inputs:], refs))
-                               for a, (inputs, refs) in zip(args, sets)])
-            specs.append({"workload": wl.name, "trace": traces[first_of[wl.name]], "sets": args, "n_inputs": n_inputs,
-                          "budget_s": self.bench_budget_s, "rel_ci": self.rel_ci})
+            timed_sets.append(
+                [
+                    (list(zip(a[:n_inputs], inputs)), (a[n_inputs:], refs))
+                    for a, (inputs, refs) in zip(args, sets)
+                ]
+            )
+            specs.append(
+                {
+                    "workload": wl.name,
+                    "trace": traces[first_of[wl.name]],
+                    "sets": args,
+                    "n_inputs": n_inputs,
+                    "budget_s": self.bench_budget_s,
+                    "rel_ci": self.rel_ci,
+                }
+            )
         message, views = self.judge_arena.lend(layout.tensors)
-        outcome = judge.ask({"candidate": str(packet.path), "buffers": message, "bench": specs},
-                            self.timeout_s, self.memory_mb)
+        outcome = judge.ask(
+            {"candidate": str(packet.path), "buffers": message, "bench": specs},
+            self.timeout_s,
+            self.memory_mb,
+        )
         packet.durations["benchmark"] = outcome.seconds
-        packet.durations["timed_calls"] = sum(got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", []))
+        packet.durations["timed_calls"] = sum(
+            got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", [])
+        )
         if outcome.kind != "reply":
             return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
         if outcome.reply.get("stray_writes"):
             return packet.finish(FailureClass.GPU_FAULT, f"while timing: {_STRAY_WRITES}")
         for sets in timed_sets:
             for _seed, (ins, _) in zip(seeds, sets):
-                mutated = [task.input_names[k] for k, (i, pristine) in enumerate(ins) if not bitwise_equal(views[i], pristine)]
+                mutated = [
+                    task.input_names[k]
+                    for k, (i, pristine) in enumerate(ins)
+                    if not bitwise_equal(views[i], pristine)
+                ]
                 if mutated:
-                    return packet.finish(FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}")
+                    return packet.finish(
+                        FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}"
+                    )
         dev, profile = self._device_profile()
         peaks = self._device_peaks(profile)
         timings: list[WorkloadTiming] = []
@@ -531,50 +739,106 @@ class Evaluator:
                 return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {why}")
             for seed, (_, (out_args, refs)) in zip(seeds, sets):
                 for i, (name, ref) in zip(out_args, refs.items()):
-                    check = compare(views[i], ref, tolerances[name], workload=wl.name, distribution="normal",
-                                    seed=seed, name=name)
+                    check = compare(
+                        views[i],
+                        ref,
+                        tolerances[name],
+                        workload=wl.name,
+                        distribution="normal",
+                        seed=seed,
+                        name=name,
+                    )
                     if not check.passed:
-                        return packet.finish(FailureClass.REWARD_HACK_CACHING, f"timed calls of {wl.name}: outputs "
-                                             f"wrong after warm-up and repetition ({_describe(check)})")
+                        return packet.finish(
+                            FailureClass.REWARD_HACK_CACHING,
+                            f"timed calls of {wl.name}: outputs "
+                            f"wrong after warm-up and repetition ({_describe(check)})",
+                        )
             timing = got["timing"]
             median = timing["median_us"]
             samples[wl.name] = timing["samples_us"]
             t_base = time.perf_counter()
             base = self._baseline_medians(task, wl, dtype)
-            packet.durations["baselines"] = packet.durations.get("baselines", 0.0) + time.perf_counter() - t_base
-            ncu_us = (self._ncu_median(packet, task, wl, dtype, seeds, traces[first_of[wl.name]], got.get("choices", {}))
-                      if self.ncu else None)
+            packet.durations["baselines"] = (
+                packet.durations.get("baselines", 0.0) + time.perf_counter() - t_base
+            )
+            ncu_us = (
+                self._ncu_median(
+                    packet, task, wl, dtype, seeds, traces[first_of[wl.name]], got.get("choices", {})
+                )
+                if self.ncu
+                else None
+            )
             named = "vendor" if base.get("vendor") else "torch_eager"
-            roof = task_roofline(task, wl, dtype, profile=profile, peaks=peaks, basis="optimistic") if profile else None
+            roof = (
+                task_roofline(task, wl, dtype, profile=profile, peaks=peaks, basis="optimistic")
+                if profile
+                else None
+            )
             if roof is not None and is_impossible(median, roof.sol_us):
-                return packet.finish(FailureClass.REWARD_HACK_IMPOSSIBLE_SPEED,
-                                     f"{wl.name}: {median:.2f} us is under the roofline floor {roof.sol_us:.2f} us")
-            timings.append(WorkloadTiming(
-                workload=wl.name, median_us=median, iqr_us=timing["iqr_us"], cv=timing["cv"], samples=timing["n"],
-                ci_us=(timing["ci_low_us"], timing["ci_high_us"]), baseline=named,
-                baseline_median_us=base.get(named), baselines_us=base,
-                speedup=base[named] / median if base.get(named) else None,
-                flops=task.flops(wl, dtype), bytes=task.bytes(wl, dtype),
-                sol_us=roof.sol_us if roof else None,
-                sol_fraction=min(1.0, roof.sol_us / median) if roof else None, ncu_median_us=ncu_us))
+                return packet.finish(
+                    FailureClass.REWARD_HACK_IMPOSSIBLE_SPEED,
+                    f"{wl.name}: {median:.2f} us is under the roofline floor {roof.sol_us:.2f} us",
+                )
+            timings.append(
+                WorkloadTiming(
+                    workload=wl.name,
+                    median_us=median,
+                    iqr_us=timing["iqr_us"],
+                    cv=timing["cv"],
+                    samples=timing["n"],
+                    ci_us=(timing["ci_low_us"], timing["ci_high_us"]),
+                    baseline=named,
+                    baseline_median_us=base.get(named),
+                    baselines_us=base,
+                    speedup=base[named] / median if base.get(named) else None,
+                    flops=task.flops(wl, dtype),
+                    bytes=task.bytes(wl, dtype),
+                    sol_us=roof.sol_us if roof else None,
+                    sol_fraction=min(1.0, roof.sol_us / median) if roof else None,
+                    ncu_median_us=ncu_us,
+                )
+            )
         speedup = geomean(t.speedup for t in timings if t.speedup)
         sol = geomean(t.sol_fraction for t in timings if t.sol_fraction)
-        perf = Performance(device=dev.name if dev else "cuda", workloads=timings, speedup_geomean=speedup, sol_score=sol)
+        perf = Performance(
+            device=dev.name if dev else "cuda", workloads=timings, speedup_geomean=speedup, sol_score=sol
+        )
         if self.artifacts_dir is not None:
             packet.artifacts.profiler_traces.append(str(_write_samples(self.artifacts_dir, packet, samples)))
         return packet.finish(None, packet.message_ok, performance=perf)
 
-    def _ncu_median(self, packet: _Packet, task: Task, wl, dtype: str, seeds: list[int], trace: dict,
-                    choices: dict[str, int]) -> float | None:
+    def _ncu_median(
+        self,
+        packet: _Packet,
+        task: Task,
+        wl,
+        dtype: str,
+        seeds: list[int],
+        trace: dict,
+        choices: dict[str, int],
+    ) -> float | None:
         """Nsight Compute's gpu__time_duration of the judge's replay of one workload's trace (summed
         over its kernels per call, median over calls), in a process that never imports the candidate;
         None, with a diagnostic note saying why, when ncu is missing or fails."""
         from ksearch.harness.timing import ncu_duration_us
 
         t_ncu = time.perf_counter()
-        probe = json.dumps({"candidate": str(packet.path), "task": str(task.root), "trace": trace, "choices": choices,
-                            "workload": wl.name, "dtype": dtype, "seeds": seeds, "calls": self.ncu_calls})
-        res = ncu_duration_us([sys.executable, "-m", "ksearch.harness.ncu_probe", probe], calls=self.ncu_calls)
+        probe = json.dumps(
+            {
+                "candidate": str(packet.path),
+                "task": str(task.root),
+                "trace": trace,
+                "choices": choices,
+                "workload": wl.name,
+                "dtype": dtype,
+                "seeds": seeds,
+                "calls": self.ncu_calls,
+            }
+        )
+        res = ncu_duration_us(
+            [sys.executable, "-m", "ksearch.harness.ncu_probe", probe], calls=self.ncu_calls
+        )
         packet.durations["ncu"] = packet.durations.get("ncu", 0.0) + time.perf_counter() - t_ncu
         if not res.available:
             packet.diagnostics.append(Diagnostic(severity="note", message=f"ncu on {wl.name}: {res.reason}"))
@@ -587,12 +851,19 @@ class Evaluator:
         if key not in self._baselines:
             from ksearch.harness.baselines import build_baselines, time_baselines
 
-            arg_sets = [task.make_inputs(wl, "normal", 1000 + i, dtype=dtype, device="cuda")
-                        for i in range(ROTATING_SETS)]
-            timed = time_baselines(build_baselines(task, wl, arg_sets), device="cuda",
-                                   budget_s=self.bench_budget_s, rel_ci=self.rel_ci)
-            self._baselines[key] = {name: (t.timing.median_us if t.available and t.timing else None)
-                                    for name, t in timed.items()}
+            arg_sets = [
+                task.make_inputs(wl, "normal", 1000 + i, dtype=dtype, device="cuda")
+                for i in range(ROTATING_SETS)
+            ]
+            timed = time_baselines(
+                build_baselines(task, wl, arg_sets),
+                device="cuda",
+                budget_s=self.bench_budget_s,
+                rel_ci=self.rel_ci,
+            )
+            self._baselines[key] = {
+                name: (t.timing.median_us if t.available and t.timing else None) for name, t in timed.items()
+            }
         return self._baselines[key]
 
     def _device_profile(self) -> tuple:
@@ -617,7 +888,7 @@ class Evaluator:
         if self.device == "cpu":
             return "cpu"
         dev, _ = self._device_profile()
-        return (dev.profile if dev and dev.profile else "local")
+        return dev.profile if dev and dev.profile else "local"
 
     def _env(self) -> dict:
         if self._environment is None:
@@ -629,10 +900,22 @@ class Evaluator:
                 "host": socket.gethostname(),
                 "gpu_name": gpu.name if gpu else None,
                 "driver": gpu.driver_version if gpu else None,
-                "clocks_mhz": {k: v for k, v in {"sm": gpu.sm_clock_mhz, "sm_max": gpu.sm_clock_max_mhz,
-                                                  "mem": gpu.mem_clock_mhz}.items() if v is not None} if gpu else {},
-                "toolchain": {"python": platform.python_version(), "torch": torch.__version__,
-                              "triton": _version("triton")},
+                "clocks_mhz": {
+                    k: v
+                    for k, v in {
+                        "sm": gpu.sm_clock_mhz,
+                        "sm_max": gpu.sm_clock_max_mhz,
+                        "mem": gpu.mem_clock_mhz,
+                    }.items()
+                    if v is not None
+                }
+                if gpu
+                else {},
+                "toolchain": {
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "triton": _version("triton"),
+                },
             }
         return self._environment
 
@@ -657,8 +940,10 @@ def _version(package: str) -> str | None:
         return None
 
 
-_STRAY_WRITES = ("the kernels wrote outside the job's tensors (out-of-bounds stores, which also could keep "
-                 "results between calls)")
+_STRAY_WRITES = (
+    "the kernels wrote outside the job's tensors (out-of-bounds stores, which also could keep "
+    "results between calls)"
+)
 
 
 def _no_reply_failure(outcome: Outcome) -> FailureClass:
@@ -672,7 +957,10 @@ def _no_reply_failure(outcome: Outcome) -> FailureClass:
 
 def _sandbox_verdicts(reply: dict) -> list[Verdict]:
     """What the worker's guard blocked the candidate from doing (defence in depth behind the jail)."""
-    return [_hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}") for v in reply.get("violations", [])]
+    return [
+        _hack(FailureClass.REWARD_HACK_FORBIDDEN_CALL, f"the sandbox blocked {v}")
+        for v in reply.get("violations", [])
+    ]
 
 
 def _hack(failure: FailureClass, detail: str) -> Verdict:
@@ -693,16 +981,32 @@ def _probe_verdicts(calls: list[_Call], results: dict) -> list[Verdict]:
         if all(ch.passed for ch in checks):
             continue
         earlier = [(p, results[p.id]) for p in plain[:i]]
-        if any(all(ch.passed for ch in e_checks) and [o.shape for o in e_outs] == [o.shape for o in outs]
-               and all(torch.equal(a, b) for a, b in zip(outs, e_outs)) for _, (e_checks, e_outs) in earlier):
-            verdicts.append(_hack(FailureClass.REWARD_HACK_REPLAY, f"{call.workload}/{call.distribution}/seed "
-                                  f"{call.seed}: outputs repeat an earlier call's outputs for new inputs"))
+        if any(
+            all(ch.passed for ch in e_checks)
+            and [o.shape for o in e_outs] == [o.shape for o in outs]
+            and all(torch.equal(a, b) for a, b in zip(outs, e_outs))
+            for _, (e_checks, e_outs) in earlier
+        ):
+            verdicts.append(
+                _hack(
+                    FailureClass.REWARD_HACK_REPLAY,
+                    f"{call.workload}/{call.distribution}/seed "
+                    f"{call.seed}: outputs repeat an earlier call's outputs for new inputs",
+                )
+            )
             break
         nothing_written = all(bool(unwritten_mask(o).all()) for o in outs)
-        if nothing_written and any(p.workload == call.workload and all(ch.checks.get("written") for ch in e_checks)
-                                   for p, (e_checks, _) in earlier):
-            verdicts.append(_hack(FailureClass.REWARD_HACK_CACHING, f"{call.workload}/{call.distribution}/seed "
-                                  f"{call.seed}: nothing written, where earlier calls of this workload wrote"))
+        if nothing_written and any(
+            p.workload == call.workload and all(ch.checks.get("written") for ch in e_checks)
+            for p, (e_checks, _) in earlier
+        ):
+            verdicts.append(
+                _hack(
+                    FailureClass.REWARD_HACK_CACHING,
+                    f"{call.workload}/{call.distribution}/seed "
+                    f"{call.seed}: nothing written, where earlier calls of this workload wrote",
+                )
+            )
             break
     return verdicts
 
@@ -710,8 +1014,12 @@ def _probe_verdicts(calls: list[_Call], results: dict) -> list[Verdict]:
 def _describe(check: OutputCheck) -> str:
     where = f"{check.workload}/{check.distribution}/seed {check.seed}, output {check.output}"
     failed = [k for k, ok in check.checks.items() if not ok]
-    return (f"{where}: failed {', '.join(failed)} (max abs err {check.max_abs_err:.3g}, matched "
-            f"{check.matched_ratio:.4f})" if check.max_abs_err is not None else f"{where}: failed {', '.join(failed)}")
+    return (
+        f"{where}: failed {', '.join(failed)} (max abs err {check.max_abs_err:.3g}, matched "
+        f"{check.matched_ratio:.4f})"
+        if check.max_abs_err is not None
+        else f"{where}: failed {', '.join(failed)}"
+    )
 
 
 def _write_samples(directory: Path, packet: _Packet, samples: dict[str, list[float]]) -> Path:
@@ -724,8 +1032,19 @@ def _write_samples(directory: Path, packet: _Packet, samples: dict[str, list[flo
 class _Packet:
     """Collects an evaluation's evidence and turns it into one EvidencePacket."""
 
-    def __init__(self, task: Task, path: Path, source: str, language: str, target: str, dtype: str,
-                 workloads: list[str], seeds: list[int], env: dict, backend: str):
+    def __init__(
+        self,
+        task: Task,
+        path: Path,
+        source: str,
+        language: str,
+        target: str,
+        dtype: str,
+        workloads: list[str],
+        seeds: list[int],
+        env: dict,
+        backend: str,
+    ):
         self.task, self.path, self.source, self.language, self.backend = task, path, source, language, backend
         self.target, self.dtype, self.workloads, self.seeds, self.env = target, dtype, workloads, seeds, env
         self.audit = Audit(target=target)
@@ -751,33 +1070,72 @@ class _Packet:
     def add_diagnostics(self, error: dict) -> None:
         self.diagnostics.extend(Diagnostic.model_validate(d) for d in error.get("diagnostics", []))
 
-    def finish(self, failure: FailureClass | None, message: str,
-               performance: Performance | None = None) -> EvidencePacket:
+    def finish(
+        self, failure: FailureClass | None, message: str, performance: Performance | None = None
+    ) -> EvidencePacket:
         status = Status.PASS if failure is None else status_for(failure)
         validation = None
         if self.checks is not None:
             validation = Validation(
-                passed=failure is None, backend=self.backend, workloads_checked=self.workloads, seeds=self.seeds,
-                distributions=self.task.distributions, outputs=self.checks,
-                reason=(self.validation_reason or None) if failure is None else message)
-        unmeasured = None if performance is not None else Unmeasured(
-            reason=FailureClass.UNMEASURED_NO_DEVICE if failure is None else FailureClass.UNMEASURED_NOT_VERIFIED,
-            detail=f"verified on {self.backend} only; timing needs the target's GPU" if failure is None else message)
+                passed=failure is None,
+                backend=self.backend,
+                workloads_checked=self.workloads,
+                seeds=self.seeds,
+                distributions=self.task.distributions,
+                outputs=self.checks,
+                reason=(self.validation_reason or None) if failure is None else message,
+            )
+        unmeasured = (
+            None
+            if performance is not None
+            else Unmeasured(
+                reason=FailureClass.UNMEASURED_NO_DEVICE
+                if failure is None
+                else FailureClass.UNMEASURED_NOT_VERIFIED,
+                detail=f"verified on {self.backend} only; timing needs the target's GPU"
+                if failure is None
+                else message,
+            )
+        )
         speed = performance.speedup_geomean if performance else None
         sol = performance.sol_score if performance else None
         return EvidencePacket(
-            packet_id=self.packet_id, task=self.task.name,
-            candidate=Candidate(source_hash=source_hash(self.source), language=self.language,
-                                entry=self.task.entry_name, target=self.target, dtype=self.dtype,
-                                shape_suite=self.workloads),
+            packet_id=self.packet_id,
+            task=self.task.name,
+            candidate=Candidate(
+                source_hash=source_hash(self.source),
+                language=self.language,
+                entry=self.task.entry_name,
+                target=self.target,
+                dtype=self.dtype,
+                shape_suite=self.workloads,
+            ),
             environment=Environment(
-                ksearch_version=ksearch.__version__, baseline="reference", **self.env,
-                tolerances={f"{k}.{f}": getattr(v, f) for k, v in self.task.output_tolerances(self.dtype).items()
-                            for f in ("atol", "rtol", "matched_ratio", "max_error_cap")},
-                replay_command=eval_command(self.task.name, str(self.path), self.target, self.dtype, self.seeds,
-                                            self.workloads)),
-            validation=validation, performance=performance, unmeasured=unmeasured, audit=self.audit,
-            artifacts=self.artifacts, diagnostics=self.diagnostics,
-            durations_s={"verify": round(self.seconds, 4), **{k: round(v, 4) for k, v in self.durations.items()}},
-            reward=reward(failure is None, speed, sol), reward_formula=REWARD_FORMULA,
-            status=status, failure_class=failure if status is not Status.PASS else None, message=message[:2000])
+                ksearch_version=ksearch.__version__,
+                baseline="reference",
+                **self.env,
+                tolerances={
+                    f"{k}.{f}": getattr(v, f)
+                    for k, v in self.task.output_tolerances(self.dtype).items()
+                    for f in ("atol", "rtol", "matched_ratio", "max_error_cap")
+                },
+                replay_command=eval_command(
+                    self.task.name, str(self.path), self.target, self.dtype, self.seeds, self.workloads
+                ),
+            ),
+            validation=validation,
+            performance=performance,
+            unmeasured=unmeasured,
+            audit=self.audit,
+            artifacts=self.artifacts,
+            diagnostics=self.diagnostics,
+            durations_s={
+                "verify": round(self.seconds, 4),
+                **{k: round(v, 4) for k, v in self.durations.items()},
+            },
+            reward=reward(failure is None, speed, sol),
+            reward_formula=REWARD_FORMULA,
+            status=status,
+            failure_class=failure if status is not Status.PASS else None,
+            message=message[:2000],
+        )

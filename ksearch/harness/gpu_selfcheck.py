@@ -84,11 +84,22 @@ def make_kernel(name: str, device: Any, n_sets: int = 4) -> Kernel:
             k = i % n_sets
             run(sets[k]["x"], sets[k]["weight"], outs[k]["out"])
 
-        return Kernel(name, task, wl, dtype, fn, n_sets, sets, outs,
-                      label="Triton rmsnorm (tests/candidates/triton/rmsnorm_rows.py), M=4096 N=4096 fp16")
+        return Kernel(
+            name,
+            task,
+            wl,
+            dtype,
+            fn,
+            n_sets,
+            sets,
+            outs,
+            label="Triton rmsnorm (tests/candidates/triton/rmsnorm_rows.py), M=4096 N=4096 fp16",
+        )
     if name == "matmul_bf16":
         task = load_task("matmul")
-        wl = task.workload(WorkloadSpec(name="square_m4096_n4096_k4096", axes={"M": 4096, "N": 4096, "K": 4096}))
+        wl = task.workload(
+            WorkloadSpec(name="square_m4096_n4096_k4096", axes={"M": 4096, "N": 4096, "K": 4096})
+        )
         dtype = "bfloat16"
         sets = [task.make_inputs(wl, seed=s, dtype=dtype, device=device) for s in range(n_sets)]
         outs = [task.allocate_outputs(wl, dtype=dtype, device=device) for _ in range(n_sets)]
@@ -209,20 +220,33 @@ def section_modes(kernels: dict[str, Kernel]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, k in kernels.items():
         rows: dict[str, Any] = {}
-        for label, kwargs in (("write_read", {"flush": "write_read"}),
-                              ("write_read_raw", {"correct_floor": False}),
-                              ("write", {"flush": "write"}),
-                              ("none", {"l2_flush_bytes": 0}),
-                              ("write_read_nolead_raw", {"lead": False, "correct_floor": False}),
-                              ("none_nolead_raw", {"l2_flush_bytes": 0, "lead": False, "correct_floor": False})):
+        for label, kwargs in (
+            ("write_read", {"flush": "write_read"}),
+            ("write_read_raw", {"correct_floor": False}),
+            ("write", {"flush": "write"}),
+            ("none", {"l2_flush_bytes": 0}),
+            ("write_read_nolead_raw", {"lead": False, "correct_floor": False}),
+            ("none_nolead_raw", {"l2_flush_bytes": 0, "lead": False, "correct_floor": False}),
+        ):
             t = time_gpu(k.fn, k.n_sets, device=dev, **kwargs)
-            rows[label] = {"median_us": t.median_us, "iqr_us": t.iqr_us, "n": t.n, "converged": t.converged,
-                           "host_us": t.host_us, "lead_us": t.lead_us, "event_floor_us": t.event_floor_us}
-        for label, kwargs in (("cupti_write_read", {"flush": "write_read"}), ("cupti_write", {"flush": "write"}),
-                              ("cupti_none", {"l2_flush_bytes": 0})):
+            rows[label] = {
+                "median_us": t.median_us,
+                "iqr_us": t.iqr_us,
+                "n": t.n,
+                "converged": t.converged,
+                "host_us": t.host_us,
+                "lead_us": t.lead_us,
+                "event_floor_us": t.event_floor_us,
+            }
+        for label, kwargs in (
+            ("cupti_write_read", {"flush": "write_read"}),
+            ("cupti_write", {"flush": "write"}),
+            ("cupti_none", {"l2_flush_bytes": 0}),
+        ):
             c = cupti_kernel_us(k.fn, k.n_sets, device=dev, reps=50, **kwargs)
             rows[label] = c.model_dump(exclude={"per_call_us", "span_us"}) | {
-                "span_median_us": statistics.median(c.span_us) if c.span_us else None}
+                "span_median_us": statistics.median(c.span_us) if c.span_us else None
+            }
         out[name] = rows
     # The floor of the event method: nothing between the two events.
     empty = time_gpu(lambda i: None, 1, device=dev, correct_floor=False)
@@ -241,11 +265,24 @@ def section_agreement(kernels: dict[str, Kernel], stability: dict[str, Any], cal
         harness = stability[name]["median_of_medians_us"]
         fn0 = k.fn
         # do_bench: fixed args (set 0), its own L2 flush (a 256 MB write), median in ms.
-        do_bench_ms = triton.testing.do_bench(lambda fn0=fn0: fn0(0), warmup=25, rep=200, return_mode="median")
+        do_bench_ms = triton.testing.do_bench(
+            lambda fn0=fn0: fn0(0), warmup=25, rep=200, return_mode="median"
+        )
         do_bench_us = float(do_bench_ms) * 1000.0
         torch.cuda.synchronize()
-        ncu = ncu_duration_us([sys.executable, "-m", "ksearch.harness.gpu_selfcheck", "--ncu-child", name,
-                               "--calls", str(calls)], calls=calls, timeout_s=240)
+        ncu = ncu_duration_us(
+            [
+                sys.executable,
+                "-m",
+                "ksearch.harness.gpu_selfcheck",
+                "--ncu-child",
+                name,
+                "--calls",
+                str(calls),
+            ],
+            calls=calls,
+            timeout_s=240,
+        )
         cupti = cupti_kernel_us(k.fn, k.n_sets, device=torch.device("cuda", 0), reps=100)
         row: dict[str, Any] = {
             "harness_median_us": harness,
@@ -289,9 +326,14 @@ def section_baselines(kernels: dict[str, Kernel], peaks: Any) -> dict[str, Any]:
                 tol = k.task.tolerance(str(rv.dtype).removeprefix("torch."))
                 err = (got[oname].double() - rv.double()).abs()
                 ok = err <= tol.atol + tol.rtol * rv.double().abs()
-                per_out[oname] = {"max_abs_err": float(err.max()), "matched_ratio": float(ok.double().mean()),
-                                  "passes": bool(float(ok.double().mean()) >= tol.matched_ratio
-                                                 and float(err.max()) <= tol.max_error_cap)}
+                per_out[oname] = {
+                    "max_abs_err": float(err.max()),
+                    "matched_ratio": float(ok.double().mean()),
+                    "passes": bool(
+                        float(ok.double().mean()) >= tol.matched_ratio
+                        and float(err.max()) <= tol.max_error_cap
+                    ),
+                }
             checks[bname] = per_out
         timed = time_baselines(built, device=dev)
         candidate = None
@@ -307,7 +349,9 @@ def section_baselines(kernels: dict[str, Kernel], peaks: Any) -> dict[str, Any]:
             "candidate": candidate.model_dump(exclude={"samples_us"}) if candidate else None,
         }
         if profile is not None:
-            sheet = task_roofline(k.task, k.workload, k.dtype, profile=profile, peaks=peaks, basis="datasheet")
+            sheet = task_roofline(
+                k.task, k.workload, k.dtype, profile=profile, peaks=peaks, basis="datasheet"
+            )
             meas = task_roofline(k.task, k.workload, k.dtype, profile=profile, peaks=peaks, basis="measured")
             row["roofline_datasheet"] = sheet.model_dump()
             row["roofline_measured"] = meas.model_dump()
@@ -337,7 +381,11 @@ def section_peaks(out_dir: Path) -> Any:
     measured = measure_device_peaks(cache_dir=cache, refresh=True)
     measure_s = time.perf_counter() - t0
     again = measure_device_peaks(cache_dir=cache)
-    return measured, {"measured": measured.model_dump(), "measure_s": measure_s, "second_call_source": again.source}
+    return measured, {
+        "measured": measured.model_dump(),
+        "measure_s": measure_s,
+        "second_call_source": again.source,
+    }
 
 
 def section_overhead(kernels: dict[str, Kernel]) -> dict[str, Any]:
@@ -373,51 +421,105 @@ def render_table(report: dict[str, Any]) -> str:
 
     def Table(title: str) -> RichTable:  # noqa: N802 - compact ASCII tables for logs
         return RichTable(title=title, box=box.ASCII2)
+
     env = report.get("env", {})
-    console.print(f"device: {env.get('device')}  driver: {env.get('driver')}  torch {env.get('torch')}  "
-                  f"triton {env.get('triton')}  L2 {env.get('l2_bytes')} B  ncu: {env.get('ncu') or 'absent'}  "
-                  f"timers_intact: {env.get('timers_intact')}")
+    console.print(
+        f"device: {env.get('device')}  driver: {env.get('driver')}  torch {env.get('torch')}  "
+        f"triton {env.get('triton')}  L2 {env.get('l2_bytes')} B  ncu: {env.get('ncu') or 'absent'}  "
+        f"timers_intact: {env.get('timers_intact')}"
+    )
     if "stability" in report:
         t = Table(title="(a) stability: 10 x time_gpu, median of each")
-        for col in ("kernel", "median of medians us", "CV of medians", "max-min / median", "n per run", "converged"):
+        for col in (
+            "kernel",
+            "median of medians us",
+            "CV of medians",
+            "max-min / median",
+            "n per run",
+            "converged",
+        ):
             t.add_column(col)
         for name, row in report["stability"].items():
-            t.add_row(name, _fmt(row["median_of_medians_us"], ".2f"), f"{row['cv_of_medians']:.3%}",
-                      f"{row['spread_of_medians']:.3%}", f"{min(row['n'])}-{max(row['n'])}",
-                      f"{sum(row['converged'])}/{len(row['converged'])}")
+            t.add_row(
+                name,
+                _fmt(row["median_of_medians_us"], ".2f"),
+                f"{row['cv_of_medians']:.3%}",
+                f"{row['spread_of_medians']:.3%}",
+                f"{min(row['n'])}-{max(row['n'])}",
+                f"{sum(row['converged'])}/{len(row['converged'])}",
+            )
         console.print(t)
     if "modes" in report:
         t = Table(title="flush modes and pre-start spin (median us; events unless marked cupti)")
-        cols = ("write_read", "write_read_raw", "write", "none", "write_read_nolead_raw", "none_nolead_raw",
-                "cupti_write_read", "cupti_write", "cupti_none")
+        cols = (
+            "write_read",
+            "write_read_raw",
+            "write",
+            "none",
+            "write_read_nolead_raw",
+            "none_nolead_raw",
+            "cupti_write_read",
+            "cupti_write",
+            "cupti_none",
+        )
         for col in ("kernel", *cols, "floor us", "host us"):
             t.add_column(col)
         for name, row in report["modes"].items():
             if name == "empty_call":
                 continue
-            t.add_row(name, *(_fmt((row.get(c) or {}).get("median_us"), ".2f") for c in cols),
-                      _fmt(row["write_read"].get("event_floor_us"), ".2f"), _fmt(row["write_read"].get("host_us"), ".1f"))
+            t.add_row(
+                name,
+                *(_fmt((row.get(c) or {}).get("median_us"), ".2f") for c in cols),
+                _fmt(row["write_read"].get("event_floor_us"), ".2f"),
+                _fmt(row["write_read"].get("host_us"), ".1f"),
+            )
         console.print(t)
         if "empty_call" in report["modes"]:
-            console.print(f"empty call between the events (write_read flush, spin, raw): "
-                          f"{report['modes']['empty_call']['write_read']['median_us']:.2f} us")
+            console.print(
+                f"empty call between the events (write_read flush, spin, raw): "
+                f"{report['modes']['empty_call']['write_read']['median_us']:.2f} us"
+            )
     if "agreement" in report:
         t = Table(title="(b) harness median vs ncu gpu__time_duration.sum and vs triton do_bench (median)")
-        for col in ("kernel", "harness us", "ncu us", "harness/ncu - 1", "cupti in situ us", "cupti/ncu - 1",
-                    "do_bench us", "harness/do_bench - 1"):
+        for col in (
+            "kernel",
+            "harness us",
+            "ncu us",
+            "harness/ncu - 1",
+            "cupti in situ us",
+            "cupti/ncu - 1",
+            "do_bench us",
+            "harness/do_bench - 1",
+        ):
             t.add_column(col)
         for name, row in report["agreement"].items():
             ncu_us = row.get("ncu_median_us")
             cupti_us = row.get("cupti_in_situ_median_us")
-            t.add_row(name, _fmt(row["harness_median_us"], ".2f"),
-                      _fmt(ncu_us, ".2f") if ncu_us else f"n/a ({(row['ncu'].get('reason') or '')[:40]})",
-                      f"{row['harness_vs_ncu']:+.2%}" if "harness_vs_ncu" in row else "-",
-                      _fmt(cupti_us, ".2f"), f"{cupti_us / ncu_us - 1:+.2%}" if cupti_us and ncu_us else "-",
-                      _fmt(row["do_bench_median_us"], ".2f"), f"{row['harness_vs_do_bench']:+.2%}")
+            t.add_row(
+                name,
+                _fmt(row["harness_median_us"], ".2f"),
+                _fmt(ncu_us, ".2f") if ncu_us else f"n/a ({(row['ncu'].get('reason') or '')[:40]})",
+                f"{row['harness_vs_ncu']:+.2%}" if "harness_vs_ncu" in row else "-",
+                _fmt(cupti_us, ".2f"),
+                f"{cupti_us / ncu_us - 1:+.2%}" if cupti_us and ncu_us else "-",
+                _fmt(row["do_bench_median_us"], ".2f"),
+                f"{row['harness_vs_do_bench']:+.2%}",
+            )
         console.print(t)
     if "baselines" in report:
-        t = Table(title="(c) baselines (median us; SOL fraction on datasheet / measured peaks; score vs eager)")
-        for col in ("kernel", "entry", "median us", "ok", "SOL frac sheet", "SOL frac meas", "SOL score", "note"):
+        t = Table(
+            title="(c) baselines (median us; SOL fraction on datasheet / measured peaks; score vs eager)"
+        )
+        for col in (
+            "kernel",
+            "entry",
+            "median us",
+            "ok",
+            "SOL frac sheet",
+            "SOL frac meas",
+            "SOL score",
+            "note",
+        ):
             t.add_column(col)
         for name, row in report["baselines"].items():
             sol = row.get("sol", {})
@@ -436,33 +538,49 @@ def render_table(report: dict[str, Any]) -> str:
                     ok = "-" if chk is None else ("yes" if all(v["passes"] for v in chk.values()) else "NO")
                 s = sol.get(key, {})
                 score = (s.get("sol_score_vs_eager") or {}).get("score") if s else None
-                t.add_row(name, key, _fmt(med, ".2f"), ok, _fmt(s.get("sol_fraction_datasheet"), ".3f"),
-                          _fmt(s.get("sol_fraction_measured"), ".3f"), _fmt(score, ".3f"), note[:60])
+                t.add_row(
+                    name,
+                    key,
+                    _fmt(med, ".2f"),
+                    ok,
+                    _fmt(s.get("sol_fraction_datasheet"), ".3f"),
+                    _fmt(s.get("sol_fraction_measured"), ".3f"),
+                    _fmt(score, ".3f"),
+                    note[:60],
+                )
         console.print(t)
     if "peaks" in report:
         p = report["peaks"]["measured"]
         t = Table(title="(d) peaks: measured vs datasheet")
         for col in ("quantity", "measured", "datasheet", "measured / datasheet"):
             t.add_column(col)
-        for label, m, d in (("HBM TB/s (copy, read+write)", p["hbm_bandwidth_tbs"], p["datasheet_bandwidth_tbs"]),
-                            ("bf16 GEMM TFLOP/s (8192^3)", p["bf16_tflops"], p["datasheet_bf16_tflops"]),
-                            ("fp16 GEMM TFLOP/s (8192^3)", p["fp16_tflops"], p["datasheet_fp16_tflops"])):
+        for label, m, d in (
+            ("HBM TB/s (copy, read+write)", p["hbm_bandwidth_tbs"], p["datasheet_bandwidth_tbs"]),
+            ("bf16 GEMM TFLOP/s (8192^3)", p["bf16_tflops"], p["datasheet_bf16_tflops"]),
+            ("fp16 GEMM TFLOP/s (8192^3)", p["fp16_tflops"], p["datasheet_fp16_tflops"]),
+        ):
             t.add_row(label, _fmt(m, ".2f"), _fmt(d, ".2f"), f"{m / d:.1%}" if m and d else "-")
         console.print(t)
         console.print(f"peaks cache: second call source = {report['peaks']['second_call_source']}")
     if "overhead" in report:
         o = report["overhead"]["rmsnorm_triton_host_launch"]
-        console.print(f"host launch time of the Triton rmsnorm (time_cpu): median {o['median_us']:.2f} us, n={o['n']}")
+        console.print(
+            f"host launch time of the Triton rmsnorm (time_cpu): median {o['median_us']:.2f} us, n={o['n']}"
+        )
     if report.get("errors"):
         console.print(f"ERRORS in sections: {', '.join(report['errors'])}")
     return console.export_text()
 
 
 def main(
-    out: Path = typer.Option(Path("selfcheck_out"), "--out", help="directory for selfcheck.json and selfcheck.txt"),
+    out: Path = typer.Option(
+        Path("selfcheck_out"), "--out", help="directory for selfcheck.json and selfcheck.txt"
+    ),
     repeats: int = typer.Option(10, help="time_gpu runs per kernel for the stability check"),
     calls: int = typer.Option(20, help="calls profiled by ncu per kernel"),
-    skip: str = typer.Option("", help="comma-separated sections to skip: stability,modes,agreement,baselines,peaks"),
+    skip: str = typer.Option(
+        "", help="comma-separated sections to skip: stability,modes,agreement,baselines,peaks"
+    ),
     ncu_child_kernel: str = typer.Option("", "--ncu-child", help="internal: the program ncu profiles"),
 ) -> None:
     """Measure the timing harness on this machine's GPU; see the module docstring."""
@@ -506,7 +624,9 @@ def main(
         report["stability"] = run("stability", lambda: section_stability(kernels, repeats))
         report["modes"] = run("modes", lambda: section_modes(kernels))
         if report.get("stability"):
-            report["agreement"] = run("agreement", lambda: section_agreement(kernels, report["stability"], calls))
+            report["agreement"] = run(
+                "agreement", lambda: section_agreement(kernels, report["stability"], calls)
+            )
         report["overhead"] = run("overhead", lambda: section_overhead(kernels))
         report["baselines"] = run("baselines", lambda: section_baselines(kernels, peaks))
     report["durations_s"] = durations

@@ -24,19 +24,38 @@ _BLOCKED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.spawn", "os.posix_
 # Introspection events count only when the candidate's own line makes them: the standard library
 # takes frames for its own bookkeeping (namedtuple, warnings) when the candidate merely imports it.
 _DIRECT = {"sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents"}
-_BLOCKED = {"os.system", "os.fork", "os.forkpty", "os.kill", "os.killpg",
-            "os.putenv", "os.unsetenv", "sys.setprofile", "sys.settrace", "os.chdir"}
+_BLOCKED = {
+    "os.system",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "os.putenv",
+    "os.unsetenv",
+    "sys.setprofile",
+    "sys.settrace",
+    "os.chdir",
+}
 # File changes are allowed inside the worker's own directory only.
-_FILE_CHANGES = {"os.remove", "os.rename", "os.rmdir", "shutil.rmtree", "os.symlink", "os.link", "os.truncate",
-                 "os.mkdir"}
+_FILE_CHANGES = {
+    "os.remove",
+    "os.rename",
+    "os.rmdir",
+    "shutil.rmtree",
+    "os.symlink",
+    "os.link",
+    "os.truncate",
+    "os.mkdir",
+}
 _WRITE_MODES = set("wax+")
 
 
 def install_guard(candidate_path: str, writable_dir: str, violations: list[str]) -> None:
     candidate = str(Path(candidate_path))
     writable = str(Path(writable_dir).resolve())
-    stdlib = tuple(str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"],
-                                                    sysconfig.get_paths()["platstdlib"]})
+    stdlib = tuple(
+        str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+    )
     this_file = __file__
     getframe = sys._getframe
     busy = [False]  # the hook's own frame walk raises sys._getframe events: don't recurse into them

@@ -75,8 +75,17 @@ from typing import Literal
 
 Tool = Literal["bwrap", "unshare", "none"]
 
-PROPERTIES = ("read_only_fs", "no_network", "no_unix_sockets", "pid_namespace", "dies_with_parent",
-              "ipc_namespace", "no_capabilities", "no_ptrace", "no_new_namespaces")
+PROPERTIES = (
+    "read_only_fs",
+    "no_network",
+    "no_unix_sockets",
+    "pid_namespace",
+    "dies_with_parent",
+    "ipc_namespace",
+    "no_capabilities",
+    "no_ptrace",
+    "no_new_namespaces",
+)
 _SECCOMP_PROPERTIES = frozenset({"no_unix_sockets", "no_ptrace", "no_new_namespaces"})
 ALL_PROPERTIES = frozenset(PROPERTIES)
 
@@ -140,15 +149,24 @@ def env_for(writable_dir: str | os.PathLike) -> dict[str, str]:
     d = Path(writable_dir)
     cache = d / ".cache"
     return {
-        "HOME": str(d), "TMPDIR": str(d), "TMP": str(d), "TEMP": str(d),
-        "XDG_CACHE_HOME": str(cache), "XDG_CONFIG_HOME": str(d / ".config"),
-        "XDG_DATA_HOME": str(d / ".local" / "share"), "XDG_RUNTIME_DIR": str(d),
-        "TRITON_HOME": str(d), "TRITON_CACHE_DIR": str(cache / "triton"),
-        "TRITON_DUMP_DIR": str(cache / "triton-dump"), "TRITON_OVERRIDE_DIR": str(cache / "triton-override"),
-        "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TORCH_HOME": str(cache / "torch"),
+        "HOME": str(d),
+        "TMPDIR": str(d),
+        "TMP": str(d),
+        "TEMP": str(d),
+        "XDG_CACHE_HOME": str(cache),
+        "XDG_CONFIG_HOME": str(d / ".config"),
+        "XDG_DATA_HOME": str(d / ".local" / "share"),
+        "XDG_RUNTIME_DIR": str(d),
+        "TRITON_HOME": str(d),
+        "TRITON_CACHE_DIR": str(cache / "triton"),
+        "TRITON_DUMP_DIR": str(cache / "triton-dump"),
+        "TRITON_OVERRIDE_DIR": str(cache / "triton-override"),
+        "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"),
+        "TORCH_HOME": str(cache / "torch"),
         "TORCH_EXTENSIONS_DIR": str(cache / "torch_extensions"),
         "CUDA_CACHE_PATH": str(cache / "nv"),  # the driver's PTX JIT cache, ~/.nv by default
-        "TILELANG_CACHE_DIR": str(cache / "tilelang"), "MPLCONFIGDIR": str(cache / "matplotlib"),
+        "TILELANG_CACHE_DIR": str(cache / "tilelang"),
+        "MPLCONFIGDIR": str(cache / "matplotlib"),
     }
 
 
@@ -156,10 +174,28 @@ def env_for(writable_dir: str | os.PathLike) -> dict[str, str]:
 
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _DENIED = {  # syscall numbers refused with EPERM, per architecture
-    "x86_64": {"ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
-               "add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272, "setns": 308},
-    "aarch64": {"ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
-                "add_key": 217, "request_key": 218, "keyctl": 219, "unshare": 97, "setns": 268},
+    "x86_64": {
+        "ptrace": 101,
+        "process_vm_readv": 310,
+        "process_vm_writev": 311,
+        "pidfd_getfd": 438,
+        "add_key": 248,
+        "request_key": 249,
+        "keyctl": 250,
+        "unshare": 272,
+        "setns": 308,
+    },
+    "aarch64": {
+        "ptrace": 117,
+        "process_vm_readv": 270,
+        "process_vm_writev": 271,
+        "pidfd_getfd": 438,
+        "add_key": 217,
+        "request_key": 218,
+        "keyctl": 219,
+        "unshare": 97,
+        "setns": 268,
+    },
 }
 _SOCKET = {"x86_64": 41, "aarch64": 198}
 _CLONE = {"x86_64": 56, "aarch64": 220}  # flags are the first argument on both
@@ -233,12 +269,14 @@ def _program_fd(program: bytes) -> int:
 
 # --- building the command ----------------------------------------------------------------------
 
+
 def _gpu_nodes() -> list[str]:
     return sorted({p for pattern in GPU_NODES for p in glob.glob(pattern)})
 
 
-def _bwrap_argv(b: Boundary, writable: Sequence[Path], device: str, chdir: Path,
-                seccomp_fd: int | None) -> list[str]:
+def _bwrap_argv(
+    b: Boundary, writable: Sequence[Path], device: str, chdir: Path, seccomp_fd: int | None
+) -> list[str]:
     args = [b.executable or "bwrap", "--die-with-parent", "--new-session", "--unshare-net"]
     if b.pid_namespace:
         args.append("--unshare-pid")
@@ -281,14 +319,26 @@ def _unshare_argv(b: Boundary) -> list[str]:
     args.append("--")
     setpriv = shutil.which("setpriv")
     if setpriv:  # as root the child would keep every capability; clear them and the bounding set
-        args += [setpriv, "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all",
-                 "--bounding-set=-all", "--"]
+        args += [
+            setpriv,
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
     return args
 
 
-def wrap(argv: Sequence[str], *, writable: Sequence[str | os.PathLike], pass_fds: Sequence[int] = (),
-         device: str = "cpu", boundary: Boundary | None = None,
-         chdir: str | os.PathLike | None = None) -> Jailed:
+def wrap(
+    argv: Sequence[str],
+    *,
+    writable: Sequence[str | os.PathLike],
+    pass_fds: Sequence[int] = (),
+    device: str = "cpu",
+    boundary: Boundary | None = None,
+    chdir: str | os.PathLike | None = None,
+) -> Jailed:
     """`argv` run inside the boundary (default: `detect_boundary()`), with `writable` the only
     writable host directories (they must exist) and `pass_fds` inherited as they are. `device`
     "cpu" binds no GPU device node; any other binds them all (CUDA_VISIBLE_DEVICES still picks).
@@ -309,15 +359,30 @@ def wrap(argv: Sequence[str], *, writable: Sequence[str | os.PathLike], pass_fds
     program = seccomp_program() if b.seccomp else None
     if program is not None:
         own.append(_program_fd(program))
-    return Jailed(_bwrap_argv(b, dirs, device, cwd, own[0] if own else None) + list(argv), fds + tuple(own), b, own)
+    return Jailed(
+        _bwrap_argv(b, dirs, device, cwd, own[0] if own else None) + list(argv), fds + tuple(own), b, own
+    )
 
 
-def spawn(argv: Sequence[str], *, writable: Sequence[str | os.PathLike], pass_fds: Sequence[int] = (),
-          device: str = "cpu", boundary: Boundary | None = None, **popen_kwargs) -> subprocess.Popen:
+def spawn(
+    argv: Sequence[str],
+    *,
+    writable: Sequence[str | os.PathLike],
+    pass_fds: Sequence[int] = (),
+    device: str = "cpu",
+    boundary: Boundary | None = None,
+    **popen_kwargs,
+) -> subprocess.Popen:
     """`subprocess.Popen` of `argv` inside the boundary; `popen_kwargs` as Popen's (not pass_fds).
     The Popen's pid is the boundary tool's, not the worker's: see `tree_pids` and `kill_tree`."""
-    jailed = wrap(argv, writable=writable, pass_fds=pass_fds, device=device, boundary=boundary,
-                  chdir=popen_kwargs.get("cwd"))
+    jailed = wrap(
+        argv,
+        writable=writable,
+        pass_fds=pass_fds,
+        device=device,
+        boundary=boundary,
+        chdir=popen_kwargs.get("cwd"),
+    )
     with jailed:
         return subprocess.Popen(jailed.argv, pass_fds=jailed.pass_fds, **popen_kwargs)
 
@@ -341,8 +406,14 @@ def _facts(text: str) -> dict[str, str]:
     return out
 
 
-def probe(tool: Tool, *, pid_namespace: bool = True, ipc_namespace: bool = True,
-          seccomp: bool = True, timeout_s: float = 20) -> Boundary:
+def probe(
+    tool: Tool,
+    *,
+    pid_namespace: bool = True,
+    ipc_namespace: bool = True,
+    seccomp: bool = True,
+    timeout_s: float = 20,
+) -> Boundary:
     """Run a trivial shell script inside `tool`'s boundary and report the properties it actually
     saw; a Boundary of tool "none" with the reason when the tool is missing or fails."""
     if tool == "none":
@@ -351,8 +422,13 @@ def probe(tool: Tool, *, pid_namespace: bool = True, ipc_namespace: bool = True,
     if exe is None:
         return Boundary("none", reason=f"{tool} is not installed")
     sh = shutil.which("sh") or "/bin/sh"
-    b = Boundary(tool, executable=exe, pid_namespace=pid_namespace, ipc_namespace=ipc_namespace,
-                 seccomp=seccomp and tool == "bwrap" and seccomp_program() is not None)
+    b = Boundary(
+        tool,
+        executable=exe,
+        pid_namespace=pid_namespace,
+        ipc_namespace=ipc_namespace,
+        seccomp=seccomp and tool == "bwrap" and seccomp_program() is not None,
+    )
     with tempfile.TemporaryDirectory(prefix="ksearch-jail-") as tmp:
         inside, outside = Path(tmp, "in"), Path(tmp, "out")
         inside.mkdir()
@@ -360,8 +436,14 @@ def probe(tool: Tool, *, pid_namespace: bool = True, ipc_namespace: bool = True,
         jailed = wrap([sh, "-c", _PROBE, "probe", str(inside), str(outside)], writable=[inside], boundary=b)
         try:
             with jailed:
-                r = subprocess.run(jailed.argv, pass_fds=jailed.pass_fds, capture_output=True, text=True,
-                                   timeout=timeout_s, stdin=subprocess.DEVNULL)
+                r = subprocess.run(
+                    jailed.argv,
+                    pass_fds=jailed.pass_fds,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout_s,
+                    stdin=subprocess.DEVNULL,
+                )
         except (OSError, subprocess.TimeoutExpired) as e:
             return Boundary("none", reason=f"{tool} failed to start: {e}")
         if r.returncode != 0 or "writable_ok" not in r.stdout:
@@ -385,9 +467,13 @@ def probe(tool: Tool, *, pid_namespace: bool = True, ipc_namespace: bool = True,
     if "ipc_namespace" in missing and not ipc_namespace:
         reasons.append("IPC namespace turned off")
     if tool == "unshare":
-        reasons.append("bubblewrap is not installed: unshare gives namespaces but no read-only filesystem or seccomp")
+        reasons.append(
+            "bubblewrap is not installed: unshare gives namespaces but no read-only filesystem or seccomp"
+        )
     elif _SECCOMP_PROPERTIES & missing:
-        reasons.append("seccomp filter " + ("turned off" if not seccomp else f"unavailable on {platform.machine()}"))
+        reasons.append(
+            "seccomp filter " + ("turned off" if not seccomp else f"unavailable on {platform.machine()}")
+        )
     other = missing - {"pid_namespace", "ipc_namespace", "read_only_fs"} - _SECCOMP_PROPERTIES
     if other or ("read_only_fs" in missing and tool == "bwrap"):
         reasons.append(f"not observed: {', '.join(sorted(other | ({'read_only_fs'} & missing)))}")
@@ -395,8 +481,9 @@ def probe(tool: Tool, *, pid_namespace: bool = True, ipc_namespace: bool = True,
 
 
 @functools.cache
-def detect_boundary(*, pid_namespace: bool = True, ipc_namespace: bool = True,
-                    seccomp: bool = True) -> Boundary:
+def detect_boundary(
+    *, pid_namespace: bool = True, ipc_namespace: bool = True, seccomp: bool = True
+) -> Boundary:
     """The strongest boundary that works here, probed once per process and set of flags:
     bubblewrap, else util-linux unshare, else none (with the reasons)."""
     tried = []
@@ -412,6 +499,7 @@ def detect_boundary(*, pid_namespace: bool = True, ipc_namespace: bool = True,
 
 # --- the process tree --------------------------------------------------------------------------
 
+
 def _stat(pid: int) -> tuple[int, str] | None:
     """(ppid, state) of a live process, None if it is gone."""
     try:
@@ -422,7 +510,7 @@ def _stat(pid: int) -> tuple[int, str] | None:
             os.close(fd)
     except OSError:
         return None
-    fields = text[text.rfind(b")") + 2:].split()
+    fields = text[text.rfind(b")") + 2 :].split()
     return int(fields[1]), fields[0].decode()
 
 

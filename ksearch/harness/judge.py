@@ -56,8 +56,27 @@ GATE_TARGET = ("cuda", 90, 32)  # what a kernel must compile for before the CPU 
 SCRATCH_POISON = 0xFF  # a NaN in every float width, -1 in every integer width
 # What a kernel body may name beyond its own locals, the module's jit functions and constants: Triton's
 # code generator evaluates anything else at compile time, in the judge. Builtins Triton handles:
-_KERNEL_BUILTINS = {"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance", "tuple",
-                    "list", "zip", "enumerate", "True", "False", "None", "AssertionError", "ValueError"}
+_KERNEL_BUILTINS = {
+    "range",
+    "min",
+    "max",
+    "len",
+    "int",
+    "float",
+    "bool",
+    "abs",
+    "print",
+    "isinstance",
+    "tuple",
+    "list",
+    "zip",
+    "enumerate",
+    "True",
+    "False",
+    "None",
+    "AssertionError",
+    "ValueError",
+}
 _KERNEL_MODULES = ("triton.language", "math")  # and, from `triton` itself, only:
 _KERNEL_TRITON = {"triton.cdiv", "triton.next_power_of_2", "triton.jit"}
 # Keyword arguments of triton.jit that shape compilation; the rest (launch_metadata, repr) are hooks.
@@ -65,6 +84,7 @@ _JIT_KEYWORDS = {"do_not_specialize", "do_not_specialize_on_alignment", "noinlin
 
 
 # ---------------------------------------------------------------- the kernel-only module
+
 
 def _is_triton_jit(node: ast.expr, names: dict[str, str]) -> bool:
     target = node.func if isinstance(node, ast.Call) else node
@@ -99,8 +119,11 @@ def _constant(node: ast.expr | None, names: dict[str, str], consts: set[str]) ->
         dotted = _dotted(node, names)
         return dotted is not None and "__" not in dotted
     if isinstance(node, ast.Call):
-        return (_dotted(node.func, names) in ("triton.language.constexpr", "triton.language.core.constexpr")
-                and not node.keywords and all(_constant(a, names, consts) for a in node.args))
+        return (
+            _dotted(node.func, names) in ("triton.language.constexpr", "triton.language.core.constexpr")
+            and not node.keywords
+            and all(_constant(a, names, consts) for a in node.args)
+        )
     return False
 
 
@@ -115,8 +138,12 @@ def _body_problem(fn: ast.FunctionDef, names: dict[str, str], globals_: set[str]
             if node.attr.startswith("__"):
                 return f"line {node.lineno}: .{node.attr}"
             dotted = _dotted(node, names)
-            if dotted is not None and not dotted.startswith(_KERNEL_MODULES) and dotted not in _KERNEL_TRITON \
-                    and not any(dotted.startswith(t + ".") for t in _KERNEL_TRITON):
+            if (
+                dotted is not None
+                and not dotted.startswith(_KERNEL_MODULES)
+                and dotted not in _KERNEL_TRITON
+                and not any(dotted.startswith(t + ".") for t in _KERNEL_TRITON)
+            ):
                 return f"line {node.lineno}: {dotted} (a kernel may use triton.language and math)"
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             if node.id.startswith("__"):
@@ -127,7 +154,9 @@ def _body_problem(fn: ast.FunctionDef, names: dict[str, str], globals_: set[str]
                     return f"line {node.lineno}: {node.id} ({dotted})"
             elif node.id not in local and node.id not in globals_ and node.id not in _KERNEL_BUILTINS:
                 return f"line {node.lineno}: {node.id} is neither Triton, a jit function nor a constant"
-        elif isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Lambda, ast.ClassDef)):
+        elif isinstance(
+            node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Lambda, ast.ClassDef)
+        ):
             return f"line {node.lineno}: {type(node).__name__.lower()} in a kernel"
     return None
 
@@ -148,8 +177,13 @@ def kernel_source(source: str) -> tuple[ast.Module, list[str]]:
             if kept:
                 body.append(ast.Import(names=kept))
         elif isinstance(stmt, ast.ImportFrom):
-            if stmt.level == 0 and stmt.module and stmt.module.split(".")[0] in ALLOWED_IMPORTS \
-                    and "__" not in stmt.module and all(a.name != "*" and "__" not in a.name for a in stmt.names):
+            if (
+                stmt.level == 0
+                and stmt.module
+                and stmt.module.split(".")[0] in ALLOWED_IMPORTS
+                and "__" not in stmt.module
+                and all(a.name != "*" and "__" not in a.name for a in stmt.names)
+            ):
                 for a in stmt.names:
                     names[a.asname or a.name] = f"{stmt.module}.{a.name}"
                 body.append(stmt)
@@ -163,16 +197,27 @@ def kernel_source(source: str) -> tuple[ast.Module, list[str]]:
                 dropped.append(f"{stmt.name} (a default value is not a constant)")
                 continue
             # annotations stay text (`from __future__ import annotations` above): never evaluated here
-            decorator = ast.Call(func=ast.Attribute(value=ast.Name("triton", ast.Load()), attr="jit", ctx=ast.Load()), args=[], keywords=[
-                k for d in jit if isinstance(d, ast.Call) for k in d.keywords
-                if k.arg in _JIT_KEYWORDS and _constant(k.value, names, consts)])
+            decorator = ast.Call(
+                func=ast.Attribute(value=ast.Name("triton", ast.Load()), attr="jit", ctx=ast.Load()),
+                args=[],
+                keywords=[
+                    k
+                    for d in jit
+                    if isinstance(d, ast.Call)
+                    for k in d.keywords
+                    if k.arg in _JIT_KEYWORDS and _constant(k.value, names, consts)
+                ],
+            )
             ast.copy_location(decorator, jit[0])
             stmt.decorator_list = [decorator]
             body.append(stmt)
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-            if all(isinstance(t, ast.Name) for t in targets) and stmt.value is not None \
-                    and _constant(stmt.value, names, consts):
+            if (
+                all(isinstance(t, ast.Name) for t in targets)
+                and stmt.value is not None
+                and _constant(stmt.value, names, consts)
+            ):
                 consts.update(t.id for t in targets)  # type: ignore[union-attr]
                 body.append(stmt)  # an annotation stays text: `from __future__ import annotations` above
             else:
@@ -214,6 +259,7 @@ def constexpr_params(fn: Any) -> dict[str, bool]:
 
 
 # ---------------------------------------------------------------- replaying a trace
+
 
 def _dtype(name: str) -> Any:
     import torch
@@ -258,7 +304,9 @@ class Replayer:
         fn = self.module.__dict__.get(name)
         if fn is None or not hasattr(fn, "run") or not hasattr(fn, "fn"):
             extra = f" (left out: {', '.join(self.dropped)})" if self.dropped else ""
-            raise TraceError(f"{name} is not a @triton.jit function defined at the top level of the candidate{extra}")
+            raise TraceError(
+                f"{name} is not a @triton.jit function defined at the top level of the candidate{extra}"
+            )
         return fn
 
     def plan(self, trace: Trace, job: list[Any], workload: str) -> list[tuple]:
@@ -269,13 +317,18 @@ class Replayer:
         actions: list[tuple] = []
         for index, step in enumerate(trace.steps):
             if isinstance(step, Alloc):
-                raw = torch.empty(step.nbytes, dtype=torch.uint8, device="cuda" if self.device == "cuda" else "cpu")
+                raw = torch.empty(
+                    step.nbytes, dtype=torch.uint8, device="cuda" if self.device == "cuda" else "cpu"
+                )
                 buffers.append(raw)
                 actions.append(("alloc", raw, step.fill, _dtype(step.dtype)))
             elif isinstance(step, Fill):
                 actions.append(("fill", _as_view(buffers[step.dst.buffer], step.dst), step.value))
             elif isinstance(step, Copy):
-                dst, src = _as_view(buffers[step.dst.buffer], step.dst), _as_view(buffers[step.src.buffer], step.src)
+                dst, src = (
+                    _as_view(buffers[step.dst.buffer], step.dst),
+                    _as_view(buffers[step.src.buffer], step.src),
+                )
                 try:
                     torch.broadcast_shapes(src.shape, dst.shape)
                 except RuntimeError as e:
@@ -304,15 +357,22 @@ class Replayer:
             elif isinstance(arg, DescriptorArg):
                 from triton.tools.tensor_descriptor import TensorDescriptor
 
-                kwargs[name] = TensorDescriptor(_as_view(buffers[arg.view.buffer], arg.view), list(arg.shape),
-                                                list(arg.strides), list(arg.block_shape), padding=arg.padding)
+                kwargs[name] = TensorDescriptor(
+                    _as_view(buffers[arg.view.buffer], arg.view),
+                    list(arg.shape),
+                    list(arg.strides),
+                    list(arg.block_shape),
+                    padding=arg.padding,
+                )
             elif isinstance(arg, ScalarArg):
                 kwargs[name] = arg.value
             elif isinstance(arg, DtypeArg):
                 try:
                     kwargs[name] = tl.dtype(arg.tl_dtype)
                 except (AssertionError, ValueError, TypeError) as e:
-                    raise TraceError(f"{launch.kernel}: {arg.tl_dtype!r} is not a triton.language dtype") from e
+                    raise TraceError(
+                        f"{launch.kernel}: {arg.tl_dtype!r} is not a triton.language dtype"
+                    ) from e
             elif isinstance(arg, JitArg):
                 kwargs[name] = self.kernel(arg.jit)
         kwargs.update({k: v for k, v in launch.options.items() if v is not None})
@@ -354,8 +414,10 @@ class Replayer:
             raise
         except Exception as exc:  # noqa: BLE001  what the compiler refuses, the interpreter must not run
             text = str(exc).strip()
-            raise GateError(f"{name} does not compile for sm_{GATE_TARGET[1]} ({type(exc).__name__}: "
-                            f"{text.splitlines()[-1] if text else exc}), so it is not run in the interpreter") from exc
+            raise GateError(
+                f"{name} does not compile for sm_{GATE_TARGET[1]} ({type(exc).__name__}: "
+                f"{text.splitlines()[-1] if text else exc}), so it is not run in the interpreter"
+            ) from exc
         self.gated.add(spec.key)
 
     def run(self, actions: list[tuple], poison_scratch: bool = True) -> None:
@@ -384,6 +446,7 @@ class Replayer:
 
 # ---------------------------------------------------------------- the judge process
 
+
 class _Judge:
     def __init__(self, job: dict, source: str):
         self.device = job["device"]
@@ -406,7 +469,7 @@ class _Judge:
                     tensors = [torch.empty(n, dtype=torch.uint8) for n in spec["sizes"]]
                 else:
                     tensors = [buffers[i] for i in spec["args"]]
-                    for out in tensors[spec["n_inputs"]:]:
+                    for out in tensors[spec["n_inputs"] :]:
                         poison(out)
                     self._autotune(trace, tensors, spec)
                 self.replayer.run(self.replayer.plan(trace, tensors, spec["workload"]))
@@ -437,8 +500,14 @@ class _Judge:
             for alt in range(len(step.alternatives)):
                 self.replayer.choices[key] = alt
                 actions = self.replayer.plan(trace, tensors, spec["workload"])
-                timing = time_gpu(lambda i, actions=actions: self.replayer.run(actions, poison_scratch=False), 1, device="cuda", budget_s=0.2,
-                                  rel_ci=0.05, max_reps=50)
+                timing = time_gpu(
+                    lambda i, actions=actions: self.replayer.run(actions, poison_scratch=False),
+                    1,
+                    device="cuda",
+                    budget_s=0.2,
+                    rel_ci=0.05,
+                    max_reps=50,
+                )
                 medians.append(timing.median_us)
             self.replayer.choices[key] = min(range(len(medians)), key=medians.__getitem__)
 
@@ -456,7 +525,7 @@ class _Judge:
             try:
                 trace = Trace.model_validate(spec["trace"])
                 sets = [[buffers[i] for i in args] for args in spec["sets"]]
-                outs = [s[spec["n_inputs"]:] for s in sets]
+                outs = [s[spec["n_inputs"] :] for s in sets]
                 plans = [self.replayer.plan(trace, s, spec["workload"]) for s in sets]
 
                 scratch = [a[1] for plan in plans for a in plan if a[0] == "alloc" and a[2] is None]
@@ -470,16 +539,25 @@ class _Judge:
                         raw.fill_(SCRATCH_POISON)
 
                 t0 = time.perf_counter()
-                timing = time_gpu(lambda i, plans=plans: self.replayer.run(plans[i], poison_scratch=False), len(sets),
-                                  device="cuda", budget_s=spec["budget_s"], rel_ci=spec["rel_ci"], before=repoison)
+                timing = time_gpu(
+                    lambda i, plans=plans: self.replayer.run(plans[i], poison_scratch=False),
+                    len(sets),
+                    device="cuda",
+                    budget_s=spec["budget_s"],
+                    rel_ci=spec["rel_ci"],
+                    before=repoison,
+                )
                 result["timed_s"] = time.perf_counter() - t0
                 for i, plan in enumerate(plans):
                     repoison(i)
                     self.replayer.run(plan)
                 torch.cuda.synchronize()
                 result["timing"] = timing.model_dump(mode="json")
-                result["choices"] = {str(step): alt for (wl, step), alt in self.replayer.choices.items()
-                                     if wl == spec["workload"]}  # the autotune configs timed, for ncu
+                result["choices"] = {
+                    str(step): alt
+                    for (wl, step), alt in self.replayer.choices.items()
+                    if wl == spec["workload"]
+                }  # the autotune configs timed, for ncu
             except TraceError as exc:
                 result["trace_error"] = str(exc)
             except BaseException as exc:  # noqa: BLE001

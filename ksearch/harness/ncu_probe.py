@@ -27,8 +27,11 @@ def main() -> None:
     task = load_task(job["task"])
     wl = task.workload(job["workload"])
     # the benchmark's rotating input sets, drawn from the same seeds
-    sets = [list(task.make_inputs(wl, "normal", seed, dtype=job["dtype"], device="cuda").values()) +
-            list(task.allocate_outputs(wl, dtype=job["dtype"], device="cuda").values()) for seed in job["seeds"]]
+    sets = [
+        list(task.make_inputs(wl, "normal", seed, dtype=job["dtype"], device="cuda").values())
+        + list(task.allocate_outputs(wl, dtype=job["dtype"], device="cuda").values())
+        for seed in job["seeds"]
+    ]
     replayer = Replayer(Path(job["candidate"]).read_text(), job["candidate"], "cuda")
     trace = Trace.model_validate(job["trace"])
     # the autotune configs the judge chose and timed, by step index

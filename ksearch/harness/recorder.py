@@ -30,18 +30,64 @@ from ksearch.harness.trace import (
 
 # Factory ops and the constant they fill with (None: uninitialised), with where the fill value sits.
 _FACTORIES: dict[str, tuple[Any, int | None]] = {
-    "empty": (None, None), "empty_like": (None, None), "empty_strided": (None, None), "new_empty": (None, None),
-    "new_empty_strided": (None, None), "zeros": (0, None), "zeros_like": (0, None), "new_zeros": (0, None),
-    "ones": (1, None), "ones_like": (1, None), "new_ones": (1, None), "full": (None, 1), "full_like": (None, 1),
+    "empty": (None, None),
+    "empty_like": (None, None),
+    "empty_strided": (None, None),
+    "new_empty": (None, None),
+    "new_empty_strided": (None, None),
+    "zeros": (0, None),
+    "zeros_like": (0, None),
+    "new_zeros": (0, None),
+    "ones": (1, None),
+    "ones_like": (1, None),
+    "new_ones": (1, None),
+    "full": (None, 1),
+    "full_like": (None, 1),
     "new_full": (None, 2),
 }
 _COPIES = {"clone", "_to_copy"}  # a new tensor holding the values of its first argument
 # Ops that compute nothing: views, metadata, and the dispatcher's own bookkeeping.
-_QUIET = {"view", "_unsafe_view", "_reshape_alias", "as_strided", "t", "transpose", "permute", "expand", "slice",
-          "select", "split", "split_with_sizes", "unsqueeze", "squeeze", "detach", "alias", "lift_fresh",
-          "unbind", "narrow", "view_as_real", "view_as_complex", "is_same_size", "stride", "sym_size", "sym_stride",
-          "sym_numel", "sym_storage_offset", "size", "numel", "dim", "_has_compatible_shallow_copy_type",
-          "unfold", "diagonal", "movedim", "flatten", "unflatten", "contiguous", "reshape", "chunk"}
+_QUIET = {
+    "view",
+    "_unsafe_view",
+    "_reshape_alias",
+    "as_strided",
+    "t",
+    "transpose",
+    "permute",
+    "expand",
+    "slice",
+    "select",
+    "split",
+    "split_with_sizes",
+    "unsqueeze",
+    "squeeze",
+    "detach",
+    "alias",
+    "lift_fresh",
+    "unbind",
+    "narrow",
+    "view_as_real",
+    "view_as_complex",
+    "is_same_size",
+    "stride",
+    "sym_size",
+    "sym_stride",
+    "sym_numel",
+    "sym_storage_offset",
+    "size",
+    "numel",
+    "dim",
+    "_has_compatible_shallow_copy_type",
+    "unfold",
+    "diagonal",
+    "movedim",
+    "flatten",
+    "unflatten",
+    "contiguous",
+    "reshape",
+    "chunk",
+}
 
 
 class CallRecorder:
@@ -71,7 +117,9 @@ class CallRecorder:
 
     def end(self) -> Trace:
         self.active = False
-        return Trace(n_job=len(self.job), steps=_live(self.steps, len(self.job)), host_ops=sorted(self.host_ops))
+        return Trace(
+            n_job=len(self.job), steps=_live(self.steps, len(self.job)), host_ops=sorted(self.host_ops)
+        )
 
     # ------------------------------------------------------------------ memory
 
@@ -120,7 +168,9 @@ class CallRecorder:
                 fill = kwargs.get("fill_value", args[where] if len(args) > where else None)
             if isinstance(out, torch.Tensor):
                 self.allocated(out, fill)
-        elif name in ("fill_", "zero_", "copy_") and isinstance(args[0], torch.Tensor) and args[0].numel() == 0:
+        elif (
+            name in ("fill_", "zero_", "copy_") and isinstance(args[0], torch.Tensor) and args[0].numel() == 0
+        ):
             return  # writes nothing
         elif name in ("fill_", "zero_") and isinstance(args[0], torch.Tensor):
             value = 0 if name == "zero_" else args[1]
@@ -173,19 +223,26 @@ class CallRecorder:
             value = value.value
         if isinstance(value, torch.Tensor):
             return TensorArg(view=self.view(value))
-        if type(value).__name__ == "TensorDescriptor" and isinstance(getattr(value, "base", None), torch.Tensor):
-            return DescriptorArg(view=self.view(value.base), shape=tuple(int(n) for n in value.shape),
-                                 strides=tuple(int(n) for n in value.strides),
-                                 block_shape=tuple(int(n) for n in value.block_shape),
-                                 padding=str(getattr(value, "padding", "zero")))
+        if type(value).__name__ == "TensorDescriptor" and isinstance(
+            getattr(value, "base", None), torch.Tensor
+        ):
+            return DescriptorArg(
+                view=self.view(value.base),
+                shape=tuple(int(n) for n in value.shape),
+                strides=tuple(int(n) for n in value.strides),
+                block_shape=tuple(int(n) for n in value.block_shape),
+                padding=str(getattr(value, "padding", "zero")),
+            )
         if isinstance(value, (bool, int, float, str)) or value is None:
             return ScalarArg(value=value)
         if isinstance(value, tl.dtype):
             return DtypeArg(tl_dtype=str(value))
         if hasattr(value, "params") and hasattr(value, "__name__"):
             return JitArg(jit=value.__name__)
-        raise TypeError(f"argument {name} of {kernel} is a {type(value).__name__}: a launch may pass tensors, "
-                        "numbers, strings, None, triton dtypes, TensorDescriptors and jit functions")
+        raise TypeError(
+            f"argument {name} of {kernel} is a {type(value).__name__}: a launch may pass tensors, "
+            "numbers, strings, None, triton dtypes, TensorDescriptors and jit functions"
+        )
 
     def choose(self, kernel: str, launch_each: Any) -> None:
         """An autotuned launch: `launch_each()` launches once per config; one Choose step results."""
@@ -208,7 +265,9 @@ def _live(steps: list[Any], n_job: int) -> list[Any]:
     used = set(range(n_job))
     for step in steps:
         for launch in _launches(step):
-            used.update(a.view.buffer for a in launch.args.values() if isinstance(a, (TensorArg, DescriptorArg)))
+            used.update(
+                a.view.buffer for a in launch.args.values() if isinstance(a, (TensorArg, DescriptorArg))
+            )
     for step in reversed(steps):  # a copy into something used makes its source used
         if isinstance(step, Copy) and step.dst.buffer in used:
             used.add(step.src.buffer)
@@ -218,9 +277,16 @@ def _live(steps: list[Any], n_job: int) -> list[Any]:
         return v.model_copy(update={"buffer": number[v.buffer]})
 
     def launch(step: Launch) -> Launch:
-        return step.model_copy(update={"args": {
-            k: a.model_copy(update={"view": view(a.view)}) if isinstance(a, (TensorArg, DescriptorArg)) else a
-            for k, a in step.args.items()}})
+        return step.model_copy(
+            update={
+                "args": {
+                    k: a.model_copy(update={"view": view(a.view)})
+                    if isinstance(a, (TensorArg, DescriptorArg))
+                    else a
+                    for k, a in step.args.items()
+                }
+            }
+        )
 
     live: list[Any] = []
     for step in steps:

@@ -11,7 +11,9 @@ dominate the search; the formula travels with every packet that carries a reward
 
 from __future__ import annotations
 
-REWARD_FORMULA = "0.5*s/(1+s) + 0.5*min(1,f); s = geomean speedup vs baseline, f = geomean SOL fraction; 0 unless pass"
+REWARD_FORMULA = (
+    "0.5*s/(1+s) + 0.5*min(1,f); s = geomean speedup vs baseline, f = geomean SOL fraction; 0 unless pass"
+)
 
 
 def reward(passed: bool, speedup: float | None, sol_fraction: float | None) -> float | None:

@@ -62,23 +62,44 @@ def _cuda_boundary() -> jail.Boundary:
     if full.tool == "none":
         return full
     last = ""
-    for b in ((full, jail.detect_boundary(pid_namespace=False, ipc_namespace=False, seccomp=False)) if full.seccomp
-              else (full,)):
+    for b in (
+        (full, jail.detect_boundary(pid_namespace=False, ipc_namespace=False, seccomp=False))
+        if full.seccomp
+        else (full,)
+    ):
         last = _cuda_starts_in(b)
         if not last:
-            return b if b is full else dataclasses.replace(
-                b, reason=f"{b.reason}; CUDA does not start under the seccomp filter on this machine"
-                          if b.reason else "CUDA does not start under the seccomp filter on this machine")
-    return jail.Boundary("none", reason=f"CUDA does not start inside {full.tool} on this machine ({last}); "
-                                        "GPU workers run without an OS boundary")
+            return (
+                b
+                if b is full
+                else dataclasses.replace(
+                    b,
+                    reason=f"{b.reason}; CUDA does not start under the seccomp filter on this machine"
+                    if b.reason
+                    else "CUDA does not start under the seccomp filter on this machine",
+                )
+            )
+    return jail.Boundary(
+        "none",
+        reason=f"CUDA does not start inside {full.tool} on this machine ({last}); "
+        "GPU workers run without an OS boundary",
+    )
 
 
 def _cuda_starts_in(b: jail.Boundary) -> str:
     """'' when `torch.cuda.init()` succeeds inside boundary `b`, else its last line of error."""
     with tempfile.TemporaryDirectory(prefix="ksearch-cuda-probe-") as d:
-        proc = jail.spawn([sys.executable, "-c", "import torch; torch.cuda.init()"], writable=[d], device="cuda",
-                          boundary=b, env={**os.environ, **jail.env_for(d)}, cwd=d, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = jail.spawn(
+            [sys.executable, "-c", "import torch; torch.cuda.init()"],
+            writable=[d],
+            device="cuda",
+            boundary=b,
+            env={**os.environ, **jail.env_for(d)},
+            cwd=d,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             _, err = proc.communicate(timeout=180)
         except subprocess.TimeoutExpired:
@@ -94,6 +115,8 @@ def judge_cache_dir() -> Path:
     path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ksearch" / "judge-triton"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
 _POLL_S = 0.05
 
 
@@ -113,8 +136,13 @@ class Worker:
         parent_sock, child_sock = socket.socketpair()
         # Only the CPU judge runs kernels in Triton's interpreter, which needs triton imported that way.
         interpret = module == JUDGE and device == "cpu"
-        env = {**os.environ, **jail.env_for(self.tmpdir), "TRITON_INTERPRET": "1" if interpret else "0",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **jail.env_for(self.tmpdir),
+            "TRITON_INTERPRET": "1" if interpret else "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         writable = [self.tmpdir]
         if module == JUDGE:  # judges compile the same kernels again and again: one cache they alone write
             cache = judge_cache_dir()
@@ -125,9 +153,18 @@ class Worker:
         self.boundary = boundary_for(device)
         self.stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty candidate cannot block on it
         self.proc = jail.spawn(
-            [sys.executable, "-m", module, str(child_sock.fileno()), device], writable=writable,
-            pass_fds=(child_sock.fileno(),), device=device, boundary=self.boundary, env=env, cwd=self.tmpdir,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
+            [sys.executable, "-m", module, str(child_sock.fileno()), device],
+            writable=writable,
+            pass_fds=(child_sock.fileno(),),
+            device=device,
+            boundary=self.boundary,
+            env=env,
+            cwd=self.tmpdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            start_new_session=True,
+        )
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
         self.device, self.module = device, module
@@ -146,11 +183,16 @@ class Worker:
             raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
         try:
             _load(self.conn.recv_bytes())
-        except (EOFError, OSError):  # died while starting: say why, it is the harness's or the machine's fault
+        except (
+            EOFError,
+            OSError,
+        ):  # died while starting: say why, it is the harness's or the machine's fault
             self.proc.wait()
             self.stderr.seek(0)
-            raise RuntimeError(f"a {self.module} process died while starting inside its boundary "
-                               f"({self.boundary.describe()}): {self.stderr.read().decode(errors='replace')[-3000:]}") from None
+            raise RuntimeError(
+                f"a {self.module} process died while starting inside its boundary "
+                f"({self.boundary.describe()}): {self.stderr.read().decode(errors='replace')[-3000:]}"
+            ) from None
         self.ready = True
         if self.boundary.tool != "none" and "pid_namespace" not in self.boundary.properties:
             self.namespace = jail.namespace_of(self.proc.pid)  # what a double-forked child cannot leave
@@ -197,11 +239,16 @@ class Worker:
                     return self._died(t0)
                 rss = jail.tree_rss_mb(self.proc.pid)  # the whole sandbox, not the boundary tool's process
                 if rss is not None and rss > memory_mb:
-                    return Outcome("out_of_memory", None, time.perf_counter() - t0,
-                                   f"worker memory {rss:.0f} MiB exceeded the {memory_mb} MiB limit")
+                    return Outcome(
+                        "out_of_memory",
+                        None,
+                        time.perf_counter() - t0,
+                        f"worker memory {rss:.0f} MiB exceeded the {memory_mb} MiB limit",
+                    )
                 if time.perf_counter() > deadline:
-                    return Outcome("timeout", None, time.perf_counter() - t0,
-                                   f"no result within {timeout_s:g} s")
+                    return Outcome(
+                        "timeout", None, time.perf_counter() - t0, f"no result within {timeout_s:g} s"
+                    )
         finally:
             if not replied:
                 self.kill()

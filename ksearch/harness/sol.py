@@ -99,7 +99,9 @@ class SolScore(_Model):
     note: str = ""
 
 
-def sol_score(t_k_us: float, t_b_us: float, t_sol_us: float, *, margin: float = IMPOSSIBLE_MARGIN) -> SolScore:
+def sol_score(
+    t_k_us: float, t_b_us: float, t_sol_us: float, *, margin: float = IMPOSSIBLE_MARGIN
+) -> SolScore:
     """SOL-ExecBench's score S = 1 / (1 + (T_k - T_sol) / (T_b - T_sol)).
 
     S = 1 at the floor, 0.5 at the baseline's time, > 0.5 when faster than the baseline, towards 0
@@ -121,12 +123,19 @@ def sol_score(t_k_us: float, t_b_us: float, t_sol_us: float, *, margin: float = 
         raise SolError(f"margin must be in [0, 1), got {margin}")
     base = {"t_k_us": t_k_us, "t_b_us": t_b_us, "t_sol_us": t_sol_us}
     if is_impossible(t_k_us, t_sol_us, margin):
-        return SolScore(score=None, failure_class=IMPOSSIBLE_SPEED, **base,
-                        note=f"T_k is {1 - t_k_us / t_sol_us:.1%} under the speed-of-light floor (margin {margin:.0%})")
+        return SolScore(
+            score=None,
+            failure_class=IMPOSSIBLE_SPEED,
+            **base,
+            note=f"T_k is {1 - t_k_us / t_sol_us:.1%} under the speed-of-light floor (margin {margin:.0%})",
+        )
     if is_impossible(t_b_us, t_sol_us, margin):
-        return SolScore(score=None, **base,
-                        note="the baseline beats the speed-of-light floor: the workload's FLOP/byte model "
-                             "or the peaks are wrong; no score")
+        return SolScore(
+            score=None,
+            **base,
+            note="the baseline beats the speed-of-light floor: the workload's FLOP/byte model "
+            "or the peaks are wrong; no score",
+        )
     notes: list[str] = []
     t_k = t_k_us
     if t_k < t_sol_us:
@@ -165,7 +174,9 @@ class MeasuredPeaks(_Model):
     source: Literal["measured", "cache", "datasheet"]
     measured_at: str | None = None
     torch_version: str | None = None
-    hbm_bandwidth_tbs: float | None = Field(default=None, description="measured: copy bytes read + written / time")
+    hbm_bandwidth_tbs: float | None = Field(
+        default=None, description="measured: copy bytes read + written / time"
+    )
     bf16_tflops: float | None = Field(default=None, description="measured dense bf16 GEMM rate")
     fp16_tflops: float | None = Field(default=None, description="measured dense fp16 GEMM rate")
     copy_bytes: int | None = Field(default=None, description="bytes of the copied tensor (moved: 2x)")
@@ -240,7 +251,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "device"
 
 
-def datasheet_peaks(profile: TargetProfile, device: str | None = None, driver: str | None = None) -> MeasuredPeaks:
+def datasheet_peaks(
+    profile: TargetProfile, device: str | None = None, driver: str | None = None
+) -> MeasuredPeaks:
     """A MeasuredPeaks holding only the profile's datasheet values (source 'datasheet')."""
     name = device or profile.product
     return MeasuredPeaks(
@@ -283,7 +296,9 @@ def measure_device_peaks(
     prof: TargetProfile | None = load_target(profile) if isinstance(profile, str) else profile
     if torch is None or not torch.cuda.is_available():
         if prof is None:
-            raise SolError("no GPU is visible to torch and no target profile was given; pass profile='h100' (say)")
+            raise SolError(
+                "no GPU is visible to torch and no target profile was given; pass profile='h100' (say)"
+            )
         return datasheet_peaks(prof)
 
     dev = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)
@@ -314,8 +329,17 @@ def measure_device_peaks(
     with torch.cuda.device(dev):
         src = torch.empty(nbytes // 4, dtype=torch.float32, device=dev).normal_()
         dst = torch.empty_like(src)
-        copy_t = time_gpu(lambda i: dst.copy_(src), 1, device=dev, l2_flush_bytes=0, warmup=3,
-                          min_reps=10, max_reps=100, budget_s=2.0, rel_ci=0.01)
+        copy_t = time_gpu(
+            lambda i: dst.copy_(src),
+            1,
+            device=dev,
+            l2_flush_bytes=0,
+            warmup=3,
+            min_reps=10,
+            max_reps=100,
+            budget_s=2.0,
+            rel_ci=0.01,
+        )
         src = dst = None  # free the copy buffers before the GEMM operands
         bandwidth = 2 * nbytes / (copy_t.median_us * 1e-6) / 1e12
         gemm: dict[str, float] = {}
@@ -324,8 +348,17 @@ def measure_device_peaks(
             a = torch.randn(gemm_n, gemm_n, device=dev, dtype=dt)
             b = torch.randn(gemm_n, gemm_n, device=dev, dtype=dt)
             c = torch.empty(gemm_n, gemm_n, device=dev, dtype=dt)
-            t = time_gpu(lambda i, a=a, b=b, c=c: torch.matmul(a, b, out=c), 1, device=dev, l2_flush_bytes=0,
-                         warmup=3, min_reps=10, max_reps=50, budget_s=2.0, rel_ci=0.01)
+            t = time_gpu(
+                lambda i, a=a, b=b, c=c: torch.matmul(a, b, out=c),
+                1,
+                device=dev,
+                l2_flush_bytes=0,
+                warmup=3,
+                min_reps=10,
+                max_reps=50,
+                budget_s=2.0,
+                rel_ci=0.01,
+            )
             gemm[label] = t.median_us
             rates[label] = 2 * gemm_n**3 / (t.median_us * 1e-6) / 1e12
             del a, b, c
@@ -380,14 +413,28 @@ class Roofline(_Model):
     basis: str
 
 
-def roofline(flops: float, bytes: float, peak_tflops: float | None, bandwidth_tbs: float | None,  # noqa: A002
-             basis: str = "") -> Roofline:
+def roofline(
+    flops: float,
+    bytes: float,
+    peak_tflops: float | None,
+    bandwidth_tbs: float | None,  # noqa: A002
+    basis: str = "",
+) -> Roofline:
     sol = sol_time_us(flops, bytes, peak_tflops, bandwidth_tbs)
     compute = flops / (peak_tflops * 1e6) if peak_tflops else None
     memory = bytes / (bandwidth_tbs * 1e6) if bandwidth_tbs else None
     bound: Literal["compute", "memory"] = "compute" if (compute or 0.0) >= (memory or 0.0) else "memory"
-    return Roofline(flops=flops, bytes=bytes, peak_tflops=peak_tflops, bandwidth_tbs=bandwidth_tbs,
-                    compute_us=compute, memory_us=memory, sol_us=sol, bound=bound, basis=basis)
+    return Roofline(
+        flops=flops,
+        bytes=bytes,
+        peak_tflops=peak_tflops,
+        bandwidth_tbs=bandwidth_tbs,
+        compute_us=compute,
+        memory_us=memory,
+        sol_us=sol,
+        bound=bound,
+        basis=basis,
+    )
 
 
 def task_roofline(

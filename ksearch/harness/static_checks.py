@@ -83,42 +83,135 @@ STATIC_CHECKS: dict[str, FailureClass] = {
     "static:state_not_allowed": F.REWARD_HACK_GLOBAL_MUTATION,
     "static:not_allowed": F.REWARD_HACK_FORBIDDEN_CALL,
 }
-_ALLOWLIST_CHECKS = frozenset({"static:import_not_allowed", "static:compute_not_allowed", "static:state_not_allowed",
-                               "static:not_allowed"})
+_ALLOWLIST_CHECKS = frozenset(
+    {
+        "static:import_not_allowed",
+        "static:compute_not_allowed",
+        "static:state_not_allowed",
+        "static:not_allowed",
+    }
+)
 # the denylist checks, by the class they report
-_CHECK_OF: dict[FailureClass, str] = {cls: name for name, cls in STATIC_CHECKS.items() if name not in _ALLOWLIST_CHECKS}
+_CHECK_OF: dict[FailureClass, str] = {
+    cls: name for name, cls in STATIC_CHECKS.items() if name not in _ALLOWLIST_CHECKS
+}
 
 # ---- modules ----------------------------------------------------------------------------------
 
-_THREAD_MODULES = frozenset({"threading", "_thread", "multiprocessing", "concurrent", "asyncio", "queue", "sched"})
-_IMPORT_FORBIDDEN = frozenset({
-    # threads and processes
-    *_THREAD_MODULES, "subprocess", "_posixsubprocess", "pty", "signal", "atexit", "faulthandler",
-    # the interpreter, the OS and native code
-    "os", "posix", "nt", "sys", "ctypes", "_ctypes", "cffi", "importlib", "builtins", "__builtin__",
-    "runpy", "code", "codeop", "zipimport", "pkgutil", "site", "resource", "mmap", "fcntl",
-    "weakref", "_weakref", "tracemalloc",
-    # serialization (arbitrary code on load)
-    "pickle", "_pickle", "cPickle", "marshal", "shelve", "copyreg", "dill", "cloudpickle", "joblib",
-    # files and the network
-    "shutil", "pathlib", "io", "_io", "tempfile", "glob", "fileinput", "zipfile", "tarfile", "gzip",
-    "bz2", "lzma", "sqlite3", "dbm", "socket", "ssl", "select", "selectors", "urllib", "http",
-    "requests", "ftplib", "smtplib",
-    # the harness's clock
-    "time", "timeit",
-    # other GPU runtimes: raw streams, raw launches, vendor kernels
-    "cupy", "pycuda", "cuda", "numba", "cuda_python",
-})
+_THREAD_MODULES = frozenset(
+    {"threading", "_thread", "multiprocessing", "concurrent", "asyncio", "queue", "sched"}
+)
+_IMPORT_FORBIDDEN = frozenset(
+    {
+        # threads and processes
+        *_THREAD_MODULES,
+        "subprocess",
+        "_posixsubprocess",
+        "pty",
+        "signal",
+        "atexit",
+        "faulthandler",
+        # the interpreter, the OS and native code
+        "os",
+        "posix",
+        "nt",
+        "sys",
+        "ctypes",
+        "_ctypes",
+        "cffi",
+        "importlib",
+        "builtins",
+        "__builtin__",
+        "runpy",
+        "code",
+        "codeop",
+        "zipimport",
+        "pkgutil",
+        "site",
+        "resource",
+        "mmap",
+        "fcntl",
+        "weakref",
+        "_weakref",
+        "tracemalloc",
+        # serialization (arbitrary code on load)
+        "pickle",
+        "_pickle",
+        "cPickle",
+        "marshal",
+        "shelve",
+        "copyreg",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        # files and the network
+        "shutil",
+        "pathlib",
+        "io",
+        "_io",
+        "tempfile",
+        "glob",
+        "fileinput",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "bz2",
+        "lzma",
+        "sqlite3",
+        "dbm",
+        "socket",
+        "ssl",
+        "select",
+        "selectors",
+        "urllib",
+        "http",
+        "requests",
+        "ftplib",
+        "smtplib",
+        # the harness's clock
+        "time",
+        "timeit",
+        # other GPU runtimes: raw streams, raw launches, vendor kernels
+        "cupy",
+        "pycuda",
+        "cuda",
+        "numba",
+        "cuda_python",
+    }
+)
 _FRAME_MODULES = frozenset({"gc", "inspect", "traceback", "linecache", "__main__", "dis"})
 _REFERENCE_MODULES = frozenset({"ksearch", "configs", "conftest", "reference"})
 # Modules that allowed packages re-export as attributes (`torch.os`, `torch.sys`): reaching one of
 # these through an attribute chain is as bad as importing it. Curated: names such as `select`,
 # `cuda` or `code` are also ordinary attributes.
-_REACHABLE_MODULES = frozenset({
-    "os", "posix", "sys", "subprocess", "ctypes", "builtins", "importlib", "gc", "inspect", "threading",
-    "_thread", "multiprocessing", "pickle", "marshal", "shutil", "socket", "time", "traceback", "atexit",
-    "tempfile", "pathlib", "signal", "linecache", "weakref",
-})
+_REACHABLE_MODULES = frozenset(
+    {
+        "os",
+        "posix",
+        "sys",
+        "subprocess",
+        "ctypes",
+        "builtins",
+        "importlib",
+        "gc",
+        "inspect",
+        "threading",
+        "_thread",
+        "multiprocessing",
+        "pickle",
+        "marshal",
+        "shutil",
+        "socket",
+        "time",
+        "traceback",
+        "atexit",
+        "tempfile",
+        "pathlib",
+        "signal",
+        "linecache",
+        "weakref",
+    }
+)
 # Submodules of allowed packages that are themselves forbidden (checked as dotted prefixes).
 _DOTTED_FORBIDDEN: dict[str, FailureClass] = {
     "torch.multiprocessing": F.REWARD_HACK_FORBIDDEN_IMPORT,
@@ -148,54 +241,181 @@ def _module_class(root: str) -> FailureClass | None:
 # ---- names ------------------------------------------------------------------------------------
 
 # Builtins a candidate never needs; any mention (call or value) is a finding.
-_FORBIDDEN_BUILTINS = frozenset({
-    "eval", "exec", "compile", "open", "globals", "locals", "vars", "breakpoint", "exit", "quit",
-    "setattr", "delattr",
-})
-_DYNAMIC_IMPORTS = frozenset({"__import__", "importlib.import_module", "importlib.__import__",
-                              "importlib.util.spec_from_file_location", "importlib.util.module_from_spec"})
-_FRAME_ATTRS = frozenset({
-    "__globals__", "__code__", "__closure__", "__subclasses__", "__builtins__", "__dict__", "__mro__",
-    "__bases__", "__base__", "__loader__", "__spec__", "__self__", "__func__", "__wrapped__",
-    "__traceback__", "f_back", "f_locals", "f_globals", "f_builtins", "f_code", "tb_frame", "tb_next", "gi_frame",
-    "gi_code", "cr_frame", "ag_frame", "co_code", "co_consts", "_getframe", "currentframe",
-    "get_objects", "get_referrers", "get_referents",
-})
+_FORBIDDEN_BUILTINS = frozenset(
+    {
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "globals",
+        "locals",
+        "vars",
+        "breakpoint",
+        "exit",
+        "quit",
+        "setattr",
+        "delattr",
+    }
+)
+_DYNAMIC_IMPORTS = frozenset(
+    {
+        "__import__",
+        "importlib.import_module",
+        "importlib.__import__",
+        "importlib.util.spec_from_file_location",
+        "importlib.util.module_from_spec",
+    }
+)
+_FRAME_ATTRS = frozenset(
+    {
+        "__globals__",
+        "__code__",
+        "__closure__",
+        "__subclasses__",
+        "__builtins__",
+        "__dict__",
+        "__mro__",
+        "__bases__",
+        "__base__",
+        "__loader__",
+        "__spec__",
+        "__self__",
+        "__func__",
+        "__wrapped__",
+        "__traceback__",
+        "f_back",
+        "f_locals",
+        "f_globals",
+        "f_builtins",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "ag_frame",
+        "co_code",
+        "co_consts",
+        "_getframe",
+        "currentframe",
+        "get_objects",
+        "get_referrers",
+        "get_referents",
+    }
+)
 _FRAME_NAMES = frozenset({"__builtins__", "__loader__", "__spec__"})
-_FORBIDDEN_DUNDERS = frozenset({
-    "__setattr__", "__delattr__", "__getattribute__", "__getattr__", "__import__", "__reduce__",
-    "__reduce_ex__", "__setstate__", "__init_subclass__", "__set_name__", "__class_getitem__",
-})
-_FORBIDDEN_CALL_QUALS = frozenset({
-    "operator.attrgetter", "operator.methodcaller", "functools.partial.__call__",
-    "torch.load", "torch.save", "torch.from_file", "numpy.load", "numpy.save", "numpy.savez",
-    "numpy.fromfile", "numpy.loadtxt", "numpy.savetxt", "numpy.genfromtxt", "numpy.memmap",
-})
+_FORBIDDEN_DUNDERS = frozenset(
+    {
+        "__setattr__",
+        "__delattr__",
+        "__getattribute__",
+        "__getattr__",
+        "__import__",
+        "__reduce__",
+        "__reduce_ex__",
+        "__setstate__",
+        "__init_subclass__",
+        "__set_name__",
+        "__class_getitem__",
+    }
+)
+_FORBIDDEN_CALL_QUALS = frozenset(
+    {
+        "operator.attrgetter",
+        "operator.methodcaller",
+        "functools.partial.__call__",
+        "torch.load",
+        "torch.save",
+        "torch.from_file",
+        "numpy.load",
+        "numpy.save",
+        "numpy.savez",
+        "numpy.fromfile",
+        "numpy.loadtxt",
+        "numpy.savetxt",
+        "numpy.genfromtxt",
+        "numpy.memmap",
+    }
+)
 _FILE_METHODS = frozenset({"tofile", "from_file"})
 _EXIT_EXCEPTIONS = frozenset({"SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"})
 
-_TIMER_NAMES = frozenset({
-    "synchronize", "perf_counter", "perf_counter_ns", "time", "time_ns", "monotonic", "monotonic_ns",
-    "process_time", "process_time_ns", "thread_time", "do_bench", "do_bench_cudagraph", "Event",
-    "elapsed_time", "record", "Timer", "timeit", "default_timer", "benchmark", "Benchmarker",
-    "get_benchmarker", "wait", "query", "profiler", "cuda_sync", "sleep",
-})
-_STREAM_NAMES = frozenset({
-    "CUDAGraph", "graph", "graphs", "make_graphed_callables", "Event", "ExternalStream", "_Graph",
-    "graph_pool_handle",
-})
+_TIMER_NAMES = frozenset(
+    {
+        "synchronize",
+        "perf_counter",
+        "perf_counter_ns",
+        "time",
+        "time_ns",
+        "monotonic",
+        "monotonic_ns",
+        "process_time",
+        "process_time_ns",
+        "thread_time",
+        "do_bench",
+        "do_bench_cudagraph",
+        "Event",
+        "elapsed_time",
+        "record",
+        "Timer",
+        "timeit",
+        "default_timer",
+        "benchmark",
+        "Benchmarker",
+        "get_benchmarker",
+        "wait",
+        "query",
+        "profiler",
+        "cuda_sync",
+        "sleep",
+    }
+)
+_STREAM_NAMES = frozenset(
+    {
+        "CUDAGraph",
+        "graph",
+        "graphs",
+        "make_graphed_callables",
+        "Event",
+        "ExternalStream",
+        "_Graph",
+        "graph_pool_handle",
+    }
+)
 _STREAM_METHODS = frozenset({"wait_event", "record_event", "capture_begin", "capture_end", "replay"})
-_GLOBAL_STATE_CALLS = frozenset({
-    "torch.manual_seed", "torch.seed", "torch.use_deterministic_algorithms", "torch.set_flush_denormal",
-    "torch.cuda.manual_seed", "torch.cuda.manual_seed_all", "torch.cuda.set_rng_state",
-    "torch.cuda.set_rng_state_all", "torch.cuda.set_sync_debug_mode",
-    "torch.cuda.set_per_process_memory_fraction", "torch.cuda.memory.set_per_process_memory_fraction",
-})
-_LAZY_QUALS = frozenset({"torch.Tensor._make_subclass", "torch.Tensor._make_wrapper_subclass",
-                         "torch.Tensor.as_subclass", "torch.Tensor.__torch_function__",
-                         "torch.Tensor.__torch_dispatch__"})
-_LAZY_METHODS = frozenset({"as_subclass", "_make_subclass", "_make_wrapper_subclass", "register_hook",
-                           "register_post_accumulate_grad_hook"})
+_GLOBAL_STATE_CALLS = frozenset(
+    {
+        "torch.manual_seed",
+        "torch.seed",
+        "torch.use_deterministic_algorithms",
+        "torch.set_flush_denormal",
+        "torch.cuda.manual_seed",
+        "torch.cuda.manual_seed_all",
+        "torch.cuda.set_rng_state",
+        "torch.cuda.set_rng_state_all",
+        "torch.cuda.set_sync_debug_mode",
+        "torch.cuda.set_per_process_memory_fraction",
+        "torch.cuda.memory.set_per_process_memory_fraction",
+    }
+)
+_LAZY_QUALS = frozenset(
+    {
+        "torch.Tensor._make_subclass",
+        "torch.Tensor._make_wrapper_subclass",
+        "torch.Tensor.as_subclass",
+        "torch.Tensor.__torch_function__",
+        "torch.Tensor.__torch_dispatch__",
+    }
+)
+_LAZY_METHODS = frozenset(
+    {
+        "as_subclass",
+        "_make_subclass",
+        "_make_wrapper_subclass",
+        "register_hook",
+        "register_post_accumulate_grad_hook",
+    }
+)
 _LAZY_DEFS = frozenset({"__torch_function__", "__torch_dispatch__"})
 _REBIND_METHODS = frozenset({"set_", "resize_", "resize_as_", "as_strided_", "swap_tensors"})
 _CACHE_QUALS = frozenset({"functools.lru_cache", "functools.cache", "functools.cached_property"})
@@ -204,59 +424,253 @@ _MEMOIZERS = frozenset({"functools.lru_cache", "functools.cache"})  # allowed on
 # Scalars: what a memoized helper may be called with and a scratch pool may be keyed on (shapes,
 # strides, dtypes, devices, constants and arithmetic on them; never a tensor or a value read from one).
 _SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "itemsize", "layout"})
-_SCALAR_METHODS = frozenset({"size", "stride", "numel", "dim", "element_size", "storage_offset", "nelement",
-                             "ndimension", "is_contiguous"})
-_PURE_BUILTINS = frozenset({"int", "float", "bool", "min", "max", "abs", "len", "round", "divmod", "tuple", "sum",
-                            "str", "range", "any", "all", "sorted", "reversed", "enumerate", "zip", "isinstance",
-                            "ValueError", "TypeError", "AssertionError", "NotImplementedError", "RuntimeError"})
+_SCALAR_METHODS = frozenset(
+    {
+        "size",
+        "stride",
+        "numel",
+        "dim",
+        "element_size",
+        "storage_offset",
+        "nelement",
+        "ndimension",
+        "is_contiguous",
+    }
+)
+_PURE_BUILTINS = frozenset(
+    {
+        "int",
+        "float",
+        "bool",
+        "min",
+        "max",
+        "abs",
+        "len",
+        "round",
+        "divmod",
+        "tuple",
+        "sum",
+        "str",
+        "range",
+        "any",
+        "all",
+        "sorted",
+        "reversed",
+        "enumerate",
+        "zip",
+        "isinstance",
+        "ValueError",
+        "TypeError",
+        "AssertionError",
+        "NotImplementedError",
+        "RuntimeError",
+    }
+)
 _PURE_QUALS = frozenset({"triton.cdiv", "triton.next_power_of_2"})
 _FACTORY_QUALS = frozenset({"tilelang.compile"})  # a memoized kernel factory may compile what it defines
-_STR_METHODS = frozenset({"removeprefix", "removesuffix", "replace", "lower", "upper", "strip", "format", "join",
-                          "startswith", "endswith"})  # on a scalar (a dtype's name), a scalar
+_STR_METHODS = frozenset(
+    {
+        "removeprefix",
+        "removesuffix",
+        "replace",
+        "lower",
+        "upper",
+        "strip",
+        "format",
+        "join",
+        "startswith",
+        "endswith",
+    }
+)  # on a scalar (a dtype's name), a scalar
 # Fresh allocations: what a module-level scratch pool may hold.
-_ALLOC_QUALS = frozenset({"torch.empty", "torch.empty_like", "torch.empty_strided", "torch.zeros", "torch.zeros_like",
-                          "torch.ones", "torch.ones_like", "torch.full", "torch.full_like"})
+_ALLOC_QUALS = frozenset(
+    {
+        "torch.empty",
+        "torch.empty_like",
+        "torch.empty_strided",
+        "torch.zeros",
+        "torch.zeros_like",
+        "torch.ones",
+        "torch.ones_like",
+        "torch.full",
+        "torch.full_like",
+    }
+)
 _ALLOC_METHODS = frozenset({"new_empty", "new_zeros", "new_ones", "new_full", "new_empty_strided"})
 # Builtins that make an iterator: one bound at module level keeps a position across calls.
 _ITERATOR_BUILTINS = frozenset({"iter", "enumerate", "zip", "map", "filter", "reversed"})
 
-_CONTAINER_CALLS = frozenset({
-    "dict", "list", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
-    "collections.Counter", "collections.deque", "collections.ChainMap",
-})
-_MUTATORS = frozenset({
-    "append", "extend", "insert", "pop", "popitem", "remove", "clear", "update", "setdefault", "add",
-    "discard", "appendleft", "extendleft", "popleft", "__setitem__", "__delitem__", "__iadd__",
-    "difference_update", "intersection_update", "symmetric_difference_update", "sort", "reverse",
-})
+_CONTAINER_CALLS = frozenset(
+    {
+        "dict",
+        "list",
+        "set",
+        "bytearray",
+        "collections.defaultdict",
+        "collections.OrderedDict",
+        "collections.Counter",
+        "collections.deque",
+        "collections.ChainMap",
+    }
+)
+_MUTATORS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "popitem",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "add",
+        "discard",
+        "appendleft",
+        "extendleft",
+        "popleft",
+        "__setitem__",
+        "__delitem__",
+        "__iadd__",
+        "difference_update",
+        "intersection_update",
+        "symmetric_difference_update",
+        "sort",
+        "reverse",
+    }
+)
 # An output rebound to a view of itself still writes the caller's storage.
-_VIEW_METHODS = frozenset({
-    "view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "unsqueeze", "squeeze", "t",
-    "transpose", "permute", "narrow", "select", "contiguous", "as_strided", "movedim", "unfold",
-})
+_VIEW_METHODS = frozenset(
+    {
+        "view",
+        "reshape",
+        "view_as",
+        "reshape_as",
+        "flatten",
+        "unflatten",
+        "unsqueeze",
+        "squeeze",
+        "t",
+        "transpose",
+        "permute",
+        "narrow",
+        "select",
+        "contiguous",
+        "as_strided",
+        "movedim",
+        "unfold",
+    }
+)
 
 # ---- the main computation, per op family ------------------------------------------------------
 
-_GEMM = frozenset({
-    "matmul", "rmatmul", "imatmul", "mm", "bmm", "addmm", "addbmm", "baddbmm", "addmv", "mv", "dot",
-    "vdot", "inner", "outer", "ger", "einsum", "tensordot", "linear", "bilinear", "chain_matmul",
-    "multi_dot", "scaled_mm", "int_mm", "grouped_mm", "kron", "addr",
-})
-_SOFTMAX = frozenset({"softmax", "log_softmax", "softmin", "logsumexp", "exp", "exp2", "expm1", "sum", "nansum"})
-_NORM = frozenset({
-    "rms_norm", "layer_norm", "group_norm", "batch_norm", "instance_norm", "local_response_norm",
-    "normalize", "norm", "vector_norm", "matrix_norm", "renorm", "rsqrt", "sqrt", "pow", "float_power",
-    "square", "mean", "nanmean", "sum", "nansum", "var", "std", "var_mean", "std_mean", "rmsnorm",
-    "layernorm", "add", "addcmul", "addcdiv", "einsum",
-})
-_ELEMENTWISE = frozenset({
-    "silu", "sigmoid", "swiglu", "gelu", "tanh", "exp", "exp2", "expm1", "expit", "logsigmoid",
-    "softplus", "mish", "hardswish", "hardsigmoid", "relu", "glu", "mul", "multiply",
-})
-_ROUTING = frozenset({"topk", "sort", "argsort", "msort", "kthvalue", "argmax", "softmax", "log_softmax",
-                      "sigmoid", "exp", "sum"})
-_ATTENTION = frozenset({"softmax", "log_softmax", "exp", "exp2", "sum", "scaled_dot_product_attention",
-                        "logsumexp"})
+_GEMM = frozenset(
+    {
+        "matmul",
+        "rmatmul",
+        "imatmul",
+        "mm",
+        "bmm",
+        "addmm",
+        "addbmm",
+        "baddbmm",
+        "addmv",
+        "mv",
+        "dot",
+        "vdot",
+        "inner",
+        "outer",
+        "ger",
+        "einsum",
+        "tensordot",
+        "linear",
+        "bilinear",
+        "chain_matmul",
+        "multi_dot",
+        "scaled_mm",
+        "int_mm",
+        "grouped_mm",
+        "kron",
+        "addr",
+    }
+)
+_SOFTMAX = frozenset(
+    {"softmax", "log_softmax", "softmin", "logsumexp", "exp", "exp2", "expm1", "sum", "nansum"}
+)
+_NORM = frozenset(
+    {
+        "rms_norm",
+        "layer_norm",
+        "group_norm",
+        "batch_norm",
+        "instance_norm",
+        "local_response_norm",
+        "normalize",
+        "norm",
+        "vector_norm",
+        "matrix_norm",
+        "renorm",
+        "rsqrt",
+        "sqrt",
+        "pow",
+        "float_power",
+        "square",
+        "mean",
+        "nanmean",
+        "sum",
+        "nansum",
+        "var",
+        "std",
+        "var_mean",
+        "std_mean",
+        "rmsnorm",
+        "layernorm",
+        "add",
+        "addcmul",
+        "addcdiv",
+        "einsum",
+    }
+)
+_ELEMENTWISE = frozenset(
+    {
+        "silu",
+        "sigmoid",
+        "swiglu",
+        "gelu",
+        "tanh",
+        "exp",
+        "exp2",
+        "expm1",
+        "expit",
+        "logsigmoid",
+        "softplus",
+        "mish",
+        "hardswish",
+        "hardsigmoid",
+        "relu",
+        "glu",
+        "mul",
+        "multiply",
+    }
+)
+_ROUTING = frozenset(
+    {
+        "topk",
+        "sort",
+        "argsort",
+        "msort",
+        "kthvalue",
+        "argmax",
+        "softmax",
+        "log_softmax",
+        "sigmoid",
+        "exp",
+        "sum",
+    }
+)
+_ATTENTION = frozenset(
+    {"softmax", "log_softmax", "exp", "exp2", "sum", "scaled_dot_product_attention", "logsumexp"}
+)
 _FAMILY_FUNCS: dict[str, frozenset[str]] = {
     "gemm": _GEMM,
     "attention": _GEMM | _ATTENTION,
@@ -271,20 +685,83 @@ _FAMILY_FUNCS: dict[str, frozenset[str]] = {
 # names other Python objects also have (`set.add`, `x.mul` on an int-like helper).
 _NOT_METHODS = frozenset({"add", "mul", "multiply", "addr", "einsum_path"})
 # A bare reference `f = x.softmax` (not a call) is flagged only for names no other object has.
-_GENERIC = frozenset({
-    "sum", "nansum", "mean", "nanmean", "exp", "exp2", "norm", "pow", "sqrt", "rsqrt", "square", "var",
-    "std", "dot", "mm", "mv", "sort", "inner", "outer", "linear", "tanh", "relu", "gelu", "kron", "add",
-    "mul", "multiply", "ger", "addr",
-})
+_GENERIC = frozenset(
+    {
+        "sum",
+        "nansum",
+        "mean",
+        "nanmean",
+        "exp",
+        "exp2",
+        "norm",
+        "pow",
+        "sqrt",
+        "rsqrt",
+        "square",
+        "var",
+        "std",
+        "dot",
+        "mm",
+        "mv",
+        "sort",
+        "inner",
+        "outer",
+        "linear",
+        "tanh",
+        "relu",
+        "gelu",
+        "kron",
+        "add",
+        "mul",
+        "multiply",
+        "ger",
+        "addr",
+    }
+)
 # Compute reachable from these roots is a vendor op; math/triton/tl are not.
-_COMPUTE_ROOTS = frozenset({"torch", "numpy", "scipy", "cupy", "jax", "operator", "xformers", "flash_attn",
-                            "apex", "transformer_engine", "vllm", "sgl_kernel", "flashinfer", "liger_kernel"})
+_COMPUTE_ROOTS = frozenset(
+    {
+        "torch",
+        "numpy",
+        "scipy",
+        "cupy",
+        "jax",
+        "operator",
+        "xformers",
+        "flash_attn",
+        "apex",
+        "transformer_engine",
+        "vllm",
+        "sgl_kernel",
+        "flashinfer",
+        "liger_kernel",
+    }
+)
 _ALWAYS_REFERENCE_PREFIXES = (
-    "torch.nn.", "torch.compile", "torch._dynamo", "torch._inductor", "torch.jit", "torch.export",
-    "torch.fx", "torch.func", "torch.vmap", "torch.distributions", "torch.ops", "torch._C._nn",
-    "torch._C._VariableFunctions", "torch.special.softmax", "torch.special.log_softmax",
-    "xformers", "flash_attn", "apex", "transformer_engine", "vllm", "sgl_kernel", "flashinfer",
-    "liger_kernel", "triton.ops",
+    "torch.nn.",
+    "torch.compile",
+    "torch._dynamo",
+    "torch._inductor",
+    "torch.jit",
+    "torch.export",
+    "torch.fx",
+    "torch.func",
+    "torch.vmap",
+    "torch.distributions",
+    "torch.ops",
+    "torch._C._nn",
+    "torch._C._VariableFunctions",
+    "torch.special.softmax",
+    "torch.special.log_softmax",
+    "xformers",
+    "flash_attn",
+    "apex",
+    "transformer_engine",
+    "vllm",
+    "sgl_kernel",
+    "flashinfer",
+    "liger_kernel",
+    "triton.ops",
 )
 _KERNEL_DECORATORS = frozenset({"jit", "prim_func", "macro", "autotune", "heuristics"})
 
@@ -295,111 +772,388 @@ _KERNEL_DECORATORS = frozenset({"jit", "prim_func", "macro", "autotune", "heuris
 # tensors, do integer arithmetic, configure and launch kernels. Whatever these tables do not name
 # is refused, whatever expression it hangs off (`_lib().sys`, `[torch][0].utils`, ...).
 
-_TORCH_DTYPES = ("float16", "float32", "float64", "bfloat16", "half", "float", "double", "int8", "int16", "int32",
-                 "int64", "uint8", "uint16", "uint32", "uint64", "int", "long", "short", "bool", "complex64",
-                 "complex128", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
-                 "float4_e2m1fn_x2")
-_TL_DTYPES = ("float16", "bfloat16", "float32", "float64", "int1", "int8", "int16", "int32", "int64", "uint8",
-              "uint16", "uint32", "uint64", "float8e4nv", "float8e5", "float8e4b15", "float8e4b8", "float8e5b16")
+_TORCH_DTYPES = (
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "half",
+    "float",
+    "double",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int",
+    "long",
+    "short",
+    "bool",
+    "complex64",
+    "complex128",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+)
+_TL_DTYPES = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "int1",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float8e4nv",
+    "float8e5",
+    "float8e4b15",
+    "float8e4b8",
+    "float8e5b16",
+)
 # Modules and module attributes host code may name (the whole dotted name, after alias resolution).
-_HOST_QUALS = frozenset({
-    # allocation, dtypes, devices and device queries
-    *(f"torch.{n}" for n in ("empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like",
-                             "full", "full_like", "arange", "Tensor", "Size", "device", "dtype", "finfo", "iinfo",
-                             "no_grad", "inference_mode", "is_tensor", "is_floating_point", *_TORCH_DTYPES)),
-    *(f"torch.cuda.{n}" for n in ("get_device_properties", "get_device_capability", "current_device", "device_count",
-                                  "device", "is_available", "synchronize")),
-    # kernels, their configs, launch arithmetic, TMA descriptors and the tutorial's device-properties read
-    "triton.jit", "triton.autotune", "triton.Config", "triton.heuristics", "triton.cdiv", "triton.next_power_of_2",
-    "triton.language.constexpr", *(f"triton.language.{d}" for d in _TL_DTYPES),
-    "triton.tools.tensor_descriptor.TensorDescriptor", "triton.tools.tensor_descriptor.TensorDescriptor.from_tensor",
-    "triton.runtime.driver.active.get_active_torch_device", "triton.runtime.driver.active.utils.get_device_properties",
-    "tilelang.compile", "tilelang.jit", "tilelang.language.prim_func", "tilelang.language.macro",
-    # the standard library: pure helpers only
-    "functools.lru_cache", "functools.cache", "functools.partial", "dataclasses.dataclass", "dataclasses.field",
-    "__future__.annotations",
-})
+_HOST_QUALS = frozenset(
+    {
+        # allocation, dtypes, devices and device queries
+        *(
+            f"torch.{n}"
+            for n in (
+                "empty",
+                "empty_like",
+                "empty_strided",
+                "zeros",
+                "zeros_like",
+                "ones",
+                "ones_like",
+                "full",
+                "full_like",
+                "arange",
+                "Tensor",
+                "Size",
+                "device",
+                "dtype",
+                "finfo",
+                "iinfo",
+                "no_grad",
+                "inference_mode",
+                "is_tensor",
+                "is_floating_point",
+                *_TORCH_DTYPES,
+            )
+        ),
+        *(
+            f"torch.cuda.{n}"
+            for n in (
+                "get_device_properties",
+                "get_device_capability",
+                "current_device",
+                "device_count",
+                "device",
+                "is_available",
+                "synchronize",
+            )
+        ),
+        # kernels, their configs, launch arithmetic, TMA descriptors and the tutorial's device-properties read
+        "triton.jit",
+        "triton.autotune",
+        "triton.Config",
+        "triton.heuristics",
+        "triton.cdiv",
+        "triton.next_power_of_2",
+        "triton.language.constexpr",
+        *(f"triton.language.{d}" for d in _TL_DTYPES),
+        "triton.tools.tensor_descriptor.TensorDescriptor",
+        "triton.tools.tensor_descriptor.TensorDescriptor.from_tensor",
+        "triton.runtime.driver.active.get_active_torch_device",
+        "triton.runtime.driver.active.utils.get_device_properties",
+        "tilelang.compile",
+        "tilelang.jit",
+        "tilelang.language.prim_func",
+        "tilelang.language.macro",
+        # the standard library: pure helpers only
+        "functools.lru_cache",
+        "functools.cache",
+        "functools.partial",
+        "dataclasses.dataclass",
+        "dataclasses.field",
+        "__future__.annotations",
+    }
+)
 # Modules whose every public name is pure (typing: only its types and `cast`; its lowercase names
 # include `get_type_hints`, which evaluates strings, and the modules it imported).
 _PURE_MODULES = ("math",)
 _TYPING_FUNCS = frozenset({"cast", "overload", "final", "no_type_check"})
 # A KernelBench-form candidate (`class ModelNew(nn.Module)`) also needs torch.nn's module classes.
 _MODULES_MODE_ROOT = "torch.nn"
-_ALLOWED_IMPORTS = frozenset({"__future__", "torch", "torch.nn", "triton", "triton.language", "math", "functools",
-                              "typing", "dataclasses", "tilelang", "tilelang.language"})
+_ALLOWED_IMPORTS = frozenset(
+    {
+        "__future__",
+        "torch",
+        "torch.nn",
+        "triton",
+        "triton.language",
+        "math",
+        "functools",
+        "typing",
+        "dataclasses",
+        "tilelang",
+        "tilelang.language",
+    }
+)
 _BASE_CLASS_QUALS = frozenset({"torch.nn.Module"})  # modules mode only
 
-_ALLOWED_BUILTINS = frozenset({
-    "len", "range", "min", "max", "int", "float", "bool", "str", "repr", "tuple", "list", "dict", "set", "isinstance",
-    "enumerate", "zip", "abs", "divmod", "sum", "any", "all", "sorted", "reversed", "round", "print",
-    "type",     # one argument only (three build a class)
-    "super",    # `super().__init__()` in a method only
-    "getattr",  # with a literal name only, checked as the attribute it reads
-    "Exception", "ValueError", "TypeError", "AssertionError", "NotImplementedError", "RuntimeError", "KeyError",
-    "IndexError", "ImportError",
-})
+_ALLOWED_BUILTINS = frozenset(
+    {
+        "len",
+        "range",
+        "min",
+        "max",
+        "int",
+        "float",
+        "bool",
+        "str",
+        "repr",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "isinstance",
+        "enumerate",
+        "zip",
+        "abs",
+        "divmod",
+        "sum",
+        "any",
+        "all",
+        "sorted",
+        "reversed",
+        "round",
+        "print",
+        "type",  # one argument only (three build a class)
+        "super",  # `super().__init__()` in a method only
+        "getattr",  # with a literal name only, checked as the attribute it reads
+        "Exception",
+        "ValueError",
+        "TypeError",
+        "AssertionError",
+        "NotImplementedError",
+        "RuntimeError",
+        "KeyError",
+        "IndexError",
+        "ImportError",
+    }
+)
 # Attributes host code may read on objects that are not modules (tensors, devices, dtypes, containers,
 # strings): shapes, strides, dtypes, views, allocation and in-place fills. No compute (.sum, .exp,
 # .matmul), no host reads of values (.item, .tolist, .numpy, .cpu), no storage or hooks.
-_HOST_ATTRS = frozenset({
-    # shape, layout, dtype, device
-    "shape", "size", "stride", "dim", "ndim", "ndimension", "numel", "nelement", "dtype", "device", "layout",
-    "is_contiguous", "is_cuda", "is_floating_point", "is_complex", "element_size", "itemsize", "storage_offset",
-    "data_ptr", "T", "mT", "type",
-    # views
-    "contiguous", "view", "view_as", "reshape", "reshape_as", "t", "transpose", "permute", "expand", "expand_as",
-    "unsqueeze", "squeeze", "narrow", "select", "flatten", "unflatten", "chunk", "split", "unbind", "movedim",
-    "detach",
-    # allocation, fills, copies and casts
-    "new_empty", "new_zeros", "new_ones", "new_full", "new_empty_strided", "zero_", "fill_", "copy_", "clone", "to",
-    "float", "half", "bfloat16", "double", "int", "long",
-    # dicts, lists, sets and strings
-    "get", "items", "keys", "values", "append", "extend", "insert", "pop", "setdefault", "update", "count",
-    "format", "join", "startswith", "endswith", "removeprefix", "removesuffix", "replace", "lower", "upper", "strip",
-})
+_HOST_ATTRS = frozenset(
+    {
+        # shape, layout, dtype, device
+        "shape",
+        "size",
+        "stride",
+        "dim",
+        "ndim",
+        "ndimension",
+        "numel",
+        "nelement",
+        "dtype",
+        "device",
+        "layout",
+        "is_contiguous",
+        "is_cuda",
+        "is_floating_point",
+        "is_complex",
+        "element_size",
+        "itemsize",
+        "storage_offset",
+        "data_ptr",
+        "T",
+        "mT",
+        "type",
+        # views
+        "contiguous",
+        "view",
+        "view_as",
+        "reshape",
+        "reshape_as",
+        "t",
+        "transpose",
+        "permute",
+        "expand",
+        "expand_as",
+        "unsqueeze",
+        "squeeze",
+        "narrow",
+        "select",
+        "flatten",
+        "unflatten",
+        "chunk",
+        "split",
+        "unbind",
+        "movedim",
+        "detach",
+        # allocation, fills, copies and casts
+        "new_empty",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "new_empty_strided",
+        "zero_",
+        "fill_",
+        "copy_",
+        "clone",
+        "to",
+        "float",
+        "half",
+        "bfloat16",
+        "double",
+        "int",
+        "long",
+        # dicts, lists, sets and strings
+        "get",
+        "items",
+        "keys",
+        "values",
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "setdefault",
+        "update",
+        "count",
+        "format",
+        "join",
+        "startswith",
+        "endswith",
+        "removeprefix",
+        "removesuffix",
+        "replace",
+        "lower",
+        "upper",
+        "strip",
+    }
+)
 # Attributes of the objects a few allowed calls return (`torch.cuda.get_device_properties(d).multi_processor_count`),
 # by type; names a tensor also answers to (`.add`, `.index`) only where the receiver is known.
-_RETURNS = {"torch.finfo": "torch.finfo", "torch.iinfo": "torch.iinfo", "torch.device": "torch.device",
-            "torch.cuda.get_device_properties": "torch.cuda.get_device_properties",
-            "triton.runtime.driver.active.get_active_torch_device": "torch.device"}
+_RETURNS = {
+    "torch.finfo": "torch.finfo",
+    "torch.iinfo": "torch.iinfo",
+    "torch.device": "torch.device",
+    "torch.cuda.get_device_properties": "torch.cuda.get_device_properties",
+    "triton.runtime.driver.active.get_active_torch_device": "torch.device",
+}
 _TYPED_ATTRS: dict[str, frozenset[str]] = {
     "torch.device": frozenset({"index", "type"}),
     "set": frozenset({"add", "discard"}),
     "sequence": frozenset({"index", "count"}),
     "torch.finfo": frozenset({"max", "min", "eps", "tiny", "bits", "resolution", "smallest_normal", "dtype"}),
     "torch.iinfo": frozenset({"max", "min", "bits", "dtype"}),
-    "torch.cuda.get_device_properties": frozenset({
-        "multi_processor_count", "major", "minor", "name", "total_memory", "warp_size", "L2_cache_size",
-        "max_threads_per_multi_processor", "regs_per_multiprocessor", "shared_memory_per_block",
-        "shared_memory_per_block_optin", "shared_memory_per_multiprocessor", "gcnArchName"}),
+    "torch.cuda.get_device_properties": frozenset(
+        {
+            "multi_processor_count",
+            "major",
+            "minor",
+            "name",
+            "total_memory",
+            "warp_size",
+            "L2_cache_size",
+            "max_threads_per_multi_processor",
+            "regs_per_multiprocessor",
+            "shared_memory_per_block",
+            "shared_memory_per_block_optin",
+            "shared_memory_per_multiprocessor",
+            "gcnArchName",
+        }
+    ),
 }
 # What makes host code compute on tensors: arithmetic, comparisons and truth tests on them, and the
 # builtins that read their values into Python numbers.
-_VALUE_READS = frozenset({"int", "float", "bool", "complex", "sum", "min", "max", "abs", "round", "sorted", "any",
-                          "all", "divmod", "range", "str", "repr", "format"})
+_VALUE_READS = frozenset(
+    {
+        "int",
+        "float",
+        "bool",
+        "complex",
+        "sum",
+        "min",
+        "max",
+        "abs",
+        "round",
+        "sorted",
+        "any",
+        "all",
+        "divmod",
+        "range",
+        "str",
+        "repr",
+        "format",
+    }
+)
 # Builtins whose result holds the tensors given to them (rows, pairs).
 _TENSOR_CONTAINERS = frozenset({"list", "tuple", "reversed", "zip", "enumerate", "iter", "dict", "set"})
 # Allowed functions that may take tensors, and how many leading arguments (None: all); every other
 # allowed function takes sizes, numbers and dtypes, where a tensor would give up its values.
 _TENSOR_ARG_QUALS: dict[str, int | None] = {
-    "torch.empty_like": 1, "torch.zeros_like": 1, "torch.ones_like": 1, "torch.full_like": 1,
-    "triton.tools.tensor_descriptor.TensorDescriptor.from_tensor": 1, "torch.is_tensor": None,
-    "torch.is_floating_point": None, "functools.partial": None, "typing.cast": None,
+    "torch.empty_like": 1,
+    "torch.zeros_like": 1,
+    "torch.ones_like": 1,
+    "torch.full_like": 1,
+    "triton.tools.tensor_descriptor.TensorDescriptor.from_tensor": 1,
+    "torch.is_tensor": None,
+    "torch.is_floating_point": None,
+    "functools.partial": None,
+    "typing.cast": None,
     "torch.nn.Parameter": None,  # modules mode: a ModelNew's weights
 }
 # Methods of a tensor that may take another tensor (its storage, dtype or shape, never its values).
 _TENSOR_ARG_METHODS = frozenset({"copy_", "view_as", "expand_as", "reshape_as", "type_as", "to", "fill_"})
 # Tensor methods whose result is again a tensor (a view, a cast, an allocation like it).
-_TENSOR_RESULTS = _VIEW_METHODS | _ALLOC_METHODS | frozenset({
-    "expand", "expand_as", "detach", "clone", "to", "float", "half", "bfloat16", "double", "int", "long", "zero_",
-    "fill_", "copy_", "chunk", "split", "unbind"})
+_TENSOR_RESULTS = (
+    _VIEW_METHODS
+    | _ALLOC_METHODS
+    | frozenset(
+        {
+            "expand",
+            "expand_as",
+            "detach",
+            "clone",
+            "to",
+            "float",
+            "half",
+            "bfloat16",
+            "double",
+            "int",
+            "long",
+            "zero_",
+            "fill_",
+            "copy_",
+            "chunk",
+            "split",
+            "unbind",
+        }
+    )
+)
 # nn.Module attributes a ModelNew may use on itself and its submodules (modules mode): its weights.
 _MODULE_ATTRS = frozenset({"weight", "bias", "register_buffer", "register_parameter"})
 # Keywords (and how many positional arguments) the triton and tilelang APIs may take: no hooks
 # (pre_hook, post_hook, launch_metadata, repr), no config pruning or perf models, no custom
 # benchmarker, no on-disk result cache, no CUDA graphs, no IR overrides or debug dumps.
 _API_KEYWORDS: dict[str, tuple[int, frozenset[str]]] = {
-    "triton.jit": (1, frozenset({"do_not_specialize", "do_not_specialize_on_alignment", "debug", "noinline"})),
+    "triton.jit": (
+        1,
+        frozenset({"do_not_specialize", "do_not_specialize_on_alignment", "debug", "noinline"}),
+    ),
     "triton.autotune": (2, frozenset({"configs", "key", "reset_to_zero", "restore_value", "warmup", "rep"})),
     "triton.Config": (5, frozenset({"kwargs", "num_warps", "num_stages", "num_ctas", "maxnreg"})),
     "triton.heuristics": (1, frozenset({"values"})),
@@ -407,31 +1161,121 @@ _API_KEYWORDS: dict[str, tuple[int, frozenset[str]]] = {
     "tilelang.compile": (1, frozenset({"out_idx", "target"})),
 }
 # Keywords refused in any call (so a functools.partial cannot carry them): and any naming a hook.
-_HOOK_KEYWORDS = frozenset({"launch_metadata", "prune_configs_by", "early_config_prune", "perf_model", "do_bench",
-                            "use_cuda_graph", "cache_results", "ir_override"})
+_HOOK_KEYWORDS = frozenset(
+    {
+        "launch_metadata",
+        "prune_configs_by",
+        "early_config_prune",
+        "perf_model",
+        "do_bench",
+        "use_cuda_graph",
+        "cache_results",
+        "ir_override",
+    }
+)
 # torch namespaces whose functions compute: one not on the allowlist is host compute (reference_call).
-_TORCH_COMPUTE = ("torch", "torch.Tensor", "torch.nn.functional", "torch.linalg", "torch.special", "torch.fft")
+_TORCH_COMPUTE = (
+    "torch",
+    "torch.Tensor",
+    "torch.nn.functional",
+    "torch.linalg",
+    "torch.special",
+    "torch.fft",
+)
 # Methods a class defined by the candidate may define under a dunder name.
 _ALLOWED_DUNDER_DEFS = frozenset({"__init__", "__call__", "__post_init__"})
 
 # Kernel bodies: triton.language / tilelang.language (one level: `tl.load`, `T.copy`, plus libdevice),
 # the candidate's own jit functions and constants, the same builtins, and tensor members.
 _KERNEL_QUAL_ROOTS = ("triton.language", "tilelang.language")
-_KERNEL_QUAL_DEEP = ("triton.language.extra.libdevice", "triton.language.extra.cuda.libdevice",
-                     "triton.language.extra.hip.libdevice", "triton.language.math")
+_KERNEL_QUAL_DEEP = (
+    "triton.language.extra.libdevice",
+    "triton.language.extra.cuda.libdevice",
+    "triton.language.extra.hip.libdevice",
+    "triton.language.math",
+)
 _KERNEL_QUALS = frozenset({"triton.cdiv"})
-_KERNEL_ATTRS = frozenset({
-    # tl.tensor members
-    "T", "abs", "advance", "argmax", "argmin", "associative_scan", "atomic_add", "atomic_and", "atomic_cas",
-    "atomic_max", "atomic_min", "atomic_or", "atomic_xchg", "atomic_xor", "broadcast_to", "cast", "cdiv", "ceil", "cos",
-    "cumprod", "cumsum", "erf", "exp", "exp2", "expand_dims", "flip", "floor", "gather", "histogram", "item", "log",
-    "log2", "logical_and", "logical_or", "max", "min", "permute", "ravel", "reduce", "reduce_or", "reshape", "rsqrt",
-    "sigmoid", "sin", "softmax", "sort", "split", "sqrt", "sqrt_rn", "store", "sum", "to", "trans", "view", "xor_sum",
-    "shape", "dtype", "type", "numel", "value",
-    # tensor descriptors and dtypes
-    "load", "scatter", "block_shape", "block_type", "element_ty", "primitive_bitwidth", "scalar", "is_floating",
-    "is_int", "is_ptr", "is_fp16", "is_bf16", "is_fp32", "is_fp64", "is_int_signed",
-})
+_KERNEL_ATTRS = frozenset(
+    {
+        # tl.tensor members
+        "T",
+        "abs",
+        "advance",
+        "argmax",
+        "argmin",
+        "associative_scan",
+        "atomic_add",
+        "atomic_and",
+        "atomic_cas",
+        "atomic_max",
+        "atomic_min",
+        "atomic_or",
+        "atomic_xchg",
+        "atomic_xor",
+        "broadcast_to",
+        "cast",
+        "cdiv",
+        "ceil",
+        "cos",
+        "cumprod",
+        "cumsum",
+        "erf",
+        "exp",
+        "exp2",
+        "expand_dims",
+        "flip",
+        "floor",
+        "gather",
+        "histogram",
+        "item",
+        "log",
+        "log2",
+        "logical_and",
+        "logical_or",
+        "max",
+        "min",
+        "permute",
+        "ravel",
+        "reduce",
+        "reduce_or",
+        "reshape",
+        "rsqrt",
+        "sigmoid",
+        "sin",
+        "softmax",
+        "sort",
+        "split",
+        "sqrt",
+        "sqrt_rn",
+        "store",
+        "sum",
+        "to",
+        "trans",
+        "view",
+        "xor_sum",
+        "shape",
+        "dtype",
+        "type",
+        "numel",
+        "value",
+        # tensor descriptors and dtypes
+        "load",
+        "scatter",
+        "block_shape",
+        "block_type",
+        "element_ty",
+        "primitive_bitwidth",
+        "scalar",
+        "is_floating",
+        "is_int",
+        "is_ptr",
+        "is_fp16",
+        "is_bf16",
+        "is_fp32",
+        "is_fp64",
+        "is_int_signed",
+    }
+)
 
 
 class _Binding(NamedTuple):
@@ -445,11 +1289,42 @@ class _Binding(NamedTuple):
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 # What the body of a memoized helper may contain: arithmetic, tuples, control flow, calls (checked).
 _PURE_NODES = (
-    ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.While, ast.Break, ast.Continue,
-    ast.Pass, ast.Expr, ast.Assert, ast.Raise, ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
-    ast.Compare, ast.IfExp, ast.Tuple, ast.Subscript, ast.Slice, ast.Call, ast.keyword, ast.GeneratorExp,
-    ast.comprehension, ast.Attribute, ast.JoinedStr, ast.FormattedValue, ast.Starred, ast.expr_context,
-    ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Return,
+    ast.If,
+    ast.For,
+    ast.While,
+    ast.Break,
+    ast.Continue,
+    ast.Pass,
+    ast.Expr,
+    ast.Assert,
+    ast.Raise,
+    ast.Name,
+    ast.Constant,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Tuple,
+    ast.Subscript,
+    ast.Slice,
+    ast.Call,
+    ast.keyword,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.Attribute,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Starred,
+    ast.expr_context,
+    ast.operator,
+    ast.unaryop,
+    ast.boolop,
+    ast.cmpop,
 )
 
 
@@ -462,7 +1337,9 @@ def _own_nodes(roots: Sequence[ast.AST]) -> Iterator[ast.AST]:
         yield node
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args
-            stack.extend([*node.decorator_list, *args.defaults, *(d for d in args.kw_defaults if d is not None)])
+            stack.extend(
+                [*node.decorator_list, *args.defaults, *(d for d in args.kw_defaults if d is not None)]
+            )
         elif isinstance(node, ast.ClassDef):
             stack.extend([*node.decorator_list, *node.bases, *(k.value for k in node.keywords)])
         elif isinstance(node, ast.Lambda):
@@ -490,13 +1367,16 @@ def _is_dunder(name: str) -> bool:
 def _is_dtype_qual(q: str) -> bool:
     parts = q.split(".")
     return (len(parts) == 2 and parts[0] == "torch" and parts[1] in _TORCH_DTYPES) or (
-        len(parts) == 3 and parts[:2] == ["triton", "language"] and parts[2] in _TL_DTYPES)
+        len(parts) == 3 and parts[:2] == ["triton", "language"] and parts[2] in _TL_DTYPES
+    )
 
 
 def _is_pure_qual(q: str) -> bool:
     """math's functions and constants, triton.cdiv and triton.next_power_of_2."""
     parts = q.split(".")
-    return q in _PURE_QUALS or (len(parts) == 2 and parts[0] in _PURE_MODULES and not parts[1].startswith("_"))
+    return q in _PURE_QUALS or (
+        len(parts) == 2 and parts[0] in _PURE_MODULES and not parts[1].startswith("_")
+    )
 
 
 @functools.cache
@@ -540,8 +1420,14 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
 class _Analyzer:
     """One walk over one module; all state lives on the instance (nothing at module level)."""
 
-    def __init__(self, tree: ast.Module, op_family: str, entry: str, outputs: Sequence[str] | None,
-                 modules: bool = False) -> None:
+    def __init__(
+        self,
+        tree: ast.Module,
+        op_family: str,
+        entry: str,
+        outputs: Sequence[str] | None,
+        modules: bool = False,
+    ) -> None:
         self.tree = tree
         self.modules = modules
         self.family_funcs = _FAMILY_FUNCS.get(op_family, _GEMM)
@@ -577,7 +1463,11 @@ class _Analyzer:
         key = (line, check, message)
         if key not in self.findings:
             self.findings[key] = Verdict(
-                check=check, ok=False, detail=f"line {line}: {message}", severity="fail", failure_class=cls,
+                check=check,
+                ok=False,
+                detail=f"line {line}: {message}",
+                severity="fail",
+                failure_class=cls,
             )
 
     # ---- module index and name resolution ------------------------------------------------------
@@ -607,7 +1497,9 @@ class _Analyzer:
                 self.module_defs[stmt.name] = stmt
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                if stmt.value is not None and (self._is_container(stmt.value) or isinstance(stmt.value, ast.Call)):
+                if stmt.value is not None and (
+                    self._is_container(stmt.value) or isinstance(stmt.value, ast.Call)
+                ):
                     for target in targets:
                         for name in _target_names(target):
                             self.module_state.add(name.id)
@@ -635,7 +1527,9 @@ class _Analyzer:
                     if alias.name == "*":
                         self.star_roots.append(node.module)
                     else:
-                        self.aliases.setdefault(alias.asname or alias.name, set()).add(f"{node.module}.{alias.name}")
+                        self.aliases.setdefault(alias.asname or alias.name, set()).add(
+                            f"{node.module}.{alias.name}"
+                        )
         # Plain assignments of resolvable values (`mm = torch.matmul`, `T = torch`), to a fixed point.
         for _ in range(8):
             changed = False
@@ -643,8 +1537,11 @@ class _Analyzer:
                 pairs: list[tuple[ast.AST, ast.AST]] = []
                 if isinstance(node, ast.Assign):
                     for target in node.targets:
-                        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)) \
-                                and len(target.elts) == len(node.value.elts):
+                        if (
+                            isinstance(target, (ast.Tuple, ast.List))
+                            and isinstance(node.value, (ast.Tuple, ast.List))
+                            and len(target.elts) == len(node.value.elts)
+                        ):
                             pairs.extend(zip(target.elts, node.value.elts))
                         else:
                             pairs.append((target, node.value))
@@ -653,12 +1550,20 @@ class _Analyzer:
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                     args = node.args
                     positional = args.posonlyargs + args.args
-                    pairs.extend(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+                    pairs.extend(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
                     pairs.extend((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
                 elif isinstance(node, (ast.With, ast.AsyncWith)):
-                    pairs.extend((item.optional_vars, item.context_expr) for item in node.items if item.optional_vars)
+                    pairs.extend(
+                        (item.optional_vars, item.context_expr) for item in node.items if item.optional_vars
+                    )
                 for target, value in pairs:
-                    name = target.id if isinstance(target, ast.Name) else target.arg if isinstance(target, ast.arg) else None
+                    name = (
+                        target.id
+                        if isinstance(target, ast.Name)
+                        else target.arg
+                        if isinstance(target, ast.arg)
+                        else None
+                    )
                     if name is None:
                         continue
                     quals = self.resolve(value)
@@ -688,15 +1593,23 @@ class _Analyzer:
             if node.args and _is_str(node.args[0]) and self.resolve(node.func, depth + 1) & _DYNAMIC_IMPORTS:
                 return {node.args[0].value}  # type: ignore[attr-defined]
             return set()
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
-                and node.value.attr == "__dict__" and _is_str(node.slice):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "__dict__"
+            and _is_str(node.slice)
+        ):
             return {f"{q}.{node.slice.value}" for q in self.resolve(node.value.value, depth + 1)}  # type: ignore[attr-defined]
         return set()
 
     @staticmethod
     def _getattr_literal(node: ast.Call) -> tuple[ast.AST, str] | None:
-        if isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2 \
-                and _is_str(node.args[1]):
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "getattr"
+            and len(node.args) >= 2
+            and _is_str(node.args[1])
+        ):
             return node.args[0], node.args[1].value  # type: ignore[attr-defined]
         return None
 
@@ -718,7 +1631,9 @@ class _Analyzer:
                 inner = child is cur.body
             elif isinstance(cur, _COMPREHENSIONS):
                 # the first iterable is evaluated in the enclosing scope
-                inner = not (child is cur.generators[0] and len(path) > 1 and path[-2] is cur.generators[0].iter)
+                inner = not (
+                    child is cur.generators[0] and len(path) > 1 and path[-2] is cur.generators[0].iter
+                )
             else:
                 inner = False
             if inner:
@@ -758,7 +1673,9 @@ class _Analyzer:
                 found.setdefault(node.name, []).append(_Binding("def", node))
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:
-                    found.setdefault((alias.asname or alias.name).split(".")[0], []).append(_Binding("other", None))
+                    found.setdefault((alias.asname or alias.name).split(".")[0], []).append(
+                        _Binding("other", None)
+                    )
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 found.setdefault(node.name, []).append(_Binding("other", None))
             elif isinstance(node, ast.Global):
@@ -825,11 +1742,16 @@ class _Analyzer:
         if isinstance(node, ast.Slice):
             return all(p is None or self.scalar(p, seen) for p in (node.lower, node.upper, node.step))
         if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp)):
-            return all(self.scalar(c, seen) for c in ast.iter_child_nodes(node)
-                       if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.cmpop)))
+            return all(
+                self.scalar(c, seen)
+                for c in ast.iter_child_nodes(node)
+                if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.cmpop))
+            )
         if isinstance(node, ast.GeneratorExp):
             return self.scalar(node.elt, seen) and all(
-                self.scalar(g.iter, seen) and all(self.scalar(i, seen) for i in g.ifs) for g in node.generators)
+                self.scalar(g.iter, seen) and all(self.scalar(i, seen) for i in g.ifs)
+                for g in node.generators
+            )
         if isinstance(node, ast.Call):
             return self._scalar_call(node, seen)
         if isinstance(node, ast.Name):
@@ -844,8 +1766,12 @@ class _Analyzer:
             scope, bindings = found
             if [b.kind for b in bindings] == ["param"]:
                 return self._param_scalar(scope, node.id, seen)
-            return all(b.kind in {"value", "unpack", "iter"} and b.value is not None
-                       and self.scalar(b.value, seen | {node.id}) for b in bindings)
+            return all(
+                b.kind in {"value", "unpack", "iter"}
+                and b.value is not None
+                and self.scalar(b.value, seen | {node.id})
+                for b in bindings
+            )
         return False
 
     def _param_scalar(self, fn: ast.AST, name: str, seen: frozenset[str]) -> bool:
@@ -858,7 +1784,7 @@ class _Analyzer:
             return False
         args = fn.args
         positional = [a.arg for a in args.posonlyargs + args.args]
-        defaults = dict(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+        defaults = dict(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
         defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
         if name in defaults and not self.scalar(defaults[name], seen | {key}):
             return False
@@ -866,8 +1792,11 @@ class _Analyzer:
         if not sites or fn.name == self.entry:
             return False  # called from outside (the harness): its arguments are the task's tensors
         for call in sites:
-            if call is None or any(isinstance(a, ast.Starred) for a in call.args) \
-                    or any(k.arg is None for k in call.keywords):
+            if (
+                call is None
+                or any(isinstance(a, ast.Starred) for a in call.args)
+                or any(k.arg is None for k in call.keywords)
+            ):
                 return False
             passed = [k.value for k in call.keywords if k.arg == name]
             if name in positional and positional.index(name) < len(call.args):
@@ -882,8 +1811,12 @@ class _Analyzer:
         parent = self.parents.get(fn)
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             name = fn.name
-        elif isinstance(fn, ast.Lambda) and isinstance(parent, ast.Assign) and len(parent.targets) == 1 \
-                and isinstance(parent.targets[0], ast.Name):
+        elif (
+            isinstance(fn, ast.Lambda)
+            and isinstance(parent, ast.Assign)
+            and len(parent.targets) == 1
+            and isinstance(parent.targets[0], ast.Name)
+        ):
             name = parent.targets[0].id
         else:
             return []
@@ -901,8 +1834,9 @@ class _Analyzer:
         args = all(self.scalar(a, seen) for a in [*node.args, *(k.value for k in node.keywords)])
         func = node.func
         if isinstance(func, ast.Attribute) and not self.resolve(func):
-            return args and (func.attr in _SCALAR_METHODS
-                             or (func.attr in _STR_METHODS and self.scalar(func.value, seen)))
+            return args and (
+                func.attr in _SCALAR_METHODS or (func.attr in _STR_METHODS and self.scalar(func.value, seen))
+            )
         if isinstance(func, ast.Name) and self.lookup(func.id, func) is None and func.id not in self.aliases:
             return func.id == "len" or (func.id in _PURE_BUILTINS and args)
         if isinstance(func, ast.Name) and self._module_def_called(func) in self.pure_memoized:
@@ -924,7 +1858,9 @@ class _Analyzer:
                     found[d] = target
         return found
 
-    def why_not_pure(self, fn: ast.FunctionDef | ast.Lambda, visiting: frozenset[str] = frozenset()) -> str | None:
+    def why_not_pure(
+        self, fn: ast.FunctionDef | ast.Lambda, visiting: frozenset[str] = frozenset()
+    ) -> str | None:
         """None if `fn`'s body only computes on its arguments, constants, shape/stride/dtype reads and
         pure helpers (math, triton.cdiv, other pure helpers) and builds no container; else what it does.
         A kernel factory is pure too: it may define kernels (checked as kernels) and compile them."""
@@ -935,18 +1871,23 @@ class _Analyzer:
                 if not isinstance(node, _PURE_NODES):
                     return f"its body has {type(node).__name__.lower()}"
                 parent = self.parents.get(node)
-                if isinstance(node, ast.GeneratorExp) and not (isinstance(parent, ast.Call) and node in parent.args):
+                if isinstance(node, ast.GeneratorExp) and not (
+                    isinstance(parent, ast.Call) and node in parent.args
+                ):
                     return "its body makes a generator"
                 if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load):
                     return "its body writes through a subscript"
                 if isinstance(node, ast.Attribute) and self._maximal(node):
                     quals = self.resolve(node)
                     called = isinstance(parent, ast.Call) and parent.func is node
-                    if quals and all(_is_pure_qual(q) or _is_dtype_qual(q) or (called and q in _FACTORY_QUALS)
-                                     for q in quals):
+                    if quals and all(
+                        _is_pure_qual(q) or _is_dtype_qual(q) or (called and q in _FACTORY_QUALS)
+                        for q in quals
+                    ):
                         continue
-                    if quals or not (node.attr in _SCALAR_ATTRS
-                                     or (called and node.attr in _SCALAR_METHODS | _STR_METHODS)):
+                    if quals or not (
+                        node.attr in _SCALAR_ATTRS or (called and node.attr in _SCALAR_METHODS | _STR_METHODS)
+                    ):
                         return f"its body reads .{node.attr}"
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                     why = self._why_name_not_pure(node, fn, visiting)
@@ -954,8 +1895,9 @@ class _Analyzer:
                         return why
         return None
 
-    def _why_name_not_pure(self, node: ast.Name, fn: ast.FunctionDef | ast.Lambda,
-                           visiting: frozenset[str]) -> str | None:
+    def _why_name_not_pure(
+        self, node: ast.Name, fn: ast.FunctionDef | ast.Lambda, visiting: frozenset[str]
+    ) -> str | None:
         quals = self.resolve(node)
         if quals:
             ok = all(_is_pure_qual(q) or _is_dtype_qual(q) for q in quals) or not self._maximal(node)
@@ -970,9 +1912,13 @@ class _Analyzer:
             called = self.parents.get(node)
             target = bindings[0].value
             inner = visiting | {getattr(fn, "name", "")}
-            if isinstance(called, ast.Call) and called.func is node and isinstance(target, ast.FunctionDef) \
-                    and (not target.decorator_list or target in self._memoized_defs()) \
-                    and (node.id in visiting or self.why_not_pure(target, inner) is None):
+            if (
+                isinstance(called, ast.Call)
+                and called.func is node
+                and isinstance(target, ast.FunctionDef)
+                and (not target.decorator_list or target in self._memoized_defs())
+                and (node.id in visiting or self.why_not_pure(target, inner) is None)
+            ):
                 return None
             return f"its body uses {node.id}, which is not a pure helper"
         if all(b.kind == "value" and self.scalar(b.value) for b in bindings):  # type: ignore[arg-type]
@@ -1004,8 +1950,10 @@ class _Analyzer:
             if call is None:
                 return f"{fn.name} is passed around, not only called"
             if not all(self.scalar(a) for a in [*call.args, *(k.value for k in call.keywords)]):
-                return (f"line {call.lineno}: {fn.name} is called with an argument that is not a shape, stride, "
-                        "dtype or constant")
+                return (
+                    f"line {call.lineno}: {fn.name} is called with an argument that is not a shape, stride, "
+                    "dtype or constant"
+                )
         return None
 
     # ---- scratch pools: a module-level dict of fresh allocations keyed by scalars ------------------
@@ -1014,10 +1962,18 @@ class _Analyzer:
         """`name` is a module-level dict made empty (`{}`, `dict()`) and never rebound."""
         bindings = self._bindings(self.tree).get(name, [])
         return bool(bindings) and all(
-            b.kind == "value" and (isinstance(b.value, ast.Dict) and not b.value.keys
-                                   or isinstance(b.value, ast.Call) and isinstance(b.value.func, ast.Name)
-                                   and b.value.func.id == "dict" and not b.value.args and not b.value.keywords)
-            for b in bindings)
+            b.kind == "value"
+            and (
+                isinstance(b.value, ast.Dict)
+                and not b.value.keys
+                or isinstance(b.value, ast.Call)
+                and isinstance(b.value.func, ast.Name)
+                and b.value.func.id == "dict"
+                and not b.value.args
+                and not b.value.keywords
+            )
+            for b in bindings
+        )
 
     def _is_alloc(self, value: ast.AST | None) -> bool:
         if not isinstance(value, ast.Call):
@@ -1032,8 +1988,11 @@ class _Analyzer:
         """`value` is `P.get(key)`, `P[key]` or `P.setdefault(...)` of a pool P (`pool`, if given)."""
         if isinstance(value, ast.Subscript):
             base = value.value
-        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and value.func.attr in {"get", "setdefault"}:
+        elif (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr in {"get", "setdefault"}
+        ):
             base = value.func.value
         else:
             return False
@@ -1048,20 +2007,34 @@ class _Analyzer:
         found = self.lookup(value.id, at)
         if found is None or found[0] is self.tree:
             return False
-        return all(b.kind == "value" and (self._is_alloc(b.value) or self._is_pool_read(b.value, pool))
-                   for b in found[1])
+        return all(
+            b.kind == "value" and (self._is_alloc(b.value) or self._is_pool_read(b.value, pool))
+            for b in found[1]
+        )
 
     def _is_pool_write(self, target: ast.Subscript, stmt: ast.AST) -> bool:
         """`P[key] = fresh` with P a pool and key a scalar (shape, dtype, device)."""
-        return (isinstance(stmt, ast.Assign) and stmt.targets == [target] and isinstance(target.value, ast.Name)
-                and self._is_pool(target.value.id) and self.scalar(target.slice)
-                and self._is_fresh(stmt.value, stmt, target.value.id))
+        return (
+            isinstance(stmt, ast.Assign)
+            and stmt.targets == [target]
+            and isinstance(target.value, ast.Name)
+            and self._is_pool(target.value.id)
+            and self.scalar(target.slice)
+            and self._is_fresh(stmt.value, stmt, target.value.id)
+        )
 
     def _is_pool_setdefault(self, call: ast.Call) -> bool:
         func = call.func
-        return (isinstance(func, ast.Attribute) and func.attr == "setdefault" and isinstance(func.value, ast.Name)
-                and self._is_pool(func.value.id) and len(call.args) == 2 and not call.keywords
-                and self.scalar(call.args[0]) and self._is_fresh(call.args[1], call, func.value.id))
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == "setdefault"
+            and isinstance(func.value, ast.Name)
+            and self._is_pool(func.value.id)
+            and len(call.args) == 2
+            and not call.keywords
+            and self.scalar(call.args[0])
+            and self._is_fresh(call.args[1], call, func.value.id)
+        )
 
     def _is_pooled(self, expr: ast.AST, at: ast.AST) -> bool:
         """`expr` is (a view of) a pool or an entry of one: kernel scratch, never a result."""
@@ -1070,8 +2043,11 @@ class _Analyzer:
                 expr = expr.value
             elif isinstance(expr, ast.Attribute) and expr.attr in {"T", "mT"}:
                 expr = expr.value
-            elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
-                    and expr.func.attr in _VIEW_METHODS:
+            elif (
+                isinstance(expr, ast.Call)
+                and isinstance(expr.func, ast.Attribute)
+                and expr.func.attr in _VIEW_METHODS
+            ):
                 expr = expr.func.value
             elif self._is_pool_read(expr):
                 return True
@@ -1087,10 +2063,16 @@ class _Analyzer:
         scope = found[0]
         if any(b.kind == "value" and self._is_pool_read(b.value) for b in found[1]):
             return True
-        return any(isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id == expr.id
-                   and any(isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and self._is_pool(t.value.id)
-                           for t in n.targets)
-                   for n in ast.walk(scope))
+        return any(
+            isinstance(n, ast.Assign)
+            and isinstance(n.value, ast.Name)
+            and n.value.id == expr.id
+            and any(
+                isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and self._is_pool(t.value.id)
+                for t in n.targets
+            )
+            for n in ast.walk(scope)
+        )
 
     # ---- kernels and reachability --------------------------------------------------------------
 
@@ -1159,10 +2141,14 @@ class _Analyzer:
         for stmt in self.body:
             self._walk_stmt_top(stmt)
         for guard in self.main_guards:
-            self.notes.append(Verdict(
-                check="static:main_block", ok=True, severity="info",
-                detail=f"line {guard.lineno}: skipped the `if __name__ == \"__main__\":` block (never runs on import)",
-            ))
+            self.notes.append(
+                Verdict(
+                    check="static:main_block",
+                    ok=True,
+                    severity="info",
+                    detail=f'line {guard.lineno}: skipped the `if __name__ == "__main__":` block (never runs on import)',
+                )
+            )
         entry_def = self.module_defs.get(self.entry)
         if isinstance(entry_def, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self._check_output_rebind(entry_def)
@@ -1223,25 +2209,38 @@ class _Analyzer:
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             self._check_store(node, in_function)
         elif isinstance(node, ast.Global) and in_function:
-            self.add(node, F.REWARD_HACK_CACHING, f"`global {', '.join(node.names)}` keeps state across calls")
+            self.add(
+                node, F.REWARD_HACK_CACHING, f"`global {', '.join(node.names)}` keeps state across calls"
+            )
         elif isinstance(node, ast.Nonlocal):
-            self.add(node, F.REWARD_HACK_CACHING, f"`nonlocal {', '.join(node.names)}` keeps state across calls")
+            self.add(
+                node, F.REWARD_HACK_CACHING, f"`nonlocal {', '.join(node.names)}` keeps state across calls"
+            )
         elif isinstance(node, ast.Lambda):
             for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
                 if self._is_container(default):
-                    self.add(default, F.REWARD_HACK_CACHING,
-                             "mutable default argument of a lambda keeps state across calls")
+                    self.add(
+                        default,
+                        F.REWARD_HACK_CACHING,
+                        "mutable default argument of a lambda keeps state across calls",
+                    )
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) and live and not kernel:
-            self.add(node, F.REWARD_HACK_REFERENCE_CALL, "the `@` operator multiplies matrices outside a kernel")
+            self.add(
+                node, F.REWARD_HACK_REFERENCE_CALL, "the `@` operator multiplies matrices outside a kernel"
+            )
         elif isinstance(node, ast.Raise) and node.exc is not None:
             exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
             if isinstance(exc, ast.Name) and exc.id in _EXIT_EXCEPTIONS:
                 self.add(node, F.REWARD_HACK_FORBIDDEN_CALL, f"raises {exc.id} to end the worker")
         elif isinstance(node, ast.Constant) and node.value in _LAZY_DEFS:
-            self.add(node, F.REWARD_HACK_LAZY_OUTPUT, f"names {node.value} (a tensor subclass intercepting reads)")
+            self.add(
+                node, F.REWARD_HACK_LAZY_OUTPUT, f"names {node.value} (a tensor subclass intercepting reads)"
+            )
         elif isinstance(node, ast.keyword) and node.arg == "non_blocking":
             if not (isinstance(node.value, ast.Constant) and not node.value.value):
-                self.add(node.value, F.REWARD_HACK_STREAM, "non_blocking copy runs outside the timed stream order")
+                self.add(
+                    node.value, F.REWARD_HACK_STREAM, "non_blocking copy runs outside the timed stream order"
+                )
 
     def _check_import(self, node: ast.Import | ast.ImportFrom) -> None:
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -1286,24 +2285,32 @@ class _Analyzer:
                 if part in _REACHABLE_MODULES:
                     cls = _module_class(part)
                     assert cls is not None
-                    self.add(node, cls, f"reaches {part} through {'.'.join(parts[:i + 1])}")
+                    self.add(node, cls, f"reaches {part} through {'.'.join(parts[: i + 1])}")
             for i in range(1, len(parts) + 1):
                 prefix = ".".join(parts[:i])
                 if prefix in _DOTTED_FORBIDDEN:
                     self.add(node, _DOTTED_FORBIDDEN[prefix], f"uses {prefix}")
             if load and root in {"torch", "triton", "cuda"}:
-                if any("stream" in p.lower() for p in parts[1:]) or \
-                        (any(p in _STREAM_NAMES for p in parts[1:]) and not q.startswith(("torch.fx", "torch.export"))):
+                if any("stream" in p.lower() for p in parts[1:]) or (
+                    any(p in _STREAM_NAMES for p in parts[1:])
+                    and not q.startswith(("torch.fx", "torch.export"))
+                ):
                     self.add(node, F.REWARD_HACK_STREAM, f"uses {q} (side streams, events or CUDA graphs)")
             if q in _CACHE_QUALS and node not in self.memo_ok:
                 why = self.memo_why.get(node)
                 self.add(node, F.REWARD_HACK_CACHING, f"memoizes with {q}" + (f" ({why})" if why else ""))
             if q in _FORBIDDEN_CALL_QUALS or (root in {"torch", "numpy"} and parts[-1] in _FILE_METHODS):
                 self.add(node, F.REWARD_HACK_FORBIDDEN_CALL, f"uses {q}")
-            if q in _GLOBAL_STATE_CALLS or (root == "torch" and len(parts) == 2 and parts[1].startswith("set_")) \
-                    or q.startswith("torch.backends.") and len(parts) > 3:
+            if (
+                q in _GLOBAL_STATE_CALLS
+                or (root == "torch" and len(parts) == 2 and parts[1].startswith("set_"))
+                or q.startswith("torch.backends.")
+                and len(parts) > 3
+            ):
                 self.add(node, F.REWARD_HACK_GLOBAL_MUTATION, f"uses {q} (process-wide torch state)")
-            if q in _LAZY_QUALS or (root == "torch" and any(p in {"TorchFunctionMode", "TorchDispatchMode"} for p in parts)):
+            if q in _LAZY_QUALS or (
+                root == "torch" and any(p in {"TorchFunctionMode", "TorchDispatchMode"} for p in parts)
+            ):
                 self.add(node, F.REWARD_HACK_LAZY_OUTPUT, f"uses {q} (tensor subclass or dispatch override)")
             if q == "torch.utils.swap_tensors" or (root == "torch" and parts[-1] in _REBIND_METHODS):
                 self.add(node, F.REWARD_HACK_OUTPUT_REBIND, f"uses {q} (replaces a tensor's storage)")
@@ -1316,12 +2323,16 @@ class _Analyzer:
         if self.modules and len(parts) == 3 and q.startswith("torch.nn.") and parts[2][:1].isupper():
             return  # a module class (nn.Module, nn.Linear): its parameters are the task's weights
         if q.startswith(_ALWAYS_REFERENCE_PREFIXES) or parts[0] in {"xformers", "flash_attn"}:
-            self.add(node, F.REWARD_HACK_REFERENCE_CALL, f"uses {q} (a vendor op or compiler for the computation)")
+            self.add(
+                node, F.REWARD_HACK_REFERENCE_CALL, f"uses {q} (a vendor op or compiler for the computation)"
+            )
             return
         for part in parts[1:]:
             name = _norm_name(part)
             if name in self.family_funcs or "attention" in name or "attn" in name:
-                self.add(node, F.REWARD_HACK_REFERENCE_CALL, f"uses {q} (a torch op doing the main computation)")
+                self.add(
+                    node, F.REWARD_HACK_REFERENCE_CALL, f"uses {q} (a torch op doing the main computation)"
+                )
                 return
 
     def _maximal(self, node: ast.AST) -> bool:
@@ -1329,10 +2340,18 @@ class _Analyzer:
         parent = self.parents.get(node)
         if isinstance(parent, ast.Attribute) and parent.value is node:
             return False
-        if isinstance(parent, ast.Call) and self._getattr_literal(parent) is not None and parent.args[0] is node:
+        if (
+            isinstance(parent, ast.Call)
+            and self._getattr_literal(parent) is not None
+            and parent.args[0] is node
+        ):
             return False
-        if isinstance(parent, ast.Subscript) and parent.value is node and isinstance(node, ast.Attribute) \
-                and node.attr == "__dict__":
+        if (
+            isinstance(parent, ast.Subscript)
+            and parent.value is node
+            and isinstance(node, ast.Attribute)
+            and node.attr == "__dict__"
+        ):
             return False
         return True
 
@@ -1343,7 +2362,9 @@ class _Analyzer:
             return
         parent = self.parents.get(node)
         called = isinstance(parent, ast.Call) and parent.func is node
-        if node.id in _FORBIDDEN_BUILTINS:  # no shadowing exemption: a dead `eval = ...` must not hide a real one
+        if (
+            node.id in _FORBIDDEN_BUILTINS
+        ):  # no shadowing exemption: a dead `eval = ...` must not hide a real one
             self.add(node, F.REWARD_HACK_FORBIDDEN_CALL, f"{'calls' if called else 'uses'} {node.id}")
         if node.id == "getattr" and not called:
             self.add(node, F.REWARD_HACK_FORBIDDEN_CALL, "passes getattr around as a value")
@@ -1388,7 +2409,11 @@ class _Analyzer:
             return
         name = _norm_name(attr)
         if name in self.family_methods and (called or name not in _GENERIC):
-            self.add(node, F.REWARD_HACK_REFERENCE_CALL, f"calls .{attr}() on a tensor (a torch op doing the main computation)")
+            self.add(
+                node,
+                F.REWARD_HACK_REFERENCE_CALL,
+                f"calls .{attr}() on a tensor (a torch op doing the main computation)",
+            )
 
     def _check_call(self, node: ast.Call, live: bool, kernel: bool, in_function: bool) -> None:
         func = node.func
@@ -1421,26 +2446,50 @@ class _Analyzer:
                         self._check_method_name(node, attr, live, kernel, called=self._is_called(node))
         if name in {"setattr", "delattr"} and len(node.args) >= 2:
             self._check_setattr_target(node, node.args[0], node.args[1], in_function)
-        if name in {"id", "hash"} and name not in self.aliases or \
-                isinstance(func, ast.Attribute) and func.attr == "data_ptr":
+        if (
+            name in {"id", "hash"}
+            and name not in self.aliases
+            or isinstance(func, ast.Attribute)
+            and func.attr == "data_ptr"
+        ):
             self._check_pointer_use(node, "data_ptr()" if name is None else f"{name}()")
-        in_place = func.attr in _MUTATORS or (func.attr.endswith("_") and not func.attr.startswith("__")) \
-            if isinstance(func, ast.Attribute) else False
+        in_place = (
+            func.attr in _MUTATORS or (func.attr.endswith("_") and not func.attr.startswith("__"))
+            if isinstance(func, ast.Attribute)
+            else False
+        )
         if isinstance(func, ast.Attribute) and in_place and in_function:
             root = self._root_name(func.value)
             if self._is_module_state(root, node) and not self._is_pool_setdefault(node):
-                self.add(node, F.REWARD_HACK_CACHING, f"writes module-level {root} from a function (.{func.attr})")
-        if isinstance(func, ast.Attribute) and func.attr == "copy_" and in_function \
-                and any(self._is_pooled(e, node) for e in [func.value, *node.args]):
-            self.add(node, F.REWARD_HACK_CACHING, "copies into or out of a scratch-pool buffer "
-                     "(pool entries are kernel scratch, never results)")
-        if isinstance(func, ast.Attribute) and (func.attr in _MUTATORS or func.attr == "copy_") and in_function:
+                self.add(
+                    node, F.REWARD_HACK_CACHING, f"writes module-level {root} from a function (.{func.attr})"
+                )
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "copy_"
+            and in_function
+            and any(self._is_pooled(e, node) for e in [func.value, *node.args])
+        ):
+            self.add(
+                node,
+                F.REWARD_HACK_CACHING,
+                "copies into or out of a scratch-pool buffer "
+                "(pool entries are kernel scratch, never results)",
+            )
+        if (
+            isinstance(func, ast.Attribute)
+            and (func.attr in _MUTATORS or func.attr == "copy_")
+            and in_function
+        ):
             for e in [func.value, *(node.args if func.attr == "copy_" else [])]:
                 kept = self._kept_state(e, node, container=func.attr in _MUTATORS)
                 if kept is not None:
                     self.add(node, F.REWARD_HACK_CACHING, f"{kept} (.{func.attr})")
-        if self.resolve(func) == {"functools.partial"} and not in_function \
-                and any(self._is_container(a) for a in [*node.args, *(k.value for k in node.keywords)]):
+        if (
+            self.resolve(func) == {"functools.partial"}
+            and not in_function
+            and any(self._is_container(a) for a in [*node.args, *(k.value for k in node.keywords)])
+        ):
             self.add(node, F.REWARD_HACK_CACHING, "binds a mutable container into a module-level partial")
 
     def _check_pointer_use(self, node: ast.Call, what: str) -> None:
@@ -1452,11 +2501,16 @@ class _Analyzer:
                 return
             child, parent = parent, self.parents.get(parent)
         if isinstance(parent, ast.Compare) and all(
-                isinstance(op, (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in parent.ops):
+            isinstance(op, (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in parent.ops
+        ):
             return
         if isinstance(parent, ast.Assert) and parent.test is child:
             return
-        self.add(node, F.REWARD_HACK_CACHING, f"{what} is stored or used as a key (results keyed by buffer identity)")
+        self.add(
+            node,
+            F.REWARD_HACK_CACHING,
+            f"{what} is stored or used as a key (results keyed by buffer identity)",
+        )
 
     @staticmethod
     def _root_name(node: ast.AST) -> str | None:
@@ -1481,30 +2535,50 @@ class _Analyzer:
             return None
         scope, bindings = found
         inner = self.parents.get(at)
-        while inner is not None and not isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        while inner is not None and not isinstance(
+            inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+        ):
             inner = self.parents.get(inner)
         cls = self.parents.get(scope)
         if scope is inner and isinstance(scope, ast.FunctionDef) and isinstance(cls, ast.ClassDef):
             positional = scope.args.posonlyargs + scope.args.args
-            if positional and positional[0].arg == root and [b.kind for b in bindings] == ["param"] \
-                    and scope.name not in {"__init__", "__post_init__"} \
-                    and (container or self._has_module_instance(cls)):
+            if (
+                positional
+                and positional[0].arg == root
+                and [b.kind for b in bindings] == ["param"]
+                and scope.name not in {"__init__", "__post_init__"}
+                and (container or self._has_module_instance(cls))
+            ):
                 return f"stores state on {root} in {scope.name} (an object of {cls.name} keeps it)"
             return None
-        if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)) and inner is not None and inner is not scope:
+        if (
+            isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and inner is not None
+            and inner is not scope
+        ):
             closure = inner
             while self.parents.get(closure) is not None and self._enclosing_def(closure) is not scope:
                 closure = self._enclosing_def(closure)
             name = getattr(closure, "name", None)
-            if name and any(isinstance(n, ast.Return) and isinstance(n.value, ast.Name) and n.value.id == name
-                            for n in _own_nodes(scope.body)):
-                return f"writes {root} of {scope.name} from the closure {name} it returns (state across calls)"
+            if name and any(
+                isinstance(n, ast.Return) and isinstance(n.value, ast.Name) and n.value.id == name
+                for n in _own_nodes(scope.body)
+            ):
+                return (
+                    f"writes {root} of {scope.name} from the closure {name} it returns (state across calls)"
+                )
         return None
 
     def _has_module_instance(self, cls: ast.ClassDef) -> bool:
         """A module-level name is bound to an instance of `cls` (`run = _Runner()`)."""
-        return any(b.kind == "value" and isinstance(b.value, ast.Call) and isinstance(b.value.func, ast.Name)
-                   and b.value.func.id == cls.name for bs in self._bindings(self.tree).values() for b in bs)
+        return any(
+            b.kind == "value"
+            and isinstance(b.value, ast.Call)
+            and isinstance(b.value.func, ast.Name)
+            and b.value.func.id == cls.name
+            for bs in self._bindings(self.tree).values()
+            for b in bs
+        )
 
     def _enclosing_def(self, node: ast.AST) -> ast.AST | None:
         cur = self.parents.get(node)
@@ -1558,12 +2632,15 @@ class _Analyzer:
         for q in sorted(quals):
             parts = q.split(".") + [attr]
             if any(p in _TIMER_NAMES for p in parts[1:]) or any(
-                    ("time" in p.lower() and p != "runtime") or "bench" in p.lower() for p in parts[1:]):
+                ("time" in p.lower() and p != "runtime") or "bench" in p.lower() for p in parts[1:]
+            ):
                 self.add(node, F.REWARD_HACK_TIMING_TAMPER, f"patches {q}.{attr} (a timer, event or sync)")
             else:
                 self.add(node, F.REWARD_HACK_GLOBAL_MUTATION, f"patches {q}.{attr}")
 
-    def _check_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete, in_function: bool) -> None:
+    def _check_store(
+        self, node: ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete, in_function: bool
+    ) -> None:
         if isinstance(node, ast.Assign):
             targets = list(node.targets)
         elif isinstance(node, ast.Delete):
@@ -1592,12 +2669,19 @@ class _Analyzer:
                 elif self._is_module_state(root, target):
                     self.add(target, F.REWARD_HACK_CACHING, f"stores state on module-level {root}")
                 elif isinstance(target.value, ast.Name) and self._is_plain_parameter(target.value.id, target):
-                    self.add(target, F.REWARD_HACK_CACHING,
-                             f"stores state on argument {target.value.id} (the harness reuses its buffers)")
+                    self.add(
+                        target,
+                        F.REWARD_HACK_CACHING,
+                        f"stores state on argument {target.value.id} (the harness reuses its buffers)",
+                    )
                 elif in_function and (kept := self._kept_state(target.value, target)) is not None:
                     self.add(target, F.REWARD_HACK_CACHING, kept)
                 if target.attr in {"data", "grad"}:
-                    self.add(target, F.REWARD_HACK_OUTPUT_REBIND, f"assigns .{target.attr} (replaces a tensor's storage)")
+                    self.add(
+                        target,
+                        F.REWARD_HACK_OUTPUT_REBIND,
+                        f"assigns .{target.attr} (replaces a tensor's storage)",
+                    )
             elif isinstance(target, ast.Subscript):
                 if isinstance(target.value, ast.Attribute) and target.value.attr == "__dict__":
                     quals = self.resolve(target.value.value)
@@ -1605,21 +2689,40 @@ class _Analyzer:
                     if quals:
                         self._classify_patch(target, quals, str(key))
                 root = self._root_name(target)
-                if in_function and self._is_module_state(root, target) and not self._is_pool_write(target, node):
+                if (
+                    in_function
+                    and self._is_module_state(root, target)
+                    and not self._is_pool_write(target, node)
+                ):
                     self.add(target, F.REWARD_HACK_CACHING, f"writes module-level {root} from a function")
                 elif in_function and (kept := self._kept_state(target, target, container=True)) is not None:
                     self.add(target, F.REWARD_HACK_CACHING, kept)
-                if isinstance(node, ast.Assign) and in_function and not self._is_pooled(target, node) \
-                        and self._is_pooled(node.value, node):
-                    self.add(target, F.REWARD_HACK_CACHING, "copies a scratch-pool buffer into a tensor "
-                             "(pool entries are kernel scratch, never results)")
+                if (
+                    isinstance(node, ast.Assign)
+                    and in_function
+                    and not self._is_pooled(target, node)
+                    and self._is_pooled(node.value, node)
+                ):
+                    self.add(
+                        target,
+                        F.REWARD_HACK_CACHING,
+                        "copies a scratch-pool buffer into a tensor "
+                        "(pool entries are kernel scratch, never results)",
+                    )
             if isinstance(target, (ast.Attribute, ast.Subscript)):
                 through = self._dunder_reached(target.value, target)
                 if through is not None:
-                    self.add(target, F.REWARD_HACK_GLOBAL_MUTATION,
-                             f"writes into what .{through} reaches (a function's, class's or module's own state)")
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and not in_function and node.value is not None \
-                and self._makes_iterator(node.value):
+                    self.add(
+                        target,
+                        F.REWARD_HACK_GLOBAL_MUTATION,
+                        f"writes into what .{through} reaches (a function's, class's or module's own state)",
+                    )
+        if (
+            isinstance(node, (ast.Assign, ast.AnnAssign))
+            and not in_function
+            and node.value is not None
+            and self._makes_iterator(node.value)
+        ):
             self.add(node, F.REWARD_HACK_CACHING, "a module-level iterator keeps its position across calls")
 
     def _dunder_reached(self, expr: ast.AST, at: ast.AST, depth: int = 0) -> str | None:
@@ -1641,21 +2744,33 @@ class _Analyzer:
     def _makes_iterator(self, value: ast.AST) -> bool:
         if isinstance(value, ast.GeneratorExp):
             return True
-        return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in _ITERATOR_BUILTINS
-                and self.lookup(value.func.id, value) is None)
+        return (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in _ITERATOR_BUILTINS
+            and self.lookup(value.func.id, value) is None
+        )
 
     def _check_def(self, node: ast.FunctionDef | ast.AsyncFunctionDef, kernel: bool) -> None:
         if node.name in _LAZY_DEFS:
-            self.add(node, F.REWARD_HACK_LAZY_OUTPUT, f"defines {node.name} (a tensor subclass intercepting reads)")
+            self.add(
+                node, F.REWARD_HACK_LAZY_OUTPUT, f"defines {node.name} (a tensor subclass intercepting reads)"
+            )
         for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
             if self._is_container(default):
-                self.add(default, F.REWARD_HACK_CACHING, f"mutable default argument of {node.name} keeps state across calls")
+                self.add(
+                    default,
+                    F.REWARD_HACK_CACHING,
+                    f"mutable default argument of {node.name} keeps state across calls",
+                )
 
     def _check_class(self, node: ast.ClassDef) -> None:
         for base in node.bases:
             quals = self.resolve(base)
-            if any(q in {"torch.Tensor", "torch.nn.Parameter", "torch._C.TensorBase", "torch._C._TensorBase"}
-                   for q in quals):
+            if any(
+                q in {"torch.Tensor", "torch.nn.Parameter", "torch._C.TensorBase", "torch._C._TensorBase"}
+                for q in quals
+            ):
                 self.add(node, F.REWARD_HACK_LAZY_OUTPUT, f"class {node.name} subclasses torch.Tensor")
 
     def _check_entry(self) -> None:
@@ -1668,7 +2783,10 @@ class _Analyzer:
                 bound.update((a.asname or a.name).split(".")[0] for a in stmt.names)
         if self.entry not in bound:
             self.findings[(0, F.ENTRY_SIGNATURE, "entry")] = Verdict(
-                check="static:entry", ok=False, severity="fail", failure_class=F.ENTRY_SIGNATURE,
+                check="static:entry",
+                ok=False,
+                severity="fail",
+                failure_class=F.ENTRY_SIGNATURE,
                 detail=f"line 0: the module defines no `{self.entry}`; define def {self.entry}(*inputs, *outputs) -> None",
             )
 
@@ -1678,8 +2796,13 @@ class _Analyzer:
         params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
         if self.outputs is not None:
             return {p for p in params if p in set(self.outputs)}
-        looks_like_output = {p for p in params if p in {"o", "c", "y", "out", "output", "result"}
-                             or p.startswith(("out", "output", "result")) or p.endswith(("_out", "_output"))}
+        looks_like_output = {
+            p
+            for p in params
+            if p in {"o", "c", "y", "out", "output", "result"}
+            or p.startswith(("out", "output", "result"))
+            or p.endswith(("_out", "_output"))
+        }
         return looks_like_output or ({params[-1]} if params else set())
 
     def _check_output_rebind(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -1689,8 +2812,19 @@ class _Analyzer:
 
         def own_scope(node: ast.AST) -> Iterator[ast.AST]:
             for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
-                                      ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                if isinstance(
+                    child,
+                    (
+                        ast.FunctionDef,
+                        ast.AsyncFunctionDef,
+                        ast.Lambda,
+                        ast.ClassDef,
+                        ast.ListComp,
+                        ast.SetComp,
+                        ast.DictComp,
+                        ast.GeneratorExp,
+                    ),
+                ):
                     continue
                 yield child
                 yield from own_scope(child)
@@ -1701,12 +2835,20 @@ class _Analyzer:
                     for target in node.targets:
                         for name in _target_names(target):
                             if name.id in outputs and not self._is_view_of(node.value, name.id):
-                                self.add(name, F.REWARD_HACK_OUTPUT_REBIND,
-                                         f"rebinds output `{name.id}` instead of writing into it")
+                                self.add(
+                                    name,
+                                    F.REWARD_HACK_OUTPUT_REBIND,
+                                    f"rebinds output `{name.id}` instead of writing into it",
+                                )
                 elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(node.target, ast.Name):
-                    if node.target.id in outputs and (node.value is None or not self._is_view_of(node.value, node.target.id)):
-                        self.add(node.target, F.REWARD_HACK_OUTPUT_REBIND,
-                                 f"rebinds output `{node.target.id}` instead of writing into it")
+                    if node.target.id in outputs and (
+                        node.value is None or not self._is_view_of(node.value, node.target.id)
+                    ):
+                        self.add(
+                            node.target,
+                            F.REWARD_HACK_OUTPUT_REBIND,
+                            f"rebinds output `{node.target.id}` instead of writing into it",
+                        )
                 elif isinstance(node, (ast.For, ast.AsyncFor)) or isinstance(node, ast.withitem):
                     target = node.target if isinstance(node, (ast.For, ast.AsyncFor)) else node.optional_vars
                     for name in _target_names(target) if target is not None else []:
@@ -1724,7 +2866,11 @@ class _Analyzer:
                 node = node.value
             elif isinstance(node, ast.Attribute) and node.attr in {"T", "mT", "H"}:
                 node = node.value
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _VIEW_METHODS:
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _VIEW_METHODS
+            ):
                 node = node.func.value
             else:
                 return False
@@ -1745,7 +2891,8 @@ class _Analyzer:
         failed_checks = {v.check for v in failing}
         passing = [
             Verdict(check=check, ok=True, severity="fail", detail="no findings")
-            for check in STATIC_CHECKS if check != "static:parse" and check not in failed_checks
+            for check in STATIC_CHECKS
+            if check != "static:parse" and check not in failed_checks
         ]
         return [*passing, *failing, *self.notes]
 
@@ -1802,24 +2949,36 @@ class _Allowlist:
             return True
         if len(parts) == 2 and parts[0] == "typing" and (parts[1][:1].isupper() or parts[1] in _TYPING_FUNCS):
             return True
-        if self.an.modules and len(parts) == 3 and q.startswith(_MODULES_MODE_ROOT + ".") and parts[2][:1].isupper():
+        if (
+            self.an.modules
+            and len(parts) == 3
+            and q.startswith(_MODULES_MODE_ROOT + ".")
+            and parts[2][:1].isupper()
+        ):
             return True  # torch.nn.Module, nn.Parameter, nn.Linear as a weight holder
         # an allowed value, then attributes any object may show (`torch.float16.itemsize`)
-        return any(self._host_qual(".".join(parts[:i])) and all(p in _HOST_ATTRS for p in parts[i:])
-                   for i in range(len(parts) - 1, 1, -1))
+        return any(
+            self._host_qual(".".join(parts[:i])) and all(p in _HOST_ATTRS for p in parts[i:])
+            for i in range(len(parts) - 1, 1, -1)
+        )
 
     @staticmethod
     def _kernel_qual(q: str) -> bool:
         parts = q.split(".")
         if q in _KERNEL_QUALS:
             return True
-        return any(q.startswith(root + ".") and len(parts) == root.count(".") + 2 and not parts[-1].startswith("_")
-                   for root in (*_KERNEL_QUAL_ROOTS, *_KERNEL_QUAL_DEEP))
+        return any(
+            q.startswith(root + ".") and len(parts) == root.count(".") + 2 and not parts[-1].startswith("_")
+            for root in (*_KERNEL_QUAL_ROOTS, *_KERNEL_QUAL_DEEP)
+        )
 
     def _importable(self, module: str) -> bool:
         """An allowed module, a package on the way to allowed names, or kernel helpers (libdevice)."""
-        return (module in _ALLOWED_IMPORTS or module.startswith("triton.language.")
-                or any(q.startswith(module + ".") for q in _HOST_QUALS))
+        return (
+            module in _ALLOWED_IMPORTS
+            or module.startswith("triton.language.")
+            or any(q.startswith(module + ".") for q in _HOST_QUALS)
+        )
 
     # ---- per node ---------------------------------------------------------------------------------
 
@@ -1829,17 +2988,26 @@ class _Allowlist:
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if not self._importable(alias.name):
-                    self.refuse(node, f"imports {alias.name} (not on the allowlist)", check="static:import_not_allowed")
+                    self.refuse(
+                        node,
+                        f"imports {alias.name} (not on the allowlist)",
+                        check="static:import_not_allowed",
+                    )
         elif node.level or node.module is None or not self._importable(node.module):
-            self.refuse(node, f"imports from {'.' * node.level}{node.module or ''} (not on the allowlist)",
-                        check="static:import_not_allowed")
+            self.refuse(
+                node,
+                f"imports from {'.' * node.level}{node.module or ''} (not on the allowlist)",
+                check="static:import_not_allowed",
+            )
         else:
             for alias in node.names:
                 q = f"{node.module}.{alias.name}"
                 if alias.name == "*":
                     self.refuse(node, f"imports * from {node.module}", check="static:import_not_allowed")
                 elif not (self._importable(q) or self._host_qual(q) or self._kernel_qual(q)):
-                    self.refuse(node, f"imports {q} (not on the allowlist)", check="static:import_not_allowed")
+                    self.refuse(
+                        node, f"imports {q} (not on the allowlist)", check="static:import_not_allowed"
+                    )
 
     def _quals(self, node: ast.AST, quals: set[str], kernel: bool) -> None:
         parent = self.an.parents.get(node)
@@ -1852,11 +3020,17 @@ class _Allowlist:
             if not (self._kernel_qual(q) if kernel else self._host_qual(q)):
                 where = " in a kernel" if kernel else ""
                 if any(p.startswith("_") and not _is_dunder(p) for p in q.split(".")[1:]):
-                    self.refuse(node, f"uses {q}{where} (private internals: library or harness state)",
-                                check="static:state_not_allowed")
+                    self.refuse(
+                        node,
+                        f"uses {q}{where} (private internals: library or harness state)",
+                        check="static:state_not_allowed",
+                    )
                 elif "." in q and q.rsplit(".", 1)[0] in _TORCH_COMPUTE:
-                    self.refuse(node, f"uses {q}{where} (torch computing: not on the allowlist)",
-                                check="static:compute_not_allowed")
+                    self.refuse(
+                        node,
+                        f"uses {q}{where} (torch computing: not on the allowlist)",
+                        check="static:compute_not_allowed",
+                    )
                 else:
                     self.refuse(node, f"uses {q}{where} (not on the allowlist)")
 
@@ -1875,8 +3049,12 @@ class _Allowlist:
         parent = an.parents.get(node)
         called = isinstance(parent, ast.Call) and parent.func is node
         if an.lookup(node.id, node) is None:  # a builtin
-            if node.id == "object" and isinstance(parent, ast.Assign) and parent.value is node \
-                    and isinstance(an.parents.get(parent), ast.Module):
+            if (
+                node.id == "object"
+                and isinstance(parent, ast.Assign)
+                and parent.value is node
+                and isinstance(an.parents.get(parent), ast.Module)
+            ):
                 return  # `input_t = object`: a type alias (GPU MODE's importer writes these); its dunders stay refused
             if node.id not in _ALLOWED_BUILTINS:
                 self.refuse(node, f"uses builtin {node.id} (not on the allowlist)")
@@ -1884,8 +3062,15 @@ class _Allowlist:
                 self.refuse(node, f"uses {node.id} as a value")
             return
         found = an.lookup(node.id, node)
-        if called and not kernel and found and any(b.kind == "def" and an._is_kernel_def(b.value) for b in found[1]):
-            self.refuse(node, f"calls the kernel {node.id} as a Python function (launch it: {node.id}[grid](...))")
+        if (
+            called
+            and not kernel
+            and found
+            and any(b.kind == "def" and an._is_kernel_def(b.value) for b in found[1])
+        ):
+            self.refuse(
+                node, f"calls the kernel {node.id} as a Python function (launch it: {node.id}[grid](...))"
+            )
 
     def _attribute(self, node: ast.AST, receiver: ast.AST, attr: str, kernel: bool) -> None:
         """`receiver.attr` (an Attribute node, or a getattr call with a literal name)."""
@@ -1912,14 +3097,24 @@ class _Allowlist:
         if kind is not None and attr in self._attrs_of(kind):
             return
         if not load:
-            self.refuse(node, f"assigns .{attr} on an object the candidate does not own",
-                        check="static:state_not_allowed")
+            self.refuse(
+                node,
+                f"assigns .{attr} on an object the candidate does not own",
+                check="static:state_not_allowed",
+            )
         elif attr.startswith("_"):
-            self.refuse(node, f"reads private ._{attr.lstrip('_')} (library or harness state)",
-                        check="static:state_not_allowed")
+            self.refuse(
+                node,
+                f"reads private ._{attr.lstrip('_')} (library or harness state)",
+                check="static:state_not_allowed",
+            )
         elif attr in _tensor_members():
-            self.refuse(node, f"uses .{attr} (a tensor method or attribute not on the allowlist: host compute "
-                        "or storage access)", check="static:compute_not_allowed")
+            self.refuse(
+                node,
+                f"uses .{attr} (a tensor method or attribute not on the allowlist: host compute "
+                "or storage access)",
+                check="static:compute_not_allowed",
+            )
         else:
             self.refuse(node, f"reads .{attr} (not on the allowlist)")
 
@@ -1969,14 +3164,20 @@ class _Allowlist:
         if not isinstance(fn, ast.FunctionDef) or fn.name not in an.kernel_defs:
             return
         params = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
-        constexpr = {a.arg for a in params if a.annotation is not None
-                     and an.resolve(a.annotation) == {"triton.language.constexpr"}}
+        constexpr = {
+            a.arg
+            for a in params
+            if a.annotation is not None and an.resolve(a.annotation) == {"triton.language.constexpr"}
+        }
         passed = [(params[i].arg, v) for i, v in enumerate(launch.args) if i < len(params)]
         passed += [(k.arg, k.value) for k in launch.keywords if k.arg is not None]
         for name, value in passed:
             if name in constexpr and self._tensorish(value, frozenset()):
-                self.refuse(value, f"passes a tensor as the constexpr {name} of {fn.name} (a kernel would run torch "
-                            "on it)", check="static:compute_not_allowed")
+                self.refuse(
+                    value,
+                    f"passes a tensor as the constexpr {name} of {fn.name} (a kernel would run torch on it)",
+                    check="static:compute_not_allowed",
+                )
 
     def _module_call(self, call: ast.Call) -> None:
         """`self.linear(x)` in a ModelNew: an nn module computing on data."""
@@ -1988,11 +3189,17 @@ class _Allowlist:
             return
         for item in self.classes[kind[1]].body:
             for n in ast.walk(item):
-                if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and any(
-                        isinstance(t, ast.Attribute) and t.attr == func.attr for t in n.targets) \
-                        and any(q.startswith(_MODULES_MODE_ROOT + ".") for q in self.an.resolve(n.value.func)):
-                    self.refuse(call, f"calls the torch module .{func.attr} on data (only kernels compute)",
-                                check="static:compute_not_allowed")
+                if (
+                    isinstance(n, ast.Assign)
+                    and isinstance(n.value, ast.Call)
+                    and any(isinstance(t, ast.Attribute) and t.attr == func.attr for t in n.targets)
+                    and any(q.startswith(_MODULES_MODE_ROOT + ".") for q in self.an.resolve(n.value.func))
+                ):
+                    self.refuse(
+                        call,
+                        f"calls the torch module .{func.attr} on data (only kernels compute)",
+                        check="static:compute_not_allowed",
+                    )
                     return
 
     def _launch_time(self, expr: ast.AST, role: str) -> None:
@@ -2010,28 +3217,40 @@ class _Allowlist:
         for fn in fns:
             why = an.why_not_pure(fn)
             if why is not None:
-                self.refuse(expr, f"the {role} function runs inside the launch and {why} (launch-time code may only "
-                            "compute sizes)", check="static:compute_not_allowed")
+                self.refuse(
+                    expr,
+                    f"the {role} function runs inside the launch and {why} (launch-time code may only "
+                    "compute sizes)",
+                    check="static:compute_not_allowed",
+                )
 
     def _definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
         parent = self.an.parents.get(node)
         if isinstance(node, ast.AsyncFunctionDef):
             self.refuse(node, f"defines coroutine {node.name}")
-        if _is_dunder(node.name) and not (isinstance(node, ast.FunctionDef) and node.name in _ALLOWED_DUNDER_DEFS
-                                          and isinstance(parent, ast.ClassDef)):
+        if _is_dunder(node.name) and not (
+            isinstance(node, ast.FunctionDef)
+            and node.name in _ALLOWED_DUNDER_DEFS
+            and isinstance(parent, ast.ClassDef)
+        ):
             self.refuse(node, f"defines {node.name}")
         if isinstance(node, ast.ClassDef):
             duck = sorted(self._declared(node, frozenset()) & _tensor_members())
             if duck:
-                self.refuse(node, f"class {node.name} defines {', '.join('.' + d for d in duck)} (a tensor look-alike: "
-                            "a launch or torch would call it)")
+                self.refuse(
+                    node,
+                    f"class {node.name} defines {', '.join('.' + d for d in duck)} (a tensor look-alike: "
+                    "a launch or torch would call it)",
+                )
             for kw in node.keywords:
                 self.refuse(node, f"class {node.name} passes {kw.arg}= (a metaclass or class hook)")
             for base in node.bases:
                 quals = self.an.resolve(base)
                 module_class = isinstance(base, ast.Name) and base.id in self.classes and not quals
                 if not (module_class or (self.an.modules and quals and quals <= _BASE_CLASS_QUALS)):
-                    self.refuse(node, f"class {node.name} derives from {ast.unparse(base)} (not on the allowlist)")
+                    self.refuse(
+                        node, f"class {node.name} derives from {ast.unparse(base)} (not on the allowlist)"
+                    )
 
     # ---- tensors computed on by host code --------------------------------------------------------
 
@@ -2060,7 +3279,9 @@ class _Allowlist:
         elif isinstance(node, ast.Call):
             operands, what = self._value_arguments(node)
         if any(self._tensorish(o, frozenset()) for o in operands):
-            self.refuse(node, f"{what} on the host (only kernels compute)", check="static:compute_not_allowed")
+            self.refuse(
+                node, f"{what} on the host (only kernels compute)", check="static:compute_not_allowed"
+            )
 
     def _value_arguments(self, node: ast.Call) -> tuple[list[ast.AST], str]:
         """The arguments of a call that it reads as numbers (where a tensor would give up its values),
@@ -2068,7 +3289,9 @@ class _Allowlist:
         an, func = self.an, node.func
         args = [*node.args, *(k.value for k in node.keywords)]
         if isinstance(func, ast.Name) and an.lookup(func.id, func) is None and func.id not in an.aliases:
-            return (args, f"reads a tensor's values with {func.id}()") if func.id in _VALUE_READS else ([], "")
+            return (
+                (args, f"reads a tensor's values with {func.id}()") if func.id in _VALUE_READS else ([], "")
+            )
         if isinstance(func, ast.Attribute) and not an.resolve(func):
             if func.attr == "format":
                 return args, "formats a tensor's values"
@@ -2094,7 +3317,11 @@ class _Allowlist:
             func = expr.func
             if isinstance(func, ast.Attribute) and not an.resolve(func):
                 return func.attr in _TENSOR_RESULTS and self._tensorish(func.value, seen)
-            if isinstance(func, ast.Name) and func.id in _TENSOR_CONTAINERS and an.lookup(func.id, func) is None:
+            if (
+                isinstance(func, ast.Name)
+                and func.id in _TENSOR_CONTAINERS
+                and an.lookup(func.id, func) is None
+            ):
                 return any(self._tensorish(a, seen) for a in expr.args)
             return an._is_alloc(expr)
         if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
@@ -2111,8 +3338,12 @@ class _Allowlist:
         scope, bindings = found
         if [b.kind for b in bindings] == ["param"]:
             return self._tensor_parameter(scope, expr.id, seen | {expr.id})
-        return any(b.kind in {"value", "unpack", "iter"} and b.value is not None
-                   and self._tensorish(b.value, seen | {expr.id}) for b in bindings)
+        return any(
+            b.kind in {"value", "unpack", "iter"}
+            and b.value is not None
+            and self._tensorish(b.value, seen | {expr.id})
+            for b in bindings
+        )
 
     def _tensor_parameter(self, fn: ast.AST, name: str, seen: frozenset[str]) -> bool:
         """Parameter `name` of `fn` holds a tensor: `fn` is the entry (or a ModelNew's forward), or a
@@ -2124,8 +3355,12 @@ class _Allowlist:
         if fn is entry:
             return True
         parent = an.parents.get(fn)
-        if isinstance(entry, ast.ClassDef) and parent is entry and isinstance(fn, ast.FunctionDef) \
-                and fn.name == "forward":
+        if (
+            isinstance(entry, ast.ClassDef)
+            and parent is entry
+            and isinstance(fn, ast.FunctionDef)
+            and fn.name == "forward"
+        ):
             return bool(fn.args.args) and fn.args.args[0].arg != name
         positional = [a.arg for a in fn.args.posonlyargs + fn.args.args]
         for call in an._call_sites(fn):
@@ -2134,7 +3369,9 @@ class _Allowlist:
             passed = [k.value for k in call.keywords if k.arg in {name, None}]
             if name in positional:
                 i = positional.index(name)
-                passed += [a for j, a in enumerate(call.args) if j == i or (j <= i and isinstance(a, ast.Starred))]
+                passed += [
+                    a for j, a in enumerate(call.args) if j == i or (j <= i and isinstance(a, ast.Starred))
+                ]
             if any(self._tensorish(v, seen) for v in passed):
                 return True
         return False
@@ -2170,12 +3407,20 @@ class _Allowlist:
         if [b.kind for b in bindings] == ["param"] and isinstance(scope, ast.FunctionDef):
             cls = an.parents.get(scope)
             positional = scope.args.posonlyargs + scope.args.args
-            if isinstance(cls, ast.ClassDef) and cls.name in self.classes and self.classes[cls.name] is cls \
-                    and positional and positional[0].arg == expr.id and not scope.decorator_list:
+            if (
+                isinstance(cls, ast.ClassDef)
+                and cls.name in self.classes
+                and self.classes[cls.name] is cls
+                and positional
+                and positional[0].arg == expr.id
+                and not scope.decorator_list
+            ):
                 return ("class", cls.name)
             return None
-        kinds = {self._receiver(b.value, depth + 1) if b.kind == "value" and b.value is not None else None
-                 for b in bindings}
+        kinds = {
+            self._receiver(b.value, depth + 1) if b.kind == "value" and b.value is not None else None
+            for b in bindings
+        }
         return kinds.pop() if len(kinds) == 1 else None
 
     def _attrs_of(self, kind: tuple[str, str]) -> frozenset[str]:
@@ -2191,8 +3436,14 @@ class _Allowlist:
         for item in cls.body:
             if isinstance(item, ast.FunctionDef) and item.args.args:
                 me = item.args.args[0].arg
-                attrs.update(n.attr for n in ast.walk(item) if isinstance(n, ast.Attribute)
-                             and isinstance(n.value, ast.Name) and n.value.id == me and not isinstance(n.ctx, ast.Load))
+                attrs.update(
+                    n.attr
+                    for n in ast.walk(item)
+                    if isinstance(n, ast.Attribute)
+                    and isinstance(n.value, ast.Name)
+                    and n.value.id == me
+                    and not isinstance(n.ctx, ast.Load)
+                )
         for base in cls.bases:
             if isinstance(base, ast.Name) and base.id in self.classes and base.id not in seen:
                 attrs |= self._declared(self.classes[base.id], seen | {name})
@@ -2206,9 +3457,16 @@ class _Allowlist:
 
     def _super_init(self, node: ast.AST) -> bool:
         """`super().__init__(...)` in a method: what a KernelBench ModelNew's __init__ starts with."""
-        return (isinstance(node, ast.Attribute) and node.attr == "__init__" and isinstance(node.ctx, ast.Load)
-                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
-                and node.value.func.id == "super" and not node.value.args and self._in_method(node))
+        return (
+            isinstance(node, ast.Attribute)
+            and node.attr == "__init__"
+            and isinstance(node.ctx, ast.Load)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "super"
+            and not node.value.args
+            and self._in_method(node)
+        )
 
 
 def static_checks(
@@ -2233,10 +3491,15 @@ def static_checks(
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
-        return [Verdict(
-            check="static:parse", ok=False, severity="fail", failure_class=F.IMPORT_ERROR,
-            detail=f"line {exc.lineno or 0}: SyntaxError: {exc.msg} in {path}",
-        )]
+        return [
+            Verdict(
+                check="static:parse",
+                ok=False,
+                severity="fail",
+                failure_class=F.IMPORT_ERROR,
+                detail=f"line {exc.lineno or 0}: SyntaxError: {exc.msg} in {path}",
+            )
+        ]
     analyzer = _Analyzer(tree, op_family, entry, outputs, modules)
     analyzer.run()
     _Allowlist(analyzer).run()
@@ -2249,8 +3512,14 @@ def static_checks_for_task(source: str, path: str, task: Task) -> list[Verdict]:
     from ksearch.task.importers.kernelbench import uses_modelnew
 
     modules = uses_modelnew(source, task.root)
-    return static_checks(source, path, task.spec.op_family, entry="ModelNew" if modules else task.entry_name,
-                         outputs=task.output_names, modules=modules)
+    return static_checks(
+        source,
+        path,
+        task.spec.op_family,
+        entry="ModelNew" if modules else task.entry_name,
+        outputs=task.output_names,
+        modules=modules,
+    )
 
 
 def failing(verdicts: Sequence[Verdict]) -> list[Verdict]:

@@ -167,8 +167,10 @@ def median_ci(samples: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     if l == 0:
         return xs[0], xs[-1], 1.0 - 2.0 * 0.5**n
     # coverage = 1 - 2 * P(B <= l - 1)
-    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + n * math.log(0.5))
-               for k in range(l))
+    tail = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + n * math.log(0.5))
+        for k in range(l)
+    )
     return xs[l - 1], xs[n - l], 1.0 - 2.0 * tail
 
 
@@ -285,14 +287,17 @@ def adaptive_sample(
         batches += 1
         elapsed = now() - t0
         if len(samples) >= min_reps and ci_converged(samples, rel_ci):
-            return AdaptiveResult(samples=samples, converged=True, stop_reason="converged",
-                                  batches=batches, elapsed_s=elapsed)
+            return AdaptiveResult(
+                samples=samples, converged=True, stop_reason="converged", batches=batches, elapsed_s=elapsed
+            )
         if len(samples) >= max_reps:
-            return AdaptiveResult(samples=samples, converged=False, stop_reason="max_reps",
-                                  batches=batches, elapsed_s=elapsed)
+            return AdaptiveResult(
+                samples=samples, converged=False, stop_reason="max_reps", batches=batches, elapsed_s=elapsed
+            )
         if elapsed >= budget_s:
-            return AdaptiveResult(samples=samples, converged=False, stop_reason="budget",
-                                  batches=batches, elapsed_s=elapsed)
+            return AdaptiveResult(
+                samples=samples, converged=False, stop_reason="budget", batches=batches, elapsed_s=elapsed
+            )
         per_sample = elapsed / len(samples)
         affordable = int((budget_s - elapsed) / per_sample) if per_sample > 0 else max_batch
         batch = max(1, min(max(min_reps, len(samples) // 2), max_batch, affordable))
@@ -307,7 +312,8 @@ class Timing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     samples_us: list[float] = Field(
-        description="every timed sample, in order, warm-up excluded; event time minus event_floor_us where set")
+        description="every timed sample, in order, warm-up excluded; event time minus event_floor_us where set"
+    )
     median_us: float
     iqr_us: float
     cv: float = Field(description="std / mean of the samples")
@@ -326,16 +332,31 @@ class Timing(BaseModel):
     elapsed_s: float = Field(description="wall time of the sampling phase")
     device: str | None = None
     host_us: float | None = Field(default=None, description="median host time of one call (launch cost)")
-    lead_us: float | None = Field(default=None, description="median GPU spin before each start event (time_gpu)")
+    lead_us: float | None = Field(
+        default=None, description="median GPU spin before each start event (time_gpu)"
+    )
     event_floor_us: float | None = Field(
-        default=None, description="event-pair time with nothing between, subtracted from every sample; None: raw")
+        default=None,
+        description="event-pair time with nothing between, subtracted from every sample; None: raw",
+    )
     method: str = Field(description="one line: how the samples were taken and the CI computed")
 
 
-def _timing_from(result: AdaptiveResult, *, rel_ci: float, warmup: int, clock: Literal["cuda_event", "perf_counter_ns"],
-                 l2_flush_bytes: int, flush: str, n_arg_sets: int, device: str | None, method: str,
-                 host_us: float | None = None, lead_us: float | None = None,
-                 event_floor_us: float | None = None) -> Timing:
+def _timing_from(
+    result: AdaptiveResult,
+    *,
+    rel_ci: float,
+    warmup: int,
+    clock: Literal["cuda_event", "perf_counter_ns"],
+    l2_flush_bytes: int,
+    flush: str,
+    n_arg_sets: int,
+    device: str | None,
+    method: str,
+    host_us: float | None = None,
+    lead_us: float | None = None,
+    event_floor_us: float | None = None,
+) -> Timing:
     stats = summarize(result.samples)
     return Timing(
         samples_us=result.samples,
@@ -479,7 +500,9 @@ def time_gpu(
             nonlocal counter
             starts = [_Event(enable_timing=True) for _ in range(k)]
             ends = [_Event(enable_timing=True) for _ in range(k)]
-            lead_us = min(MAX_LEAD_US, max(0.0, LEAD_FACTOR * state["host_sample_us"] + LEAD_SLACK_US - flush_gpu_us))
+            lead_us = min(
+                MAX_LEAD_US, max(0.0, LEAD_FACTOR * state["host_sample_us"] + LEAD_SLACK_US - flush_gpu_us)
+            )
             cycles = int(lead_us * cycles_per_us) if spin is not None and cycles_per_us else 0
             sample_host: list[float] = []
             for j in range(k):
@@ -515,25 +538,42 @@ def time_gpu(
                 return raw
             return [max(t - floor_us, MIN_SAMPLE_US) for t in raw]
 
-        result = adaptive_sample(draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s,
-                                 rel_ci=rel_ci, max_batch=max_batch)
+        result = adaptive_sample(
+            draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s, rel_ci=rel_ci, max_batch=max_batch
+        )
         name = torch.cuda.get_device_name(dev)
     flush_name = "none" if not flush_bytes else flush
-    lead_note = (f"GPU held back by a spin of {statistics.median(leads):.0f} us (median) before each start event"
-                 if spin is not None else "no spin before the start event (torch.cuda._sleep unavailable or lead=False)")
-    floor_note = (f"the event pair's own time with nothing between ({floor_us:.2f} us, median of {FLOOR_SAMPLES}) "
-                  "subtracted from every sample" if correct_floor else "raw event times (no floor subtracted)")
+    lead_note = (
+        f"GPU held back by a spin of {statistics.median(leads):.0f} us (median) before each start event"
+        if spin is not None
+        else "no spin before the start event (torch.cuda._sleep unavailable or lead=False)"
+    )
+    floor_note = (
+        f"the event pair's own time with nothing between ({floor_us:.2f} us, median of {FLOOR_SAMPLES}) "
+        "subtracted from every sample"
+        if correct_floor
+        else "raw event times (no floor subtracted)"
+    )
     method = (
         f"cuda events around each call on the current stream; L2 flush before every sample "
         f"({flush_name}, {flush_bytes} B); {lead_note}; {floor_note}; {warmup} warm-up calls dropped; one "
         f"synchronize per batch; 95% CI of the median from order statistics (exact binomial), stop when "
         f"within {rel_ci:.2%}"
     )
-    return _timing_from(result, rel_ci=rel_ci, warmup=warmup, clock="cuda_event", l2_flush_bytes=flush_bytes,
-                        flush=flush_name, n_arg_sets=n_arg_sets, device=name, method=method,
-                        host_us=statistics.median(host_fn) if host_fn else None,
-                        lead_us=statistics.median(leads) if spin is not None and leads else 0.0,
-                        event_floor_us=floor_us if correct_floor else None)
+    return _timing_from(
+        result,
+        rel_ci=rel_ci,
+        warmup=warmup,
+        clock="cuda_event",
+        l2_flush_bytes=flush_bytes,
+        flush=flush_name,
+        n_arg_sets=n_arg_sets,
+        device=name,
+        method=method,
+        host_us=statistics.median(host_fn) if host_fn else None,
+        lead_us=statistics.median(leads) if spin is not None and leads else 0.0,
+        event_floor_us=floor_us if correct_floor else None,
+    )
 
 
 def _gpu_time_us(work: Callable[[], None], dev: torch.device, reps: int = 3) -> float:
@@ -593,14 +633,24 @@ def time_cpu(
             counter += 1
         return out
 
-    result = adaptive_sample(draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s,
-                             rel_ci=rel_ci, max_batch=max_batch)
+    result = adaptive_sample(
+        draw, min_reps=min_reps, max_reps=max_reps, budget_s=budget_s, rel_ci=rel_ci, max_batch=max_batch
+    )
     method = (
         f"time.perf_counter_ns around each call (host time, no device synchronize); {warmup} warm-up "
         f"calls dropped; 95% CI of the median from order statistics, stop when within {rel_ci:.2%}"
     )
-    return _timing_from(result, rel_ci=rel_ci, warmup=warmup, clock="perf_counter_ns", l2_flush_bytes=0,
-                        flush="none", n_arg_sets=n_arg_sets, device=None, method=method)
+    return _timing_from(
+        result,
+        rel_ci=rel_ci,
+        warmup=warmup,
+        clock="perf_counter_ns",
+        l2_flush_bytes=0,
+        flush="none",
+        n_arg_sets=n_arg_sets,
+        device=None,
+        method=method,
+    )
 
 
 # ---- CUPTI kernel durations (cross-check) ----------------------------------------------------
@@ -616,7 +666,9 @@ class CuptiTiming(BaseModel):
     kernels_per_call: int = 0
     kernel_names: list[str] = Field(default_factory=list, description="the kernels of one call")
     per_call_us: list[float] = Field(default_factory=list, description="sum of kernel durations per call")
-    span_us: list[float] = Field(default_factory=list, description="first kernel start to last kernel end per call")
+    span_us: list[float] = Field(
+        default_factory=list, description="first kernel start to last kernel end per call"
+    )
     median_us: float | None = None
     flush: str = "write_read"
 
@@ -624,8 +676,11 @@ class CuptiTiming(BaseModel):
 def _device_kernels(prof: Any) -> list[tuple[str, float, float]]:
     from torch.autograd import DeviceType
 
-    rows = [(e.name, float(e.time_range.start), float(e.time_range.end))
-            for e in prof.events() if e.device_type == DeviceType.CUDA]
+    rows = [
+        (e.name, float(e.time_range.start), float(e.time_range.end))
+        for e in prof.events()
+        if e.device_type == DeviceType.CUDA
+    ]
     rows.sort(key=lambda r: r[1])
     return rows
 
@@ -686,15 +741,27 @@ def cupti_kernel_us(
     if k == 0:
         return CuptiTiming(available=False, reason="the profiler saw no kernel of one call", flush=flush)
     if len(rows) != reps * (n_flush + k):
-        return CuptiTiming(available=False, flush=flush, kernels_per_call=k, kernel_names=[r[0] for r in call],
-                           reason=f"saw {len(rows)} device activities, expected {reps} x ({n_flush} flush + {k} call)")
+        return CuptiTiming(
+            available=False,
+            flush=flush,
+            kernels_per_call=k,
+            kernel_names=[r[0] for r in call],
+            reason=f"saw {len(rows)} device activities, expected {reps} x ({n_flush} flush + {k} call)",
+        )
     per_call, spans = [], []
     for j in range(reps):
-        mine = rows[j * (n_flush + k) + n_flush:(j + 1) * (n_flush + k)]
+        mine = rows[j * (n_flush + k) + n_flush : (j + 1) * (n_flush + k)]
         per_call.append(sum(end - start for _, start, end in mine))
         spans.append(mine[-1][2] - mine[0][1])
-    return CuptiTiming(available=True, kernels_per_call=k, kernel_names=[r[0] for r in call], per_call_us=per_call,
-                       span_us=spans, median_us=statistics.median(per_call), flush=flush)
+    return CuptiTiming(
+        available=True,
+        kernels_per_call=k,
+        kernel_names=[r[0] for r in call],
+        per_call_us=per_call,
+        span_us=spans,
+        median_us=statistics.median(per_call),
+        flush=flush,
+    )
 
 
 # ---- Nsight Compute ----------------------------------------------------------------------------
@@ -716,8 +783,16 @@ class NcuResult(BaseModel):
     median_us: float | None = Field(default=None, description="median over calls; None when unavailable")
 
 
-_UNIT_TO_US = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3,
-               "second": 1e6, "s": 1e6}
+_UNIT_TO_US = {
+    "nsecond": 1e-3,
+    "ns": 1e-3,
+    "usecond": 1.0,
+    "us": 1.0,
+    "msecond": 1e3,
+    "ms": 1e3,
+    "second": 1e6,
+    "s": 1e6,
+}
 
 
 def parse_ncu_csv(text: str, metric: str = "gpu__time_duration.sum") -> list[tuple[str, float]]:
@@ -767,7 +842,9 @@ def ncu_duration_us(
     """
     ncu = shutil.which("ncu")
     if ncu is None:
-        for guess in sorted(glob.glob("/usr/local/cuda*/bin/ncu")) + sorted(glob.glob("/opt/nvidia/nsight-compute/*/ncu")):
+        for guess in sorted(glob.glob("/usr/local/cuda*/bin/ncu")) + sorted(
+            glob.glob("/opt/nvidia/nsight-compute/*/ncu")
+        ):
             if os.access(guess, os.X_OK):
                 ncu = guess
                 break
@@ -781,28 +858,60 @@ def ncu_duration_us(
         return NcuResult(available=False, ncu=ncu, reason=f"ncu --version failed: {exc}")
     # `--print-units base` (nanoseconds) where this ncu knows the option; units are parsed either way.
     for units in (["--print-units", "base"], []):
-        cmd = [ncu, "--metrics", metric, "--csv", *units, "--clock-control", "none", "--cache-control", "all",
-               "--profile-from-start", "off", *extra_args, *command]
+        cmd = [
+            ncu,
+            "--metrics",
+            metric,
+            "--csv",
+            *units,
+            "--clock-control",
+            "none",
+            "--cache-control",
+            "all",
+            "--profile-from-start",
+            "off",
+            *extra_args,
+            *command,
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired:
-            return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
-                             reason=f"ncu run exceeded {timeout_s:.0f} s")
+            return NcuResult(
+                available=False,
+                ncu=ncu,
+                version=version,
+                command=cmd,
+                reason=f"ncu run exceeded {timeout_s:.0f} s",
+            )
         except OSError as exc:
-            return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
-                             reason=f"ncu failed to start: {exc}")
+            return NcuResult(
+                available=False, ncu=ncu, version=version, command=cmd, reason=f"ncu failed to start: {exc}"
+            )
         rows = parse_ncu_csv(proc.stdout, metric)
         if rows or "print-units" not in proc.stderr + proc.stdout:
             break
     if not rows:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
-        return NcuResult(available=False, ncu=ncu, version=version, command=cmd,
-                         reason=f"ncu exited {proc.returncode} with no {metric} rows: {tail[-800:]}")
+        return NcuResult(
+            available=False,
+            ncu=ncu,
+            version=version,
+            command=cmd,
+            reason=f"ncu exited {proc.returncode} with no {metric} rows: {tail[-800:]}",
+        )
     kernels = [name for name, _ in rows]
     durations = [us for _, us in rows]
     per_call = durations
     if calls and len(durations) % calls == 0 and len(durations) > calls:
         k = len(durations) // calls
-        per_call = [sum(durations[j * k:(j + 1) * k]) for j in range(calls)]
-    return NcuResult(available=True, ncu=ncu, version=version, command=cmd, kernels=kernels,
-                     durations_us=durations, per_call_us=per_call, median_us=statistics.median(per_call))
+        per_call = [sum(durations[j * k : (j + 1) * k]) for j in range(calls)]
+    return NcuResult(
+        available=True,
+        ncu=ncu,
+        version=version,
+        command=cmd,
+        kernels=kernels,
+        durations_us=durations,
+        per_call_us=per_call,
+        median_us=statistics.median(per_call),
+    )

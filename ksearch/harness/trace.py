@@ -27,9 +27,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Launch options a trace may set (Triton's names); anything else, hooks included, is refused.
-LAUNCH_OPTIONS = {"num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion", "num_buffers_warp_spec",
-                  "num_consumer_groups", "reg_dec_producer", "reg_inc_consumer", "waves_per_eu", "matrix_instr_nonkdim",
-                  "kpack"}
+LAUNCH_OPTIONS = {
+    "num_warps",
+    "num_stages",
+    "num_ctas",
+    "maxnreg",
+    "enable_fp_fusion",
+    "num_buffers_warp_spec",
+    "num_consumer_groups",
+    "reg_dec_producer",
+    "reg_inc_consumer",
+    "waves_per_eu",
+    "matrix_instr_nonkdim",
+    "kpack",
+}
 MAX_STEPS = 10_000  # per call: a launcher does not need more, and the judge replays every one
 
 
@@ -154,8 +165,9 @@ def check_trace(trace: Trace, job_nbytes: list[int], dtype_size: Any, max_scratc
             raise TraceError(f"{what}: malformed shape {view.shape} / strides {view.stride}")
         lo, hi = view.span(dtype_size(view.dtype))
         if view.offset % dtype_size(view.dtype) or lo < 0 or hi > sizes[view.buffer]:
-            raise TraceError(f"{what} reaches bytes [{lo}, {hi}) of buffer {view.buffer}, which has "
-                             f"{sizes[view.buffer]}")
+            raise TraceError(
+                f"{what} reaches bytes [{lo}, {hi}) of buffer {view.buffer}, which has {sizes[view.buffer]}"
+            )
 
     def check_launch(launch: Launch) -> None:
         bad = set(launch.options) - LAUNCH_OPTIONS

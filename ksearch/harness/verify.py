@@ -18,8 +18,16 @@ CHECK_CLASSES = [
 ]
 
 
-def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workload: str, distribution: str,
-            seed: int, name: str) -> OutputCheck:
+def compare(
+    out: torch.Tensor,
+    ref: torch.Tensor,
+    tol: ToleranceSpec,
+    *,
+    workload: str,
+    distribution: str,
+    seed: int,
+    name: str,
+) -> OutputCheck:
     """Judge `out` against `ref` on the reference's device. Every statistic is reduced on the device
     and read back in one transfer: on a GPU each read is a synchronization."""
     out = out.to(ref.device)
@@ -43,14 +51,38 @@ def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workloa
     flat_out, flat_ref = out.reshape(-1), ref.reshape(-1)
     # Counts are summed in float64: stacked with float32 maxima they would round past 2^24 elements.
     count = torch.float64
-    stats = torch.stack([
-        unwritten.any(), (~out_finite & ref_finite & ~unwritten).any(), (~out_finite).sum(dtype=count),
-        (~ref_finite).sum(dtype=count), matched.sum(dtype=count), ref_finite.sum(dtype=count),
-        torch.where(both, diff, torch.zeros_like(diff)).max(), rel.max(),
-        (flat_out == flat_out[0]).all(), (flat_ref == flat_ref[0]).all(),
-    ]).double().tolist() if out.numel() else [0.0] * 10
-    (any_unwritten, any_bad, n_out_nonfinite, n_ref_nonfinite, n_matched, n_finite, max_abs, max_rel,
-     out_constant, ref_constant) = stats
+    stats = (
+        torch.stack(
+            [
+                unwritten.any(),
+                (~out_finite & ref_finite & ~unwritten).any(),
+                (~out_finite).sum(dtype=count),
+                (~ref_finite).sum(dtype=count),
+                matched.sum(dtype=count),
+                ref_finite.sum(dtype=count),
+                torch.where(both, diff, torch.zeros_like(diff)).max(),
+                rel.max(),
+                (flat_out == flat_out[0]).all(),
+                (flat_ref == flat_ref[0]).all(),
+            ]
+        )
+        .double()
+        .tolist()
+        if out.numel()
+        else [0.0] * 10
+    )
+    (
+        any_unwritten,
+        any_bad,
+        n_out_nonfinite,
+        n_ref_nonfinite,
+        n_matched,
+        n_finite,
+        max_abs,
+        max_rel,
+        out_constant,
+        ref_constant,
+    ) = stats
     check.checks["written"] = not any_unwritten
     check.checks["finite"] = not any_bad if floating else True
     if floating:
@@ -59,7 +91,9 @@ def compare(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec, *, workloa
     check.max_abs_err = max_abs
     check.max_rel_err = max_rel
     check.checks["not_constant"] = not (out.numel() > 1 and out_constant and not ref_constant)
-    check.checks["tolerance"] = check.matched_ratio >= tol.matched_ratio and check.max_abs_err <= tol.max_error_cap
+    check.checks["tolerance"] = (
+        check.matched_ratio >= tol.matched_ratio and check.max_abs_err <= tol.max_error_cap
+    )
     check.passed = all(check.checks.values())
     return check
 

@@ -47,9 +47,21 @@ def describe_error(exc: BaseException, path: str) -> dict:
 
     diags = [d.model_dump(mode="json") for d in diagnostics_from_exception(exc, path)]
     text = f"{type(exc).__name__}: {exc}"
-    return {"type": type(exc).__name__, "message": text[:2000], "diagnostics": diags,
-            "gpu_fault": any(k in text for k in ("illegal memory access", "CUDA error", "misaligned address",
-                                                 "unspecified launch failure", "HIP error"))}
+    return {
+        "type": type(exc).__name__,
+        "message": text[:2000],
+        "diagnostics": diags,
+        "gpu_fault": any(
+            k in text
+            for k in (
+                "illegal memory access",
+                "CUDA error",
+                "misaligned address",
+                "unspecified launch failure",
+                "HIP error",
+            )
+        ),
+    }
 
 
 def candidate_entry(module, source: str, entry: str, task_root: str | None):
@@ -74,7 +86,9 @@ class _Session:
         self.violations: list[str] = []
         install_guard(self.path, first_job["tmpdir"], self.violations)  # defence in depth behind the jail
         self.recorder = CallRecorder()
-        self.recording = recording(self.recorder)  # held (a dropped one would undo its patch) for the worker's life
+        self.recording = recording(
+            self.recorder
+        )  # held (a dropped one would undo its patch) for the worker's life
         self.watch = self.recording.__enter__()
         self.entry = None
         self.load_error: dict = {}
@@ -105,7 +119,9 @@ class _Session:
         buffers = open_buffers(job["buffers"])
         if "arena" in job["buffers"]:
             self.recorder.foreign = {buffers[0].untyped_storage().data_ptr()} if buffers else set()
-        reply: dict[str, Any] = {"calls": [self._call(call, buffers, job["n_inputs"]) for call in job["calls"]]}
+        reply: dict[str, Any] = {
+            "calls": [self._call(call, buffers, job["n_inputs"]) for call in job["calls"]]
+        }
         if "tensors" in job["buffers"]:
             reply["buffers"] = buffers  # by value on the CPU; on a GPU the parent reads its arena
         reply["violations"] = self.violations
@@ -164,7 +180,10 @@ def serve(handle: Callable[[dict], dict]) -> None:
             os.chdir(job["tmpdir"])
             reply = handle(job)
         except BaseException as exc:  # harness bug: report, don't die silently
-            reply = {"fatal": describe_error(exc, job.get("candidate", "")), "traceback": traceback.format_exc()[-4000:]}
+            reply = {
+                "fatal": describe_error(exc, job.get("candidate", "")),
+                "traceback": traceback.format_exc()[-4000:],
+            }
         send(conn, reply)
     conn.close()
     os._exit(0)  # skip interpreter teardown: threads or atexit hooks a candidate left must not hang us

@@ -7,6 +7,18 @@ from ksearch.log.stats import export_table, log_stats
 from ksearch.log.verify import VerifyReport, verify_log
 
 __all__ = [
-    "HISTORY", "History", "VerifyReport", "build_index", "export_table", "history_path", "iter_rows",
-    "log_stats", "make_run_dir", "new_run_id", "put_blob", "query", "read_blob", "verify_log",
+    "HISTORY",
+    "History",
+    "VerifyReport",
+    "build_index",
+    "export_table",
+    "history_path",
+    "iter_rows",
+    "log_stats",
+    "make_run_dir",
+    "new_run_id",
+    "put_blob",
+    "query",
+    "read_blob",
+    "verify_log",
 ]

@@ -26,41 +26,74 @@ from ksearch.log.history import History
 from ksearch.log.index import build_index, connect_readonly
 from ksearch.log.stats import STATS_QUERIES
 
-_FAILS = [FailureClass.COMPILE_ERROR, FailureClass.NUMERICAL_MISMATCH, FailureClass.NONFINITE,
-          FailureClass.TIMEOUT, FailureClass.REWARD_HACK_STREAM, FailureClass.OUTPUT_NOT_WRITTEN]
+_FAILS = [
+    FailureClass.COMPILE_ERROR,
+    FailureClass.NUMERICAL_MISMATCH,
+    FailureClass.NONFINITE,
+    FailureClass.TIMEOUT,
+    FailureClass.REWARD_HACK_STREAM,
+    FailureClass.OUTPUT_NOT_WRITTEN,
+]
 _TARGETS = ["b200", "mi355x", "h100", "h200", "mi300x"]
 
 
-def synthetic_packet(i: int, rng: random.Random, passed: bool | None = None,
-                     failure: FailureClass | None = None) -> dict:
+def synthetic_packet(
+    i: int, rng: random.Random, passed: bool | None = None, failure: FailureClass | None = None
+) -> dict:
     """A valid attempt packet; pass/fail and the failure class drawn from `rng` unless given."""
     passed = rng.random() < 0.4 if passed is None else passed
     failure = None if passed else (failure or rng.choice(_FAILS))
     checks = [
-        OutputCheck(workload=w, distribution=d, seed=s, output="out", max_abs_err=rng.random() * 1e-3,
-                    max_rel_err=rng.random() * 1e-3, matched_ratio=1.0, checks={"shape": True, "tolerance": passed},
-                    passed=passed)
-        for w in ("m1_n4096", "m3000_n7168") for d in ("normal", "heavy_tailed") for s in (0, 1)
+        OutputCheck(
+            workload=w,
+            distribution=d,
+            seed=s,
+            output="out",
+            max_abs_err=rng.random() * 1e-3,
+            max_rel_err=rng.random() * 1e-3,
+            matched_ratio=1.0,
+            checks={"shape": True, "tolerance": passed},
+            passed=passed,
+        )
+        for w in ("m1_n4096", "m3000_n7168")
+        for d in ("normal", "heavy_tailed")
+        for s in (0, 1)
     ]
     packet = EvidencePacket(
-        packet_id=f"att-{i:08d}", task="rmsnorm",
-        candidate=Candidate(source_hash=f"{rng.getrandbits(256):064x}", language="triton",
-                            target=rng.choice(_TARGETS), dtype="float16",
-                            shape_suite=["m1_n4096", "m3000_n7168"], action_id=f"a{i % 97}"),
+        packet_id=f"att-{i:08d}",
+        task="rmsnorm",
+        candidate=Candidate(
+            source_hash=f"{rng.getrandbits(256):064x}",
+            language="triton",
+            target=rng.choice(_TARGETS),
+            dtype="float16",
+            shape_suite=["m1_n4096", "m3000_n7168"],
+            action_id=f"a{i % 97}",
+        ),
         environment=Environment(ksearch_version="0.1.0", replay_command=f"ksearch replay RUN att-{i:08d}"),
-        validation=Validation(passed=passed, backend="triton-interpreter", workloads_checked=["m1_n4096"],
-                              seeds=[0, 1], distributions=["normal", "heavy_tailed"], outputs=checks),
-        unmeasured=Unmeasured(reason=FailureClass.UNMEASURED_NO_DEVICE if passed
-                              else FailureClass.UNMEASURED_NOT_VERIFIED),
-        status=Status.PASS if passed else status_for(failure), failure_class=failure,
-        reward=rng.random() if passed else None, durations_s={"compile": rng.random(), "verify": rng.random()},
+        validation=Validation(
+            passed=passed,
+            backend="triton-interpreter",
+            workloads_checked=["m1_n4096"],
+            seeds=[0, 1],
+            distributions=["normal", "heavy_tailed"],
+            outputs=checks,
+        ),
+        unmeasured=Unmeasured(
+            reason=FailureClass.UNMEASURED_NO_DEVICE if passed else FailureClass.UNMEASURED_NOT_VERIFIED
+        ),
+        status=Status.PASS if passed else status_for(failure),
+        failure_class=failure,
+        reward=rng.random() if passed else None,
+        durations_s={"compile": rng.random(), "verify": rng.random()},
         message="" if passed else f"{failure.value}: synthetic failure {i} at line {i % 300}",
     )
     return packet.model_dump(mode="json")
 
 
-def bench_log(workdir: Path, rows: int = 1_000_000, single: int = 2000, batch: int = 10_000,
-              query_repeats: int = 20) -> dict:
+def bench_log(
+    workdir: Path, rows: int = 1_000_000, single: int = 2000, batch: int = 10_000, query_repeats: int = 20
+) -> dict:
     """Measure single-row append (fsync each), batched append, index build and stats query latency."""
     rng = random.Random(0)
     template = [synthetic_packet(i, rng) for i in range(1000)]
@@ -75,8 +108,10 @@ def bench_log(workdir: Path, rows: int = 1_000_000, single: int = 2000, batch: i
     log = History(workdir / "big", fsync=True)
     t = time.perf_counter()
     for start in range(0, rows, batch):
-        log.append_many(("attempt", {**template[i % 1000], "packet_id": f"att-{i:08d}"})
-                        for i in range(start, min(rows, start + batch)))
+        log.append_many(
+            ("attempt", {**template[i % 1000], "packet_id": f"att-{i:08d}"})
+            for i in range(start, min(rows, start + batch))
+        )
     res["batched_rows_per_s"] = rows / (time.perf_counter() - t)
     res["history_mib"] = (workdir / "big" / "history.jsonl").stat().st_size / 2**20
 

@@ -137,8 +137,10 @@ def iter_rows(run_dir: Path, cursor: Cursor = Cursor()) -> Iterator[tuple[RawLin
             if row["seq"] > seq:
                 what = f"row seq {seq} is missing before line {line.lineno} (found seq {row['seq']}): rows were deleted"
             elif prev_line is not None and row["seq"] == seq - 1 and row["prev"] == prev_line.row["prev"]:
-                what = (f"lines {prev_line.lineno} and {line.lineno} both claim seq {seq - 1} after the same row: "
-                        "one of them was inserted")
+                what = (
+                    f"lines {prev_line.lineno} and {line.lineno} both claim seq {seq - 1} after the same row: "
+                    "one of them was inserted"
+                )
                 bad_line, bad_seq = prev_line.lineno, seq - 1
             else:
                 what = f"line {line.lineno} has seq {row['seq']} where seq {seq} was due: rows were reordered or inserted"
@@ -147,11 +149,16 @@ def iter_rows(run_dir: Path, cursor: Cursor = Cursor()) -> Iterator[tuple[RawLin
             if prev_line is None:
                 raise LogIntegrityError(
                     f"{path}: line {line.lineno} (seq {seq}) does not continue the hash chain: its prev is not "
-                    "the hash of the row before it", line.lineno, seq)
+                    "the hash of the row before it",
+                    line.lineno,
+                    seq,
+                )
             raise LogIntegrityError(
                 f"{path}: row seq {seq - 1} (line {prev_line.lineno}) does not hash to the prev recorded by "
                 f"row seq {seq} (line {line.lineno}): row seq {seq - 1} was edited, or a row was inserted",
-                prev_line.lineno, seq - 1)
+                prev_line.lineno,
+                seq - 1,
+            )
         seq, prev, prev_line = seq + 1, line.hash, line
         yield line, Cursor(line.offset + len(line.data) + line.complete, line.lineno + 1, seq, prev)
 
@@ -165,7 +172,11 @@ def seals(line: RawLine, region: list[RawLine]) -> bool:
     length = p.get("torn_length")
     if length == len(data) - 1:
         data = data[:-1]  # the sealer added the newline that ended the torn line
-    return p.get("torn_offset") == region[0].offset and length == len(data) and p.get("torn_sha256") == row_hash(data)
+    return (
+        p.get("torn_offset") == region[0].offset
+        and length == len(data)
+        and p.get("torn_sha256") == row_hash(data)
+    )
 
 
 def corrupt_line(path: Path, line: RawLine) -> LogIntegrityError:

@@ -46,26 +46,88 @@ PROPOSER_CALL = "proposer_call"
 
 EVENT_COLUMNS = {"seq": int, "ts": str, "run": str, "kind": str, "payload": str}
 ATTEMPT_COLUMNS = {
-    "seq": int, "ts": str, "attempt_id": str, "task": str, "target": str, "language": str, "dtype": str,
-    "source_hash": str, "parent_id": str, "action_id": str, "status": str, "failure_class": str,
-    "reward": float, "speedup": float, "sol_score": float, "unmeasured": str, "gpu": str,
-    "compile_s": float, "verify_s": float, "benchmark_s": float, "message": str,
-    "ordinal": int, "offset": int, "eval_s": float, "gpu_s": float,
+    "seq": int,
+    "ts": str,
+    "attempt_id": str,
+    "task": str,
+    "target": str,
+    "language": str,
+    "dtype": str,
+    "source_hash": str,
+    "parent_id": str,
+    "action_id": str,
+    "status": str,
+    "failure_class": str,
+    "reward": float,
+    "speedup": float,
+    "sol_score": float,
+    "unmeasured": str,
+    "gpu": str,
+    "compile_s": float,
+    "verify_s": float,
+    "benchmark_s": float,
+    "message": str,
+    "ordinal": int,
+    "offset": int,
+    "eval_s": float,
+    "gpu_s": float,
 }
 FAILURE_COLUMNS = {"seq": int, "attempt_id": str, "failure_class": str, "message": str}
-ATTEMPT_INDEXES = [["status", "target"], ["failure_class"], ["target", "reward"], ["action_id"], ["ts"],
-                   ["attempt_id"], ["compile_s"]]
+ATTEMPT_INDEXES = [
+    ["status", "target"],
+    ["failure_class"],
+    ["target", "reward"],
+    ["action_id"],
+    ["ts"],
+    ["attempt_id"],
+    ["compile_s"],
+]
 STEP_COLUMNS = {
-    "seq": int, "ts": str, "ordinal": int, "candidate": str, "visit": int, "island": int, "action_id": str,
-    "template": str, "strategy": str, "knobs": str, "passed": int, "score": float, "score_basis": str,
-    "target": str, "failure_class": str, "packet_id": str, "blob": str, "message": str,
+    "seq": int,
+    "ts": str,
+    "ordinal": int,
+    "candidate": str,
+    "visit": int,
+    "island": int,
+    "action_id": str,
+    "template": str,
+    "strategy": str,
+    "knobs": str,
+    "passed": int,
+    "score": float,
+    "score_basis": str,
+    "target": str,
+    "failure_class": str,
+    "packet_id": str,
+    "blob": str,
+    "message": str,
 }
 STEP_INDEXES = [["strategy"], ["candidate"], ["packet_id"], ["target", "score"]]
-CALL_COLUMNS = {"seq": int, "ts": str, "kind": str, "model": str, "prompt_tokens": int, "completion_tokens": int,
-                "cached_tokens": int, "usd": float, "latency_s": float, "failure": str}
+CALL_COLUMNS = {
+    "seq": int,
+    "ts": str,
+    "kind": str,
+    "model": str,
+    "prompt_tokens": int,
+    "completion_tokens": int,
+    "cached_tokens": int,
+    "usd": float,
+    "latency_s": float,
+    "failure": str,
+}
 # Running totals kept in `totals` (key -> value).
-TOTAL_KEYS = ("attempts", "steps", "compile_s", "eval_s", "gpu_s", "llm_calls", "llm_usd", "llm_unpriced_calls",
-              "prompt_tokens", "completion_tokens")
+TOTAL_KEYS = (
+    "attempts",
+    "steps",
+    "compile_s",
+    "eval_s",
+    "gpu_s",
+    "llm_calls",
+    "llm_usd",
+    "llm_unpriced_calls",
+    "prompt_tokens",
+    "completion_tokens",
+)
 
 
 @dataclass
@@ -95,16 +157,31 @@ def flatten_attempt(seq: int, ts: str, packet: dict) -> dict:
     unmeasured = packet.get("unmeasured") or {}
     durations = packet.get("durations_s") or {}
     return {
-        "seq": seq, "ts": ts, "attempt_id": packet.get("packet_id"), "task": packet.get("task"),
-        "target": cand.get("target"), "language": cand.get("language"), "dtype": cand.get("dtype"),
-        "source_hash": cand.get("source_hash"), "parent_id": cand.get("parent_id"),
-        "action_id": cand.get("action_id"), "status": packet.get("status"),
-        "failure_class": packet.get("failure_class"), "reward": packet.get("reward"),
-        "speedup": perf.get("speedup_geomean"), "sol_score": perf.get("sol_score"),
-        "unmeasured": unmeasured.get("reason"), "gpu": (packet.get("environment") or {}).get("gpu_name"),
-        "compile_s": durations.get("compile"), "verify_s": durations.get("verify"),
-        "benchmark_s": durations.get("benchmark"), "message": packet.get("message"),
-        "ordinal": None, "offset": None, "eval_s": None, "gpu_s": None,
+        "seq": seq,
+        "ts": ts,
+        "attempt_id": packet.get("packet_id"),
+        "task": packet.get("task"),
+        "target": cand.get("target"),
+        "language": cand.get("language"),
+        "dtype": cand.get("dtype"),
+        "source_hash": cand.get("source_hash"),
+        "parent_id": cand.get("parent_id"),
+        "action_id": cand.get("action_id"),
+        "status": packet.get("status"),
+        "failure_class": packet.get("failure_class"),
+        "reward": packet.get("reward"),
+        "speedup": perf.get("speedup_geomean"),
+        "sol_score": perf.get("sol_score"),
+        "unmeasured": unmeasured.get("reason"),
+        "gpu": (packet.get("environment") or {}).get("gpu_name"),
+        "compile_s": durations.get("compile"),
+        "verify_s": durations.get("verify"),
+        "benchmark_s": durations.get("benchmark"),
+        "message": packet.get("message"),
+        "ordinal": None,
+        "offset": None,
+        "eval_s": None,
+        "gpu_s": None,
     }
 
 
@@ -113,51 +190,110 @@ def flatten_step(seq: int, ts: str, step: dict) -> dict:
     basis = step.get("score_basis") or ""
     knobs = step.get("knobs")
     return {
-        "seq": seq, "ts": ts, "ordinal": None, "candidate": step.get("candidate"), "visit": step.get("visit"),
-        "island": step.get("island"), "action_id": step.get("action_id"), "template": step.get("template"),
+        "seq": seq,
+        "ts": ts,
+        "ordinal": None,
+        "candidate": step.get("candidate"),
+        "visit": step.get("visit"),
+        "island": step.get("island"),
+        "action_id": step.get("action_id"),
+        "template": step.get("template"),
         "strategy": step.get("template") or step.get("action_id") or "(none)",
         "knobs": None if knobs is None else json.dumps(knobs, sort_keys=True, separators=(",", ":")),
-        "passed": None if step.get("passed") is None else int(bool(step.get("passed"))), "score": step.get("score"),
-        "score_basis": step.get("score_basis"), "target": basis.split(":", 1)[1] if ":" in basis else None,
-        "failure_class": step.get("failure_class"), "packet_id": step.get("packet_id"), "blob": step.get("blob"),
+        "passed": None if step.get("passed") is None else int(bool(step.get("passed"))),
+        "score": step.get("score"),
+        "score_basis": step.get("score_basis"),
+        "target": basis.split(":", 1)[1] if ":" in basis else None,
+        "failure_class": step.get("failure_class"),
+        "packet_id": step.get("packet_id"),
+        "blob": step.get("blob"),
         "message": step.get("message"),
     }
 
 
 def flatten_call(seq: int, ts: str, call: dict) -> dict:
-    return {"seq": seq, "ts": ts, "kind": call.get("kind"), "model": call.get("model"),
-            "prompt_tokens": call.get("prompt_tokens"), "completion_tokens": call.get("completion_tokens"),
-            "cached_tokens": call.get("cached_tokens"), "usd": call.get("usd"), "latency_s": call.get("latency_s"),
-            "failure": call.get("failure")}
+    return {
+        "seq": seq,
+        "ts": ts,
+        "kind": call.get("kind"),
+        "model": call.get("model"),
+        "prompt_tokens": call.get("prompt_tokens"),
+        "completion_tokens": call.get("completion_tokens"),
+        "cached_tokens": call.get("cached_tokens"),
+        "usd": call.get("usd"),
+        "latency_s": call.get("latency_s"),
+        "failure": call.get("failure"),
+    }
 
 
 def _create(db: sqlite_utils.Database) -> None:
     db["events"].create(EVENT_COLUMNS, pk="seq")
     db["attempts"].create(ATTEMPT_COLUMNS, pk="seq")
     db["failures"].create(FAILURE_COLUMNS, pk="seq")
-    db["_cursor"].create({"id": int, "offset": int, "lineno": int, "next_seq": int, "prev_hash": str,
-                          "history_size": int, "schema": int}, pk="id")
+    db["_cursor"].create(
+        {
+            "id": int,
+            "offset": int,
+            "lineno": int,
+            "next_seq": int,
+            "prev_hash": str,
+            "history_size": int,
+            "schema": int,
+        },
+        pk="id",
+    )
     for cols in ATTEMPT_INDEXES:
         db["attempts"].create_index(cols)
     db["failures"].create_index(["failure_class"])
     db["failures"].enable_fts(["message", "failure_class"], create_triggers=False)
     # Running totals kept as rows are indexed, so `log stats` reads a few rows, not a million.
     db["kind_counts"].create({"kind": str, "n": int}, pk="kind")
-    db["attempt_summary"].create({"target": str, "status": str, "failure_class": str, "n": int},
-                                 pk=("target", "status", "failure_class"))
+    db["attempt_summary"].create(
+        {"target": str, "status": str, "failure_class": str, "n": int},
+        pk=("target", "status", "failure_class"),
+    )
     db["steps"].create(STEP_COLUMNS, pk="seq")
     for cols in STEP_INDEXES:
         db["steps"].create_index(cols)
     db["proposer_calls"].create(CALL_COLUMNS, pk="seq")
-    db["attempt_buckets"].create({"bucket": int, "status": str, "failure_class": str, "n": int},
-                                 pk=("bucket", "status", "failure_class"))
-    db["improvements"].create({"stream": str, "target": str, "ordinal": int, "seq": int, "id": str, "strategy": str,
-                               "score": float, "prev_score": float, "basis": str}, pk=("stream", "target", "ordinal"))
-    db["strategy_stats"].create({"strategy": str, "template": str, "action_id": str, "n": int, "passed": int,
-                                 "best_score": float, "new_bests": int, "gain": float}, pk="strategy")
-    db["strategy_failures"].create({"strategy": str, "failure_class": str, "n": int}, pk=("strategy", "failure_class"))
-    db["template_settings"].create({"template": str, "knobs": str, "n": int, "passed": int, "best_score": float},
-                                   pk=("template", "knobs"))
+    db["attempt_buckets"].create(
+        {"bucket": int, "status": str, "failure_class": str, "n": int},
+        pk=("bucket", "status", "failure_class"),
+    )
+    db["improvements"].create(
+        {
+            "stream": str,
+            "target": str,
+            "ordinal": int,
+            "seq": int,
+            "id": str,
+            "strategy": str,
+            "score": float,
+            "prev_score": float,
+            "basis": str,
+        },
+        pk=("stream", "target", "ordinal"),
+    )
+    db["strategy_stats"].create(
+        {
+            "strategy": str,
+            "template": str,
+            "action_id": str,
+            "n": int,
+            "passed": int,
+            "best_score": float,
+            "new_bests": int,
+            "gain": float,
+        },
+        pk="strategy",
+    )
+    db["strategy_failures"].create(
+        {"strategy": str, "failure_class": str, "n": int}, pk=("strategy", "failure_class")
+    )
+    db["template_settings"].create(
+        {"template": str, "knobs": str, "n": int, "passed": int, "best_score": float},
+        pk=("template", "knobs"),
+    )
     db["audit_checks"].create({"name": str, "outcome": str, "n": int}, pk=("name", "outcome"))
     db["totals"].create({"key": str, "value": float}, pk="key")
 
@@ -187,17 +323,27 @@ class _State:
 
     attempts: int = 0  # the next attempt ordinal
     steps: int = 0  # the next step ordinal
-    last_eval: str | None = None  # evaluation id of the last attempt: its other targets' packets share its seconds
+    last_eval: str | None = (
+        None  # evaluation id of the last attempt: its other targets' packets share its seconds
+    )
     best: dict = field(default_factory=dict)  # (stream, target) -> best score so far
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> _State:
         totals = dict(conn.execute("SELECT key, value FROM totals").fetchall())
         last = conn.execute("SELECT attempt_id FROM attempts ORDER BY seq DESC LIMIT 1").fetchone()
-        best = {(st, t): sc for st, t, sc in
-                conn.execute("SELECT stream, target, max(score) FROM improvements GROUP BY stream, target")}
-        return cls(int(totals.get("attempts", 0)), int(totals.get("steps", 0)),
-                   evaluation_id(last[0]) if last else None, best)
+        best = {
+            (st, t): sc
+            for st, t, sc in conn.execute(
+                "SELECT stream, target, max(score) FROM improvements GROUP BY stream, target"
+            )
+        }
+        return cls(
+            int(totals.get("attempts", 0)),
+            int(totals.get("steps", 0)),
+            evaluation_id(last[0]) if last else None,
+            best,
+        )
 
 
 def audit_outcomes(packet: dict) -> Iterator[tuple[str, str]]:
@@ -213,8 +359,18 @@ def _eval_seconds(packet: dict) -> float:
     return float(sum(d.get(k) or 0.0 for k in ("verify", "benchmark", "ncu", "baselines")))
 
 
-def _improve(state: _State, out: list, stream: str, target: str, ordinal: int, seq: int, ident, strategy,
-             score: float | None, basis: str | None) -> float | None:
+def _improve(
+    state: _State,
+    out: list,
+    stream: str,
+    target: str,
+    ordinal: int,
+    seq: int,
+    ident,
+    strategy,
+    score: float | None,
+    basis: str | None,
+) -> float | None:
     """Record a new best of (stream, target); returns the gain over the previous best (the whole score
     for the first), or None when the score is no new best."""
     if score is None:
@@ -228,14 +384,18 @@ def _improve(state: _State, out: list, stream: str, target: str, ordinal: int, s
 
 
 # the larger of a row's best_score and the incoming one, either of which may be NULL
-_MAX_BEST = ("CASE WHEN best_score IS NULL OR excluded.best_score > best_score "
-             "THEN coalesce(excluded.best_score, best_score) ELSE best_score END")
+_MAX_BEST = (
+    "CASE WHEN best_score IS NULL OR excluded.best_score > best_score "
+    "THEN coalesce(excluded.best_score, best_score) ELSE best_score END"
+)
 
 
 def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
     kinds = Counter(e["kind"] for e in b.events)
-    conn.executemany("INSERT INTO kind_counts (kind, n) VALUES (?, ?) "
-                     "ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n", list(kinds.items()))
+    conn.executemany(
+        "INSERT INTO kind_counts (kind, n) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n",
+        list(kinds.items()),
+    )
     groups: Counter = Counter()
     buckets: Counter = Counter()
     improvements: list[tuple] = []
@@ -249,15 +409,29 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
         totals["eval_s"] += a["eval_s"] or 0.0
         totals["gpu_s"] += a["gpu_s"] or 0.0
         if a["status"] == "pass":
-            _improve(state, improvements, "attempt", a["target"] or "", a["ordinal"], a["seq"], a["attempt_id"],
-                     a["action_id"], a["reward"], "reward")
+            _improve(
+                state,
+                improvements,
+                "attempt",
+                a["target"] or "",
+                a["ordinal"],
+                a["seq"],
+                a["attempt_id"],
+                a["action_id"],
+                a["reward"],
+                "reward",
+            )
     totals["attempts"] += len(b.attempts)
-    conn.executemany("INSERT INTO attempt_summary (target, status, failure_class, n) VALUES (?, ?, ?, ?) "
-                     "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n",
-                     [(*k, n) for k, n in groups.items()])
-    conn.executemany("INSERT INTO attempt_buckets (bucket, status, failure_class, n) VALUES (?, ?, ?, ?) "
-                     "ON CONFLICT (bucket, status, failure_class) DO UPDATE SET n = n + excluded.n",
-                     [(*k, n) for k, n in buckets.items()])
+    conn.executemany(
+        "INSERT INTO attempt_summary (target, status, failure_class, n) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (target, status, failure_class) DO UPDATE SET n = n + excluded.n",
+        [(*k, n) for k, n in groups.items()],
+    )
+    conn.executemany(
+        "INSERT INTO attempt_buckets (bucket, status, failure_class, n) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (bucket, status, failure_class) DO UPDATE SET n = n + excluded.n",
+        [(*k, n) for k, n in buckets.items()],
+    )
 
     strategies: dict[str, list] = {}  # strategy -> [template, action, n, passed, best, new_bests, gain]
     settings: dict[tuple[str, str], list] = {}  # (template, knobs JSON) -> [n, passed, best]
@@ -276,8 +450,18 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
                 t[2] = st["score"]
         if not st["passed"]:
             fails[(st["strategy"], st["failure_class"] or "unknown")] += 1
-        gain = _improve(state, improvements, "step", st["target"] or "", st["ordinal"], st["seq"], st["candidate"],
-                        st["strategy"], st["score"], st["score_basis"])
+        gain = _improve(
+            state,
+            improvements,
+            "step",
+            st["target"] or "",
+            st["ordinal"],
+            st["seq"],
+            st["candidate"],
+            st["strategy"],
+            st["score"],
+            st["score_basis"],
+        )
         if gain is not None:
             s[5] += 1
             s[6] += gain
@@ -286,19 +470,31 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
         "INSERT INTO strategy_stats (strategy, template, action_id, n, passed, best_score, new_bests, gain) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (strategy) DO UPDATE SET n = n + excluded.n, "
         "passed = passed + excluded.passed, new_bests = new_bests + excluded.new_bests, gain = gain + excluded.gain, "
-        f"best_score = {_MAX_BEST}", [(k, *v) for k, v in strategies.items()])
-    conn.executemany("INSERT INTO template_settings (template, knobs, n, passed, best_score) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT (template, knobs) DO UPDATE SET n = n + excluded.n, passed = passed + excluded.passed, "
-                     f"best_score = {_MAX_BEST}", [(*k, *v) for k, v in settings.items()])
-    conn.executemany("INSERT INTO strategy_failures (strategy, failure_class, n) VALUES (?, ?, ?) "
-                     "ON CONFLICT (strategy, failure_class) DO UPDATE SET n = n + excluded.n",
-                     [(*k, n) for k, n in fails.items()])
-    conn.executemany("INSERT INTO improvements (stream, target, ordinal, seq, id, strategy, score, prev_score, basis) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", improvements)
+        f"best_score = {_MAX_BEST}",
+        [(k, *v) for k, v in strategies.items()],
+    )
+    conn.executemany(
+        "INSERT INTO template_settings (template, knobs, n, passed, best_score) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (template, knobs) DO UPDATE SET n = n + excluded.n, passed = passed + excluded.passed, "
+        f"best_score = {_MAX_BEST}",
+        [(*k, *v) for k, v in settings.items()],
+    )
+    conn.executemany(
+        "INSERT INTO strategy_failures (strategy, failure_class, n) VALUES (?, ?, ?) "
+        "ON CONFLICT (strategy, failure_class) DO UPDATE SET n = n + excluded.n",
+        [(*k, n) for k, n in fails.items()],
+    )
+    conn.executemany(
+        "INSERT INTO improvements (stream, target, ordinal, seq, id, strategy, score, prev_score, basis) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        improvements,
+    )
 
-    conn.executemany("INSERT INTO audit_checks (name, outcome, n) VALUES (?, ?, ?) "
-                     "ON CONFLICT (name, outcome) DO UPDATE SET n = n + excluded.n",
-                     [(*k, n) for k, n in b.audit.items()])
+    conn.executemany(
+        "INSERT INTO audit_checks (name, outcome, n) VALUES (?, ?, ?) "
+        "ON CONFLICT (name, outcome) DO UPDATE SET n = n + excluded.n",
+        [(*k, n) for k, n in b.audit.items()],
+    )
 
     for c in b.calls:
         totals["llm_calls"] += 1
@@ -307,9 +503,11 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
         totals["llm_usd"] += c["usd"] or 0.0
         totals["prompt_tokens"] += c["prompt_tokens"] or 0
         totals["completion_tokens"] += c["completion_tokens"] or 0
-    conn.executemany("INSERT INTO totals (key, value) VALUES (?, ?) "
-                     "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
-                     [(k, float(totals.get(k, 0))) for k in TOTAL_KEYS])
+    conn.executemany(
+        "INSERT INTO totals (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+        [(k, float(totals.get(k, 0))) for k in TOTAL_KEYS],
+    )
 
 
 def _cursor_of(db: sqlite_utils.Database) -> Cursor | None:
@@ -346,8 +544,15 @@ def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Ba
         seq, ts, kind, payload = row["seq"], row["ts"], row.get("kind"), row.get("payload") or {}
         is_attempt = kind == ATTEMPT
         # Attempt payloads live flattened in `attempts`; the full packet stays in the history.
-        b.events.append({"seq": seq, "ts": ts, "run": row.get("run"), "kind": kind,
-                         "payload": None if is_attempt else json.dumps(payload, separators=(",", ":"))})
+        b.events.append(
+            {
+                "seq": seq,
+                "ts": ts,
+                "run": row.get("run"),
+                "kind": kind,
+                "payload": None if is_attempt else json.dumps(payload, separators=(",", ":")),
+            }
+        )
         if is_attempt:
             flat = flatten_attempt(seq, ts, payload)
             flat["ordinal"], flat["offset"] = state.attempts, line.offset
@@ -360,8 +565,14 @@ def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Ba
             b.attempts.append(flat)
             b.audit.update(audit_outcomes(payload))
             if flat["status"] != "pass":
-                b.failures.append({"seq": seq, "attempt_id": flat["attempt_id"],
-                                   "failure_class": flat["failure_class"], "message": flat["message"] or ""})
+                b.failures.append(
+                    {
+                        "seq": seq,
+                        "attempt_id": flat["attempt_id"],
+                        "failure_class": flat["failure_class"],
+                        "message": flat["message"] or "",
+                    }
+                )
         elif kind == STEP:
             flat = flatten_step(seq, ts, payload)
             flat["ordinal"] = state.steps
@@ -430,11 +641,22 @@ def _build_index(run_dir: Path, history: Path, rebuild: bool) -> IndexReport:
                     _insert(conn, "failures", FAILURE_COLUMNS, b.failures)
                     conn.execute(
                         "INSERT INTO failures_fts (rowid, message, failure_class) "
-                        "SELECT rowid, message, failure_class FROM failures WHERE seq >= ?", [b.failures[0]["seq"]])
+                        "SELECT rowid, message, failure_class FROM failures WHERE seq >= ?",
+                        [b.failures[0]["seq"]],
+                    )
                 _add_summaries(conn, state, b)
-                db["_cursor"].upsert({"id": 1, "offset": cursor.offset, "lineno": cursor.lineno,
-                                      "next_seq": cursor.next_seq, "prev_hash": cursor.prev_hash,
-                                      "history_size": history.stat().st_size, "schema": _SCHEMA_VERSION}, pk="id")
+                db["_cursor"].upsert(
+                    {
+                        "id": 1,
+                        "offset": cursor.offset,
+                        "lineno": cursor.lineno,
+                        "next_seq": cursor.next_seq,
+                        "prev_hash": cursor.prev_hash,
+                        "history_size": history.stat().st_size,
+                        "schema": _SCHEMA_VERSION,
+                    },
+                    pk="id",
+                )
             added += len(b.events)
         total = db["events"].count
     finally:
@@ -463,9 +685,11 @@ def query(run_dir: Path, sql: str, params: list | None = None) -> tuple[list[str
         cols = [d[0] for d in cur.description or []]
         return cols, cur.fetchall()
     except sqlite3.Error as e:
-        raise LogError(f"query failed: {e}; tables are events, attempts, failures, failures_fts, steps, "
-                       "proposer_calls and the aggregates (attempt_summary, attempt_buckets, improvements, "
-                       "strategy_stats, strategy_failures, template_settings, audit_checks, totals)") from e
+        raise LogError(
+            f"query failed: {e}; tables are events, attempts, failures, failures_fts, steps, "
+            "proposer_calls and the aggregates (attempt_summary, attempt_buckets, improvements, "
+            "strategy_stats, strategy_failures, template_settings, audit_checks, totals)"
+        ) from e
     finally:
         conn.close()
 
@@ -481,9 +705,11 @@ def evaluation_packets(conn: sqlite3.Connection, evaluation: str) -> list[tuple[
 
     A range on the attempt_id index rather than LIKE, where `_` and `%` in an id would be wildcards:
     the ids starting with `evaluation@` are those from `evaluation@` up to `evaluationA` ('A' follows '@')."""
-    return conn.execute("SELECT attempt_id, seq, offset FROM attempts WHERE attempt_id = ? "
-                        "OR (attempt_id >= ? AND attempt_id < ?) ORDER BY seq",
-                        [evaluation, evaluation + "@", evaluation + "A"]).fetchall()
+    return conn.execute(
+        "SELECT attempt_id, seq, offset FROM attempts WHERE attempt_id = ? "
+        "OR (attempt_id >= ? AND attempt_id < ?) ORDER BY seq",
+        [evaluation, evaluation + "@", evaluation + "A"],
+    ).fetchall()
 
 
 def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:
@@ -492,6 +718,8 @@ def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:
         f.seek(offset)
         row = parse_line(f.readline().rstrip(b"\n"))
     if row is None or row.get("seq") != seq:
-        raise LogError(f"the index of {run_dir} is stale (row seq {seq} is not at byte {offset}); "
-                       f"rebuild it with `ksearch log index {run_dir} --rebuild`")
+        raise LogError(
+            f"the index of {run_dir} is stale (row seq {seq} is not at byte {offset}); "
+            f"rebuild it with `ksearch log index {run_dir} --rebuild`"
+        )
     return row

@@ -33,8 +33,19 @@ from ksearch.log.index import connect_readonly, run_start
 
 MEMORY = "memory.json"
 FRONTIER = "frontier.csv"
-FRONTIER_COLUMNS = ["decision", "template", "title", "knob", "value", "settings", "tried", "untried", "passed",
-                    "best_score", "status"]
+FRONTIER_COLUMNS = [
+    "decision",
+    "template",
+    "title",
+    "knob",
+    "value",
+    "settings",
+    "tried",
+    "untried",
+    "passed",
+    "best_score",
+    "status",
+]
 
 
 class Evidence(BaseModel):
@@ -106,13 +117,17 @@ class Memory(BaseModel):
     best_basis: str | None = None
     proven: list[Fact] = Field(default_factory=list)
     dead_ends: list[DeadEnd] = Field(default_factory=list)
-    frontier: list[FrontierRow] = Field(default_factory=list, description="template rows only; knobs in frontier.csv")
+    frontier: list[FrontierRow] = Field(
+        default_factory=list, description="template rows only; knobs in frontier.csv"
+    )
 
 
 # ---------------------------------------------------------------- distill
 
-def distill(run_dir: Path, *, min_failures: int = 3, max_pass_rate: float = 0.5,
-            evidence_per_fact: int = 5) -> Memory:
+
+def distill(
+    run_dir: Path, *, min_failures: int = 3, max_pass_rate: float = 0.5, evidence_per_fact: int = 5
+) -> Memory:
     """Rebuild the run's memory from its log (through the index) and write memory.json and frontier.csv."""
     run_dir = Path(run_dir)
     conn = connect_readonly(run_dir)
@@ -146,8 +161,10 @@ def load_memory(run_dir: Path) -> Memory | None:
     try:
         return Memory.model_validate_json(path.read_bytes())
     except (ValidationError, ValueError) as e:
-        raise LogError(f"{path} is not a valid memory file ({e.__class__.__name__}); "
-                       f"rebuild it with `ksearch log distill {run_dir}`") from e
+        raise LogError(
+            f"{path} is not a valid memory file ({e.__class__.__name__}); "
+            f"rebuild it with `ksearch log distill {run_dir}`"
+        ) from e
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -164,13 +181,18 @@ def _templates(task: str | None) -> dict:
     return {t.id: t for t in templates_for(task)}
 
 
-def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pass_rate: float,
-             per_fact: int) -> tuple[Memory, list[FrontierRow]]:
+def _distill(
+    conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pass_rate: float, per_fact: int
+) -> tuple[Memory, list[FrontierRow]]:
     start = run_start(conn)
     task = start.get("task") or (start.get("config") or {}).get("task")
     templates = _templates(task)
-    strategies = {r[0]: r for r in conn.execute(
-        "SELECT strategy, template, action_id, n, passed, best_score FROM strategy_stats")}
+    strategies = {
+        r[0]: r
+        for r in conn.execute(
+            "SELECT strategy, template, action_id, n, passed, best_score FROM strategy_stats"
+        )
+    }
     # every step is counted under one strategy (its template, else its action, else "(none)")
     evaluations = sum(r[3] for r in strategies.values())
     passed = sum(r[4] for r in strategies.values())
@@ -178,13 +200,20 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
     # proven: the steps that set a new best, grouped by strategy
     improvements = conn.execute(
         "SELECT i.strategy, i.id, i.score, i.prev_score, i.ordinal, i.basis, s.packet_id, s.knobs FROM improvements i "
-        "LEFT JOIN steps s ON s.seq = i.seq WHERE i.stream = 'step' ORDER BY i.ordinal").fetchall()
+        "LEFT JOIN steps s ON s.seq = i.seq WHERE i.stream = 'step' ORDER BY i.ordinal"
+    ).fetchall()
     by_strategy: dict[str, list[Evidence]] = {}
     basis_of: dict[str, str | None] = {}
     best = best_strategy = best_basis = None
     for strategy, cand, score, prev, ordinal, basis, packet_id, knobs in improvements:
-        ev = Evidence(candidate=cand, score=score, gain=None if prev is None else score - prev, evaluation=ordinal + 1,
-                      packet_id=packet_id, knobs=json.loads(knobs) if knobs else {})
+        ev = Evidence(
+            candidate=cand,
+            score=score,
+            gain=None if prev is None else score - prev,
+            evaluation=ordinal + 1,
+            packet_id=packet_id,
+            knobs=json.loads(knobs) if knobs else {},
+        )
         by_strategy.setdefault(strategy, []).append(ev)
         basis_of[strategy] = basis
         if best is None or score > best.score:
@@ -199,9 +228,21 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
         _, template, action, n, ok, best_score = strategies.get(strategy, (strategy, None, None, 0, 0, None))
         decision, title = describe(template)
         top = max(evs, key=lambda e: e.score)
-        proven.append(Fact(strategy=strategy, template=template, action_id=action, decision=decision, title=title,
-                           attempts=n, passed=ok, best_score=best_score, basis=basis_of[strategy],
-                           best_knobs=top.knobs, evidence=evs[-per_fact:]))
+        proven.append(
+            Fact(
+                strategy=strategy,
+                template=template,
+                action_id=action,
+                decision=decision,
+                title=title,
+                attempts=n,
+                passed=ok,
+                best_score=best_score,
+                basis=basis_of[strategy],
+                best_knobs=top.knobs,
+                evidence=evs[-per_fact:],
+            )
+        )
     proven.sort(key=lambda f: -(f.best_score or 0.0))
 
     # dead ends: repeated failures and (almost) nothing passing
@@ -215,31 +256,58 @@ def _distill(conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pas
         if failures < min_failures or not n or ok / n > max_pass_rate:
             continue
         cls, k = max(classes.items(), key=lambda kv: (kv[1], kv[0]))
-        examples = conn.execute("SELECT candidate, message FROM steps WHERE strategy = ? AND passed = 0 "
-                                "AND failure_class IS ? ORDER BY seq DESC LIMIT 5",
-                                [strategy, None if cls == "unknown" else cls]).fetchall()
+        examples = conn.execute(
+            "SELECT candidate, message FROM steps WHERE strategy = ? AND passed = 0 "
+            "AND failure_class IS ? ORDER BY seq DESC LIMIT 5",
+            [strategy, None if cls == "unknown" else cls],
+        ).fetchall()
         decision, title = describe(template)
-        dead.append(DeadEnd(strategy=strategy, template=template, decision=decision, title=title, attempts=n,
-                            failures=failures, dominant_failure_class=cls, dominant_share=k / failures,
-                            failure_classes=dict(sorted(classes.items(), key=lambda kv: -kv[1])),
-                            example=(examples[0][1] or "")[:300] if examples else "",
-                            candidates=[c for c, _ in examples]))
+        dead.append(
+            DeadEnd(
+                strategy=strategy,
+                template=template,
+                decision=decision,
+                title=title,
+                attempts=n,
+                failures=failures,
+                dominant_failure_class=cls,
+                dominant_share=k / failures,
+                failure_classes=dict(sorted(classes.items(), key=lambda kv: -kv[1])),
+                example=(examples[0][1] or "")[:300] if examples else "",
+                candidates=[c for c, _ in examples],
+            )
+        )
     dead.sort(key=lambda d: -d.failures)
 
     frontier, knob_rows = _frontier(conn, templates, strategies)
-    memory = Memory(run=run_dir.name, task=task, dtype=start.get("dtype"), primary=start.get("primary"),
-                    updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    evaluations=evaluations, passed=passed, best=best, best_strategy=best_strategy,
-                    best_basis=best_basis, proven=proven, dead_ends=dead, frontier=frontier)
+    memory = Memory(
+        run=run_dir.name,
+        task=task,
+        dtype=start.get("dtype"),
+        primary=start.get("primary"),
+        updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        evaluations=evaluations,
+        passed=passed,
+        best=best,
+        best_strategy=best_strategy,
+        best_basis=best_basis,
+        proven=proven,
+        dead_ends=dead,
+        frontier=frontier,
+    )
     return memory, knob_rows
 
 
-def _frontier(conn: sqlite3.Connection, templates: dict, strategies: dict) -> tuple[list[FrontierRow], list[FrontierRow]]:
+def _frontier(
+    conn: sqlite3.Connection, templates: dict, strategies: dict
+) -> tuple[list[FrontierRow], list[FrontierRow]]:
     """Template rows (tried vs untried settings) and knob-value rows (which values were never tried)."""
     from ksearch.propose.templates.base import knob_key
 
     tried: dict[str, dict[str, list]] = {}  # template -> knob_key -> [knobs, passed, best score]
-    for template, knobs, ok, score in conn.execute("SELECT template, knobs, passed, best_score FROM template_settings"):
+    for template, knobs, ok, score in conn.execute(
+        "SELECT template, knobs, passed, best_score FROM template_settings"
+    ):
         setting = json.loads(knobs) if knobs else {}
         entry = tried.setdefault(template, {}).setdefault(knob_key(setting), [setting, 0, None])
         entry[1] += ok
@@ -252,19 +320,39 @@ def _frontier(conn: sqlite3.Connection, templates: dict, strategies: dict) -> tu
         untried = len(t.untried(mine.keys()))
         scores = [b for _, _, b in mine.values() if b is not None]
         status = "untried" if not mine else ("exhausted" if not untried else "open")
-        rows.append(FrontierRow(decision=t.decision, template=tid, title=t.title, settings=len(settings),
-                                tried=len(mine), untried=untried, passed=sum(p for _, p, _ in mine.values()),
-                                best_score=max(scores) if scores else None, status=status))
+        rows.append(
+            FrontierRow(
+                decision=t.decision,
+                template=tid,
+                title=t.title,
+                settings=len(settings),
+                tried=len(mine),
+                untried=untried,
+                passed=sum(p for _, p, _ in mine.values()),
+                best_score=max(scores) if scores else None,
+                status=status,
+            )
+        )
         for knob, values in t.knobs.items():
             for value in values:
                 with_value = [e for e in mine.values() if e[0].get(knob) == value]
                 n_settings = sum(1 for s in settings if s.get(knob) == value)
                 best_vals = [b for _, _, b in with_value if b is not None]
-                knob_rows.append(FrontierRow(
-                    decision=t.decision, template=tid, title=t.title, knob=knob, value=json.dumps(value),
-                    settings=n_settings, tried=len(with_value), untried=max(0, n_settings - len(with_value)),
-                    passed=sum(p for _, p, _ in with_value), best_score=max(best_vals) if best_vals else None,
-                    status="tried" if with_value else "untried"))
+                knob_rows.append(
+                    FrontierRow(
+                        decision=t.decision,
+                        template=tid,
+                        title=t.title,
+                        knob=knob,
+                        value=json.dumps(value),
+                        settings=n_settings,
+                        tried=len(with_value),
+                        untried=max(0, n_settings - len(with_value)),
+                        passed=sum(p for _, p, _ in with_value),
+                        best_score=max(best_vals) if best_vals else None,
+                        status="tried" if with_value else "untried",
+                    )
+                )
     # strategies the templates do not know (an LLM proposer's actions): tried, no settings to count
     for strategy, (_, template, _action, n, ok, best) in strategies.items():
         if (template or "") in templates:
@@ -292,6 +380,7 @@ def read_frontier(run_dir: Path) -> list[dict]:
 
 # ---------------------------------------------------------------- prompt text
 
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
@@ -303,30 +392,49 @@ def _knobs(k: dict) -> str:
 def memory_lines(memory: Memory) -> list[tuple[int, str]]:
     """(section, line) pairs in priority order: the header, proven facts, dead ends, the frontier."""
     m = memory
-    head = f"Run memory ({m.task or '?'} {m.dtype or ''} on {m.primary or '?'}): {m.evaluations} candidates, " \
-           f"{m.passed} passed"
+    head = (
+        f"Run memory ({m.task or '?'} {m.dtype or ''} on {m.primary or '?'}): {m.evaluations} candidates, "
+        f"{m.passed} passed"
+    )
     if m.best:
-        head += (f"; best {_fmt(m.best.score)} ({m.best_basis or 'score'}) by {m.best.candidate} "
-                 f"[{m.best_strategy}: {_knobs(m.best.knobs)}]")
+        head += (
+            f"; best {_fmt(m.best.score)} ({m.best_basis or 'score'}) by {m.best.candidate} "
+            f"[{m.best_strategy}: {_knobs(m.best.knobs)}]"
+        )
     lines = [(0, head + ".")]
     if m.proven:
         lines.append((1, "Proven (raised the best score):"))
         for f in m.proven:
             evs = ", ".join(f"{e.candidate} {_fmt(e.score)}" for e in f.evidence[-3:])
-            lines.append((1, f"- {f.strategy}{f' ({f.title})' if f.title else ''}: best {_fmt(f.best_score)}, "
-                             f"{f.passed}/{f.attempts} passed; new bests {evs}; best knobs {_knobs(f.best_knobs)}"))
+            lines.append(
+                (
+                    1,
+                    f"- {f.strategy}{f' ({f.title})' if f.title else ''}: best {_fmt(f.best_score)}, "
+                    f"{f.passed}/{f.attempts} passed; new bests {evs}; best knobs {_knobs(f.best_knobs)}",
+                )
+            )
     if m.dead_ends:
         lines.append((2, "Dead ends (failed repeatedly; avoid or fix the cause):"))
         for d in m.dead_ends:
-            lines.append((2, f"- {d.strategy}: {d.failures}/{d.attempts} failed, mostly {d.dominant_failure_class} "
-                             f"({d.dominant_share:.0%}){': ' + d.example[:160] if d.example else ''}"))
+            lines.append(
+                (
+                    2,
+                    f"- {d.strategy}: {d.failures}/{d.attempts} failed, mostly {d.dominant_failure_class} "
+                    f"({d.dominant_share:.0%}){': ' + d.example[:160] if d.example else ''}",
+                )
+            )
     open_rows = [r for r in m.frontier if r.status in ("untried", "open") and r.untried]
     if open_rows:
         lines.append((3, "Frontier (settings not yet tried):"))
         for r in sorted(open_rows, key=lambda r: (r.status != "untried", -(r.untried or 0))):
             where = f"{r.decision}: " if r.decision else ""
-            lines.append((3, f"- {where}{r.template} ({r.title}): {r.untried} of {r.settings} settings untried"
-                             f"{'' if r.tried else ', never tried'}"))
+            lines.append(
+                (
+                    3,
+                    f"- {where}{r.template} ({r.title}): {r.untried} of {r.settings} settings untried"
+                    f"{'' if r.tried else ', never tried'}",
+                )
+            )
     return lines
 
 
@@ -350,4 +458,4 @@ def memory_text(memory: Memory | None, budget_tokens: int) -> str:
         kept.extend(block)
         used += cost
         pending_heading = None
-    return "\n".join(kept[:fit_lines(kept, budget_tokens)])  # token counts are not exactly additive
+    return "\n".join(kept[: fit_lines(kept, budget_tokens)])  # token counts are not exactly additive

@@ -42,7 +42,9 @@ def find_attempt(run_dir: Path, ident: str) -> tuple[dict, dict]:
     conn = connect_readonly(run_dir)
     try:
         start = run_start(conn)
-        step = conn.execute("SELECT packet_id FROM steps WHERE candidate = ? ORDER BY seq LIMIT 1", [ident]).fetchone()
+        step = conn.execute(
+            "SELECT packet_id FROM steps WHERE candidate = ? ORDER BY seq LIMIT 1", [ident]
+        ).fetchone()
         packet_id = step[0] if step and step[0] else ident
         packets = evaluation_packets(conn, evaluation_id(packet_id))
     finally:
@@ -55,8 +57,10 @@ def find_attempt(run_dir: Path, ident: str) -> tuple[dict, dict]:
     if row is None and "@" not in packet_id:  # an evaluation id: its primary target's packet, else its first
         row = named(f"{packet_id}@{start.get('primary')}") or (packets[0][1:] if packets else None)
     if row is None:
-        raise LogError(f"{run_dir} has no attempt or candidate {ident!r}; list them with "
-                       f"`ksearch log query {run_dir} \"SELECT attempt_id, status FROM attempts\"`")
+        raise LogError(
+            f"{run_dir} has no attempt or candidate {ident!r}; list them with "
+            f'`ksearch log query {run_dir} "SELECT attempt_id, status FROM attempts"`'
+        )
     return read_row_at(run_dir, row[1], row[0])["payload"], start
 
 
@@ -80,10 +84,19 @@ def replay(run_dir: Path, ident: str, *, device: str = "auto", timeout_s: float 
     with tempfile.TemporaryDirectory(prefix="ksearch-replay-") as tmp:
         path = Path(tmp) / f"candidate{Path(blob).suffix or '.py'}"
         path.write_bytes(source)
-        with Evaluator(device, timeout_s=timeout_s or cfg_eval.get("timeout_s", 600),
-                       bench_budget_s=cfg_eval.get("bench_budget_s", 1.0)) as ev:
-            packet = ev.evaluate(path, task, target=cand.get("target"), dtype=cand.get("dtype"), seeds=seeds,
-                                 workloads=workloads)
+        with Evaluator(
+            device,
+            timeout_s=timeout_s or cfg_eval.get("timeout_s", 600),
+            bench_budget_s=cfg_eval.get("bench_budget_s", 1.0),
+        ) as ev:
+            packet = ev.evaluate(
+                path,
+                task,
+                target=cand.get("target"),
+                dtype=cand.get("dtype"),
+                seeds=seeds,
+                workloads=workloads,
+            )
     new = packet.model_dump(mode="json")
     return Replay(logged.get("packet_id", ident), logged, new, compare(logged, new))
 
@@ -98,21 +111,31 @@ def compare(old: dict, new: dict) -> list[tuple[str, object, object, bool]]:
     """Rows (what, logged, new, same) for status, failure class, each output check, and timings."""
     rows: list[tuple[str, object, object, bool]] = [
         ("status", old.get("status"), new.get("status"), old.get("status") == new.get("status")),
-        ("failure_class", old.get("failure_class"), new.get("failure_class"),
-         old.get("failure_class") == new.get("failure_class")),
+        (
+            "failure_class",
+            old.get("failure_class"),
+            new.get("failure_class"),
+            old.get("failure_class") == new.get("failure_class"),
+        ),
     ]
 
     def checks(p: dict) -> dict:
-        return {(c["workload"], c["distribution"], c["seed"], c["output"]): c
-                for c in ((p.get("validation") or {}).get("outputs") or [])}
+        return {
+            (c["workload"], c["distribution"], c["seed"], c["output"]): c
+            for c in ((p.get("validation") or {}).get("outputs") or [])
+        }
 
     a, b = checks(old), checks(new)
     for key in sorted(set(a) | set(b), key=str):
         ca, cb = a.get(key) or {}, b.get(key) or {}
         name = "/".join(str(k) for k in key)
         for metric in ("max_abs_err", "max_rel_err"):
-            rows.append((f"{name} {metric}", ca.get(metric), cb.get(metric), _close(ca.get(metric), cb.get(metric))))
-        rows.append((f"{name} passed", ca.get("passed"), cb.get("passed"), ca.get("passed") == cb.get("passed")))
+            rows.append(
+                (f"{name} {metric}", ca.get(metric), cb.get(metric), _close(ca.get(metric), cb.get(metric)))
+            )
+        rows.append(
+            (f"{name} passed", ca.get("passed"), cb.get("passed"), ca.get("passed") == cb.get("passed"))
+        )
     pa, pb = old.get("performance"), new.get("performance")
     if pa and pb:
         ta = {w["workload"]: w for w in pa.get("workloads", [])}
@@ -123,6 +146,12 @@ def compare(old: dict, new: dict) -> list[tuple[str, object, object, bool]]:
             tol = max(ta[w].get("iqr_us") or 0.0, tb[w].get("iqr_us") or 0.0, 0.05 * ma)
             rows.append((f"{w} median_us", ma, mb, abs(ma - mb) <= tol))
     elif pa or pb:
-        rows.append(("timing", "timed" if pa else (old.get("unmeasured") or {}).get("reason"),
-                     "timed" if pb else (new.get("unmeasured") or {}).get("reason"), False))
+        rows.append(
+            (
+                "timing",
+                "timed" if pa else (old.get("unmeasured") or {}).get("reason"),
+                "timed" if pb else (new.get("unmeasured") or {}).get("reason"),
+                False,
+            )
+        )
     return rows

@@ -52,7 +52,9 @@ def _table(headers: list[str], rows: list[list], raw: bool = False) -> str:
 
 
 def _img(data: bytes, mime: str, alt: str) -> str:
-    return f'<figure><img alt="{_e(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode()}"></figure>'
+    return (
+        f'<figure><img alt="{_e(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode()}"></figure>'
+    )
 
 
 def _pyplot():
@@ -74,6 +76,7 @@ def _png(fig) -> bytes:
 
 
 # ---------------------------------------------------------------- figures
+
 
 def curve_png(steps: list[tuple[float | None, str | None, bool]]) -> bytes:
     """Best score so far over evaluations (log.curve), with every candidate's score behind it;
@@ -97,7 +100,7 @@ def curve_png(steps: list[tuple[float | None, str | None, bool]]) -> bytes:
     ax.set_xlabel("evaluation")
     ax.set_ylabel(f"score ({c.basis or 'none passed'})")
     ax.set_title(f"best so far: {_num(c.best)} after {c.evaluations} evaluations")
-    ax.grid(alpha=.3)
+    ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 
@@ -128,23 +131,26 @@ def drift_png(drift: dict) -> bytes:
     for c in hacks:
         ax.plot(xs, [w["reward_hacks"].get(c, 0.0) for w in wins], linestyle="--", label=c)
     for ev in drift["events"]:
-        ax.axvline(ev["start_attempt"], color="#c00", alpha=.5)
+        ax.axvline(ev["start_attempt"], color="#c00", alpha=0.5)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"attempt (windows of {drift['window']})")
     ax.set_ylabel("share")
-    ax.grid(alpha=.3)
+    ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return _png(fig)
 
 
 # ---------------------------------------------------------------- data
 
+
 def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[dict]:
     """The packets of the evaluation `packet_id` belongs to: one per target."""
     if not packet_id:
         return []
-    return [read_row_at(run_dir, off, seq)["payload"]
-            for _, seq, off in evaluation_packets(conn, evaluation_id(packet_id))]
+    return [
+        read_row_at(run_dir, off, seq)["payload"]
+        for _, seq, off in evaluation_packets(conn, evaluation_id(packet_id))
+    ]
 
 
 def _audit_summary(conn) -> tuple[list[list], Counter]:
@@ -153,10 +159,20 @@ def _audit_summary(conn) -> tuple[list[list], Counter]:
     checks: dict[str, Counter] = {}
     for name, outcome, n in conn.execute("SELECT name, outcome, n FROM audit_checks ORDER BY rowid"):
         checks.setdefault(name, Counter())[outcome] = n
-    unmeasured = Counter(dict(conn.execute("SELECT unmeasured, count(*) FROM attempts WHERE unmeasured IS NOT NULL "
-                                           "GROUP BY unmeasured ORDER BY min(seq)")))
-    rows = [[k, c.get("ok", 0), ", ".join(f"{n} {s}" for s, n in c.items() if s != "ok") or "0"]
-            for k, c in sorted(checks.items(), key=lambda kv: (-(sum(kv[1].values()) - kv[1].get("ok", 0)), kv[0]))]
+    unmeasured = Counter(
+        dict(
+            conn.execute(
+                "SELECT unmeasured, count(*) FROM attempts WHERE unmeasured IS NOT NULL "
+                "GROUP BY unmeasured ORDER BY min(seq)"
+            )
+        )
+    )
+    rows = [
+        [k, c.get("ok", 0), ", ".join(f"{n} {s}" for s, n in c.items() if s != "ok") or "0"]
+        for k, c in sorted(
+            checks.items(), key=lambda kv: (-(sum(kv[1].values()) - kv[1].get("ok", 0)), kv[0])
+        )
+    ]
     return rows, unmeasured
 
 
@@ -165,30 +181,52 @@ def _packet_block(p: dict) -> str:
     cand = p.get("candidate") or {}
     audit = p.get("audit") or {}
     status = p.get("status")
-    head = (f"<b>{_e(cand.get('target'))}</b>: <span class='{'pass' if status == 'pass' else 'fail'}'>"
-            f"{_e(status)}</span> {_e(p.get('failure_class') or '')} — {_e((p.get('message') or '')[:200])}")
+    head = (
+        f"<b>{_e(cand.get('target'))}</b>: <span class='{'pass' if status == 'pass' else 'fail'}'>"
+        f"{_e(status)}</span> {_e(p.get('failure_class') or '')} — {_e((p.get('message') or '')[:200])}"
+    )
     parts = [f"<p>{head}</p>"]
     if perf:
-        rows = [[w.get("workload"), _num(w.get("median_us")), _num(w.get("speedup"), ".3g"),
-                 _num(w.get("sol_fraction"), ".1%")] for w in perf.get("workloads", [])]
+        rows = [
+            [
+                w.get("workload"),
+                _num(w.get("median_us")),
+                _num(w.get("speedup"), ".3g"),
+                _num(w.get("sol_fraction"), ".1%"),
+            ]
+            for w in perf.get("workloads", [])
+        ]
         parts.append(_table(["workload", "median µs", "speedup", "SOL fraction"], rows))
-        parts.append(f"<p>speedup (geomean) {_num(perf.get('speedup_geomean'), '.3g')}, SOL score "
-                     f"{_num(perf.get('sol_score'), '.3g')}, reward {_num(p.get('reward'))}</p>")
+        parts.append(
+            f"<p>speedup (geomean) {_num(perf.get('speedup_geomean'), '.3g')}, SOL score "
+            f"{_num(perf.get('sol_score'), '.3g')}, reward {_num(p.get('reward'))}</p>"
+        )
     elif p.get("unmeasured"):
-        parts.append(f"<p class='muted'>not timed: {_e(p['unmeasured'].get('reason'))} "
-                     f"({_e(p['unmeasured'].get('detail'))})</p>")
+        parts.append(
+            f"<p class='muted'>not timed: {_e(p['unmeasured'].get('reason'))} "
+            f"({_e(p['unmeasured'].get('detail'))})</p>"
+        )
     failed = [v for v in [*(audit.get("verdicts") or []), *(audit.get("anti_hack") or [])] if not v.get("ok")]
-    parts.append(f"<p>audit: registers {_e(audit.get('registers'))}, spills {_e(audit.get('spills'))}, "
-                 f"smem {_e(audit.get('smem_bytes'))} B, occupancy {_num(audit.get('occupancy'), '.0%')}; "
-                 f"instruction families {_e(', '.join(audit.get('families_found') or []) or 'none')}; "
-                 + (f"<span class='fail'>failed checks: {_e('; '.join(v['check'] + ': ' + v.get('detail', '') for v in failed))}</span>"
-                    if failed else "<span class='pass'>every check passed</span>") + "</p>")
-    parts.append(f"<details><summary>packet {_e(p.get('packet_id'))}</summary><pre>"
-                 f"{_e(json.dumps(p, indent=1)[:20000])}</pre></details>")
+    parts.append(
+        f"<p>audit: registers {_e(audit.get('registers'))}, spills {_e(audit.get('spills'))}, "
+        f"smem {_e(audit.get('smem_bytes'))} B, occupancy {_num(audit.get('occupancy'), '.0%')}; "
+        f"instruction families {_e(', '.join(audit.get('families_found') or []) or 'none')}; "
+        + (
+            f"<span class='fail'>failed checks: {_e('; '.join(v['check'] + ': ' + v.get('detail', '') for v in failed))}</span>"
+            if failed
+            else "<span class='pass'>every check passed</span>"
+        )
+        + "</p>"
+    )
+    parts.append(
+        f"<details><summary>packet {_e(p.get('packet_id'))}</summary><pre>"
+        f"{_e(json.dumps(p, indent=1)[:20000])}</pre></details>"
+    )
     return "".join(parts)
 
 
 # ---------------------------------------------------------------- the report
+
 
 def build_report(run_dir: Path, *, top: int = 5) -> str:
     """The report's HTML text."""
@@ -197,16 +235,25 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
     try:
         stats = stats_of(conn, run_dir.name)
         start = run_start(conn)
-        steps = [(score, basis, bool(passed)) for score, basis, passed in
-                 conn.execute("SELECT score, score_basis, passed FROM steps ORDER BY ordinal")]
+        steps = [
+            (score, basis, bool(passed))
+            for score, basis, passed in conn.execute(
+                "SELECT score, score_basis, passed FROM steps ORDER BY ordinal"
+            )
+        ]
         tops = conn.execute(
             "SELECT candidate, template, knobs, score, score_basis, packet_id, blob FROM steps "
-            "WHERE score IS NOT NULL ORDER BY score DESC, ordinal LIMIT ?", [top]).fetchall()
+            "WHERE score IS NOT NULL ORDER BY score DESC, ordinal LIMIT ?",
+            [top],
+        ).fetchall()
         kernels = [(t, _packets_of(conn, run_dir, t[5])) for t in tops]
-        examples = dict(conn.execute("SELECT failure_class, min(message) FROM failures GROUP BY failure_class"))
+        examples = dict(
+            conn.execute("SELECT failure_class, min(message) FROM failures GROUP BY failure_class")
+        )
         per_target = conn.execute(
             "SELECT target, count(*), sum(status = 'pass'), sum(speedup IS NOT NULL), max(speedup), max(sol_score), "
-            "max(reward) FROM attempts GROUP BY target ORDER BY target").fetchall()
+            "max(reward) FROM attempts GROUP BY target ORDER BY target"
+        ).fetchall()
         audit_rows, unmeasured = _audit_summary(conn)
     finally:
         conn.close()
@@ -214,32 +261,44 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
     title = f"ksearch report: {run_dir.name}"
     s = stats
     rate = "n/a" if s["pass_rate"] is None else f"{s['pass_rate']:.1%}"
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
-           "</head><body>", f"<h1>{_e(title)}</h1>",
-           f"<p>task <b>{_e(start.get('task'))}</b> {_e(start.get('dtype'))}, targets "
-           f"{_e(', '.join(start.get('targets') or []))} (primary {_e(start.get('primary'))}), device "
-           f"{_e(start.get('device'))}. {s['attempts']} attempts, pass rate {rate}, from {_e(s['first_ts'])} to "
-           f"{_e(s['last_ts'])}. Generated {datetime.now(UTC).isoformat(timespec='seconds')}.</p>"]
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
+        "</head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p>task <b>{_e(start.get('task'))}</b> {_e(start.get('dtype'))}, targets "
+        f"{_e(', '.join(start.get('targets') or []))} (primary {_e(start.get('primary'))}), device "
+        f"{_e(start.get('device'))}. {s['attempts']} attempts, pass rate {rate}, from {_e(s['first_ts'])} to "
+        f"{_e(s['last_ts'])}. Generated {datetime.now(UTC).isoformat(timespec='seconds')}.</p>",
+    ]
 
     out.append("<h2>Best score so far</h2>")
     out.append(_img(curve_png(steps), "image/png", "best-so-far curve"))
-    bpt = [[t, k, _num(c["best"]), c["basis"], c["by"], c.get("evals_to_best"), c["evaluations"]]
-           for t, curves in s["best_per_target"].items() for k, c in curves.items()]
+    bpt = [
+        [t, k, _num(c["best"]), c["basis"], c["by"], c.get("evals_to_best"), c["evaluations"]]
+        for t, curves in s["best_per_target"].items()
+        for k, c in curves.items()
+    ]
     if bpt:
         out.append(_table(["target", "measure", "best", "basis", "by", "reached at", "evaluations"], bpt))
 
     out.append("<h2>Rejections</h2>")
     out.append(_img(histogram_png(s["rejections"], s["attempts"]), "image/png", "rejection histogram"))
     if s["rejections"]:
-        out.append(_table(["failure class", "attempts", "example"],
-                          [[k, v, (examples.get(k) or "")[:200]] for k, v in s["rejections"].items()]))
+        out.append(
+            _table(
+                ["failure class", "attempts", "example"],
+                [[k, v, (examples.get(k) or "")[:200]] for k, v in s["rejections"].items()],
+            )
+        )
     d = s["drift"]
     if d["windows"]:
         out.append("<h3>Accept rate over the run</h3>")
         out.append(_img(drift_png(d), "image/png", "accept rate per window"))
         for ev in d["events"]:
-            out.append(f"<p class='flag'>drift: {_e(ev['metric'])} went from {_num(ev['before'], '.1%')} to "
-                       f"{_num(ev['after'], '.1%')} at attempt {ev['start_attempt']} (z = {ev['z']})</p>")
+            out.append(
+                f"<p class='flag'>drift: {_e(ev['metric'])} went from {_num(ev['before'], '.1%')} to "
+                f"{_num(ev['after'], '.1%')} at attempt {ev['start_attempt']} (z = {ev['z']})</p>"
+            )
         if not d["events"]:
             out.append("<p class='muted'>no jump in the accept rate or a reward-hack class</p>")
 
@@ -257,8 +316,10 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
     if not kernels:
         out.append("<p class='muted'>no candidate passed</p>")
     for i, ((cand, template, knobs, score, basis, _packet_id, blob), packets) in enumerate(kernels, 1):
-        out.append(f"<h3>{i}. {_e(cand)}: {_e(template)} — score {_num(score)} ({_e(basis)})</h3>"
-                   f"<p>knobs <code>{_e(knobs)}</code></p>")
+        out.append(
+            f"<h3>{i}. {_e(cand)}: {_e(template)} — score {_num(score)} ({_e(basis)})</h3>"
+            f"<p>knobs <code>{_e(knobs)}</code></p>"
+        )
         for p in packets:
             out.append(_packet_block(p))
         if blob:
@@ -269,28 +330,67 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
                 out.append(f"<p class='fail'>{_e(e)}</p>")
 
     out.append("<h2>Speedups and SOL fractions per target</h2>")
-    out.append(_table(["target", "attempts", "passed", "timed", "best speedup", "best SOL score", "best reward"],
-                      [[t, n, ok, timed, _num(sp, ".3g"), _num(sol, ".3g"), _num(rw)]
-                       for t, n, ok, timed, sp, sol, rw in per_target]))
+    out.append(
+        _table(
+            ["target", "attempts", "passed", "timed", "best speedup", "best SOL score", "best reward"],
+            [
+                [t, n, ok, timed, _num(sp, ".3g"), _num(sol, ".3g"), _num(rw)]
+                for t, n, ok, timed, sp, sol, rw in per_target
+            ],
+        )
+    )
     if unmeasured:
-        out.append("<p class='muted'>not timed: " + _e(", ".join(f"{k} ×{v}" for k, v in unmeasured.most_common()))
-                   + "</p>")
+        out.append(
+            "<p class='muted'>not timed: "
+            + _e(", ".join(f"{k} ×{v}" for k, v in unmeasured.most_common()))
+            + "</p>"
+        )
 
     out.append("<h2>Audit verdicts (all attempts)</h2>")
     out.append(_table(["check", "passed", "failed"], audit_rows))
 
     out.append("<h2>Top strategies by improvement</h2>")
-    out.append(_table(["strategy", "attempts", "passed", "best", "new bests", "gain"],
-                      [[t["strategy"], t["attempts"], t["passed"], _num(t["best_score"]), t["new_bests"],
-                        _num(t["gain"])] for t in s["top_strategies"]]))
+    out.append(
+        _table(
+            ["strategy", "attempts", "passed", "best", "new bests", "gain"],
+            [
+                [
+                    t["strategy"],
+                    t["attempts"],
+                    t["passed"],
+                    _num(t["best_score"]),
+                    t["new_bests"],
+                    _num(t["gain"]),
+                ]
+                for t in s["top_strategies"]
+            ],
+        )
+    )
 
     c = s["cost"]
     out.append("<h2>Cost</h2>")
-    out.append(_table(["LLM $", "LLM calls (unpriced)", "prompt / completion tokens", "GPU s", "evaluation s",
-                       "compile s"],
-                      [[f"{c['llm_usd']:.4f}", f"{c['llm_calls']} ({c['llm_unpriced_calls']})",
-                        f"{c['prompt_tokens']} / {c['completion_tokens']}", f"{c['gpu_s']:.1f}",
-                        f"{c['eval_s']:.1f}", f"{c['compile_s']:.1f}"]]))
+    out.append(
+        _table(
+            [
+                "LLM $",
+                "LLM calls (unpriced)",
+                "prompt / completion tokens",
+                "GPU s",
+                "evaluation s",
+                "compile s",
+            ],
+            [
+                [
+                    f"{c['llm_usd']:.4f}",
+                    f"{c['llm_calls']} ({c['llm_unpriced_calls']})",
+                    f"{c['prompt_tokens']} / {c['completion_tokens']}",
+                    f"{c['gpu_s']:.1f}",
+                    f"{c['eval_s']:.1f}",
+                    f"{c['compile_s']:.1f}",
+                ]
+            ],
+        )
+    )
     out.append("</body></html>")
     return "\n".join(out)
 

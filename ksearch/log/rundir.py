@@ -24,7 +24,9 @@ def new_run_id(label: str) -> str:
 
 def make_run_dir(log_root: Path, run_id: str) -> Path:
     if not _RUN_ID.match(run_id):
-        raise LogError(f"run id {run_id!r} is not usable as a directory name; use letters, digits, '.', '_', '-'")
+        raise LogError(
+            f"run id {run_id!r} is not usable as a directory name; use letters, digits, '.', '_', '-'"
+        )
     run_dir = Path(log_root) / run_id
     (run_dir / BLOBS).mkdir(parents=True, exist_ok=True)
     return run_dir
@@ -48,7 +50,9 @@ def read_blob(run_dir: Path, rel: str) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise LogError(f"blob {rel} of {run_dir} cannot be read ({e.strerror}); the run directory is incomplete") from e
+        raise LogError(
+            f"blob {rel} of {run_dir} cannot be read ({e.strerror}); the run directory is incomplete"
+        ) from e
     digest = Path(rel).name.split(".")[0]
     if hashlib.sha256(data).hexdigest() != digest:
         raise LogError(f"blob {rel} of {run_dir} does not match its hash: it was modified")

@@ -22,14 +22,14 @@ from ksearch.log.index import BUCKET, connect_readonly
 STATS_QUERIES = {
     "by_status": "SELECT status, sum(n) FROM attempt_summary GROUP BY status ORDER BY 2 DESC",
     "rejections": "SELECT failure_class, sum(n) FROM attempt_summary WHERE failure_class != '' "
-                  "GROUP BY failure_class ORDER BY 2 DESC",
+    "GROUP BY failure_class ORDER BY 2 DESC",
     "events": "SELECT kind, n FROM kind_counts ORDER BY n DESC",
     "span": "SELECT (SELECT ts FROM events ORDER BY seq LIMIT 1), (SELECT ts FROM events ORDER BY seq DESC LIMIT 1)",
     "totals": "SELECT key, value FROM totals",
     "improvements": "SELECT stream, target, ordinal, id, strategy, score, basis FROM improvements "
-                    "ORDER BY stream, target, ordinal",
+    "ORDER BY stream, target, ordinal",
     "strategies": "SELECT strategy, template, action_id, n, passed, best_score, new_bests, gain FROM strategy_stats "
-                  "ORDER BY gain DESC, best_score DESC, n DESC",
+    "ORDER BY gain DESC, best_score DESC, n DESC",
 }
 
 HACK_PREFIX = "reward_hack:"
@@ -78,17 +78,28 @@ def stats_of(conn: sqlite3.Connection, run: str, *, window: int | None = None, t
 
 def _strategy(r: tuple) -> dict:
     strategy, template, action, n, passed, best, new_bests, gain = r
-    return {"strategy": strategy, "template": template, "action_id": action, "attempts": n, "passed": passed,
-            "pass_rate": passed / n if n else None, "best_score": best, "new_bests": new_bests, "gain": gain}
+    return {
+        "strategy": strategy,
+        "template": template,
+        "action_id": action,
+        "attempts": n,
+        "passed": passed,
+        "pass_rate": passed / n if n else None,
+        "best_score": best,
+        "new_bests": new_bests,
+        "gain": gain,
+    }
 
 
 def _cost(totals: dict) -> dict:
     return {
-        "llm_usd": totals.get("llm_usd", 0.0), "llm_calls": int(totals.get("llm_calls", 0)),
+        "llm_usd": totals.get("llm_usd", 0.0),
+        "llm_calls": int(totals.get("llm_calls", 0)),
         "llm_unpriced_calls": int(totals.get("llm_unpriced_calls", 0)),
         "prompt_tokens": int(totals.get("prompt_tokens", 0)),
         "completion_tokens": int(totals.get("completion_tokens", 0)),
-        "gpu_s": totals.get("gpu_s", 0.0), "eval_s": totals.get("eval_s", 0.0),
+        "gpu_s": totals.get("gpu_s", 0.0),
+        "eval_s": totals.get("eval_s", 0.0),
         "compile_s": totals.get("compile_s", 0.0),
     }
 
@@ -101,14 +112,24 @@ def _best_per_target(rows: list[tuple], totals: dict) -> dict:
     for stream, target, ordinal, ident, strategy, score, basis in rows:
         key = "score" if stream == "step" else "reward"
         t = out.setdefault(target or "?", {})
-        curve = t.setdefault(key, {"evaluations": evaluations[stream], "best": None, "basis": basis,
-                                   "by": None, "strategy": None, "improvements": []})
+        curve = t.setdefault(
+            key,
+            {
+                "evaluations": evaluations[stream],
+                "best": None,
+                "basis": basis,
+                "by": None,
+                "strategy": None,
+                "improvements": [],
+            },
+        )
         curve["improvements"].append([ordinal + 1, score])
         curve.update(best=score, basis=basis, by=ident, strategy=strategy, evals_to_best=ordinal + 1)
     return out
 
 
 # ---------------------------------------------------------------- drift
+
 
 def _windows(conn: sqlite3.Connection, attempts: int, window: int | None) -> tuple[int, list[dict]]:
     """(window size, per window: first attempt, n, passed, reward-hack counts by class)."""
@@ -123,12 +144,16 @@ def _windows(conn: sqlite3.Connection, attempts: int, window: int | None) -> tup
         raise LogError(f"a drift window needs at least 1 attempt, got {window}")
     if small or window % BUCKET:
         # A few thousand attempts at most here (or an odd window asked for): read them by ordinal.
-        sql = ("SELECT ordinal / ? AS w, coalesce(status, ''), coalesce(failure_class, ''), count(*) "
-               "FROM attempts GROUP BY w, 2, 3 ORDER BY w")
+        sql = (
+            "SELECT ordinal / ? AS w, coalesce(status, ''), coalesce(failure_class, ''), count(*) "
+            "FROM attempts GROUP BY w, 2, 3 ORDER BY w"
+        )
         rows = conn.execute(sql, [window]).fetchall()
     else:
-        sql = ("SELECT bucket / ? AS w, status, failure_class, sum(n) FROM attempt_buckets "
-               "GROUP BY w, status, failure_class ORDER BY w")
+        sql = (
+            "SELECT bucket / ? AS w, status, failure_class, sum(n) FROM attempt_buckets "
+            "GROUP BY w, status, failure_class ORDER BY w"
+        )
         rows = conn.execute(sql, [window // BUCKET]).fetchall()
     wins: dict[int, dict] = {}
     for w, status, failure, n in rows:
@@ -156,30 +181,51 @@ def _drift(conn: sqlite3.Connection, attempts: int, window: int | None) -> dict:
     events: list[dict] = []
     open_events: dict[str, dict] = {}
     for i, w in enumerate(wins):
-        base = wins[max(0, i - DRIFT_BASELINE):i]
+        base = wins[max(0, i - DRIFT_BASELINE) : i]
         bn = sum(b["n"] for b in base)
         metrics = [("accept_rate", sum(b["passed"] for b in base), w["passed"], DRIFT_MIN_DELTA, False)]
-        metrics += [(c, sum(b["hacks"].get(c, 0) for b in base), w["hacks"].get(c, 0), HACK_MIN_DELTA, True)
-                    for c in classes]
+        metrics += [
+            (c, sum(b["hacks"].get(c, 0) for b in base), w["hacks"].get(c, 0), HACK_MIN_DELTA, True)
+            for c in classes
+        ]
         for name, bk, k, min_delta, rises_only in metrics:
             before, after = (bk / bn if bn else None), k / w["n"]
             z = _z(bk, bn, k, w["n"])
             delta = 0.0 if before is None else after - before
-            jumped = before is not None and abs(z) >= DRIFT_Z and abs(delta) >= min_delta and (delta > 0 or not rises_only)
+            jumped = (
+                before is not None
+                and abs(z) >= DRIFT_Z
+                and abs(delta) >= min_delta
+                and (delta > 0 or not rises_only)
+            )
             if not jumped:
                 open_events.pop(name, None)
                 continue
             if name in open_events:  # the same jump seen from the next window: one event
                 open_events[name]["windows"] += 1
                 continue
-            ev = {"metric": name, "window": i, "start_attempt": w["start"], "before": before, "after": after,
-                  "z": round(z, 2), "windows": 1}
+            ev = {
+                "metric": name,
+                "window": i,
+                "start_attempt": w["start"],
+                "before": before,
+                "after": after,
+                "z": round(z, 2),
+                "windows": 1,
+            }
             events.append(ev)
             open_events[name] = ev
     return {
         "window": size,
-        "windows": [{"start": w["start"], "n": w["n"], "accept_rate": w["passed"] / w["n"],
-                     "reward_hacks": {c: w["hacks"][c] / w["n"] for c in w["hacks"]}} for w in wins],
+        "windows": [
+            {
+                "start": w["start"],
+                "n": w["n"],
+                "accept_rate": w["passed"] / w["n"],
+                "reward_hacks": {c: w["hacks"][c] / w["n"] for c in w["hacks"]},
+            }
+            for w in wins
+        ],
         "events": events,
         "flagged": bool(events),
     }
@@ -187,13 +233,21 @@ def _drift(conn: sqlite3.Connection, attempts: int, window: int | None) -> dict:
 
 # ---------------------------------------------------------------- several runs
 
+
 def runs_stats(run_dirs: list[Path], *, window: int | None = None, top: int = 10) -> dict:
     """Each run's stats and their combination: counts summed, histograms merged, best per target the
     best of the runs, strategies merged by name. Drift stays per run (windows of different runs do
     not line up)."""
     runs = [log_stats(d, window=window, top=1_000_000) for d in run_dirs]
-    combined: dict = {"runs": len(runs), "attempts": sum(r["attempts"] for r in runs), "by_status": {},
-                      "rejections": {}, "best_per_target": {}, "cost": {}, "top_strategies": []}
+    combined: dict = {
+        "runs": len(runs),
+        "attempts": sum(r["attempts"] for r in runs),
+        "by_status": {},
+        "rejections": {},
+        "best_per_target": {},
+        "cost": {},
+        "top_strategies": [],
+    }
     for r in runs:
         for key in ("by_status", "rejections"):
             for k, v in r[key].items():
@@ -204,16 +258,31 @@ def runs_stats(run_dirs: list[Path], *, window: int | None = None, top: int = 10
             for kind, c in curves.items():
                 mine = combined["best_per_target"].setdefault(target, {}).get(kind)
                 if mine is None or (c["best"] is not None and c["best"] > mine["best"]):
-                    combined["best_per_target"][target][kind] = {"best": c["best"], "basis": c["basis"],
-                                                                 "by": c["by"], "run": r["run"]}
-    combined["pass_rate"] = (combined["by_status"].get("pass", 0) / combined["attempts"]
-                             if combined["attempts"] else None)
+                    combined["best_per_target"][target][kind] = {
+                        "best": c["best"],
+                        "basis": c["basis"],
+                        "by": c["by"],
+                        "run": r["run"],
+                    }
+    combined["pass_rate"] = (
+        combined["by_status"].get("pass", 0) / combined["attempts"] if combined["attempts"] else None
+    )
     combined["rejections"] = dict(sorted(combined["rejections"].items(), key=lambda kv: -kv[1]))
     merged: dict[str, dict] = {}
     for r in runs:
         for s in r["top_strategies"]:
-            m = merged.setdefault(s["strategy"], {"strategy": s["strategy"], "attempts": 0, "passed": 0,
-                                                  "best_score": None, "new_bests": 0, "gain": 0.0, "runs": 0})
+            m = merged.setdefault(
+                s["strategy"],
+                {
+                    "strategy": s["strategy"],
+                    "attempts": 0,
+                    "passed": 0,
+                    "best_score": None,
+                    "new_bests": 0,
+                    "gain": 0.0,
+                    "runs": 0,
+                },
+            )
             m["attempts"] += s["attempts"]
             m["passed"] += s["passed"]
             m["new_bests"] += s["new_bests"]
@@ -221,7 +290,9 @@ def runs_stats(run_dirs: list[Path], *, window: int | None = None, top: int = 10
             m["runs"] += 1
             if s["best_score"] is not None and (m["best_score"] is None or s["best_score"] > m["best_score"]):
                 m["best_score"] = s["best_score"]
-    combined["top_strategies"] = sorted(merged.values(), key=lambda m: (-m["gain"], -(m["best_score"] or 0)))[:top]
+    combined["top_strategies"] = sorted(merged.values(), key=lambda m: (-m["gain"], -(m["best_score"] or 0)))[
+        :top
+    ]
     for r in runs:
         r["top_strategies"] = r["top_strategies"][:top]
     return {"runs": runs, "combined": combined}

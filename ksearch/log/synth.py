@@ -26,15 +26,32 @@ from ksearch.log.bench import synthetic_packet
 from ksearch.log.history import History
 
 TEMPLATES = [f"synth/t{i}" for i in range(12)]
-FAILS = [FailureClass.COMPILE_ERROR, FailureClass.NUMERICAL_MISMATCH, FailureClass.NONFINITE, FailureClass.TIMEOUT,
-         FailureClass.AUDIT_REGISTER_SPILL]
+FAILS = [
+    FailureClass.COMPILE_ERROR,
+    FailureClass.NUMERICAL_MISMATCH,
+    FailureClass.NONFINITE,
+    FailureClass.TIMEOUT,
+    FailureClass.AUDIT_REGISTER_SPILL,
+]
 HACK = FailureClass.REWARD_HACK_STREAM
 
 
-def write_synthetic_run(run_dir: Path, attempts: int, *, accept: float = 0.6, jump_at: int | None = None,
-                        accept_after: float | None = None, hack_from: int | None = None, hack_rate: float = 0.2,
-                        seed: int = 0, batch: int = 10_000, call_every: int = 10, usd_per_call: float = 0.002,
-                        dead: dict[str, FailureClass] | None = None, fsync: bool = False) -> Path:
+def write_synthetic_run(
+    run_dir: Path,
+    attempts: int,
+    *,
+    accept: float = 0.6,
+    jump_at: int | None = None,
+    accept_after: float | None = None,
+    hack_from: int | None = None,
+    hack_rate: float = 0.2,
+    seed: int = 0,
+    batch: int = 10_000,
+    call_every: int = 10,
+    usd_per_call: float = 0.002,
+    dead: dict[str, FailureClass] | None = None,
+    fsync: bool = False,
+) -> Path:
     """Write a synthetic run of `attempts` candidates into `run_dir`; returns it.
 
     The accept rate is `accept`, then `accept_after` from attempt `jump_at` on; from `hack_from` on,
@@ -45,9 +62,18 @@ def write_synthetic_run(run_dir: Path, attempts: int, *, accept: float = 0.6, ju
     passes = [synthetic_packet(i, rng, passed=True) for i in range(16)]
     fails = {f: [synthetic_packet(i, rng, passed=False, failure=f) for i in range(4)] for f in (*FAILS, HACK)}
     history = History(Path(run_dir), fsync=fsync)
-    history.append("run_start", {"task": "rmsnorm", "dtype": "float16", "targets": ["h100"], "primary": "h100",
-                                 "device": "cuda", "synthetic": True,
-                                 "config": {"task": "rmsnorm", "eval": {"seeds": [0, 1]}}})
+    history.append(
+        "run_start",
+        {
+            "task": "rmsnorm",
+            "dtype": "float16",
+            "targets": ["h100"],
+            "primary": "h100",
+            "device": "cuda",
+            "synthetic": True,
+            "config": {"task": "rmsnorm", "eval": {"seeds": [0, 1]}},
+        },
+    )
     best = 0.0
     rows: list[tuple[str, dict]] = []
     for i in range(attempts):
@@ -55,28 +81,68 @@ def write_synthetic_run(run_dir: Path, attempts: int, *, accept: float = 0.6, ju
         hack = hack_from is not None and i >= hack_from and rng.random() < hack_rate
         t = TEMPLATES[min(len(TEMPLATES) - 1, int(rng.expovariate(0.4)))]
         passed = not hack and t not in dead and rng.random() < rate
-        failure = HACK if hack else (None if passed else dead.get(t) or (
-            FAILS[TEMPLATES.index(t) % len(FAILS)] if rng.random() < 0.7 else rng.choice(FAILS)))
+        failure = (
+            HACK
+            if hack
+            else (
+                None
+                if passed
+                else dead.get(t)
+                or (FAILS[TEMPLATES.index(t) % len(FAILS)] if rng.random() < 0.7 else rng.choice(FAILS))
+            )
+        )
         base = rng.choice(passes) if passed else rng.choice(fails[failure])
         pid = f"att-{i:08x}@h100"
         reward = rng.random() * (1 + TEMPLATES.index(t) / 4) / 4 if passed else None
-        packet = {**base, "packet_id": pid, "reward": reward,
-                  "candidate": {**base["candidate"], "target": "h100", "action_id": f"n{TEMPLATES.index(t) + 2}"},
-                  "durations_s": {"compile": 0.5 + rng.random(), "verify": rng.random(),
-                                  "benchmark": rng.random() if passed else 0.0}}
+        packet = {
+            **base,
+            "packet_id": pid,
+            "reward": reward,
+            "candidate": {**base["candidate"], "target": "h100", "action_id": f"n{TEMPLATES.index(t) + 2}"},
+            "durations_s": {
+                "compile": 0.5 + rng.random(),
+                "verify": rng.random(),
+                "benchmark": rng.random() if passed else 0.0,
+            },
+        }
         packet["environment"] = {**base["environment"], "gpu_name": "NVIDIA H100 80GB HBM3"}
         rows.append(("attempt", packet))
-        rows.append(("step", {"candidate": f"c{i:07d}", "visit": i // 4, "island": i % 2,
-                              "action_id": packet["candidate"]["action_id"], "template": t,
-                              "knobs": {"num_warps": 2 ** (i % 4), "BLOCK": 256 * (1 + i % 3)}, "passed": passed,
-                              "score": reward, "score_basis": "reward:h100" if passed else None,
-                              "failure_class": None if passed else failure.value, "packet_id": pid, "blob": None,
-                              "targets": {"h100": "pass" if passed else failure.value},
-                              "message": packet["message"][:300]}))
+        rows.append(
+            (
+                "step",
+                {
+                    "candidate": f"c{i:07d}",
+                    "visit": i // 4,
+                    "island": i % 2,
+                    "action_id": packet["candidate"]["action_id"],
+                    "template": t,
+                    "knobs": {"num_warps": 2 ** (i % 4), "BLOCK": 256 * (1 + i % 3)},
+                    "passed": passed,
+                    "score": reward,
+                    "score_basis": "reward:h100" if passed else None,
+                    "failure_class": None if passed else failure.value,
+                    "packet_id": pid,
+                    "blob": None,
+                    "targets": {"h100": "pass" if passed else failure.value},
+                    "message": packet["message"][:300],
+                },
+            )
+        )
         if call_every and i % call_every == 0:
-            rows.append(("proposer_call", {"kind": "implement", "summary": "synthetic", "prompt_tokens": 1500,
-                                           "completion_tokens": 400, "usd": usd_per_call, "latency_s": 2.0,
-                                           "model": "synthetic"}))
+            rows.append(
+                (
+                    "proposer_call",
+                    {
+                        "kind": "implement",
+                        "summary": "synthetic",
+                        "prompt_tokens": 1500,
+                        "completion_tokens": 400,
+                        "usd": usd_per_call,
+                        "latency_s": 2.0,
+                        "model": "synthetic",
+                    },
+                )
+            )
         if reward is not None:
             best = max(best, reward)
         if len(rows) >= batch:
@@ -108,8 +174,9 @@ def bench_stats(run_dir: Path, repeats: int = 5) -> dict:
     res["log_stats_s"] = sorted(times)[len(times) // 2]
     res["log_stats_first_s"] = times[0]
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ksearch", "log", "stats", str(run_dir)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "ksearch", "log", "stats", str(run_dir)], check=True, stdout=subprocess.DEVNULL
+    )
     res["cli_stats_s"] = time.perf_counter() - t
     res["drift_events"] = len(s["drift"]["events"])
     t = time.perf_counter()
@@ -129,10 +196,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bench", action="store_true", help="index the log and time log_stats and distill")
     a = ap.parse_args(argv)
     t = time.perf_counter()
-    write_synthetic_run(a.run_dir, a.attempts, accept=a.accept, jump_at=a.jump_at, accept_after=a.accept_after,
-                        hack_from=a.hack_from)
-    res = {"write_s": time.perf_counter() - t,
-           "history_mib": (a.run_dir / "history.jsonl").stat().st_size / 2**20}
+    write_synthetic_run(
+        a.run_dir,
+        a.attempts,
+        accept=a.accept,
+        jump_at=a.jump_at,
+        accept_after=a.accept_after,
+        hack_from=a.hack_from,
+    )
+    res = {
+        "write_s": time.perf_counter() - t,
+        "history_mib": (a.run_dir / "history.jsonl").stat().st_size / 2**20,
+    }
     if a.bench:
         res.update(bench_stats(a.run_dir))
     print(json.dumps(res, indent=2))

@@ -44,13 +44,19 @@ def verify_log(run_dir: Path) -> VerifyReport:
         )
     if head is None:
         if cursor.next_seq:
-            report.warnings.append("head.json is missing or unreadable: an edit of the last row cannot be ruled out")
+            report.warnings.append(
+                "head.json is missing or unreadable: an edit of the last row cannot be ruled out"
+            )
     elif head["seq"] >= cursor.next_seq:
         report.ok, report.bad_seq = False, head["seq"]
-        report.problem = (f"{path}: head.json names row seq {head['seq']} but the log ends at seq "
-                          f"{cursor.next_seq - 1}: rows at the end were deleted")
+        report.problem = (
+            f"{path}: head.json names row seq {head['seq']} but the log ends at seq "
+            f"{cursor.next_seq - 1}: rows at the end were deleted"
+        )
     elif head_hash != head["hash"]:
         report.ok, report.bad_seq, report.bad_line = False, head["seq"], head_line
-        report.problem = (f"{path}: row seq {head['seq']} (line {head_line}) does not match the hash in head.json: "
-                          "the row was edited")
+        report.problem = (
+            f"{path}: row seq {head['seq']} (line {head_line}) does not match the hash in head.json: "
+            "the row was edited"
+        )
     return report

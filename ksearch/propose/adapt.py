@@ -40,8 +40,11 @@ def _rows(name: str) -> str:
 
 
 def _close(got: torch.Tensor, want: torch.Tensor, tol) -> bool:
-    return (got.shape == want.shape and got.dtype == want.dtype
-            and torch.allclose(got.float(), want.float(), atol=tol.atol, rtol=tol.rtol, equal_nan=True))
+    return (
+        got.shape == want.shape
+        and got.dtype == want.dtype
+        and torch.allclose(got.float(), want.float(), atol=tol.atol, rtol=tol.rtol, equal_nan=True)
+    )
 
 
 def _family_out(family: str, *args: torch.Tensor) -> torch.Tensor:
@@ -89,7 +92,9 @@ def _fit_silu_and_mul(ins, outs, names, tol) -> Fit | None:
     x = ins[0]
     if outs[0].shape != (*x.shape[:-1], x.shape[-1] // 2):
         return None
-    if not _close(outs[0], _family_out("silu_and_mul", x.reshape(-1, x.shape[-1])).reshape(outs[0].shape), tol):
+    if not _close(
+        outs[0], _family_out("silu_and_mul", x.reshape(-1, x.shape[-1])).reshape(outs[0].shape), tol
+    ):
         return None
     return Fit("silu_and_mul", f"{_rows(names[0])}, {_rows(names[1])}", "SiLU(first half) * second half")
 
@@ -128,10 +133,12 @@ def fit(task: Task) -> Fit | None:
 
 
 def no_templates_message(task_name: str) -> str:
-    return (f"the offline proposer has no strategy templates for task {task_name!r}: its contract fits none of "
-            "softmax or RMSNorm over the last dim, GEMM (any operand layout) or SiLU-and-mul. Search it with "
-            "a proposer that writes kernels: --proposer openai-compatible:MODEL@URL (a local server), "
-            "openai:MODEL, anthropic:MODEL or dspy:PROVIDER/MODEL")
+    return (
+        f"the offline proposer has no strategy templates for task {task_name!r}: its contract fits none of "
+        "softmax or RMSNorm over the last dim, GEMM (any operand layout) or SiLU-and-mul. Search it with "
+        "a proposer that writes kernels: --proposer openai-compatible:MODEL@URL (a local server), "
+        "openai:MODEL, anthropic:MODEL or dspy:PROVIDER/MODEL"
+    )
 
 
 class TaskTemplates:

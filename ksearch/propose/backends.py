@@ -20,8 +20,15 @@ from ksearch.propose.base import ProposerStop
 from ksearch.propose.prompt import Prompt
 from ksearch.propose.settings import ProposerConfig
 
-FINISH = {"stop": "stop", "end_turn": "stop", "completed": "stop", "stop_sequence": "stop",
-          "length": "length", "max_tokens": "length", "max_output_tokens": "length"}
+FINISH = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "completed": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+}
 
 
 @dataclass
@@ -58,8 +65,9 @@ def _key(cfg: ProposerConfig, default_env: str, required: bool) -> str:
     if key:
         return key
     if required:
-        raise ConfigError(f"{env} is not set: export your API key there (or name another variable in "
-                          "proposer.api_key_env)")
+        raise ConfigError(
+            f"{env} is not set: export your API key there (or name another variable in proposer.api_key_env)"
+        )
     return "not-needed"  # local servers (vLLM, SGLang, Ollama) take any key
 
 
@@ -81,8 +89,12 @@ class OpenAIBackend:
         self.api = "chat" if self.compatible else cfg.api
         self._errors = openai.APIError
         try:
-            self.client = openai.OpenAI(api_key=_key(cfg, KEY_ENV["openai"], not self.compatible),
-                                        base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+            self.client = openai.OpenAI(
+                api_key=_key(cfg, KEY_ENV["openai"], not self.compatible),
+                base_url=cfg.base_url,
+                timeout=cfg.timeout_s,
+                max_retries=cfg.max_retries,
+            )
         except openai.OpenAIError as e:
             raise ConfigError(f"cannot set up the OpenAI client: {e}") from e
 
@@ -93,31 +105,54 @@ class OpenAIBackend:
             if self.api == "responses":
                 if c.reasoning_effort:
                     extra["reasoning"] = {"effort": c.reasoning_effort}
-                r = self.client.responses.create(model=self.model, instructions=prompt.system, input=prompt.user,
-                                                 max_output_tokens=c.max_tokens, **extra)
+                r = self.client.responses.create(
+                    model=self.model,
+                    instructions=prompt.system,
+                    input=prompt.user,
+                    max_output_tokens=c.max_tokens,
+                    **extra,
+                )
                 finish = r.status
                 if r.status == "incomplete" and r.incomplete_details is not None:
                     finish = r.incomplete_details.reason
                 u = r.usage
                 details = getattr(u, "input_tokens_details", None)
-                return Reply(r.output_text or "", finish, _n(u and u.input_tokens),
-                             _n(u and u.output_tokens), _n(details and details.cached_tokens))
+                return Reply(
+                    r.output_text or "",
+                    finish,
+                    _n(u and u.input_tokens),
+                    _n(u and u.output_tokens),
+                    _n(details and details.cached_tokens),
+                )
             if c.reasoning_effort:
                 extra["reasoning_effort"] = c.reasoning_effort
             limit = {"max_tokens" if self.compatible else "max_completion_tokens": c.max_tokens}
             r = self.client.chat.completions.create(
-                model=self.model, messages=[{"role": "system", "content": prompt.system},
-                                            {"role": "user", "content": prompt.user}], **limit, **extra)
+                model=self.model,
+                messages=[
+                    {"role": "system", "content": prompt.system},
+                    {"role": "user", "content": prompt.user},
+                ],
+                **limit,
+                **extra,
+            )
         except self._errors as e:
-            raise BackendError(f"{self.cfg.backend} {self.api} call failed after {c.max_retries} retries: "
-                               f"{type(e).__name__}: {e}") from e
+            raise BackendError(
+                f"{self.cfg.backend} {self.api} call failed after {c.max_retries} retries: "
+                f"{type(e).__name__}: {e}"
+            ) from e
         choice = r.choices[0] if r.choices else None
         u = r.usage
         details = getattr(u, "prompt_tokens_details", None)
         text = (choice.message.content or "") if choice else ""
         finish = choice.finish_reason if choice else None
-        return Reply(text, finish, _n(u and u.prompt_tokens), _n(u and u.completion_tokens),
-                     _n(details and details.cached_tokens))
+        return Reply(
+            text,
+            finish,
+            _n(u and u.prompt_tokens),
+            _n(u and u.completion_tokens),
+            _n(details and details.cached_tokens),
+        )
 
 
 class AnthropicBackend:
@@ -131,23 +166,30 @@ class AnthropicBackend:
 
         self.cfg, self.model = cfg, cfg.model or ""
         self._errors = anthropic.APIError
-        self.client = anthropic.Anthropic(api_key=_key(cfg, KEY_ENV["anthropic"], True), base_url=cfg.base_url,
-                                          timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+        self.client = anthropic.Anthropic(
+            api_key=_key(cfg, KEY_ENV["anthropic"], True),
+            base_url=cfg.base_url,
+            timeout=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+        )
 
     def complete(self, prompt: Prompt) -> Reply:
         c = self.cfg  # no temperature: the SDK's Messages.create no longer takes sampling parameters
         try:
             r = self.client.messages.create(
-                model=self.model, max_tokens=c.max_tokens,
+                model=self.model,
+                max_tokens=c.max_tokens,
                 system=[{"type": "text", "text": prompt.system, "cache_control": {"type": "ephemeral"}}],
-                messages=[{"role": "user", "content": prompt.user}])
+                messages=[{"role": "user", "content": prompt.user}],
+            )
         except self._errors as e:
-            raise BackendError(f"anthropic call failed after {c.max_retries} retries: {type(e).__name__}: {e}") from e
+            raise BackendError(
+                f"anthropic call failed after {c.max_retries} retries: {type(e).__name__}: {e}"
+            ) from e
         text = "".join(b.text for b in r.content if getattr(b, "type", "") == "text")
         u = r.usage
         read, write = _n(u.cache_read_input_tokens), _n(u.cache_creation_input_tokens)
-        return Reply(text, r.stop_reason, _n(u.input_tokens) + read + write,
-                     _n(u.output_tokens), read, write)
+        return Reply(text, r.stop_reason, _n(u.input_tokens) + read + write, _n(u.output_tokens), read, write)
 
 
 class DSPyBackend:
@@ -174,8 +216,16 @@ class DSPyBackend:
         if cfg.api_key_env or provider in KEY_ENV:
             kwargs["api_key"] = _key(cfg, KEY_ENV.get(provider, ""), required=not cfg.base_url)
         try:
-            self.lm = dspy.LM(self.model, temperature=cfg.temperature, max_tokens=cfg.max_tokens, cache=False,
-                              num_retries=cfg.max_retries, timeout=cfg.timeout_s, engine="litellm", **kwargs)
+            self.lm = dspy.LM(
+                self.model,
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                cache=False,
+                num_retries=cfg.max_retries,
+                timeout=cfg.timeout_s,
+                engine="litellm",
+                **kwargs,
+            )
         except dspy.utils.exceptions.LMConfigurationError as e:
             raise ConfigError(f"dspy.LM refuses this proposer block: {e}") from e
         self.program = make_dspy_program(dspy)
@@ -188,11 +238,14 @@ class DSPyBackend:
             with dspy.context(lm=self.lm, adapter=self.adapter):
                 out = predictor(context=prompt.system, request=prompt.user)
             text = str(getattr(out, self.OUTPUT[prompt.kind]) or "")
-        except dspy.utils.exceptions.AdapterParseError as e:  # not in DSPy's field format: our parsers read it raw
+        except (
+            dspy.utils.exceptions.AdapterParseError
+        ) as e:  # not in DSPy's field format: our parsers read it raw
             text = e.lm_response or ""
         except dspy.LMError as e:  # DSPy wraps litellm's and the provider's errors in LMError
-            raise BackendError(f"dspy call failed after {self.cfg.max_retries} retries: {type(e).__name__}: "
-                               f"{str(e)[:500]}") from e
+            raise BackendError(
+                f"dspy call failed after {self.cfg.max_retries} retries: {type(e).__name__}: {str(e)[:500]}"
+            ) from e
         calls = self.lm.history[start:]
         usage = [h.get("usage") or {} for h in calls]
         finish = None
@@ -202,8 +255,13 @@ class DSPyBackend:
             if choices:
                 finish = getattr(choices[0], "finish_reason", None)
         cached = sum(_n((u.get("prompt_tokens_details") or {}).get("cached_tokens")) for u in usage)
-        return Reply(text, finish, sum(_n(u.get("prompt_tokens")) for u in usage),
-                      sum(_n(u.get("completion_tokens")) for u in usage), cached)
+        return Reply(
+            text,
+            finish,
+            sum(_n(u.get("prompt_tokens")) for u in usage),
+            sum(_n(u.get("completion_tokens")) for u in usage),
+            cached,
+        )
 
 
 def make_dspy_program(dspy: Any) -> Any:
@@ -221,7 +279,9 @@ def make_dspy_program(dspy: Any) -> Any:
 
         context: str = dspy.InputField(desc="rules, task contract, target facts, skills")
         request: str = dspy.InputField(desc="world model, parent kernel, last evidence, the action")
-        module_source: str = dspy.OutputField(desc="the complete module in a ```python block, or search/replace edits")
+        module_source: str = dspy.OutputField(
+            desc="the complete module in a ```python block, or search/replace edits"
+        )
 
     class Reflect(dspy.Signature):
         """Update the search tree from a visit's outcomes with a world-model edit script."""
@@ -251,7 +311,9 @@ class ReplayBackend:
         self.source, self.model = run_dir, cfg.model or "replay"
         self.queue: deque[dict] = deque(recorded_calls(run_dir))
         if not self.queue:
-            raise ConfigError(f"{run_dir} recorded no LLM responses (an offline run?); replay a run of an LLM proposer")
+            raise ConfigError(
+                f"{run_dir} recorded no LLM responses (an offline run?); replay a run of an LLM proposer"
+            )
         self.total = len(self.queue)
 
     def skip(self, n: int) -> None:
@@ -261,16 +323,26 @@ class ReplayBackend:
 
     def complete(self, prompt: Prompt) -> Reply:
         if not self.queue:
-            raise ProposerStop(f"replay exhausted: all {self.total} recorded responses of {self.source} were served")
+            raise ProposerStop(
+                f"replay exhausted: all {self.total} recorded responses of {self.source} were served"
+            )
         rec = self.queue.popleft()
         if rec["kind"] != prompt.kind:
-            raise ProposerStop(f"replay diverged from {self.source}: its call {self.total - len(self.queue)} was "
-                               f"{rec['kind']}, this run asks for {prompt.kind} (same config and seed?)")
+            raise ProposerStop(
+                f"replay diverged from {self.source}: its call {self.total - len(self.queue)} was "
+                f"{rec['kind']}, this run asks for {prompt.kind} (same config and seed?)"
+            )
         if not rec.get("response_blob"):
             raise BackendError(f"replayed failure: {rec.get('failure') or 'no response recorded'}")
         text = read_blob(self.source, rec["response_blob"]).decode()
-        return Reply(text, rec.get("finish"), rec.get("prompt_tokens", 0), rec.get("completion_tokens", 0),
-                     rec.get("cached_tokens", 0), rec.get("cache_write_tokens", 0))
+        return Reply(
+            text,
+            rec.get("finish"),
+            rec.get("prompt_tokens", 0),
+            rec.get("completion_tokens", 0),
+            rec.get("cached_tokens", 0),
+            rec.get("cache_write_tokens", 0),
+        )
 
 
 def call_rows(run_dir: Path) -> list[dict]:

@@ -79,7 +79,9 @@ class SearchState:
     dtype: str = ""
     targets: list[str] = field(default_factory=list)  # the primary first
     outcomes: list[Outcome] = field(default_factory=list)  # every candidate so far, in order
-    parent: Outcome | None = None  # the kernel an implementation starts from (lineage solution, else the best)
+    parent: Outcome | None = (
+        None  # the kernel an implementation starts from (lineage solution, else the best)
+    )
     run_dir: Path | None = None
 
 

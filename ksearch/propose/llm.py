@@ -54,14 +54,35 @@ from ksearch.worldmodel import ROOT, EditOp, Node
 
 T = TypeVar("T")
 RAW_CHARS = 20000  # raw reply text kept on a proposer_failure row (the whole reply is in blobs/)
-FALLBACK_PLAN = Plan(decisions=[DecisionSpec(title="baseline", actions=[ActionSpec(
-    title="straightforward kernel", description="one program per output row or tile; correctness first",
-    rationale="fallback plan: the proposer's plan was unusable", difficulty=1, priority=0.6)])])
+FALLBACK_PLAN = Plan(
+    decisions=[
+        DecisionSpec(
+            title="baseline",
+            actions=[
+                ActionSpec(
+                    title="straightforward kernel",
+                    description="one program per output row or tile; correctness first",
+                    rationale="fallback plan: the proposer's plan was unusable",
+                    difficulty=1,
+                    priority=0.6,
+                )
+            ],
+        )
+    ]
+)
 
 
 class LLMProposer:
-    def __init__(self, cfg: ProposerConfig, task: Task, dtype: str, targets: list[str], run_dir: Path,
-                 usd_limit: float = 0.0, backend: Backend | None = None):
+    def __init__(
+        self,
+        cfg: ProposerConfig,
+        task: Task,
+        dtype: str,
+        targets: list[str],
+        run_dir: Path,
+        usd_limit: float = 0.0,
+        backend: Backend | None = None,
+    ):
         self.cfg, self.run_dir, self.usd_limit = cfg, Path(run_dir), usd_limit
         self.backend = backend or make_backend(cfg)
         self.name = f"{cfg.backend}:{self.backend.model}"
@@ -72,15 +93,19 @@ class LLMProposer:
         if isinstance(self.backend, ReplayBackend):
             self.backend.skip(len(recorded_calls(self.run_dir)))
         elif usd_limit > 0 and price_of(self.backend.model) is None:
-            raise ConfigError(f"model {self.backend.model!r} has no price in configs/prices.yaml, so budget.llm_usd "
-                              "cannot be enforced: add its price there or set budget.llm_usd: 0 (no limit)")
+            raise ConfigError(
+                f"model {self.backend.model!r} has no price in configs/prices.yaml, so budget.llm_usd "
+                "cannot be enforced: add its price there or set budget.llm_usd: 0 (no limit)"
+            )
 
     # ------------------------------------------------------------------ budget
 
     def stop_reason(self) -> str | None:
         if self.usd_limit > 0 and self.spent_usd >= self.usd_limit:
-            return (f"LLM budget spent: ${self.spent_usd:.4f} of ${self.usd_limit:.4f} (budget.llm_usd); "
-                    "continue with --resume RUN_DIR --budget-usd MORE")
+            return (
+                f"LLM budget spent: ${self.spent_usd:.4f} of ${self.usd_limit:.4f} (budget.llm_usd); "
+                "continue with --resume RUN_DIR --budget-usd MORE"
+            )
         return None
 
     # ------------------------------------------------------------------ calls
@@ -89,8 +114,12 @@ class LLMProposer:
         stop = self.stop_reason()
         if stop:
             raise ProposerStop(stop)
-        call = ProposerCall(prompt.kind, "", model=self.backend.model,
-                            prompt_blob=put_blob(self.run_dir, prompt.as_json().encode(), ".json"))
+        call = ProposerCall(
+            prompt.kind,
+            "",
+            model=self.backend.model,
+            prompt_blob=put_blob(self.run_dir, prompt.as_json().encode(), ".json"),
+        )
         self.calls.append(call)
         t0 = time.monotonic()
         try:
@@ -104,8 +133,17 @@ class LLMProposer:
         call.finish = reply.finish
         call.prompt_tokens, call.completion_tokens = reply.input_tokens, reply.output_tokens
         call.cached_tokens, call.cache_write_tokens = reply.cached_tokens, reply.cache_write_tokens
-        call.usd = 0.0 if self.backend.free else cost_usd(self.backend.model, reply.input_tokens, reply.output_tokens,
-                                                          reply.cached_tokens, reply.cache_write_tokens)
+        call.usd = (
+            0.0
+            if self.backend.free
+            else cost_usd(
+                self.backend.model,
+                reply.input_tokens,
+                reply.output_tokens,
+                reply.cached_tokens,
+                reply.cache_write_tokens,
+            )
+        )
         self.spent_usd += call.usd or 0.0
         return call, reply
 
@@ -130,26 +168,47 @@ class LLMProposer:
     def propose_actions(self, state: SearchState, islands: int = 1) -> list[list[EditOp]]:
         def parse(text: str) -> tuple[Plan, str]:
             plan = parse_plan(text)
-            return plan, f"{len(plan.decisions)} decisions, {sum(len(d.actions) for d in plan.decisions)} actions"
+            return (
+                plan,
+                f"{len(plan.decisions)} decisions, {sum(len(d.actions) for d in plan.decisions)} actions",
+            )
 
-        plan = self._ask(self.builder.propose_actions(state, islands), parse, "Reply with the JSON plan only.")
+        plan = self._ask(
+            self.builder.propose_actions(state, islands), parse, "Reply with the JSON plan only."
+        )
         if plan is None:
             plan = FALLBACK_PLAN
             self.calls.append(ProposerCall("propose_actions", "fallback: the generic one-action plan"))
         edits, n = [], 0
         for d in plan.decisions:
-            ops = [EditOp(op="insert", node=ROOT, reason=f"{self.name} plan", fields={"kind": "decision", "title": d.title})]
+            ops = [
+                EditOp(
+                    op="insert",
+                    node=ROOT,
+                    reason=f"{self.name} plan",
+                    fields={"kind": "decision", "title": d.title},
+                )
+            ]
             for a in d.actions:
-                ops.append(EditOp(op="insert", node="$0", reason=f"{self.name} plan",
-                                  fields={**a.model_dump(), "attrs": {"island": n % islands}}))
+                ops.append(
+                    EditOp(
+                        op="insert",
+                        node="$0",
+                        reason=f"{self.name} plan",
+                        fields={**a.model_dump(), "attrs": {"island": n % islands}},
+                    )
+                )
                 n += 1
             edits.append(ops)
         return edits
 
     def implement(self, action: Node, state: SearchState, rng: random.Random) -> Implementation | None:
         parent = state.parent
-        parent_source = (read_blob(state.run_dir, parent.blob).decode()
-                         if parent is not None and parent.blob and state.run_dir is not None else None)
+        parent_source = (
+            read_blob(state.run_dir, parent.blob).decode()
+            if parent is not None and parent.blob and state.run_dir is not None
+            else None
+        )
         mine = [o for o in state.outcomes if o.action_id == action.id]
         evidence = mine[-1] if mine else parent
         prompt = self.builder.implement(state, action, parent_source, evidence)
@@ -172,17 +231,25 @@ class LLMProposer:
             ops = parse_edit_script(text, state.wm)
             return ops, "; ".join(f"{o.op} {o.node}" for o in ops) or "no change"
 
-        ops = self._ask(self.builder.reflect(state, action, outcomes), parse,
-                        'Reply with {"ops": [...]} in a ```json block, using only ids shown in the tree.')
+        ops = self._ask(
+            self.builder.reflect(state, action, outcomes),
+            parse,
+            'Reply with {"ops": [...]} in a ```json block, using only ids shown in the tree.',
+        )
         if ops is None:
             ops = rule_reflect(state, action, outcomes)
-            self.calls.append(ProposerCall("reflect", "fallback: the offline rules: "
-                                           + ("; ".join(o.reason for o in ops) or "no change")))
+            self.calls.append(
+                ProposerCall(
+                    "reflect",
+                    "fallback: the offline rules: " + ("; ".join(o.reason for o in ops) or "no change"),
+                )
+            )
         return ops
 
 
-def make_proposer(cfg: ProposerConfig, task: Task, dtype: str, targets: list[str], run_dir: Path,
-                  usd_limit: float = 0.0):
+def make_proposer(
+    cfg: ProposerConfig, task: Task, dtype: str, targets: list[str], run_dir: Path, usd_limit: float = 0.0
+):
     """The offline proposer, or an LLM proposer on the configured backend."""
     if cfg.backend == "offline":
         return OfflineProposer(task)

@@ -44,7 +44,9 @@ class OfflineProposer:
         self.calls: list[ProposerCall] = []
         if self.task_templates.fit is not None:
             fit = self.task_templates.fit
-            self.calls.append(ProposerCall("fit", f"task {task.name} fits {fit.family} ({fit.why}): its templates"))
+            self.calls.append(
+                ProposerCall("fit", f"task {task.name} fits {fit.family} ({fit.why}): its templates")
+            )
 
     # ------------------------------------------------------------------ propose
 
@@ -56,16 +58,36 @@ class OfflineProposer:
         edits = []
         n = 0
         for decision, ts in decisions.items():
-            ops = [EditOp(op="insert", node=ROOT, reason="offline plan", fields={"kind": "decision", "title": decision})]
+            ops = [
+                EditOp(
+                    op="insert",
+                    node=ROOT,
+                    reason="offline plan",
+                    fields={"kind": "decision", "title": decision},
+                )
+            ]
             for t in ts:  # templates are dealt to the islands in turn, across decisions
-                ops.append(EditOp(op="insert", node="$0", reason="strategy template", fields={
-                    "title": t.title, "description": t.description, "rationale": t.rationale,
-                    "difficulty": t.difficulty, "expected_speedup": t.expected_speedup,
-                    "priority": prior_priority(t),
-                    "attrs": {"template": t.id, "knobs": t.default_knobs(), "island": n % islands}}))
+                ops.append(
+                    EditOp(
+                        op="insert",
+                        node="$0",
+                        reason="strategy template",
+                        fields={
+                            "title": t.title,
+                            "description": t.description,
+                            "rationale": t.rationale,
+                            "difficulty": t.difficulty,
+                            "expected_speedup": t.expected_speedup,
+                            "priority": prior_priority(t),
+                            "attrs": {"template": t.id, "knobs": t.default_knobs(), "island": n % islands},
+                        },
+                    )
+                )
                 n += 1
             edits.append(ops)
-        self.calls.append(ProposerCall("propose_actions", f"{len(self.templates)} templates in {len(edits)} decisions"))
+        self.calls.append(
+            ProposerCall("propose_actions", f"{len(self.templates)} templates in {len(edits)} decisions")
+        )
         return edits
 
     # ------------------------------------------------------------------ implement
@@ -82,14 +104,20 @@ class OfflineProposer:
             untried = fresh or t.untried(tried)
             if not untried:
                 raise Exhausted(f"every setting of {t.id} has been evaluated")
-            knobs, how = rng.choice(untried), ("a neighbour of the best setting" if fresh else "an untried setting")
+            knobs, how = (
+                rng.choice(untried),
+                ("a neighbour of the best setting" if fresh else "an untried setting"),
+            )
         self.calls.append(ProposerCall("implement", f"{t.id}: {how}: {knob_key(knobs)}"))
-        return Implementation(source=self.task_templates.render(t, knobs), attrs={"template": t.id, "knobs": knobs},
-                              note=how)
+        return Implementation(
+            source=self.task_templates.render(t, knobs), attrs={"template": t.id, "knobs": knobs}, note=how
+        )
 
     def exhausted(self, action: Node, state: SearchState) -> bool:
         """Whether every setting of the action's template has been evaluated: nothing new to try."""
-        return not template(action.attrs["template"]).untried(state.tried.keys.get(action.attrs["template"], set()))
+        return not template(action.attrs["template"]).untried(
+            state.tried.keys.get(action.attrs["template"], set())
+        )
 
     # ------------------------------------------------------------------ reflect
 
@@ -116,16 +144,29 @@ def rule_reflect(state: SearchState, action: Node, outcomes: list[Outcome]) -> l
         # Local refinement around the parent's solution found nothing better: this continuation is
         # exhausted. The parent gets a fresh continuation at a lower priority.
         ops.append(_priority(parent, -0.15, "its refinement found nothing better"))
-        ops.append(EditOp(op="prune", node=action.id, reason=f"exhausted: {action.attempts} samples without "
-                                                             f"beating the parent's {parent.best_score:.4g}"))
+        ops.append(
+            EditOp(
+                op="prune",
+                node=action.id,
+                reason=f"exhausted: {action.attempts} samples without "
+                f"beating the parent's {parent.best_score:.4g}",
+            )
+        )
     elif not passed and action.status is not Status.solved:
         classes = Counter(o.failure_class for o in outcomes)
         if action.failures >= DEAD_END and action.best_score is None:
             cls = classes.most_common(1)[0][0] if classes else "no candidate"
-            ops.append(EditOp(op="prune", node=action.id,
-                              reason=f"dead end: {action.failures} failures, no pass; this visit mostly {cls}"))
+            ops.append(
+                EditOp(
+                    op="prune",
+                    node=action.id,
+                    reason=f"dead end: {action.failures} failures, no pass; this visit mostly {cls}",
+                )
+            )
         else:
-            ops.append(_priority(action, -0.15, f"failed: {', '.join(f'{c} x{n}' for c, n in classes.items())}"))
+            ops.append(
+                _priority(action, -0.15, f"failed: {', '.join(f'{c} x{n}' for c, n in classes.items())}")
+            )
     else:
         op = _priority(action, -0.1, "passed without improving the best score")
         if action.status is not Status.solved and op.fields["priority"] < STAGNANT_PRIORITY:

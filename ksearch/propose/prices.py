@@ -32,8 +32,10 @@ def _load(path: Path) -> dict[str, Price]:
     except OSError as e:
         raise ConfigError(f"price table {path} cannot be read ({e.strerror})") from e
     except (yaml.YAMLError, ValidationError, AttributeError) as e:
-        raise ConfigError(f"price table {path} is malformed: {str(e).splitlines()[0]}; "
-                          "see the comment at its top for the format") from e
+        raise ConfigError(
+            f"price table {path} is malformed: {str(e).splitlines()[0]}; "
+            "see the comment at its top for the format"
+        ) from e
 
 
 def price_of(model: str) -> Price | None:
@@ -46,14 +48,18 @@ def price_of(model: str) -> Price | None:
     return table[max(prefixes, key=len)] if prefixes else None
 
 
-def cost_usd(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
-             cache_write_tokens: int = 0) -> float | None:
+def cost_usd(
+    model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0
+) -> float | None:
     """Dollars for one call; `input_tokens` counts every prompt token, cached and cache writes included."""
     p = price_of(model)
     if p is None:
         return None
     fresh = max(0, input_tokens - cached_tokens - cache_write_tokens)
-    usd = (fresh * p.input + cached_tokens * (p.cached_input if p.cached_input is not None else p.input)
-           + cache_write_tokens * (p.cache_write if p.cache_write is not None else p.input)
-           + output_tokens * p.output) / 1e6
+    usd = (
+        fresh * p.input
+        + cached_tokens * (p.cached_input if p.cached_input is not None else p.input)
+        + cache_write_tokens * (p.cache_write if p.cache_write is not None else p.input)
+        + output_tokens * p.output
+    ) / 1e6
     return round(usd, 8)

@@ -53,7 +53,9 @@ class Prompt:
     def with_feedback(self, error: str, want: str) -> Prompt:
         """The same prompt once more, told what was wrong with the previous reply."""
         note = f"\n\n## Your previous reply was rejected\n{error}\n{want}"
-        return Prompt(self.kind, self.system, self.user + note, {**self.sections, "feedback": count_tokens(note)})
+        return Prompt(
+            self.kind, self.system, self.user + note, {**self.sections, "feedback": count_tokens(note)}
+        )
 
     def as_json(self) -> str:
         return json.dumps({"kind": self.kind, "system": self.system, "user": self.user}, ensure_ascii=False)
@@ -67,32 +69,43 @@ def clip(text: str, budget: int) -> str:
 def evidence_text(packet: EvidencePacket) -> str:
     """What a proposer needs from a packet: verdict, located diagnostics, failed checks, worst
     mismatch, timings against the baseline and the speed of light."""
-    lines = [f"status {packet.status.value}" + (f", {packet.failure_class.value}" if packet.failure_class else "")
-             + f" on {packet.candidate.target}"]
+    lines = [
+        f"status {packet.status.value}"
+        + (f", {packet.failure_class.value}" if packet.failure_class else "")
+        + f" on {packet.candidate.target}"
+    ]
     if packet.message:
         lines.append(f"message: {packet.message[:400]}")
     for d in packet.diagnostics[:5]:
-        where = f"{d.file or '?'}:{d.line}" + (f":{d.column}" if d.column else "") if d.line else (d.file or "")
+        where = (
+            f"{d.file or '?'}:{d.line}" + (f":{d.column}" if d.column else "") if d.line else (d.file or "")
+        )
         lines.append(f"{d.severity} {where}: {d.message[:200]}")
     bad = [v for v in (*packet.audit.verdicts, *packet.audit.anti_hack) if not v.ok]
     for v in bad[:4]:
         lines.append(f"audit {v.check} ({v.severity}): {v.detail[:200]}")
     if packet.audit.registers is not None or packet.audit.spills:
-        lines.append(f"registers {packet.audit.registers}, spills {packet.audit.spills}, "
-                     f"smem {packet.audit.smem_bytes} B, occupancy {packet.audit.occupancy}")
+        lines.append(
+            f"registers {packet.audit.registers}, spills {packet.audit.spills}, "
+            f"smem {packet.audit.smem_bytes} B, occupancy {packet.audit.occupancy}"
+        )
     if packet.validation is not None:
         wrong = [o for o in packet.validation.outputs if not o.passed]
         if wrong:
             o = wrong[0]
-            lines.append(f"mismatch on {o.workload}/{o.distribution}: max abs err {o.max_abs_err}, "
-                         f"matched {o.matched_ratio}, non-finite {o.nonfinite_candidate} "
-                         f"({len(wrong)} of {len(packet.validation.outputs)} checks failed)")
+            lines.append(
+                f"mismatch on {o.workload}/{o.distribution}: max abs err {o.max_abs_err}, "
+                f"matched {o.matched_ratio}, non-finite {o.nonfinite_candidate} "
+                f"({len(wrong)} of {len(packet.validation.outputs)} checks failed)"
+            )
         elif packet.validation.reason:
             lines.append(f"validation: {packet.validation.reason[:300]}")
     if packet.performance is not None:
         for t in packet.performance.workloads:
-            lines.append(f"{t.workload}: {t.median_us:.2f} us, speedup {t.speedup} vs {t.baseline}, "
-                         f"SOL fraction {t.sol_fraction}")
+            lines.append(
+                f"{t.workload}: {t.median_us:.2f} us, speedup {t.speedup} vs {t.baseline}, "
+                f"SOL fraction {t.sol_fraction}"
+            )
     elif packet.unmeasured is not None:
         lines.append(f"not timed: {packet.unmeasured.reason.value}")
     return "\n".join(lines)
@@ -107,25 +120,33 @@ class PromptBuilder:
 
     @cached_property
     def _stable(self) -> tuple[str, dict[str, int]]:
-        parts = {"rules": SYSTEM, "task": clip(self._task_text(), self.budget.task),
-                 "target": clip(self._target_text(), self.budget.target),
-                 "skills": clip(self._skills_text(), self.budget.skills)}
+        parts = {
+            "rules": SYSTEM,
+            "task": clip(self._task_text(), self.budget.task),
+            "target": clip(self._target_text(), self.budget.target),
+            "skills": clip(self._skills_text(), self.budget.skills),
+        }
         text = "\n\n".join(p for p in parts.values() if p)
         return text, {k: count_tokens(v) for k, v in parts.items()}
 
     def _task_text(self) -> str:
         d = describe_task(self.task, self.dtype)
         name, args = self.task.entry_name, self.task.entry_args
-        tensors = "\n".join(f"- {t['name']} ({t['role']}): {t['dtype']} {t['shape']} {t['description']}".rstrip()
-                            for t in d["inputs"] + d["outputs"])
-        workloads = "\n".join(f"- {w['name']}: {w['axes']}{' (verified on CPU)' if w['cpu'] else ''}"
-                              for w in d["workloads"])
+        tensors = "\n".join(
+            f"- {t['name']} ({t['role']}): {t['dtype']} {t['shape']} {t['description']}".rstrip()
+            for t in d["inputs"] + d["outputs"]
+        )
+        workloads = "\n".join(
+            f"- {w['name']}: {w['axes']}{' (verified on CPU)' if w['cpu'] else ''}" for w in d["workloads"]
+        )
         tol = d["tolerances"].get(self.dtype, {})
-        return (f"# Task: {d['name']} ({d['op_family']}), dtype {self.dtype}\n{d['description'].strip()}\n"
-                f"Entry: def {name}({', '.join(args)}) -> None (inputs, then outputs written in place)\n"
-                f"Tensors:\n{tensors}\nParams: {d['params']}\nWorkloads:\n{workloads}\n"
-                f"Tolerance ({self.dtype}): {tol}\nLanguages: {', '.join(d['languages'])}\n"
-                f"Targets: {', '.join(self.targets)} (scored on {self.primary})")
+        return (
+            f"# Task: {d['name']} ({d['op_family']}), dtype {self.dtype}\n{d['description'].strip()}\n"
+            f"Entry: def {name}({', '.join(args)}) -> None (inputs, then outputs written in place)\n"
+            f"Tensors:\n{tensors}\nParams: {d['params']}\nWorkloads:\n{workloads}\n"
+            f"Tolerance ({self.dtype}): {tol}\nLanguages: {', '.join(d['languages'])}\n"
+            f"Targets: {', '.join(self.targets)} (scored on {self.primary})"
+        )
 
     def isa_topic(self) -> str:
         """The ISA topic for the op class on the primary target: the matrix-instruction topic named
@@ -200,44 +221,66 @@ Plan the search. Propose up to {MAX_DECISIONS} strategy decisions (choice points
 {self.primary}. Reply with one JSON object in a ```json block, nothing else:
 {{"decisions": [{{"title": "...", "actions": [{{"title": "...", "description": "what to build",
   "rationale": "why it should be fast", "difficulty": 1-5, "expected_speedup": 1.5, "priority": 0.0-1.0}}]}}]}}"""
-        return self._prompt("propose_actions", {"tree": self._tree(state, None), "memory": self._memory(state),
-                                                "ask": ask})
+        return self._prompt(
+            "propose_actions", {"tree": self._tree(state, None), "memory": self._memory(state), "ask": ask}
+        )
 
-    def implement(self, state: SearchState, action: Node, parent_source: str | None,
-                  evidence: Outcome | None) -> Prompt:
+    def implement(
+        self, state: SearchState, action: Node, parent_source: str | None, evidence: Outcome | None
+    ) -> Prompt:
         name, args = self.task.entry_name, self.task.entry_args
         parts = {"tree": self._tree(state, action.id), "memory": self._memory(state)}
         if parent_source is not None:
-            parts["parent"] = clip(f"# Parent kernel ({state.parent.candidate if state.parent else '?'})\n"
-                                   f"```python\n{parent_source}\n```", self.budget.parent)
+            parts["parent"] = clip(
+                f"# Parent kernel ({state.parent.candidate if state.parent else '?'})\n"
+                f"```python\n{parent_source}\n```",
+                self.budget.parent,
+            )
         if evidence is not None and evidence.evidence:
-            parts["evidence"] = clip(f"# Last evidence ({evidence.candidate})\n{evidence.evidence}",
-                                     self.budget.evidence)
-        diff = ("" if parent_source is None else """
+            parts["evidence"] = clip(
+                f"# Last evidence ({evidence.candidate})\n{evidence.evidence}", self.budget.evidence
+            )
+        diff = (
+            ""
+            if parent_source is None
+            else """
 Or, to change the parent kernel, reply with search/replace edits, each SEARCH text copied exactly
 from the parent and found there once:
 <<<<<<< SEARCH
 lines of the parent
 =======
 their replacement
->>>>>>> REPLACE""")
+>>>>>>> REPLACE"""
+        )
         parts["ask"] = f"""## Call: implement
 Implement action {action.id}: {action.title}
 {action.description}
 Reply with the complete module in one ```python block defining
-`def {name}({', '.join(args)}) -> None`.{diff}"""
+`def {name}({", ".join(args)}) -> None`.{diff}"""
         return self._prompt("implement", parts)
 
     def reflect(self, state: SearchState, action: Node, outcomes: list[Outcome]) -> Prompt:
-        got = "\n".join(f"- {o.candidate}: {'pass' if o.passed else 'FAIL ' + (o.failure_class or '')}"
-                        + (f" score {o.score:.4g}" if o.score is not None else "") + f" {o.message[:160]}"
-                        for o in outcomes) or "- no candidate was evaluated"
-        parts = {"tree": self._tree(state, action.id), "memory": self._memory(state),
-                 "outcomes": clip(f"# This visit\nvisited action: {action.id} ({action.title})\n{got}",
-                                  self.budget.evidence)}
+        got = (
+            "\n".join(
+                f"- {o.candidate}: {'pass' if o.passed else 'FAIL ' + (o.failure_class or '')}"
+                + (f" score {o.score:.4g}" if o.score is not None else "")
+                + f" {o.message[:160]}"
+                for o in outcomes
+            )
+            or "- no candidate was evaluated"
+        )
+        parts = {
+            "tree": self._tree(state, action.id),
+            "memory": self._memory(state),
+            "outcomes": clip(
+                f"# This visit\nvisited action: {action.id} ({action.title})\n{got}", self.budget.evidence
+            ),
+        }
         last = outcomes[-1] if outcomes else None
         if last is not None and last.evidence:
-            parts["evidence"] = clip(f"# Last evidence ({last.candidate})\n{last.evidence}", self.budget.evidence)
+            parts["evidence"] = clip(
+                f"# Last evidence ({last.candidate})\n{last.evidence}", self.budget.evidence
+            )
         parts["ask"] = """## Call: reflect
 Update the world model from what this visit showed. Reply with one JSON object in a ```json block:
 {"ops": [...]} where each op is one of

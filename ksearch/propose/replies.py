@@ -65,15 +65,17 @@ def extract_json(text: str) -> object:
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("json", "")]
     candidates = blocks + [text]
     if "{" in text and "}" in text:
-        candidates.append(text[text.index("{"): text.rindex("}") + 1])
+        candidates.append(text[text.index("{") : text.rindex("}") + 1])
     first = None
     for c in candidates:
         try:
             return json.loads(c)
         except json.JSONDecodeError as e:
             first = first or e
-    raise ReplyError(f"the reply is not JSON ({first.msg} at line {first.lineno} column {first.colno}); "
-                     "reply with one JSON object in a ```json block")
+    raise ReplyError(
+        f"the reply is not JSON ({first.msg} at line {first.lineno} column {first.colno}); "
+        "reply with one JSON object in a ```json block"
+    )
 
 
 def parse_plan(text: str) -> Plan:
@@ -104,15 +106,18 @@ def parse_module(text: str, parent: str | None, entry: str, args: list[str]) -> 
     """(source, how) from a reply: search/replace edits applied to `parent`, or a full module."""
     if "<<<<<<< SEARCH" in text:
         if parent is None:
-            raise ReplyError("search/replace edits need a parent kernel and none was shown; "
-                             "reply with the complete module")
+            raise ReplyError(
+                "search/replace edits need a parent kernel and none was shown; reply with the complete module"
+            )
         source, how = apply_edits(parent, text), "search/replace edits on the parent"
     else:
         blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
         code = [b for lang, b in blocks if lang in ("python", "py", "")]
         if not code:
             if re.search(r"```[A-Za-z]*\n", text):
-                raise ReplyError("the reply ends inside a code block (truncated?); reply with the complete module")
+                raise ReplyError(
+                    "the reply ends inside a code block (truncated?); reply with the complete module"
+                )
             raise ReplyError("the reply has no ```python code block; reply with the complete module in one")
         with_entry = [b for b in code if re.search(rf"^def {re.escape(entry)}\s*\(", b, re.M)]
         source, how = max(with_entry or code, key=len), "a complete module"
@@ -123,15 +128,18 @@ def parse_module(text: str, parent: str | None, entry: str, args: list[str]) -> 
 def apply_edits(parent: str, text: str) -> str:
     edits = _EDIT.findall(text)
     if not edits:
-        raise ReplyError("the search/replace edits are malformed: use <<<<<<< SEARCH, =======, >>>>>>> REPLACE "
-                         "lines")
+        raise ReplyError(
+            "the search/replace edits are malformed: use <<<<<<< SEARCH, =======, >>>>>>> REPLACE lines"
+        )
     source = parent
     for k, (search, replace) in enumerate(edits):
         n = source.count(search) if search else 0
         if n != 1:
             found = "not found" if n == 0 else f"found {n} times"
-            raise ReplyError(f"search/replace edit {k}: its SEARCH text was {found} in the parent kernel; "
-                             "reply with the complete module instead")
+            raise ReplyError(
+                f"search/replace edit {k}: its SEARCH text was {found} in the parent kernel; "
+                "reply with the complete module instead"
+            )
         source = source.replace(search, replace, 1)
     return source
 
@@ -150,6 +158,11 @@ def check_module(source: str, entry: str, args: list[str]) -> None:
     sig = defs[-1].args
     positional = [a.arg for a in sig.posonlyargs + sig.args]
     required = len(positional) - len(sig.defaults)  # defaults belong to the last positional parameters
-    if not (required <= len(args) and (len(args) <= len(positional) or sig.vararg)) or None in sig.kw_defaults:
-        raise ReplyError(f"wrong entry signature: def {entry}({ast.unparse(sig)}) but the task's entry is "
-                         f"{entry}({', '.join(args)}) (inputs, then outputs)")
+    if (
+        not (required <= len(args) and (len(args) <= len(positional) or sig.vararg))
+        or None in sig.kw_defaults
+    ):
+        raise ReplyError(
+            f"wrong entry signature: def {entry}({ast.unparse(sig)}) but the task's entry is "
+            f"{entry}({', '.join(args)}) (inputs, then outputs)"
+        )

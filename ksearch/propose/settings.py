@@ -21,8 +21,9 @@ from ksearch.errors import ConfigError
 
 Backend = Literal["offline", "replay", "openai", "anthropic", "openai-compatible", "dspy"]
 LLM_BACKENDS = ("openai", "anthropic", "openai-compatible", "dspy")
-SPEC_HELP = ("offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | "
-             "dspy:PROVIDER/MODEL")
+SPEC_HELP = (
+    "offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL"
+)
 
 
 class PromptBudget(BaseModel):
@@ -32,7 +33,9 @@ class PromptBudget(BaseModel):
     task: int = Field(default=700, ge=50, description="task contract, shapes, tolerances")
     target: int = Field(default=1200, ge=0, description="ISA packet for the op class on the primary target")
     skills: int = Field(default=2000, ge=0, description="selected skills (hardware, op, language, harness)")
-    world_model: int = Field(default=1200, ge=100, description="the tree, with the path to the current action")
+    world_model: int = Field(
+        default=1200, ge=100, description="the tree, with the path to the current action"
+    )
     memory: int = Field(default=500, ge=0, description="proven facts and dead ends from the log")
     parent: int = Field(default=3000, ge=0, description="the parent kernel's source")
     evidence: int = Field(default=800, ge=0, description="the last candidate's evidence")
@@ -41,21 +44,37 @@ class PromptBudget(BaseModel):
 class ProposerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backend: Backend = Field(default="offline", description="who proposes: " + SPEC_HELP)
-    model: str | None = Field(default=None, description="model name (dspy: PROVIDER/MODEL as litellm spells it)")
-    api: Literal["responses", "chat"] = Field(default="responses",
-                                              description="openai: the Responses or the Chat Completions API")
-    base_url: str | None = Field(default=None, description="endpoint; default: the SDK's (OPENAI_BASE_URL, "
-                                                             "ANTHROPIC_BASE_URL)")
-    api_key_env: str | None = Field(default=None, description="environment variable holding the key; default: "
-                                                                "the SDK's own (OPENAI_API_KEY, ANTHROPIC_API_KEY)")
-    temperature: float | None = Field(default=0.7, ge=0, le=2, description="null: the model's default "
-                                                                           "(reasoning models take no temperature)")
+    model: str | None = Field(
+        default=None, description="model name (dspy: PROVIDER/MODEL as litellm spells it)"
+    )
+    api: Literal["responses", "chat"] = Field(
+        default="responses", description="openai: the Responses or the Chat Completions API"
+    )
+    base_url: str | None = Field(
+        default=None, description="endpoint; default: the SDK's (OPENAI_BASE_URL, ANTHROPIC_BASE_URL)"
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        description="environment variable holding the key; default: "
+        "the SDK's own (OPENAI_API_KEY, ANTHROPIC_API_KEY)",
+    )
+    temperature: float | None = Field(
+        default=0.7,
+        ge=0,
+        le=2,
+        description="null: the model's default (reasoning models take no temperature)",
+    )
     max_tokens: int = Field(default=8192, ge=16, description="output tokens per call at most")
     timeout_s: float = Field(default=180, gt=0, description="seconds per HTTP request before it is retried")
-    max_retries: int = Field(default=4, ge=0, description="SDK retries (with backoff) on 429, 5xx and timeouts")
+    max_retries: int = Field(
+        default=4, ge=0, description="SDK retries (with backoff) on 429, 5xx and timeouts"
+    )
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
-        default=None, description="openai reasoning models: how hard to think")
-    replay_from: str | None = Field(default=None, description="replay: the run directory whose responses are served")
+        default=None, description="openai reasoning models: how hard to think"
+    )
+    replay_from: str | None = Field(
+        default=None, description="replay: the run directory whose responses are served"
+    )
     prompt: PromptBudget = Field(default_factory=PromptBudget)
 
     @model_validator(mode="before")
@@ -68,10 +87,14 @@ class ProposerConfig(BaseModel):
         if self.backend in LLM_BACKENDS and not self.model:
             raise ValueError(f"backend {self.backend} needs a model (e.g. {self.backend}:MODEL)")
         if self.backend == "openai-compatible" and not self.base_url:
-            raise ValueError("backend openai-compatible needs base_url (openai-compatible:MODEL@URL, e.g. "
-                             "openai-compatible:qwen2.5-coder@http://localhost:8000/v1)")
+            raise ValueError(
+                "backend openai-compatible needs base_url (openai-compatible:MODEL@URL, e.g. "
+                "openai-compatible:qwen2.5-coder@http://localhost:8000/v1)"
+            )
         if self.backend == "dspy" and "/" not in (self.model or ""):
-            raise ValueError("backend dspy needs model PROVIDER/MODEL, as litellm names it (dspy:openai/gpt-5-mini)")
+            raise ValueError(
+                "backend dspy needs model PROVIDER/MODEL, as litellm names it (dspy:openai/gpt-5-mini)"
+            )
         if self.backend == "replay" and not self.replay_from:
             raise ValueError("backend replay needs replay_from, the run directory to replay (--from RUN_DIR)")
         return self

@@ -17,16 +17,19 @@ class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
     evaluations: int = Field(default=36, ge=1, description="candidates evaluated before the run stops")
     wall_s: float = Field(default=900, gt=0, description="wall-clock seconds before the run stops")
-    llm_usd: float = Field(default=0.0, ge=0, description="LLM spend limit in dollars (prices: configs/prices.yaml); "
-                                                         "0: no limit")
+    llm_usd: float = Field(
+        default=0.0, ge=0, description="LLM spend limit in dollars (prices: configs/prices.yaml); 0: no limit"
+    )
     target_score: float | None = Field(default=None, description="stop once the best score reaches this")
 
 
 class SearchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strategy: Literal["worldmodel", "random"] = Field(
-        default="worldmodel", description="worldmodel: K-Search loop; random: uniform sampling of the same "
-                                          "template space (the baseline for search efficiency)")
+        default="worldmodel",
+        description="worldmodel: K-Search loop; random: uniform sampling of the same "
+        "template space (the baseline for search efficiency)",
+    )
     islands: int = Field(default=2, ge=1, description="subtrees searched in turn, exchanging their best")
     migrate_every: int = Field(default=4, ge=1, description="visits between migrations of island bests")
     stagnation: int = Field(default=2, ge=1, description="samples without improvement that end a visit")
@@ -37,14 +40,22 @@ class SearchSettings(BaseModel):
 
 class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="input seeds per workload")
-    workloads: list[str] | None = Field(default=None, description="workloads to verify and time (default: "
-                                                                   "the suite, or its CPU subset on CPU)")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0], min_length=1, description="input seeds per workload"
+    )
+    workloads: list[str] | None = Field(
+        default=None,
+        description="workloads to verify and time (default: the suite, or its CPU subset on CPU)",
+    )
     timeout_s: float = Field(default=300, gt=0, description="seconds before an evaluation is killed")
-    compile_timeout_s: float = Field(default=60, gt=0, description="seconds before one target's compile is killed")
+    compile_timeout_s: float = Field(
+        default=60, gt=0, description="seconds before one target's compile is killed"
+    )
     targets: Literal["every", "best"] = Field(
-        default="every", description="every: each candidate compiles and is audited for every target; best: "
-                                     "for the primary target, and the best kernel for the rest at the end")
+        default="every",
+        description="every: each candidate compiles and is audited for every target; best: "
+        "for the primary target, and the best kernel for the rest at the end",
+    )
     bench_budget_s: float = Field(default=1.0, gt=0, description="seconds of timing per workload at most")
 
 
@@ -54,8 +65,9 @@ class RunConfig(BaseModel):
     dtype: str | None = None
     targets: list[str] = Field(default_factory=lambda: ["h100", "b200", "mi355x"], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    proposer: ProposerConfig = Field(default_factory=ProposerConfig,
-                                     description="a block, or a spec string such as openai:gpt-5-mini")
+    proposer: ProposerConfig = Field(
+        default_factory=ProposerConfig, description="a block, or a spec string such as openai:gpt-5-mini"
+    )
     seed: int = 0
     budget: Budget = Field(default_factory=Budget)
     search: SearchSettings = Field(default_factory=SearchSettings)
@@ -72,7 +84,9 @@ def load_run_config(path: Path | None = None) -> RunConfig:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
-        raise ConfigError(f"run config {path} cannot be read ({e.strerror}); pass an existing YAML file") from e
+        raise ConfigError(
+            f"run config {path} cannot be read ({e.strerror}); pass an existing YAML file"
+        ) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"run config {path} is not valid YAML: {str(e).splitlines()[0]}") from e
     if not isinstance(data, dict):

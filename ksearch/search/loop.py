@@ -66,8 +66,18 @@ class Progress:
 
 
 class Search:
-    def __init__(self, cfg: RunConfig, history: History, task: Task, dtype: str, pipeline: Pipeline, proposer,
-                 wm: WorldModel, *, on_progress: Callable[[Progress], None] | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        history: History,
+        task: Task,
+        dtype: str,
+        pipeline: Pipeline,
+        proposer,
+        wm: WorldModel,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+    ):
         self.cfg, self.history, self.task, self.dtype = cfg, history, task, dtype
         self.pipeline, self.proposer, self.wm = pipeline, proposer, wm
         self.on_progress = on_progress or (lambda p: None)
@@ -95,8 +105,17 @@ class Search:
             self.visits = max(self.visits, s.get("visit", -1) + 1)
 
     def _remember(self, s: dict) -> None:
-        outcome = Outcome(s["candidate"], s["knobs"], s["passed"], s["score"], s["failure_class"], s.get("message", ""),
-                          s.get("action_id"), s.get("blob"), s.get("evidence", ""))
+        outcome = Outcome(
+            s["candidate"],
+            s["knobs"],
+            s["passed"],
+            s["score"],
+            s["failure_class"],
+            s.get("message", ""),
+            s.get("action_id"),
+            s.get("blob"),
+            s.get("evidence", ""),
+        )
         self.outcomes.append(outcome)
         if s.get("template"):
             self.tried.add(s["template"], s["knobs"], outcome)
@@ -107,12 +126,20 @@ class Search:
         else:
             p.failures[s["failure_class"] or "unknown"] += 1
         if s["score"] is not None:
-            best = Best(s["score"], s["candidate"], s["packet_id"], s["blob"], s["score_basis"],
-                        {"template": s.get("template"), "knobs": s["knobs"]})
+            best = Best(
+                s["score"],
+                s["candidate"],
+                s["packet_id"],
+                s["blob"],
+                s["score_basis"],
+                {"template": s.get("template"), "knobs": s["knobs"]},
+            )
             if p.best is None or best.score > p.best.score:
                 p.best = best
             island = s.get("island")
-            if island is not None and (island not in self.island_best or best.score > self.island_best[island].score):
+            if island is not None and (
+                island not in self.island_best or best.score > self.island_best[island].score
+            ):
                 self.island_best[island] = best
 
     # ------------------------------------------------------------------ the loop
@@ -146,8 +173,14 @@ class Search:
             try:
                 self._apply(ops, f"{self.proposer.name} plan")
             except WorldModelError as e:  # one bad decision of a plan is skipped, the rest is kept
-                self.history.append("proposer_failure", {"call": "propose_actions", "error": str(e),
-                                                         "ops": [o.model_dump(mode="json") for o in ops]})
+                self.history.append(
+                    "proposer_failure",
+                    {
+                        "call": "propose_actions",
+                        "error": str(e),
+                        "ops": [o.model_dump(mode="json") for o in ops],
+                    },
+                )
         self._log_calls()
 
     def _stop_reason(self) -> str | None:
@@ -161,8 +194,10 @@ class Search:
         if stop:
             return stop
         if self.no_candidate >= NO_CANDIDATE_LIMIT:
-            return (f"the proposer gave no usable candidate {self.no_candidate} times in a row "
-                    "(see the proposer_failure rows)")
+            return (
+                f"the proposer gave no usable candidate {self.no_candidate} times in a row "
+                "(see the proposer_failure rows)"
+            )
         target = self.cfg.budget.target_score
         if target is not None and p.best is not None and p.best.score >= target:
             return f"target score {target} reached"
@@ -197,8 +232,10 @@ class Search:
     def _visit(self, action: Node) -> None:
         s = self.cfg.search
         self.progress.action = action.title
-        self._apply([EditOp(op="update", node=action.id, fields={"status": Status.trying.value},
-                            reason="selected")], "select")
+        self._apply(
+            [EditOp(op="update", node=action.id, fields={"status": Status.trying.value}, reason="selected")],
+            "select",
+        )
         island = self._island(action)
         lineage = self._lineage_best(action)
         visit_best: CandidateResult | None = None
@@ -206,11 +243,15 @@ class Search:
         samples = stale = 0
         best_before = self.progress.best.score if self.progress.best else None
         while samples < s.max_per_visit and stale < s.stagnation and not self._stop_reason():
-            n = min(s.batch, s.max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations)
+            n = min(
+                s.batch, s.max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations
+            )
             state = self._full_state(action)
             batch = []
             for _ in range(n):
-                if batch and self._stop_reason():  # e.g. the dollar budget ran out: evaluate what was paid for
+                if (
+                    batch and self._stop_reason()
+                ):  # e.g. the dollar budget ran out: evaluate what was paid for
                     break
                 cid = f"c{self.progress.evaluations + len(batch):04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
@@ -224,7 +265,9 @@ class Search:
                     continue
                 self.no_candidate = 0
                 state.tried.reserve(impl.attrs)
-                batch.append((cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)}))
+                batch.append(
+                    (cid, impl, {"action_id": action.id, "parent_id": self._parent_candidate(action)})
+                )
             self._log_calls()
             if not batch:
                 break  # nothing new left for this action
@@ -233,25 +276,46 @@ class Search:
                 outcomes.append(outcome)
                 samples += 1
                 node = self.wm.node(action.id)
-                improved = result.score is not None and (node.best_score is None or result.score > node.best_score)
+                improved = result.score is not None and (
+                    node.best_score is None or result.score > node.best_score
+                )
                 stale = 0 if improved else stale + 1
                 if improved and (visit_best is None or result.score > visit_best.score):
                     visit_best = result
                 fields = {"attempts": node.attempts + 1, "failures": node.failures + (not result.passed)}
                 if improved:
                     fields.update(best_score=result.score, last_improved_attempt=self.progress.evaluations)
-                self._apply([EditOp(op="update", node=action.id, fields=fields, reason=result.candidate_id)], "stats")
+                self._apply(
+                    [EditOp(op="update", node=action.id, fields=fields, reason=result.candidate_id)], "stats"
+                )
         node = self.wm.node(action.id)
         if visit_best is not None and (lineage is None or visit_best.score > lineage):
-            self._apply([EditOp(op="attach", node=action.id, reason=f"{visit_best.candidate_id} beats its lineage",
-                                fields={"title": f"{visit_best.candidate_id}: {visit_best.score_basis} "
-                                                 f"{visit_best.score:.4f}",
-                                        "packet_id": visit_best.packet.packet_id, "score": visit_best.score,
-                                        "attrs": {**visit_best.attrs, "candidate": visit_best.candidate_id}})],
-                        "solution")
+            self._apply(
+                [
+                    EditOp(
+                        op="attach",
+                        node=action.id,
+                        reason=f"{visit_best.candidate_id} beats its lineage",
+                        fields={
+                            "title": f"{visit_best.candidate_id}: {visit_best.score_basis} "
+                            f"{visit_best.score:.4f}",
+                            "packet_id": visit_best.packet.packet_id,
+                            "score": visit_best.score,
+                            "attrs": {**visit_best.attrs, "candidate": visit_best.candidate_id},
+                        },
+                    )
+                ],
+                "solution",
+            )
         elif node.status is Status.trying:
-            self._apply([EditOp(op="update", node=action.id, fields={"status": Status.open.value},
-                                reason="visit over")], "visit over")
+            self._apply(
+                [
+                    EditOp(
+                        op="update", node=action.id, fields={"status": Status.open.value}, reason="visit over"
+                    )
+                ],
+                "visit over",
+            )
         state = self._full_state(action)
         state.best_score = best_before
         ops = self.proposer.reflect(state, self.wm.node(action.id), outcomes)
@@ -260,12 +324,17 @@ class Search:
             try:
                 self._apply(ops, "reflect")
             except WorldModelError as e:  # a proposer's invalid edit is evidence, never fatal
-                self.history.append("proposer_failure", {"call": "reflect", "error": str(e),
-                                                         "ops": [o.model_dump(mode="json") for o in ops]})
+                self.history.append(
+                    "proposer_failure",
+                    {"call": "reflect", "error": str(e), "ops": [o.model_dump(mode="json") for o in ops]},
+                )
 
     def _lineage_best(self, action: Node) -> float | None:
-        scores = [n.best_score for n in self.wm.path_to(action.id)[:-1]
-                  if n.kind is NodeKind.action and n.status is Status.solved and n.best_score is not None]
+        scores = [
+            n.best_score
+            for n in self.wm.path_to(action.id)[:-1]
+            if n.kind is NodeKind.action and n.status is Status.solved and n.best_score is not None
+        ]
         return max(scores) if scores else None
 
     def _parent_candidate(self, action: Node) -> str | None:
@@ -276,14 +345,20 @@ class Search:
         return None
 
     def _state(self) -> SearchState:
-        return SearchState(task=self.task, wm=self.wm, tried=_copy_tried(self.tried),
-                           best_score=self.progress.best.score if self.progress.best else None)
+        return SearchState(
+            task=self.task,
+            wm=self.wm,
+            tried=_copy_tried(self.tried),
+            best_score=self.progress.best.score if self.progress.best else None,
+        )
 
     def _full_state(self, action: Node | None = None) -> SearchState:
         """The state with what a prompt needs: the run's outcomes and the kernel to start from."""
         state = self._state()
         if action is not None:
-            cid = self._parent_candidate(action) or (self.progress.best.candidate if self.progress.best else None)
+            cid = self._parent_candidate(action) or (
+                self.progress.best.candidate if self.progress.best else None
+            )
             state.parent = next((o for o in reversed(self.outcomes) if o.candidate == cid), None)
         state.dtype, state.targets = self.dtype, [p.name for p in self.pipeline.all_profiles]
         state.outcomes, state.run_dir = list(self.outcomes), self.history.run_dir
@@ -300,8 +375,18 @@ class Search:
             raw = row.pop("raw")
             rows.append(("proposer_call", row))
             if c.failure:
-                rows.append(("proposer_failure", {"call": c.kind, "error": c.failure, "raw": raw,
-                                                  "prompt_blob": c.prompt_blob, "response_blob": c.response_blob}))
+                rows.append(
+                    (
+                        "proposer_failure",
+                        {
+                            "call": c.kind,
+                            "error": c.failure,
+                            "raw": raw,
+                            "prompt_blob": c.prompt_blob,
+                            "response_blob": c.response_blob,
+                        },
+                    )
+                )
         if rows:
             self.history.append_many(rows)
 
@@ -313,13 +398,25 @@ class Search:
     def _log_candidate(self, result: CandidateResult, action: Node | None, island: int | None) -> Outcome:
         self.history.append_many(("attempt", p.model_dump(mode="json")) for p in result.packets.values())
         packet = result.packet
-        step = {"candidate": result.candidate_id, "visit": self.visits, "island": island,
-                "action_id": action.id if action else None, "template": result.attrs.get("template"),
-                "knobs": result.attrs.get("knobs", {}), "passed": result.passed, "score": result.score,
-                "score_basis": result.score_basis, "failure_class": packet.failure_class.value
-                if packet.failure_class else None, "packet_id": packet.packet_id, "blob": result.blob,
-                "targets": {t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()},
-                "message": packet.message[:300], "evidence": evidence_text(packet)}
+        step = {
+            "candidate": result.candidate_id,
+            "visit": self.visits,
+            "island": island,
+            "action_id": action.id if action else None,
+            "template": result.attrs.get("template"),
+            "knobs": result.attrs.get("knobs", {}),
+            "passed": result.passed,
+            "score": result.score,
+            "score_basis": result.score_basis,
+            "failure_class": packet.failure_class.value if packet.failure_class else None,
+            "packet_id": packet.packet_id,
+            "blob": result.blob,
+            "targets": {
+                t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()
+            },
+            "message": packet.message[:300],
+            "evidence": evidence_text(packet),
+        }
         self.history.append(STEP, step)
         self._remember(step)
         self.on_progress(self.progress)
@@ -328,8 +425,18 @@ class Search:
     def _reopen_interrupted(self) -> None:
         trying = self.wm.actions(Status.trying)
         if trying:
-            self._apply([EditOp(op="update", node=a.id, fields={"status": Status.open.value},
-                                reason="the run stopped during this visit") for a in trying], "resume")
+            self._apply(
+                [
+                    EditOp(
+                        op="update",
+                        node=a.id,
+                        fields={"status": Status.open.value},
+                        reason="the run stopped during this visit",
+                    )
+                    for a in trying
+                ],
+                "resume",
+            )
 
     def _migrate(self) -> None:
         n = self.cfg.search.islands
@@ -347,11 +454,29 @@ class Search:
             home = next((d for d in self.wm.children(ROOT) if d.title == t.decision), None)
             if home is None:
                 continue
-            self._apply([EditOp(op="insert", node=home.id, reason=f"migration from island {i}", fields={
-                "title": f"migrant from island {i}: {t.title}", "rationale": f"{best.candidate} scored {best.score:.4f}",
-                "difficulty": t.difficulty, "expected_speedup": t.expected_speedup, "priority": 0.8,
-                "attrs": {"template": t.id, "knobs": best.attrs["knobs"], "island": j,
-                          "migrant_from": best.candidate}})], "migrate")
+            self._apply(
+                [
+                    EditOp(
+                        op="insert",
+                        node=home.id,
+                        reason=f"migration from island {i}",
+                        fields={
+                            "title": f"migrant from island {i}: {t.title}",
+                            "rationale": f"{best.candidate} scored {best.score:.4f}",
+                            "difficulty": t.difficulty,
+                            "expected_speedup": t.expected_speedup,
+                            "priority": 0.8,
+                            "attrs": {
+                                "template": t.id,
+                                "knobs": best.attrs["knobs"],
+                                "island": j,
+                                "migrant_from": best.candidate,
+                            },
+                        },
+                    )
+                ],
+                "migrate",
+            )
 
     # ------------------------------------------------------------------ the baseline
 
@@ -376,7 +501,9 @@ class Search:
                     break
                 t, untried = rng.choice(left)
                 knobs = rng.choice(untried)
-                impl = Implementation(task_templates.render(t, knobs), {"template": t.id, "knobs": knobs}, "random")
+                impl = Implementation(
+                    task_templates.render(t, knobs), {"template": t.id, "knobs": knobs}, "random"
+                )
                 tried.reserve(impl.attrs)
                 batch.append((cid, impl, {}))
             if not batch:
@@ -388,4 +515,6 @@ class Search:
 
 
 def _copy_tried(t: Tried) -> Tried:
-    return Tried({k: set(v) for k, v in t.keys.items()}, dict(t.best), {k: dict(v) for k, v in t.failures.items()})
+    return Tried(
+        {k: set(v) for k, v in t.keys.items()}, dict(t.best), {k: dict(v) for k, v in t.failures.items()}
+    )

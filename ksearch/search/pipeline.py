@@ -45,9 +45,20 @@ class CandidateResult:
 
 
 class Pipeline:
-    def __init__(self, run_dir: Path, task: Task, dtype: str, profiles: list[TargetProfile],
-                 evaluator: Evaluator, *, seeds: list[int], workloads: list[str] | None, cache_dir: Path | None = None,
-                 every_target: bool = True, compile_timeout_s: float = 60):
+    def __init__(
+        self,
+        run_dir: Path,
+        task: Task,
+        dtype: str,
+        profiles: list[TargetProfile],
+        evaluator: Evaluator,
+        *,
+        seeds: list[int],
+        workloads: list[str] | None,
+        cache_dir: Path | None = None,
+        every_target: bool = True,
+        compile_timeout_s: float = 60,
+    ):
         """`profiles[0]` is the primary target (the one scored, and timed where there is a GPU); with `every_target` False, candidates compile for
         the primary only and `other_targets` audits a chosen one (the best) for the rest."""
         self.run_dir, self.task, self.dtype, self.primary = run_dir, task, dtype, profiles[0].name
@@ -56,7 +67,9 @@ class Pipeline:
         self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
         self.compile_timeout_s = compile_timeout_s
         self.intensity = max_intensity(task, dtype)  # the same for every candidate and target
-        self._compiler = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ksearch-compile")
+        self._compiler = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ksearch-compile"
+        )
 
     def close(self) -> None:
         self._compiler.shutdown(wait=True, cancel_futures=True)
@@ -65,33 +78,66 @@ class Pipeline:
         """Evaluate (candidate id, implementation, provenance) triples; results in the same order."""
         blobs = [put_blob(self.run_dir, impl.source.encode(), ".py") for _, impl, _ in batch]
         paths = [self.run_dir / b for b in blobs]
-        requests = [CompileRequest(source_path=str(p), task=str(self.task.root), target=prof.name, dtype=self.dtype)
-                    for p in paths for prof in self.profiles]
-        compiling = self._compiler.submit(compile_many, requests, cache_dir=self.cache_dir,
-                                          timeout_s=self.compile_timeout_s)
+        requests = [
+            CompileRequest(source_path=str(p), task=str(self.task.root), target=prof.name, dtype=self.dtype)
+            for p in paths
+            for prof in self.profiles
+        ]
+        compiling = self._compiler.submit(
+            compile_many, requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s
+        )
         evaluated = []
         for p in paths:
-            evaluated.append(self.evaluator.evaluate(p, self.task, target=self.primary, dtype=self.dtype,
-                                                     seeds=tuple(self.seeds), workloads=self.workloads))
+            evaluated.append(
+                self.evaluator.evaluate(
+                    p,
+                    self.task,
+                    target=self.primary,
+                    dtype=self.dtype,
+                    seeds=tuple(self.seeds),
+                    workloads=self.workloads,
+                )
+            )
         compiled = compiling.result()
         n = len(self.profiles)
-        return [self._merge(cid, impl, prov, blob, packet, compiled[i * n:(i + 1) * n])
-                for i, ((cid, impl, prov), blob, packet) in enumerate(zip(batch, blobs, evaluated))]
+        return [
+            self._merge(cid, impl, prov, blob, packet, compiled[i * n : (i + 1) * n])
+            for i, ((cid, impl, prov), blob, packet) in enumerate(zip(batch, blobs, evaluated))
+        ]
 
     def other_targets(self, packet: EvidencePacket, blob: str) -> list[EvidencePacket]:
         """The packets of one evaluated candidate on the targets it was not yet compiled for."""
         rest = [p for p in self.all_profiles if p not in self.profiles]
-        requests = [CompileRequest(source_path=str(self.run_dir / blob), task=str(self.task.root), target=p.name, dtype=self.dtype)
-                    for p in rest]
-        compiled = (compile_many(requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s)
-                    if requests else [])
+        requests = [
+            CompileRequest(
+                source_path=str(self.run_dir / blob),
+                task=str(self.task.root),
+                target=p.name,
+                dtype=self.dtype,
+            )
+            for p in rest
+        ]
+        compiled = (
+            compile_many(requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s)
+            if requests
+            else []
+        )
         prov = {"action_id": packet.candidate.action_id, "parent_id": packet.candidate.parent_id}
         return [self._target_packet(packet, p, c, blob, prov) for p, c in zip(rest, compiled)]
 
-    def _merge(self, cid: str, impl: Implementation, prov: dict, blob: str, evaluated: EvidencePacket,
-               compiles: list[CompileResult]) -> CandidateResult:
-        packets = {prof.name: self._target_packet(evaluated, prof, comp, blob, prov)
-                   for prof, comp in zip(self.profiles, compiles)}
+    def _merge(
+        self,
+        cid: str,
+        impl: Implementation,
+        prov: dict,
+        blob: str,
+        evaluated: EvidencePacket,
+        compiles: list[CompileResult],
+    ) -> CandidateResult:
+        packets = {
+            prof.name: self._target_packet(evaluated, prof, comp, blob, prov)
+            for prof, comp in zip(self.profiles, compiles)
+        }
         primary = packets[self.primary]  # profiles[0]
         score = basis = None
         if primary.status is Status.PASS and primary.reward is not None:
@@ -101,30 +147,47 @@ class Pipeline:
             basis = f"static-estimate:{self.primary}" if score is not None else None
         return CandidateResult(cid, blob, impl.attrs, packets, self.primary, score, basis)
 
-    def _target_packet(self, evaluated: EvidencePacket, prof: TargetProfile, comp: CompileResult, blob: str,
-                       prov: dict) -> EvidencePacket:
+    def _target_packet(
+        self, evaluated: EvidencePacket, prof: TargetProfile, comp: CompileResult, blob: str, prov: dict
+    ) -> EvidencePacket:
         """The evaluated packet as it stands for one target: its own compile and audit; timing kept
         only where this target is the device that was timed."""
         audit = audit_compile(comp, prof, self.task.spec.op_family, self.dtype, self.intensity)
         audit.anti_hack = list(evaluated.audit.anti_hack)
         data = evaluated.model_dump()
         data["packet_id"] = f"{evaluated.packet_id.rsplit('@', 1)[0]}@{prof.name}"
-        data["candidate"].update(target=prof.name, source_blob=blob, action_id=prov.get("action_id"),
-                                 parent_id=prov.get("parent_id"),
-                                 compiler_invocation=f"ksearch compile {self.run_dir / blob} --task {self.task.name} "
-                                                     f"--target {prof.name} --dtype {self.dtype}")
+        data["candidate"].update(
+            target=prof.name,
+            source_blob=blob,
+            action_id=prov.get("action_id"),
+            parent_id=prov.get("parent_id"),
+            compiler_invocation=f"ksearch compile {self.run_dir / blob} --task {self.task.name} "
+            f"--target {prof.name} --dtype {self.dtype}",
+        )
         data["audit"] = audit.model_dump()
         data["durations_s"] = {**evaluated.durations_s, "compile": round(comp.seconds, 4)}
         data["diagnostics"] = [d.model_dump() for d in (*evaluated.diagnostics, *comp.diagnostics)]
         failure, message = _target_failure(comp, audit, prof.name)
         if evaluated.status is Status.PASS and failure is not None:  # right outputs, but not on this target
-            data.update(status=status_for(failure), failure_class=failure, message=message[:2000], performance=None,
-                        reward=0.0, unmeasured=Unmeasured(reason=FailureClass.UNMEASURED_NOT_VERIFIED,
-                                                          detail=message[:500]).model_dump())
+            data.update(
+                status=status_for(failure),
+                failure_class=failure,
+                message=message[:2000],
+                performance=None,
+                reward=0.0,
+                unmeasured=Unmeasured(
+                    reason=FailureClass.UNMEASURED_NOT_VERIFIED, detail=message[:500]
+                ).model_dump(),
+            )
         elif evaluated.performance is not None and prof.name != self.primary:
-            data.update(performance=None, reward=None, unmeasured=Unmeasured(
-                reason=FailureClass.UNMEASURED_NO_DEVICE, detail=f"timed on {self.primary} only; no {prof.name} here"
-            ).model_dump())
+            data.update(
+                performance=None,
+                reward=None,
+                unmeasured=Unmeasured(
+                    reason=FailureClass.UNMEASURED_NO_DEVICE,
+                    detail=f"timed on {self.primary} only; no {prof.name} here",
+                ).model_dump(),
+            )
         return EvidencePacket.model_validate(data)
 
 

@@ -28,10 +28,14 @@ def _panel(p: Progress) -> RenderableType:
 @contextmanager
 def live_progress(console: Console) -> Iterator[Callable[[Progress], None]]:
     if not console.is_terminal:  # logs and CI: one line per candidate instead of a redrawn panel
+
         def line(p: Progress) -> None:
             best = f"{p.best.score:.4f}" if p.best else "-"
-            console.print(f"[{p.evaluations}/{p.budget}] best {best} | {p.action} | failed {sum(p.failures.values())}",
-                          highlight=False)
+            console.print(
+                f"[{p.evaluations}/{p.budget}] best {best} | {p.action} | failed {sum(p.failures.values())}",
+                highlight=False,
+            )
+
         yield line
         return
     with Live(Text("starting ..."), console=console, refresh_per_second=4, transient=True) as live:
@@ -43,13 +47,24 @@ def render_summary(result) -> RenderableType:
     lines: list[RenderableType] = [Text(f"stopped: {result.stop_reason}", style="bold")]
     lines.append(_panel(p))
     if p.best is not None:
-        lines.append(Text(f"best kernel: {result.best_kernel}  (packet: {result.best_packet})", style="green"))
+        lines.append(
+            Text(f"best kernel: {result.best_kernel}  (packet: {result.best_packet})", style="green")
+        )
         if p.best.basis.startswith("static-estimate"):
-            lines.append(Text("its score is a static estimate (no GPU here): ranked by model, not measured; "
-                              "timings need the target GPU", style="yellow"))
+            lines.append(
+                Text(
+                    "its score is a static estimate (no GPU here): ranked by model, not measured; "
+                    "timings need the target GPU",
+                    style="yellow",
+                )
+            )
     else:
         lines.append(Text("no candidate passed", style="red"))
-    lines.append(Text(f"log: {result.run_dir}   check: ksearch log verify {result.run_dir}   "
-                      f"tree: ksearch tree {result.run_dir}   stats: ksearch log stats {result.run_dir}"))
+    lines.append(
+        Text(
+            f"log: {result.run_dir}   check: ksearch log verify {result.run_dir}   "
+            f"tree: ksearch tree {result.run_dir}   stats: ksearch log stats {result.run_dir}"
+        )
+    )
     lines.append(Text(f"resume: ksearch run --resume {result.run_dir} --budget-evals N"))
     return Group(*lines)

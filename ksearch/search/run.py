@@ -54,8 +54,14 @@ def run_config_of(run_dir: Path) -> RunConfig:
     raise ConfigError(f"{run_dir} has no run_start row: it is not a run ksearch can resume")
 
 
-def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, overrides: dict | None = None,
-              resume: Path | None = None, on_progress: Callable[[Progress], None] | None = None) -> RunResult:
+def start_run(
+    config_path: Path | None = None,
+    *,
+    log_dir: Path | None = None,
+    overrides: dict | None = None,
+    resume: Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
     """Run (or resume) a search. `overrides` are dotted config fields from the command line
     (task, device, seed, budget.evaluations, budget.wall_s, budget.llm_usd), plus `proposer` (a
     spec, see ksearch.propose.settings) and `replay_from`. A replay with no CONFIG takes the
@@ -65,7 +71,9 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
     if resume is not None:
         cfg = run_config_of(Path(resume))
         if config_path is not None:
-            raise ConfigError("--resume continues a run with the config it started with; drop the CONFIG argument")
+            raise ConfigError(
+                "--resume continues a run with the config it started with; drop the CONFIG argument"
+            )
     elif config_path is None and replay_from is not None:
         cfg = run_config_of(Path(replay_from))
     else:
@@ -79,15 +87,19 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
         dtype = task.default_dtype
         cfg = cfg.model_copy(update={"dtype": dtype})
     if dtype not in task.dtypes:
-        raise ConfigError(f"dtype {dtype!r} is not a variant of task {task.name}; choose one of {', '.join(task.dtypes)}")
+        raise ConfigError(
+            f"dtype {dtype!r} is not a variant of task {task.name}; choose one of {', '.join(task.dtypes)}"
+        )
     device = resolve_device(cfg.device)
     profiles = [load_target(name) for name in cfg.targets]
     primary = profiles[0].name
     if device == "cuda":
         local = detect_local_device()
         if local is None or not local.profile:
-            raise ConfigError("this GPU matches no target profile, so its timings cannot be scored; "
-                              "add a profile under configs/targets/ or run with device: cpu")
+            raise ConfigError(
+                "this GPU matches no target profile, so its timings cannot be scored; "
+                "add a profile under configs/targets/ or run with device: cpu"
+            )
         primary = local.profile
         if primary not in {p.name for p in profiles}:
             profiles.append(load_target(primary))
@@ -96,28 +108,54 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
     root, run_id = Path(log_dir or default_log_root()), new_run_id(task.name)
     run_dir = Path(resume) if resume is not None else root / run_id
     # before the run directory exists, so that a missing API key leaves nothing behind
-    proposer = make_proposer(cfg.proposer, task, dtype, [p.name for p in profiles], run_dir, cfg.budget.llm_usd)
+    proposer = make_proposer(
+        cfg.proposer, task, dtype, [p.name for p in profiles], run_dir, cfg.budget.llm_usd
+    )
     if resume is None:
         run_dir = make_run_dir(root, run_id)
     history = History(run_dir)
     snapshot = environment_snapshot().model_dump(mode="json")
     if resume is None:
-        history.append("run_start", {"config": cfg.model_dump(mode="json"), "task": task.name, "dtype": dtype,
-                                     "targets": [p.name for p in profiles], "primary": primary, "device": device,
-                                     "ksearch_version": ksearch.__version__, "environment": snapshot})
-        wm = WorldModel.new(f"{task.name} {dtype} on {primary}", description=f"targets: {', '.join(p.name for p in profiles)}",
-                            attrs={"task": task.name, "dtype": dtype, "primary": primary})
+        history.append(
+            "run_start",
+            {
+                "config": cfg.model_dump(mode="json"),
+                "task": task.name,
+                "dtype": dtype,
+                "targets": [p.name for p in profiles],
+                "primary": primary,
+                "device": device,
+                "ksearch_version": ksearch.__version__,
+                "environment": snapshot,
+            },
+        )
+        wm = WorldModel.new(
+            f"{task.name} {dtype} on {primary}",
+            description=f"targets: {', '.join(p.name for p in profiles)}",
+            attrs={"task": task.name, "dtype": dtype, "primary": primary},
+        )
         record(history, [], "new run", root=wm.root)  # the proposer's plan comes first in Search.run
     else:
         wm = WorldModel.from_log(run_dir)
-        history.append("run_resume", {"config": cfg.model_dump(mode="json"), "device": device, "environment": snapshot})
+        history.append(
+            "run_resume", {"config": cfg.model_dump(mode="json"), "device": device, "environment": snapshot}
+        )
 
     with ExitStack() as stack:
-        evaluator = stack.enter_context(Evaluator(device, timeout_s=cfg.eval.timeout_s,
-                                                  bench_budget_s=cfg.eval.bench_budget_s))
-        pipeline = Pipeline(run_dir, task, dtype, profiles, evaluator, seeds=cfg.eval.seeds,
-                            workloads=cfg.eval.workloads, every_target=cfg.eval.targets == "every",
-                            compile_timeout_s=cfg.eval.compile_timeout_s)
+        evaluator = stack.enter_context(
+            Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
+        )
+        pipeline = Pipeline(
+            run_dir,
+            task,
+            dtype,
+            profiles,
+            evaluator,
+            seeds=cfg.eval.seeds,
+            workloads=cfg.eval.workloads,
+            every_target=cfg.eval.targets == "every",
+            compile_timeout_s=cfg.eval.compile_timeout_s,
+        )
         stack.callback(pipeline.close)
         search = Search(cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress)
         if resume is not None:
@@ -141,11 +179,24 @@ def start_run(config_path: Path | None = None, *, log_dir: Path | None = None, o
             missing = [m for m in missing if m.packet_id not in packets]
             if missing:
                 history.append_many(("attempt", m.model_dump(mode="json")) for m in missing)
-                history.append("final_audit", {"candidate": p.best.candidate,
-                                               "targets": {m.candidate.target: m.status.value for m in missing}})
-        history.append("run_stop", {"reason": reason, "evaluations": p.evaluations, "passed": p.passed,
-                                    "failures": dict(p.failures), "elapsed_s": round(time.monotonic() - t0, 3),
-                                    "best": p.best.__dict__ if p.best else None})
+                history.append(
+                    "final_audit",
+                    {
+                        "candidate": p.best.candidate,
+                        "targets": {m.candidate.target: m.status.value for m in missing},
+                    },
+                )
+        history.append(
+            "run_stop",
+            {
+                "reason": reason,
+                "evaluations": p.evaluations,
+                "passed": p.passed,
+                "failures": dict(p.failures),
+                "elapsed_s": round(time.monotonic() - t0, 3),
+                "best": p.best.__dict__ if p.best else None,
+            },
+        )
     return RunResult(run_dir, reason, p, best_kernel, best_packet, device, resume is not None, wm)
 
 
@@ -165,5 +216,9 @@ def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
 
 def _packets(run_dir: Path, base_id: str) -> dict[str, dict]:
     """Every logged packet of one candidate (one per target), by packet id."""
-    return {line.row["payload"]["packet_id"]: line.row["payload"] for line, _ in iter_rows(run_dir)
-            if line.row["kind"] == "attempt" and line.row["payload"].get("packet_id", "").startswith(base_id + "@")}
+    return {
+        line.row["payload"]["packet_id"]: line.row["payload"]
+        for line, _ in iter_rows(run_dir)
+        if line.row["kind"] == "attempt"
+        and line.row["payload"].get("packet_id", "").startswith(base_id + "@")
+    }

@@ -51,16 +51,22 @@ def match_profile(
         if arch == "sm_100" and "B200" in upper:
             profile = "b200"
             if "GB200" in upper:
-                notes.append("GB200 runs the B200 die at a higher power limit; b200 (HGX) rates are conservative")
+                notes.append(
+                    "GB200 runs the B200 die at a higher power limit; b200 (HGX) rates are conservative"
+                )
         elif arch == "sm_90":
             if "H200" in upper or (memory_gib > 100 and "GH200" not in upper):
                 profile = "h200"
             elif "H100" in upper:
                 profile = "h100"
                 if "PCIE" in upper or " NVL" in upper:
-                    notes.append(f"{name} is not the SXM5 part the h100 profile describes (clocks, bandwidth differ)")
+                    notes.append(
+                        f"{name} is not the SXM5 part the h100 profile describes (clocks, bandwidth differ)"
+                    )
             elif "GH200" in upper:
-                notes.append("GH200 is not profiled; closest profile: h100 (same sm_90a SM, different memory)")
+                notes.append(
+                    "GH200 is not profiled; closest profile: h100 (same sm_90a SM, different memory)"
+                )
         if profile is None and not notes:
             notes.append(f"no profile for {name} ({arch}); profiles exist for b200, h100, h200")
     else:
@@ -72,11 +78,15 @@ def match_profile(
                 notes.append(f"{name} ({base}) is not an MI300X; closest profile: mi300x (same CDNA 3 CU)")
         elif base == "gfx950":
             if "MI350X" in upper:
-                notes.append("MI350X is not profiled; closest profile: mi355x (same CDNA 4 CU, 2200 vs 2400 MHz)")
+                notes.append(
+                    "MI350X is not profiled; closest profile: mi355x (same CDNA 4 CU, 2200 vs 2400 MHz)"
+                )
             else:
                 profile = "mi355x"
                 if "MI355X" not in upper:
-                    notes.append(f"device name {name!r} does not say MI355X; matched by gfx950 (could be an MI350X)")
+                    notes.append(
+                        f"device name {name!r} does not say MI355X; matched by gfx950 (could be an MI350X)"
+                    )
         else:
             notes.append(f"no profile for {name} ({base}); profiles exist for mi300x, mi355x")
     expected_sms = _PROFILE_SM_COUNT.get(profile or "")
@@ -106,7 +116,9 @@ def _device_from_props(index: int, props: Any, is_hip: bool) -> LocalDevice:
         cc = f"{major}.{minor}"
         arch = f"sm_{major}{minor}"
         vendor = "nvidia"
-    profile, notes = match_profile(name=name, vendor=vendor, arch=arch, memory_gib=memory_gib, sm_count=sm_count)
+    profile, notes = match_profile(
+        name=name, vendor=vendor, arch=arch, memory_gib=memory_gib, sm_count=sm_count
+    )
     return LocalDevice(
         index=index,
         name=name,

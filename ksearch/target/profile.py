@@ -136,14 +136,14 @@ class Residency(_Strict):
     """How many warps (NVIDIA) / waves (AMD) and blocks one SM or CU can hold: the occupancy ceiling."""
 
     max_warps_per_sm: int = Field(gt=0, description="resident warps per SM (NVIDIA) / waves per CU (AMD)")
-    max_blocks_per_sm: int | None = Field(description="resident blocks per SM; null where not a separate limit")
+    max_blocks_per_sm: int | None = Field(
+        description="resident blocks per SM; null where not a separate limit"
+    )
 
 
 class Caches(_Strict):
     l2_mib: float = Field(gt=0, description="L2 cache, MiB (whole device)")
-    last_level_mib: float | None = Field(
-        description="memory-side last-level cache (AMD Infinity Cache), MiB"
-    )
+    last_level_mib: float | None = Field(description="memory-side last-level cache (AMD Infinity Cache), MiB")
 
 
 class Memory(_Strict):
@@ -231,7 +231,10 @@ class TargetProfile(_Strict):
                 raise ValueError("nvidia targets need triton.backend 'cuda' and an integer triton.arch")
             if self.warp_size != 32:
                 raise ValueError("nvidia targets have warp_size 32")
-            if self.registers.arch_vgprs_per_lane is not None or self.registers.acc_vgprs_per_lane is not None:
+            if (
+                self.registers.arch_vgprs_per_lane is not None
+                or self.registers.acc_vgprs_per_lane is not None
+            ):
                 raise ValueError("registers.arch_vgprs_per_lane / acc_vgprs_per_lane are AMD-only; set null")
         else:
             if not re.match(r"^gfx[0-9a-f]+$", self.arch):
@@ -246,7 +249,9 @@ class TargetProfile(_Strict):
             raise ValueError("shared_memory.max_per_block_kib exceeds shared_memory.per_sm_kib")
 
         numeric = dict(_numeric_leaves(self))
-        missing = sorted(path for path, value in numeric.items() if value is not None and path not in self.sources)
+        missing = sorted(
+            path for path, value in numeric.items() if value is not None and path not in self.sources
+        )
         if missing:
             raise ValueError(f"sources has no entry for {', '.join(missing)}")
         valid_paths = set(numeric) | {"product", "arch", "triton", "warp_size", "expected_instructions"}
@@ -289,9 +294,7 @@ class TargetProfile(_Strict):
         value = self.peak_tflops_or_none(dtype)
         if value is None:
             have = ", ".join(k for k, v in self.peaks.model_dump().items() if v is not None)
-            raise TargetError(
-                f"target {self.name!r} has no {str(dtype)} peak rate; rates it has: {have}"
-            )
+            raise TargetError(f"target {self.name!r} has no {str(dtype)} peak rate; rates it has: {have}")
         return value
 
     def expected_entries(self, op_family: str, dtype: str) -> list[ExpectedInstructions]:
@@ -370,9 +373,7 @@ def load_target(name: str | Path, directory: Path | None = None) -> TargetProfil
     if key not in known:
         root = targets_dir(directory)
         where = ", ".join(known) if known else f"none found in {root}"
-        raise TargetError(
-            f"unknown target {text!r}; known targets: {where} (see `ksearch targets list`)"
-        )
+        raise TargetError(f"unknown target {text!r}; known targets: {where} (see `ksearch targets list`)")
     profile = load_target_file(targets_dir(directory) / f"{key}.yaml")
     if profile.name != key:
         raise TargetError(
@@ -392,7 +393,9 @@ def load_target_file(path: Path) -> TargetProfile:
     try:
         raw_text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TargetError(f"target profile {path} does not exist; check the path or run `ksearch targets list`") from None
+        raise TargetError(
+            f"target profile {path} does not exist; check the path or run `ksearch targets list`"
+        ) from None
     except OSError as exc:
         raise TargetError(f"cannot read target profile {path}: {exc.strerror}; check permissions") from None
     try:
@@ -401,9 +404,13 @@ def load_target_file(path: Path) -> TargetProfile:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise TargetError(f"target profile {path} is not valid YAML{where}: {problem}; fix the syntax") from None
+        raise TargetError(
+            f"target profile {path} is not valid YAML{where}: {problem}; fix the syntax"
+        ) from None
     if not isinstance(data, dict):
-        raise TargetError(f"target profile {path} must be a YAML mapping of fields, got {type(data).__name__}")
+        raise TargetError(
+            f"target profile {path} must be a YAML mapping of fields, got {type(data).__name__}"
+        )
     try:
         profile = TargetProfile.model_validate(data)
     except ValidationError as exc:
@@ -425,7 +432,6 @@ def _describe_errors(exc: ValidationError) -> str:
             msg = err["msg"].removeprefix("Value error, ")
             parts.append(f"field '{loc}': {msg}" if loc else msg)
     return "; ".join(parts)
-
 
 
 def family_matches(family: str, mnemonic: str) -> bool:

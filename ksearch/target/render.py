@@ -50,7 +50,11 @@ def _hardware_rows(p: TargetProfile) -> list[tuple[str, str, str]]:
         (f"32-bit registers per {unit[:-1]}", _fmt(regs.per_sm), "registers.per_sm"),
         ("max registers per thread", per_thread, "registers.max_per_thread"),
         (f"{smem} per {unit[:-1]}", _fmt(p.shared_memory.per_sm_kib, "KiB"), "shared_memory.per_sm_kib"),
-        (f"{smem} max per block", _fmt(p.shared_memory.max_per_block_kib, "KiB"), "shared_memory.max_per_block_kib"),
+        (
+            f"{smem} max per block",
+            _fmt(p.shared_memory.max_per_block_kib, "KiB"),
+            "shared_memory.max_per_block_kib",
+        ),
         ("L2 cache", _fmt(p.caches.l2_mib, "MiB"), "caches.l2_mib"),
     ]
     if p.caches.last_level_mib is not None:
@@ -125,7 +129,9 @@ def describe_target(profile: TargetProfile) -> dict[str, Any]:
 
 def render_target_list(profiles: list[TargetProfile]) -> RenderableType:
     """One-line-per-target summary table for `ksearch targets list`."""
-    table = Table(title="Targets (dense peaks in TFLOP/s)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title="Targets (dense peaks in TFLOP/s)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
     table.add_column("name", style="bold cyan", no_wrap=True)
     table.add_column("arch", no_wrap=True)
     table.add_column("product", min_width=12, ratio=1)
@@ -174,7 +180,9 @@ def render_snapshot(snapshot: EnvSnapshot) -> RenderableType:
     tools.add_column("version")
     tools.add_column("path / reason", style="dim", overflow="fold")
     for info in s.toolchain.values():
-        tools.add_row(info.name, info.version or "-", info.path if info.version else (info.reason or info.path or ""))
+        tools.add_row(
+            info.name, info.version or "-", info.path if info.version else (info.reason or info.path or "")
+        )
 
     parts: list[RenderableType] = [host, pkgs, tools]
     if s.gpus:

@@ -118,7 +118,9 @@ class EnvSnapshot(_Model):
     packages: dict[str, PackageInfo]  # torch, triton, tilelang, numpy
     torch_cuda: str | None  # torch.version.cuda
     torch_hip: str | None  # torch.version.hip
-    toolchain: dict[str, ToolInfo]  # nvcc, ptxas, triton-ptxas, triton-ptxas-blackwell, clang++-22, clang, hipcc
+    toolchain: dict[
+        str, ToolInfo
+    ]  # nvcc, ptxas, triton-ptxas, triton-ptxas-blackwell, clang++-22, clang, hipcc
     gpus: list[GpuInfo]
     gpu_query: str  # how `gpus` was obtained, or why it is empty
     local_device: LocalDevice | None
@@ -212,7 +214,9 @@ def _package_from_import(name: str) -> tuple[PackageInfo, object | None]:
     version = getattr(module, "__version__", None)
     location = str(Path(module.__file__).parent) if getattr(module, "__file__", None) else None
     if version is None:
-        return PackageInfo(name=name, version=None, location=location, reason="module has no __version__"), module
+        return PackageInfo(
+            name=name, version=None, location=location, reason="module has no __version__"
+        ), module
     return PackageInfo(name=name, version=str(version), location=location), module
 
 
@@ -246,7 +250,9 @@ def _first_existing(candidates: Sequence[str | None]) -> str | None:
 def _cuda_bin_dirs() -> list[str]:
     dirs = [os.path.join(os.environ[v], "bin") for v in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(v)]
     dirs.append("/usr/local/cuda/bin")
-    versioned = sorted(Path("/usr/local").glob("cuda-*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True)
+    versioned = sorted(
+        Path("/usr/local").glob("cuda-*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True
+    )
     dirs.extend(str(p) for p in versioned)
     return dirs
 
@@ -270,7 +276,9 @@ def _tool_candidates() -> dict[str, tuple[list[str | None], str]]:
     rocm = os.environ.get("ROCM_PATH") or "/opt/rocm"
     triton_bin = _triton_dir()
     triton_nv = triton_bin / "backends" / "nvidia" / "bin" if triton_bin else None
-    llvm_dirs = sorted(Path("/usr/lib").glob("llvm-*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True)
+    llvm_dirs = sorted(
+        Path("/usr/lib").glob("llvm-*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True
+    )
     return {
         "nvcc": (
             [shutil.which("nvcc")] + [os.path.join(d, "nvcc") for d in _cuda_bin_dirs()],
@@ -285,7 +293,10 @@ def _tool_candidates() -> dict[str, tuple[list[str | None], str]]:
             "triton is not installed or ships no NVIDIA ptxas",
         ),
         "triton-ptxas-blackwell": (
-            [os.environ.get("TRITON_PTXAS_BLACKWELL_PATH"), str(triton_nv / "ptxas-blackwell") if triton_nv else None],
+            [
+                os.environ.get("TRITON_PTXAS_BLACKWELL_PATH"),
+                str(triton_nv / "ptxas-blackwell") if triton_nv else None,
+            ],
             "this triton ships no ptxas-blackwell",
         ),
         "clang++-22": (
@@ -304,7 +315,9 @@ def _tool_candidates() -> dict[str, tuple[list[str | None], str]]:
     }
 
 
-def probe_tool(name: str, path: str | None, *, reason_missing: str, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> ToolInfo:
+def probe_tool(
+    name: str, path: str | None, *, reason_missing: str, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
+) -> ToolInfo:
     """Run `path --version` with a timeout; never raises."""
     if path is None:
         return ToolInfo(name=name, path=None, version=None, reason=reason_missing)
@@ -313,17 +326,25 @@ def probe_tool(name: str, path: str | None, *, reason_missing: str, timeout_s: f
             [path, "--version"], capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:
-        return ToolInfo(name=name, path=path, version=None, reason=f"`{path} --version` timed out after {timeout_s:g}s")
+        return ToolInfo(
+            name=name, path=path, version=None, reason=f"`{path} --version` timed out after {timeout_s:g}s"
+        )
     except OSError as exc:
-        return ToolInfo(name=name, path=path, version=None, reason=f"cannot run {path}: {exc.strerror or exc}")
+        return ToolInfo(
+            name=name, path=path, version=None, reason=f"cannot run {path}: {exc.strerror or exc}"
+        )
     output = (proc.stdout or "") + "\n" + (proc.stderr or "")
     version, line = parse_tool_version(output)
     if proc.returncode != 0 and version is None:
         tail = " ".join(output.split())[-200:]
-        return ToolInfo(name=name, path=path, version=None, reason=f"`--version` exited {proc.returncode}: {tail}")
+        return ToolInfo(
+            name=name, path=path, version=None, reason=f"`--version` exited {proc.returncode}: {tail}"
+        )
     if version is None:
         first = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
-        return ToolInfo(name=name, path=path, version=None, version_line=first or None, reason="no version in output")
+        return ToolInfo(
+            name=name, path=path, version=None, version_line=first or None, reason="no version in output"
+        )
     return ToolInfo(name=name, path=path, version=version, version_line=line)
 
 
@@ -332,7 +353,9 @@ def toolchain_info(timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> dict[str, ToolI
     candidates = _tool_candidates()
     with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
         futures = {
-            name: pool.submit(probe_tool, name, _first_existing(cands), reason_missing=reason, timeout_s=timeout_s)
+            name: pool.submit(
+                probe_tool, name, _first_existing(cands), reason_missing=reason, timeout_s=timeout_s
+            )
             for name, (cands, reason) in candidates.items()
         }
         return {name: fut.result() for name, fut in futures.items()}
@@ -411,7 +434,10 @@ def _gpus_from_nvidia_smi(timeout_s: float) -> tuple[list[GpuInfo], str | None]:
     except OSError as exc:
         return [], f"cannot run nvidia-smi: {exc.strerror or exc}"
     if proc.returncode != 0:
-        return [], f"nvidia-smi exited {proc.returncode}: {' '.join((proc.stdout + proc.stderr).split())[-200:]}"
+        return (
+            [],
+            f"nvidia-smi exited {proc.returncode}: {' '.join((proc.stdout + proc.stderr).split())[-200:]}",
+        )
     return parse_nvidia_smi_csv(proc.stdout), None
 
 
@@ -463,7 +489,9 @@ def gpu_info(torch: object | None, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) ->
 # ---- snapshot --------------------------------------------------------------------------------
 
 
-def environment_snapshot(*, probe_tools: bool = True, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> EnvSnapshot:
+def environment_snapshot(
+    *, probe_tools: bool = True, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
+) -> EnvSnapshot:
     """Collect the snapshot. Missing tools / packages / GPUs are recorded with a reason, never raised.
 
     `probe_tools=False` skips running `--version` on compilers (the entries then say so).

@@ -137,8 +137,9 @@ class Task:
         """Keyword params for the reference, formulas evaluated for this workload."""
         return self.spec.param_values(self.axes_for(workload))
 
-    def _tensor_infos(self, names: list[str], role: Literal["input", "output"], workload: WorkloadRef,
-                      dtype: str | None) -> list[TensorInfo]:
+    def _tensor_infos(
+        self, names: list[str], role: Literal["input", "output"], workload: WorkloadRef, dtype: str | None
+    ) -> list[TensorInfo]:
         axes = self.axes_for(workload)
         variant = self._dtype(dtype)
         return [
@@ -297,7 +298,9 @@ class Task:
                 return found
         return self.default_dtype
 
-    def axes_from_inputs(self, inputs: Mapping[str, torch.Tensor], *, partial: bool = False) -> dict[str, int]:
+    def axes_from_inputs(
+        self, inputs: Mapping[str, torch.Tensor], *, partial: bool = False
+    ) -> dict[str, int]:
         """The axes read off the input shapes (and the constant axes). An axis that sizes no input
         raises TaskError unless `partial`, which leaves it out (an imported problem's int field that
         only steers its input generator is such an axis)."""
@@ -398,7 +401,9 @@ def _bind_expression(dim: str, size: int, axes: dict[str, int]) -> None:
 
 def _import_reference(task_name: str, path: Path) -> Callable[..., Any]:
     if not path.is_file():
-        raise TaskError(f"task {task_name}: {path} does not exist; add a reference.py defining reference(*inputs, **params)")
+        raise TaskError(
+            f"task {task_name}: {path} does not exist; add a reference.py defining reference(*inputs, **params)"
+        )
     # A unique module name per file, so two tasks' reference.py never collide; the module is not
     # registered in sys.modules, leaving no global trace.
     digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=6).hexdigest()
@@ -411,10 +416,14 @@ def _import_reference(task_name: str, path: Path) -> Callable[..., Any]:
         spec.loader.exec_module(module)
     except Exception as exc:  # any import-time failure of user code is a task error
         detail = " ".join(str(exc).split())
-        raise TaskError(f"task {task_name}: importing {path} failed with {type(exc).__name__}: {detail}; fix the file") from exc
+        raise TaskError(
+            f"task {task_name}: importing {path} failed with {type(exc).__name__}: {detail}; fix the file"
+        ) from exc
     func = getattr(module, "reference", None)
     if func is None:
-        raise TaskError(f"task {task_name}: {path} defines no function 'reference'; add def reference(*inputs, **params)")
+        raise TaskError(
+            f"task {task_name}: {path} defines no function 'reference'; add def reference(*inputs, **params)"
+        )
     if not callable(func):
         raise TaskError(f"task {task_name}: 'reference' in {path} is a {type(func).__name__}, not a function")
     return func

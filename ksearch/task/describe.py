@@ -58,7 +58,9 @@ def render_task_list(rows: list[dict[str, Any]]) -> Table:
         table.add_column(col, overflow="fold")
     for row in rows:
         if "error" in row:
-            table.add_row(row["name"], Text("invalid", style="red"), "", "", Text(row["error"], style="red"), "")
+            table.add_row(
+                row["name"], Text("invalid", style="red"), "", "", Text(row["error"], style="red"), ""
+            )
             continue
         table.add_row(
             row["name"],
@@ -79,7 +81,9 @@ def describe_task(task: Task, dtype: str | None = None) -> dict[str, Any]:
     spec = task.spec
     variant = dtype or task.default_dtype
     if variant not in spec.dtypes:
-        raise TaskError(f"task {task.name}: dtype '{variant}' is not one of its variants; use one of: {', '.join(spec.dtypes)}")
+        raise TaskError(
+            f"task {task.name}: dtype '{variant}' is not one of its variants; use one of: {', '.join(spec.dtypes)}"
+        )
 
     def tensor_row(name: str, role: str) -> dict[str, Any]:
         t = spec.tensors[name]
@@ -155,7 +159,9 @@ def render_task(task: Task, dtype: str | None = None) -> Group:
     header.append("entry: ", style="bold")
     header.append(info["entry"] + "   (destination-passing: inputs, then outputs written in place)\n")
     header.append("dtypes: ", style="bold")
-    header.append(", ".join(info["dtypes"]) + f"   (default {info['default_dtype']}; $dtype = the chosen variant)\n")
+    header.append(
+        ", ".join(info["dtypes"]) + f"   (default {info['default_dtype']}; $dtype = the chosen variant)\n"
+    )
     header.append("languages: ", style="bold")
     header.append(", ".join(info["languages"]) + "\n")
     axes = ", ".join(
@@ -172,7 +178,9 @@ def render_task(task: Task, dtype: str | None = None) -> Group:
     header.append(info["bytes_formula"])
     if info["target_only"]:
         header.append("\ntarget-only: ", style="bold red")
-        header.append(f"verification needs {' or '.join(info['target_only']['targets'])}: {info['target_only']['reason']}")
+        header.append(
+            f"verification needs {' or '.join(info['target_only']['targets'])}: {info['target_only']['reason']}"
+        )
 
     tensors = Table(title="contract", show_lines=False)
     for col in ("tensor", "role", "dtype", "shape", "default distribution", "description"):

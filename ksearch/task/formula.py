@@ -116,7 +116,9 @@ def parse_formula(text: str | int | float, what: str = "formula") -> Formula:
     return Formula(text=source, tree=tree, names=frozenset(names))
 
 
-def evaluate_formula(text: str | int | float, namespace: Mapping[str, Number], what: str = "formula") -> Number:
+def evaluate_formula(
+    text: str | int | float, namespace: Mapping[str, Number], what: str = "formula"
+) -> Number:
     """Parse and evaluate in one step."""
     return parse_formula(text, what).evaluate(namespace, what)
 

@@ -102,7 +102,9 @@ def _hot_columns(spec: HotColumnsGen, shape: tuple[int, ...], gen: torch.Generat
     return x.add_(rank.pow_(-spec.exponent).mul_(spec.strength))
 
 
-def _zipf(spec: ZipfGen, shape: tuple[int, ...], gen: torch.Generator, axes: Mapping[str, int]) -> torch.Tensor:
+def _zipf(
+    spec: ZipfGen, shape: tuple[int, ...], gen: torch.Generator, axes: Mapping[str, int]
+) -> torch.Tensor:
     high = _bound(spec.high, axes, "zipf high")
     if high < 1:
         raise TaskError(f"zipf generator: high evaluates to {high}; it must be >= 1")
@@ -116,7 +118,9 @@ def _zipf(spec: ZipfGen, shape: tuple[int, ...], gen: torch.Generator, axes: Map
     return draws.view(shape)
 
 
-def _randint(spec: RandintGen, shape: tuple[int, ...], gen: torch.Generator, axes: Mapping[str, int]) -> torch.Tensor:
+def _randint(
+    spec: RandintGen, shape: tuple[int, ...], gen: torch.Generator, axes: Mapping[str, int]
+) -> torch.Tensor:
     low = _bound(spec.low, axes, "randint low")
     high = _bound(spec.high, axes, "randint high")
     if high <= low:
@@ -160,7 +164,11 @@ def _row_features(spec: RowFeatures, x: torch.Tensor, gen: torch.Generator) -> t
         where = order[n_zero + n_const :][: spec.massive_rows]
         chans = torch.randperm(cols, generator=gen)[: spec.massive_channels]
         size = (where.numel(), chans.numel())
-        magnitude = torch.rand(size, generator=gen, dtype=torch.float64).mul_(math.log(high / low)).add_(math.log(low))
+        magnitude = (
+            torch.rand(size, generator=gen, dtype=torch.float64)
+            .mul_(math.log(high / low))
+            .add_(math.log(low))
+        )
         x2[where.unsqueeze(1), chans.unsqueeze(0)] = magnitude.exp_().float().mul_(_signs(size, gen))
     if n_const:
         x2[const] = x2[const, :1].expand(n_const, cols)
@@ -179,7 +187,11 @@ def sample(
             if spec.clip is not None:
                 x.clamp_(-spec.clip, spec.clip)
         case UniformGen():
-            x = torch.rand(shape, generator=gen, dtype=torch.float32).mul_(spec.high - spec.low).add_(spec.low)
+            x = (
+                torch.rand(shape, generator=gen, dtype=torch.float32)
+                .mul_(spec.high - spec.low)
+                .add_(spec.low)
+            )
         case StudentTGen():
             x = _student_t(spec, shape, gen)
             if spec.clip is not None:
@@ -199,7 +211,9 @@ def sample(
         case ConstantGen():
             return torch.full(shape, spec.value, dtype=torch.float32).to(dtype)
         case _:
-            raise TaskError(f"no sampler for generator {type(spec).__name__}; this is a ksearch bug, report it")
+            raise TaskError(
+                f"no sampler for generator {type(spec).__name__}; this is a ksearch bug, report it"
+            )
     if isinstance(spec, RowFeatures):
         x = _row_features(spec, x, gen)
     if dtype.is_floating_point:

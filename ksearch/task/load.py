@@ -65,7 +65,9 @@ def resolve_task_file(name_or_path: str | Path) -> tuple[Path, bool]:
     if path.is_dir():
         path = path / TASK_FILE
     if not path.is_file():
-        raise TaskError(f"task file {path} does not exist; pass a built-in task name or a directory holding {TASK_FILE}")
+        raise TaskError(
+            f"task file {path} does not exist; pass a built-in task name or a directory holding {TASK_FILE}"
+        )
     return path, False
 
 
@@ -74,7 +76,9 @@ def load_task_spec(path: Path) -> TaskSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TaskError(f"task file {path}: cannot be read ({exc.strerror}); check the path and permissions") from exc
+        raise TaskError(
+            f"task file {path}: cannot be read ({exc.strerror}); check the path and permissions"
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -136,7 +136,9 @@ class RowFeatures(_Strict):
         if self.massive is None:
             stray = sorted({"massive_rows", "massive_channels"} & self.model_fields_set)
             if stray:
-                raise ValueError(f"{stray[0]} is set but massive is not; add massive: [low, high] (magnitudes)")
+                raise ValueError(
+                    f"{stray[0]} is set but massive is not; add massive: [low, high] (magnitudes)"
+                )
         elif not 0 < self.massive[0] <= self.massive[1]:
             raise ValueError(f"massive needs 0 < low <= high, got {list(self.massive)}")
         return self
@@ -250,7 +252,9 @@ _GENERATOR_KINDS = (
 )
 GENERATOR_KINDS = frozenset(_GENERATOR_KINDS)
 HEAVY_TAILED_KINDS = frozenset({"student_t", "outliers", "channel_outliers"})
-FLOAT_KINDS = frozenset({"normal", "uniform", "student_t", "outliers", "channel_outliers", "hot_columns", "constant"})
+FLOAT_KINDS = frozenset(
+    {"normal", "uniform", "student_t", "outliers", "channel_outliers", "hot_columns", "constant"}
+)
 INT_KINDS = frozenset({"zipf", "randint", "bernoulli", "constant"})
 BOOL_KINDS = frozenset({"bernoulli", "constant"})
 
@@ -262,7 +266,9 @@ def _check_generator_kind(data: Any) -> Any:
         if kind is None:
             raise ValueError(f"generator has no 'kind'; use one of: {', '.join(_GENERATOR_KINDS)}")
         if kind not in GENERATOR_KINDS:
-            raise ValueError(f"unknown distribution generator '{kind}'; use one of: {', '.join(_GENERATOR_KINDS)}")
+            raise ValueError(
+                f"unknown distribution generator '{kind}'; use one of: {', '.join(_GENERATOR_KINDS)}"
+            )
     return data
 
 
@@ -346,7 +352,9 @@ class TargetOnlySpec(_Strict):
     `cpu: true` workload; an evaluator elsewhere reports it unmeasured with `reason`."""
 
     reason: str = Field(min_length=1)  # one line: what the reference needs that this machine lacks
-    targets: list[str] = Field(min_length=1)  # target profile names (configs/targets/*.yaml) that can verify it
+    targets: list[str] = Field(
+        min_length=1
+    )  # target profile names (configs/targets/*.yaml) that can verify it
 
     @model_validator(mode="after")
     def _names(self) -> TargetOnlySpec:
@@ -354,7 +362,9 @@ class TargetOnlySpec(_Strict):
             raise ValueError("target_only.reason is one line; shorten it")
         for name in self.targets:
             if not _TASK_NAME.match(name):
-                raise ValueError(f"target_only.targets: '{name}' is not a target profile name (e.g. b200, mi355x)")
+                raise ValueError(
+                    f"target_only.targets: '{name}' is not a target profile name (e.g. b200, mi355x)"
+                )
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"target_only.targets {self.targets} lists a target twice")
         return self
@@ -459,7 +469,9 @@ def _resolve_shape(name: str, tensor: TensorSpec, axes: Mapping[str, int]) -> tu
         value: Number = dim if isinstance(dim, int) else parse_formula(dim, what).evaluate(axes, what)
         if isinstance(value, float):
             if not value.is_integer():
-                raise TaskError(f"{what}: dim '{dim}' evaluates to {value}, not an integer; fix the expression")
+                raise TaskError(
+                    f"{what}: dim '{dim}' evaluates to {value}, not an integer; fix the expression"
+                )
             value = int(value)
         if value < 1:
             raise TaskError(f"{what}: dim '{dim}' evaluates to {value}; every dim must be >= 1")
@@ -523,7 +535,9 @@ def _check_tensors(spec: TaskSpec) -> None:
                     f"(the run's dtype variant) or one of: {known}"
                 )
             if not tensor.shape:
-                raise TaskError(f"{role} '{name}' has an empty shape; scalars are params, tensors need >= 1 dim")
+                raise TaskError(
+                    f"{role} '{name}' has an empty shape; scalars are params, tensors need >= 1 dim"
+                )
             for dim in tensor.shape:
                 if isinstance(dim, bool):
                     raise TaskError(f"{role} '{name}' shape has a boolean dim; use axis names or ints")
@@ -541,7 +555,9 @@ def _check_tensors(spec: TaskSpec) -> None:
             if role == "output" and tensor.distribution is not None:
                 raise TaskError(f"output '{name}' has a distribution; only inputs are generated, remove it")
             if role == "output" and tensor.distinct_last_dim:
-                raise TaskError(f"output '{name}' sets distinct_last_dim; it applies to inputs only, remove it")
+                raise TaskError(
+                    f"output '{name}' sets distinct_last_dim; it applies to inputs only, remove it"
+                )
             if role == "input":
                 gen = tensor.distribution or NormalGen(kind="normal")
                 _check_generator_dtype(spec, name, tensor, gen, "default distribution")
@@ -605,14 +621,18 @@ def _check_distributions(spec: TaskSpec) -> None:
     heavy = False
     for dist_name, overrides in spec.distributions.items():
         if not _IDENT.match(dist_name):
-            raise TaskError(f"distribution name '{dist_name}' is not an identifier; use letters, digits and '_'")
+            raise TaskError(
+                f"distribution name '{dist_name}' is not an identifier; use letters, digits and '_'"
+            )
         for input_name, gen in overrides.items():
             if input_name not in spec.inputs:
                 raise TaskError(
                     f"distribution '{dist_name}' overrides '{input_name}', which is not an input; "
                     f"inputs are: {', '.join(spec.inputs)}"
                 )
-            _check_generator_dtype(spec, input_name, spec.inputs[input_name], gen, f"distribution '{dist_name}'")
+            _check_generator_dtype(
+                spec, input_name, spec.inputs[input_name], gen, f"distribution '{dist_name}'"
+            )
             heavy = heavy or gen.kind in HEAVY_TAILED_KINDS
             # a task with integer inputs only (a histogram's values) stresses them with skewed (zipf) draws
             heavy = heavy or (gen.kind == "zipf" and not _has_float_input(spec))
@@ -704,7 +724,9 @@ def _check_workloads(spec: TaskSpec) -> None:
                 raise TaskError(f"{where}: axis '{axis}' = {value}; axis values must be >= 1")
         missing = [a for a in var_axes if a not in wl.axes]
         if missing:
-            raise TaskError(f"{where} misses var axis '{missing[0]}'; give a value for each of: {', '.join(var_axes)}")
+            raise TaskError(
+                f"{where} misses var axis '{missing[0]}'; give a value for each of: {', '.join(var_axes)}"
+            )
         try:
             _workload_shapes(spec, wl)
             spec.param_values(spec.axis_values(wl))
@@ -718,7 +740,9 @@ def _check_workloads(spec: TaskSpec) -> None:
         return
     cpu = [wl for wl in spec.workloads if wl.cpu]
     if not cpu:
-        raise TaskError("no workload has cpu: true; mark a small subset that the CPU Triton interpreter can run")
+        raise TaskError(
+            "no workload has cpu: true; mark a small subset that the CPU Triton interpreter can run"
+        )
     if not any(has_non_pow2(wl) for wl in cpu):
         raise TaskError(
             "the cpu: true workloads have only power-of-two dims; add a small cpu workload with a "

@@ -15,6 +15,20 @@ from ksearch.worldmodel.model import (
 from ksearch.worldmodel.render import render_rich, render_text, to_dot, to_svg, write_png, write_svg
 
 __all__ = [
-    "ROOT", "WM_EDIT", "EditOp", "Node", "NodeKind", "Status", "WorldModel", "WorldModelError", "record",
-    "render_rich", "render_text", "to_dot", "to_payload", "to_svg", "write_png", "write_svg",
+    "ROOT",
+    "WM_EDIT",
+    "EditOp",
+    "Node",
+    "NodeKind",
+    "Status",
+    "WorldModel",
+    "WorldModelError",
+    "record",
+    "render_rich",
+    "render_text",
+    "to_dot",
+    "to_payload",
+    "to_svg",
+    "write_png",
+    "write_svg",
 ]

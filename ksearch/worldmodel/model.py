@@ -170,7 +170,9 @@ class WorldModel:
     @classmethod
     def _from_root(cls, root: Node) -> WorldModel:
         if root.id != ROOT or root.kind != NodeKind.root or root.parent is not None:
-            raise WorldModelError(f"a root must have id {ROOT}, kind root and no parent, not {root.id}/{root.kind.value}")
+            raise WorldModelError(
+                f"a root must have id {ROOT}, kind root and no parent, not {root.id}/{root.kind.value}"
+            )
         graph = nx.DiGraph(next_id=1)
         graph.add_node(ROOT, node=root)
         return cls(graph)
@@ -267,7 +269,9 @@ class WorldModel:
         self.graph = work.graph
         return applied
 
-    def _run(self, ops: Sequence[EditOp | dict], max_new: int | None) -> tuple[WorldModel, list[EditOp], list[str]]:
+    def _run(
+        self, ops: Sequence[EditOp | dict], max_new: int | None
+    ) -> tuple[WorldModel, list[EditOp], list[str]]:
         if isinstance(ops, (dict, EditOp)):
             ops = [ops]  # one op given bare
         work, applied, errors = self.copy(), [], []
@@ -291,7 +295,9 @@ class WorldModel:
             applied.append(done)
         new = sum(len(op.assigned) for op in applied)
         if max_new is not None and new > max_new:
-            errors.append(f"the edit adds {new} nodes; at most {max_new} per edit: split it into several edits")
+            errors.append(
+                f"the edit adds {new} nodes; at most {max_new} per edit: split it into several edits"
+            )
         if not errors:
             applied += work._continue_solved()
         return work, applied, errors
@@ -343,13 +349,17 @@ class WorldModel:
             raise _Reject(f"{what} cannot set packet_id or score: solutions come from attach")
         kind = fields.get("kind", NodeKind.action.value)
         if kind not in (NodeKind.action, NodeKind.decision):
-            raise _Reject(f"{what} cannot create a {kind!r} node: insert an action or decision (solutions come from attach)")
+            raise _Reject(
+                f"{what} cannot create a {kind!r} node: insert an action or decision (solutions come from attach)"
+            )
         kind = NodeKind(kind)
         status = fields.get("status", Status.open.value)
         allowed = SETTABLE if kind == NodeKind.action else (Status.open,)
         if status not in allowed:
-            raise _Reject(f"{what} cannot create a {kind.value} with status {status!r}: use one of "
-                          f"{', '.join(s.value for s in allowed)} (solved comes from attach, pruned from prune)")
+            raise _Reject(
+                f"{what} cannot create a {kind.value} with status {status!r}: use one of "
+                f"{', '.join(s.value for s in allowed)} (solved comes from attach, pruned from prune)"
+            )
         node_id = f"n{self.graph.graph['next_id']}"
         return _validated({**fields, "id": node_id, "parent": parent.id, "kind": kind}, what)
 
@@ -368,13 +378,19 @@ class WorldModel:
             raise _Reject("update needs fields to change")
         unknown = sorted(set(f) - NODE_FIELDS)
         if unknown:
-            raise _Reject(f"unknown field(s) {', '.join(unknown)}; fields are {', '.join(sorted(NODE_FIELDS))}")
+            raise _Reject(
+                f"unknown field(s) {', '.join(unknown)}; fields are {', '.join(sorted(NODE_FIELDS))}"
+            )
         fixed = sorted(set(f) & {"id", "kind", "parent"})
         if fixed:
-            raise _Reject(f"update cannot change {', '.join(fixed)}: split an action to make it a decision, "
-                          "insert a new node elsewhere to move an idea")
+            raise _Reject(
+                f"update cannot change {', '.join(fixed)}: split an action to make it a decision, "
+                "insert a new node elsewhere to move an idea"
+            )
         if set(f) & SOLUTION_FIELDS:
-            raise _Reject("packet_id and score are set once by attach and never changed: attach a new solution")
+            raise _Reject(
+                "packet_id and score are set once by attach and never changed: attach a new solution"
+            )
         if "status" in f and f["status"] != node.status:
             self._check_status(node, f["status"])
         self._put(_validated({**node.model_dump(), **f}, "update"))
@@ -382,7 +398,9 @@ class WorldModel:
 
     def _check_status(self, node: Node, status: Any) -> None:
         if node.kind != NodeKind.action:
-            raise _Reject(f"{node.id} is a {node.kind.value}: only actions have a status to update (prune a decision to drop it)")
+            raise _Reject(
+                f"{node.id} is a {node.kind.value}: only actions have a status to update (prune a decision to drop it)"
+            )
         if node.status in (Status.solved, Status.pruned):
             raise _Reject(f"{node.id} is {node.status.value}, which is final: insert a new action instead")
         if status == Status.solved:
@@ -394,7 +412,9 @@ class WorldModel:
 
     def _split(self, node: Node, op: EditOp) -> list[str]:
         if node.kind != NodeKind.action:
-            raise _Reject(f"{node.id} is a {node.kind.value}; only actions can be split (insert alternatives under a decision)")
+            raise _Reject(
+                f"{node.id} is a {node.kind.value}; only actions can be split (insert alternatives under a decision)"
+            )
         if node.status in (Status.solved, Status.pruned):
             raise _Reject(f"{node.id} is {node.status.value}; split only open, trying or too_hard actions")
         if not op.children:
@@ -409,12 +429,16 @@ class WorldModel:
         if node.status == Status.pruned:
             raise _Reject(f"{node.id} is already pruned")
         if node.status == Status.solved:
-            raise _Reject(f"{node.id} is solved: solved actions are never pruned; prune its open children instead")
+            raise _Reject(
+                f"{node.id} is solved: solved actions are never pruned; prune its open children instead"
+            )
         below = self.descendants(node.id)
         kept = [n.id for n in below if n.kind == NodeKind.solution or n.status == Status.solved]
         if kept:
-            raise _Reject(f"{node.id} has solved nodes below it ({', '.join(kept)}), which a prune would hide; "
-                          "prune the open branches beside them instead")
+            raise _Reject(
+                f"{node.id} has solved nodes below it ({', '.join(kept)}), which a prune would hide; "
+                "prune the open branches beside them instead"
+            )
         self._put(node.model_copy(update={"status": Status.pruned}))
         for n in below:
             if n.status in LIVE:
@@ -423,12 +447,16 @@ class WorldModel:
 
     def _attach(self, action: Node, op: EditOp) -> list[str]:
         if action.kind != NodeKind.action:
-            raise _Reject(f"{action.id} is a {action.kind.value}; attach a solution to the action it realises")
+            raise _Reject(
+                f"{action.id} is a {action.kind.value}; attach a solution to the action it realises"
+            )
         if action.status == Status.pruned:
             raise _Reject(f"{action.id} is pruned; attach to a live action")
         extra = sorted(set(op.fields) - ATTACH_FIELDS)
         if extra:
-            raise _Reject(f"attach cannot set {', '.join(extra)}; it takes {', '.join(sorted(ATTACH_FIELDS))}")
+            raise _Reject(
+                f"attach cannot set {', '.join(extra)}; it takes {', '.join(sorted(ATTACH_FIELDS))}"
+            )
         packet = op.fields.get("packet_id")
         if not isinstance(packet, str) or not packet:
             raise _Reject("attach needs fields.packet_id, the evaluated packet's id")
@@ -436,8 +464,17 @@ class WorldModel:
         if same:
             raise _Reject(f"packet {packet} is already attached as {same[0]}")
         node_id = f"n{self.graph.graph['next_id']}"
-        sol = _validated({"title": f"packet {packet}", **op.fields, "id": node_id, "parent": action.id,
-                          "kind": NodeKind.solution, "status": Status.solved}, "attach")
+        sol = _validated(
+            {
+                "title": f"packet {packet}",
+                **op.fields,
+                "id": node_id,
+                "parent": action.id,
+                "kind": NodeKind.solution,
+                "status": Status.solved,
+            },
+            "attach",
+        )
         best = action.best_score
         if sol.score is not None and (best is None or sol.score > best):
             best = sol.score
@@ -452,9 +489,17 @@ class WorldModel:
             if any(k.kind == NodeKind.action and k.status in (*LIVE, Status.solved) for k in kids):
                 continue
             title = action.title if action.title.startswith(REFINE) else REFINE + action.title
-            op = EditOp(op="insert", node=action.id, reason=f"default continuation of solved {action.id}",
-                        fields={"title": title, "attrs": action.attrs, "priority": action.priority,
-                                "rationale": "a solved action keeps an open continuation"})
+            op = EditOp(
+                op="insert",
+                node=action.id,
+                reason=f"default continuation of solved {action.id}",
+                fields={
+                    "title": title,
+                    "attrs": action.attrs,
+                    "priority": action.priority,
+                    "rationale": "a solved action keeps an open continuation",
+                },
+            )
             added.append(op.model_copy(update={"assigned": self._insert(action, op)}))
         return added
 
@@ -480,7 +525,9 @@ class WorldModel:
                 except ValidationError as e:
                     raise WorldModelError(f"{where} has a bad root: {_pyd(e)}") from None
             if wm is None:
-                raise WorldModelError(f"{where} edits the world model before any wm_edit row created its root")
+                raise WorldModelError(
+                    f"{where} edits the world model before any wm_edit row created its root"
+                )
             try:
                 logged = [EditOp.model_validate(o) for o in payload.get("ops", [])]
             except ValidationError as e:
@@ -505,21 +552,25 @@ def _first_difference(want: list[dict], got: list[dict]) -> str:
                 return f"op {i} ({w['op']} {w['node']}) logged assigned ids {w['assigned']}, replay assigns {g['assigned']}"
             return f"op {i} logged as {w}, replays as {g}"
     if len(got) > len(want):
-        return f"replay adds ops the log lacks: {got[len(want):]}"
-    return f"the log has ops the replay does not produce: {want[len(got):]}"
+        return f"replay adds ops the log lacks: {got[len(want) :]}"
+    return f"the log has ops the replay does not produce: {want[len(got) :]}"
 
 
 def to_payload(ops: Sequence[EditOp], reason: str = "", *, root: Node | None = None) -> dict[str, Any]:
     """The wm_edit payload for applied ops; `root` only for the row that creates the tree."""
     for op in ops:
         if op.op in ("insert", "split", "attach") and not op.assigned:
-            raise WorldModelError(f"{op.op} op on {op.node} has no assigned ids: record the ops apply returned")
+            raise WorldModelError(
+                f"{op.op} op on {op.node} has no assigned ids: record the ops apply returned"
+            )
     payload: dict[str, Any] = {"root": root.model_dump(mode="json")} if root is not None else {}
     payload["ops"] = [op.model_dump(mode="json") for op in ops]
     payload["reason"] = reason
     return payload
 
 
-def record(history: History, ops: Sequence[EditOp], reason: str = "", *, root: Node | None = None) -> Appended:
+def record(
+    history: History, ops: Sequence[EditOp], reason: str = "", *, root: Node | None = None
+) -> Appended:
     """Append one wm_edit row to a `ksearch.log.History`; returns its `Appended`."""
     return history.append(WM_EDIT, to_payload(ops, reason, root=root))

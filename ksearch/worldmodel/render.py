@@ -48,10 +48,14 @@ def _preorder(wm: WorldModel, hidden: AbstractSet[str] = frozenset()) -> Iterato
 
 # ---- text for prompts ----------------------------------------------------------------------------
 
+
 def _text_line(node: Node, depth: int, focus: str | None) -> str:
     head = f"{'  ' * depth}{node.id} [{_tag(node)}] {_clean(node.title, TITLE_CHARS)}"
     if node.kind == NodeKind.solution:
-        stats = [f"score={node.score:.4g}" if node.score is not None else "score=none", f"packet={node.packet_id}"]
+        stats = [
+            f"score={node.score:.4g}" if node.score is not None else "score=none",
+            f"packet={node.packet_id}",
+        ]
     elif node.kind == NodeKind.root:
         stats = []
     else:
@@ -149,13 +153,18 @@ def _truncate(text: str, budget: int) -> str:
     """Last resort when even the kept path does not fit: drop the summaries, then lines from the
     end (the focus's children before the path to it), then characters."""
     lines = [line for line in text.split("\n") if not line.lstrip().startswith("(")]
-    return fit_tokens("\n".join(lines[:max(1, fit_lines(lines, budget))]), budget)
+    return fit_tokens("\n".join(lines[: max(1, fit_lines(lines, budget))]), budget)
 
 
 # ---- rich ----------------------------------------------------------------------------------------
 
-STYLES = {Status.solved: "green", Status.pruned: "dim strike", Status.open: "", Status.trying: "yellow",
-          Status.too_hard: "red"}
+STYLES = {
+    Status.solved: "green",
+    Status.pruned: "dim strike",
+    Status.open: "",
+    Status.trying: "yellow",
+    Status.too_hard: "red",
+}
 
 
 def _style(node: Node) -> str:
@@ -183,8 +192,13 @@ def render_rich(wm: WorldModel) -> Tree:
 
 # ---- DOT and SVG ---------------------------------------------------------------------------------
 
-FILL = {Status.open: "#ffffff", Status.trying: "#fff3b0", Status.solved: "#c8f7c5", Status.too_hard: "#f8c0c0",
-        Status.pruned: "#e6e6e6"}
+FILL = {
+    Status.open: "#ffffff",
+    Status.trying: "#fff3b0",
+    Status.solved: "#c8f7c5",
+    Status.too_hard: "#f8c0c0",
+    Status.pruned: "#e6e6e6",
+}
 
 
 def _fill(node: Node) -> str:
@@ -202,8 +216,11 @@ def _dot_str(text: str) -> str:
 
 
 def to_dot(wm: WorldModel) -> str:
-    lines = ["digraph worldmodel {", "  rankdir=TB;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+    lines = [
+        "digraph worldmodel {",
+        "  rankdir=TB;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+    ]
     for node, _ in _preorder(wm):
         label = f"{node.id} [{_tag(node)}]\n{_clean(node.title, TITLE_CHARS)}"
         if node.score is not None:
@@ -245,27 +262,33 @@ def to_svg(wm: WorldModel) -> str:
         x, d = pos[node_id]
         return MARGIN + x * (BOX_W + GAP_X), MARGIN + d * (BOX_H + GAP_Y)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" font-size="11">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" font-size="11">'
+    ]
     for node in wm.nodes():  # edges first, so boxes cover their ends
         if node.parent is not None:
             (px, py), (cx, cy) = corner(node.parent), corner(node.id)
-            out.append(f'<line class="edge" x1="{px + BOX_W / 2:.1f}" y1="{py + BOX_H:.1f}" '
-                       f'x2="{cx + BOX_W / 2:.1f}" y2="{cy:.1f}" stroke="#888"/>')
+            out.append(
+                f'<line class="edge" x1="{px + BOX_W / 2:.1f}" y1="{py + BOX_H:.1f}" '
+                f'x2="{cx + BOX_W / 2:.1f}" y2="{cy:.1f}" stroke="#888"/>'
+            )
     for node in wm.nodes():
         x, y = corner(node.id)
         pruned = node.status == Status.pruned and node.kind != NodeKind.solution
         look = ' stroke-dasharray="4 3" opacity="0.6"' if pruned else ""
         deco = ' text-decoration="line-through"' if pruned else ""
         score = f" {node.score:.4g}" if node.score is not None else ""
-        out += [f'<g class="node" id={quoteattr(node.id)}>',
-                f"<title>{escape(_clean(node.title, 500))}</title>",
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="6" '
-                f'fill="{_fill(node)}" stroke="#444"{look}/>',
-                f'<text x="{x + 6:.1f}" y="{y + 16:.1f}" font-weight="bold">{escape(node.id)} {escape(_tag(node))}'
-                f"{escape(score)}</text>",
-                f'<text x="{x + 6:.1f}" y="{y + 32:.1f}"{deco}>{escape(_clean(node.title, 28))}</text>',
-                "</g>"]
+        out += [
+            f'<g class="node" id={quoteattr(node.id)}>',
+            f"<title>{escape(_clean(node.title, 500))}</title>",
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="6" '
+            f'fill="{_fill(node)}" stroke="#444"{look}/>',
+            f'<text x="{x + 6:.1f}" y="{y + 16:.1f}" font-weight="bold">{escape(node.id)} {escape(_tag(node))}'
+            f"{escape(score)}</text>",
+            f'<text x="{x + 6:.1f}" y="{y + 32:.1f}"{deco}>{escape(_clean(node.title, 28))}</text>',
+            "</g>",
+        ]
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -280,8 +303,10 @@ def write_png(wm: WorldModel, path: Path) -> Path:
     """PNG through graphviz's `dot`, which must be on PATH (write_svg needs nothing)."""
     dot = shutil.which("dot")
     if dot is None:
-        raise WorldModelError("write_png needs the graphviz `dot` program: install graphviz "
-                              "(apt-get install graphviz), or use write_svg, which needs nothing")
+        raise WorldModelError(
+            "write_png needs the graphviz `dot` program: install graphviz "
+            "(apt-get install graphviz), or use write_svg, which needs nothing"
+        )
     path = Path(path)
     done = subprocess.run([dot, "-Tpng", "-o", str(path)], input=to_dot(wm), text=True, capture_output=True)
     if done.returncode != 0:

@@ -28,13 +28,13 @@ EVICT_HINTS: dict[str, tuple[str, str]] = {
 
 # Used by the persistent-grid templates: the SM/CU count of the tensor's device, and on the CPU
 # (interpreter runs and ahead-of-time compiles, where the grid does not matter) the H100's 132.
-NUM_SMS_HELPER = '''
+NUM_SMS_HELPER = """
 
 def _num_sms(t: torch.Tensor) -> int:
     if t.is_cuda:
         return torch.cuda.get_device_properties(t.device).multi_processor_count
     return 132
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,10 @@ class Template:
         knobs = dict(knobs or {})
         unknown = sorted(set(knobs) - set(self.knobs))
         if unknown:
-            raise ValueError(f"template {self.id}: unknown knob(s) {', '.join(unknown)}; "
-                             f"its knobs are {', '.join(self.knobs) or 'none'}")
+            raise ValueError(
+                f"template {self.id}: unknown knob(s) {', '.join(unknown)}; "
+                f"its knobs are {', '.join(self.knobs) or 'none'}"
+            )
         for name, value in knobs.items():
             allowed = self.knobs[name]
             if _typed(value) not in {_typed(v) for v in allowed}:
@@ -143,9 +145,11 @@ class Template:
             raise ValueError(f"template {self.id} implements {', '.join(self.tasks)}, not {task_name!r}")
         full = self.complete(knobs)
         body = self.generate(task_name, full)
-        header = (f"# ksearch template: {self.id}\n"
-                  f"# task: {task_name}\n"
-                  f"# knobs: {json.dumps(full, sort_keys=True)}\n")
+        header = (
+            f"# ksearch template: {self.id}\n"
+            f"# task: {task_name}\n"
+            f"# knobs: {json.dumps(full, sort_keys=True)}\n"
+        )
         return header + body.lstrip("\n")
 
 

@@ -50,15 +50,23 @@ FLAT = Template(
     tasks=TASKS,
     decision="work mapping",
     title="flat 1-D grid over the M*I outputs, BLOCK outputs per program",
-    description=("One program per BLOCK consecutive outputs of the flattened [M, I] output; the row and column of "
-                 "each element come from a division by I; gate and up are read from the two halves of x's row."),
-    rationale=("Perfectly balanced whatever the shape (decode M=1 with I=14336 and prefill alike) and the launch is "
-               "a single 1-D grid; the per-element integer division costs ALU but the op is bandwidth-bound. Large "
-               "BLOCK with 8+ warps keeps enough bytes in flight to reach HBM bandwidth."),
+    description=(
+        "One program per BLOCK consecutive outputs of the flattened [M, I] output; the row and column of "
+        "each element come from a division by I; gate and up are read from the two halves of x's row."
+    ),
+    rationale=(
+        "Perfectly balanced whatever the shape (decode M=1 with I=14336 and prefill alike) and the launch is "
+        "a single 1-D grid; the per-element integer division costs ALU but the op is bandwidth-bound. Large "
+        "BLOCK with 8+ warps keeps enough bytes in flight to reach HBM bandwidth."
+    ),
     difficulty=1,
     expected_speedup=1.8,
-    knobs={"BLOCK": (2048, 1024, 4096, 512, 8192), "num_warps": (8, 4, 2, 16), "EVICT": ("none", "stream"),
-           "SILU": ("exp", "sigmoid")},
+    knobs={
+        "BLOCK": (2048, 1024, 4096, 512, 8192),
+        "num_warps": (8, 4, 2, 16),
+        "EVICT": ("none", "stream"),
+        "SILU": ("exp", "sigmoid"),
+    },
     generate=_gen_flat,
 )
 
@@ -96,15 +104,24 @@ ROW_COL = Template(
     tasks=TASKS,
     decision="work mapping",
     title="2-D grid: ROWS rows x BLOCK_I columns per program",
-    description=("Grid (cdiv(M, ROWS), cdiv(I, BLOCK_I)); each program handles a [ROWS, BLOCK_I] tile: contiguous, "
-                 "vectorizable loads of the gate and up halves, no integer division."),
-    rationale=("Addresses are affine in the program ids, so loads vectorize to 16 bytes without div/mod; ROWS > 1 "
-               "packs short rows (expert intermediates 1408-2048) into one program. The column tail of each row "
-               "is masked, which wastes lanes when I is just above a multiple of BLOCK_I."),
+    description=(
+        "Grid (cdiv(M, ROWS), cdiv(I, BLOCK_I)); each program handles a [ROWS, BLOCK_I] tile: contiguous, "
+        "vectorizable loads of the gate and up halves, no integer division."
+    ),
+    rationale=(
+        "Addresses are affine in the program ids, so loads vectorize to 16 bytes without div/mod; ROWS > 1 "
+        "packs short rows (expert intermediates 1408-2048) into one program. The column tail of each row "
+        "is masked, which wastes lanes when I is just above a multiple of BLOCK_I."
+    ),
     difficulty=1,
     expected_speedup=1.8,
-    knobs={"BLOCK_I": (1024, 2048, 512, 4096, 256), "ROWS": (1, 2, 4, 8), "num_warps": (4, 8, 2, 1, 16),
-           "EVICT": ("none", "stream"), "SILU": ("exp", "sigmoid")},
+    knobs={
+        "BLOCK_I": (1024, 2048, 512, 4096, 256),
+        "ROWS": (1, 2, 4, 8),
+        "num_warps": (4, 8, 2, 1, 16),
+        "EVICT": ("none", "stream"),
+        "SILU": ("exp", "sigmoid"),
+    },
     generate=_gen_row_col,
 )
 
@@ -138,11 +155,15 @@ ROW_FIXED = Template(
     tasks=TASKS,
     decision="work mapping",
     title="one program per row, one fixed BLOCK_I block, no column loop",
-    description=("Grid of M programs; each processes columns 0..BLOCK_I-1 of its row in one block, BLOCK_I fixed "
-                 "ahead of time rather than derived from I."),
-    rationale=("Fewest programs and no per-column-block index math. Fails when I > BLOCK_I: columns past BLOCK_I "
-               "are never written (the default 2048 passes the CPU subset, I <= 2048, but fails I = 3584, 14336 and "
-               "18432; BLOCK_I=1024 fails the CPU subset already)."),
+    description=(
+        "Grid of M programs; each processes columns 0..BLOCK_I-1 of its row in one block, BLOCK_I fixed "
+        "ahead of time rather than derived from I."
+    ),
+    rationale=(
+        "Fewest programs and no per-column-block index math. Fails when I > BLOCK_I: columns past BLOCK_I "
+        "are never written (the default 2048 passes the CPU subset, I <= 2048, but fails I = 3584, 14336 and "
+        "18432; BLOCK_I=1024 fails the CPU subset already)."
+    ),
     difficulty=1,
     expected_speedup=1.5,
     knobs={"BLOCK_I": (2048, 4096, 8192, 1024), "num_warps": (8, 4, 16)},

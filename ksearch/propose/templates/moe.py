@@ -13,8 +13,10 @@ from ksearch.propose.templates.base import Template, module, warps_expr
 TASKS = ("moe_topk_routing",)
 RUN_SIG = "def run(logits: torch.Tensor, topk_weights: torch.Tensor, topk_ids: torch.Tensor) -> None:\n"
 
-_PARAMS = ("logits_ptr, w_ptr, ids_ptr, T, E, stride_l, stride_w, stride_i,\n"
-           "{pad}K: tl.constexpr, ROWS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr")
+_PARAMS = (
+    "logits_ptr, w_ptr, ids_ptr, T, E, stride_l, stride_w, stride_i,\n"
+    "{pad}K: tl.constexpr, ROWS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr"
+)
 
 # Softmax over the chosen logits and the stores, shared by every kernel here.
 _EPILOGUE = (
@@ -32,8 +34,8 @@ _PROLOGUE = (
     "    e = tl.arange(0, BLOCK_E)\n"
     "    kk = tl.arange(0, BLOCK_K)\n"
     "    vals = tl.load(logits_ptr + rows[:, None] * stride_l + e[None, :],\n"
-    "                   mask=row_ok[:, None] & (e[None, :] < E), other=-float(\"inf\")).to(tl.float32)\n"
-    "    top_v = tl.full([ROWS, BLOCK_K], -float(\"inf\"), dtype=tl.float32)\n"
+    '                   mask=row_ok[:, None] & (e[None, :] < E), other=-float("inf")).to(tl.float32)\n'
+    '    top_v = tl.full([ROWS, BLOCK_K], -float("inf"), dtype=tl.float32)\n'
     "    top_i = tl.zeros([ROWS, BLOCK_K], dtype=tl.int32)\n"
 )
 
@@ -44,7 +46,7 @@ _ARGMAX_ROUNDS = (
     "        idx = tl.min(tl.where(vals == best[:, None], e[None, :], BLOCK_E), axis=1)\n"
     "        top_v = tl.where(kk[None, :] == j, best[:, None], top_v)\n"
     "        top_i = tl.where(kk[None, :] == j, idx[:, None], top_i)\n"
-    "        vals = tl.where(e[None, :] == idx[:, None], -float(\"inf\"), vals)\n"
+    '        vals = tl.where(e[None, :] == idx[:, None], -float("inf"), vals)\n'
 )
 
 
@@ -67,11 +69,14 @@ def _run(kernel_name: str, rows: int, num_warps: int, block_e: str) -> str:
 def _gen_row_argmax(task_name: str, k: dict) -> str:
     kernel = (
         "@triton.jit\n"
-        f"def topk_argmax_kernel({_PARAMS.format(pad=' ' * 23)}):\n"
-        + _PROLOGUE + _ARGMAX_ROUNDS + _EPILOGUE
+        f"def topk_argmax_kernel({_PARAMS.format(pad=' ' * 23)}):\n" + _PROLOGUE + _ARGMAX_ROUNDS + _EPILOGUE
     )
-    return module(ROW_ARGMAX, task_name, kernel,
-                  RUN_SIG + _run("topk_argmax_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"))
+    return module(
+        ROW_ARGMAX,
+        task_name,
+        kernel,
+        RUN_SIG + _run("topk_argmax_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"),
+    )
 
 
 ROW_ARGMAX = Template(
@@ -79,12 +84,16 @@ ROW_ARGMAX = Template(
     tasks=TASKS,
     decision="selection algorithm",
     title="ROWS tokens per program, whole expert row in registers, K rounds of argmax-and-mask",
-    description=("Each program loads ROWS rows of logits (next power of two of E, -inf padding) and runs K rounds "
-                 "of: row max, smallest column equal to it, record, mask that column to -inf; then an fp32 softmax "
-                 "over the K chosen logits and the stores."),
-    rationale=("Routing reads T x E fp32 once and writes T x K: bandwidth- and latency-bound with tiny rows (8-256 "
-               "experts), so packing several tokens per program (ROWS) is what fills the warps; each round costs two "
-               "reductions over the row. Far cheaper than a sort for K <= 8."),
+    description=(
+        "Each program loads ROWS rows of logits (next power of two of E, -inf padding) and runs K rounds "
+        "of: row max, smallest column equal to it, record, mask that column to -inf; then an fp32 softmax "
+        "over the K chosen logits and the stores."
+    ),
+    rationale=(
+        "Routing reads T x E fp32 once and writes T x K: bandwidth- and latency-bound with tiny rows (8-256 "
+        "experts), so packing several tokens per program (ROWS) is what fills the warps; each round costs two "
+        "reductions over the row. Far cheaper than a sort for K <= 8."
+    ),
     difficulty=2,
     expected_speedup=3.0,
     knobs={"ROWS": (4, 1, 2, 8, 16, 32), "num_warps": (4, 1, 2, 8)},
@@ -99,8 +108,8 @@ def _gen_packed(task_name: str, k: dict) -> str:
     kernel = (
         "@triton.jit\n"
         f"def topk_packed_kernel({_PARAMS.format(pad=' ' * 23)}):\n"
-        + _PROLOGUE +
-        "    # order-preserving int32 image of the float bits, then (key << 32) | reversed column: one max\n"
+        + _PROLOGUE
+        + "    # order-preserving int32 image of the float bits, then (key << 32) | reversed column: one max\n"
         "    # gives the largest logit and, among equals, the smallest column\n"
         "    bits = vals.to(tl.int32, bitcast=True)\n"
         "    key = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)\n"
@@ -112,11 +121,14 @@ def _gen_packed(task_name: str, k: dict) -> str:
         "        idx = BLOCK_E - 1 - (best & 0x7FFFFFFF).to(tl.int32)\n"
         "        top_v = tl.where(kk[None, :] == j, bval[:, None], top_v)\n"
         "        top_i = tl.where(kk[None, :] == j, idx[:, None], top_i)\n"
-        "        packed = tl.where(packed == best[:, None], -9223372036854775807, packed)\n"
-        + _EPILOGUE
+        "        packed = tl.where(packed == best[:, None], -9223372036854775807, packed)\n" + _EPILOGUE
     )
-    return module(PACKED, task_name, kernel,
-                  RUN_SIG + _run("topk_packed_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"))
+    return module(
+        PACKED,
+        task_name,
+        kernel,
+        RUN_SIG + _run("topk_packed_kernel", k["ROWS"], k["num_warps"], "triton.next_power_of_2(E)"),
+    )
 
 
 PACKED = Template(
@@ -124,12 +136,16 @@ PACKED = Template(
     tasks=TASKS,
     decision="selection algorithm",
     title="K rounds of a single int64 max over packed (logit key, column) values",
-    description=("Each logit becomes an int64 key: the float's bits mapped to an order-preserving int32 in the high "
-                 "half, the reversed column in the low half. One max per round yields both the value and the index; "
-                 "the winner is masked to INT64_MIN-ish and the next round starts."),
-    rationale=("Halves the reductions per round (one 64-bit max instead of a max and an index min), which is most "
-               "of the work for 128-256 experts with K=4..8. 64-bit shuffles cost two 32-bit ones, so the win is "
-               "largest when the row spans several warps."),
+    description=(
+        "Each logit becomes an int64 key: the float's bits mapped to an order-preserving int32 in the high "
+        "half, the reversed column in the low half. One max per round yields both the value and the index; "
+        "the winner is masked to INT64_MIN-ish and the next round starts."
+    ),
+    rationale=(
+        "Halves the reductions per round (one 64-bit max instead of a max and an index min), which is most "
+        "of the work for 128-256 experts with K=4..8. 64-bit shuffles cost two 32-bit ones, so the win is "
+        "largest when the row spans several warps."
+    ),
     difficulty=3,
     expected_speedup=3.5,
     knobs={"ROWS": (4, 1, 2, 8, 16, 32), "num_warps": (4, 1, 2, 8)},
@@ -143,11 +159,14 @@ PACKED = Template(
 def _gen_fixed_experts(task_name: str, k: dict) -> str:
     kernel = (
         "@triton.jit\n"
-        f"def topk_fixed_kernel({_PARAMS.format(pad=' ' * 22)}):\n"
-        + _PROLOGUE + _ARGMAX_ROUNDS + _EPILOGUE
+        f"def topk_fixed_kernel({_PARAMS.format(pad=' ' * 22)}):\n" + _PROLOGUE + _ARGMAX_ROUNDS + _EPILOGUE
     )
-    return module(FIXED_EXPERTS, task_name, kernel,
-                  RUN_SIG + _run("topk_fixed_kernel", 1, k["num_warps"], str(k["BLOCK_E"])))
+    return module(
+        FIXED_EXPERTS,
+        task_name,
+        kernel,
+        RUN_SIG + _run("topk_fixed_kernel", 1, k["num_warps"], str(k["BLOCK_E"])),
+    )
 
 
 FIXED_EXPERTS = Template(
@@ -155,11 +174,15 @@ FIXED_EXPERTS = Template(
     tasks=TASKS,
     decision="selection algorithm",
     title="one token per program with a fixed BLOCK_E expert block",
-    description=("Argmax rounds over a compile-time BLOCK_E chosen ahead of time (one specialization for every "
-                 "expert count) instead of the next power of two of E."),
-    rationale=("One binary for every model. Fails when E > BLOCK_E: experts past BLOCK_E are never considered, so "
-               "ids and weights are wrong whenever one of them is in the top K (the default 128 passes the CPU "
-               "subset, E <= 128, but fails the 256-expert workload; BLOCK_E=32 fails E=60 and E=128 on CPU)."),
+    description=(
+        "Argmax rounds over a compile-time BLOCK_E chosen ahead of time (one specialization for every "
+        "expert count) instead of the next power of two of E."
+    ),
+    rationale=(
+        "One binary for every model. Fails when E > BLOCK_E: experts past BLOCK_E are never considered, so "
+        "ids and weights are wrong whenever one of them is in the top K (the default 128 passes the CPU "
+        "subset, E <= 128, but fails the 256-expert workload; BLOCK_E=32 fails E=60 and E=128 on CPU)."
+    ),
     difficulty=1,
     expected_speedup=3.0,
     knobs={"BLOCK_E": (128, 256, 64, 32), "num_warps": (1, 2, 4)},

@@ -28,14 +28,22 @@ def _module(fmt: str):
 def detect_format(path: Path) -> str:
     found = [fmt for fmt in FORMATS if _module(fmt).detect(Path(path))]
     if not found:
-        raise TaskError(f"{path} is not a KernelBench problem (.py with class Model and get_inputs), a "
-                        "FlashInfer-Bench definition (.json) or a GPU MODE problem (reference.py + task.yml); "
-                        "pass --format if it is one of them")
+        raise TaskError(
+            f"{path} is not a KernelBench problem (.py with class Model and get_inputs), a "
+            "FlashInfer-Bench definition (.json) or a GPU MODE problem (reference.py + task.yml); "
+            "pass --format if it is one of them"
+        )
     return found[0]
 
 
-def import_task(path: Path, *, fmt: str | None = None, name: str | None = None, out: Path | None = None,
-                force: bool = False) -> Imported:
+def import_task(
+    path: Path,
+    *,
+    fmt: str | None = None,
+    name: str | None = None,
+    out: Path | None = None,
+    force: bool = False,
+) -> Imported:
     """Import the problem at `path` into `out/<name>/` (default: the built-in tasks' folder)."""
     from ksearch.paths import configs_dir
 
@@ -47,4 +55,6 @@ def import_task(path: Path, *, fmt: str | None = None, name: str | None = None, 
     fmt = fmt or detect_format(path)
     built: Built = _module(fmt).build(path, name)
     directory = Path(out or configs_dir() / "tasks") / built.spec["name"]
-    return write_task(directory, built.spec, built.reference, built.files, force=force, inferred=built.inferred)
+    return write_task(
+        directory, built.spec, built.reference, built.files, force=force, inferred=built.inferred
+    )

@@ -77,8 +77,13 @@ def is_collection(path: Path, fmt: str | None = None) -> bool:
 
 
 def _gpumode_dirs(root: Path) -> list[Path]:
-    return sorted({p.parent for p in root.rglob("reference.py")
-                   if (p.parent / "task.yml").is_file() or (p.parent / "task.yaml").is_file()})
+    return sorted(
+        {
+            p.parent
+            for p in root.rglob("reference.py")
+            if (p.parent / "task.yml").is_file() or (p.parent / "task.yaml").is_file()
+        }
+    )
 
 
 def _definition_files(root: Path) -> list[Path]:
@@ -116,9 +121,11 @@ def problems_in(root: Path, fmt: str | None = None) -> tuple[str, list[Path], li
         elif _definition_files(root):
             fmt = "flashinfer"
         else:
-            raise TaskError(f"{root} holds no problem: no KernelBench .py (class Model, get_inputs), no GPU MODE "
-                            "folder (reference.py + task.yml) and no FlashInfer-Bench definitions/ folder; pass a "
-                            "problem's own path, or --format if the folder is in one of these formats")
+            raise TaskError(
+                f"{root} holds no problem: no KernelBench .py (class Model, get_inputs), no GPU MODE "
+                "folder (reference.py + task.yml) and no FlashInfer-Bench definitions/ folder; pass a "
+                "problem's own path, or --format if the folder is in one of these formats"
+            )
     skipped: list[Path] = []
     if fmt == "kernelbench":
         problems, skipped = _kernelbench_files(root)
@@ -220,16 +227,26 @@ def _target_only(task_yaml: Path) -> str | None:
 def _import_one(req: _Request) -> _ChildResult:
     try:
         # force: a flagged problem is staged with its flags, and this process's parent decides
-        imported = import_task(Path(req.path), fmt=req.fmt, name=req.name, out=Path(req.staging) / "out", force=True)
+        imported = import_task(
+            Path(req.path), fmt=req.fmt, name=req.name, out=Path(req.staging) / "out", force=True
+        )
     except KsearchError as exc:
         return _ChildResult(error=_one_line(exc))
     except MemoryError:
         return _ChildResult(error="ran out of memory (MemoryError)")
-    except Exception as exc:  # the problem's code or an importer bug: either way this problem is refused, said why
+    except (
+        Exception
+    ) as exc:  # the problem's code or an importer bug: either way this problem is refused, said why
         return _ChildResult(error=f"the import crashed: {type(exc).__name__}: {_one_line(exc)}")
-    return _ChildResult(staged=_Staged(
-        name=imported.name, directory=str(imported.directory), inferred=imported.inferred, flags=imported.flags,
-        target_only=_target_only(imported.directory / "task.yaml")))
+    return _ChildResult(
+        staged=_Staged(
+            name=imported.name,
+            directory=str(imported.directory),
+            inferred=imported.inferred,
+            flags=imported.flags,
+            target_only=_target_only(imported.directory / "task.yaml"),
+        )
+    )
 
 
 def _die_with_parent() -> None:
@@ -347,11 +364,19 @@ def _start_worker(sel: selectors.BaseSelector, log: Path) -> _Worker:
     import ksearch
 
     env = dict(os.environ)
-    src = str(Path(ksearch.__file__).resolve().parent.parent)  # a checkout that is not installed still imports
+    src = str(
+        Path(ksearch.__file__).resolve().parent.parent
+    )  # a checkout that is not installed still imports
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     with log.open("ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "ksearch.task.importers.bulk"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ksearch.task.importers.bulk"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            start_new_session=True,
+        )
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     worker = _Worker(proc)
@@ -380,7 +405,9 @@ def _kill_child(w: _Worker) -> None:
     if w.pid is None:
         return
     try:
-        os.killpg(w.pid, signal.SIGKILL)  # the child leads its own process group: strays that left its tree too
+        os.killpg(
+            w.pid, signal.SIGKILL
+        )  # the child leads its own process group: strays that left its tree too
     except (ProcessLookupError, PermissionError):
         pass
     kill_tree(w.pid)
@@ -404,7 +431,11 @@ def _messages(w: _Worker) -> tuple[list[_Message], bool]:
 
 
 def _worker_log_tail(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
+    lines = (
+        [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        if log.is_file()
+        else []
+    )
     return _one_line(lines[-1])[:300] if lines else "nothing on its stderr"
 
 
@@ -415,15 +446,28 @@ def _write(staged: _Staged, final: Path, base: dict, detail: dict) -> ProblemRes
     except OSError as exc:
         return ProblemResult(status="refused", reason=f"could not write {final}: {exc}", **base, **detail)
     if staged.flags:
-        return ProblemResult(status="degenerate", directory=str(final), **base, **detail,
-                             reason="; ".join(staged.flags) + " (written with --force)")
+        return ProblemResult(
+            status="degenerate",
+            directory=str(final),
+            **base,
+            **detail,
+            reason="; ".join(staged.flags) + " (written with --force)",
+        )
     status: Status = "target_only" if staged.target_only else "imported"
     return ProblemResult(status=status, directory=str(final), reason=staged.target_only, **base, **detail)
 
 
-def import_all(root: Path, *, fmt: str | None = None, out: Path | None = None, force: bool = False,
-               memory_mb: int = MEMORY_MB, timeout_s: float = TIMEOUT_S, jobs: int = 1,
-               on_progress: Callable[[int, int, str | None], None] | None = None) -> BulkReport:
+def import_all(
+    root: Path,
+    *,
+    fmt: str | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    memory_mb: int = MEMORY_MB,
+    timeout_s: float = TIMEOUT_S,
+    jobs: int = 1,
+    on_progress: Callable[[int, int, str | None], None] | None = None,
+) -> BulkReport:
     """Import every problem under the folder `root` into `out` (default: the built-in tasks' folder), each in
     its own process killed over `memory_mb` of resident memory or `timeout_s` seconds, `jobs` at a time.
     `on_progress(done, total, problem)` is called as problems start and finish. A problem whose task
@@ -437,8 +481,15 @@ def import_all(root: Path, *, fmt: str | None = None, out: Path | None = None, f
         raise TaskError("--memory-mb, --timeout and --jobs must be positive")
     out = Path(out or configs_dir() / "tasks")
     out.mkdir(parents=True, exist_ok=True)
-    report = BulkReport(root=str(root), format=fmt, out=str(out), memory_mb=memory_mb, timeout_s=timeout_s,
-                        force=force, skipped=[str(p.relative_to(root)) for p in skipped])
+    report = BulkReport(
+        root=str(root),
+        format=fmt,
+        out=str(out),
+        memory_mb=memory_mb,
+        timeout_s=timeout_s,
+        force=force,
+        skipped=[str(p.relative_to(root)) for p in skipped],
+    )
     total = len(problems)
     results: dict[Path, ProblemResult] = {}
     taken: dict[str, Path] = {}  # task names written by this import -> the problem that took each
@@ -469,22 +520,38 @@ def import_all(root: Path, *, fmt: str | None = None, out: Path | None = None, f
             final = out / staged.name
             detail = dict(task=staged.name, flags=staged.flags, inferred=[*job.notes, *staged.inferred])
             other = rel(taken[staged.name]) if staged.name in taken else None
-            qualified = (task_name(f"{job.path.parent.name}_{staged.name}")
-                         if other and job.name is None and job.path.parent != root else None)
+            qualified = (
+                task_name(f"{job.path.parent.name}_{staged.name}")
+                if other and job.name is None and job.path.parent != root
+                else None
+            )
             if qualified and qualified not in taken and not (out / qualified).exists():
                 # another problem of this folder took the name: this one again, named after its folder
                 note = f"task named {qualified}: {staged.name} is the task of {other}, imported before it"
                 queue.appendleft(_Job(job.path, qualified, [note]))
                 res = None
             elif other:
-                res = ProblemResult(status="refused", reason=f"task name {staged.name} is taken by {other}; import "
-                                    "this problem alone with --name", **base, **detail)
+                res = ProblemResult(
+                    status="refused",
+                    reason=f"task name {staged.name} is taken by {other}; import "
+                    "this problem alone with --name",
+                    **base,
+                    **detail,
+                )
             elif final.exists():
-                res = ProblemResult(status="refused", reason=f"{final} already exists; remove it or import into "
-                                    "another --out", **base, **detail)
+                res = ProblemResult(
+                    status="refused",
+                    reason=f"{final} already exists; remove it or import into another --out",
+                    **base,
+                    **detail,
+                )
             elif staged.flags and not force:
-                res = ProblemResult(status="degenerate", reason="; ".join(staged.flags) + " (not written; --force "
-                                    "writes it with the flags)", **base, **detail)
+                res = ProblemResult(
+                    status="degenerate",
+                    reason="; ".join(staged.flags) + " (not written; --force writes it with the flags)",
+                    **base,
+                    **detail,
+                )
             else:
                 res = _write(staged, final, base, detail)
                 if res.directory:
@@ -518,8 +585,10 @@ def import_all(root: Path, *, fmt: str | None = None, out: Path | None = None, f
                     if msg.kind == "ready":
                         w.ready = True
                         if msg.rss_mb and msg.rss_mb >= memory_mb:
-                            raise TaskError(f"--memory-mb {memory_mb} is below what the import worker holds before "
-                                            f"any problem runs ({msg.rss_mb:.0f} MiB); raise it")
+                            raise TaskError(
+                                f"--memory-mb {memory_mb} is below what the import worker holds before "
+                                f"any problem runs ({msg.rss_mb:.0f} MiB); raise it"
+                            )
                     elif msg.kind == "started":
                         w.pid, w.started = msg.pid, time.monotonic()
                     elif w.job is not None:
@@ -535,16 +604,20 @@ def import_all(root: Path, *, fmt: str | None = None, out: Path | None = None, f
             now = time.monotonic()
             for w in workers:
                 if not w.ready and now > start_by:
-                    raise TaskError(f"the import worker did not start within {_START_S:.0f} s "
-                                    f"({_worker_log_tail(worker_log)})")
+                    raise TaskError(
+                        f"the import worker did not start within {_START_S:.0f} s "
+                        f"({_worker_log_tail(worker_log)})"
+                    )
                 if w.pid is None or w.killed:
                     continue
                 rss = tree_rss_mb(w.pid) or 0.0
                 w.peak = max(w.peak, rss)
                 if rss > memory_mb:
                     w.killed = "memory"
-                    w.kill_note = (f"killed for memory: over the {memory_mb} MiB limit (--memory-mb), "
-                                   f"{rss:.0f} MiB resident")
+                    w.kill_note = (
+                        f"killed for memory: over the {memory_mb} MiB limit (--memory-mb), "
+                        f"{rss:.0f} MiB resident"
+                    )
                 elif now - w.started > timeout_s:
                     w.killed = "timeout"
                     w.kill_note = f"killed for time: over the {timeout_s:g} s limit (--timeout)"
@@ -566,8 +639,12 @@ def import_all(root: Path, *, fmt: str | None = None, out: Path | None = None, f
 # The closing table
 
 
-_LABELS = {"imported": ("imported", "green"), "target_only": ("target-only", "cyan"),
-           "refused": ("refused", "red"), "degenerate": ("degenerate", "yellow")}
+_LABELS = {
+    "imported": ("imported", "green"),
+    "target_only": ("target-only", "cyan"),
+    "refused": ("refused", "red"),
+    "degenerate": ("degenerate", "yellow"),
+}
 
 
 _PROBLEM_WIDTH = 30
@@ -585,7 +662,7 @@ def _short_reason(p: ProblemResult, root: str) -> str:
     for name in dict.fromkeys(n for n in (p.task, stem, named) if n):
         for lead in (f"definition {name}: ", f"task {name}: ", f"{name}: "):
             if reason.startswith(lead):
-                return reason[len(lead):]
+                return reason[len(lead) :]
     return reason
 
 
@@ -598,34 +675,53 @@ def render_report(report: BulkReport, width: int | None = None):
 
     counts = report.counts
     n = len(report.problems)
-    head = Text(f"{report.format}: {n} problem{'s' if n != 1 else ''} in {report.seconds:g} s\n", style="bold")
-    head = Text.assemble(head, f"  from {report.root}\n  into {report.out}")  # whole paths, on their own lines
+    head = Text(
+        f"{report.format}: {n} problem{'s' if n != 1 else ''} in {report.seconds:g} s\n", style="bold"
+    )
+    head = Text.assemble(
+        head, f"  from {report.root}\n  into {report.out}"
+    )  # whole paths, on their own lines
     line = Text()
     for i, s in enumerate(STATUSES):
         label, style = _LABELS[s]
         line.append(("   " if i else "") + f"{label} {counts[s]}", style=style if counts[s] else "dim")
     parts: list = [head, line]
     if report.skipped:
-        parts.append(Text(f"skipped {len(report.skipped)} file(s), not {report.format} problems: "
-                          + ", ".join(report.skipped), style="dim", overflow="ellipsis", no_wrap=True))
+        parts.append(
+            Text(
+                f"skipped {len(report.skipped)} file(s), not {report.format} problems: "
+                + ", ".join(report.skipped),
+                style="dim",
+                overflow="ellipsis",
+                no_wrap=True,
+            )
+        )
     root = report.root.rstrip("/") + "/"
     # the folders every problem shares (definitions/ of a dataset) are said once, in the column's header
     shared = os.path.commonpath([str(Path(p.problem).parent) for p in report.problems]) if n else ""
     shared = "" if shared in ("", ".") else shared + "/"
     table = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False, expand=True, width=width)
     table.add_column("result", no_wrap=True, min_width=11)
-    table.add_column(f"problem (in {shared})" if shared else "problem", no_wrap=True, max_width=_PROBLEM_WIDTH)
+    table.add_column(
+        f"problem (in {shared})" if shared else "problem", no_wrap=True, max_width=_PROBLEM_WIDTH
+    )
     table.add_column("task / reason", no_wrap=True, overflow="ellipsis", ratio=1)
     for s in STATUSES:
         label, style = _LABELS[s]
         for p in report.problems:
             if p.status != s:
                 continue
-            problem = p.problem[len(shared):]
+            problem = p.problem[len(shared) :]
             if len(problem) > _PROBLEM_WIDTH:  # the end of a path names the problem: cut its start
-                problem = "…" + problem[-(_PROBLEM_WIDTH - 1):]
+                problem = "…" + problem[-(_PROBLEM_WIDTH - 1) :]
             reason = _short_reason(p, root)
-            detail = p.task if s == "imported" else reason if s == "refused" or not p.task else f"{p.task}: {reason}"
+            detail = (
+                p.task
+                if s == "imported"
+                else reason
+                if s == "refused" or not p.task
+                else f"{p.task}: {reason}"
+            )
             table.add_row(Text(label, style=style), problem, detail or "")
     if n:
         parts.append(table)

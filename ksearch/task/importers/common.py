@@ -81,7 +81,9 @@ class _CudaToCpu(ast.NodeTransformer):
         return node
 
 
-def load_module(name: str, filename: str | Path, source: str | None = None, *, cpu: bool = False) -> types.ModuleType:
+def load_module(
+    name: str, filename: str | Path, source: str | None = None, *, cpu: bool = False
+) -> types.ModuleType:
     """Run a problem's Python (the file `filename`, or `source` shown under that name) as a fresh module
     `name`. It is not put in sys.modules, so loading a problem again (at another size, for another task)
     leaves no trace. `cpu`: the string literals "cuda"/"cuda:N" in it read as "cpu", for problem code
@@ -96,7 +98,9 @@ def load_module(name: str, filename: str | Path, source: str | None = None, *, c
         # the problem's own code, run as its benchmark runs it (trusted as much as the user who imports it)
         exec(compile(tree, filename, "exec"), module.__dict__)  # noqa: S102
     except Exception as exc:  # the problem's code, not ours, failed: say where
-        raise TaskError(f"running {filename} failed with {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        raise TaskError(
+            f"running {filename} failed with {type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from exc
     return module
 
 
@@ -118,14 +122,25 @@ def infer_generator(t: torch.Tensor) -> dict:
     # a uniform sample has std (hi - lo) / sqrt(12) and its mean mid-range; a normal one is far wider
     span = hi - lo
     # (a normal sample of a few hundred values has std about span / 5: apart from span / sqrt(12) by 0.1 span)
-    if x.numel() >= 64 and abs(std - span / 12 ** 0.5) < 0.04 * span and abs(mean - (lo + hi) / 2) < 0.05 * span:
+    if (
+        x.numel() >= 64
+        and abs(std - span / 12**0.5) < 0.04 * span
+        and abs(mean - (lo + hi) / 2) < 0.05 * span
+    ):
         gap = span / (x.numel() - 1)  # the sample's extremes fall short of the bounds by this, on average
         return {"kind": "uniform", "low": round(lo - gap, 6), "high": round(hi + gap, 6)}
     return {"kind": "normal", "mean": round(mean, 6), "std": round(max(std, 1e-6), 6)}
 
 
-def write_task(directory: Path, spec: dict, reference: str, files: dict[str, bytes] | None = None, *,
-               force: bool = False, inferred: list[str] | None = None) -> Imported:
+def write_task(
+    directory: Path,
+    spec: dict,
+    reference: str,
+    files: dict[str, bytes] | None = None,
+    *,
+    force: bool = False,
+    inferred: list[str] | None = None,
+) -> Imported:
     """Write a task directory (refusing to overwrite one), validate it with the task loader and check
     it with `honesty_flags`. A flagged task is refused (nothing is written) unless `force`. A spec whose
     `flops` is None gets them from `estimate_flops`, run on this staged task (so the reference is
@@ -147,8 +162,10 @@ def write_task(directory: Path, spec: dict, reference: str, files: dict[str, byt
         # a target-only task's reference cannot run here (spec.target_only says why): nothing to check
         flags = [] if task.spec.target_only is not None else honesty_flags(task)
         if flags and not force:
-            raise TaskError(f"{spec['name']} cannot be searched honestly: {'; '.join(flags)}. Nothing was "
-                            "written; fix the problem, or pass --force to import it anyway with these flags")
+            raise TaskError(
+                f"{spec['name']} cannot be searched honestly: {'; '.join(flags)}. Nothing was "
+                "written; fix the problem, or pass --force to import it anyway with these flags"
+            )
         final = dict(spec)
         if spec["flops"] is None:
             final["flops"], note = estimate_flops(task)
@@ -183,8 +200,10 @@ def honesty_flags(task: Task, seeds: tuple[int, int] = (0, 1)) -> list[str]:
     for name, t in first.items():
         if t.numel() > 1 and bool((t == t.reshape(-1)[0]).all()):
             flags.append(f"input {name} holds one value everywhere")
-    outs = [task.run_reference(first, workload=wl, dtype=dtype),
-            task.run_reference(task.make_inputs(wl, "normal", seeds[1], dtype=dtype), workload=wl, dtype=dtype)]
+    outs = [
+        task.run_reference(first, workload=wl, dtype=dtype),
+        task.run_reference(task.make_inputs(wl, "normal", seeds[1], dtype=dtype), workload=wl, dtype=dtype),
+    ]
     again = task.run_reference(first, workload=wl, dtype=dtype)
     tolerances = task.output_tolerances(dtype)
     for name in outs[0]:
@@ -192,10 +211,13 @@ def honesty_flags(task: Task, seeds: tuple[int, int] = (0, 1)) -> list[str]:
         if a.numel() and not bool(a.ne(0).any()) and not bool(b.ne(0).any()):
             flags.append(f"output {name} is identically zero")
         elif torch.equal(a, b):
-            flags.append(f"output {name} does not depend on the inputs (the same for seeds {seeds[0]} and {seeds[1]})")
+            flags.append(
+                f"output {name} does not depend on the inputs (the same for seeds {seeds[0]} and {seeds[1]})"
+            )
         tol = tolerances[name]
-        if a.dtype.is_floating_point and not torch.allclose(a.double(), c.double(), atol=tol.atol, rtol=tol.rtol,
-                                                            equal_nan=True):
+        if a.dtype.is_floating_point and not torch.allclose(
+            a.double(), c.double(), atol=tol.atol, rtol=tol.rtol, equal_nan=True
+        ):
             flags.append(f"output {name} differs between two runs of the reference on the same inputs")
     return flags
 
@@ -204,7 +226,9 @@ CPU_ELEMENTS = 6000  # elements over all tensors of one workload that the CPU Tr
 # Where the const dims alone pass CPU_ELEMENTS (a 4096 x 4096 weight), the budget bounds what can shrink:
 # the var axes go no higher than CPU_FEW, the const dims stay as they are, up to CPU_CONST_ELEMENTS in all
 CPU_FEW = 8
-CPU_CONST_ELEMENTS = 1 << 27  # 134M elements: a 4096 x 28672 weight (117M) passes, a MoE's expert stack does not
+CPU_CONST_ELEMENTS = (
+    1 << 27
+)  # 134M elements: a 4096 x 28672 weight (117M) passes, a MoE's expert stack does not
 _EXACT = {"atol": 0.0, "rtol": 0.0, "matched_ratio": 1.0, "max_error_cap": 0.0}
 
 
@@ -220,8 +244,10 @@ def shapes_at(spec: dict, axes: dict[str, int]) -> list[tuple[int, ...]]:
     """Every tensor's concrete shape in a task dict at these var-axis values."""
     consts = {n: a["value"] for n, a in spec["axes"].items() if a["kind"] == "const"}
     values = {**consts, **axes}
-    return [tuple(int(evaluate_formula(d, values, f"shape of {name}")) for d in t["shape"])
-            for name, t in {**spec["inputs"], **spec["outputs"]}.items()]
+    return [
+        tuple(int(evaluate_formula(d, values, f"shape of {name}")) for d in t["shape"])
+        for name, t in {**spec["inputs"], **spec["outputs"]}.items()
+    ]
 
 
 def elements(spec: dict, axes: dict[str, int]) -> int:
@@ -249,8 +275,9 @@ def cpu_sized(spec: dict, axes: dict[str, int], budget: int = CPU_ELEMENTS) -> b
     n = elements(spec, axes)
     if n <= budget:
         return True
-    return (n <= CPU_CONST_ELEMENTS and all(v <= CPU_FEW for v in axes.values())
-            and fixed_elements(spec) > budget)
+    return (
+        n <= CPU_CONST_ELEMENTS and all(v <= CPU_FEW for v in axes.values()) and fixed_elements(spec) > budget
+    )
 
 
 def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[str, int]:
@@ -271,8 +298,13 @@ def _scaled(spec: dict, axes: dict[str, int], budget: int, odd: bool) -> dict[st
     return axes
 
 
-def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str, int]], bool] | None = None,
-              budget: int = CPU_ELEMENTS) -> tuple[list[dict], list[str]]:
+def cpu_suite(
+    spec: dict,
+    workloads: list[dict],
+    *,
+    allowed: Callable[[dict[str, int]], bool] | None = None,
+    budget: int = CPU_ELEMENTS,
+) -> tuple[list[dict], list[str]]:
     """Mark workloads (the problem's own: at least one) small enough for the CPU interpreter (`cpu_sized`)
     `cpu: true`; when there are fewer than 4 workloads, or no CPU one with a non-power-of-two dim, add
     CPU workloads derived from the smallest one by scaling its var axes down (each `allowed` by the
@@ -290,16 +322,24 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
     if done():
         return out, notes
     if not var:
-        raise TaskError(f"{spec['name']}: no var axis to scale down and only {len(out)} workload(s) "
-                        f"({sum(wl['cpu'] for wl in out)} CPU-sized with a non-power-of-two dim); add workloads")
+        raise TaskError(
+            f"{spec['name']}: no var axis to scale down and only {len(out)} workload(s) "
+            f"({sum(wl['cpu'] for wl in out)} CPU-sized with a non-power-of-two dim); add workloads"
+        )
     base = min(workloads, key=lambda wl: elements(spec, wl["axes"]))
     start = dict(base["axes"])
     consts = {n: a["value"] for n, a in spec["axes"].items() if a["kind"] == "const"}
     fixed = fixed_elements(spec)
     kept = f", const dims as they are ({_show(consts)})" if fixed > budget and consts else ""
-    tries = [_scaled(spec, start, budget, True), _scaled(spec, start, budget // 4, True),
-             _scaled(spec, start, budget // 16, True), _scaled(spec, start, budget, False),
-             {a: 1 for a in var}, {a: 3 for a in var}, {a: 5 for a in var}]
+    tries = [
+        _scaled(spec, start, budget, True),
+        _scaled(spec, start, budget // 4, True),
+        _scaled(spec, start, budget // 16, True),
+        _scaled(spec, start, budget, False),
+        {a: 1 for a in var},
+        {a: 3 for a in var},
+        {a: 5 for a in var},
+    ]
     seen = [wl["axes"] for wl in out]
     for axes in tries:
         if done():
@@ -308,18 +348,26 @@ def cpu_suite(spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str,
             continue
         seen.append(axes)
         name = "cpu_" + "_".join(f"{a}{v}" for a, v in axes.items())
-        out.append({"name": name, "axes": axes, "cpu": True, "note": "derived: var axes scaled down for the CPU"})
-        notes.append(f"workload {name}: var axes {_show(axes)} scaled down from workload {base['name']} "
-                     f"({_show(base['axes'])}){kept} so the CPU interpreter can verify candidates")
+        out.append(
+            {"name": name, "axes": axes, "cpu": True, "note": "derived: var axes scaled down for the CPU"}
+        )
+        notes.append(
+            f"workload {name}: var axes {_show(axes)} scaled down from workload {base['name']} "
+            f"({_show(base['axes'])}){kept} so the CPU interpreter can verify candidates"
+        )
     if not done():
         if fixed > CPU_CONST_ELEMENTS:
-            raise TaskError(f"{spec['name']}: its const axes ({_show(consts)}) make every workload hold at least "
-                            f"{fixed:,} elements, over the {CPU_CONST_ELEMENTS:,} of a CPU workload; it can be "
-                            "verified only on a GPU")
-        raise TaskError(f"{spec['name']}: cannot derive CPU-sized workloads with a non-power-of-two dim within "
-                        f"{budget} elements (or, where const dims alone pass that, var axes up to {CPU_FEW} and "
-                        f"{CPU_CONST_ELEMENTS:,} elements) that satisfy the problem's constraints; add a small "
-                        "workload by hand")
+            raise TaskError(
+                f"{spec['name']}: its const axes ({_show(consts)}) make every workload hold at least "
+                f"{fixed:,} elements, over the {CPU_CONST_ELEMENTS:,} of a CPU workload; it can be "
+                "verified only on a GPU"
+            )
+        raise TaskError(
+            f"{spec['name']}: cannot derive CPU-sized workloads with a non-power-of-two dim within "
+            f"{budget} elements (or, where const dims alone pass that, var axes up to {CPU_FEW} and "
+            f"{CPU_CONST_ELEMENTS:,} elements) that satisfy the problem's constraints; add a small "
+            "workload by hand"
+        )
     return out, notes
 
 
@@ -339,8 +387,9 @@ def main_dtype(inputs: dict, outputs: dict) -> str:
     return floats[0] if floats else next(iter(outputs.values()))["dtype"]
 
 
-def finish_spec(spec: dict, workloads: list[dict], *,
-                allowed: Callable[[dict[str, int]], bool] | None = None) -> list[str]:
+def finish_spec(
+    spec: dict, workloads: list[dict], *, allowed: Callable[[dict[str, int]], bool] | None = None
+) -> list[str]:
     """Fill in the task fields an importer with a workload list derives the same way whatever the
     format: the workloads with CPU-sized ones marked or derived (`cpu_suite`), the `normal` and
     `heavy_tailed` distributions, the importer tolerances per output dtype, bytes (every tensor
@@ -373,20 +422,30 @@ def distributions_for(spec: dict, stressed: Iterable[str] | None = None) -> dict
         if not is_float(t["dtype"]):
             continue
         gen = t.get("distribution") or {}
-        scale = gen.get("std") or ((gen["high"] - gen["low"]) / 12 ** 0.5 if gen.get("kind") == "uniform" else 1.0)
+        scale = gen.get("std") or (
+            (gen["high"] - gen["low"]) / 12**0.5 if gen.get("kind") == "uniform" else 1.0
+        )
         heavy[name] = {"kind": "student_t", "df": 3, "scale": round(max(scale, 1e-6), 6), "clip": 100.0}
     if heavy:
         return {"normal": {}, "heavy_tailed": heavy}
     # integer inputs only (histogram values, sort keys): the stress case is skewed draws, a zipf over
     # the range [0, high) of each input's randint generator (a few hot values: atomic contention)
-    skewed = {name: {"kind": "zipf", "high": gen["high"]}
-              for name in names for t in [spec["inputs"][name]] for gen in [t.get("distribution") or {}]
-              if not is_float(t["dtype"]) and t["dtype"] != "bool" and gen.get("kind") == "randint"
-              and gen.get("low", 0) == 0}
+    skewed = {
+        name: {"kind": "zipf", "high": gen["high"]}
+        for name in names
+        for t in [spec["inputs"][name]]
+        for gen in [t.get("distribution") or {}]
+        if not is_float(t["dtype"])
+        and t["dtype"] != "bool"
+        and gen.get("kind") == "randint"
+        and gen.get("low", 0) == 0
+    }
     if not skewed:
-        raise TaskError(f"{spec['name']}: no floating-point input and no integer one drawn from [0, high); the task "
-                        "contract needs a heavy-tailed (or, for integers, zipf) distribution over one, so this problem "
-                        "cannot be imported as is")
+        raise TaskError(
+            f"{spec['name']}: no floating-point input and no integer one drawn from [0, high); the task "
+            "contract needs a heavy-tailed (or, for integers, zipf) distribution over one, so this problem "
+            "cannot be imported as is"
+        )
     return {"normal": {}, "skewed": skewed}
 
 
@@ -394,7 +453,9 @@ def bytes_formula(spec: dict) -> str:
     """Every input read once and every output written once."""
     terms = []
     for name, t in {**spec["inputs"], **spec["outputs"]}.items():
-        dims = "*".join(f"({d})" if isinstance(d, str) and not d.isidentifier() else str(d) for d in t["shape"])
+        dims = "*".join(
+            f"({d})" if isinstance(d, str) and not d.isidentifier() else str(d) for d in t["shape"]
+        )
         terms.append(f"{dims}*itemsize_{name}")
     return " + ".join(terms)
 
@@ -414,10 +475,14 @@ def estimate_flops(task: Task) -> tuple[str, str]:
     counted = counter.get_total_flops()
     if counted <= 0:
         total = " + ".join("*".join(f"({d})" for d in t.shape) for t in task.spec.outputs.values())
-        return total, ("flops: estimated as one per output element (torch's FLOP counter saw no matmul or "
-                       "convolution in the reference)")
+        return total, (
+            "flops: estimated as one per output element (torch's FLOP counter saw no matmul or "
+            "convolution in the reference)"
+        )
     per = counted / math.prod(task.spec.resolve_shape(out_name, task.axes_for(wl)))
     per_text = str(int(per)) if float(per).is_integer() else f"{per:.6g}"
     per_out = "*".join(f"({d})" for d in out.shape)
-    return f"{per_text}*{per_out}", (f"flops: estimated from torch's FLOP counter on workload {wl.name} as {per_text} "
-                                     f"per element of output {out_name}; exact only if the reduction axes are const")
+    return f"{per_text}*{per_out}", (
+        f"flops: estimated from torch's FLOP counter on workload {wl.name} as {per_text} "
+        f"per element of output {out_name}; exact only if the reduction axes are const"
+    )

@@ -51,11 +51,31 @@ if TYPE_CHECKING:
     from ksearch.evidence import EvidencePacket
     from ksearch.task import Task
 
-_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float8_e4m3fn": "float8_e4m3fn",
-           "float8_e4m3": "float8_e4m3fn", "float8_e5m2": "float8_e5m2", "int64": "int64", "int32": "int32",
-           "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool"}
-_FAMILIES = {"gemm": "gemm", "grouped_gemm": "gemm", "moe": "moe", "rmsnorm": "norm", "fused_add_rmsnorm": "norm",
-             "layernorm": "norm", "sampling": "reduction", "softmax": "reduction", "rope": "elementwise"}
+_DTYPES = {
+    "float32": "float32",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float8_e4m3fn": "float8_e4m3fn",
+    "float8_e4m3": "float8_e4m3fn",
+    "float8_e5m2": "float8_e5m2",
+    "int64": "int64",
+    "int32": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
+}
+_FAMILIES = {
+    "gemm": "gemm",
+    "grouped_gemm": "gemm",
+    "moe": "moe",
+    "rmsnorm": "norm",
+    "fused_add_rmsnorm": "norm",
+    "layernorm": "norm",
+    "sampling": "reduction",
+    "softmax": "reduction",
+    "rope": "elementwise",
+}
 _ATTENTION = ("gqa", "mla", "dsa", "nsa", "mha", "attention")
 
 
@@ -100,16 +120,22 @@ def _dataset_workloads(definition: Path, name: str) -> list[Path]:
 
 def _workloads_file(path: Path, definition: Path, name: str) -> Path:
     folder = path if path.is_dir() else definition.parent
-    candidates = [folder / f"{definition.stem}.jsonl", folder / f"{name}.jsonl",
-                  folder / "workloads" / f"{name}.jsonl", folder.parent / "workloads" / f"{name}.jsonl"]
+    candidates = [
+        folder / f"{definition.stem}.jsonl",
+        folder / f"{name}.jsonl",
+        folder / "workloads" / f"{name}.jsonl",
+        folder.parent / "workloads" / f"{name}.jsonl",
+    ]
     candidates += _dataset_workloads(definition, name)
     candidates += sorted(folder.glob("*.jsonl"))
     for c in candidates:
         if c.is_file():
             return c
     names = f"{name}.jsonl" if definition.stem == name else f"{definition.stem}.jsonl or {name}.jsonl"
-    raise TaskError(f"definition {name}: no workload file next to the definition, in workloads/ or, in a dataset, "
-                    f"in workloads/<op_type>/ (looked for {names}); put the workload JSONL there")
+    raise TaskError(
+        f"definition {name}: no workload file next to the definition, in workloads/ or, in a dataset, "
+        f"in workloads/<op_type>/ (looked for {names}); put the workload JSONL there"
+    )
 
 
 def _read_workloads(path: Path) -> list[dict]:
@@ -120,10 +146,14 @@ def _read_workloads(path: Path) -> list[dict]:
         try:
             row = json.loads(line)
         except ValueError as exc:
-            raise TaskError(f"{path}:{lineno}: not JSON ({exc}); each line must be one Workload object") from exc
+            raise TaskError(
+                f"{path}:{lineno}: not JSON ({exc}); each line must be one Workload object"
+            ) from exc
         row = row.get("workload", row) if isinstance(row, dict) else row
         if not isinstance(row, dict) or "axes" not in row:
-            raise TaskError(f"{path}:{lineno}: a workload needs 'axes' (and 'inputs', 'uuid'); got {str(row)[:80]}")
+            raise TaskError(
+                f"{path}:{lineno}: a workload needs 'axes' (and 'inputs', 'uuid'); got {str(row)[:80]}"
+            )
         rows.append(row)
     if not rows:
         raise TaskError(f"{path} holds no workloads; add one JSON object per line")
@@ -142,8 +172,14 @@ def _family(op_type: str) -> str:
     return "attention" if op_type.startswith(_ATTENTION) else op_type
 
 
-_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-            ast.Gt: operator.gt, ast.GtE: operator.ge}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
 _Predicate = Callable[[Mapping[str, int]], Any]
 
 
@@ -160,7 +196,9 @@ def parse_constraint(expr: str, axes: Iterable[str]) -> _Predicate:
     try:
         tree = ast.parse(str(expr).strip(), mode="eval")
     except SyntaxError as exc:
-        raise TaskError(f"{where} is not an expression ({exc.msg}); write a comparison such as 'N >= 4'") from exc
+        raise TaskError(
+            f"{where} is not an expression ({exc.msg}); write a comparison such as 'N >= 4'"
+        ) from exc
     names = set(axes)
 
     def walk(node: ast.AST) -> _Predicate:
@@ -174,15 +212,18 @@ def parse_constraint(expr: str, axes: Iterable[str]) -> _Predicate:
         if isinstance(node, ast.Compare):
             bad = next((type(op).__name__ for op in node.ops if type(op) not in _COMPARE), None)
             if bad:
-                raise TaskError(f"{where} uses the comparison {bad}; constraints compare with == != < <= > >=")
+                raise TaskError(
+                    f"{where} uses the comparison {bad}; constraints compare with == != < <= > >="
+                )
             terms = [walk(t) for t in (node.left, *node.comparators)]
             ops = [_COMPARE[type(op)] for op in node.ops]
             return lambda values: all(op(a(values), b(values)) for op, a, b in zip(ops, terms, terms[1:]))
         try:
             formula = parse_formula(ast.unparse(node), "term")
         except TaskError as exc:
-            raise TaskError(f"{where}: {exc}; terms may be compared (== != < <= > >=, chained) and joined "
-                            "with and/or/not") from exc
+            raise TaskError(
+                f"{where}: {exc}; terms may be compared (== != < <= > >=, chained) and joined with and/or/not"
+            ) from exc
         unknown = sorted(formula.names - names)
         if unknown:
             raise TaskError(f"{where} names {unknown[0]!r}, which is not an axis")
@@ -217,7 +258,9 @@ def _load_safetensors(file: Path, key: str, where: str):
     try:
         from safetensors.torch import load_file
     except ImportError as exc:
-        raise TaskError(f"{where}: reading {file} needs the safetensors package; pip install safetensors") from exc
+        raise TaskError(
+            f"{where}: reading {file} needs the safetensors package; pip install safetensors"
+        ) from exc
     tensors = load_file(str(file))
     if key not in tensors:
         raise TaskError(f"{where}: {file} has no tensor {key!r} (it holds: {', '.join(sorted(tensors))})")
@@ -228,8 +271,10 @@ def build(path: Path, name: str | None) -> Built:
     path = Path(path)
     file = _definition_file(path)
     if file is None:
-        raise TaskError(f"{path} is not a FlashInfer-Bench definition: a .json with axes, inputs, outputs and "
-                        "reference (or a directory holding exactly one)")
+        raise TaskError(
+            f"{path} is not a FlashInfer-Bench definition: a .json with axes, inputs, outputs and "
+            "reference (or a directory holding exactly one)"
+        )
     definition = json.loads(file.read_text())
     fi_name = str(definition.get("name") or file.stem)
     wl_file = _workloads_file(path, file, fi_name)
@@ -260,18 +305,26 @@ def build(path: Path, name: str | None) -> Built:
             params[s] = raw[0]
         elif one is not None:
             params[s] = one
-            inferred.append(f"scalar input {s}: {', '.join(sorted(values))} across the workloads differ only in "
-                            f"float32 rounding (one value written at two precisions): taken as {one!r}")
+            inferred.append(
+                f"scalar input {s}: {', '.join(sorted(values))} across the workloads differ only in "
+                f"float32 rounding (one value written at two precisions): taken as {one!r}"
+            )
         else:
-            raise TaskError(f"{where}: scalar input {s!r} is {'missing from' if values == {'null'} else 'not the same in'} "
-                            f"every workload ({', '.join(sorted(values))}); a ksearch candidate receives only tensors, "
-                            "so a scalar must be one fixed value: split the workloads by its value and import each")
-        inferred.append(f"scalar input {s} = {params[s]!r} in every workload: a task param, passed to the reference")
+            raise TaskError(
+                f"{where}: scalar input {s!r} is {'missing from' if values == {'null'} else 'not the same in'} "
+                f"every workload ({', '.join(sorted(values))}); a ksearch candidate receives only tensors, "
+                "so a scalar must be one fixed value: split the workloads by its value and import each"
+            )
+        inferred.append(
+            f"scalar input {s} = {params[s]!r} in every workload: a task param, passed to the reference"
+        )
 
     def tensor(t: dict, tname: str) -> dict:
         shape = list(t["shape"]) or [1]
         if not t["shape"]:
-            inferred.append(f"{tname} is 0-D in the definition: shape [1] here (a 0-D view is passed to the reference)")
+            inferred.append(
+                f"{tname} is 0-D in the definition: shape [1] here (a 0-D view is passed to the reference)"
+            )
         out = {"dtype": _dtype(t["dtype"], f"{where} tensor {tname}"), "shape": shape}
         if t.get("description"):
             out["description"] = str(t["description"])
@@ -281,14 +334,21 @@ def build(path: Path, name: str | None) -> Built:
     outputs = {}
     for n, t in definition["outputs"].items():
         if t.get("shape") is None:
-            raise TaskError(f"{where}: output {n!r} is a Python scalar; ksearch outputs are tensors written in place")
+            raise TaskError(
+                f"{where}: output {n!r} is a Python scalar; ksearch outputs are tensors written in place"
+            )
         outputs[n] = tensor(t, n)
     for n, t in inputs.items():
         if not is_float(t["dtype"]):
-            t["distribution"] = ({"kind": "bernoulli", "p": 0.5} if t["dtype"] == "bool"
-                                 else {"kind": "randint", "low": 0, "high": 8})
-            inferred.append(f"input {n} ({t['dtype']}): random values drawn as {t['distribution']} "
-                            "(FlashInfer-Bench's own random generator is not specified)")
+            t["distribution"] = (
+                {"kind": "bernoulli", "p": 0.5}
+                if t["dtype"] == "bool"
+                else {"kind": "randint", "low": 0, "high": 8}
+            )
+            inferred.append(
+                f"input {n} ({t['dtype']}): random values drawn as {t['distribution']} "
+                "(FlashInfer-Bench's own random generator is not specified)"
+            )
 
     # safetensors inputs: their values give the input's distribution
     for r in rows:
@@ -297,18 +357,32 @@ def build(path: Path, name: str | None) -> Built:
                 continue
             ref = Path(desc["path"])
             # a dataset's blob paths are relative to its root (the folder of definitions/ and workloads/)
-            roots = [up.parent for up in (*file.parents, *wl_file.parents) if up.name in ("definitions", "workloads")]
-            found = next((p for p in (ref, wl_file.parent / ref, file.parent / ref, *(r / ref for r in roots))
-                          if p.is_file()), None)
+            roots = [
+                up.parent
+                for up in (*file.parents, *wl_file.parents)
+                if up.name in ("definitions", "workloads")
+            ]
+            found = next(
+                (
+                    p
+                    for p in (ref, wl_file.parent / ref, file.parent / ref, *(r / ref for r in roots))
+                    if p.is_file()
+                ),
+                None,
+            )
             if found is None:
-                raise TaskError(f"{where}: safetensors file missing for input {n!r}: workload {r.get('uuid', '?')} "
-                                f"reads it from {desc['path']} (key {desc.get('tensor_key')!r}), which is not there; "
-                                f"put it next to {wl_file.name} or make that input random")
+                raise TaskError(
+                    f"{where}: safetensors file missing for input {n!r}: workload {r.get('uuid', '?')} "
+                    f"reads it from {desc['path']} (key {desc.get('tensor_key')!r}), which is not there; "
+                    f"put it next to {wl_file.name} or make that input random"
+                )
             sample = _load_safetensors(found, str(desc.get("tensor_key")), f"{where} input {n}")
             if "distribution" not in inputs[n]:
                 inputs[n]["distribution"] = infer_generator(sample)
-                inferred.append(f"input {n}: distribution {inputs[n]['distribution']} read off {found.name}"
-                                f"[{desc.get('tensor_key')}]")
+                inferred.append(
+                    f"input {n}: distribution {inputs[n]['distribution']} read off {found.name}"
+                    f"[{desc.get('tensor_key')}]"
+                )
 
     var_axes = [a for a, s in axes.items() if s["kind"] == "var"]
     workloads, seen = [], set()
@@ -316,31 +390,48 @@ def build(path: Path, name: str | None) -> Built:
         values = {a: int(v) for a, v in (r.get("axes") or {}).items() if a in var_axes}
         missing = [a for a in var_axes if a not in values]
         if missing:
-            raise TaskError(f"{where}: workload {r.get('uuid', '?')} gives no value for var axis {missing[0]!r}")
+            raise TaskError(
+                f"{where}: workload {r.get('uuid', '?')} gives no value for var axis {missing[0]!r}"
+            )
         wname = "_".join(f"{a}{v}" for a, v in values.items()) or "w"
         if wname in seen:
             wname = f"{wname}_{str(r.get('uuid', len(workloads)))[:8]}"
         seen.add(wname)
-        workloads.append({"name": task_name(wname) if not wname[0].isalnum() else wname, "axes": values,
-                          "note": f"flashinfer uuid {r.get('uuid', '')}".strip()})
+        workloads.append(
+            {
+                "name": task_name(wname) if not wname[0].isalnum() else wname,
+                "axes": values,
+                "note": f"flashinfer uuid {r.get('uuid', '')}".strip(),
+            }
+        )
 
     main = main_dtype(inputs, outputs)
     tags = [str(t) for t in definition.get("tags") or []]
     models = ", ".join(t.split(":", 1)[1] for t in tags if t.startswith("model:"))
     spec: dict[str, Any] = {
         "name": task_name(name or fi_name),
-        "description": (str(definition.get("description") or f"FlashInfer-Bench definition {fi_name}").rstrip()
-                        + f"\nImported from FlashInfer-Bench definition {fi_name} (op_type {definition.get('op_type')}).\n"),
+        "description": (
+            str(definition.get("description") or f"FlashInfer-Bench definition {fi_name}").rstrip()
+            + f"\nImported from FlashInfer-Bench definition {fi_name} (op_type {definition.get('op_type')}).\n"
+        ),
         "op_family": _family(str(definition.get("op_type") or definition.get("type") or "unknown")),
         "models": models or f"unknown (FlashInfer-Bench definition {fi_name} names none)",
         "axes": axes,
     }
     if params:
         spec["params"] = params
-    spec.update({"dtypes": [main], "inputs": inputs, "outputs": outputs,
-                 "entry": f"run({', '.join([*inputs, *outputs])})"})
+    spec.update(
+        {
+            "dtypes": [main],
+            "inputs": inputs,
+            "outputs": outputs,
+            "entry": f"run({', '.join([*inputs, *outputs])})",
+        }
+    )
     if main == "bfloat16":
-        inferred.append("dtype bfloat16: the CPU Triton interpreter cannot verify it; candidates are verified on a GPU")
+        inferred.append(
+            "dtype bfloat16: the CPU Triton interpreter cannot verify it; candidates are verified on a GPU"
+        )
     inferred += finish_spec(spec, workloads, allowed=_constraints(definition))
     inferred.append(f"tolerances per output dtype: the importer defaults for {', '.join(spec['tolerances'])}")
 
@@ -414,19 +505,25 @@ def solution_to_candidate(solution: dict | str | Path, task: Task | str | Path, 
     build_spec = sol.get("spec") or {}
     language = str(build_spec.get("language", "")).lower()
     if language not in ("triton", "python", "tilelang"):
-        raise TaskError(f"solution {sname} is written in {build_spec.get('language')!r}; ksearch evaluates "
-                        "Triton or TileLang Python modules (CUDA solutions: port them to HIP or Triton)")
+        raise TaskError(
+            f"solution {sname} is written in {build_spec.get('language')!r}; ksearch evaluates "
+            "Triton or TileLang Python modules (CUDA solutions: port them to HIP or Triton)"
+        )
     entry = str(build_spec.get("entry_point", ""))
     if "::" not in entry:
         raise TaskError(f"solution {sname}: entry_point {entry!r} is not '<file.py>::<function>'")
     entry_file, entry_fn = entry.split("::", 1)
     sources = {s["path"]: s["content"] for s in sol.get("sources") or []}
     if entry_file not in sources:
-        raise TaskError(f"solution {sname}: entry file {entry_file} is not among its sources ({', '.join(sources)})")
+        raise TaskError(
+            f"solution {sname}: entry file {entry_file} is not among its sources ({', '.join(sources)})"
+        )
     others = [p for p in sources if p.endswith(".py") and p != entry_file]
     if others:
-        raise TaskError(f"solution {sname} has more Python files than its entry ({', '.join(others)}); a ksearch "
-                        "candidate is one module: merge them into the entry file")
+        raise TaskError(
+            f"solution {sname} has more Python files than its entry ({', '.join(others)}); a ksearch "
+            "candidate is one module: merge them into the entry file"
+        )
     dps = bool(build_spec.get("destination_passing_style", True))
     definition_inputs = _definition_inputs(task)
     params = task.spec.params
@@ -438,14 +535,18 @@ def solution_to_candidate(solution: dict | str | Path, task: Task | str | Path, 
         call_args += outs
     body = [f"    _result = _fib_entry({', '.join(call_args)})"]
     if not dps:
-        body.append("    _result = tuple(_result[n] for n in " + repr(tuple(outs)) + ") if isinstance(_result, dict) "
-                    "else (_result if isinstance(_result, (tuple, list)) else (_result,))")
+        body.append(
+            "    _result = tuple(_result[n] for n in " + repr(tuple(outs)) + ") if isinstance(_result, dict) "
+            "else (_result if isinstance(_result, (tuple, list)) else (_result,))"
+        )
         for i, o in enumerate(outs):
             body.append(f"    {o}.copy_(_result[{i}].reshape({o}.shape))")
-    wrapper = (f"\n\n# ---- ksearch entry: FlashInfer-Bench solution {sname}, {entry_fn} in "
-               f"{'destination-passing' if dps else 'value-returning'} style\n"
-               f"_fib_entry = {entry_fn}\n\n\n"
-               f"def {task.entry_name}({', '.join(task.entry_args)}) -> None:\n" + "\n".join(body) + "\n")
+    wrapper = (
+        f"\n\n# ---- ksearch entry: FlashInfer-Bench solution {sname}, {entry_fn} in "
+        f"{'destination-passing' if dps else 'value-returning'} style\n"
+        f"_fib_entry = {entry_fn}\n\n\n"
+        f"def {task.entry_name}({', '.join(task.entry_args)}) -> None:\n" + "\n".join(body) + "\n"
+    )
     header = f'"""FlashInfer-Bench solution {sname} by {sol.get("author", "?")} as a ksearch candidate.\n\ntask: {task.name}\n"""\n\n'
     out = Path(out)
     path = out / f"{task_name(sname)}.py" if out.is_dir() or not out.suffix else out
@@ -498,8 +599,14 @@ def _num(x: float | None) -> float | str:
     return "NaN" if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def packet_to_traces(packet: EvidencePacket, task: Task | str | Path, *, solution: str,
-                     definition: str | None = None, allow_unmeasured: bool = False) -> list[dict]:
+def packet_to_traces(
+    packet: EvidencePacket,
+    task: Task | str | Path,
+    *,
+    solution: str,
+    definition: str | None = None,
+    allow_unmeasured: bool = False,
+) -> list[dict]:
     """FlashInfer-Bench Traces (one per workload the packet covers) for an EvidencePacket.
 
     Status: pass -> PASSED; numerical mismatch, non-finite, constant or unwritten output ->
@@ -513,20 +620,28 @@ def packet_to_traces(packet: EvidencePacket, task: Task | str | Path, *, solutio
 
     task = _task(task)
     if packet.status is Status.SKIPPED:
-        raise TaskError(f"packet {packet.packet_id} was skipped ({packet.message}); nothing to write as a Trace")
+        raise TaskError(
+            f"packet {packet.packet_id} was skipped ({packet.message}); nothing to write as a Trace"
+        )
     status = _status(packet)
     if status == "PASSED" and packet.performance is None and not allow_unmeasured:
         reason = packet.unmeasured.reason.value if packet.unmeasured else "no timing"
-        raise TaskError(f"packet {packet.packet_id} passed but was not timed ({reason}); a PASSED FlashInfer-Bench "
-                        "Trace needs a latency: evaluate on a GPU, or pass allow_unmeasured to write it without one")
+        raise TaskError(
+            f"packet {packet.packet_id} passed but was not timed ({reason}); a PASSED FlashInfer-Bench "
+            "Trace needs a latency: evaluate on a GPU, or pass allow_unmeasured to write it without one"
+        )
     env = packet.environment
-    hardware = (env.gpu_name or f"CPU ({packet.validation.backend if packet.validation else 'no device'})").replace(" ", "_")
+    hardware = (
+        env.gpu_name or f"CPU ({packet.validation.backend if packet.validation else 'no device'})"
+    ).replace(" ", "_")
     libs = {k: str(v) for k, v in env.toolchain.items() if v}
     timings = {t.workload: t for t in (packet.performance.workloads if packet.performance else [])}
     checks = packet.validation.outputs if packet.validation else []
     log = packet.message
     if status == "PASSED" and packet.performance is None:
-        log = (log + "; " if log else "") + f"not timed: {packet.unmeasured.reason.value if packet.unmeasured else '?'}"
+        log = (
+            log + "; " if log else ""
+        ) + f"not timed: {packet.unmeasured.reason.value if packet.unmeasured else '?'}"
     elif status == "RUNTIME_ERROR" and packet.failure_class is not None:
         log = f"{packet.failure_class.value}: {log}"
     definition = definition or _definition_name(task)
@@ -538,23 +653,34 @@ def packet_to_traces(packet: EvidencePacket, task: Task | str | Path, *, solutio
         if status in ("PASSED", "INCORRECT_NUMERICAL"):
             abs_err = [c.max_abs_err for c in mine if c.max_abs_err is not None]
             rel_err = [c.max_rel_err for c in mine if c.max_rel_err is not None]
-            correctness = {"max_relative_error": _num(max(rel_err) if rel_err else None),
-                           "max_absolute_error": _num(max(abs_err) if abs_err else None)}
+            correctness = {
+                "max_relative_error": _num(max(rel_err) if rel_err else None),
+                "max_absolute_error": _num(max(abs_err) if abs_err else None),
+            }
         performance = None
         if status == "PASSED" and wname in timings:
             t = timings[wname]
             ref = t.baseline_median_us
-            performance = {"latency_ms": t.median_us / 1000.0,
-                           "reference_latency_ms": (ref or 0.0) / 1000.0,
-                           "speedup_factor": t.speedup or 0.0}
-        traces.append({
-            "definition": definition,
-            "workload": _workload_entry(task, wl, task.params_for(wl)),
-            "solution": solution,
-            "evaluation": {"status": status, "environment": {"hardware": hardware, "libs": libs},
-                           "timestamp": packet.created_at, "log": log,
-                           "correctness": correctness, "performance": performance},
-        })
+            performance = {
+                "latency_ms": t.median_us / 1000.0,
+                "reference_latency_ms": (ref or 0.0) / 1000.0,
+                "speedup_factor": t.speedup or 0.0,
+            }
+        traces.append(
+            {
+                "definition": definition,
+                "workload": _workload_entry(task, wl, task.params_for(wl)),
+                "solution": solution,
+                "evaluation": {
+                    "status": status,
+                    "environment": {"hardware": hardware, "libs": libs},
+                    "timestamp": packet.created_at,
+                    "log": log,
+                    "correctness": correctness,
+                    "performance": performance,
+                },
+            }
+        )
     return traces
 
 
@@ -563,10 +689,19 @@ def _definition_name(task: Task) -> str:
     return str(json.loads(file.read_text()).get("name")) if file.is_file() else task.name
 
 
-def write_traces(packet: EvidencePacket, task: Task | str | Path, out: str | Path, *, solution: str,
-                 definition: str | None = None, allow_unmeasured: bool = False) -> Path:
+def write_traces(
+    packet: EvidencePacket,
+    task: Task | str | Path,
+    out: str | Path,
+    *,
+    solution: str,
+    definition: str | None = None,
+    allow_unmeasured: bool = False,
+) -> Path:
     """`packet_to_traces` appended to a JSONL file (FlashInfer-Bench's traces/<...>.jsonl layout)."""
-    traces = packet_to_traces(packet, task, solution=solution, definition=definition, allow_unmeasured=allow_unmeasured)
+    traces = packet_to_traces(
+        packet, task, solution=solution, definition=definition, allow_unmeasured=allow_unmeasured
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as fh:

@@ -116,17 +116,39 @@ LAYOUT_FILE = "gpumode.json"
 LAYOUT_VERSION = 2
 SAMPLE_ELEMENTS = (4096, 1 << 24)  # a spec this big (elements of data) gives the values' distribution
 REAL_ELEMENTS = 1 << 20  # the most elements of `data` the importer makes for real (values, ref_kernel runs)
-FAKE_SECONDS = 15.0  # time for running generate_input under FakeTensorMode at every spec (the rest go unchecked)
+FAKE_SECONDS = (
+    15.0  # time for running generate_input under FakeTensorMode at every spec (the rest go unchecked)
+)
 MAX_COMBOS = 6  # steering-field combinations sampled to find the one without one-valued tensors
-_FAMILY_WORDS = (("matmul", "gemm"), ("gemm", "gemm"), ("gemv", "gemm"), ("mm", "gemm"), ("attention", "attention"),
-                 ("mla", "attention"), ("norm", "norm"), ("softmax", "reduction"), ("sum", "reduction"),
-                 ("scan", "reduction"), ("prefix", "reduction"), ("histogram", "reduction"), ("moe", "moe"),
-                 ("conv", "conv"), ("trimul", "gemm"))
+_FAMILY_WORDS = (
+    ("matmul", "gemm"),
+    ("gemm", "gemm"),
+    ("gemv", "gemm"),
+    ("mm", "gemm"),
+    ("attention", "attention"),
+    ("mla", "attention"),
+    ("norm", "norm"),
+    ("softmax", "reduction"),
+    ("sum", "reduction"),
+    ("scan", "reduction"),
+    ("prefix", "reduction"),
+    ("histogram", "reduction"),
+    ("moe", "moe"),
+    ("conv", "conv"),
+    ("trimul", "gemm"),
+)
 _CONVERTED = {"float8_e4m3fnuz": "float8_e4m3fn", "float8_e5m2fnuz": "float8_e5m2"}
 _BYTES = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 # GPU names in GPU MODE's competition files -> ksearch target profiles
-_GPU_TARGETS = {"b200": "b200", "h100": "h100", "h200": "h200", "mi300": "mi300x", "mi300x": "mi300x",
-                "mi355x": "mi355x", "mi355": "mi355x"}
+_GPU_TARGETS = {
+    "b200": "b200",
+    "h100": "h100",
+    "h200": "h200",
+    "mi300": "mi300x",
+    "mi300x": "mi300x",
+    "mi355x": "mi355x",
+    "mi355": "mi355x",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +186,7 @@ def _shim_utils() -> types.ModuleType:
             expected = ref(data)
             ok = torch.allclose(output.float(), expected.float(), rtol=rtol, atol=atol)
             return ok, "" if ok else "mismatch"
+
         return check
 
     utils.make_match_reference = make_match_reference
@@ -220,7 +243,9 @@ def _run_module(name: str, filename: Path, *, cpu: bool) -> types.ModuleType:
     except ModuleNotFoundError:
         raise
     except Exception as exc:  # the problem's code, not ours, failed: say where
-        raise TaskError(f"running {filename} failed with {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        raise TaskError(
+            f"running {filename} failed with {type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from exc
     finally:
         if old is None:
             sys.modules.pop(name, None)
@@ -238,11 +263,16 @@ def load_problem(reference: Path, *, cpu: bool = False) -> types.ModuleType:
     saved = {m: sys.modules.get(m) for m in ("task", "utils")}
     try:  # `from task import ...` and `from utils import ...` find these while the reference runs
         for mod, file in _companions(reference).items():
-            sys.modules[mod] = (_run_module(mod, file, cpu=cpu) if file is not None
-                                else (_shim_task() if mod == "task" else _shim_utils()))
+            sys.modules[mod] = (
+                _run_module(mod, file, cpu=cpu)
+                if file is not None
+                else (_shim_task() if mod == "task" else _shim_utils())
+            )
         module = _run_module("gpumode_reference", reference, cpu=cpu)
     except ModuleNotFoundError as exc:
-        raise TaskError(f"running {reference} failed: it imports {exc.name}, which is not installed here") from exc
+        raise TaskError(
+            f"running {reference} failed: it imports {exc.name}, which is not installed here"
+        ) from exc
     finally:
         for mod, old in saved.items():
             if old is None:
@@ -251,9 +281,15 @@ def load_problem(reference: Path, *, cpu: bool = False) -> types.ModuleType:
                 sys.modules[mod] = old
     for fn in ("ref_kernel", "generate_input"):
         if not callable(getattr(module, fn, None)):
-            defined = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module.__name__)
-            raise TaskError(f"{reference} defines no {fn}() (it defines {', '.join(defined) or 'no function'}); "
-                            "a GPU MODE reference needs ref_kernel(data) and generate_input(**spec)")
+            defined = sorted(
+                n
+                for n, v in vars(module).items()
+                if inspect.isfunction(v) and v.__module__ == module.__name__
+            )
+            raise TaskError(
+                f"{reference} defines no {fn}() (it defines {', '.join(defined) or 'no function'}); "
+                "a GPU MODE reference needs ref_kernel(data) and generate_input(**spec)"
+            )
     return module
 
 
@@ -302,7 +338,9 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, tops: set[str]) -> None:
         self.tops = tops
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Any, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname.split(".")[0] in self.tops:
             return importlib.util.spec_from_loader(fullname, self, is_package=True)
         return None
@@ -372,8 +410,9 @@ def _needs_device(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
     if _DEVICE_WORDS.search(text):
         return True
-    return ("not implemented for" in text or "notimplementederror" in text or "could not run" in text) and any(
-        w in text for w in ("float4", "float8", "e2m1", "e4m3", "e5m2", "e8m0", "_scaled_mm"))
+    return (
+        "not implemented for" in text or "notimplementederror" in text or "could not run" in text
+    ) and any(w in text for w in ("float4", "float8", "e2m1", "e4m3", "e5m2", "e8m0", "_scaled_mm"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,19 +553,30 @@ def _flatten(data: Any, what: str) -> tuple[dict, list[tuple[Path_, Any]]]:
             leaves.append((path, obj))
             return {"t": "leaf", "path": list(path)}
         if isinstance(obj, (tuple, list)) and type(obj) in (tuple, list):
-            return {"t": "seq", "kind": type(obj).__name__, "items": [walk(v, (*path, i)) for i, v in enumerate(obj)]}
+            return {
+                "t": "seq",
+                "kind": type(obj).__name__,
+                "items": [walk(v, (*path, i)) for i, v in enumerate(obj)],
+            }
         if isinstance(obj, dict):
             bad = [k for k in obj if not isinstance(k, (str, int)) or isinstance(k, bool)]
             if bad:
-                raise TaskError(f"{what}: the dict at {_show_path(path)} has key {bad[0]!r}; only str and int keys "
-                                "can be rebuilt")
+                raise TaskError(
+                    f"{what}: the dict at {_show_path(path)} has key {bad[0]!r}; only str and int keys "
+                    "can be rebuilt"
+                )
             return {"t": "dict", "items": [[k, walk(v, (*path, k))] for k, v in obj.items()]}
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = [f.name for f in dataclasses.fields(obj) if f.init]
-            return {"t": "dataclass", "cls": type(obj).__qualname__,
-                    "items": [[f, walk(getattr(obj, f), (*path, f))] for f in fields]}
-        raise TaskError(f"{what}: {_show_path(path)} is a {type(obj).__module__}.{type(obj).__qualname__}; only "
-                        "tensors, scalars and tuples/lists/dicts/dataclasses of them can become task data")
+            return {
+                "t": "dataclass",
+                "cls": type(obj).__qualname__,
+                "items": [[f, walk(getattr(obj, f), (*path, f))] for f in fields],
+            }
+        raise TaskError(
+            f"{what}: {_show_path(path)} is a {type(obj).__module__}.{type(obj).__qualname__}; only "
+            "tensors, scalars and tuples/lists/dicts/dataclasses of them can become task data"
+        )
 
     skeleton = walk(data, ())
     return skeleton, leaves
@@ -577,9 +627,12 @@ def _result_tensors(result: Any, what: str) -> tuple[list[str] | None, list]:
         return None, list(result)
     if isinstance(result, dict) and result and all(isinstance(t, torch.Tensor) for t in result.values()):
         return [str(k) for k in result], list(result.values())
-    kinds = ([type(t).__name__ for t in result] if isinstance(result, (tuple, list))
-             else [type(result).__name__])
-    raise TaskError(f"{what} is {kinds}; only a tensor or a tuple/list/dict of tensors can become task outputs")
+    kinds = (
+        [type(t).__name__ for t in result] if isinstance(result, (tuple, list)) else [type(result).__name__]
+    )
+    raise TaskError(
+        f"{what} is {kinds}; only a tensor or a tuple/list/dict of tensors can become task outputs"
+    )
 
 
 def _carry(dtype: torch.dtype) -> tuple[str, str | None]:
@@ -623,16 +676,29 @@ class Layout:
 
     def __init__(self, layout: dict) -> None:
         if "slots" in layout:  # version 1: a tensor or a flat tuple/list of input/output slots
-            nodes = [{"t": "tensor", "name": n, "role": role, "dtype": None, "carry": None, "scalar": False}
-                     for role, n in layout["slots"]]
-            tree = nodes[0] if layout["kind"] == "tensor" else {"t": "seq", "kind": layout["kind"], "items": nodes}
+            nodes = [
+                {"t": "tensor", "name": n, "role": role, "dtype": None, "carry": None, "scalar": False}
+                for role, n in layout["slots"]
+            ]
+            tree = (
+                nodes[0]
+                if layout["kind"] == "tensor"
+                else {"t": "seq", "kind": layout["kind"], "items": nodes}
+            )
             layout = {"version": 1, "tree": tree, "outputs": None, "axis_params": {}}
         self.tree: dict = layout["tree"]
         self.outputs: list[dict] | None = layout.get("outputs")
         self.axis_params: dict[str, str] = dict(layout.get("axis_params") or {})
 
-    def data(self, inputs: dict[str, Any], axes: dict[str, int], params: dict[str, Any], module: types.ModuleType,
-             device: Any, shape_of: Callable[[str, dict], tuple] | None = None) -> tuple[Any, dict[str, Any]]:
+    def data(
+        self,
+        inputs: dict[str, Any],
+        axes: dict[str, int],
+        params: dict[str, Any],
+        module: types.ModuleType,
+        device: Any,
+        shape_of: Callable[[str, dict], tuple] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
         """`data` for ref_kernel from the task's inputs; returns it and the output buffers made for it."""
         import torch
 
@@ -642,7 +708,9 @@ class Layout:
 
         def shape(node: dict) -> tuple[int, ...]:
             if node.get("shape") is not None:
-                return tuple(int(evaluate_formula(d, axes, f"shape of {node['name']}")) for d in node["shape"])
+                return tuple(
+                    int(evaluate_formula(d, axes, f"shape of {node['name']}")) for d in node["shape"]
+                )
             assert shape_of is not None
             return tuple(shape_of(node["name"], axes))
 
@@ -683,10 +751,13 @@ class Layout:
     def results(self, result: Any, names: list[str], dtypes: dict[str, str]) -> tuple:
         """ref_kernel's result as the task's outputs, in order: 0-dim made [1], converted to the task dtype."""
         _, tensors = _result_tensors(result, "ref_kernel's result")
-        specs = self.outputs or [{"name": n, "dtype": dtypes[n], "orig": None, "carry": None, "scalar": False}
-                                 for n in names]
+        specs = self.outputs or [
+            {"name": n, "dtype": dtypes[n], "orig": None, "carry": None, "scalar": False} for n in names
+        ]
         if len(tensors) != len(specs):
-            raise TaskError(f"ref_kernel returned {len(tensors)} tensor(s), the task has {len(specs)} output(s)")
+            raise TaskError(
+                f"ref_kernel returned {len(tensors)} tensor(s), the task has {len(specs)} output(s)"
+            )
         outs = []
         for t, o in zip(tensors, specs, strict=True):
             if o.get("carry") == "view":
@@ -718,8 +789,14 @@ def problem_reference(task_dir: Path) -> Callable[..., Any]:
         inputs = dict(zip(task.input_names, args, strict=True))
         axes = task.axes_from_inputs(inputs, partial=True)
         axes.update({a: int(params[p]) for a, p in layout.axis_params.items() if p in params})
-        data, _ = layout.data(inputs, axes, params, modules[cpu], args[0].device,
-                              shape_of=lambda n, ax: task.spec.resolve_shape(n, ax))
+        data, _ = layout.data(
+            inputs,
+            axes,
+            params,
+            modules[cpu],
+            args[0].device,
+            shape_of=lambda n, ax: task.spec.resolve_shape(n, ax),
+        )
         outs = layout.results(_call_ref(modules[cpu], data), task.output_names, dtypes)
         return outs[0] if len(outs) == 1 else outs
 
@@ -747,17 +824,26 @@ def _fit_dim(values: list[int], axes_runs: list[dict[str, int]]) -> int | str | 
         av = [r[a] for r in axes_runs]
         if all(v == x for v, x in zip(values, av, strict=True)):
             return a
-        if all(v % x == 0 for v, x in zip(values, av, strict=True)) and len({v // x for v, x in zip(values, av, strict=True)}) == 1:
+        if (
+            all(v % x == 0 for v, x in zip(values, av, strict=True))
+            and len({v // x for v, x in zip(values, av, strict=True)}) == 1
+        ):
             return f"{values[0] // av[0]}*{a}"
-        if all(v and x % v == 0 for v, x in zip(values, av, strict=True)) and len({x // v for v, x in zip(values, av, strict=True)}) == 1:
+        if (
+            all(v and x % v == 0 for v, x in zip(values, av, strict=True))
+            and len({x // v for v, x in zip(values, av, strict=True)}) == 1
+        ):
             return f"{a}//{av[0] // values[0]}"
     for _i, a in enumerate(names):
         for b in names:
             if b == a:
                 continue
             pa, pb = [r[a] for r in axes_runs], [r[b] for r in axes_runs]
-            if b > a and all(v % (x * y) == 0 for v, x, y in zip(values, pa, pb, strict=True)) and \
-                    len({v // (x * y) for v, x, y in zip(values, pa, pb, strict=True)}) == 1:
+            if (
+                b > a
+                and all(v % (x * y) == 0 for v, x, y in zip(values, pa, pb, strict=True))
+                and len({v // (x * y) for v, x, y in zip(values, pa, pb, strict=True)}) == 1
+            ):
                 c = values[0] // (pa[0] * pb[0])
                 return f"{a}*{b}" if c == 1 else f"{c}*{a}*{b}"
             if all(y and x % y == 0 and v == x // y for v, x, y in zip(values, pa, pb, strict=True)):
@@ -813,7 +899,7 @@ def _fit_points(points: list[tuple[dict[str, int], int]], names: list[str]) -> i
         for c in sorted(c for c in divisors if c > 1):
             found += [f"{a}//{c}", f"({a} + {c - 1})//{c}"]
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             found += [f"{a}*{b}", f"{a}//{b}", f"{b}//{a}"]
     for formula in dict.fromkeys(found):
         try:
@@ -856,8 +942,12 @@ def _unpacked_names(module: types.ModuleType, fn: str, n: int) -> list[str] | No
         return None
     data = func.args.args[0].arg
     for node in ast.walk(func):
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id == data
-                and isinstance(node.targets[0], (ast.Tuple, ast.List))):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == data
+            and isinstance(node.targets[0], (ast.Tuple, ast.List))
+        ):
             names = [e.id for e in node.targets[0].elts if isinstance(e, ast.Name)]
             if len(names) == n == len(node.targets[0].elts):
                 return names
@@ -871,7 +961,11 @@ def _returned_names(module: types.ModuleType, n: int) -> list[str | None] | None
     except (OSError, TypeError, SyntaxError):
         return None
     for node in ast.walk(tree):
-        if isinstance(node, ast.Return) and isinstance(node.value, (ast.Tuple, ast.List)) and len(node.value.elts) == n:
+        if (
+            isinstance(node, ast.Return)
+            and isinstance(node.value, (ast.Tuple, ast.List))
+            and len(node.value.elts) == n
+        ):
             names: list[str | None] = []
             for e in node.value.elts:
                 while isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute):
@@ -892,17 +986,23 @@ def _refuse_unsupported(folder: Path, source: str) -> None:
     if gen is not None:
         params = {a.arg for a in [*gen.args.args, *gen.args.kwonlyargs]}
         if params & {"rank", "world_size"}:
-            raise TaskError(f"{folder.name} is a multi-GPU problem: generate_input takes "
-                            f"{', '.join(sorted(params & {'rank', 'world_size'}))} (one share of the data per GPU) "
-                            "and ref_kernel communicates across GPUs; a ksearch task runs on one device")
+            raise TaskError(
+                f"{folder.name} is a multi-GPU problem: generate_input takes "
+                f"{', '.join(sorted(params & {'rank', 'world_size'}))} (one share of the data per GPU) "
+                "and ref_kernel communicates across GPUs; a ksearch task runs on one device"
+            )
     check = funcs.get("check_implementation")
     if check is not None and "ref_kernel" not in funcs:
         return
-    if check is not None and not any(isinstance(n, ast.Name) and n.id == "ref_kernel" for n in ast.walk(check)):
-        raise TaskError(f"{folder.name} judges outputs by their properties (its check_implementation tests residuals "
-                        "and never calls ref_kernel), so other answers than ref_kernel's are right (eigenvector signs, "
-                        "Householder factors); ksearch compares outputs with ref_kernel's, which would reject them: "
-                        "write this task by hand")
+    if check is not None and not any(
+        isinstance(n, ast.Name) and n.id == "ref_kernel" for n in ast.walk(check)
+    ):
+        raise TaskError(
+            f"{folder.name} judges outputs by their properties (its check_implementation tests residuals "
+            "and never calls ref_kernel), so other answers than ref_kernel's are right (eigenvector signs, "
+            "Householder factors); ksearch compares outputs with ref_kernel's, which would reject them: "
+            "write this task by hand"
+        )
 
 
 def _competition_gpus(folder: Path, config: dict) -> list[str]:
@@ -914,7 +1014,10 @@ def _competition_gpus(folder: Path, config: dict) -> list[str]:
         except yaml.YAMLError:
             continue
         for p in comp.get("problems") or []:
-            if isinstance(p, dict) and str(p.get("directory", "")).strip("/") == f"{folder.parent.name}/{folder.name}":
+            if (
+                isinstance(p, dict)
+                and str(p.get("directory", "")).strip("/") == f"{folder.parent.name}/{folder.name}"
+            ):
                 gpus += list(p.get("gpus") or [])
     return [str(g) for g in gpus]
 
@@ -923,7 +1026,10 @@ def _targets(folder: Path, config: dict, missing: str | None, dtypes: set[str]) 
     from ksearch.target.profile import list_targets
 
     known = set(list_targets())
-    found = [_GPU_TARGETS.get(g.lower().replace(" ", "").replace("-", "")) for g in _competition_gpus(folder, config)]
+    found = [
+        _GPU_TARGETS.get(g.lower().replace(" ", "").replace("-", ""))
+        for g in _competition_gpus(folder, config)
+    ]
     targets = list(dict.fromkeys(t for t in found if t in known))
     if not targets:
         if missing and missing.split(".")[0] == "aiter":
@@ -1004,36 +1110,51 @@ def build(path: Path, name: str | None) -> Built:
     _refuse_unsupported(folder, (folder / "reference.py").read_text(errors="replace"))
     module, missing = _load_with_stubs(folder / "reference.py")
     prob = _Problem(folder, module, missing)
-    inferred = ["generate_input and ref_kernel run on the CPU for inference ('cuda' read as 'cpu'), at full size "
-                "only under FakeTensorMode"]
+    inferred = [
+        "generate_input and ref_kernel run on the CPU for inference ('cuda' read as 'cpu'), at full size "
+        "only under FakeTensorMode"
+    ]
     if missing:
-        inferred.append(f"modules {', '.join(missing)} are not installed here: stood in for while the problem loads")
+        inferred.append(
+            f"modules {', '.join(missing)} are not installed here: stood in for while the problem loads"
+        )
 
-    cands = [k for k, v in specs[0][1].items()
-             if k != "seed" and all(isinstance(s.get(k), int) and not isinstance(s.get(k), bool) for _, s in specs)]
+    cands = [
+        k
+        for k, v in specs[0][1].items()
+        if k != "seed" and all(isinstance(s.get(k), int) and not isinstance(s.get(k), bool) for _, s in specs)
+    ]
     if not cands:
-        raise TaskError(f"{folder}/task.yml: the specs share no int field besides seed; nothing to make var axes of")
+        raise TaskError(
+            f"{folder}/task.yml: the specs share no int field besides seed; nothing to make var axes of"
+        )
     steer = sorted({k for _, s in specs for k in s if k not in cands and k != "seed"})
 
     def refuse_vendor(where: str, what: str) -> TaskError:
         mod = what.split(".")[0]
-        return TaskError(f"{folder.name} needs {mod}, which is not installed here: {where} calls {what}, so not even "
-                         "the shapes of its data can be read; import it where that module is installed")
+        return TaskError(
+            f"{folder.name} needs {mod}, which is not installed here: {where} calls {what}, so not even "
+            "the shapes of its data can be read; import it where that module is installed"
+        )
 
     # ---- shapes of every spec, under FakeTensorMode (nothing allocated)
     fake_leaves: dict[str, list[tuple[Path_, Any]]] = {}
     started = time.monotonic()
     for sname, s in sorted(specs, key=lambda x: math.prod(max(1, int(x[1][a])) for a in cands)):
         if time.monotonic() - started > FAKE_SECONDS:
-            inferred.append(f"shapes checked under FakeTensorMode at {len(fake_leaves)} of {len(specs)} specs (the "
-                            f"rest, the largest, took past {FAKE_SECONDS:.0f} s)")
+            inferred.append(
+                f"shapes checked under FakeTensorMode at {len(fake_leaves)} of {len(specs)} specs (the "
+                f"rest, the largest, took past {FAKE_SECONDS:.0f} s)"
+            )
             break
         try:
             with _time_limit(FAKE_SECONDS - (time.monotonic() - started)):
                 data, _ = prob.generate(s, fake=True)
         except _OutOfTime:
-            inferred.append(f"shapes checked under FakeTensorMode at {len(fake_leaves)} of {len(specs)} specs (the "
-                            f"rest, the largest, took past {FAKE_SECONDS:.0f} s)")
+            inferred.append(
+                f"shapes checked under FakeTensorMode at {len(fake_leaves)} of {len(specs)} specs (the "
+                f"rest, the largest, took past {FAKE_SECONDS:.0f} s)"
+            )
             break
         except _Failure as f:
             what = _missing_module(f.exc, missing)
@@ -1044,7 +1165,9 @@ def build(path: Path, name: str | None) -> Built:
         fake_leaves[sname] = _flatten(data, f"generate_input(**{sname})")[1]
 
     sizes: dict[str, int] = {}
-    slow = math.prod(max(1, int(specs[0][1][a])) for a in cands)  # the axes' product past which fake runs were cut
+    slow = math.prod(
+        max(1, int(specs[0][1][a])) for a in cands
+    )  # the axes' product past which fake runs were cut
     if len(fake_leaves) < len(specs):
         slow = min(math.prod(max(1, int(s[a])) for a in cands) for n, s in specs if n not in fake_leaves)
 
@@ -1079,11 +1202,15 @@ def build(path: Path, name: str | None) -> Built:
                 point = trial
                 break
         else:
-            raise TaskError(f"{folder.name}: the data of its smallest spec {base_name} holds {size(base):,} elements and "
-                            f"no var axis scales it below {REAL_ELEMENTS:,} to run here")
+            raise TaskError(
+                f"{folder.name}: the data of its smallest spec {base_name} holds {size(base):,} elements and "
+                f"no var axis scales it below {REAL_ELEMENTS:,} to run here"
+            )
     if point != base:
-        inferred.append(f"values and ref_kernel's behaviour read at {_show({a: point[a] for a in cands})} (spec "
-                        f"{base_name} scaled down to at most {REAL_ELEMENTS:,} elements)")
+        inferred.append(
+            f"values and ref_kernel's behaviour read at {_show({a: point[a] for a in cands})} (spec "
+            f"{base_name} scaled down to at most {REAL_ELEMENTS:,} elements)"
+        )
 
     # ---- the steering-field combination to sample: the one whose data holds the fewest one-valued tensors
     combos: list[dict] = []
@@ -1093,29 +1220,41 @@ def build(path: Path, name: str | None) -> Built:
             combos.append(combo)
     chosen = {k: base[k] for k in steer if k in base}
     if len(combos) > 1:
+
         def constants(combo: dict) -> int:
             try:
                 data, _ = prob.generate({**{k: v for k, v in point.items() if k not in steer}, **combo})
                 leaves = _flatten(data, "generate_input")[1]
             except (_Failure, TaskError):
                 return 1 << 30
-            return sum(1 for _, v in leaves if isinstance(v, torch.Tensor) and v.numel() > 1
-                       and bool((v == v.reshape(-1)[0]).all()))
+            return sum(
+                1
+                for _, v in leaves
+                if isinstance(v, torch.Tensor) and v.numel() > 1 and bool((v == v.reshape(-1)[0]).all())
+            )
+
         ranked = sorted([chosen, *[c for c in combos if c != chosen]][:MAX_COMBOS], key=constants)
         if ranked[0] != chosen:
             chosen = ranked[0]
-            inferred.append(f"spec fields {_show(chosen)} sampled: generate_input makes fewer one-valued tensors "
-                            f"with them than with the smallest spec's {_show({k: base[k] for k in steer if k in base})}")
+            inferred.append(
+                f"spec fields {_show(chosen)} sampled: generate_input makes fewer one-valued tensors "
+                f"with them than with the smallest spec's {_show({k: base[k] for k in steer if k in base})}"
+            )
     point = {**{k: v for k, v in point.items() if k not in steer}, **chosen}
 
     # ---- runs: the point, then per candidate axis the point with that axis moved (doubled, else halved,
     # +1, -1, tripled: whatever the problem accepts), to see which dims and scalars each axis sets
     target_reason: str | None = None
     target_missing: str | None = None
-    out_mode = "real"  # outputs from real ref_kernel runs; "fake": under FakeTensorMode; "births": empty buffers
+    out_mode = (
+        "real"  # outputs from real ref_kernel runs; "fake": under FakeTensorMode; "births": empty buffers
+    )
 
     def signature(leaves: list[tuple[Path_, Any]]) -> list[tuple[Path_, str]]:
-        return [(pth, dtype_name(v.dtype) if isinstance(v, torch.Tensor) else type(v).__name__) for pth, v in leaves]
+        return [
+            (pth, dtype_name(v.dtype) if isinstance(v, torch.Tensor) else type(v).__name__)
+            for pth, v in leaves
+        ]
 
     def classify(f: _Failure, leaves: list[tuple[Path_, Any]], data_spec: dict) -> tuple[str | None, str]:
         """Why ref_kernel cannot run here, when that is its target's business (else a TaskError)."""
@@ -1125,32 +1264,52 @@ def build(path: Path, name: str | None) -> Built:
             return what, f"ref_kernel calls {what}, and {what.split('.')[0]} is not installed here"
         if _needs_device(f.exc):
             return None, f"ref_kernel needs a GPU ({short})"
-        lowp = sorted({dtype_name(v.dtype) for _, v in leaves if isinstance(v, torch.Tensor)
-                       and any(w in str(v.dtype) for w in ("float8", "float4"))})
+        lowp = sorted(
+            {
+                dtype_name(v.dtype)
+                for _, v in leaves
+                if isinstance(v, torch.Tensor) and any(w in str(v.dtype) for w in ("float8", "float4"))
+            }
+        )
         if lowp:  # the CPU has no kernels for these dtypes: the shapes still pass under FakeTensorMode
             try:
                 prob.ref(prob.generate(data_spec, fake=True)[0], fake=True)
-                return None, f"ref_kernel runs only on a GPU: its CPU kernels refuse {', '.join(lowp)} data ({short})"
+                return (
+                    None,
+                    f"ref_kernel runs only on a GPU: its CPU kernels refuse {', '.join(lowp)} data ({short})",
+                )
             except (_Failure, TaskError):
                 pass
-        raise TaskError(f"ref_kernel failed on generate_input's data at {_show({a: data_spec[a] for a in cands})}: "
-                        f"{f}") from f.exc
+        raise TaskError(
+            f"ref_kernel failed on generate_input's data at {_show({a: data_spec[a] for a in cands})}: {f}"
+        ) from f.exc
 
     def attempt(p: dict, first: bool) -> dict:
         nonlocal out_mode, target_reason, target_missing
         axes = {a: int(p[a]) for a in cands}
         data, births = prob.generate(p, births=first)
         skeleton, leaves = _flatten(data, f"generate_input at {_show(axes)}")
-        run = {"axes": axes, "data": data, "skeleton": skeleton, "leaves": leaves, "births": births, "out": None,
-               "flops": []}
+        run = {
+            "axes": axes,
+            "data": data,
+            "skeleton": skeleton,
+            "leaves": leaves,
+            "births": births,
+            "out": None,
+            "flops": [],
+        }
         if not first and signature(leaves) != signature(runs[0]["leaves"]):
             moved = next(a for a in cands if axes[a] != runs[0]["axes"][a])
-            raise TaskError(f"{folder.name}: generate_input makes other data as {moved} changes "
-                            f"({len(runs[0]['leaves'])} items at {moved}={runs[0]['axes'][moved]}, {len(leaves)} at "
-                            f"{axes[moved]}); a task has one fixed set of inputs")
+            raise TaskError(
+                f"{folder.name}: generate_input makes other data as {moved} changes "
+                f"({len(runs[0]['leaves'])} items at {moved}={runs[0]['axes'][moved]}, {len(leaves)} at "
+                f"{axes[moved]}); a task has one fixed set of inputs"
+            )
         if out_mode == "real":
             try:
-                run["out"] = _result_tensors(prob.ref(data, flops=run["flops"]), f"ref_kernel's result at {_show(axes)}")
+                run["out"] = _result_tensors(
+                    prob.ref(data, flops=run["flops"]), f"ref_kernel's result at {_show(axes)}"
+                )
             except _Failure as f:
                 if not first:
                     raise
@@ -1161,7 +1320,9 @@ def build(path: Path, name: str | None) -> Built:
                 fdata, _ = prob.generate(p, fake=True)
                 run["fake_leaves"] = _flatten(fdata, "generate_input")[1]
                 run["flops"] = []
-                run["out"] = _result_tensors(prob.ref(fdata, fake=True, flops=run["flops"]), "ref_kernel's result")
+                run["out"] = _result_tensors(
+                    prob.ref(fdata, fake=True, flops=run["flops"]), "ref_kernel's result"
+                )
             except (_Failure, TaskError):
                 if not first:
                     raise
@@ -1191,8 +1352,10 @@ def build(path: Path, name: str | None) -> Built:
                     raise refuse_vendor("generate_input", what) from f.exc
                 last = f
         else:
-            raise TaskError(f"{folder.name}: generate_input or ref_kernel fails at every value of {a} tried near {v} "
-                            f"(to see which dims it sets): {last}")
+            raise TaskError(
+                f"{folder.name}: generate_input or ref_kernel fails at every value of {a} tried near {v} "
+                f"(to see which dims it sets): {last}"
+            )
     leaves0 = runs[0]["leaves"]
     tensor_paths = [pth for pth, v in leaves0 if isinstance(v, torch.Tensor)]
     top = None
@@ -1200,7 +1363,10 @@ def build(path: Path, name: str | None) -> Built:
     if sk["t"] == "seq":
         unpacked = _unpacked_names(module, "ref_kernel", len(sk["items"])) or [None] * len(sk["items"])
         returned = _returned_names(module, len(sk["items"])) or [None] * len(sk["items"])
-        top = [u if u and u.strip("_") else (r or f"in{i}") for i, (u, r) in enumerate(zip(unpacked, returned, strict=True))]
+        top = [
+            u if u and u.strip("_") else (r or f"in{i}")
+            for i, (u, r) in enumerate(zip(unpacked, returned, strict=True))
+        ]
     names = _leaf_names(tensor_paths, top)
     if not tensor_paths:
         raise TaskError(f"{folder.name}: generate_input returns no tensor; nothing to make task inputs of")
@@ -1213,36 +1379,54 @@ def build(path: Path, name: str | None) -> Built:
     for j, o in enumerate(outs0):
         for pth in tensor_paths:
             t = shape_leaves[0][pth]
-            if pth not in buffer_of and (o is t or (_same_storage(o, t) and tuple(o.shape) == tuple(t.shape))):
+            if pth not in buffer_of and (
+                o is t or (_same_storage(o, t) and tuple(o.shape) == tuple(t.shape))
+            ):
                 buffer_of[pth] = j
                 break
-    unwritten = [pth for pth in tensor_paths if _storage_key(value_of[0][pth]) in runs[0]["births"]
-                 and value_of[0][pth].numel() > 0 and pth not in buffer_of]
+    unwritten = [
+        pth
+        for pth in tensor_paths
+        if _storage_key(value_of[0][pth]) in runs[0]["births"]
+        and value_of[0][pth].numel() > 0
+        and pth not in buffer_of
+    ]
     if out_mode == "births":
         if not unwritten:
-            raise TaskError(f"{folder.name}: {target_reason}, and generate_input allocates no output buffer, so the "
-                            "outputs' shapes cannot be read; import it where the reference can run")
+            raise TaskError(
+                f"{folder.name}: {target_reason}, and generate_input allocates no output buffer, so the "
+                "outputs' shapes cannot be read; import it where the reference can run"
+            )
         outs0 = [value_of[0][pth] for pth in unwritten]
         buffer_of.update({pth: j for j, pth in enumerate(unwritten)})
         unwritten = []
     matched = set(buffer_of.values())
     matched_empty: set[Path_] = set(buffer_of) if out_mode == "births" else set()
     for pth in list(unwritten):
-        j = next((j for j, o in enumerate(outs0) if j not in matched and o.numel() == value_of[0][pth].numel()), None)
+        j = next(
+            (j for j, o in enumerate(outs0) if j not in matched and o.numel() == value_of[0][pth].numel()),
+            None,
+        )
         if j is not None:
             buffer_of[pth] = j
             matched.add(j)
             matched_empty.add(pth)
             unwritten.remove(pth)
-            inferred.append(f"{names[pth]} (made with torch.empty, never written by generate_input) is where output "
-                            f"{j} of ref_kernel goes: an output here, in its shape and dtype")
+            inferred.append(
+                f"{names[pth]} (made with torch.empty, never written by generate_input) is where output "
+                f"{j} of ref_kernel goes: an output here, in its shape and dtype"
+            )
     scratch = unwritten
     if scratch:
-        inferred.append(f"{', '.join(names[p] for p in scratch)}: made with torch.empty and matching no output: scratch "
-                        "allocated afresh for each call, not task inputs")
+        inferred.append(
+            f"{', '.join(names[p] for p in scratch)}: made with torch.empty and matching no output: scratch "
+            "allocated afresh for each call, not task inputs"
+        )
     input_paths = [p for p in tensor_paths if p not in buffer_of and p not in scratch]
     if not input_paths:
-        raise TaskError(f"{folder.name}: every tensor of data is an output buffer; nothing to make task inputs of")
+        raise TaskError(
+            f"{folder.name}: every tensor of data is an output buffer; nothing to make task inputs of"
+        )
 
     # output names: a buffer's path name, else output / outN / the dict key
     out_names: list[str] = []
@@ -1260,19 +1444,26 @@ def build(path: Path, name: str | None) -> Built:
         out_names.append(nm)
     returned = [p for p, j in buffer_of.items() if p not in matched_empty]
     if returned and out_mode != "births":
-        inferred.append(f"data item(s) {', '.join(names[p] for p in returned)} are written and returned by ref_kernel: "
-                        "outputs here")
+        inferred.append(
+            f"data item(s) {', '.join(names[p] for p in returned)} are written and returned by ref_kernel: "
+            "outputs here"
+        )
 
     # ---- dims as formulas: fitted at the probes, checked at every spec run under FakeTensorMode, and refitted
     # on all those points where the probes were not enough (a ceil-divided scale count equal at 64 and 128)
     axes_runs = [r["axes"] for r in runs]
     sig0 = signature(leaves0)
-    spec_points = [({a: int(s[a]) for a in cands}, dict(fake_leaves[n])) for n, s in specs
-                   if n in fake_leaves and signature(fake_leaves[n]) == sig0]
+    spec_points = [
+        ({a: int(s[a]) for a in cands}, dict(fake_leaves[n]))
+        for n, s in specs
+        if n in fake_leaves and signature(fake_leaves[n]) == sig0
+    ]
 
     def fit(values: list[int], what: str, d: int, path: Path_ | None = None) -> int | str:
         found = _fit_dim(values, axes_runs)
-        points = [(ax, int(lv[path].shape[d]) if lv[path].dim() else 1) for ax, lv in spec_points] if path else []
+        points = (
+            [(ax, int(lv[path].shape[d]) if lv[path].dim() else 1) for ax, lv in spec_points] if path else []
+        )
         if found is not None and all(_eval_dims([found], ax)[0] == v for ax, v in points):
             return found
         refit = _fit_points([*zip(axes_runs, values, strict=True), *points], cands)
@@ -1280,17 +1471,26 @@ def build(path: Path, name: str | None) -> Built:
             return refit
         if found is not None:
             ax, v = next((ax, v) for ax, v in points if _eval_dims([found], ax)[0] != v)
-            raise TaskError(f"{what} dim {d} is {v} at {_show(ax)}, but the probes read it as {found}; no formula "
-                            "over the axes fits every spec: write this task by hand")
-        raise TaskError(f"{what} dim {d} is {values} at {axes_runs}; it is not an axis, a multiple, a product, a "
-                        "quotient or a sum of them: write this task by hand")
+            raise TaskError(
+                f"{what} dim {d} is {v} at {_show(ax)}, but the probes read it as {found}; no formula "
+                "over the axes fits every spec: write this task by hand"
+            )
+        raise TaskError(
+            f"{what} dim {d} is {values} at {axes_runs}; it is not an axis, a multiple, a product, a "
+            "quotient or a sum of them: write this task by hand"
+        )
 
     def shape_of(tensors: list, what: str, path: Path_ | None = None) -> list:
         dims = [fit([int(t.shape[d]) for t in tensors], what, d, path) for d in range(tensors[0].dim())]
         return dims or [1]
 
-    out_tensors = [[(r["out"][1][j] if r["out"] is not None else dict(r["leaves"])[_path_of(buffer_of, j)])
-                    for r in runs] for j in range(len(outs0))]
+    out_tensors = [
+        [
+            (r["out"][1][j] if r["out"] is not None else dict(r["leaves"])[_path_of(buffer_of, j)])
+            for r in runs
+        ]
+        for j in range(len(outs0))
+    ]
     tensor_shape = {p: shape_of([sl[p] for sl in shape_leaves], names[p], p) for p in tensor_paths}
     out_shape = []
     for j, nm in enumerate(out_names):
@@ -1313,10 +1513,16 @@ def build(path: Path, name: str | None) -> Built:
             else:
                 scalar_nodes[pth] = {"t": "const", "value": v}
             continue
-        formula = _fit_dim(values, axes_runs) if all(isinstance(x, int) and not isinstance(x, bool) for x in values) else None
+        formula = (
+            _fit_dim(values, axes_runs)
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in values)
+            else None
+        )
         if formula is None or isinstance(formula, int):
-            raise TaskError(f"{folder.name}: {_show_path(pth)} is {values} at {axes_runs}; a scalar in data must be "
-                            "constant or an int that follows the axes")
+            raise TaskError(
+                f"{folder.name}: {_show_path(pth)} is {values} at {axes_runs}; a scalar in data must be "
+                "constant or an int that follows the axes"
+            )
         pname = _identifier(_leaf_names([pth], top)[pth])
         while pname in used or pname in cands:
             pname += "_"
@@ -1325,18 +1531,26 @@ def build(path: Path, name: str | None) -> Built:
         scalar_nodes[pth] = {"t": "param", "name": pname}
 
     # ---- axes: the candidates that set a dim or a param; the rest only steer generate_input
-    formulas = [d for s in [*tensor_shape.values(), *out_shape] for d in s if isinstance(d, str)] + list(params.values())
+    formulas = [d for s in [*tensor_shape.values(), *out_shape] for d in s if isinstance(d, str)] + list(
+        params.values()
+    )
     used_axes = {a for a in cands if any(re.search(rf"\b{re.escape(a)}\b", f) for f in formulas)}
     axis_names = [a for a in cands if a in used_axes]
     dropped = [a for a in cands if a not in used_axes]
     if dropped:
-        inferred.append(f"spec fields {', '.join(dropped)} size no tensor: like {', '.join(steer) or 'the other fields'} "
-                        "they only steer generate_input and stay in the workload notes")
+        inferred.append(
+            f"spec fields {', '.join(dropped)} size no tensor: like {', '.join(steer) or 'the other fields'} "
+            "they only steer generate_input and stay in the workload notes"
+        )
     if not axis_names:
-        raise TaskError(f"{folder.name}: no int field of the specs sizes a tensor; nothing to make var axes of")
+        raise TaskError(
+            f"{folder.name}: no int field of the specs sizes a tensor; nothing to make var axes of"
+        )
     if steer:
-        inferred.append(f"spec fields {', '.join(steer)} are not int axes: they only steer generate_input and are "
-                        "kept in the workload notes, not in the task")
+        inferred.append(
+            f"spec fields {', '.join(steer)} are not int axes: they only steer generate_input and are "
+            "kept in the workload notes, not in the task"
+        )
 
     # ---- dtypes and values
     # each input's values from a sample of at least SAMPLE_ELEMENTS[0] elements where a spec (or the point
@@ -1347,13 +1561,20 @@ def build(path: Path, name: str | None) -> Built:
     def elems(s: dict, paths: list[Path_] = tensor_paths) -> int:  # from the fitted shapes: nothing runs
         return sum(math.prod(_eval_dims(tensor_shape[p], {a: int(s[a]) for a in cands})) for p in paths)
 
-    tries = [(f"generate_input at {n}" + ("'s axes" if any(s.get(k) != chosen.get(k) for k in steer) else ""),
-              {**s, **chosen}) for n, s in specs]
+    tries = [
+        (
+            f"generate_input at {n}" + ("'s axes" if any(s.get(k) != chosen.get(k) for k in steer) else ""),
+            {**s, **chosen},
+        )
+        for n, s in specs
+    ]
     bigger = dict(point)
     for _ in range(12):
         bigger = {**bigger, **{a: int(bigger[a]) * 2 for a in axis_names}}
         tries.append((f"generate_input at {_show({a: bigger[a] for a in axis_names})}", bigger))
-    tries = sorted((t for t in tries if _numel(leaves0) < elems(t[1]) <= SAMPLE_ELEMENTS[1]), key=lambda t: elems(t[1]))
+    tries = sorted(
+        (t for t in tries if _numel(leaves0) < elems(t[1]) <= SAMPLE_ELEMENTS[1]), key=lambda t: elems(t[1])
+    )
     made = 0
     for label, s in tries:
         small = [p for p in input_paths if sample[p][0].numel() < SAMPLE_ELEMENTS[0]]
@@ -1379,12 +1600,28 @@ def build(path: Path, name: str | None) -> Built:
         task_dtype, carry = _carry(t.dtype)
         vals = _to_task(sample[p][0], carry, task_dtype)
         where = sample[p][1]
-        inputs[names[p]] = {"dtype": task_dtype, "shape": tensor_shape[p], "distribution": infer_generator(vals)}
-        node_of[p] = {"t": "tensor", "name": names[p], "role": "input", "dtype": str(t.dtype).removeprefix("torch."),
-                      "carry": carry, "scalar": t.dim() == 0}
-        note = f" (the problem's {dtype_name(t.dtype)}, {'converted' if carry == 'convert' else 'its bytes'})" if carry else ""
-        inferred.append(f"input {names[p]}: {task_dtype}{tensor_shape[p]}{note}, values like "
-                        f"{inputs[names[p]]['distribution']} (read off {where})")
+        inputs[names[p]] = {
+            "dtype": task_dtype,
+            "shape": tensor_shape[p],
+            "distribution": infer_generator(vals),
+        }
+        node_of[p] = {
+            "t": "tensor",
+            "name": names[p],
+            "role": "input",
+            "dtype": str(t.dtype).removeprefix("torch."),
+            "carry": carry,
+            "scalar": t.dim() == 0,
+        }
+        note = (
+            f" (the problem's {dtype_name(t.dtype)}, {'converted' if carry == 'convert' else 'its bytes'})"
+            if carry
+            else ""
+        )
+        inferred.append(
+            f"input {names[p]}: {task_dtype}{tensor_shape[p]}{note}, values like "
+            f"{inputs[names[p]]['distribution']} (read off {where})"
+        )
     outputs: dict[str, dict] = {}
     out_layout: list[dict] = []
     for j, nm in enumerate(out_names):
@@ -1392,15 +1629,36 @@ def build(path: Path, name: str | None) -> Built:
         o = value_of[0][slot] if slot is not None else out_tensors[j][0]
         task_dtype, carry = _carry(o.dtype)
         outputs[nm] = {"dtype": task_dtype, "shape": out_shape[j]}
-        out_layout.append({"name": nm, "dtype": task_dtype, "orig": str(o.dtype).removeprefix("torch."),
-                           "carry": carry, "scalar": slot is None and o.dim() == 0})
+        out_layout.append(
+            {
+                "name": nm,
+                "dtype": task_dtype,
+                "orig": str(o.dtype).removeprefix("torch."),
+                "carry": carry,
+                "scalar": slot is None and o.dim() == 0,
+            }
+        )
         if slot is not None:
-            node_of[slot] = {"t": "tensor", "name": nm, "role": "output", "dtype": str(o.dtype).removeprefix("torch."),
-                             "carry": carry, "scalar": o.dim() == 0, "shape": out_shape[j]}
+            node_of[slot] = {
+                "t": "tensor",
+                "name": nm,
+                "role": "output",
+                "dtype": str(o.dtype).removeprefix("torch."),
+                "carry": carry,
+                "scalar": o.dim() == 0,
+                "shape": out_shape[j],
+            }
     for p in scratch:
         t = value_of[0][p]
-        node_of[p] = {"t": "tensor", "name": names[p], "role": "empty", "dtype": str(t.dtype).removeprefix("torch."),
-                      "carry": None, "scalar": t.dim() == 0, "shape": tensor_shape[p]}
+        node_of[p] = {
+            "t": "tensor",
+            "name": names[p],
+            "role": "empty",
+            "dtype": str(t.dtype).removeprefix("torch."),
+            "carry": None,
+            "scalar": t.dim() == 0,
+            "shape": tensor_shape[p],
+        }
     node_of.update(scalar_nodes)
     tree = _fill(runs[0]["skeleton"], node_of)
 
@@ -1435,21 +1693,28 @@ def build(path: Path, name: str | None) -> Built:
     inferred.append(f"op_family {family} guessed from the directory name {folder.name}")
     spec: dict[str, Any] = {
         "name": pname_,
-        "description": (description or f"GPU MODE problem {folder.name}") + f"\nImported from GPU MODE problem {folder.name}.\n",
+        "description": (description or f"GPU MODE problem {folder.name}")
+        + f"\nImported from GPU MODE problem {folder.name}.\n",
         "op_family": family,
         "models": f"unknown (GPU MODE problem {folder.name} names none)",
         "axes": {a: {"kind": "var"} for a in axis_names},
         "dtypes": [main_dtype(inputs, outputs)],
-        "inputs": inputs, "outputs": outputs,
+        "inputs": inputs,
+        "outputs": outputs,
         "entry": f"run({', '.join([*inputs, *outputs])})",
     }
     if params:
         spec["params"] = params
-        inferred.append("params (scalars of data that follow the axes, passed to the reference; a candidate reads "
-                        f"them off the shapes): {_show(params)}")
+        inferred.append(
+            "params (scalars of data that follow the axes, passed to the reference; a candidate reads "
+            f"them off the shapes): {_show(params)}"
+        )
     lay = Layout(layout)
     fixed = {k: v for k, v in point.items() if k not in axis_names}
-    nonzero = [out_mode == "real" and any(bool(r["out"][1][j].ne(0).any()) for r in runs) for j in range(len(outputs))]
+    nonzero = [
+        out_mode == "real" and any(bool(r["out"][1][j].ne(0).any()) for r in runs)
+        for j in range(len(outputs))
+    ]
 
     def ref_on(inp: dict[str, Any], axes: dict[str, int]) -> tuple:
         pv = {n: int(_eval_dims([f], axes)[0]) for n, f in params.items()}
@@ -1463,8 +1728,12 @@ def build(path: Path, name: str | None) -> Built:
         gen = torch.Generator().manual_seed(seed)
         made = {}
         for n, t in inputs.items():
-            ts = TensorSpec.model_validate({"dtype": t["dtype"], "shape": t["shape"], "distribution": t["distribution"]})
-            made[n] = draw_one(ts.distribution, tuple(_eval_dims(t["shape"], axes)), torch_dtype(t["dtype"]), gen, axes)
+            ts = TensorSpec.model_validate(
+                {"dtype": t["dtype"], "shape": t["shape"], "distribution": t["distribution"]}
+            )
+            made[n] = draw_one(
+                ts.distribution, tuple(_eval_dims(t["shape"], axes)), torch_dtype(t["dtype"]), gen, axes
+            )
         return made
 
     def runs_ok(axes: dict[str, int]) -> bool:
@@ -1479,12 +1748,29 @@ def build(path: Path, name: str | None) -> Built:
             return False
         # an output that is not all zeros on the problem's data must not be at this shape either (a chunked
         # scan whose first chunk's state is 0 everywhere at one chunk): the workload would test nothing
-        return not any(live and r.numel() and not bool(r.ne(0).any()) for r, live in zip(res, nonzero, strict=True))
+        return not any(
+            live and r.numel() and not bool(r.ne(0).any()) for r, live in zip(res, nonzero, strict=True)
+        )
 
     flops = _fit_flops(runs, axis_names)
     if target_reason is not None:
-        _finish_target_only(spec, workloads, prob, fixed, axis_names, outs0, runs, out_mode, folder, config,
-                            target_missing, target_reason, inputs, inferred, flops)
+        _finish_target_only(
+            spec,
+            workloads,
+            prob,
+            fixed,
+            axis_names,
+            outs0,
+            runs,
+            out_mode,
+            folder,
+            config,
+            target_missing,
+            target_reason,
+            inputs,
+            inferred,
+            flops,
+        )
     else:
         try:
             inferred += finish_spec(spec, workloads, allowed=runs_ok)
@@ -1496,15 +1782,19 @@ def build(path: Path, name: str | None) -> Built:
                 raise
             inferred += notes
             inferred += finish_spec(spec, workloads + extra_wl, allowed=runs_ok)
-        inferred.append("check_implementation is not used: outputs are compared with the importer's tolerances for "
-                        + ", ".join(spec["tolerances"]))
+        inferred.append(
+            "check_implementation is not used: outputs are compared with the importer's tolerances for "
+            + ", ".join(spec["tolerances"])
+        )
         if flops is not None:
             spec["flops"] = flops
             inferred.append(f"flops: {flops}, torch's FLOP counter on ref_kernel at the point and the probes")
         _check_finite(spec, value_of[0], runs[0]["out"], draw, ref_on, folder)
 
-    files = {"gpumode_reference.py": (folder / "reference.py").read_bytes(),
-             LAYOUT_FILE: json.dumps(layout, indent=1).encode()}
+    files = {
+        "gpumode_reference.py": (folder / "reference.py").read_bytes(),
+        LAYOUT_FILE: json.dumps(layout, indent=1).encode(),
+    }
     for mod, file in _companions(folder / "reference.py").items():
         if file is not None:
             files[f"gpumode_{mod}.py"] = file.read_bytes()
@@ -1563,7 +1853,8 @@ def _path_of(buffer_of: dict[Path_, int], j: int) -> Path_ | None:
 def _same_storage(a: Any, b: Any) -> bool:
     try:
         return a.untyped_storage()._cdata == b.untyped_storage()._cdata or (
-            _storage_key(a) != 0 and _storage_key(a) == _storage_key(b))
+            _storage_key(a) != 0 and _storage_key(a) == _storage_key(b)
+        )
     except Exception:  # noqa: BLE001
         return False
 
@@ -1586,8 +1877,9 @@ def _fill(skeleton: dict, node_of: dict[Path_, dict]) -> dict:
     return {**skeleton, "items": [[k, _fill(n, node_of)] for k, n in skeleton["items"]]}
 
 
-def _cpu_workloads(spec: dict, workloads: list[dict], allowed: Callable[[dict[str, int]], bool]
-                   ) -> tuple[list[dict], list[str]]:
+def _cpu_workloads(
+    spec: dict, workloads: list[dict], allowed: Callable[[dict[str, int]], bool]
+) -> tuple[list[dict], list[str]]:
     """CPU-sized workloads where cpu_suite's halving breaks the problem's constraints: halve one axis at a
     time, keeping each step `allowed`, then make a dim a non-power-of-two by moving one axis to an
     allowed odd value."""
@@ -1619,8 +1911,13 @@ def _cpu_workloads(spec: dict, workloads: list[dict], allowed: Callable[[dict[st
     for a in sorted(axes, key=lambda x: -axes[x]):
         for v in (axes[a] - 1, 3, 5, 7, 6, axes[a] + axes[a] // 2, 12, 24):
             trial = {**axes, a: v}
-            if v >= 1 and v != axes[a] and elements(spec, trial) <= CPU_ELEMENTS and allowed(trial) \
-                    and any(not (d & (d - 1) == 0) for s in shapes_at(spec, trial) for d in s):
+            if (
+                v >= 1
+                and v != axes[a]
+                and elements(spec, trial) <= CPU_ELEMENTS
+                and allowed(trial)
+                and any(not (d & (d - 1) == 0) for s in shapes_at(spec, trial) for d in s)
+            ):
                 out.append(trial)
                 break
         if len(out) > 1:
@@ -1631,13 +1928,19 @@ def _cpu_workloads(spec: dict, workloads: list[dict], allowed: Callable[[dict[st
     made, notes = [], []
     for ax in out:
         name = "cpu_" + "_".join(f"{a}{v}" for a, v in ax.items())
-        made.append({"name": name, "axes": ax, "note": "derived: var axes scaled down for the CPU, one at a time"})
-        notes.append(f"workload {name}: var axes {_show(ax)} scaled down from workload {base['name']} "
-                     f"({_show(base['axes'])}) one axis at a time, each step accepted by ref_kernel")
+        made.append(
+            {"name": name, "axes": ax, "note": "derived: var axes scaled down for the CPU, one at a time"}
+        )
+        notes.append(
+            f"workload {name}: var axes {_show(ax)} scaled down from workload {base['name']} "
+            f"({_show(base['axes'])}) one axis at a time, each step accepted by ref_kernel"
+        )
     return made, notes
 
 
-def _check_finite(spec: dict, data_leaves: dict, out: Any, draw: Callable, ref_on: Callable, folder: Path) -> None:
+def _check_finite(
+    spec: dict, data_leaves: dict, out: Any, draw: Callable, ref_on: Callable, folder: Path
+) -> None:
     """Refuse a problem whose reference gives NaN/inf on the task's per-element draws though it gives finite
     outputs on generate_input's data (its inputs carry a structure no distribution here reproduces)."""
     import torch
@@ -1648,21 +1951,42 @@ def _check_finite(spec: dict, data_leaves: dict, out: Any, draw: Callable, ref_o
     try:
         res = ref_on(draw(wl["axes"], seed=0), wl["axes"])
     except (_Failure, TaskError) as exc:
-        raise TaskError(f"{folder.name}: ref_kernel fails on inputs drawn per element at workload {wl['name']} "
-                        f"({exc}); generate_input's data has a structure the task's distributions do not reproduce: "
-                        "write this task by hand") from None
-    bad = [n for n, r in zip(spec["outputs"], res, strict=True) if r.is_floating_point() and not bool(torch.isfinite(r.float()).all())]
+        raise TaskError(
+            f"{folder.name}: ref_kernel fails on inputs drawn per element at workload {wl['name']} "
+            f"({exc}); generate_input's data has a structure the task's distributions do not reproduce: "
+            "write this task by hand"
+        ) from None
+    bad = [
+        n
+        for n, r in zip(spec["outputs"], res, strict=True)
+        if r.is_floating_point() and not bool(torch.isfinite(r.float()).all())
+    ]
     if bad:
         gens = "; ".join(f"{n}: {t['distribution']['kind']}" for n, t in spec["inputs"].items())
-        raise TaskError(f"{folder.name}: ref_kernel gives NaN/inf in {', '.join(bad)} on inputs drawn per element ({gens}) "
-                        "though not on generate_input's: its inputs carry a structure (cumulative, sorted, "
-                        "positive-definite, offsets...) that no per-element distribution reproduces: write this task by hand")
+        raise TaskError(
+            f"{folder.name}: ref_kernel gives NaN/inf in {', '.join(bad)} on inputs drawn per element ({gens}) "
+            "though not on generate_input's: its inputs carry a structure (cumulative, sorted, "
+            "positive-definite, offsets...) that no per-element distribution reproduces: write this task by hand"
+        )
 
 
-def _finish_target_only(spec: dict, workloads: list[dict], prob: _Problem, fixed: dict, axis_names: list[str],
-                        outs0: list, runs: list[dict], out_mode: str, folder: Path, config: dict,
-                        missing: str | None, reason: str, inputs: dict, inferred: list[str],
-                        fitted: str | None) -> None:
+def _finish_target_only(
+    spec: dict,
+    workloads: list[dict],
+    prob: _Problem,
+    fixed: dict,
+    axis_names: list[str],
+    outs0: list,
+    runs: list[dict],
+    out_mode: str,
+    folder: Path,
+    config: dict,
+    missing: str | None,
+    reason: str,
+    inputs: dict,
+    inferred: list[str],
+    fitted: str | None,
+) -> None:
     """The fields finish_spec fills, for a task whose reference cannot run here: no CPU workloads (none
     could be verified), FLOPs counted under FakeTensorMode where ref_kernel runs there."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -1671,18 +1995,28 @@ def _finish_target_only(spec: dict, workloads: list[dict], prob: _Problem, fixed
     dtypes |= {str(v.dtype) for _, v in runs[0]["leaves"] if hasattr(v, "dtype") and not isinstance(v, type)}
     targets = _targets(folder, config, missing, dtypes)
     spec["target_only"] = {"reason": reason, "targets": targets}
-    inferred.append(f"TARGET-ONLY: {reason}; candidates compile and audit anywhere, verification needs one of "
-                    f"{', '.join(targets)}")
+    inferred.append(
+        f"TARGET-ONLY: {reason}; candidates compile and audit anywhere, verification needs one of "
+        f"{', '.join(targets)}"
+    )
     wls = [{**wl, "cpu": False} for wl in workloads]
     base = min(wls, key=lambda w: elements(spec, w["axes"]))
     k = 2
-    while len(wls) < 4 and k <= 64:  # the contract wants 4: halve the smallest one's axes (shapes checked under fake)
+    while (
+        len(wls) < 4 and k <= 64
+    ):  # the contract wants 4: halve the smallest one's axes (shapes checked under fake)
         ax = {a: max(1, v // k) for a, v in base["axes"].items()}
         if ax not in [w["axes"] for w in wls]:
             try:
                 prob.generate({**fixed, **ax}, fake=True)
-                wls.append({"name": "derived_" + "_".join(f"{a}{v}" for a, v in ax.items()), "axes": ax, "cpu": False,
-                            "note": f"derived: {base['name']}'s axes divided by {k}"})
+                wls.append(
+                    {
+                        "name": "derived_" + "_".join(f"{a}{v}" for a, v in ax.items()),
+                        "axes": ax,
+                        "cpu": False,
+                        "note": f"derived: {base['name']}'s axes divided by {k}",
+                    }
+                )
             except (_Failure, TaskError):
                 pass
         k *= 2
@@ -1695,7 +2029,9 @@ def _finish_target_only(spec: dict, workloads: list[dict], prob: _Problem, fixed
     per_out = "*".join(f"({d})" for d in out["shape"])
     flops = fitted
     if flops is not None:
-        inferred.append(f"flops: {flops}, torch's FLOP counter on ref_kernel under FakeTensorMode at the probes")
+        inferred.append(
+            f"flops: {flops}, torch's FLOP counter on ref_kernel under FakeTensorMode at the probes"
+        )
     elif out_mode == "fake":
         try:
             data, _ = prob.generate({**fixed, **base["axes"]}, fake=True)
@@ -1707,7 +2043,9 @@ def _finish_target_only(spec: dict, workloads: list[dict], prob: _Problem, fixed
                 n = math.prod(_eval_dims(out["shape"], base["axes"]))
                 per = counted / n
                 flops = f"{int(per) if float(per).is_integer() else round(per, 6)}*{per_out}"
-                inferred.append(f"flops: counted under FakeTensorMode at workload {base['name']}, per element of {out_name}")
+                inferred.append(
+                    f"flops: counted under FakeTensorMode at workload {base['name']}, per element of {out_name}"
+                )
         except (_Failure, TaskError):
             pass
     if flops is None:
@@ -1734,7 +2072,9 @@ def submission_to_candidate(submission: str | Path, task: Task | str | Path, out
     task = task if isinstance(task, Task) else load_task(task)
     layout_file = task.root / LAYOUT_FILE
     if not layout_file.is_file():
-        raise TaskError(f"task {task.name} was not imported from GPU MODE (no {LAYOUT_FILE}); import the problem first")
+        raise TaskError(
+            f"task {task.name} was not imported from GPU MODE (no {LAYOUT_FILE}); import the problem first"
+        )
     layout = Layout(json.loads(layout_file.read_text()))
     submission = Path(submission)
     source = submission.read_text()
@@ -1746,22 +2086,32 @@ def submission_to_candidate(submission: str | Path, task: Task | str | Path, out
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module in ("task", "utils"):
             if node.module == "utils":
-                raise TaskError(f"{submission} imports {', '.join(a.name for a in node.names)} from utils; a candidate "
-                                "is one module: copy what it needs into the submission")
+                raise TaskError(
+                    f"{submission} imports {', '.join(a.name for a in node.names)} from utils; a candidate "
+                    "is one module: copy what it needs into the submission"
+                )
             aliases += [a.asname or a.name for a in node.names]
             for i in range(node.lineno - 1, node.end_lineno):
                 lines[i] = "# (ksearch) " + lines[i]
     axis_expr = _axis_expressions(task)
     data = _data_expression(layout.tree, task, axis_expr)
-    body = [f"    _result = custom_kernel({data})",
-            "    _result = tuple(_result) if isinstance(_result, (tuple, list)) else (_result,)"]
-    for i, (o, spec_o) in enumerate(zip(task.output_names, layout.outputs or [{}] * len(task.output_names), strict=True)):
+    body = [
+        f"    _result = custom_kernel({data})",
+        "    _result = tuple(_result) if isinstance(_result, (tuple, list)) else (_result,)",
+    ]
+    for i, (o, spec_o) in enumerate(
+        zip(task.output_names, layout.outputs or [{}] * len(task.output_names), strict=True)
+    ):
         dst = f"{o}.view(torch.{spec_o['orig']})" if spec_o.get("carry") == "view" else o
-        body.append(f"    if _result[{i}] is not {o}:\n        {dst}.copy_(_result[{i}].reshape({dst}.shape))")
+        body.append(
+            f"    if _result[{i}] is not {o}:\n        {dst}.copy_(_result[{i}].reshape({dst}.shape))"
+        )
     header = f'"""GPU MODE submission {submission.name} as a ksearch candidate.\n\ntask: {task.name}\n"""\n\n'
     alias_block = "".join(f"{a} = object  # was imported from GPU MODE's task.py\n" for a in aliases)
-    wrapper = (f"\n\n# ---- ksearch entry: data laid out as generate_input makes it, custom_kernel called on it\n"
-               f"def {task.entry_name}({', '.join(task.entry_args)}) -> None:\n" + "\n".join(body) + "\n")
+    wrapper = (
+        f"\n\n# ---- ksearch entry: data laid out as generate_input makes it, custom_kernel called on it\n"
+        f"def {task.entry_name}({', '.join(task.entry_args)}) -> None:\n" + "\n".join(body) + "\n"
+    )
     text = "\n".join(lines).rstrip() + "\n"
     if "import torch" not in text:
         text = "import torch\n" + text
@@ -1790,8 +2140,10 @@ def _formula_expression(formula: str | int, axis_expr: dict[str, str], what: str
     names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", formula))
     missing = sorted(n for n in names if n not in axis_expr)
     if missing:
-        raise TaskError(f"{what} needs axis {missing[0]}, which no input's shape gives; a submission cannot rebuild "
-                        "data for this task: write the candidate's run() by hand")
+        raise TaskError(
+            f"{what} needs axis {missing[0]}, which no input's shape gives; a submission cannot rebuild "
+            "data for this task: write the candidate's run() by hand"
+        )
     return "(" + re.sub(r"[A-Za-z_][A-Za-z0-9_]*", lambda m: axis_expr[m.group(0)], formula) + ")"
 
 
@@ -1813,10 +2165,14 @@ def _data_expression(node: dict, task: Task, axis_expr: dict[str, str]) -> str:
         items = [_data_expression(n, task, axis_expr) for n in node["items"]]
         return "[" + ", ".join(items) + "]" if node["kind"] == "list" else "(" + ", ".join(items) + ",)"
     if kind == "dict":
-        return "{" + ", ".join(f"{k!r}: {_data_expression(n, task, axis_expr)}" for k, n in node["items"]) + "}"
+        return (
+            "{" + ", ".join(f"{k!r}: {_data_expression(n, task, axis_expr)}" for k, n in node["items"]) + "}"
+        )
     if kind == "dataclass":
-        raise TaskError(f"task {task.name}: data holds a {node['cls']} dataclass of the problem's reference; a "
-                        "submission cannot rebuild it: write the candidate's run() by hand")
+        raise TaskError(
+            f"task {task.name}: data holds a {node['cls']} dataclass of the problem's reference; a "
+            "submission cannot rebuild it: write the candidate's run() by hand"
+        )
     if kind == "const":
         return repr(node["value"])
     if kind == "dtype":

@@ -64,7 +64,9 @@ META_FILE = "kernelbench.json"  # input, weight and size-constant names, for Ker
 # CPU-sized values a size constant starts from in the derived workloads (non-powers of two first: masking)
 CPU_SIZES = ((12, 20), (33, 24), (7, 48), (40, 16))
 FLOOR = 2  # no size constant is scaled below this
-KEEP_BELOW = 8  # constants under this (kernel sizes, strides, ratios) keep their value unless nothing else scales
+KEEP_BELOW = (
+    8  # constants under this (kernel sizes, strides, ratios) keep their value unless nothing else scales
+)
 # Where weights fixed by the model's code keep every workload above CPU_ELEMENTS: the most elements
 # (inputs, weights, outputs) the smallest workload may have to still run the reference on the CPU.
 LARGE_ELEMENTS = 1 << 27  # 134M, the bound the other importers put on const dims (CPU_CONST_ELEMENTS)
@@ -91,8 +93,14 @@ class _NotSize(Exception):
     """An expression that is not int arithmetic over literals and earlier constants."""
 
 
-_INT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
-            ast.Mod: operator.mod, ast.Pow: operator.pow}
+_INT_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
 
 
 def _free_like(value: Any, free: bool) -> Any:
@@ -126,9 +134,13 @@ def _int_expr(node: ast.AST, env: dict[str, Any]) -> tuple[Any, Any]:
                 raise _NotSize from exc
             if abs(value) < 1 << 62:
                 return value, fa and fb
-        elif isinstance(node.op, ast.Mult) and isinstance(b, int) and 0 <= b <= 256 and not isinstance(a, int):
+        elif (
+            isinstance(node.op, ast.Mult) and isinstance(b, int) and 0 <= b <= 256 and not isinstance(a, int)
+        ):
             return a * b, fa * b
-        elif isinstance(node.op, ast.Mult) and isinstance(a, int) and 0 <= a <= 256 and not isinstance(b, int):
+        elif (
+            isinstance(node.op, ast.Mult) and isinstance(a, int) and 0 <= a <= 256 and not isinstance(b, int)
+        ):
             return b * a, fb * a
         elif isinstance(node.op, ast.Add) and type(a) is type(b) and not isinstance(a, int):
             return a + b, fa + fb
@@ -165,17 +177,27 @@ def _consts(text: str) -> list[_Const]:
             continue
         if isinstance(target, ast.Name):
             targets = [(target.id, value)]
-        elif (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts)
-              and all(isinstance(t, ast.Name) for t in target.elts)):
+        elif (
+            isinstance(target, ast.Tuple)
+            and isinstance(value, ast.Tuple)
+            and len(target.elts) == len(value.elts)
+            and all(isinstance(t, ast.Name) for t in target.elts)
+        ):
             targets = [(t.id, v) for t, v in zip(target.elts, value.elts)]  # type: ignore[attr-defined]
         for name, expr in targets:
-            out.append(_Const(name, (expr.lineno, expr.col_offset, expr.end_lineno or expr.lineno,
-                                     expr.end_col_offset or 0), expr))
+            out.append(
+                _Const(
+                    name,
+                    (expr.lineno, expr.col_offset, expr.end_lineno or expr.lineno, expr.end_col_offset or 0),
+                    expr,
+                )
+            )
     return out
 
 
-def _evaluate(consts: list[_Const], knobs: dict[str, _Knob] | None = None,
-              overrides: dict[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+def _evaluate(
+    consts: list[_Const], knobs: dict[str, _Knob] | None = None, overrides: dict[str, int] | None = None
+) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
     """Every constant's value, in file order, with `overrides` (by knob name) applied where set:
     constants computed from an overridden one follow it. Returns the values by name, their free
     flags, and the value of each assignment (None where it is no size constant)."""
@@ -237,8 +259,10 @@ def _overridden(text: str, overrides: dict[str, int]) -> str:
     knobs = _knobs(text)
     unknown = sorted(set(overrides) - set(knobs))
     if unknown:
-        raise TaskError(f"the problem has no size constant {unknown[0]}; its size constants are "
-                        f"{', '.join(knobs) or 'none'}")
+        raise TaskError(
+            f"the problem has no size constant {unknown[0]}; its size constants are "
+            f"{', '.join(knobs) or 'none'}"
+        )
     _, _, before = _evaluate(consts)
     _, _, after = _evaluate(consts, knobs, overrides)
     data = text.encode()
@@ -311,9 +335,12 @@ class _Watch(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.limit is not None and not any(isinstance(a, torch.Tensor) for a in tree_leaves((args, kwargs))) \
-                and any(a.name == "device" for a in func._schema.arguments) \
-                and str(kwargs.get("device", "cpu")) != "meta":
+        if (
+            self.limit is not None
+            and not any(isinstance(a, torch.Tensor) for a in tree_leaves((args, kwargs)))
+            and any(a.name == "device" for a in func._schema.arguments)
+            and str(kwargs.get("device", "cpu")) != "meta"
+        ):
             probe = func(*args, **{**kwargs, "device": "meta"})
             n = sum(t.numel() for t in tree_leaves(probe) if isinstance(t, torch.Tensor))
             self.made += n
@@ -347,12 +374,18 @@ class _Seen:
     def structure(self) -> tuple:
         def kind(x):
             return (dtype_name(x.dtype), x.dim()) if isinstance(x, torch.Tensor) else type(x).__name__
-        return (tuple(kind(a) for a in self.args), tuple((k, kind(w)) for k, w in self.weights.items()),
-                tuple(kind(o) for o in self.outputs))
+
+        return (
+            tuple(kind(a) for a in self.args),
+            tuple((k, kind(w)) for k, w in self.weights.items()),
+            tuple(kind(o) for o in self.outputs),
+        )
 
     def shapes(self) -> tuple:
-        return tuple(tuple(t.shape) if isinstance(t, torch.Tensor) else t
-                     for t in [*self.args, *self.weights.values(), *self.outputs])
+        return tuple(
+            tuple(t.shape) if isinstance(t, torch.Tensor) else t
+            for t in [*self.args, *self.weights.values(), *self.outputs]
+        )
 
 
 def _run(path: Path, overrides: dict[str, int], how: str) -> _Seen:
@@ -362,8 +395,12 @@ def _run(path: Path, overrides: dict[str, int], how: str) -> _Seen:
     from torch.utils.flop_counter import FlopCounterMode
 
     watch = _Watch(PEAK_ELEMENTS, LARGE_ELEMENTS + PEAK_ELEMENTS) if how in ("real", "built") else _Watch()
-    mode = {"meta": lambda: torch.device("meta"), "fake": lambda: FakeTensorMode(allow_non_fake_inputs=True),
-            "real": contextlib.nullcontext, "built": contextlib.nullcontext}[how]()
+    mode = {
+        "meta": lambda: torch.device("meta"),
+        "fake": lambda: FakeTensorMode(allow_non_fake_inputs=True),
+        "real": contextlib.nullcontext,
+        "built": contextlib.nullcontext,
+    }[how]()
     with mode, watch:
         module = _load(path, overrides)
         torch.manual_seed(0)
@@ -492,8 +529,9 @@ def _fits(seen: _Seen | BaseException, budget: int) -> bool:
     return isinstance(seen, _Seen) and seen.elements <= budget and seen.peak <= PEAK_ELEMENTS
 
 
-def _shrink(problem: _Problem, start: dict[str, int], base: _Seen, budget: int,
-            keep: set[str], needed: bool = False) -> tuple[dict[str, int], _Seen] | None:
+def _shrink(
+    problem: _Problem, start: dict[str, int], base: _Seen, budget: int, keep: set[str], needed: bool = False
+) -> tuple[dict[str, int], _Seen] | None:
     """Halve the largest size constant (but those in `keep`) that still runs with the same inputs and
     outputs, until the workload fits `budget` or none can shrink. None when `start` does not run."""
     seen = problem.shape(start)
@@ -510,8 +548,11 @@ def _shrink(problem: _Problem, start: dict[str, int], base: _Seen, budget: int,
             for v in sorted({max(FLOOR, values[k] // d) for d in (2, 3, 4)} - {values[k]}, reverse=True):
                 trial = {**values, k: v}
                 got = problem.shape(trial)
-                if isinstance(got, _Seen) and got.structure() == base.structure() and \
-                        (got.elements, got.peak) < (seen.elements, seen.peak):
+                if (
+                    isinstance(got, _Seen)
+                    and got.structure() == base.structure()
+                    and (got.elements, got.peak) < (seen.elements, seen.peak)
+                ):
                     values, seen, moved = trial, got, True
                     break
             if moved:
@@ -527,18 +568,22 @@ def _shrink(problem: _Problem, start: dict[str, int], base: _Seen, budget: int,
     return values, seen
 
 
-def _variants(problem: _Problem, shaping: dict[str, int], base: _Seen,
-              fixed: int) -> tuple[list[dict[str, int]], int, _Seen | None]:
+def _variants(
+    problem: _Problem, shaping: dict[str, int], base: _Seen, fixed: int
+) -> tuple[list[dict[str, int]], int, _Seen | None]:
     """Up to 4 distinct CPU sizes of the shaping constants that run shape-only within budget, and the
     budget: CPU_ELEMENTS, or LARGE_ELEMENTS where tensors no constant sizes (`fixed` elements) exceed it."""
     names = sorted(shaping)
     keep = {k for k, v in shaping.items() if v < KEEP_BELOW}
-    starts = [{k: min(v, small if i % 2 == 0 else other) for i, (k, v) in enumerate(sorted(shaping.items()))}
-              for small, other in CPU_SIZES]
+    starts = [
+        {k: min(v, small if i % 2 == 0 else other) for i, (k, v) in enumerate(sorted(shaping.items()))}
+        for small, other in CPU_SIZES
+    ]
     starts.append(dict(shaping))
     budget = CPU_ELEMENTS if fixed <= CPU_ELEMENTS else LARGE_ELEMENTS
     found: list[dict[str, int]] = []
     best: tuple[dict[str, int], _Seen] | None = None
+
     def near() -> None:
         """More sizes next to those found: one constant one less, halved or one more (small ones last)."""
         for movable in ([k for k in names if k not in keep], sorted(keep)):
@@ -562,7 +607,9 @@ def _variants(problem: _Problem, shaping: dict[str, int], base: _Seen,
         # as small as it gets, even where weights keep it large
         got = _shrink(problem, start, base, CPU_ELEMENTS, keep, needed=not found)
         if got is not None and not _fits(got[1], budget) and keep and budget == CPU_ELEMENTS:
-            smaller = _shrink(problem, got[0], base, CPU_ELEMENTS, set())  # the small constants too, if that fits
+            smaller = _shrink(
+                problem, got[0], base, CPU_ELEMENTS, set()
+            )  # the small constants too, if that fits
             got = smaller if smaller is not None and _fits(smaller[1], budget) else got
         if got is None:
             continue
@@ -589,8 +636,11 @@ def _names(module, n_args: int, n_outputs: int) -> tuple[list[str], list[str]]:
         params = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"]
     except (TypeError, ValueError):
         params = []
-    args = params if len(params) == n_args and all(p.isidentifier() for p in params) else \
-        [f"x{i}" for i in range(n_args)]
+    args = (
+        params
+        if len(params) == n_args and all(p.isidentifier() for p in params)
+        else [f"x{i}" for i in range(n_args)]
+    )
     outputs = ["out"] if n_outputs == 1 else [f"out{i}" for i in range(n_outputs)]
     return args, outputs
 
@@ -619,8 +669,10 @@ def _base(problem: _Problem, path: Path) -> tuple[_Seen | None, dict[str, int], 
     small, other = CPU_SIZES[0]
     knobs = sorted(problem.knobs.items())
     error: BaseException | None = None
-    for start in ({k: min(kn.value, small if i % 2 == 0 else other) for i, (k, kn) in enumerate(knobs)},
-                  {k: min(kn.value, FLOOR) for k, kn in knobs}):
+    for start in (
+        {k: min(kn.value, small if i % 2 == 0 else other) for i, (k, kn) in enumerate(knobs)},
+        {k: min(kn.value, FLOOR) for k, kn in knobs},
+    ):
         if not start or start == {k: kn.value for k, kn in knobs}:
             break
         seen = problem.shape(start)
@@ -642,8 +694,11 @@ def build(path: Path, name: str | None) -> Built:
     full, base_values, base = _base(problem, path)
     for i, a in enumerate(base.args):
         if not isinstance(a, (torch.Tensor, bool, int, float)):
-            raise _refuse(path, f"get_inputs() entry {i} is a {type(a).__name__}; only tensors and int/float "
-                                "scalars can be inputs")
+            raise _refuse(
+                path,
+                f"get_inputs() entry {i} is a {type(a).__name__}; only tensors and int/float "
+                "scalars can be inputs",
+            )
     if not base.outputs or not all(isinstance(t, torch.Tensor) for t in base.outputs):
         raise _refuse(path, "forward must return a tensor or a tuple of tensors")
     if not any(isinstance(a, torch.Tensor) for a in base.args):
@@ -668,8 +723,11 @@ def build(path: Path, name: str | None) -> Built:
             continue
         v0 = base_values.get(k, knob.value)
         got = perturb([k], v0)
-        mates = [j for j, other in problem.knobs.items() if j != k and j not in shaping
-                 and base_values.get(j, other.value) == v0]
+        mates = [
+            j
+            for j, other in problem.knobs.items()
+            if j != k and j not in shaping and base_values.get(j, other.value) == v0
+        ]
         if got is None and mates:
             got = perturb([k, *mates], v0)
             if got:
@@ -679,22 +737,40 @@ def build(path: Path, name: str | None) -> Built:
             perturbed.append(got)  # type: ignore[arg-type]
     tried = ", ".join(problem.knobs) or "none"
     if not shaping:
-        raise _refuse(path, f"no size constant changes a shape (constants tried: {tried}), so no smaller size "
-                            "of this problem can run on the CPU; ksearch needs small workloads to verify on the CPU")
-    fixed_tensors = [(t, i) for i, t in enumerate(base.tensors())
-                     if all(p.tensors()[i].shape == t.shape for p in perturbed)]
+        raise _refuse(
+            path,
+            f"no size constant changes a shape (constants tried: {tried}), so no smaller size "
+            "of this problem can run on the CPU; ksearch needs small workloads to verify on the CPU",
+        )
+    fixed_tensors = [
+        (t, i)
+        for i, t in enumerate(base.tensors())
+        if all(p.tensors()[i].shape == t.shape for p in perturbed)
+    ]
     fixed = sum(t.numel() for t, _ in fixed_tensors)
     if fixed > LARGE_ELEMENTS:
         t, i = max(fixed_tensors, key=lambda ti: ti[0].numel())
-        raise _refuse(path, f"{fixed} elements of its inputs, weights and outputs (the largest {tuple(t.shape)}) "
-                            f"follow no size constant, over the {LARGE_ELEMENTS} a CPU workload may hold; it "
-                            "cannot be scaled down to run on the CPU")
+        raise _refuse(
+            path,
+            f"{fixed} elements of its inputs, weights and outputs (the largest {tuple(t.shape)}) "
+            f"follow no size constant, over the {LARGE_ELEMENTS} a CPU workload may hold; it "
+            "cannot be scaled down to run on the CPU",
+        )
     found, budget, smallest = _variants(problem, shaping, base, fixed)
     if not found:
-        at = (f"; the smallest size it runs at holds {smallest.elements} elements, its largest tensor "
-              f"{smallest.peak} (at most {PEAK_ELEMENTS})") if smallest is not None else "; no smaller size runs"
-        raise _refuse(path, f"no smaller size of this problem fits {budget} elements (constants scaled: "
-                            f"{', '.join(shaping)}){at}; ksearch needs small workloads to verify on the CPU")
+        at = (
+            (
+                f"; the smallest size it runs at holds {smallest.elements} elements, its largest tensor "
+                f"{smallest.peak} (at most {PEAK_ELEMENTS})"
+            )
+            if smallest is not None
+            else "; no smaller size runs"
+        )
+        raise _refuse(
+            path,
+            f"no smaller size of this problem fits {budget} elements (constants scaled: "
+            f"{', '.join(shaping)}){at}; ksearch needs small workloads to verify on the CPU",
+        )
     runs: list[tuple[dict[str, int], _Seen]] = []
     failed: list[str] = []
     # each CPU size runs for real once; where weights keep them large, only the smallest that runs
@@ -713,9 +789,12 @@ def build(path: Path, name: str | None) -> Built:
     if not real_done:
         runs = []
     if len(runs) < 3:
-        raise _refuse(path, f"only {len(runs)} smaller sizes of this problem run on the CPU within {budget} elements "
-                            f"(constants scaled: {', '.join(shaping)}){'; ' + failed[0] if failed else ''}; "
-                            "ksearch needs 3 to verify on the CPU")
+        raise _refuse(
+            path,
+            f"only {len(runs)} smaller sizes of this problem run on the CPU within {budget} elements "
+            f"(constants scaled: {', '.join(shaping)}){'; ' + failed[0] if failed else ''}; "
+            "ksearch needs 3 to verify on the CPU",
+        )
     modes_failed = "; ".join(f"{how}: {err}" for how, err in problem.errors.items())
     full_flops = _full_flops(problem, shaping) if full is None and problem.shape_only else None
     problem.cache.clear()  # the runs at other sizes are no longer needed
@@ -737,9 +816,18 @@ def _full_flops(problem: _Problem, shaping: dict[str, int]) -> tuple[int, str] |
     return None
 
 
-def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _Seen | None,
-          runs: list[tuple[dict[str, int], _Seen]], budget: int, modes_failed: str,
-          ties: dict[str, list[str]], full_flops: tuple[int, str] | None = None) -> Built:
+def _spec(
+    path: Path,
+    name: str | None,
+    module,
+    shaping: dict[str, int],
+    full: _Seen | None,
+    runs: list[tuple[dict[str, int], _Seen]],
+    budget: int,
+    modes_failed: str,
+    ties: dict[str, list[str]],
+    full_flops: tuple[int, str] | None = None,
+) -> Built:
     first = runs[0][1]
     # constants that keep their value in every workload stay as the file has them
     varied = {k: v for k, v in shaping.items() if len({v, *(r[0][k] for r in runs)}) > 1}
@@ -759,9 +847,12 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
     if variant_dtype not in TOLERANCES:
         raise _refuse(path, f"inputs in {variant_dtype}; importable dtypes are {', '.join(TOLERANCES)}")
 
-    axis = {k: k.upper() if k.upper() != k else f"{k}_AXIS" for k in varied}  # params keep the constant's name
-    axes: dict[str, dict] = {axis[k]: {"kind": "var", "description": f"the problem's size constant {k}"}
-                             for k in varied}
+    axis = {
+        k: k.upper() if k.upper() != k else f"{k}_AXIS" for k in varied
+    }  # params keep the constant's name
+    axes: dict[str, dict] = {
+        axis[k]: {"kind": "var", "description": f"the problem's size constant {k}"} for k in varied
+    }
 
     def seq_of(values_of) -> list:
         return [values_of(values, seen) for values, seen in all_runs]
@@ -787,7 +878,11 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
                     x0, v0 = points[0]
                     for c in range(x0 * d - m * v0[k], x0 * d - m * v0[k] + d):
                         if abs(c) <= 64 and all(x == (m * v[k] + c) // d for x, v in points):
-                            text = (f"{m}*" if m > 1 else "") + axis[k] + (f"+{c}" if c > 0 else f"-{-c}" if c else "")
+                            text = (
+                                (f"{m}*" if m > 1 else "")
+                                + axis[k]
+                                + (f"+{c}" if c > 0 else f"-{-c}" if c else "")
+                            )
                             return f"({text})//{d}" if d > 1 else text
         return None
 
@@ -800,8 +895,11 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
             dim = follow(seq)
             if dim is None:
                 if full is None:
-                    raise _refuse(path, f"no shape-only run at full size ({modes_failed}) and dim {i} of "
-                                        f"{tensor_name} follows no size constant, so its full size is unknown")
+                    raise _refuse(
+                        path,
+                        f"no shape-only run at full size ({modes_failed}) and dim {i} of "
+                        f"{tensor_name} follows no size constant, so its full size is unknown",
+                    )
                 dim = f"{tensor_name}_d{i}"
                 axes[dim] = {"kind": "var", "description": f"dim {i} of {tensor_name}"}
                 own[dim] = seq
@@ -816,8 +914,11 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
         t = get(sample)
         d = dtype_name(t.dtype)
         spec = {"dtype": "$dtype" if d == variant_dtype else d, "shape": dims_of(tensor_name, get)}
-        real = [(values, s) for values, s in zip([v for v, _ in runs], samples or [])
-                if s.device.type != "meta" and not _is_fake(s)]
+        real = [
+            (values, s)
+            for values, s in zip([v for v, _ in runs], samples or [])
+            if s.device.type != "meta" and not _is_fake(s)
+        ]
         samples = [s for _, s in real]
         if samples:
             gen = spec["distribution"] = infer_generator(max(samples, key=lambda s: s.numel()))
@@ -827,10 +928,19 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
                 if bound is not None:
                     gen["high"] = axis[bound]
             narrow = gen["kind"] == "uniform" and gen["high"] - gen["low"] < 1e-6
-            if weight and (gen["kind"] == "constant" or narrow) and t.dtype.is_floating_point and t.numel() > 1:
+            if (
+                weight
+                and (gen["kind"] == "constant" or narrow)
+                and t.dtype.is_floating_point
+                and t.numel() > 1
+            ):
                 c = gen["value"] if gen["kind"] == "constant" else (gen["low"] + gen["high"]) / 2
                 half = max(abs(c) / 2, 0.1)
-                spec["distribution"] = {"kind": "uniform", "low": round(c - half, 6), "high": round(c + half, 6)}
+                spec["distribution"] = {
+                    "kind": "uniform",
+                    "low": round(c - half, 6),
+                    "high": round(c + half, 6),
+                }
                 spread.append(f"{tensor_name} ({c:g})")
         return spec
 
@@ -838,7 +948,9 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
     for p, n in zip(tensor_pos, in_names):
         inputs[n] = tensor_spec(n, lambda s, p=p: s.args[p], [r.args[p] for _, r in runs])
     for key, n in zip(first.weights, w_names):
-        inputs[n] = tensor_spec(n, lambda s, key=key: s.weights[key], [r.weights[key] for _, r in runs], weight=True)
+        inputs[n] = tensor_spec(
+            n, lambda s, key=key: s.weights[key], [r.weights[key] for _, r in runs], weight=True
+        )
     outputs = {n: tensor_spec(n, lambda s, i=i: s.outputs[i], None) for i, n in enumerate(out_names)}
 
     # scalar entries of get_inputs(): fixed values or sizes, as params
@@ -854,20 +966,28 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
         value = follow(seq)
         kind = type(first.args[i]).__name__ if isinstance(first.args[i], (bool, int)) else "float"
         if value is None:
-            raise _refuse(path, f"get_inputs() entry {i} ({arg_name}) is a {kind} that changes with the sizes but "
-                                "follows no size constant")
+            raise _refuse(
+                path,
+                f"get_inputs() entry {i} ({arg_name}) is a {kind} that changes with the sizes but "
+                "follows no size constant",
+            )
         if isinstance(value, str) and value in axis.values():  # the size constant itself
             pname = next(k for k in varied if axis[k] == value)
         else:
             pname = arg_name if arg_name not in params and arg_name not in axes else f"{arg_name}_value"
-            params[pname] = value if isinstance(value, str) else {"bool": bool, "int": int, "float": float}[kind](value)
+            params[pname] = (
+                value if isinstance(value, str) else {"bool": bool, "int": int, "float": float}[kind](value)
+            )
         args_meta.append({"param": pname, "type": kind})
         scalar_notes.append(f"{arg_name}={params[pname]}")
 
     counted = any(seen.flops for _, seen in runs) or bool(full and full.flops)
     if counted:
-        axes["FLOPS"] = {"kind": "var", "description": "FLOPs torch.utils.flop_counter counted for this "
-                         "workload (matmul-like ops only): an estimate"}
+        axes["FLOPS"] = {
+            "kind": "var",
+            "description": "FLOPs torch.utils.flop_counter counted for this "
+            "workload (matmul-like ops only): an estimate",
+        }
     workloads = []
     for j, (values, seen) in enumerate(all_runs):
         wl_axes: dict[str, int] = {axis[k]: values[k] for k in varied}
@@ -876,18 +996,28 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
         if counted:
             wl_axes["FLOPS"] = max(1, seen.flops if seen is not None else 1)
         if j == 0:
-            workloads.append({"name": "kernelbench", "axes": wl_axes, "cpu": False, "note": "the problem's own size"})
+            workloads.append(
+                {"name": "kernelbench", "axes": wl_axes, "cpu": False, "note": "the problem's own size"}
+            )
         else:
             label = "cpu_" + "_".join(f"{k}{values[k]}" for k in varied)
-            note = "scaled down to run on the CPU" if budget == CPU_ELEMENTS else (
-                "the smallest sizes this problem runs at (weights its code fixes keep it above "
-                f"{CPU_ELEMENTS} elements): slow in the CPU interpreter")
+            note = (
+                "scaled down to run on the CPU"
+                if budget == CPU_ELEMENTS
+                else (
+                    "the smallest sizes this problem runs at (weights its code fixes keep it above "
+                    f"{CPU_ELEMENTS} elements): slow in the CPU interpreter"
+                )
+            )
             workloads.append({"name": label, "axes": wl_axes, "cpu": True, "note": note})
     spec = {
         "name": task_name(name or path.stem),
         # the class's own docstring: inspect.getdoc would fall back to nn.Module's long one
-        "description": (inspect.cleandoc(module.Model.__doc__ or "") or inspect.getdoc(module)
-                        or f"KernelBench problem {path.name}")
+        "description": (
+            inspect.cleandoc(module.Model.__doc__ or "")
+            or inspect.getdoc(module)
+            or f"KernelBench problem {path.name}"
+        )
         + f"\nImported from KernelBench problem {path.name}; weights are inputs.",
         "op_family": "imported",
         "models": f"KernelBench problem {path.name}",
@@ -911,40 +1041,71 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
         own_size["FLOPS"] = max(1, round(big.flops / max(1, big.outputs[0].numel()) * out_elements))
         flops_note = "; FLOPs at full size scaled per output element from the largest CPU run"
     spec["distributions"] = distributions_for(spec, stressed=in_names)
-    spec["tolerances"] = tolerances_for(dict.fromkeys([variant_dtype, *(t["dtype"] for t in outputs.values()
-                                                                          if t["dtype"] != "$dtype")]))
+    spec["tolerances"] = tolerances_for(
+        dict.fromkeys([variant_dtype, *(t["dtype"] for t in outputs.values() if t["dtype"] != "$dtype")])
+    )
     spec["flops"] = "FLOPS" if counted else None  # None: write_task's estimate (one per output element)
     spec["bytes"] = bytes_formula(spec)
     spec["languages"] = list(LANGUAGES)
-    inferred = [f"size constants that became axes: {', '.join(f'{k}={v}' for k, v in varied.items()) or 'none'}"]
+    inferred = [
+        f"size constants that became axes: {', '.join(f'{k}={v}' for k, v in varied.items()) or 'none'}"
+    ]
     if any(ties.get(k) for k in varied):
-        inferred.append("size constants that must stay equal, scaled together: " + "; ".join(
-            ", ".join([k, *ties[k]]) for k in varied if ties.get(k)))
+        inferred.append(
+            "size constants that must stay equal, scaled together: "
+            + "; ".join(", ".join([k, *ties[k]]) for k in varied if ties.get(k))
+        )
     if full is not None:
-        where = {"meta": "the meta device", "fake": "FakeTensorMode",
-                 "built": "the meta device (the model built for real: its construction reads values)"}[full.how]
-        inferred.append(f"full-size shapes and FLOPs read off a run on {where} (the problem never ran at its own size)")
+        where = {
+            "meta": "the meta device",
+            "fake": "FakeTensorMode",
+            "built": "the meta device (the model built for real: its construction reads values)",
+        }[full.how]
+        inferred.append(
+            f"full-size shapes and FLOPs read off a run on {where} (the problem never ran at its own size)"
+        )
     else:
-        inferred.append(f"full-size shapes extrapolated along the axes from runs at CPU sizes ({modes_failed})"
-                        + flops_note)
+        inferred.append(
+            f"full-size shapes extrapolated along the axes from runs at CPU sizes ({modes_failed})"
+            + flops_note
+        )
     if budget != CPU_ELEMENTS:
-        inferred.append(f"CPU workloads over {CPU_ELEMENTS} elements: weights the model's code fixes keep every "
-                        "size above it")
+        inferred.append(
+            f"CPU workloads over {CPU_ELEMENTS} elements: weights the model's code fixes keep every "
+            "size above it"
+        )
     if spread:
-        inferred.append("weights initialised to one value, drawn around it so a kernel must read them: "
-                        + ", ".join(spread))
+        inferred.append(
+            "weights initialised to one value, drawn around it so a kernel must read them: "
+            + ", ".join(spread)
+        )
     if scalar_notes:
         inferred.append(f"scalar inputs that became params: {', '.join(scalar_notes)}")
-    inferred.append("input distributions inferred from one sample: "
-                    + ", ".join(f"{n} {s['distribution']['kind']}" for n, s in inputs.items()))
+    inferred.append(
+        "input distributions inferred from one sample: "
+        + ", ".join(f"{n} {s['distribution']['kind']}" for n, s in inputs.items())
+    )
     if counted:
         inferred.append("FLOPs: torch.utils.flop_counter per workload (an estimate)")
-    zero_d = [j for j, t in enumerate([*(first.args[p] for p in tensor_pos), *first.weights.values()]) if t.dim() == 0]
+    zero_d = [
+        j
+        for j, t in enumerate([*(first.args[p] for p in tensor_pos), *first.weights.values()])
+        if t.dim() == 0
+    ]
     constants = {k: v for k, v in params.items() if k in varied or any(k in ties.get(j, ()) for j in varied)}
-    meta = {"inputs": in_names, "weights": list(first.weights), "constants": constants,
-            "args": args_meta, "zero_d": zero_d}
-    return Built(spec, _REFERENCE, {PROBLEM_FILE: path.read_bytes(), META_FILE: json.dumps(meta, indent=1).encode()},
-                 inferred)
+    meta = {
+        "inputs": in_names,
+        "weights": list(first.weights),
+        "constants": constants,
+        "args": args_meta,
+        "zero_d": zero_d,
+    }
+    return Built(
+        spec,
+        _REFERENCE,
+        {PROBLEM_FILE: path.read_bytes(), META_FILE: json.dumps(meta, indent=1).encode()},
+        inferred,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -953,9 +1114,12 @@ def _spec(path: Path, name: str | None, module, shaping: dict[str, int], full: _
 
 def uses_modelnew(source: str, task_root: Path | None) -> bool:
     """A candidate in KernelBench's own form (`class ModelNew`, no `run`) for a task imported from it."""
-    return (task_root is not None and (Path(task_root) / META_FILE).is_file()
-            and re.search(r"^class ModelNew\b", source, re.M) is not None
-            and re.search(r"^def run\b", source, re.M) is None)
+    return (
+        task_root is not None
+        and (Path(task_root) / META_FILE).is_file()
+        and re.search(r"^class ModelNew\b", source, re.M) is not None
+        and re.search(r"^def run\b", source, re.M) is None
+    )
 
 
 def modelnew_entry(module, task_root: Path):
@@ -980,8 +1144,10 @@ def modelnew_entry(module, task_root: Path):
     def run(*tensors):
         params = by_shape.get(tuple(tuple(t.shape) for t in tensors))
         if params is None:  # a size no workload has: read the constants off the shapes
-            params = {const: next(t.shape[dims.index(axis)] for t, dims in zip(tensors, shapes) if axis in dims)
-                      for const, axis in meta["constants"].items()}
+            params = {
+                const: next(t.shape[dims.index(axis)] for t, dims in zip(tensors, shapes) if axis in dims)
+                for const, axis in meta["constants"].items()
+            }
             params.update({n: v for n, v in task.spec.params.items() if not isinstance(v, str)})
         result = run_problem_model(task_root, "ModelNew", module, tensors[:n_args], params, models)
         for out, value in zip(tensors[n_args:], result if isinstance(result, tuple) else (result,)):
@@ -1006,8 +1172,9 @@ def _problem_model(problem, owner, cls: str, weights: set[str], device: torch.de
         except Exception:  # noqa: BLE001  construction that reads values (`.item()`): build it for real
             model = None
         if model is not None:
-            owned = {n for n, _ in model.named_parameters(remove_duplicate=False)} | \
-                {n for n, _ in model.named_buffers(remove_duplicate=False)}
+            owned = {n for n, _ in model.named_parameters(remove_duplicate=False)} | {
+                n for n, _ in model.named_buffers(remove_duplicate=False)
+            }
             loose = any(isinstance(v, torch.Tensor) for m in model.modules() for v in vars(m).values())
             if owned <= weights and not loose:
                 return model
@@ -1033,11 +1200,15 @@ def run_problem_model(task_root: Path, cls: str, module, tensors, sizes: dict, m
     n_in = len(meta["inputs"])
     given = dict(zip(meta["inputs"], tensors[:n_in]))
     cast = {"bool": bool, "int": int, "float": float}
-    args = [given[a["tensor"]] if "tensor" in a else cast[a["type"]](sizes[a["param"]])
-            for a in meta.get("args") or [{"tensor": n} for n in meta["inputs"]]]
+    args = [
+        given[a["tensor"]] if "tensor" in a else cast[a["type"]](sizes[a["param"]])
+        for a in meta.get("args") or [{"tensor": n} for n in meta["inputs"]]
+    ]
     with torch.no_grad():
         out = torch.func.functional_call(models[key], dict(zip(meta["weights"], tensors[n_in:])), tuple(args))
-    outs = tuple(o.reshape(1) if o.dim() == 0 else o for o in (out if isinstance(out, (tuple, list)) else (out,)))
+    outs = tuple(
+        o.reshape(1) if o.dim() == 0 else o for o in (out if isinstance(out, (tuple, list)) else (out,))
+    )
     return outs if isinstance(out, (tuple, list)) else outs[0]
 
 
