@@ -1,9 +1,8 @@
 """Mining the attempt log on the command line: `log stats` output, `log distill`, `log serve`,
 `report` and `replay`. Thin, like the rest of the CLI: parse, call one function of ksearch.log, print.
 
-`register(app, log_app)` adds the commands to the main app (ksearch/cli.py calls it once). As
-ksearch.cli imports this module to do so, its console and table helpers are imported inside the
-functions here: a module-level import would be circular.
+`register(app, log_app)` adds the commands to the main app (ksearch/cli.py calls it once). The
+console, table and JSON helpers come from ksearch.cli_common, which ksearch.cli uses too.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from typing import Annotated
 
 import typer
 
-RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+from ksearch.cli_common import AsJson, RunDir, out, print_json, table
 
 
 def _g(x, fmt: str = ".4g") -> str:
@@ -26,19 +24,18 @@ def _g(x, fmt: str = ".4g") -> str:
 
 def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None = None) -> None:
     """`ksearch log stats RUN_DIR [RUN_DIR ...]`: one run's stats, or each run's and their combination."""
-    from ksearch.cli import _print_json, _table, out
     from ksearch.log.stats import log_stats, runs_stats
 
     if len(run_dirs) == 1:
         s = log_stats(run_dirs[0], window=window)
         if as_json:
-            _print_json(s)
+            print_json(s)
             return
         _print_run(s)
         return
     res = runs_stats(run_dirs, window=window)
     if as_json:
-        _print_json(res)
+        print_json(res)
         return
     for s in res["runs"]:
         out.rule(s["run"])
@@ -46,10 +43,10 @@ def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None 
     c = res["combined"]
     out.rule(f"{c['runs']} runs combined")
     rate = "n/a" if c["pass_rate"] is None else f"{c['pass_rate']:.1%}"
-    out.print(f"attempts: {c['attempts']}   pass rate: {rate}")
-    out.print(_table("rejections by failure class", ["failure_class", "count"], c["rejections"].items()))
+    out.print(f"{attempts_line(c)}   pass rate: {rate}")
+    out.print(table("rejections by failure class", ["failure_class", "count"], c["rejections"].items()))
     out.print(
-        _table(
+        table(
             "best per target",
             ["target", "measure", "best", "basis", "by", "run"],
             [
@@ -63,12 +60,20 @@ def print_stats(run_dirs: list[Path], as_json: bool = False, window: int | None 
     _print_cost(c["cost"])
 
 
+def attempts_line(s: dict) -> str:
+    """Attempts (packets) told apart from the search evaluations that made them and the best kernel's
+    final audits, so the count agrees with the run's evaluations."""
+    attempts, evals, audits = s["attempts"], s["search_evaluations"], s["final_audits"]
+    if attempts - audits == evals:
+        return f"attempts: {attempts} ({evals} search evaluations + {audits} final audits)"
+    return f"attempts: {attempts} ({attempts - audits} packets of {evals} search evaluations + {audits} final audits)"
+
+
 def _print_run(s: dict) -> None:
-    from ksearch.cli import _table, out
 
     rate = "n/a" if s["pass_rate"] is None else f"{s['pass_rate']:.1%}"
-    out.print(f"attempts: {s['attempts']}   pass rate: {rate}   span: {s['first_ts']} .. {s['last_ts']}")
-    out.print(_table("rejections by failure class", ["failure_class", "count"], s["rejections"].items()))
+    out.print(f"{attempts_line(s)}   pass rate: {rate}   span: {s['first_ts']} .. {s['last_ts']}")
+    out.print(table("rejections by failure class", ["failure_class", "count"], s["rejections"].items()))
     d = s["drift"]
     if d["events"]:
         for ev in d["events"]:
@@ -80,7 +85,7 @@ def _print_run(s: dict) -> None:
         rates = " ".join(f"{w['accept_rate']:.0%}" for w in d["windows"])
         out.print(f"accept rate per {d['window']} attempts: {rates}   (no jump)")
     out.print(
-        _table(
+        table(
             "best score over evaluations per target",
             ["target", "measure", "best", "basis", "by", "reached at", "of", "improvements"],
             [
@@ -101,14 +106,13 @@ def _print_run(s: dict) -> None:
     )
     _print_strategies(s["top_strategies"])
     _print_cost(s["cost"])
-    out.print(_table("events", ["kind", "count"], s["events"].items()))
+    out.print(table("events", ["kind", "count"], s["events"].items()))
 
 
 def _print_strategies(rows: list[dict]) -> None:
-    from ksearch.cli import _table, out
 
     out.print(
-        _table(
+        table(
             "top strategies by improvement",
             ["strategy", "attempts", "passed", "best", "new bests", "gain"],
             [
@@ -127,7 +131,6 @@ def _print_strategies(rows: list[dict]) -> None:
 
 
 def _print_cost(c: dict) -> None:
-    from ksearch.cli import out
 
     out.print(
         f"cost: LLM ${c['llm_usd']:.4f} over {c['llm_calls']} calls ({c['llm_unpriced_calls']} unpriced, "
@@ -145,12 +148,11 @@ def log_distill(
     budget: Annotated[int, typer.Option(help="also print the prompt text within this many tokens")] = 0,
 ) -> None:
     """Rebuild memory.json (proven strategies, dead ends) and frontier.csv (tried vs untried) from the log."""
-    from ksearch.cli import _print_json, _table, out
-    from ksearch.log.memory import FRONTIER, MEMORY, distill, memory_text
+    from ksearch.propose.memory import FRONTIER, MEMORY, distill, memory_text
 
     m = distill(run_dir)
     if as_json:
-        _print_json(m.model_dump(mode="json"))
+        print_json(m.model_dump(mode="json"))
         return
     out.print(
         f"wrote {run_dir / MEMORY} and {run_dir / FRONTIER}: {len(m.proven)} proven strategies, "
@@ -158,7 +160,7 @@ def log_distill(
         f"templates"
     )
     out.print(
-        _table(
+        table(
             "proven (raised the best score)",
             ["strategy", "best", "passed", "new bests by"],
             [
@@ -173,7 +175,7 @@ def log_distill(
         )
     )
     out.print(
-        _table(
+        table(
             "dead ends (failed repeatedly)",
             ["strategy", "failed", "dominant failure", "example"],
             [
@@ -188,7 +190,7 @@ def log_distill(
         )
     )
     out.print(
-        _table(
+        table(
             "frontier",
             ["decision", "template", "tried", "untried", "best", "status"],
             [(r.decision, r.template, r.tried, r.untried, _g(r.best_score), r.status) for r in m.frontier],
@@ -204,7 +206,7 @@ def log_serve(
     host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
 ) -> None:
     """Browse the run's attempts.db in Datasette, with canned queries (needs the `browse` extra)."""
-    from ksearch.log.serve import serve
+    from ksearch.analysis.serve import serve
 
     serve(run_dir, port=port, host=host)
 
@@ -217,8 +219,7 @@ def report_cmd(
     top: Annotated[int, typer.Option(help="kernels to show with their packets")] = 5,
 ) -> None:
     """Write one self-contained HTML report: curve, rejections, tree, top kernels, speedups, audit, cost."""
-    from ksearch.cli import out
-    from ksearch.log.report import write_report
+    from ksearch.analysis.report import write_report
 
     path = write_report(run_dir, out_path, top=top)
     out.print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
@@ -238,13 +239,12 @@ def replay_cmd(
     """Evaluate one logged attempt again from its stored source and config; compare with the logged packet.
 
     Exits 0 when status and failure class agree, 1 when they differ."""
-    from ksearch.cli import _print_json, _table, out
-    from ksearch.log.replay import replay
+    from ksearch.analysis.replay import replay
 
     with out.status(f"replaying {attempt_id} ..."):
         r = replay(run_dir, attempt_id, device=device, timeout_s=timeout)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "attempt_id": r.attempt_id,
                 "agrees": r.agrees,
@@ -254,7 +254,7 @@ def replay_cmd(
         )
     else:
         out.print(
-            _table(
+            table(
                 f"replay of {r.attempt_id}",
                 ["what", "logged", "replayed", "same"],
                 [(w, a, b, "yes" if s else "[red]NO[/]") for w, a, b, s in r.rows],

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ksearch.errors import LogError, LogIntegrityError, NotALogError
+from ksearch.evidence import FailureClass
 from ksearch.log import (
     History,
     build_index,
@@ -23,7 +24,9 @@ from ksearch.log import (
     verify_log,
 )
 from ksearch.log.history import GENESIS, HEAD, HISTORY, row_hash
-from ksearch.log.index import connect_readonly, evaluation_packets, read_row_at
+from ksearch.log.index import connect_readonly, evaluation_packets, read_packet_at
+from ksearch.log.rows import ProposerFailure, RunStart
+from ksearch.selfbench.log_bench import synthetic_packet
 
 
 def rows_of(run_dir):
@@ -38,20 +41,38 @@ def write_lines(run_dir, lines):
     (Path(run_dir) / HISTORY).write_bytes(b"".join(lines))
 
 
+def packet(packet_id: str, passed: bool = True, *, reward=None, message="", failure=None):
+    """A valid EvidencePacket on the target after `@` (h100 without one); a pass is timed."""
+    p = synthetic_packet(0, random.Random(packet_id), passed=passed, failure=failure)
+    target = packet_id.partition("@")[2] or "h100"
+    return p.model_copy(
+        update={
+            "packet_id": packet_id,
+            "reward": reward,
+            "message": message,
+            "candidate": p.candidate.model_copy(update={"target": target}),
+        }
+    )
+
+
+def note(text: str, pad: str = "") -> ProposerFailure:
+    """A small row of no consequence to the index."""
+    return ProposerFailure(call="note", error=text, raw=pad or None)
+
+
 def make_log(tmp_path, n=10, name="run") -> Path:
     run = tmp_path / name
     log = History(run)
     for i in range(n):
+        passed = bool(i % 3)
         log.append(
-            "attempt",
-            {
-                "packet_id": f"a{i}",
-                "status": "pass" if i % 3 else "fail",
-                "failure_class": None if i % 3 else "numerical_mismatch",
-                "message": f"row {i}",
-                "candidate": {"target": "h100"},
-                "reward": i / 10,
-            },
+            packet(
+                f"a{i}",
+                passed,
+                reward=i / 10 if passed else None,
+                message=f"row {i}",
+                failure=None if passed else FailureClass.NUMERICAL_MISMATCH,
+            )
         )
     return run
 
@@ -72,7 +93,7 @@ def test_rows_carry_seq_time_run_kind_payload_and_chain(tmp_path):
 def _append_many_single(run_dir: str, proc: int, n: int) -> None:
     log = History(Path(run_dir), run_id="shared")
     for i in range(n):
-        log.append("attempt", {"proc": proc, "i": i})
+        log.append(note(f"{proc}:{i}"))
 
 
 def test_eight_processes_appending_concurrently_keep_every_row(tmp_path):
@@ -87,10 +108,10 @@ def test_eight_processes_appending_concurrently_keep_every_row(tmp_path):
     rows = rows_of(run)
     assert len(rows) == 8000
     assert [r["seq"] for r in rows] == list(range(8000))
-    seen = {(r["payload"]["proc"], r["payload"]["i"]) for r in rows}
-    assert seen == {(p, i) for p in range(8) for i in range(1000)}
+    written = [tuple(map(int, r["payload"]["error"].split(":"))) for r in rows]
+    assert set(written) == {(p, i) for p in range(8) for i in range(1000)}
     for p in range(8):  # each writer's rows stay in its own order
-        mine = [r["payload"]["i"] for r in rows if r["payload"]["proc"] == p]
+        mine = [i for proc, i in written if proc == p]
         assert mine == list(range(1000))
     report = verify_log(run)
     assert report.ok and report.rows == 8000 and not report.warnings
@@ -100,11 +121,12 @@ WRITER = """
 import sys
 from pathlib import Path
 from ksearch.log import History
+from ksearch.log.rows import ProposerFailure
 log = History(Path(sys.argv[1]))
 big = "x" * int(sys.argv[2])
 i = 0
 while True:
-    log.append("attempt", {"i": i, "pad": big})
+    log.append(ProposerFailure(call="note", error=str(i), raw=big))
     i += 1
 """
 
@@ -150,25 +172,28 @@ def test_torn_tail_is_skipped_by_readers_and_sealed_by_the_next_writer(tmp_path)
     assert len(rows_of(run)) == 3
     report = verify_log(run)
     assert report.ok and "torn" in report.warnings[0]
-    History(run).append("attempt", {"after": True})
+    History(run).append(note("after"))
     after = (run / HISTORY).read_bytes()
     assert after.startswith(before), "sealing must not touch earlier bytes"
     rows = rows_of(run)
-    assert [r["kind"] for r in rows] == ["attempt"] * 3 + ["seal", "attempt"]
+    assert [r["kind"] for r in rows] == ["attempt"] * 3 + ["seal", "proposer_failure"]
     seal = rows[3]["payload"]
     assert seal["torn_offset"] == len(before) - len(torn) and seal["torn_length"] == len(torn)
     assert seal["torn_sha256"] == row_hash(torn)
     assert verify_log(run).ok
 
 
-def test_damaged_region_of_several_lines_is_sealed_as_one(tmp_path):
-    # A sealer killed after ending the torn line but before its seal row leaves two bad lines.
+def test_complete_lines_after_the_last_row_are_damage_no_writer_seals(tmp_path):
+    # A torn write is one unterminated line; a whole line that is not a row was put there.
     run = make_log(tmp_path, 2)
     with open(run / HISTORY, "ab") as f:
         f.write(b'{"seq":2,"ts"\n{"seq":2,"kind":"se')
-    History(run).append("attempt", {"x": 1})
-    assert [r["kind"] for r in rows_of(run)] == ["attempt", "attempt", "seal", "attempt"]
-    assert verify_log(run).ok
+    before = (run / HISTORY).read_bytes()
+    report = verify_log(run)
+    assert not report.ok and report.bad_line == 3, report.problem
+    with pytest.raises(LogIntegrityError, match="refusing to append"):
+        History(run).append(note("x"))
+    assert (run / HISTORY).read_bytes() == before
 
 
 def test_whole_row_missing_only_its_newline_is_finished_not_sealed(tmp_path):
@@ -176,7 +201,7 @@ def test_whole_row_missing_only_its_newline_is_finished_not_sealed(tmp_path):
     data = (run / HISTORY).read_bytes()
     (run / HISTORY).write_bytes(data[:-1])
     assert len(rows_of(run)) == 2
-    History(run).append("attempt", {"x": 1})
+    History(run).append(packet("x"))
     assert [r["kind"] for r in rows_of(run)] == ["attempt"] * 3
     assert verify_log(run).ok
 
@@ -257,13 +282,12 @@ def test_index_is_incremental_and_rebuilds_when_history_is_rewritten(tmp_path):
     again = build_index(run)
     assert (again.added, again.total, again.rebuilt) == (0, 10, False)
     History(run).append(
-        "attempt",
-        {
-            "packet_id": "late",
-            "status": "error",
-            "failure_class": "compile_error",
-            "message": "CompilationError: at 12:4: unsupported tensor index",
-        },
+        packet(
+            "late",
+            False,
+            failure=FailureClass.COMPILE_ERROR,
+            message="CompilationError: at 12:4: unsupported tensor index",
+        )
     )
     inc = build_index(run)
     assert (inc.added, inc.total, inc.rebuilt) == (1, 11, False)
@@ -278,7 +302,7 @@ def test_index_is_incremental_and_rebuilds_when_history_is_rewritten(tmp_path):
     (run / HEAD).unlink()
     log = History(run)
     for i in range(4):
-        log.append("note", {"i": i, "pad": "y" * 500})
+        log.append(note(str(i), "y" * 500))
     fresh = build_index(run)
     assert fresh.rebuilt and fresh.total == 4
     assert query(run, "SELECT count(*) FROM attempts")[1] == [(0,)]
@@ -292,39 +316,39 @@ def test_stats_and_read_only_query(tmp_path):
     assert stats["pass_rate"] == pytest.approx(6 / 9)
     assert stats["rejections"] == {"numerical_mismatch": 3}
     assert stats["best_per_target"]["h100"]["reward"]["best"] == pytest.approx(0.8)
-    with pytest.raises(LogError, match="query failed"):
+    with pytest.raises(LogError, match="one SELECT"):
         query(run, "DELETE FROM attempts")
     assert query(run, "SELECT count(*) FROM attempts")[1] == [(9,)]
 
 
 def test_an_evaluation_names_its_own_packets_even_with_underscore_or_percent(tmp_path):
-    from ksearch.log.replay import find_attempt
-    from ksearch.log.report import _packets_of
+    from ksearch.analysis.replay import find_attempt
+    from ksearch.analysis.report import _packets_of
 
     run = tmp_path / "run"
     log = History(run)
-    log.append("run_start", {"task": "rmsnorm", "primary": "h100"})
+    log.append(
+        RunStart(config={}, task="rmsnorm", dtype="float16", targets=["h100"], primary="h100", device="cpu")
+    )
     for aid in ["a_1@b200", "ab1@h100", "a_1@h100", "a%@h100", "a%z@h100", "a_10@h100", "b"]:
-        log.append(
-            "attempt", {"packet_id": aid, "status": "pass", "candidate": {"target": aid.partition("@")[2]}}
-        )
+        log.append(packet(aid))
     conn = connect_readonly(run)
     try:
         assert [a for a, _, _ in evaluation_packets(conn, "a_1")] == ["a_1@b200", "a_1@h100"]
         assert [a for a, _, _ in evaluation_packets(conn, "a%")] == ["a%@h100"]
         assert [a for a, _, _ in evaluation_packets(conn, "b")] == ["b"]
-        assert [p["packet_id"] for p in _packets_of(conn, run, "a_1@h100")] == ["a_1@b200", "a_1@h100"]
+        assert [p.packet_id for p in _packets_of(conn, run, "a_1@h100")] == ["a_1@b200", "a_1@h100"]
         # a row is read at its indexed offset, and an offset that is not that row's start is a stale index
         ((_, seq, off),) = evaluation_packets(conn, "b")
-        assert read_row_at(run, off, seq)["payload"]["packet_id"] == "b"
+        assert read_packet_at(run, off, seq).packet_id == "b"
         for wrong_off, wrong_seq in ((off + 1, seq), (off, seq - 1)):
             with pytest.raises(LogError, match="stale"):
-                read_row_at(run, wrong_off, wrong_seq)
+                read_packet_at(run, wrong_off, wrong_seq)
     finally:
         conn.close()
-    assert find_attempt(run, "a_1")[0]["packet_id"] == "a_1@h100"  # the primary target's packet
-    assert find_attempt(run, "a%")[0]["packet_id"] == "a%@h100"
-    assert find_attempt(run, "a_1@b200")[0]["packet_id"] == "a_1@b200"
+    assert find_attempt(run, "a_1")[0].packet_id == "a_1@h100"  # the primary target's packet
+    assert find_attempt(run, "a%")[0].packet_id == "a%@h100"
+    assert find_attempt(run, "a_1@b200")[0].packet_id == "a_1@b200"
     with pytest.raises(LogError, match="no attempt"):
         find_attempt(run, "a_")
 

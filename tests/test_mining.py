@@ -3,7 +3,7 @@ Datasette's canned queries, and replaying an attempt.
 
 `tests/fixtures/mining_run` is the first 81 rows of a real quickstart run (16 candidates on CPU, one
 of them failing with output_not_written) with their source blobs; synthetic logs come from
-ksearch.log.synth."""
+ksearch.selfbench.synthetic_log."""
 
 import html
 import json
@@ -25,7 +25,8 @@ from ksearch.context.tokens import count_tokens
 from ksearch.evidence import FailureClass
 from ksearch.log import History, build_index, iter_rows, log_stats
 from ksearch.log.index import BUCKET, connect_readonly, db_path
-from ksearch.log.memory import (
+from ksearch.log.rows import Step
+from ksearch.propose.memory import (
     FRONTIER,
     MEMORY,
     distill,
@@ -34,7 +35,7 @@ from ksearch.log.memory import (
     read_frontier,
     update_memory,
 )
-from ksearch.log.synth import write_synthetic_run
+from ksearch.selfbench.synthetic_log import write_synthetic_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mining_run"
 
@@ -101,7 +102,7 @@ def test_stats_on_a_real_run_agree_with_the_history(real_run):
     assert s["rejections"] == dict(Counter(a["failure_class"] for a in attempts if a["status"] != "pass"))
     assert s["rejections"] == {"output_not_written": 1, "audit:register_spill": 1}
     # best score over evaluations: the same curve the search module draws
-    from ksearch.log.curve import best_curve
+    from ksearch.analysis.curve import best_curve
 
     curve = best_curve(real_run)
     h100 = s["best_per_target"]["h100"]["score"]
@@ -279,16 +280,15 @@ def test_dead_ends_and_updates(tmp_path):
     assert (run / MEMORY).is_file() and (run / FRONTIER).is_file()
     # a search calls update_memory after each visit: new rows show up
     History(run).append(
-        "step",
-        {
-            "candidate": "cX",
-            "template": "synth/t1",
-            "knobs": {},
-            "passed": False,
-            "score": None,
-            "failure_class": "numerical_mismatch",
-            "packet_id": None,
-        },
+        Step(
+            candidate="cX",
+            template="synth/t1",
+            knobs={},
+            passed=False,
+            score=None,
+            failure_class="numerical_mismatch",
+            packet_id=None,
+        )
     )
     m2 = update_memory(run)
     assert m2.evaluations == m.evaluations + 1
@@ -426,7 +426,7 @@ def test_every_aggregate_of_a_real_run_indexed_in_parts_equals_one_build(real_ru
 
 
 def test_the_reports_audit_table_comes_from_the_index_and_matches_the_history(real_run, tmp_path):
-    from ksearch.log.report import _audit_summary
+    from ksearch.analysis.report import _audit_summary
 
     attempts = rows_of(real_run, "attempt")
     verdicts = [v for a in attempts for v in a["audit"]["verdicts"] + a["audit"]["anti_hack"]]

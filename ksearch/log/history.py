@@ -7,9 +7,11 @@ Row format, one JSON object per line, keys in this order:
 - `seq` starts at 0 and grows by one per row; `prev` of row 0 is GENESIS.
 - The hash of a row is sha256 of its line's bytes without the newline.
 - Writers take an exclusive flock on the file, append whole lines with one write, fsync, unlock.
-- A writer killed mid-write leaves a torn trailing line (no newline). Readers skip it. The next
-  writer seals it off: it appends a newline and a `seal` row naming the torn bytes' offset, length
-  and hash; the torn bytes themselves are never touched. `prev` chains over valid rows only.
+- A writer killed mid-write leaves a torn trailing line (no newline) after at least one row. Readers
+  skip it. The next writer seals it off: it appends a newline and a `seal` row naming the torn bytes'
+  offset, length and hash; the torn bytes themselves are never touched. `prev` chains over valid rows
+  only. A torn write is one unterminated line, nothing else: complete lines that are not rows (junk
+  appended by hand, a line rewritten) are damage, which readers refuse and no writer seals.
 - `head.json` beside the history names the last row's seq and hash (rewritten atomically under the
   lock) so that an edit of the final row, which no later `prev` covers, is still caught.
 """
@@ -20,14 +22,17 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from pydantic import ValidationError
 
 from ksearch.errors import LogError, LogIntegrityError, NotALogError
+from ksearch.log.rows import ROW, Row, RowPayload, Seal, SealRow, kind_of
+from ksearch.paths import write_atomic
 
 HISTORY = "history.jsonl"
 HEAD = "head.json"
@@ -116,27 +121,28 @@ def iter_rows(run_dir: Path, cursor: Cursor = Cursor()) -> Iterator[tuple[RawLin
     """The valid rows of a run from `cursor` on, each with the cursor just past it.
 
     The hash chain is checked as rows are read: each row's seq is one more than the last and its
-    prev is the last row's hash. Lines that are not rows form a damaged region, which must be
-    followed by the seal row accounting for exactly its bytes, or end the file (a writer died; the
-    next writer seals it). Anything else raises LogIntegrityError naming the first bad row.
+    prev is the last row's hash. A line that is not a row is a torn write only when it is one
+    unterminated line: the last line of the file (a writer died; the next writer seals it), or one
+    followed by the seal row accounting for exactly its bytes. Anything else raises
+    LogIntegrityError naming the first bad row.
     """
     path = history_path(run_dir)
-    region: list[RawLine] = []
+    torn: RawLine | None = None
     seq, prev, prev_line = cursor.next_seq, cursor.prev_hash, None
+    prev_prev = None  # the prev recorded by the row before this one
     for line in iter_lines(path, cursor.offset, cursor.lineno):
-        if not is_row(line.row):
-            region.append(line)
-            continue
-        if region:
-            if not seals(line, region):
-                raise corrupt_line(path, region[0])
-            region = []
+        if torn is not None and not seals(line, torn):
+            raise corrupt_line(path, torn)
         row = line.row
+        if row is None or not is_row(row):
+            torn = line
+            continue
+        torn = None
         if row["seq"] != seq:
             bad_line, bad_seq = line.lineno, seq
             if row["seq"] > seq:
                 what = f"row seq {seq} is missing before line {line.lineno} (found seq {row['seq']}): rows were deleted"
-            elif prev_line is not None and row["seq"] == seq - 1 and row["prev"] == prev_line.row["prev"]:
+            elif prev_line is not None and row["seq"] == seq - 1 and row["prev"] == prev_prev:
                 what = (
                     f"lines {prev_line.lineno} and {line.lineno} both claim seq {seq - 1} after the same row: "
                     "one of them was inserted"
@@ -159,30 +165,26 @@ def iter_rows(run_dir: Path, cursor: Cursor = Cursor()) -> Iterator[tuple[RawLin
                 prev_line.lineno,
                 seq - 1,
             )
-        seq, prev, prev_line = seq + 1, line.hash, line
+        seq, prev, prev_line, prev_prev = seq + 1, line.hash, line, row["prev"]
         yield line, Cursor(line.offset + len(line.data) + line.complete, line.lineno + 1, seq, prev)
+    if torn is not None and torn.complete:
+        raise corrupt_line(path, torn)  # a whole line, not a torn write: someone put it there
 
 
-def seals(line: RawLine, region: list[RawLine]) -> bool:
-    """Whether `line` is the seal row that accounts for exactly the bytes of `region`."""
-    if line.row is None or line.row.get("kind") != SEAL:
+def seals(line: RawLine, torn: RawLine) -> bool:
+    """Whether `line` is the seal row that accounts for exactly the bytes of the torn line `torn`
+    (without the newline its sealer added)."""
+    try:
+        seal = SealRow.model_validate(line.row).payload
+    except ValidationError:
         return False
-    p = line.row.get("payload") or {}
-    data = b"".join(r.data + b"\n" for r in region)
-    length = p.get("torn_length")
-    if length == len(data) - 1:
-        data = data[:-1]  # the sealer added the newline that ended the torn line
-    return (
-        p.get("torn_offset") == region[0].offset
-        and length == len(data)
-        and p.get("torn_sha256") == row_hash(data)
-    )
+    return seal == Seal(torn_offset=torn.offset, torn_length=len(torn.data), torn_sha256=torn.hash)
 
 
 def corrupt_line(path: Path, line: RawLine) -> LogIntegrityError:
     return LogIntegrityError(
         f"{path}: line {line.lineno} (byte {line.offset}) is not a valid row (not JSON, or no seq/prev) "
-        "and no seal row accounts for it: the log was edited or damaged",
+        "and is no torn write a seal row accounts for: the log was edited or damaged",
         line.lineno,
     )
 
@@ -231,12 +233,13 @@ class History:
         self.run_id = run_id or self.run_dir.name
         self.fsync = fsync
 
-    def append(self, kind: str, payload: dict) -> Appended:
-        return self.append_many([(kind, payload)])[-1]
+    def append(self, payload: RowPayload) -> Appended:
+        """Append one row; its kind is its payload model's (ksearch.log.rows)."""
+        return self.append_many([payload])[-1]
 
-    def append_many(self, events: Iterable[tuple[str, dict]]) -> list[Appended]:
+    def append_many(self, payloads: Iterable[RowPayload]) -> list[Appended]:
         """Append rows atomically as one write under one lock and one fsync."""
-        events = list(events)
+        events = [(kind_of(p), p.model_dump(mode="json")) for p in payloads]
         if not events:
             return []
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -251,12 +254,17 @@ class History:
             if not tail.terminated:
                 out.append(b"\n")  # the row was whole but for its newline: finish it
             elif sealed:
-                # A writer died mid-write: seal the damaged bytes off without touching them.
-                region = os.pread(fd, size - tail.end, tail.end)
-                if not region.endswith(b"\n"):
-                    out.append(b"\n")
-                seal = {"torn_offset": tail.end, "torn_length": len(region), "torn_sha256": row_hash(region)}
-                events = [(SEAL, seal), *events]
+                # A writer died mid-write: seal its torn line off without touching it.
+                torn = os.pread(fd, size - tail.end, tail.end)
+                if tail.last is None or b"\n" in torn:
+                    raise LogIntegrityError(
+                        f"{self.path}: the {len(torn)} bytes from byte {tail.end} on are not rows and not "
+                        "one torn line either: the log was damaged; refusing to append "
+                        "(`ksearch log verify` names the first bad line)"
+                    )
+                out.append(b"\n")
+                seal = Seal(torn_offset=tail.end, torn_length=len(torn), torn_sha256=row_hash(torn))
+                events = [(SEAL, seal.model_dump(mode="json")), *events]
             ts = utc_now()
             done: list[Appended] = []
             for kind, payload in events:
@@ -274,9 +282,31 @@ class History:
             os.close(fd)  # closing releases the flock
 
     def _write_head(self, last: Appended) -> None:
-        tmp = self.run_dir / f".{HEAD}.{os.getpid()}"
-        tmp.write_text(json.dumps({"seq": last.seq, "hash": last.hash}))
-        os.replace(tmp, self.run_dir / HEAD)
+        write_atomic(self.run_dir / HEAD, json.dumps({"seq": last.seq, "hash": last.hash}))
+
+
+def parse_row(line: RawLine) -> Row:
+    """The typed row of a valid history line; LogIntegrityError naming it when it does not fit its kind."""
+    try:
+        return ROW.validate_python(line.row)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise LogIntegrityError(
+            f"line {line.lineno} is not a valid row of its kind: {where}: {first['msg']}", line.lineno
+        ) from None
+
+
+def read_rows(run_dir: Path, *kinds: str, cursor: Cursor = Cursor()) -> Iterator[Row]:
+    """The rows of a run as models, in order; only those of `kinds` when given (the others are
+    chain-checked but not parsed, so a reader of steps never pays for packets)."""
+    for line, _ in iter_rows(run_dir, cursor):
+        if not kinds or kind_in(line, kinds):
+            yield parse_row(line)
+
+
+def kind_in(line: RawLine, kinds: Collection[str]) -> bool:
+    return line.row is not None and line.row.get("kind") in kinds
 
 
 def read_head(run_dir: Path) -> dict | None:

@@ -1,7 +1,9 @@
 """attempts.db: a SQLite index of history.jsonl, built with sqlite-utils. Never the source of truth.
 
 Tables: `events` (every row), `attempts` (attempt rows flattened from their EvidencePacket, with
-their ordinal and the byte offset of their row), `failures` (non-passing attempts with their error
+their ordinal, the byte offset of their row, and `final_audit` = 1 for the best kernel's packets on
+the targets the search did not compile it for, written at the end of a run: attempts, not search
+evaluations; `reward` is NULL for an attempt that was not timed), `failures` (non-passing attempts with their error
 text, full-text searchable as `failures_fts`), `steps` (the search loop's per-candidate rows),
 `proposer_calls`, and `_cursor` (where indexing stopped and the chain state there). Indexing is
 incremental: it resumes at the cursor after checking that the row before it still has the recorded
@@ -22,27 +24,40 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
+from pydantic import ValidationError
 
 from ksearch.errors import LogError
-from ksearch.log.history import Cursor, history_path, iter_rows, parse_line, row_hash
+from ksearch.evidence import EvidencePacket
+from ksearch.log.history import Cursor, history_path, iter_rows, kind_in, parse_row, row_hash
+from ksearch.log.rows import (
+    ATTEMPT,
+    AttemptEnvelope,
+    AttemptRow,
+    FinalAuditRow,
+    PacketId,
+    ProposerCallRecord,
+    ProposerCallRow,
+    RunStart,
+    Step,
+    StepRow,
+)
 
 DB = "attempts.db"
-ATTEMPT = "attempt"
 _BATCH = 20_000
-# 4: no best_reward in attempt_summary (improvements holds the best rewards); 5: audit_checks, template_settings
-_SCHEMA_VERSION = 5
+# 4: no best_reward in attempt_summary (improvements holds the best rewards); 5: audit_checks, template_settings;
+# 6: attempts.final_audit, NULL rewards for untimed attempts
+_SCHEMA_VERSION = 6
 BUCKET = 64  # attempts per row of attempt_buckets; drift windows over big logs are multiples of it
-STEP = "step"
-PROPOSER_CALL = "proposer_call"
 
 EVENT_COLUMNS = {"seq": int, "ts": str, "run": str, "kind": str, "payload": str}
 ATTEMPT_COLUMNS = {
@@ -71,6 +86,7 @@ ATTEMPT_COLUMNS = {
     "offset": int,
     "eval_s": float,
     "gpu_s": float,
+    "final_audit": int,
 }
 FAILURE_COLUMNS = {"seq": int, "attempt_id": str, "failure_class": str, "message": str}
 ATTEMPT_INDEXES = [
@@ -119,6 +135,7 @@ CALL_COLUMNS = {
 TOTAL_KEYS = (
     "attempts",
     "steps",
+    "final_audits",
     "compile_s",
     "eval_s",
     "gpu_s",
@@ -144,14 +161,17 @@ def db_path(run_dir: Path) -> Path:
 
 
 def evaluation_id(attempt_id: str | None) -> str | None:
-    """The evaluation an attempt belongs to: its packet id less the `@target` suffix. The packets of one
-    candidate for several targets share one evaluation (one verification, one timing)."""
-    return attempt_id.rsplit("@", 1)[0] if attempt_id else attempt_id
+    """The evaluation an attempt belongs to (PacketId.evaluation); None for None."""
+    return PacketId.parse(attempt_id).evaluation if attempt_id else attempt_id
 
 
 def flatten_attempt(seq: int, ts: str, packet: dict) -> dict:
-    """The attempts-table row of one attempt event; tolerant of partial packets. The indexer adds
-    ordinal, offset, eval_s and gpu_s."""
+    """The attempts-table row of one attempt event. The indexer adds ordinal, offset, eval_s and
+    gpu_s. The reward is NULL unless the attempt was timed: a rejected or unmeasured candidate has
+    no reward to rank by, and a 0 would read as a measured one.
+
+    The packet is read as parsed JSON, not as an EvidencePacket: validating one costs about 0.4 ms,
+    which would make a million-row index take minutes. `log verify` validates every row."""
     cand = packet.get("candidate") or {}
     perf = packet.get("performance") or {}
     unmeasured = packet.get("unmeasured") or {}
@@ -169,7 +189,7 @@ def flatten_attempt(seq: int, ts: str, packet: dict) -> dict:
         "action_id": cand.get("action_id"),
         "status": packet.get("status"),
         "failure_class": packet.get("failure_class"),
-        "reward": packet.get("reward"),
+        "reward": packet.get("reward") if perf else None,
         "speedup": perf.get("speedup_geomean"),
         "sol_score": perf.get("sol_score"),
         "unmeasured": unmeasured.get("reason"),
@@ -182,55 +202,44 @@ def flatten_attempt(seq: int, ts: str, packet: dict) -> dict:
         "offset": None,
         "eval_s": None,
         "gpu_s": None,
+        "final_audit": 0,
     }
 
 
-def flatten_step(seq: int, ts: str, step: dict) -> dict:
+def flatten_step(seq: int, ts: str, step: Step) -> dict:
     """The steps-table row of one `step` event (ordinal added by the indexer)."""
-    basis = step.get("score_basis") or ""
-    knobs = step.get("knobs")
+    basis = step.score_basis or ""
     return {
         "seq": seq,
         "ts": ts,
         "ordinal": None,
-        "candidate": step.get("candidate"),
-        "visit": step.get("visit"),
-        "island": step.get("island"),
-        "action_id": step.get("action_id"),
-        "template": step.get("template"),
-        "strategy": step.get("template") or step.get("action_id") or "(none)",
-        "knobs": None if knobs is None else json.dumps(knobs, sort_keys=True, separators=(",", ":")),
-        "passed": None if step.get("passed") is None else int(bool(step.get("passed"))),
-        "score": step.get("score"),
-        "score_basis": step.get("score_basis"),
+        "candidate": step.candidate,
+        "visit": step.visit,
+        "island": step.island,
+        "action_id": step.action_id,
+        "template": step.template,
+        "strategy": step.template or step.action_id or "(none)",
+        "knobs": json.dumps(step.knobs, sort_keys=True, separators=(",", ":")),
+        "passed": int(step.passed),
+        "score": step.score,
+        "score_basis": step.score_basis,
         "target": basis.split(":", 1)[1] if ":" in basis else None,
-        "failure_class": step.get("failure_class"),
-        "packet_id": step.get("packet_id"),
-        "blob": step.get("blob"),
-        "message": step.get("message"),
+        "failure_class": step.failure_class,
+        "packet_id": None if step.packet_id is None else str(step.packet_id),
+        "blob": step.blob,
+        "message": step.message,
     }
 
 
-def flatten_call(seq: int, ts: str, call: dict) -> dict:
-    return {
-        "seq": seq,
-        "ts": ts,
-        "kind": call.get("kind"),
-        "model": call.get("model"),
-        "prompt_tokens": call.get("prompt_tokens"),
-        "completion_tokens": call.get("completion_tokens"),
-        "cached_tokens": call.get("cached_tokens"),
-        "usd": call.get("usd"),
-        "latency_s": call.get("latency_s"),
-        "failure": call.get("failure"),
-    }
+def flatten_call(seq: int, ts: str, call: ProposerCallRecord) -> dict:
+    return {"seq": seq, "ts": ts, **call.model_dump(include=set(CALL_COLUMNS) - {"seq", "ts"})}
 
 
 def _create(db: sqlite_utils.Database) -> None:
-    db["events"].create(EVENT_COLUMNS, pk="seq")
-    db["attempts"].create(ATTEMPT_COLUMNS, pk="seq")
-    db["failures"].create(FAILURE_COLUMNS, pk="seq")
-    db["_cursor"].create(
+    db.table("events").create(EVENT_COLUMNS, pk="seq")
+    db.table("attempts").create(ATTEMPT_COLUMNS, pk="seq")
+    db.table("failures").create(FAILURE_COLUMNS, pk="seq")
+    db.table("_cursor").create(
         {
             "id": int,
             "offset": int,
@@ -243,24 +252,24 @@ def _create(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     for cols in ATTEMPT_INDEXES:
-        db["attempts"].create_index(cols)
-    db["failures"].create_index(["failure_class"])
-    db["failures"].enable_fts(["message", "failure_class"], create_triggers=False)
+        db.table("attempts").create_index(cols)
+    db.table("failures").create_index(["failure_class"])
+    db.table("failures").enable_fts(["message", "failure_class"], create_triggers=False)
     # Running totals kept as rows are indexed, so `log stats` reads a few rows, not a million.
-    db["kind_counts"].create({"kind": str, "n": int}, pk="kind")
-    db["attempt_summary"].create(
+    db.table("kind_counts").create({"kind": str, "n": int}, pk="kind")
+    db.table("attempt_summary").create(
         {"target": str, "status": str, "failure_class": str, "n": int},
         pk=("target", "status", "failure_class"),
     )
-    db["steps"].create(STEP_COLUMNS, pk="seq")
+    db.table("steps").create(STEP_COLUMNS, pk="seq")
     for cols in STEP_INDEXES:
-        db["steps"].create_index(cols)
-    db["proposer_calls"].create(CALL_COLUMNS, pk="seq")
-    db["attempt_buckets"].create(
+        db.table("steps").create_index(cols)
+    db.table("proposer_calls").create(CALL_COLUMNS, pk="seq")
+    db.table("attempt_buckets").create(
         {"bucket": int, "status": str, "failure_class": str, "n": int},
         pk=("bucket", "status", "failure_class"),
     )
-    db["improvements"].create(
+    db.table("improvements").create(
         {
             "stream": str,
             "target": str,
@@ -274,7 +283,7 @@ def _create(db: sqlite_utils.Database) -> None:
         },
         pk=("stream", "target", "ordinal"),
     )
-    db["strategy_stats"].create(
+    db.table("strategy_stats").create(
         {
             "strategy": str,
             "template": str,
@@ -287,15 +296,15 @@ def _create(db: sqlite_utils.Database) -> None:
         },
         pk="strategy",
     )
-    db["strategy_failures"].create(
+    db.table("strategy_failures").create(
         {"strategy": str, "failure_class": str, "n": int}, pk=("strategy", "failure_class")
     )
-    db["template_settings"].create(
+    db.table("template_settings").create(
         {"template": str, "knobs": str, "n": int, "passed": int, "best_score": float},
         pk=("template", "knobs"),
     )
-    db["audit_checks"].create({"name": str, "outcome": str, "n": int}, pk=("name", "outcome"))
-    db["totals"].create({"key": str, "value": float}, pk="key")
+    db.table("audit_checks").create({"name": str, "outcome": str, "n": int}, pk=("name", "outcome"))
+    db.table("totals").create({"key": str, "value": float}, pk="key")
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: dict, rows: list[dict]) -> None:
@@ -314,6 +323,7 @@ class _Batch:
     failures: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     calls: list[dict] = field(default_factory=list)
+    final_audits: list[tuple[int, str]] = field(default_factory=list)  # (seq, candidate) of final_audit rows
     audit: Counter = field(default_factory=Counter)  # (check, outcome) -> attempts
 
 
@@ -399,7 +409,7 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
     groups: Counter = Counter()
     buckets: Counter = Counter()
     improvements: list[tuple] = []
-    totals: Counter = Counter()
+    totals: defaultdict[str, float] = defaultdict(float)  # counts and seconds
     for a in b.attempts:
         # '' rather than NULL in key columns: NULLs never conflict, so they would not accumulate.
         key = (a["target"] or "", a["status"] or "", a["failure_class"] or "")
@@ -496,6 +506,8 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
         [(*k, n) for k, n in b.audit.items()],
     )
 
+    for seq, candidate in b.final_audits:
+        totals["final_audits"] += _mark_final_audit(conn, seq, candidate)
     for c in b.calls:
         totals["llm_calls"] += 1
         if c["usd"] is None:
@@ -508,6 +520,29 @@ def _add_summaries(conn: sqlite3.Connection, state: _State, b: _Batch) -> None:
         "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
         [(k, float(totals.get(k, 0))) for k in TOTAL_KEYS],
     )
+
+
+def _mark_final_audit(conn: sqlite3.Connection, seq: int, candidate: str) -> int:
+    """Flag the attempts a final_audit row (at `seq`) reports: the packets of the best candidate's
+    evaluation logged after the last step before it. Returns how many it flagged."""
+    last_step = conn.execute("SELECT coalesce(max(seq), -1) FROM steps WHERE seq < ?", [seq]).fetchone()[0]
+    packet = conn.execute(
+        "SELECT packet_id FROM steps WHERE candidate = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+        [candidate, seq],
+    ).fetchone()
+    if packet is None or packet[0] is None:
+        return 0
+    evaluation = evaluation_id(packet[0])
+    cur = conn.execute(
+        "UPDATE attempts SET final_audit = 1 WHERE seq > ? AND seq < ? AND attempt_id >= ? AND attempt_id < ?",
+        [
+            last_step,
+            seq,
+            f"{evaluation}@",
+            f"{evaluation}A",
+        ],  # the ids `evaluation@...` (see evaluation_packets)
+    )
+    return cur.rowcount
 
 
 def _cursor_of(db: sqlite_utils.Database) -> Cursor | None:
@@ -540,20 +575,24 @@ def _still_valid(history: Path, cursor: Cursor) -> bool:
 def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Batch, Cursor]]:
     b = _Batch()
     for line, cursor in iter_rows(run_dir, cursor):  # noqa: B020 (the cursor advances row by row)
-        row = line.row
-        seq, ts, kind, payload = row["seq"], row["ts"], row.get("kind"), row.get("payload") or {}
-        is_attempt = kind == ATTEMPT
+        # Attempts are read as parsed JSON (see flatten_attempt); every other row as its model.
+        is_attempt = kind_in(line, (ATTEMPT,))
+        row = None if is_attempt else parse_row(line)
+        head = AttemptEnvelope.model_validate(line.row) if is_attempt else row
+        assert head is not None
+        seq, ts, kind = head.seq, head.ts, head.kind
         # Attempt payloads live flattened in `attempts`; the full packet stays in the history.
         b.events.append(
             {
                 "seq": seq,
                 "ts": ts,
-                "run": row.get("run"),
+                "run": head.run,
                 "kind": kind,
-                "payload": None if is_attempt else json.dumps(payload, separators=(",", ":")),
+                "payload": None if row is None else row.payload.model_dump_json(),
             }
         )
-        if is_attempt:
+        if isinstance(head, AttemptEnvelope):
+            payload = head.payload
             flat = flatten_attempt(seq, ts, payload)
             flat["ordinal"], flat["offset"] = state.attempts, line.offset
             state.attempts += 1
@@ -573,13 +612,15 @@ def _batches(run_dir: Path, cursor: Cursor, state: _State) -> Iterator[tuple[_Ba
                         "message": flat["message"] or "",
                     }
                 )
-        elif kind == STEP:
-            flat = flatten_step(seq, ts, payload)
+        elif isinstance(row, StepRow):
+            flat = flatten_step(seq, ts, row.payload)
             flat["ordinal"] = state.steps
             state.steps += 1
             b.steps.append(flat)
-        elif kind == PROPOSER_CALL:
-            b.calls.append(flatten_call(seq, ts, payload))
+        elif isinstance(row, ProposerCallRow):
+            b.calls.append(flatten_call(seq, ts, row.payload))
+        elif isinstance(row, FinalAuditRow):
+            b.final_audits.append((seq, row.payload.candidate))
         if len(b.events) >= _BATCH:
             yield b, cursor
             b = _Batch()
@@ -625,7 +666,7 @@ def _build_index(run_dir: Path, history: Path, rebuild: bool) -> IndexReport:
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode = WAL" if not rebuilt else "PRAGMA journal_mode = OFF")
     db.execute("PRAGMA synchronous = OFF")  # the index can always be rebuilt from the history
-    if rebuilt:
+    if cursor is None:
         _create(db)
         cursor = Cursor()
     added = 0
@@ -645,7 +686,7 @@ def _build_index(run_dir: Path, history: Path, rebuild: bool) -> IndexReport:
                         [b.failures[0]["seq"]],
                     )
                 _add_summaries(conn, state, b)
-                db["_cursor"].upsert(
+                db.table("_cursor").upsert(
                     {
                         "id": 1,
                         "offset": cursor.offset,
@@ -677,27 +718,62 @@ def connect_readonly(run_dir: Path) -> sqlite3.Connection:
     return conn
 
 
+# What a read-only SELECT needs from SQLite's authorizer; every other action (writes, ATTACH, DETACH,
+# PRAGMA statements, transactions, schema changes) is denied.
+_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
+# Pragmas that only read: FTS asks data_version; the rest back pragma_table_info('steps') and the like.
+_READ_PRAGMAS = {
+    "data_version",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+}
+_DENIED_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+# A SELECT or WITH, after any whitespace and comments.
+_READ_STATEMENT = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:select|with)\b", re.I | re.S)
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+        # asked when a virtual table (failures_fts) is opened; the read-only connection cannot write it
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
 def query(run_dir: Path, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-    """Run one read-only SQL statement against the run's index; a bad statement is a LogError."""
+    """Run one read-only SELECT (or WITH ... SELECT) against the run's index; anything else, or a
+    bad statement, is a LogError and changes nothing, on disk or elsewhere."""
+    if not _READ_STATEMENT.match(sql):
+        # VACUUM INTO writes a file from a read-only connection and the authorizer never sees it
+        raise LogError(f"log query runs one SELECT (or WITH ... SELECT) statement only; got {sql[:60]!r}")
     conn = connect_readonly(run_dir)
+    conn.set_authorizer(_authorize)
     try:
-        cur = conn.execute(sql, params or [])
+        cur = conn.execute(sql, params or [])  # sqlite3 refuses a second statement before running any
         cols = [d[0] for d in cur.description or []]
         return cols, cur.fetchall()
-    except sqlite3.Error as e:
+    except (sqlite3.Error, sqlite3.Warning) as e:
         raise LogError(
-            f"query failed: {e}; tables are events, attempts, failures, failures_fts, steps, "
-            "proposer_calls and the aggregates (attempt_summary, attempt_buckets, improvements, "
-            "strategy_stats, strategy_failures, template_settings, audit_checks, totals)"
+            f"query failed: {e}; log query runs one read-only SELECT over the index's tables "
+            "(`ksearch log query --help` lists them)"
         ) from e
     finally:
         conn.close()
 
 
-def run_start(conn: sqlite3.Connection) -> dict:
-    """The payload of the run's first run_start event (task, targets, primary, config); {} if it has none."""
+def run_start(conn: sqlite3.Connection) -> RunStart | None:
+    """The run's first run_start row (task, targets, primary, config); None if it has none."""
     row = conn.execute("SELECT payload FROM events WHERE kind = 'run_start' ORDER BY seq LIMIT 1").fetchone()
-    return json.loads(row[0]) if row and row[0] else {}
+    return RunStart.model_validate_json(row[0]) if row and row[0] else None
 
 
 def evaluation_packets(conn: sqlite3.Connection, evaluation: str) -> list[tuple[str, int, int]]:
@@ -712,14 +788,18 @@ def evaluation_packets(conn: sqlite3.Connection, evaluation: str) -> list[tuple[
     ).fetchall()
 
 
-def read_row_at(run_dir: Path, offset: int, seq: int) -> dict:
-    """The history row starting at byte `offset`, checked to be row `seq`."""
+def read_packet_at(run_dir: Path, offset: int, seq: int) -> EvidencePacket:
+    """The packet of the attempt row starting at byte `offset`, checked to be row `seq`."""
     with open(history_path(Path(run_dir)), "rb") as f:
         f.seek(offset)
-        row = parse_line(f.readline().rstrip(b"\n"))
-    if row is None or row.get("seq") != seq:
+        data = f.readline().rstrip(b"\n")
+    try:
+        row = AttemptRow.model_validate_json(data)
+    except ValidationError:
+        row = None
+    if row is None or row.seq != seq:
         raise LogError(
-            f"the index of {run_dir} is stale (row seq {seq} is not at byte {offset}); "
+            f"the index of {run_dir} is stale (attempt row seq {seq} is not at byte {offset}); "
             f"rebuild it with `ksearch log index {run_dir} --rebuild`"
         )
-    return row
+    return row.payload

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ksearch.errors import LogError
+from ksearch.paths import write_atomic
 
 BLOBS = "blobs"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -39,9 +39,7 @@ def put_blob(run_dir: Path, data: bytes, suffix: str = "") -> str:
     path = Path(run_dir) / rel
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # atomic: a reader never sees half a blob
+        write_atomic(path, data)  # a reader never sees half a blob
     return rel
 
 

@@ -4,7 +4,8 @@ cost and the strategies that moved the best.
 Everything here reads the aggregate tables the indexer keeps (attempt_summary, attempt_buckets,
 improvements, strategy_stats, totals) or, for a small log, a few thousand attempts rows: never a
 scan of a million-row table, never the JSONL. On a 1M-attempt log with the index current,
-`log_stats` took 0.23 s (median of 5; `python -m ksearch.log.synth DIR --bench`, docs/benchmarks.md).
+`log_stats` took 0.23 s (median of 5; `python -m ksearch.selfbench.synthetic_log DIR --bench`,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def stats_of(conn: sqlite3.Connection, run: str, *, window: int | None = None, t
     return {
         "run": run,
         "attempts": attempts,
+        # attempts are packets: one per target of each search evaluation (a `step`), plus the best
+        # kernel's packets for the other targets at the end of the run (final audits)
+        "search_evaluations": int(totals.get("steps", 0)),
+        "final_audits": int(totals.get("final_audits", 0)),
         "by_status": by_status,
         "pass_rate": (by_status.get("pass", 0) / attempts) if attempts else None,
         "rejections": dict(res["rejections"]),
@@ -242,6 +247,8 @@ def runs_stats(run_dirs: list[Path], *, window: int | None = None, top: int = 10
     combined: dict = {
         "runs": len(runs),
         "attempts": sum(r["attempts"] for r in runs),
+        "search_evaluations": sum(r["search_evaluations"] for r in runs),
+        "final_audits": sum(r["final_audits"] for r in runs),
         "by_status": {},
         "rejections": {},
         "best_per_target": {},
@@ -299,7 +306,7 @@ def runs_stats(run_dirs: list[Path], *, window: int | None = None, top: int = 10
 
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
-EXPORT_TABLES = ("attempts", "events", "failures")
+EXPORT_TABLES = ("attempts", "events", "failures", "steps", "proposer_calls")
 
 
 def export_table(run_dir: Path, out: Path, fmt: str = "jsonl", table: str = "attempts") -> int:

@@ -7,19 +7,31 @@ replays the log (world model, memory, counters, bests) and continues the same se
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import ksearch
+from ksearch import settings
 from ksearch.errors import ConfigError
 from ksearch.evidence import EvidencePacket
 from ksearch.harness.evaluate import Evaluator, resolve_device
-from ksearch.log import History, iter_rows, make_run_dir, new_run_id, read_blob
+from ksearch.log import History, history_path, make_run_dir, new_run_id, read_blob
+from ksearch.log.history import read_rows
+from ksearch.log.lock import writer_lock
+from ksearch.log.rows import (
+    ATTEMPT,
+    AttemptRow,
+    BestRecord,
+    FinalAudit,
+    PacketId,
+    RunResume,
+    RunStart,
+    RunStartRow,
+    RunStop,
+)
 from ksearch.propose.llm import make_proposer
 from ksearch.propose.settings import apply_spec
 from ksearch.search.config import RunConfig, load_run_config, validate_run_config
@@ -43,14 +55,14 @@ class RunResult:
 
 
 def default_log_root() -> Path:
-    return Path(os.environ.get("KSEARCH_LOG_DIR", "experiment_log"))
+    return settings.log_root()
 
 
 def run_config_of(run_dir: Path) -> RunConfig:
     """The config a run was started with, from its first run_start row."""
-    for line, _ in iter_rows(run_dir):
-        if line.row["kind"] == "run_start":
-            return RunConfig.model_validate(line.row["payload"]["config"])
+    for row in read_rows(run_dir, RunStart.KIND):
+        assert isinstance(row, RunStartRow)
+        return RunConfig.model_validate(row.payload.config)
     raise ConfigError(f"{run_dir} has no run_start row: it is not a run ksearch can resume")
 
 
@@ -67,6 +79,21 @@ def start_run(
     spec, see ksearch.propose.settings) and `replay_from`. A replay with no CONFIG takes the
     config of the run it replays."""
     overrides = overrides or {}
+    with ExitStack() as stack:
+        if resume is not None:
+            # before anything else, so that a second writer of the run is refused at once
+            stack.enter_context(writer_lock(history_path(Path(resume)).parent))
+        return _run(stack, config_path, log_dir, overrides, resume, on_progress)
+
+
+def _run(
+    stack: ExitStack,
+    config_path: Path | None,
+    log_dir: Path | None,
+    overrides: dict,
+    resume: Path | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> RunResult:
     replay_from = overrides.get("replay_from")
     if resume is not None:
         cfg = run_config_of(Path(resume))
@@ -113,21 +140,21 @@ def start_run(
     )
     if resume is None:
         run_dir = make_run_dir(root, run_id)
+        stack.enter_context(writer_lock(run_dir))
     history = History(run_dir)
     snapshot = environment_snapshot().model_dump(mode="json")
     if resume is None:
         history.append(
-            "run_start",
-            {
-                "config": cfg.model_dump(mode="json"),
-                "task": task.name,
-                "dtype": dtype,
-                "targets": [p.name for p in profiles],
-                "primary": primary,
-                "device": device,
-                "ksearch_version": ksearch.__version__,
-                "environment": snapshot,
-            },
+            RunStart(
+                config=cfg.model_dump(mode="json"),
+                task=task.name,
+                dtype=dtype,
+                targets=[p.name for p in profiles],
+                primary=primary,
+                device=device,
+                ksearch_version=ksearch.__version__,
+                environment=snapshot,
+            )
         )
         wm = WorldModel.new(
             f"{task.name} {dtype} on {primary}",
@@ -137,66 +164,59 @@ def start_run(
         record(history, [], "new run", root=wm.root)  # the proposer's plan comes first in Search.run
     else:
         wm = WorldModel.from_log(run_dir)
-        history.append(
-            "run_resume", {"config": cfg.model_dump(mode="json"), "device": device, "environment": snapshot}
-        )
+        history.append(RunResume(config=cfg.model_dump(mode="json"), device=device, environment=snapshot))
 
-    with ExitStack() as stack:
-        evaluator = stack.enter_context(
-            Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
+    evaluator = stack.enter_context(
+        Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
+    )
+    pipeline = Pipeline(
+        run_dir,
+        task,
+        dtype,
+        profiles,
+        evaluator,
+        seeds=cfg.eval.seeds,
+        workloads=cfg.eval.workloads,
+        every_target=cfg.eval.targets == "every",
+        compile_timeout_s=cfg.eval.compile_timeout_s,
+    )
+    stack.callback(pipeline.close)
+    search = Search(cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress)
+    if resume is not None:
+        search.restore(run_dir)
+    t0 = time.monotonic()
+    try:
+        reason = search.run()
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C); resume with --resume"
+    p = search.progress
+    best_kernel = best_packet = None
+    if p.best is not None:
+        best_kernel = run_dir / "best_kernel.py"
+        best_kernel.write_bytes(read_blob(run_dir, p.best.blob))
+        best_packet = run_dir / "best_packet.json"
+        best_id = PacketId.parse(p.best.packet_id)
+        packets = _packets(run_dir, best_id.evaluation)
+        primary_packet = packets[best_id]
+        best_packet.write_text(primary_packet.model_dump_json(indent=2))
+        # The best kernel on the targets it was not compiled for during the search (eval.targets: best)
+        missing = pipeline.other_targets(primary_packet, p.best.blob)
+        missing = [m for m in missing if PacketId.parse(m.packet_id) not in packets]
+        if missing:  # one append: the index counts these packets as final audits, not search evaluations
+            audit = FinalAudit(
+                candidate=p.best.candidate, targets={m.candidate.target: m.status.value for m in missing}
+            )
+            history.append_many([*missing, audit])
+    history.append(
+        RunStop(
+            reason=reason,
+            evaluations=p.evaluations,
+            passed=p.passed,
+            failures=dict(p.failures),
+            elapsed_s=round(time.monotonic() - t0, 3),
+            best=BestRecord.model_validate(asdict(p.best)) if p.best else None,
         )
-        pipeline = Pipeline(
-            run_dir,
-            task,
-            dtype,
-            profiles,
-            evaluator,
-            seeds=cfg.eval.seeds,
-            workloads=cfg.eval.workloads,
-            every_target=cfg.eval.targets == "every",
-            compile_timeout_s=cfg.eval.compile_timeout_s,
-        )
-        stack.callback(pipeline.close)
-        search = Search(cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress)
-        if resume is not None:
-            search.restore(run_dir)
-        t0 = time.monotonic()
-        try:
-            reason = search.run()
-        except KeyboardInterrupt:
-            reason = "interrupted (Ctrl-C); resume with --resume"
-        p = search.progress
-        best_kernel = best_packet = None
-        if p.best is not None:
-            best_kernel = run_dir / "best_kernel.py"
-            best_kernel.write_bytes(read_blob(run_dir, p.best.blob))
-            best_packet = run_dir / "best_packet.json"
-            packets = _packets(run_dir, p.best.packet_id.rsplit("@", 1)[0])
-            best_packet.write_text(json.dumps(packets[p.best.packet_id], indent=2))
-            # The best kernel on the targets it was not compiled for during the search (eval.targets: best)
-            primary_packet = EvidencePacket.model_validate(packets[p.best.packet_id])
-            missing = pipeline.other_targets(primary_packet, p.best.blob)
-            missing = [m for m in missing if m.packet_id not in packets]
-            if missing:
-                history.append_many(("attempt", m.model_dump(mode="json")) for m in missing)
-                history.append(
-                    "final_audit",
-                    {
-                        "candidate": p.best.candidate,
-                        "targets": {m.candidate.target: m.status.value for m in missing},
-                    },
-                )
-        history.append(
-            "run_stop",
-            {
-                "reason": reason,
-                "evaluations": p.evaluations,
-                "passed": p.passed,
-                "failures": dict(p.failures),
-                "elapsed_s": round(time.monotonic() - t0, 3),
-                "best": p.best.__dict__ if p.best else None,
-            },
-        )
+    )
     return RunResult(run_dir, reason, p, best_kernel, best_packet, device, resume is not None, wm)
 
 
@@ -214,11 +234,7 @@ def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
     return validate_run_config(data, "command-line override")
 
 
-def _packets(run_dir: Path, base_id: str) -> dict[str, dict]:
-    """Every logged packet of one candidate (one per target), by packet id."""
-    return {
-        line.row["payload"]["packet_id"]: line.row["payload"]
-        for line, _ in iter_rows(run_dir)
-        if line.row["kind"] == "attempt"
-        and line.row["payload"].get("packet_id", "").startswith(base_id + "@")
-    }
+def _packets(run_dir: Path, evaluation: str) -> dict[PacketId, EvidencePacket]:
+    """Every logged packet of one evaluation (one per target), by packet id."""
+    packets = (row.payload for row in read_rows(run_dir, ATTEMPT) if isinstance(row, AttemptRow))
+    return {pid: p for p in packets if (pid := PacketId.parse(p.packet_id)).evaluation == evaluation}

@@ -20,8 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksearch.errors import LogError
-from ksearch.log.index import connect_readonly, evaluation_id, evaluation_packets, read_row_at, run_start
+from ksearch.evidence import EvidencePacket
+from ksearch.harness.evaluate import Evaluator
+from ksearch.log.index import connect_readonly, evaluation_packets, read_packet_at, run_start
+from ksearch.log.rows import PacketId, RunStart
 from ksearch.log.rundir import read_blob
+from ksearch.search.config import RunConfig
+from ksearch.task import load_task
 
 
 @dataclass
@@ -37,68 +42,70 @@ class Replay:
         return all(same for what, _, _, same in self.rows if what in ("status", "failure_class"))
 
 
-def find_attempt(run_dir: Path, ident: str) -> tuple[dict, dict]:
-    """(the logged packet, the run_start payload) of an attempt named by packet, evaluation or candidate id."""
+def find_attempt(run_dir: Path, ident: str) -> tuple[EvidencePacket, RunStart]:
+    """(the logged packet, the run_start row) of an attempt named by packet, evaluation or candidate id."""
     conn = connect_readonly(run_dir)
     try:
         start = run_start(conn)
         step = conn.execute(
             "SELECT packet_id FROM steps WHERE candidate = ? ORDER BY seq LIMIT 1", [ident]
         ).fetchone()
-        packet_id = step[0] if step and step[0] else ident
-        packets = evaluation_packets(conn, evaluation_id(packet_id))
+        packet_id = PacketId.parse(step[0] if step and step[0] else ident)
+        packets = evaluation_packets(conn, packet_id.evaluation)
     finally:
         conn.close()
+    if start is None:
+        raise LogError(f"{run_dir} has no run_start row: it is not a run ksearch can replay from")
 
-    def named(attempt_id: str) -> tuple[int, int] | None:
-        return next(((seq, off) for a, seq, off in packets if a == attempt_id), None)
+    def named(attempt_id: PacketId) -> tuple[int, int] | None:
+        return next(((seq, off) for a, seq, off in packets if a == str(attempt_id)), None)
 
     row = named(packet_id)
-    if row is None and "@" not in packet_id:  # an evaluation id: its primary target's packet, else its first
-        row = named(f"{packet_id}@{start.get('primary')}") or (packets[0][1:] if packets else None)
+    if (
+        row is None and packet_id.target is None
+    ):  # an evaluation id: its primary target's packet, else its first
+        row = named(packet_id.on(start.primary)) or (packets[0][1:] if packets else None)
     if row is None:
         raise LogError(
             f"{run_dir} has no attempt or candidate {ident!r}; list them with "
             f'`ksearch log query {run_dir} "SELECT attempt_id, status FROM attempts"`'
         )
-    return read_row_at(run_dir, row[1], row[0])["payload"], start
+    return read_packet_at(run_dir, row[1], row[0]), start
 
 
 def replay(run_dir: Path, ident: str, *, device: str = "auto", timeout_s: float | None = None) -> Replay:
     """Evaluate the attempt again from its stored source and config; compare the packets."""
-    from ksearch.harness.evaluate import Evaluator
-    from ksearch.task import load_task
-
     run_dir = Path(run_dir)
     logged, start = find_attempt(run_dir, ident)
-    cand = logged.get("candidate") or {}
-    blob = cand.get("source_blob")
+    cand = logged.candidate
+    blob = cand.source_blob
     if not blob:
-        raise LogError(f"attempt {logged.get('packet_id')} names no source blob; it cannot be replayed")
+        raise LogError(f"attempt {logged.packet_id} names no source blob; it cannot be replayed")
     source = read_blob(run_dir, blob)
-    validation = logged.get("validation") or {}
-    cfg_eval = (start.get("config") or {}).get("eval") or {}
-    seeds = tuple(validation.get("seeds") or cfg_eval.get("seeds") or (0,))
-    workloads = validation.get("workloads_checked") or cand.get("shape_suite") or None
-    task = load_task(logged.get("task") or start.get("task"))
+    cfg_eval = RunConfig.model_validate(start.config).eval
+    seeds = tuple((logged.validation.seeds if logged.validation else None) or cfg_eval.seeds or (0,))
+    workloads = (
+        (logged.validation.workloads_checked if logged.validation else None) or cand.shape_suite or None
+    )
+    task = load_task(logged.task or start.task)
     with tempfile.TemporaryDirectory(prefix="ksearch-replay-") as tmp:
         path = Path(tmp) / f"candidate{Path(blob).suffix or '.py'}"
         path.write_bytes(source)
         with Evaluator(
             device,
-            timeout_s=timeout_s or cfg_eval.get("timeout_s", 600),
-            bench_budget_s=cfg_eval.get("bench_budget_s", 1.0),
+            timeout_s=timeout_s or cfg_eval.timeout_s,
+            bench_budget_s=cfg_eval.bench_budget_s,
         ) as ev:
             packet = ev.evaluate(
                 path,
                 task,
-                target=cand.get("target"),
-                dtype=cand.get("dtype"),
+                target=cand.target,
+                dtype=cand.dtype,
                 seeds=seeds,
                 workloads=workloads,
             )
-    new = packet.model_dump(mode="json")
-    return Replay(logged.get("packet_id", ident), logged, new, compare(logged, new))
+    old, new = logged.model_dump(mode="json"), packet.model_dump(mode="json")
+    return Replay(logged.packet_id, old, new, compare(old, new))
 
 
 def _close(a: float | None, b: float | None, rel: float = 1e-6) -> bool:

@@ -5,7 +5,7 @@ mailed or attached to an issue: the best-so-far curve, the rejection histogram, 
 window (drift), the world-model tree; then the top kernels with their packets (per target: status,
 speedup, SOL fraction, audit), speedups and SOL fractions per target, audit verdicts over all
 attempts, and the run's cost. Everything comes from the log: the index for counts (audit verdicts
-included), the history for the top kernels' packets (read at their indexed offsets), log.curve
+included), the history for the top kernels' packets (read at their indexed offsets), analysis.curve
 for the curve, worldmodel.render for the tree.
 """
 
@@ -14,15 +14,19 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ksearch.analysis.curve import curve_of
 from ksearch.errors import KsearchError, LogError
-from ksearch.log.index import connect_readonly, evaluation_id, evaluation_packets, read_row_at, run_start
+from ksearch.evidence import EvidencePacket
+from ksearch.log.index import connect_readonly, evaluation_packets, read_packet_at, run_start
+from ksearch.log.rows import PacketId
 from ksearch.log.rundir import read_blob
 from ksearch.log.stats import stats_of
+from ksearch.worldmodel import WorldModel
+from ksearch.worldmodel.render import to_svg
 
 REPORT = "report.html"
 _CSS = """
@@ -79,10 +83,8 @@ def _png(fig) -> bytes:
 
 
 def curve_png(steps: list[tuple[float | None, str | None, bool]]) -> bytes:
-    """Best score so far over evaluations (log.curve), with every candidate's score behind it;
+    """Best score so far over evaluations (analysis.curve), with every candidate's score behind it;
     `steps` holds (score, score basis, passed) per evaluation, in order."""
-    from ksearch.log.curve import curve_of
-
     plt = _pyplot()
     c = curve_of((score, basis) for score, basis, _ in steps)
     step_scores = [(n, score, passed) for n, (score, _, passed) in enumerate(steps, 1)]
@@ -143,13 +145,13 @@ def drift_png(drift: dict) -> bytes:
 # ---------------------------------------------------------------- data
 
 
-def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[dict]:
+def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[EvidencePacket]:
     """The packets of the evaluation `packet_id` belongs to: one per target."""
     if not packet_id:
         return []
     return [
-        read_row_at(run_dir, off, seq)["payload"]
-        for _, seq, off in evaluation_packets(conn, evaluation_id(packet_id))
+        read_packet_at(run_dir, off, seq)
+        for _, seq, off in evaluation_packets(conn, PacketId.parse(packet_id).evaluation)
     ]
 
 
@@ -176,51 +178,43 @@ def _audit_summary(conn) -> tuple[list[list], Counter]:
     return rows, unmeasured
 
 
-def _packet_block(p: dict) -> str:
-    perf = p.get("performance") or {}
-    cand = p.get("candidate") or {}
-    audit = p.get("audit") or {}
-    status = p.get("status")
+def _packet_block(p: EvidencePacket) -> str:
+    perf, audit, status = p.performance, p.audit, p.status.value
+    failure = p.failure_class.value if p.failure_class else ""
     head = (
-        f"<b>{_e(cand.get('target'))}</b>: <span class='{'pass' if status == 'pass' else 'fail'}'>"
-        f"{_e(status)}</span> {_e(p.get('failure_class') or '')} — {_e((p.get('message') or '')[:200])}"
+        f"<b>{_e(p.candidate.target)}</b>: <span class='{'pass' if status == 'pass' else 'fail'}'>"
+        f"{_e(status)}</span> {_e(failure)} — {_e(p.message[:200])}"
     )
     parts = [f"<p>{head}</p>"]
     if perf:
         rows = [
-            [
-                w.get("workload"),
-                _num(w.get("median_us")),
-                _num(w.get("speedup"), ".3g"),
-                _num(w.get("sol_fraction"), ".1%"),
-            ]
-            for w in perf.get("workloads", [])
+            [w.workload, _num(w.median_us), _num(w.speedup, ".3g"), _num(w.sol_fraction, ".1%")]
+            for w in perf.workloads
         ]
         parts.append(_table(["workload", "median µs", "speedup", "SOL fraction"], rows))
         parts.append(
-            f"<p>speedup (geomean) {_num(perf.get('speedup_geomean'), '.3g')}, SOL score "
-            f"{_num(perf.get('sol_score'), '.3g')}, reward {_num(p.get('reward'))}</p>"
+            f"<p>speedup (geomean) {_num(perf.speedup_geomean, '.3g')}, SOL score "
+            f"{_num(perf.sol_score, '.3g')}, reward {_num(p.reward)}</p>"
         )
-    elif p.get("unmeasured"):
+    elif p.unmeasured:
         parts.append(
-            f"<p class='muted'>not timed: {_e(p['unmeasured'].get('reason'))} "
-            f"({_e(p['unmeasured'].get('detail'))})</p>"
+            f"<p class='muted'>not timed: {_e(p.unmeasured.reason.value)} ({_e(p.unmeasured.detail)})</p>"
         )
-    failed = [v for v in [*(audit.get("verdicts") or []), *(audit.get("anti_hack") or [])] if not v.get("ok")]
+    failed = [v for v in [*audit.verdicts, *audit.anti_hack] if not v.ok]
     parts.append(
-        f"<p>audit: registers {_e(audit.get('registers'))}, spills {_e(audit.get('spills'))}, "
-        f"smem {_e(audit.get('smem_bytes'))} B, occupancy {_num(audit.get('occupancy'), '.0%')}; "
-        f"instruction families {_e(', '.join(audit.get('families_found') or []) or 'none')}; "
+        f"<p>audit: registers {_e(audit.registers)}, spills {_e(audit.spills)}, "
+        f"smem {_e(audit.smem_bytes)} B, occupancy {_num(audit.occupancy, '.0%')}; "
+        f"instruction families {_e(', '.join(audit.families_found) or 'none')}; "
         + (
-            f"<span class='fail'>failed checks: {_e('; '.join(v['check'] + ': ' + v.get('detail', '') for v in failed))}</span>"
+            f"<span class='fail'>failed checks: {_e('; '.join(v.check + ': ' + v.detail for v in failed))}</span>"
             if failed
             else "<span class='pass'>every check passed</span>"
         )
         + "</p>"
     )
     parts.append(
-        f"<details><summary>packet {_e(p.get('packet_id'))}</summary><pre>"
-        f"{_e(json.dumps(p, indent=1)[:20000])}</pre></details>"
+        f"<details><summary>packet {_e(p.packet_id)}</summary><pre>"
+        f"{_e(p.model_dump_json(indent=1)[:20000])}</pre></details>"
     )
     return "".join(parts)
 
@@ -265,9 +259,10 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
         "</head><body>",
         f"<h1>{_e(title)}</h1>",
-        f"<p>task <b>{_e(start.get('task'))}</b> {_e(start.get('dtype'))}, targets "
-        f"{_e(', '.join(start.get('targets') or []))} (primary {_e(start.get('primary'))}), device "
-        f"{_e(start.get('device'))}. {s['attempts']} attempts, pass rate {rate}, from {_e(s['first_ts'])} to "
+        f"<p>task <b>{_e(start and start.task)}</b> {_e(start and start.dtype)}, targets "
+        f"{_e(', '.join(start.targets) if start else '')} (primary {_e(start and start.primary)}), device "
+        f"{_e(start and start.device)}. {s['attempts']} attempts ({s['search_evaluations']} search evaluations, "
+        f"{s['final_audits']} final audits), pass rate {rate}, from {_e(s['first_ts'])} to "
         f"{_e(s['last_ts'])}. Generated {datetime.now(UTC).isoformat(timespec='seconds')}.</p>",
     ]
 
@@ -304,9 +299,6 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
 
     out.append("<h2>World model</h2>")
     try:
-        from ksearch.worldmodel import WorldModel
-        from ksearch.worldmodel.render import to_svg
-
         svg = to_svg(WorldModel.from_log(run_dir)).encode()
         out.append(_img(svg, "image/svg+xml", "world-model tree"))
     except KsearchError as e:  # a run without a world model (random baseline) or a damaged one
@@ -334,7 +326,15 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
         _table(
             ["target", "attempts", "passed", "timed", "best speedup", "best SOL score", "best reward"],
             [
-                [t, n, ok, timed, _num(sp, ".3g"), _num(sol, ".3g"), _num(rw)]
+                [
+                    t,
+                    n,
+                    ok,
+                    timed,
+                    _num(sp, ".3g"),
+                    _num(sol, ".3g"),
+                    "unmeasured" if rw is None else _num(rw),  # untimed attempts have no reward, not 0
+                ]
                 for t, n, ok, timed, sp, sol, rw in per_target
             ],
         )

@@ -29,7 +29,8 @@ class Curve:
 
 def curve_of(steps: Iterable[tuple[float | None, str | None]]) -> Curve:
     """The curve of (score, score basis) per evaluation, in order; None scores for failures."""
-    n, improvements, basis = 0, [], None
+    improvements: list[tuple[int, float]] = []
+    n, basis = 0, None
     for n, (score, step_basis) in enumerate(steps, 1):
         if score is not None and (not improvements or score > improvements[-1][1]):
             improvements.append((n, score))
