@@ -14,13 +14,8 @@ from pathlib import Path
 import pytest
 
 from ksearch.compile import hip_backend
-from ksearch.compile.hip_backend import (
-    compile_hip,
-    hip_toolchain,
-    parse_clang_diagnostics,
-    parse_launch,
-    resolve_launch,
-)
+from ksearch.compile.hip_backend import compile_hip, hip_toolchain, parse_clang_diagnostics
+from ksearch.compile.hip_launch import parse_launch, resolve_launch
 from ksearch.compile.toolchain import HipTools, ToolMissing, find_hip_tools, run_tool
 from ksearch.errors import TargetError
 from ksearch.evidence import FailureClass

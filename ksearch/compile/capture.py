@@ -191,13 +191,13 @@ def recording_launches(backend: BaseBackend) -> Iterator[LaunchRecorder]:
         self.nargs = None
 
     setattr(jit_run, _MARKER, True)
-    JITFunction.run = jit_run  # type: ignore[method-assign]
-    Autotuner.run = tune_run  # type: ignore[method-assign]
+    JITFunction.run = jit_run
+    Autotuner.run = tune_run
     try:
         yield recorder
     finally:
-        JITFunction.run = original_jit_run  # type: ignore[method-assign]
-        Autotuner.run = original_tune_run  # type: ignore[method-assign]
+        JITFunction.run = original_jit_run
+        Autotuner.run = original_tune_run
 
 
 @contextmanager

@@ -107,7 +107,7 @@ def diagnostics_from_ptxas(log: str, ptx: str | None, source_path: Path | str) -
                 file=path,
                 line=line,
                 column=column,
-                severity=severity,  # type: ignore[arg-type]
+                severity=severity,
                 message=_clip(f"ptxas: {message.strip()}"),
             )
         )

@@ -8,13 +8,10 @@ diagnostics when it did not build, and the toolchain versions that made it (part
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ksearch.evidence import Diagnostic, FailureClass
-
-Language = Literal["triton", "tilelang", "hip"]
+from ksearch.evidence import Diagnostic, FailureClass, Language
 
 # Artifact kinds, by backend: triton ttir/ttgir/llir/ptx/cubin/sass (NVIDIA) or amdgcn/hsaco (AMD);
 # tilelang cuda_src/hip_src and then cubin/sass or amdgcn/hsaco; hip amdgcn/hsaco.

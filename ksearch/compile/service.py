@@ -20,9 +20,12 @@ from pathlib import Path
 from pebble import ProcessExpired, ProcessPool
 from pydantic import BaseModel, ConfigDict
 
-from ksearch.compile.result import CompileResult, Language
+from ksearch import settings
+from ksearch.compile.registry import compiler, detect_language
+from ksearch.compile.result import CompileResult
 from ksearch.errors import ConfigError, KsearchError
-from ksearch.evidence import FailureClass, source_hash
+from ksearch.evidence import FailureClass, Language, source_hash
+from ksearch.paths import write_atomic
 
 RESULT = "result.json"
 DEFAULT_TIMEOUT_S = 180.0
@@ -38,31 +41,7 @@ class CompileRequest(BaseModel):
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("KSEARCH_CACHE", Path.home() / ".cache" / "ksearch")) / "compile"
-
-
-def detect_language(path: Path, source: str) -> Language:
-    """HIP for .hip/.cu/.cpp sources; TileLang for modules that import it; Triton otherwise."""
-    if path.suffix in (".hip", ".cu", ".cpp", ".cc"):
-        return "hip"
-    if "import tilelang" in source or "from tilelang" in source:
-        return "tilelang"
-    return "triton"
-
-
-def toolchain_versions(language: Language) -> dict[str, str | None]:
-    """Versions of every tool that shapes this language's output: part of the cache key."""
-    if language == "triton":
-        from ksearch.compile.triton_backend import triton_toolchain
-
-        return triton_toolchain()
-    if language == "hip":
-        from ksearch.compile.hip_backend import hip_toolchain
-
-        return hip_toolchain()
-    from ksearch.compile.tilelang_backend import tilelang_toolchain
-
-    return tilelang_toolchain()
+    return settings.cache_root() / "compile"
 
 
 def _task_fingerprint(task_name: str) -> str:
@@ -111,9 +90,8 @@ def load_cached(cache_dir: Path, key: str) -> CompileResult | None:
 def store(cache_dir: Path, result: CompileResult) -> None:
     entry = _entry_dir(cache_dir, result.key)
     entry.mkdir(parents=True, exist_ok=True)
-    tmp = entry / f".{RESULT}.{os.getpid()}"
-    tmp.write_text(result.model_dump_json(indent=1))
-    os.replace(tmp, entry / RESULT)  # result.json appears last and whole: it marks a complete entry
+    # result.json appears last and whole: it marks a complete entry
+    write_atomic(entry / RESULT, result.model_dump_json(indent=1))
 
 
 def compile_one(
@@ -134,20 +112,9 @@ def compile_one(
     profile = load_target(target_name)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    if language == "triton":
-        from ksearch.compile.triton_backend import compile_triton
-
-        result = compile_triton(source, path, load_task(task_name), profile, out, dtype=dtype)
-    elif language == "hip":
-        from ksearch.compile.hip_backend import compile_hip
-
-        result = compile_hip(source, path, profile, out, timeout_s=timeout_s, task=load_task(task_name))
-    else:
-        from ksearch.compile.tilelang_backend import compile_tilelang
-
-        result = compile_tilelang(
-            source, path, load_task(task_name), profile, out, dtype=dtype, timeout_s=timeout_s
-        )
+    result = compiler(language).compile(
+        source, path, load_task(task_name), profile, out, dtype=dtype, timeout_s=timeout_s
+    )
     return result.model_dump(mode="json")
 
 
@@ -176,7 +143,9 @@ def compile_many(
             raise ConfigError(f"candidate {path} cannot be read ({e.strerror}); pass an existing file") from e
         language = req.language or detect_language(path, source)
         profile = load_target(req.target)
-        toolchain = toolchains.setdefault(language, toolchain_versions(language))
+        if language not in toolchains:  # asking a toolchain its versions runs its tools: once a batch
+            toolchains[language] = compiler(language).toolchain()
+        toolchain = toolchains[language]
         fp = fingerprints.setdefault(req.task, _task_fingerprint(req.task))
         key = cache_key(source, language, profile.name, profile.arch, req.dtype, fp, toolchain)
         hit = load_cached(cache_dir, key) if use_cache else None

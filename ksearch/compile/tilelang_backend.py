@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 import ksearch
+from ksearch.compile.diagnostics import diagnostics_from_exception
 from ksearch.compile.hip_backend import build_hip_device, kernel_info_from_metadata, parse_clang_diagnostics
 from ksearch.compile.result import CompileResult, KernelInfo
 from ksearch.compile.toolchain import (
@@ -62,7 +63,7 @@ from ksearch.compile.toolchain import (
     run_tool,
 )
 from ksearch.errors import TaskError
-from ksearch.evidence import Diagnostic, FailureClass
+from ksearch.evidence import Diagnostic, FailureClass, Severity
 
 if TYPE_CHECKING:
     from ksearch.target import TargetProfile
@@ -187,7 +188,7 @@ def compile_tilelang(
 
     # ---- lower, in a subprocess --------------------------------------------------------------
     ext = ".cu" if target_profile.vendor == "nvidia" else ".hip"
-    request = {
+    request: dict[str, Any] = {
         "module_path": str(module_copy),
         "display": display,
         "kwargs": kwargs,
@@ -359,7 +360,7 @@ def parse_nvcc_diagnostics(text: str, path_map: Mapping[str, str] | None = None)
     for raw in text.splitlines():
         m = _NVCC_DIAG.match(raw.strip())
         if m:
-            sev = "warning" if m.group("sev") == "warning" else "error"
+            sev: Severity = "warning" if m.group("sev") == "warning" else "error"
             diags.append(
                 Diagnostic(
                     file=path_map.get(m.group("file"), m.group("file")),
@@ -569,13 +570,7 @@ def _short_error(exc: BaseException) -> str:
 
 
 def _locate(exc: BaseException, module_path: str, display: str, source: str) -> list[Diagnostic]:
-    try:
-        from ksearch.compile.diagnostics import diagnostics_from_exception
-    except ImportError:  # pragma: no cover - the generic helper is optional
-        diagnostics_from_exception = None
-    diags: list[Diagnostic] = []
-    if diagnostics_from_exception is not None:
-        diags = diagnostics_from_exception(exc, module_path, source)
+    diags = diagnostics_from_exception(exc, module_path, source)
     if not diags:
         diags = [Diagnostic(file=module_path, message=_short_error(exc))]
     fixed = []
@@ -735,3 +730,34 @@ def _worker(request_path: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(_worker(sys.argv[1]))
+
+
+class TileLangCompiler:
+    """The `Compiler` of TileLang modules: those that import tilelang."""
+
+    language = "tilelang"
+
+    def claims(self, path: Path, source: str) -> bool:
+        return "import tilelang" in source or "from tilelang" in source
+
+    def toolchain(self) -> dict[str, str | None]:
+        return tilelang_toolchain()
+
+    def compile(
+        self,
+        source: str,
+        path: Path,
+        task: Task,
+        target: TargetProfile,
+        outdir: Path,
+        *,
+        dtype: str | None,
+        timeout_s: float,
+    ) -> CompileResult:
+        return compile_tilelang(source, path, task, target, outdir, dtype=dtype, timeout_s=timeout_s)
+
+    def cannot_run(self, device: str) -> str | None:
+        return "TileLang candidates run on a GPU" if device == "cpu" else None
+
+
+COMPILER = TileLangCompiler()

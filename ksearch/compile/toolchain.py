@@ -41,6 +41,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ksearch import settings
+
 APT_HIP = "apt-get install clang-22 lld-22 libamdhip64-dev"
 MIN_CLANG_MAJOR = 20  # first upstream LLVM release with gfx950
 CLANG_NAMES = ("clang++-22", "clang++-21", "clang++-20", "clang++")
@@ -302,8 +304,9 @@ def _hip_header_version(path: Path) -> str | None:
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    parts = [re.search(rf"#define\s+HIP_VERSION_{k}\s+(\d+)", text) for k in ("MAJOR", "MINOR", "PATCH")]
-    return ".".join(p.group(1) for p in parts) if all(parts) else None
+    found = [re.search(rf"#define\s+HIP_VERSION_{k}\s+(\d+)", text) for k in ("MAJOR", "MINOR", "PATCH")]
+    numbers = [m.group(1) for m in found if m is not None]
+    return ".".join(numbers) if len(numbers) == len(found) else None
 
 
 def find_device_libs() -> DeviceLibs | None:
@@ -333,7 +336,7 @@ def find_device_libs() -> DeviceLibs | None:
 
 def find_hip_tools() -> HipTools:
     """Everything the HIP backend may call, and which way (hipcc or clang) it will build."""
-    forced = os.environ.get("KSEARCH_HIP_COMPILER", "").strip().lower() or None
+    forced = settings.forced_hip_compiler()
     hipcc = find_hipcc() if forced in (None, "hipcc") else None
     clang = find_clang()
     lld = find_lld(clang)
@@ -422,7 +425,7 @@ def find_cuda_tools() -> CudaTools:
                 cuda_home = _cuda_home_from_wrapper(nvcc_path)
     triton_dir = _package_dir("triton")
     triton_bin = [triton_dir / "backends" / "nvidia" / "bin"] if triton_dir else []
-    bins: list[str | Path] = ([Path(cuda_home) / "bin"] if cuda_home else []) + home_bins + triton_bin
+    bins: list[str | Path] = [*([Path(cuda_home) / "bin"] if cuda_home else []), *home_bins, *triton_bin]
     tools: dict[str, Tool | None] = {}
     for name in ("cuobjdump", "nvdisasm"):
         path = _which(name, bins)

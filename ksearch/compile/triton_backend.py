@@ -668,10 +668,41 @@ def _amd_codegen_revision() -> str | None:
     # Triton 3.9 builds AMD code with a separate codegen library that reports its revision; 3.6
     # uses the LLVM inside libtriton, whose version Triton does not expose.
     try:
-        from triton.backends.amd.compiler import get_amd_codegen_revision  # type: ignore[attr-defined]
+        from triton.backends.amd.compiler import get_amd_codegen_revision
     except ImportError:
         return None
     try:
         return str(get_amd_codegen_revision())
     except (OSError, RuntimeError, AttributeError):
         return None
+
+
+class TritonCompiler:
+    """The `Compiler` of Triton modules: the fallback of detection (a module no other compiler claims)."""
+
+    language = "triton"
+
+    def claims(self, path: Path, source: str) -> bool:
+        return True
+
+    def toolchain(self) -> dict[str, str | None]:
+        return triton_toolchain()
+
+    def compile(
+        self,
+        source: str,
+        path: Path,
+        task: Task,
+        target: TargetProfile,
+        outdir: Path,
+        *,
+        dtype: str | None,
+        timeout_s: float,
+    ) -> CompileResult:
+        return compile_triton(source, path, task, target, outdir, dtype=dtype)
+
+    def cannot_run(self, device: str) -> str | None:
+        return None  # on a GPU, or in the Triton interpreter on CPU
+
+
+COMPILER = TritonCompiler()

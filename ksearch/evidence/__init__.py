@@ -3,6 +3,7 @@
 import json
 
 from ksearch.evidence.catalog import MEANINGS, FailureClass, Status, status_for
+from ksearch.evidence.language import BUILTIN_LANGUAGES, Language, known_languages
 from ksearch.evidence.packet import (
     SCHEMA_VERSION,
     Artifacts,
@@ -13,6 +14,7 @@ from ksearch.evidence.packet import (
     EvidencePacket,
     OutputCheck,
     Performance,
+    Severity,
     Unmeasured,
     Validation,
     Verdict,
@@ -30,6 +32,7 @@ def packet_json_schema() -> str:
 
 
 __all__ = [
+    "BUILTIN_LANGUAGES",
     "MEANINGS",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
@@ -40,14 +43,17 @@ __all__ = [
     "Environment",
     "EvidencePacket",
     "FailureClass",
+    "Language",
     "OutputCheck",
     "Performance",
+    "Severity",
     "Status",
     "Unmeasured",
     "Validation",
     "Verdict",
     "WorkloadTiming",
     "eval_command",
+    "known_languages",
     "packet_json_schema",
     "source_hash",
     "status_for",

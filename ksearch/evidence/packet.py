@@ -15,9 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ksearch.evidence.catalog import FailureClass, Status, status_for
+from ksearch.evidence.language import Language
 
-SCHEMA_VERSION = 1
-Language = Literal["triton", "tilelang", "hip"]
+SCHEMA_VERSION: Literal[1] = 1
+Severity = Literal["error", "warning", "note"]  # of a Diagnostic
 
 
 class _Model(BaseModel):
@@ -30,7 +31,7 @@ class Diagnostic(_Model):
     file: str | None = None
     line: int | None = None
     column: int | None = None
-    severity: Literal["error", "warning", "note"] = "error"
+    severity: Severity = "error"
     message: str
 
 

@@ -1,5 +1,6 @@
 """Where a prompt goes: OpenAI (Responses or Chat Completions), Anthropic (Messages, with prompt
 caching), any OpenAI-compatible server, a DSPy program on any `dspy.LM`, or a recorded run (replay).
+`ksearch.propose.registry` names them; a plugin's transport is any object with the `Backend` protocol.
 
 Each backend turns a `Prompt` into a `Reply` (text, normalized finish reason, token counts) or
 raises `BackendError` once the SDK's own retries (429, 5xx, timeouts, with backoff: `max_retries`)
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ksearch.errors import ConfigError, KsearchError
-from ksearch.log import iter_rows, read_blob
+from ksearch.log import read_blob
+from ksearch.log.history import read_rows
+from ksearch.log.rows import ProposerCallRecord, ProposerCallRow
 from ksearch.propose.base import ProposerStop
 from ksearch.propose.prompt import Prompt
 from ksearch.propose.settings import ProposerConfig
@@ -126,7 +129,9 @@ class OpenAIBackend:
                 )
             if c.reasoning_effort:
                 extra["reasoning_effort"] = c.reasoning_effort
-            limit = {"max_tokens" if self.compatible else "max_completion_tokens": c.max_tokens}
+            limit: dict[str, Any] = {
+                "max_tokens" if self.compatible else "max_completion_tokens": c.max_tokens
+            }
             r = self.client.chat.completions.create(
                 model=self.model,
                 messages=[
@@ -186,7 +191,9 @@ class AnthropicBackend:
             raise BackendError(
                 f"anthropic call failed after {c.max_retries} retries: {type(e).__name__}: {e}"
             ) from e
-        text = "".join(b.text for b in r.content if getattr(b, "type", "") == "text")
+        from anthropic.types import TextBlock
+
+        text = "".join(b.text for b in r.content if isinstance(b, TextBlock))
         u = r.usage
         read, write = _n(u.cache_read_input_tokens), _n(u.cache_creation_input_tokens)
         return Reply(text, r.stop_reason, _n(u.input_tokens) + read + write, _n(u.output_tokens), read, write)
@@ -309,7 +316,7 @@ class ReplayBackend:
     def __init__(self, cfg: ProposerConfig):
         run_dir = Path(cfg.replay_from or "")
         self.source, self.model = run_dir, cfg.model or "replay"
-        self.queue: deque[dict] = deque(recorded_calls(run_dir))
+        self.queue: deque[ProposerCallRecord] = deque(recorded_calls(run_dir))
         if not self.queue:
             raise ConfigError(
                 f"{run_dir} recorded no LLM responses (an offline run?); replay a run of an LLM proposer"
@@ -327,43 +334,42 @@ class ReplayBackend:
                 f"replay exhausted: all {self.total} recorded responses of {self.source} were served"
             )
         rec = self.queue.popleft()
-        if rec["kind"] != prompt.kind:
+        if rec.kind != prompt.kind:
             raise ProposerStop(
                 f"replay diverged from {self.source}: its call {self.total - len(self.queue)} was "
-                f"{rec['kind']}, this run asks for {prompt.kind} (same config and seed?)"
+                f"{rec.kind}, this run asks for {prompt.kind} (same config and seed?)"
             )
-        if not rec.get("response_blob"):
-            raise BackendError(f"replayed failure: {rec.get('failure') or 'no response recorded'}")
-        text = read_blob(self.source, rec["response_blob"]).decode()
+        if not rec.response_blob:
+            raise BackendError(f"replayed failure: {rec.failure or 'no response recorded'}")
+        text = read_blob(self.source, rec.response_blob).decode()
         return Reply(
             text,
-            rec.get("finish"),
-            rec.get("prompt_tokens", 0),
-            rec.get("completion_tokens", 0),
-            rec.get("cached_tokens", 0),
-            rec.get("cache_write_tokens", 0),
+            rec.finish,
+            rec.prompt_tokens,
+            rec.completion_tokens,
+            rec.cached_tokens,
+            rec.cache_write_tokens,
         )
 
 
-def call_rows(run_dir: Path) -> list[dict]:
-    """The proposer_call payloads of a run, in order ([] before its history exists)."""
+def call_rows(run_dir: Path) -> list[ProposerCallRecord]:
+    """The proposer_call rows of a run, in order ([] before its history exists)."""
     if not (Path(run_dir) / "history.jsonl").exists():
         return []
-    return [line.row["payload"] for line, _ in iter_rows(run_dir) if line.row["kind"] == "proposer_call"]
+    rows = read_rows(run_dir, ProposerCallRecord.KIND)
+    return [row.payload for row in rows if isinstance(row, ProposerCallRow)]
 
 
-def recorded_calls(run_dir: Path) -> list[dict]:
+def recorded_calls(run_dir: Path) -> list[ProposerCallRecord]:
     """The calls that went to a backend (each stored its prompt), answered or failed."""
-    return [r for r in call_rows(run_dir) if r.get("prompt_blob")]
+    return [r for r in call_rows(run_dir) if r.prompt_blob]
 
 
 def make_backend(cfg: ProposerConfig) -> Backend:
-    if cfg.backend in ("openai", "openai-compatible"):
-        return OpenAIBackend(cfg)
-    if cfg.backend == "anthropic":
-        return AnthropicBackend(cfg)
-    if cfg.backend == "dspy":
-        return DSPyBackend(cfg)
-    if cfg.backend == "replay":
-        return ReplayBackend(cfg)
-    raise ConfigError(f"backend {cfg.backend!r} makes no LLM calls")
+    """The LLM transport of the block's backend (ksearch.propose.registry)."""
+    from ksearch.propose.registry import proposer_backend
+
+    transport = proposer_backend(cfg.backend).transport
+    if transport is None:
+        raise ConfigError(f"backend {cfg.backend!r} makes no LLM calls")
+    return transport(cfg)

@@ -30,14 +30,23 @@ from ksearch.propose.backends import (
     Backend,
     BackendError,
     ReplayBackend,
+    Reply,
     call_rows,
     make_backend,
     recorded_calls,
 )
-from ksearch.propose.base import Implementation, Outcome, ProposerCall, ProposerStop, SearchState
-from ksearch.propose.offline import OfflineProposer, rule_reflect
+from ksearch.propose.base import (
+    Implementation,
+    Outcome,
+    Proposer,
+    ProposerCall,
+    ProposerStop,
+    SearchState,
+)
+from ksearch.propose.offline import rule_reflect
 from ksearch.propose.prices import cost_usd, price_of
 from ksearch.propose.prompt import Prompt, PromptBuilder
+from ksearch.propose.registry import proposer_backend
 from ksearch.propose.replies import (
     ActionSpec,
     DecisionSpec,
@@ -89,7 +98,7 @@ class LLMProposer:
         self.builder = PromptBuilder(task, dtype, targets, cfg.prompt)
         self.entry, self.args = task.entry_name, task.entry_args
         self.calls: list[ProposerCall] = []
-        self.spent_usd = sum(r.get("usd") or 0.0 for r in call_rows(self.run_dir))  # a resumed run's spend
+        self.spent_usd = sum(r.usd or 0.0 for r in call_rows(self.run_dir))  # a resumed run's spend
         if isinstance(self.backend, ReplayBackend):
             self.backend.skip(len(recorded_calls(self.run_dir)))
         elif usd_limit > 0 and price_of(self.backend.model) is None:
@@ -110,7 +119,7 @@ class LLMProposer:
 
     # ------------------------------------------------------------------ calls
 
-    def _call(self, prompt: Prompt) -> tuple[ProposerCall, object | None]:
+    def _call(self, prompt: Prompt) -> tuple[ProposerCall, Reply | None]:
         stop = self.stop_reason()
         if stop:
             raise ProposerStop(stop)
@@ -249,8 +258,10 @@ class LLMProposer:
 
 def make_proposer(
     cfg: ProposerConfig, task: Task, dtype: str, targets: list[str], run_dir: Path, usd_limit: float = 0.0
-):
-    """The offline proposer, or an LLM proposer on the configured backend."""
-    if cfg.backend == "offline":
-        return OfflineProposer(task)
+) -> Proposer:
+    """The proposer of the block's backend (ksearch.propose.registry): its own, or the LLM proposer
+    driving its transport."""
+    backend = proposer_backend(cfg.backend)
+    if backend.make is not None:
+        return backend.make(cfg, task, dtype, targets, Path(run_dir), usd_limit)
     return LLMProposer(cfg, task, dtype, targets, run_dir, usd_limit)

@@ -1,29 +1,24 @@
 """The proposer block of a run config, and the command-line spec that overrides it.
 
     proposer:
-      backend: openai            # offline | replay | openai | anthropic | openai-compatible | dspy
+      backend: openai            # a backend of ksearch.propose.registry: built in or a plugin's
       model: gpt-5-mini
       api: responses             # openai: responses or chat (openai-compatible always uses chat)
       ...
 
-`--proposer` takes `offline`, `replay`, `openai:MODEL`, `anthropic:MODEL`,
-`openai-compatible:MODEL@URL` or `dspy:PROVIDER/MODEL`; it replaces backend, model and base URL
-and keeps the rest of the block (temperature, max tokens, timeouts, prompt budgets).
+`--proposer` takes one of `registry.spec_help()` (`offline`, `replay`, `openai:MODEL`,
+`openai-compatible:MODEL@URL`, ...); it replaces backend, model and base URL and keeps the rest
+of the block (temperature, max tokens, timeouts, prompt budgets).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ksearch.errors import ConfigError
-
-Backend = Literal["offline", "replay", "openai", "anthropic", "openai-compatible", "dspy"]
-LLM_BACKENDS = ("openai", "anthropic", "openai-compatible", "dspy")
-SPEC_HELP = (
-    "offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL"
-)
+from ksearch.propose.registry import SPEC_HELP, proposer_backend
 
 
 class PromptBudget(BaseModel):
@@ -43,7 +38,9 @@ class PromptBudget(BaseModel):
 
 class ProposerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    backend: Backend = Field(default="offline", description="who proposes: " + SPEC_HELP)
+    backend: str = Field(
+        default="offline", description="who proposes: " + SPEC_HELP + ", or an installed plugin's name"
+    )
     model: str | None = Field(
         default=None, description="model name (dspy: PROVIDER/MODEL as litellm spells it)"
     )
@@ -82,36 +79,44 @@ class ProposerConfig(BaseModel):
     def _from_spec(cls, data: Any) -> Any:
         return parse_spec(data) if isinstance(data, str) else data
 
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        try:
+            proposer_backend(name)
+        except ConfigError as e:
+            raise ValueError(str(e)) from e
+        return name
+
     @model_validator(mode="after")
     def _complete(self) -> ProposerConfig:
-        if self.backend in LLM_BACKENDS and not self.model:
+        backend = proposer_backend(self.backend)
+        if backend.needs_model and not self.model:
             raise ValueError(f"backend {self.backend} needs a model (e.g. {self.backend}:MODEL)")
-        if self.backend == "openai-compatible" and not self.base_url:
-            raise ValueError(
-                "backend openai-compatible needs base_url (openai-compatible:MODEL@URL, e.g. "
-                "openai-compatible:qwen2.5-coder@http://localhost:8000/v1)"
-            )
-        if self.backend == "dspy" and "/" not in (self.model or ""):
-            raise ValueError(
-                "backend dspy needs model PROVIDER/MODEL, as litellm names it (dspy:openai/gpt-5-mini)"
-            )
-        if self.backend == "replay" and not self.replay_from:
-            raise ValueError("backend replay needs replay_from, the run directory to replay (--from RUN_DIR)")
+        lacking = backend.check(self) if backend.check else None
+        if lacking:
+            raise ValueError(lacking)
         return self
 
 
 def parse_spec(spec: str) -> dict[str, Any]:
-    """`openai:gpt-5` -> {"backend": "openai", "model": "gpt-5", "base_url": None}; see SPEC_HELP."""
+    """`openai:gpt-5` -> {"backend": "openai", "model": "gpt-5", "base_url": None}; see registry.spec_help()."""
     spec = spec.strip()
-    if spec in ("offline", "replay"):
-        return {"backend": spec}
-    backend, sep, model = spec.partition(":")
-    if not sep or backend not in LLM_BACKENDS or not model:
-        raise ConfigError(f"proposer {spec!r} is not one of {SPEC_HELP}")
+    name, sep, model = spec.partition(":")
+    try:
+        backend = proposer_backend(name)
+    except ConfigError as e:
+        raise ConfigError(f"proposer {spec!r}: {e}") from e
+    if not backend.needs_model:
+        if sep:
+            raise ConfigError(f"proposer {spec!r}: {name} takes no model; write {backend.spec}")
+        return {"backend": name}
+    if not model:
+        raise ConfigError(f"proposer {spec!r} needs a model: write {backend.spec}")
     base_url = None
-    if backend == "openai-compatible" and "@" in model:  # ProposerConfig says when the URL is missing
+    if backend.url_in_spec and "@" in model:  # ProposerConfig says when the URL is missing
         model, _, base_url = model.rpartition("@")
-    return {"backend": backend, "model": model, "base_url": base_url}
+    return {"backend": name, "model": model, "base_url": base_url}
 
 
 def apply_spec(block: dict[str, Any], spec: str | None, replay_from: str | None) -> dict[str, Any]:
@@ -119,7 +124,7 @@ def apply_spec(block: dict[str, Any], spec: str | None, replay_from: str | None)
     block = dict(block)
     if spec is not None:
         parsed = parse_spec(spec)
-        if parsed["backend"] in LLM_BACKENDS:
+        if proposer_backend(parsed["backend"]).needs_model:
             block.update(parsed)
         else:
             block["backend"] = parsed["backend"]
