@@ -107,7 +107,9 @@ def test_an_adapted_template_candidate_passes_the_harness_under_the_tasks_own_si
     tt = TaskTemplates(task)
     t = tt.templates[0]
     source = tt.render(t, t.default_knobs())
-    assert f"def run({', '.join(task.entry_args)}) -> None:" in source and f"\ntask: {task.name}\n" in source
+    assert (
+        f"def run({', '.join(task.entry_args)}) -> None:" in source and f"\n# task: {task.name}\n" in source
+    )
     path = Path(task.root) / "candidate.py"
     path.write_text(source)
     with Evaluator("cpu", timeout_s=300) as ev:

@@ -1,9 +1,14 @@
-"""Strategy templates of the offline proposer: every template renders candidates that the CPU harness
-verifies, the risky ones fail the way their rationale says, the knob spaces validate, and one
-template per family compiles ahead of time for H100, B200 and MI355X with a clean audit."""
+"""Strategy templates of the offline proposer: the kernel files are lint-clean Triton modules, every
+template renders candidates that the CPU harness verifies, the risky ones fail the way their rationale
+says, the knob spaces validate, and one template per family compiles ahead of time for H100, B200 and
+MI355X with a clean audit."""
 
+import ast
+import importlib
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -11,10 +16,9 @@ from ksearch.audit import audit_compile, audit_failure
 from ksearch.compile import CompileRequest, compile_many
 from ksearch.errors import ConfigError
 from ksearch.evidence import FailureClass, Status
-from ksearch.harness.evaluate import Evaluator
 from ksearch.harness.static_checks import failing, static_checks_for_task
 from ksearch.propose.templates import ALL_TEMPLATES, Template, template, templates_for
-from ksearch.propose.templates.base import knob_key
+from ksearch.propose.templates.base import KERNEL_DIR, KERNEL_PACKAGE, knob_key, render_source, task_param
 from ksearch.propose.templates.gemm import smem_bytes
 from ksearch.target import load_target
 from ksearch.task import load_task
@@ -63,12 +67,6 @@ def cpu_dtype(task_name: str) -> str:
     # the interpreter is unreliable for bfloat16; every task has a float16 or float32 variant
     dtypes = load_task(task_name).dtypes
     return "float16" if "float16" in dtypes else "float32"
-
-
-@pytest.fixture(scope="module")
-def evaluator():
-    with Evaluator("cpu", timeout_s=300) as ev:
-        yield ev
 
 
 def evaluate(ev, tmp_path, t: Template, task_name: str, knobs: dict, **kw):
@@ -145,7 +143,8 @@ def test_render_header_names_template_task_and_knobs():
     assert lines[0] == "# ksearch template: matmul/tiled"
     assert lines[1] == "# task: matmul"
     assert json.loads(lines[2].removeprefix("# knobs: ")) == {**t.default_knobs(), "BLOCK_M": 64}
-    assert "BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M = 64, 256, 64, 8" in src
+    # the knob constants carry the setting: the chosen value and the defaults of the others
+    assert {"BLOCK_M = 64", "BLOCK_N = 256", "BLOCK_K = 64", "GROUP_M = 8"} <= set(lines)
     assert "autotune" not in src
 
 
@@ -179,6 +178,71 @@ def test_every_knob_value_renders_a_source_the_static_checks_accept(t):
                 failing(static_checks_for_task(src, "candidate.py", task)),
             )
             assert "autotune" not in src and "import os" not in src
+
+
+# ---- the kernel files and their rendering ----------------------------------------------------------
+
+
+def _top_level(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """(constants assigned, functions defined) at the top level of a module."""
+    constants = {
+        stmt.targets[0].id
+        for stmt in tree.body
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+    }
+    return constants, {stmt.name for stmt in tree.body if isinstance(stmt, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("t", ALL_TEMPLATES, ids=lambda t: t.id)
+def test_kernel_file_is_a_triton_module_with_knob_constants_and_one_entry_per_task(t):
+    constants, functions = _top_level(ast.parse((KERNEL_DIR / t.source).read_text()))
+    assert set(t.knobs) | set(t.params) <= constants
+    assert set(t.tasks) <= functions and "run" not in functions
+    module = importlib.import_module(f"{KERNEL_PACKAGE}.{t.source.removesuffix('.py')}")  # imports as is
+    assert all(callable(getattr(module, task)) for task in t.tasks)
+    assert {
+        name: getattr(module, name) for name in t.knobs
+    } == t.default_knobs()  # the file shows the defaults
+
+
+def test_kernel_files_pass_ruff_with_nothing_excluded():
+    pytest.importorskip("ruff")
+    for command in (["check"], ["format", "--check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--no-cache", str(KERNEL_DIR)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_rendered_candidate_is_self_contained_with_the_setting_and_the_tasks_entry():
+    t = template("rmsnorm/multi_row")
+    task = load_task("fused_add_rmsnorm")
+    src = t.render(task.name, {"ROWS": 16, "num_warps": 2, "EVICT": "stream"})
+    tree = ast.parse(src)
+    constants, functions = _top_level(tree)
+    # the task's entry became run, the other task's entry is gone, the shared helpers it uses came in
+    assert "run" in functions and not functions & {"rmsnorm", "fused_add_rmsnorm"}
+    assert {"load_row", "launch_warps", "eviction_policies", "rows_per_program"} <= functions
+    assert "num_sms" not in functions and "normalize_whole_row" not in functions  # not imported: not copied
+    assert not [s for s in tree.body if isinstance(s, ast.ImportFrom) and s.module.startswith("ksearch")]
+    run = next(s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "run")
+    assert [a.arg for a in run.args.args] == list(task.entry_args)
+    lines = src.splitlines()
+    assert {
+        "ROWS = 16",
+        "num_warps = 2",
+        "EVICT = 'stream'",
+        "eps = " + repr(task_param(task.name, "eps", 0.0)),
+    } <= set(lines)
+
+
+def test_render_source_says_what_a_kernel_file_lacks():
+    with pytest.raises(ValueError, match="no constant BLOCK_Q"):
+        render_source("softmax_online.py", "softmax", ("softmax",), {"BLOCK_Q": 1})
+    with pytest.raises(ValueError, match="no entry `def rmsnorm\\(`"):
+        render_source("softmax_online.py", "rmsnorm", ("softmax", "rmsnorm"), {})
 
 
 # ---- CPU verification (Triton interpreter) ---------------------------------------------------------------

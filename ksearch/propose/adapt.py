@@ -160,7 +160,7 @@ class TaskTemplates:
         source, n = re.subn(r"^def run\(", "def _family_run(", source, count=1, flags=re.MULTILINE)
         if n != 1:
             raise ValueError(f"template {t.id} has no `def run(` to adapt")
-        source = source.replace(f"\ntask: {self.family}\n", f"\ntask: {self.task.name}\n", 1)
+        source = source.replace(f"# task: {self.family}\n", f"# task: {self.task.name}\n", 1)
         note = f"# adapted: task {self.task.name} fits {self.family} ({self.fit.why})\n"
         entry = f"def {self.task.entry_name}({', '.join(self.task.entry_args)}) -> None:\n"
         return note + source.rstrip("\n") + f"\n\n\n{entry}    _family_run({self.fit.call})\n"

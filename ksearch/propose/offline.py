@@ -22,7 +22,7 @@ from ksearch.propose.adapt import TaskTemplates
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerCall, SearchState, knob_key
 from ksearch.propose.templates import Template, template
 from ksearch.task import Task, load_task
-from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status
+from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, NodeStatus
 
 DEAD_END = 3  # failures without a single pass before an action is pruned
 STAGNANT_PRIORITY = 0.1  # an unsolved action whose priority sinks below this is given up (too_hard)
@@ -134,25 +134,30 @@ def rule_reflect(state: SearchState, action: Node, outcomes: list[Outcome]) -> l
     passed = any(o.passed for o in outcomes)
     improved = bool(scores) and (state.best_score is None or max(scores) > state.best_score)
     ops: list[EditOp] = []
-    if action.status in (Status.pruned, Status.too_hard):
+    if action.status in (NodeStatus.pruned, NodeStatus.too_hard):
         return ops
     parent = state.wm.node(action.parent) if action.parent else None
-    refines = parent is not None and parent.kind is NodeKind.action and parent.status is Status.solved
+    # the solved action this one refines, if any
+    refined = (
+        parent
+        if parent is not None and parent.kind is NodeKind.action and parent.status is NodeStatus.solved
+        else None
+    )
     if improved:
         ops.append(_priority(action, +0.1, "raised the best score"))
-    elif passed and refines and action.status is not Status.solved:
+    elif passed and refined is not None and action.status is not NodeStatus.solved:
         # Local refinement around the parent's solution found nothing better: this continuation is
         # exhausted. The parent gets a fresh continuation at a lower priority.
-        ops.append(_priority(parent, -0.15, "its refinement found nothing better"))
+        ops.append(_priority(refined, -0.15, "its refinement found nothing better"))
         ops.append(
             EditOp(
                 op="prune",
                 node=action.id,
                 reason=f"exhausted: {action.attempts} samples without "
-                f"beating the parent's {parent.best_score:.4g}",
+                f"beating the parent's {refined.best_score:.4g}",
             )
         )
-    elif not passed and action.status is not Status.solved:
+    elif not passed and action.status is not NodeStatus.solved:
         classes = Counter(o.failure_class for o in outcomes)
         if action.failures >= DEAD_END and action.best_score is None:
             cls = classes.most_common(1)[0][0] if classes else "no candidate"
@@ -169,8 +174,8 @@ def rule_reflect(state: SearchState, action: Node, outcomes: list[Outcome]) -> l
             )
     else:
         op = _priority(action, -0.1, "passed without improving the best score")
-        if action.status is not Status.solved and op.fields["priority"] < STAGNANT_PRIORITY:
-            op.fields["status"] = Status.too_hard.value
+        if action.status is not NodeStatus.solved and op.fields["priority"] < STAGNANT_PRIORITY:
+            op.fields["status"] = NodeStatus.too_hard.value
             op.reason = "stagnated: no improvement over several visits"
         ops.append(op)
     return ops

@@ -1,9 +1,11 @@
-"""Strategy templates of the offline proposer: how to write fast Triton kernels per op family,
-as parameterised source generators over explicit knob spaces.
+"""Strategy templates of the offline proposer: how to write fast Triton kernels per op family, as
+Triton source files (`kernels/`, one per template, knobs as module constants) over explicit knob
+spaces.
 
 Public API:
     Template                                   one strategy: id, tasks, decision, title, rationale, knobs,
-                                               render(task, knobs) -> candidate source, valid(knobs)
+                                               source (its kernel file), valid(knobs),
+                                               render(task, knobs) -> candidate source
     templates_for(task_name) -> list[Template] every template implementing a task
     template(template_id) -> Template          by id; ConfigError naming the known ids
     ALL_TEMPLATES                              every template, family by family

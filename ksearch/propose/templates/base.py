@@ -1,45 +1,37 @@
-"""The strategy-template contract: a parameterised source generator for one op family strategy.
+"""The strategy-template contract: one op family strategy as a Triton source file over a knob space.
 
 A `Template` is one answer to one strategy decision of an op family ("row mapping: one row per
-program, whole row in registers"), written down as a function from a task name and a knob setting
-to a complete candidate module (destination-passing `run(*inputs, *outputs)`, Triton kernels, torch
-only for sizes, views and allocation). The knob space is explicit: each knob lists its allowed
+program, whole row in registers"). Its kernel lives in `kernels/<source>`: a real Triton module
+(lintable, importable, opened in an editor) whose knobs are module constants (`BLOCK_N = 4096`) and
+whose entry for each task is a function named after the task. Rendering a setting is a small
+substitution (`render_source`): the knob and task-parameter constants get their values, the task's
+entry is renamed `run` (the other tasks' entries are dropped), and what the file imports from
+sibling `kernels` modules (shared jit and launch helpers) is copied in, so every candidate is one
+self-contained destination-passing module. The knob space is explicit: each knob lists its allowed
 values, the first being the default, so a search can enumerate, sample and mutate settings without
 knowing anything about the kernel.
-
-Helpers shared by the family modules live here too: the provenance header, task parameters, and a
-few source snippets every family uses (the SM-count query of persistent grids).
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import itertools
 import json
 import random
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
+from pathlib import Path
 
-# Cache and eviction hints: knob value -> (load kwargs for streamed data, load kwargs for reused data).
-EVICT_HINTS: dict[str, tuple[str, str]] = {
-    "none": ("", ""),
-    "stream": (', eviction_policy="evict_first"', ', eviction_policy="evict_last"'),
-}
-
-# Used by the persistent-grid templates: the SM/CU count of the tensor's device, and on the CPU
-# (interpreter runs and ahead-of-time compiles, where the grid does not matter) the H100's 132.
-NUM_SMS_HELPER = """
-
-def _num_sms(t: torch.Tensor) -> int:
-    if t.is_cuda:
-        return torch.cuda.get_device_properties(t.device).multi_processor_count
-    return 132
-"""
+KERNEL_DIR = Path(__file__).with_name("kernels")
+KERNEL_PACKAGE = "ksearch.propose.templates.kernels"
 
 
 @dataclass(frozen=True)
 class Template:
-    """One strategy of one op family as a source generator over an explicit knob space."""
+    """One strategy of one op family: a Triton source file in `kernels/` over an explicit knob space.
+
+    `params` names the task parameters the source reads as constants (eps), with their defaults."""
 
     id: str
     tasks: tuple[str, ...]
@@ -50,8 +42,9 @@ class Template:
     difficulty: int
     expected_speedup: float
     knobs: dict[str, tuple]
-    generate: Callable[[str, dict], str] = field(repr=False, compare=False)
+    source: str
     constraint: Callable[[dict], bool] | None = field(default=None, repr=False, compare=False)
+    params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.difficulty <= 5:
@@ -144,7 +137,8 @@ class Template:
         if task_name not in self.tasks:
             raise ValueError(f"template {self.id} implements {', '.join(self.tasks)}, not {task_name!r}")
         full = self.complete(knobs)
-        body = self.generate(task_name, full)
+        values = {name: task_param(task_name, name, default) for name, default in self.params.items()}
+        body = render_source(self.source, task_name, self.tasks, {**full, **values})
         header = (
             f"# ksearch template: {self.id}\n"
             f"# task: {task_name}\n"
@@ -172,16 +166,6 @@ def _typed(value: object) -> tuple[str, object]:
     return (type(value).__name__, value)
 
 
-IMPORTS = "import torch\nimport triton\nimport triton.language as tl\n"
-
-
-def module(t: Template, task_name: str, kernels: str, run: str, extra: str = "") -> str:
-    """A candidate's source: docstring (the template's title and description), imports, `extra`
-    (helpers, further imports), the kernels, then `run` (the whole entry function)."""
-    doc = f'"""{t.title}.\n\n{t.description}\n\ntask: {task_name}\n"""\n'
-    return doc + "\n" + IMPORTS + extra + "\n\n" + kernels + "\n\n" + run
-
-
 def task_param(task_name: str, name: str, default: float) -> float:
     """A numeric parameter of a task (eps), read off its definition; `default` when absent."""
     from ksearch.task import load_task
@@ -190,24 +174,69 @@ def task_param(task_name: str, name: str, default: float) -> float:
     return float(value) if isinstance(value, (int, float)) else default
 
 
-def warps_expr(knob: object, block_expr: str, per_warp: int = 512, cap: int = 16) -> str:
-    """Python source for the launch's num_warps over a tile of `block_expr` elements.
+def render_source(source: str, task_name: str, entries: tuple[str, ...], values: dict) -> str:
+    """The candidate module made of the kernel file `source` for `task_name`: every constant named in
+    `values` set to its value, the entry `def <task_name>(` renamed `run` and the other `entries`
+    dropped, and each `from ksearch.propose.templates.kernels.<module> import ...` replaced by the
+    imported definitions. ValueError when the file lacks a constant or the entry, or sets one twice."""
+    text = (KERNEL_DIR / source).read_text()
+    lines = text.splitlines(keepends=True)
+    edits: list[tuple[int, int, str]] = []  # (first line, end line, replacement), 0-based, end exclusive
+    set_names: list[str] = []
+    found_entry = False
+    for stmt in ast.parse(text).body:
+        first, end = _span(stmt)
+        if isinstance(stmt, ast.ImportFrom) and (stmt.module or "").startswith(KERNEL_PACKAGE + "."):
+            module = (stmt.module or "").removeprefix(KERNEL_PACKAGE + ".")
+            edits.append((first, end, _definitions(module, tuple(a.name for a in stmt.names))))
+        elif isinstance(stmt, ast.FunctionDef) and stmt.name in entries:
+            if stmt.name != task_name:
+                edits.append((first, end, ""))
+                continue
+            found_entry = True
+            header = lines[stmt.lineno - 1].replace(f"def {task_name}(", "def run(", 1)
+            edits.append((stmt.lineno - 1, stmt.lineno, header))
+        elif (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id in values
+        ):
+            name = stmt.targets[0].id
+            set_names.append(name)
+            edits.append((first, end, f"{name} = {values[name]!r}\n"))
+    problems = [f"no constant {name}" for name in sorted(set(values) - set(set_names))]
+    problems += [f"constant {name} set twice" for name in sorted(set(values)) if set_names.count(name) > 1]
+    if not found_entry:
+        problems.append(f"no entry `def {task_name}(`")
+    if problems:
+        raise ValueError(f"kernel file {source}: {'; '.join(problems)}")
+    for first, end, replacement in sorted(edits, reverse=True):
+        lines[first:end] = [replacement]
+    return "".join(lines)
 
-    "auto": one warp per `per_warp` elements, clamped to 1..cap. A number: that many warps, raised
-    where needed (up to `cap`) so no thread holds more than MAX_PER_THREAD elements of the tile: a
-    whole-row block of a 128K-wide row on one warp would take the compiler minutes to spill."""
-    if knob == "auto":
-        return f"max(1, min({cap}, ({block_expr}) // {per_warp}))"
-    return f"max({int(knob)}, min({cap}, ({block_expr}) // {32 * MAX_PER_THREAD}))"  # type: ignore[call-overload]
+
+def _span(stmt: ast.stmt) -> tuple[int, int]:
+    """0-based first and end-exclusive lines of a top-level statement, decorators included."""
+    decorators = getattr(stmt, "decorator_list", [])
+    first = min([stmt.lineno, *(d.lineno for d in decorators)])
+    return first - 1, stmt.end_lineno or stmt.lineno
 
 
-# Elements of a register tile per thread beyond which an explicit num_warps knob is raised.
-MAX_PER_THREAD = 256
-# Elements of a [ROWS, BLOCK] register tile beyond which a rows-per-program knob is lowered.
-MAX_TILE = 16384
-
-
-def rows_expr(knob: int, block_expr: str) -> str:
-    """Python source for rows per program: the knob, lowered so a tile holds at most MAX_TILE elements
-    (at least one row)."""
-    return f"max(1, min({int(knob)}, {MAX_TILE} // ({block_expr})))"
+@functools.cache
+def _definitions(module: str, names: tuple[str, ...]) -> str:
+    """The source of the functions `names` of the kernels module `module` and of the ones of that
+    module they use (a jit helper calling another), in file order."""
+    text = (KERNEL_DIR / f"{module}.py").read_text()
+    lines = text.splitlines(keepends=True)
+    defs = {stmt.name: stmt for stmt in ast.parse(text).body if isinstance(stmt, ast.FunctionDef)}
+    unknown = sorted(set(names) - set(defs))
+    if unknown:
+        raise ValueError(f"kernels module {module} defines no function {', '.join(unknown)}")
+    wanted, todo = set(names), list(names)
+    while todo:
+        used = {n.id for n in ast.walk(defs[todo.pop()]) if isinstance(n, ast.Name)} & set(defs)
+        todo += sorted(used - wanted)
+        wanted |= used
+    chunks = ["".join(lines[slice(*_span(stmt))]) for name, stmt in defs.items() if name in wanted]
+    return "\n" + "\n\n".join(chunks) + "\n"

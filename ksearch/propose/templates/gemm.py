@@ -1,17 +1,13 @@
 """Dense GEMM (task `matmul`, run(a, b, c), a [M, K] and b [K, N] row-major): tiling, program
-order, split-K and persistent tile loops, all with tl.dot and an fp32 accumulator.
-
-Loads wrap the M and N offsets modulo M and N (always in bounds, no mask; the store is masked), and
-drop the K mask when K is a multiple of the K step (EVEN_K, decided in `run`), so the hot loop of
-the aligned LLM shapes has no masks while ragged shapes stay correct.
+order, split-K and persistent tile loops, all with tl.dot and an fp32 accumulator. Kernels:
+`kernels/matmul_*.py` (the boundary handling they share: `matmul_parts.py`).
 """
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import NUM_SMS_HELPER, Template, module
+from ksearch.propose.templates.base import Template
 
 TASKS = ("matmul",)
-RUN_SIG = "def run(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:\n"
 SMEM_LIMIT = 228 * 1024  # bytes of shared memory per SM on H100 and B200 (MI355X LDS: 160 KiB)
 ACC_REGS_LIMIT = 128  # fp32 accumulator registers per thread (32-wide warps) beyond which the tile spills
 
@@ -30,58 +26,6 @@ def tile_fits(k: dict) -> bool:
     return smem_bytes(k) <= SMEM_LIMIT and acc_regs(k) <= ACC_REGS_LIMIT
 
 
-_GROUPED_PIDS = (
-    "{i}width = GROUP_M * num_pid_n\n"
-    "{i}group_id = {tile} // width\n"
-    "{i}first_m = group_id * GROUP_M\n"
-    "{i}group_rows = tl.minimum(num_pid_m - first_m, GROUP_M)\n"
-    "{i}pid_m = first_m + ({tile} % width) % group_rows\n"
-    "{i}pid_n = ({tile} % width) // group_rows\n"
-)
-
-_K_LOOP = (
-    "{i}offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)\n"
-    "{i}offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)\n"
-    "{i}rm = offs_m % M\n"
-    "{i}rn = offs_n % N\n"
-    "{i}rk = tl.arange(0, BLOCK_K)\n"
-    "{i}a_ptrs = a_ptr + rm[:, None] * stride_am + rk[None, :] * stride_ak\n"
-    "{i}b_ptrs = b_ptr + rk[:, None] * stride_bk + rn[None, :] * stride_bn\n"
-    "{i}acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)\n"
-    "{i}# whole K tiles without masks; a ragged K tail (EVEN_K false) gets one masked step after the loop\n"
-    "{i}for kt in range(0, K // BLOCK_K):\n"
-    "{i}    a = tl.load(a_ptrs)\n"
-    "{i}    b = tl.load(b_ptrs)\n"
-    "{i}    acc = tl.dot(a, b, acc)\n"
-    "{i}    a_ptrs += BLOCK_K * stride_ak\n"
-    "{i}    b_ptrs += BLOCK_K * stride_bk\n"
-    "{i}if not EVEN_K:\n"
-    "{i}    k_left = K % BLOCK_K\n"
-    "{i}    a = tl.load(a_ptrs, mask=rk[None, :] < k_left, other=0.0)\n"
-    "{i}    b = tl.load(b_ptrs, mask=rk[:, None] < k_left, other=0.0)\n"
-    "{i}    acc = tl.dot(a, b, acc)\n"
-    "{i}c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn\n"
-    "{i}tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))\n"
-)
-
-_PARAMS = (
-    "a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,\n"
-    "{pad}BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,\n"
-    "{pad}EVEN_K: tl.constexpr"
-)
-
-_RUN_HEAD = (
-    "    M, K = a.shape\n"
-    "    N = b.shape[1]\n"
-    "    BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M = {BLOCK_M}, {BLOCK_N}, {BLOCK_K}, {GROUP_M}\n"
-    "    num_tiles = triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N)\n"
-)
-_LAUNCH_ARGS = (
-    "a, b, c, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),\n"
-    "{pad}BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, EVEN_K=K % BLOCK_K == 0,\n"
-    "{pad}num_warps={num_warps}, num_stages={num_stages})\n"
-)
-
 _COMMON_RATIONALE = (
     "fp32 accumulator in registers, operands staged through shared memory by the num_stages "
     "software pipeline (wgmma on sm_90a, tcgen05 on sm_100a, MFMA on gfx950). "
@@ -89,21 +33,6 @@ _COMMON_RATIONALE = (
 
 
 # ---- tiled, grouped program order ---------------------------------------------------------------------------
-
-
-def _gen_tiled(task_name: str, k: dict) -> str:
-    pad = " " * 18
-    kernel = (
-        "@triton.jit\n"
-        f"def matmul_kernel({_PARAMS.format(pad=pad)}):\n"
-        "    pid = tl.program_id(0)\n"
-        "    num_pid_m = tl.cdiv(M, BLOCK_M)\n"
-        "    num_pid_n = tl.cdiv(N, BLOCK_N)\n"
-        + _GROUPED_PIDS.format(i="    ", tile="pid")
-        + _K_LOOP.format(i="    ")
-    )
-    run = _RUN_HEAD.format(**k) + "    matmul_kernel[(num_tiles,)](" + _LAUNCH_ARGS.format(pad=" " * 32, **k)
-    return module(TILED, task_name, kernel, RUN_SIG + run)
 
 
 TILED = Template(
@@ -133,87 +62,12 @@ TILED = Template(
         "num_stages": (3, 4, 2, 5),
         "num_warps": (8, 4),
     },
-    generate=_gen_tiled,
+    source="matmul_tiled.py",
     constraint=tile_fits,
 )
 
 
 # ---- split-K ------------------------------------------------------------------------------------------------------
-
-
-def _gen_split_k(task_name: str, k: dict) -> str:
-    atomic = k["REDUCE"] == "atomic"
-    kernels = (
-        "@triton.jit\n"
-        "def matmul_splitk_kernel(a_ptr, b_ptr, ws_ptr, M, N, K, K_PER_SPLIT, stride_am, stride_ak, stride_bk, stride_bn,\n"
-        "                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,\n"
-        "                         EVEN_K: tl.constexpr, ATOMIC: tl.constexpr):\n"
-        "    pid_m = tl.program_id(0)\n"
-        "    pid_n = tl.program_id(1)\n"
-        "    split = tl.program_id(2)\n"
-        "    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)\n"
-        "    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)\n"
-        "    rm = offs_m % M\n"
-        "    rn = offs_n % N\n"
-        "    rk = split * K_PER_SPLIT + tl.arange(0, BLOCK_K)\n"
-        "    a_ptrs = a_ptr + rm[:, None] * stride_am + rk[None, :] * stride_ak\n"
-        "    b_ptrs = b_ptr + rk[:, None] * stride_bk + rn[None, :] * stride_bn\n"
-        "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)\n"
-        "    for k0 in range(0, K_PER_SPLIT, BLOCK_K):\n"
-        "        if EVEN_K:\n"
-        "            a = tl.load(a_ptrs)\n"
-        "            b = tl.load(b_ptrs)\n"
-        "        else:\n"
-        "            k_ok = rk + k0 < K\n"
-        "            a = tl.load(a_ptrs, mask=k_ok[None, :], other=0.0)\n"
-        "            b = tl.load(b_ptrs, mask=k_ok[:, None], other=0.0)\n"
-        "        acc = tl.dot(a, b, acc)\n"
-        "        a_ptrs += BLOCK_K * stride_ak\n"
-        "        b_ptrs += BLOCK_K * stride_bk\n"
-        "    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)\n"
-        "    tile = offs_m[:, None] * N + offs_n[None, :]\n"
-        "    if ATOMIC:\n"
-        "        tl.atomic_add(ws_ptr + tile, acc, mask=mask)\n"
-        "    else:\n"
-        "        # every split stores its whole partial tile (zeros past K), so the workspace is fully written\n"
-        "        tl.store(ws_ptr + split * M * N + tile, acc, mask=mask)\n"
-        "\n\n"
-        "@triton.jit\n"
-        "def splitk_reduce_kernel(ws_ptr, c_ptr, M, N, stride_cm, stride_cn, PARTS: tl.constexpr, BLOCK: tl.constexpr):\n"
-        "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)\n"
-        "    mask = offs < M * N\n"
-        "    total = tl.zeros((BLOCK,), dtype=tl.float32)\n"
-        "    for s in tl.static_range(PARTS):\n"
-        "        total += tl.load(ws_ptr + s * M * N + offs, mask=mask, other=0.0)\n"
-        "    row = offs // N\n"
-        "    col = offs % N\n"
-        "    tl.store(c_ptr + row * stride_cm + col * stride_cn, total.to(c_ptr.dtype.element_ty), mask=mask)\n"
-    )
-    if atomic:
-        workspace = (
-            "    # fp32 scratch, zeroed: the harness poisons c with NaN, so never accumulate into c itself\n"
-            "    ws = torch.zeros((M, N), dtype=torch.float32, device=a.device)\n"
-        )
-        parts = "1"
-    else:
-        workspace = "    ws = torch.empty((SPLIT_K, M, N), dtype=torch.float32, device=a.device)\n"
-        parts = "SPLIT_K"
-    run = (
-        "    M, K = a.shape\n"
-        "    N = b.shape[1]\n"
-        f"    BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K = {k['BLOCK_M']}, {k['BLOCK_N']}, {k['BLOCK_K']}, {k['SPLIT_K']}\n"
-        "    k_per_split = triton.cdiv(triton.cdiv(K, SPLIT_K), BLOCK_K) * BLOCK_K\n"
-        + workspace
-        + "    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), SPLIT_K)\n"
-        "    matmul_splitk_kernel[grid](a, b, ws, M, N, K, k_per_split, a.stride(0), a.stride(1), b.stride(0), b.stride(1),\n"
-        "                               BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K,\n"
-        "                               EVEN_K=K % (BLOCK_K * SPLIT_K) == 0, ATOMIC=" + str(atomic) + ",\n"
-        f"                               num_warps={k['num_warps']}, num_stages={k['num_stages']})\n"
-        "    BLOCK = 1024\n"
-        f"    splitk_reduce_kernel[(triton.cdiv(M * N, BLOCK),)](ws, c, M, N, c.stride(0), c.stride(1), PARTS={parts},\n"
-        "                                                       BLOCK=BLOCK, num_warps=4)\n"
-    )
-    return module(SPLIT_K, task_name, kernels, RUN_SIG + run)
 
 
 SPLIT_K = Template(
@@ -243,33 +97,12 @@ SPLIT_K = Template(
         "num_stages": (3, 4, 2, 5),
         "num_warps": (4, 8),
     },
-    generate=_gen_split_k,
+    source="matmul_split_k.py",
     constraint=tile_fits,
 )
 
 
 # ---- persistent tile loop ------------------------------------------------------------------------------------------
-
-
-def _gen_persistent(task_name: str, k: dict) -> str:
-    pad = " " * 29
-    kernel = (
-        "@triton.jit\n"
-        f"def matmul_persistent_kernel({_PARAMS.format(pad=pad)}):\n"
-        "    num_pid_m = tl.cdiv(M, BLOCK_M)\n"
-        "    num_pid_n = tl.cdiv(N, BLOCK_N)\n"
-        "    num_tiles = num_pid_m * num_pid_n\n"
-        "    for tile in range(tl.program_id(0), num_tiles, tl.num_programs(0)):\n"
-        + _GROUPED_PIDS.format(i="        ", tile="tile")
-        + _K_LOOP.format(i="        ")
-    )
-    run = (
-        _RUN_HEAD.format(**k)
-        + f"    grid = (max(1, min(num_tiles, _num_sms(a) * {k['PROGRAMS_PER_SM']})),)\n"
-        + "    matmul_persistent_kernel[grid]("
-        + _LAUNCH_ARGS.format(pad=" " * 35, **k)
-    )
-    return module(PERSISTENT, task_name, kernel, RUN_SIG + run, extra=NUM_SMS_HELPER)
 
 
 PERSISTENT = Template(
@@ -298,51 +131,12 @@ PERSISTENT = Template(
         "num_warps": (8, 4),
         "PROGRAMS_PER_SM": (1, 2),
     },
-    generate=_gen_persistent,
+    source="matmul_persistent.py",
     constraint=tile_fits,
 )
 
 
 # ---- tiled with TMA tensor descriptors -------------------------------------------------------------------------
-
-
-def _gen_tma(task_name: str, k: dict) -> str:
-    kernel = (
-        "@triton.jit\n"
-        "def matmul_tma_kernel(a_desc, b_desc, c_desc, M, N, K,\n"
-        "                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):\n"
-        "    pid = tl.program_id(0)\n"
-        "    num_pid_m = tl.cdiv(M, BLOCK_M)\n"
-        "    num_pid_n = tl.cdiv(N, BLOCK_N)\n"
-        + _GROUPED_PIDS.format(i="    ", tile="pid")
-        + "    off_m = pid_m * BLOCK_M\n"
-        "    off_n = pid_n * BLOCK_N\n"
-        "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)\n"
-        "    # the descriptors zero-fill out-of-bounds rows and columns (the ragged K tail included)\n"
-        "    for kt in range(0, tl.cdiv(K, BLOCK_K)):\n"
-        "        a = a_desc.load([off_m, kt * BLOCK_K])\n"
-        "        b = b_desc.load([kt * BLOCK_K, off_n])\n"
-        "        acc = tl.dot(a, b, acc)\n"
-        "    # and clip the store to the tensor's bounds\n"
-        "    c_desc.store([off_m, off_n], acc.to(c_desc.dtype))\n"
-    )
-    run = (
-        _RUN_HEAD.format(**k)
-        + "    # host-side TMA descriptors: row strides must be multiples of 16 bytes (true for every suite shape)\n"
-        "    a_desc = TensorDescriptor.from_tensor(a, [BLOCK_M, BLOCK_K])\n"
-        "    b_desc = TensorDescriptor.from_tensor(b, [BLOCK_K, BLOCK_N])\n"
-        "    c_desc = TensorDescriptor.from_tensor(c, [BLOCK_M, BLOCK_N])\n"
-        "    matmul_tma_kernel[(num_tiles,)](a_desc, b_desc, c_desc, M, N, K,\n"
-        "                                    BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M,\n"
-        f"                                    num_warps={k['num_warps']}, num_stages={k['num_stages']})\n"
-    )
-    return module(
-        TMA,
-        task_name,
-        kernel,
-        RUN_SIG + run,
-        extra="from triton.tools.tensor_descriptor import TensorDescriptor\n",
-    )
 
 
 TMA = Template(
@@ -371,43 +165,12 @@ TMA = Template(
         "num_stages": (3, 4, 2, 5),
         "num_warps": (8, 4),
     },
-    generate=_gen_tma,
+    source="matmul_tma.py",
     constraint=tile_fits,
 )
 
 
 # ---- risky: K wrapped instead of masked ------------------------------------------------------------------------
-
-
-def _gen_k_unmasked(task_name: str, k: dict) -> str:
-    pad = " " * 27
-    kernel = (
-        "@triton.jit\n"
-        f"def matmul_k_wrap_kernel({_PARAMS.format(pad=pad)}):\n"
-        "    pid = tl.program_id(0)\n"
-        "    num_pid_m = tl.cdiv(M, BLOCK_M)\n"
-        "    num_pid_n = tl.cdiv(N, BLOCK_N)\n"
-        + _GROUPED_PIDS.format(i="    ", tile="pid")
-        + "    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)\n"
-        "    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)\n"
-        "    rm = offs_m % M\n"
-        "    rn = offs_n % N\n"
-        "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)\n"
-        "    for k0 in range(0, K, BLOCK_K):\n"
-        "        # the modulo trick of the M/N offsets applied to K too: in bounds, no mask\n"
-        "        rk = (k0 + tl.arange(0, BLOCK_K)) % K\n"
-        "        a = tl.load(a_ptr + rm[:, None] * stride_am + rk[None, :] * stride_ak)\n"
-        "        b = tl.load(b_ptr + rk[:, None] * stride_bk + rn[None, :] * stride_bn)\n"
-        "        acc = tl.dot(a, b, acc)\n"
-        "    c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn\n"
-        "    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))\n"
-    )
-    run = (
-        _RUN_HEAD.format(**k)
-        + "    matmul_k_wrap_kernel[(num_tiles,)]("
-        + _LAUNCH_ARGS.format(pad=" " * 39, **k)
-    )
-    return module(K_UNMASKED, task_name, kernel, RUN_SIG + run)
 
 
 K_UNMASKED = Template(
@@ -434,7 +197,7 @@ K_UNMASKED = Template(
         "num_stages": (3, 4, 2),
         "num_warps": (4, 8),
     },
-    generate=_gen_k_unmasked,
+    source="matmul_k_unmasked.py",
     constraint=tile_fits,
 )
 

@@ -6,41 +6,12 @@ without it).
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import Template, module, rows_expr, warps_expr
+from ksearch.propose.templates.base import Template
 
 TASKS = ("softmax",)
-RUN_SIG = "def run(x: torch.Tensor, out: torch.Tensor) -> None:\n"
 
 
 # ---- whole rows in one block, ROWS rows per program ----------------------------------------------------
-
-
-def _gen_row_block(task_name: str, k: dict) -> str:
-    kernel = (
-        "@triton.jit\n"
-        "def softmax_rows_kernel(x_ptr, out_ptr, M, N, stride_x, stride_o, ROWS: tl.constexpr, BLOCK_N: tl.constexpr):\n"
-        "    rows = (tl.program_id(0) * ROWS + tl.arange(0, ROWS)).to(tl.int64)\n"
-        "    cols = tl.arange(0, BLOCK_N)\n"
-        "    row_ok = rows < M\n"
-        "    mask = row_ok[:, None] & (cols[None, :] < N)\n"
-        '    x = tl.load(x_ptr + rows[:, None] * stride_x + cols[None, :], mask=mask, other=-float("inf"))\n'
-        "    x = x.to(tl.float32)\n"
-        "    # rows past M are all -inf: shift them by 0 and divide by 1 so they stay finite (never stored)\n"
-        "    mx = tl.where(row_ok, tl.max(x, axis=1), 0.0)\n"
-        "    e = tl.exp(x - mx[:, None])\n"
-        "    den = tl.where(row_ok, tl.sum(e, axis=1), 1.0)\n"
-        "    y = e * (1.0 / den)[:, None]\n"
-        "    tl.store(out_ptr + rows[:, None] * stride_o + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)\n"
-    )
-    run = (
-        "    M, N = x.shape\n"
-        "    BLOCK_N = triton.next_power_of_2(N)\n"
-        f"    ROWS = {rows_expr(k['ROWS'], 'BLOCK_N')}\n"
-        "    softmax_rows_kernel[(triton.cdiv(M, ROWS),)](x, out, M, N, x.stride(0), out.stride(0),\n"
-        "                                                ROWS=ROWS, BLOCK_N=BLOCK_N,\n"
-        f"                                                num_warps={warps_expr(k['num_warps'], 'ROWS * BLOCK_N')})\n"
-    )
-    return module(ROW_BLOCK, task_name, kernel, RUN_SIG + run)
 
 
 ROW_BLOCK = Template(
@@ -62,71 +33,11 @@ ROW_BLOCK = Template(
     difficulty=1,
     expected_speedup=2.0,
     knobs={"ROWS": (1, 2, 4, 8, 16), "num_warps": ("auto", 1, 2, 4, 8, 16)},
-    generate=_gen_row_block,
+    source="softmax_row_block.py",
 )
 
 
-def _streaming(name: str, stats: str, k: dict) -> tuple[str, str]:
-    """(kernel, run) of a one-row-per-program softmax that streams the row in BLOCK_N chunks: `stats`
-    binds `row_max` and `inv` (1 / sum of exp) from `src`; then one pass writes exp(x - max) * inv."""
-    kernel = (
-        "@triton.jit\n"
-        f"def {name}(x_ptr, out_ptr, N, stride_x, stride_o, BLOCK_N: tl.constexpr):\n"
-        "    row = tl.program_id(0).to(tl.int64)\n"
-        "    src = x_ptr + row * stride_x\n"
-        "    dst = out_ptr + row * stride_o\n" + stats + "    for start in range(0, N, BLOCK_N):\n"
-        "        cols = start + tl.arange(0, BLOCK_N)\n"
-        "        mask = cols < N\n"
-        '        v = tl.load(src + cols, mask=mask, other=-float("inf")).to(tl.float32)\n'
-        "        tl.store(dst + cols, (tl.exp(v - row_max) * inv).to(out_ptr.dtype.element_ty), mask=mask)\n"
-    )
-    pad = " " * (len(name) + 11)  # under the first launch argument
-    run = (
-        RUN_SIG + "    M, N = x.shape\n"
-        f"    BLOCK_N = min({k['BLOCK_N']}, triton.next_power_of_2(N))\n"
-        f"    {name}[(M,)](x, out, N, x.stride(0), out.stride(0),\n"
-        f"{pad}BLOCK_N=BLOCK_N, num_warps={k['num_warps']})\n"
-    )
-    return kernel, run
-
-
 # ---- online softmax: one pass for max and sum, one pass to write ------------------------------------------
-
-
-def _gen_online(task_name: str, k: dict) -> str:
-    if k["STATS"] == "block":
-        stats = (
-            '    m_i = -float("inf")\n'
-            "    l_i = 0.0\n"
-            "    for start in range(0, N, BLOCK_N):\n"
-            "        cols = start + tl.arange(0, BLOCK_N)\n"
-            '        v = tl.load(src + cols, mask=cols < N, other=-float("inf")).to(tl.float32)\n'
-            "        # every chunk holds at least one real element, so m_new is finite\n"
-            "        m_new = tl.maximum(m_i, tl.max(v, axis=0))\n"
-            "        l_i = l_i * tl.exp(m_i - m_new) + tl.sum(tl.exp(v - m_new), axis=0)\n"
-            "        m_i = m_new\n"
-            "    row_max = m_i\n"
-            "    inv = 1.0 / l_i\n"
-        )
-    else:
-        stats = (
-            '    m_i = tl.full([BLOCK_N], -float("inf"), dtype=tl.float32)\n'
-            "    l_i = tl.zeros([BLOCK_N], dtype=tl.float32)\n"
-            "    for start in range(0, N, BLOCK_N):\n"
-            "        cols = start + tl.arange(0, BLOCK_N)\n"
-            '        v = tl.load(src + cols, mask=cols < N, other=-float("inf")).to(tl.float32)\n'
-            "        m_new = tl.maximum(m_i, v)\n"
-            "        # lanes that have only seen padding keep -inf: guard the rescale against inf - inf\n"
-            '        seen = m_new > -float("inf")\n'
-            "        alpha = tl.where(seen, tl.exp(m_i - m_new), 0.0)\n"
-            "        p = tl.where(seen, tl.exp(v - m_new), 0.0)\n"
-            "        l_i = l_i * alpha + p\n"
-            "        m_i = m_new\n"
-            "    row_max = tl.max(m_i, axis=0)\n"
-            '    scale = tl.where(m_i > -float("inf"), tl.exp(m_i - row_max), 0.0)\n'
-            "    inv = 1.0 / tl.sum(l_i * scale, axis=0)\n"
-        )
-    return module(ONLINE, task_name, *_streaming("softmax_online_kernel", stats, k))
 
 
 ONLINE = Template(
@@ -148,28 +59,11 @@ ONLINE = Template(
     difficulty=2,
     expected_speedup=1.8,
     knobs={"BLOCK_N": (2048, 1024, 4096, 8192, 512), "num_warps": (8, 4, 16, 2), "STATS": ("block", "lane")},
-    generate=_gen_online,
+    source="softmax_online.py",
 )
 
 
 # ---- three loops: max, sum, write ------------------------------------------------------------------------------
-
-
-def _gen_three_loop(task_name: str, k: dict) -> str:
-    stats = (
-        '    mx = tl.full([BLOCK_N], -float("inf"), dtype=tl.float32)\n'
-        "    for start in range(0, N, BLOCK_N):\n"
-        "        cols = start + tl.arange(0, BLOCK_N)\n"
-        '        mx = tl.maximum(mx, tl.load(src + cols, mask=cols < N, other=-float("inf")).to(tl.float32))\n'
-        "    row_max = tl.max(mx, axis=0)\n"
-        "    acc = tl.zeros([BLOCK_N], dtype=tl.float32)\n"
-        "    for start in range(0, N, BLOCK_N):\n"
-        "        cols = start + tl.arange(0, BLOCK_N)\n"
-        '        v = tl.load(src + cols, mask=cols < N, other=-float("inf")).to(tl.float32)\n'
-        "        acc += tl.exp(v - row_max)\n"
-        "    inv = 1.0 / tl.sum(acc, axis=0)\n"
-    )
-    return module(THREE_LOOP, task_name, *_streaming("softmax_three_loop_kernel", stats, k))
 
 
 THREE_LOOP = Template(
@@ -189,31 +83,11 @@ THREE_LOOP = Template(
     difficulty=1,
     expected_speedup=1.5,
     knobs={"BLOCK_N": (2048, 1024, 4096, 8192, 512), "num_warps": (8, 4, 16, 2)},
-    generate=_gen_three_loop,
+    source="softmax_three_loop.py",
 )
 
 
 # ---- risky: fixed block, no loop ------------------------------------------------------------------------------
-
-
-def _gen_fixed_block(task_name: str, k: dict) -> str:
-    kernel = (
-        "@triton.jit\n"
-        "def softmax_fixed_kernel(x_ptr, out_ptr, N, stride_x, stride_o, BLOCK_N: tl.constexpr):\n"
-        "    row = tl.program_id(0).to(tl.int64)\n"
-        "    cols = tl.arange(0, BLOCK_N)\n"
-        "    mask = cols < N\n"
-        '    x = tl.load(x_ptr + row * stride_x + cols, mask=mask, other=-float("inf")).to(tl.float32)\n'
-        "    e = tl.exp(x - tl.max(x, axis=0))\n"
-        "    y = e / tl.sum(e, axis=0)\n"
-        "    tl.store(out_ptr + row * stride_o + cols, y.to(out_ptr.dtype.element_ty), mask=mask)\n"
-    )
-    run = (
-        "    M, N = x.shape\n"
-        "    softmax_fixed_kernel[(M,)](x, out, N, x.stride(0), out.stride(0),\n"
-        f"                               BLOCK_N={k['BLOCK_N']}, num_warps={k['num_warps']})\n"
-    )
-    return module(FIXED_BLOCK, task_name, kernel, RUN_SIG + run)
 
 
 FIXED_BLOCK = Template(
@@ -233,7 +107,7 @@ FIXED_BLOCK = Template(
     difficulty=1,
     expected_speedup=2.0,
     knobs={"BLOCK_N": (1024, 2048, 4096, 256), "num_warps": (4, 8, 16)},
-    generate=_gen_fixed_block,
+    source="softmax_fixed_block.py",
 )
 
 
