@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from ksearch.evidence import FailureClass, Status
-from ksearch.harness.bench import expected_verdict, header
 from ksearch.harness.evaluate import Evaluator
 from ksearch.harness.sandbox import Worker
 from ksearch.harness.verify import compare
+from ksearch.selfbench.harness_bench import expected_verdict, header
 from ksearch.task import load_task
 from ksearch.task.spec import ToleranceSpec
 
@@ -30,12 +30,6 @@ STATICALLY_STOPPED = [
     for p in CPU_CHEATS
     if (header(p, "layer") == "static" or header(p, "allowlist")) and header(p, "replay") != "racy"
 ]
-
-
-@pytest.fixture(scope="module")
-def evaluator():
-    with Evaluator("cpu", timeout_s=300) as ev:
-        yield ev
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ksearch import proctree
 from ksearch.harness import jail
 
 
@@ -246,12 +247,12 @@ def test_no_process_outlives_the_worker(dirs, tool):
         assert proc.stdout.readline().strip() == "started"
         sleepers = _await_sleepers(marker)
         assert sleepers, "the double-forked child never ran"
-        assert all(p in jail.tree_pids(proc.pid) for p in sleepers)  # still under the boundary's init
+        assert all(p in proctree.tree_pids(proc.pid) for p in sleepers)  # still under the boundary's init
         proc.stdin.close()
         assert proc.wait(30) == 0
         assert _sleepers(marker) == []  # gone by the time the worker's exit is seen
     finally:
-        jail.kill_tree(proc.pid)
+        proctree.kill_tree(proc.pid)
         proc.wait()
 
 
@@ -269,8 +270,8 @@ def test_kill_tree_leaves_nothing_once_the_boundary_is_reaped(dirs, wait):
     assert proc.stdout.readline().strip() == "started"
     assert _await_sleepers(marker)
     bwrap_alone = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
-    assert jail.tree_rss_mb(proc.pid) > bwrap_alone + 5  # the Python inside counts, not just bwrap
-    jail.kill_tree(proc.pid, wait=wait)  # wait=False returns at once; Popen.wait() is then the barrier
+    assert proctree.tree_rss_mb(proc.pid) > bwrap_alone + 5  # the Python inside counts, not just bwrap
+    proctree.kill_tree(proc.pid, wait=wait)  # wait=False returns at once; Popen.wait() is then the barrier
     proc.wait(30)
     assert _sleepers(marker) == []
 
@@ -329,15 +330,15 @@ def test_without_the_pid_namespace_a_double_fork_survives_the_exit_but_not_kill_
         )
     try:
         assert proc.stdout.readline().strip() == "started"
-        namespace = jail.namespace_of(proc.pid)
+        namespace = proctree.namespace_of(proc.pid)
         assert namespace and namespace != os.readlink("/proc/self/ns/net")
         assert _await_sleepers(marker) and not set(_sleepers(marker)) & set(
-            jail.tree_pids(proc.pid)
+            proctree.tree_pids(proc.pid)
         )  # left the tree
         proc.stdin.close()
         assert proc.wait(30) == 0
         assert _sleepers(marker)  # what the PID namespace would have prevented
-        jail.kill_tree(proc.pid, namespace=namespace)
+        proctree.kill_tree(proc.pid, namespace=namespace)
         assert _sleepers(marker) == []
     finally:
         for p in _sleepers(marker):

@@ -8,6 +8,7 @@ correct in the Triton interpreter against each task's reference (each autotune c
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -20,7 +21,13 @@ from pathlib import Path
 import pytest
 
 from ksearch.evidence.catalog import FailureClass
-from ksearch.harness.static_checks import STATIC_CHECKS, failing, static_checks, static_checks_for_task
+from ksearch.harness.static_checks import (
+    HARNESS_TIMING_MODULES,
+    STATIC_CHECKS,
+    failing,
+    static_checks,
+    static_checks_for_task,
+)
 from ksearch.task import load_task
 
 HERE = Path(__file__).parent
@@ -276,6 +283,18 @@ CAUGHT = [
         "module_dict_patch",
         "norm",
         'torch.cuda.__dict__["synchronize"] = print\ndef run(x, w, out):\n    pass\n',
+        "reward_hack:timing_tamper",
+    ),
+    (
+        "harness_timing_global",
+        "norm",
+        "import ksearch.harness.timing as t\nt._event_elapsed = print\ndef run(x, w, out):\n    pass\n",
+        "reward_hack:timing_tamper",
+    ),
+    (
+        "harness_profiler_global",
+        "norm",
+        "from ksearch.harness import profilers\nprofilers._cuda_synchronize = print\ndef run(x, w, out):\n    pass\n",
         "reward_hack:timing_tamper",
     ),
     (
@@ -628,6 +647,12 @@ CAUGHT = [
 def test_evasion_is_caught(name: str, family: str, body: str, expected: str) -> None:
     verdicts = _verdicts(body, family)
     assert expected in _classes(verdicts), [v.detail for v in failing(verdicts)]
+
+
+def test_harness_timing_modules_exist() -> None:
+    """The static checks' list of the harness's clock modules names modules that exist."""
+    for name in HARNESS_TIMING_MODULES:
+        assert importlib.util.find_spec(name) is not None, name
 
 
 ALLOWED = [

@@ -14,8 +14,9 @@ import pytest
 import torch
 import yaml
 
-from ksearch.harness import timing as timing_mod
+from ksearch.harness import profilers
 from ksearch.harness.baselines import ALL_BASELINES, BaselineError, build_baselines, time_baselines
+from ksearch.harness.profilers import ncu_duration_us, parse_ncu_csv
 from ksearch.harness.sol import (
     IMPOSSIBLE_SPEED,
     MeasuredPeaks,
@@ -30,18 +31,8 @@ from ksearch.harness.sol import (
     sol_time_us,
     task_roofline,
 )
-from ksearch.harness.timing import (
-    TimingError,
-    adaptive_sample,
-    ci_converged,
-    median_ci,
-    ncu_duration_us,
-    parse_ncu_csv,
-    summarize,
-    time_cpu,
-    time_gpu,
-    timers_intact,
-)
+from ksearch.harness.timing import adaptive_sample, time_cpu, time_gpu, timers_intact
+from ksearch.harness.timing_stats import TimingError, ci_converged, median_ci, summarize
 from ksearch.paths import configs_dir
 from ksearch.target import load_target
 from ksearch.task import load_task
@@ -49,9 +40,6 @@ from ksearch.task import load_task
 
 def _has_gpu() -> bool:
     return bool(torch.cuda.is_available())
-
-
-needs_gpu = pytest.mark.skipif(not _has_gpu(), reason="no CUDA or ROCm device visible to torch")
 
 
 # ---- median CI (order statistics) --------------------------------------------------------------
@@ -263,8 +251,8 @@ def test_parse_ncu_csv_converts_units_and_keeps_launch_order() -> None:
 
 
 def test_ncu_missing_returns_no_number_and_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timing_mod.shutil, "which", lambda name: None)
-    monkeypatch.setattr(timing_mod.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(profilers.shutil, "which", lambda name: None)
+    monkeypatch.setattr(profilers.glob, "glob", lambda pattern: [])
     res = ncu_duration_us(["python3", "-c", "pass"])
     assert not res.available and res.median_us is None
     assert "not on PATH" in (res.reason or "")
@@ -520,7 +508,6 @@ def test_build_baselines_rejects_bad_arguments() -> None:
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_time_gpu_measures_a_copy_with_cold_l2() -> None:
     dev = torch.device("cuda", 0)
     n = 64 * 1024 * 1024 // 4  # 64 MiB float32 per tensor
@@ -550,7 +537,6 @@ def test_time_gpu_measures_a_copy_with_cold_l2() -> None:
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_baselines_time_on_the_gpu() -> None:
     dev = torch.device("cuda", 0)
     task = load_task("rmsnorm")
@@ -566,7 +552,6 @@ def test_baselines_time_on_the_gpu() -> None:
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_device_peaks_are_measured_then_cached(tmp_path: Path) -> None:
     p = measure_device_peaks(cache_dir=tmp_path, refresh=True, copy_bytes=512 * 1024 * 1024, gemm_n=4096)
     assert p.source == "measured"

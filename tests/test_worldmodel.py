@@ -8,11 +8,12 @@ import pytest
 from ksearch.context.tokens import count_tokens
 from ksearch.errors import KsearchError
 from ksearch.log import History, iter_rows
+from ksearch.log.rows import ProposerFailure, WmEdit
 from ksearch.worldmodel import (
     WM_EDIT,
     EditOp,
     NodeKind,
-    Status,
+    NodeStatus,
     WorldModel,
     WorldModelError,
     record,
@@ -82,7 +83,7 @@ def test_node_defaults_and_kinds():
     n = wm.node("n1")
     assert (n.kind, n.status, n.difficulty, n.priority, n.expected_speedup, n.confidence) == (
         NodeKind.action,
-        Status.open,
+        NodeStatus.open,
         3,
         0.5,
         1.0,
@@ -160,7 +161,7 @@ def test_status_changes_go_through_their_ops():
     assert "solutions come from attach" in rejected(wm, [ins("n0", "fake", kind="solution")])
     assert "cannot set id or parent" in rejected(wm, [ins("n0", "x", id="n77")])
     wm.apply([{"op": "update", "node": "n1", "fields": {"status": "trying"}}])
-    assert wm.node("n1").status == Status.trying
+    assert wm.node("n1").status == NodeStatus.trying
 
 
 def test_errors_are_listed_per_op():
@@ -186,10 +187,10 @@ def test_prune_marks_subtree_and_keeps_history():
     n = len(wm)
     wm.apply([{"op": "prune", "node": "n2", "reason": "layout does not matter"}])
     assert len(wm) == n  # never deleted
-    assert wm.node("n2").status == Status.pruned
-    assert wm.node("n3").status == Status.too_hard  # not open, so it keeps its status
+    assert wm.node("n2").status == NodeStatus.pruned
+    assert wm.node("n3").status == NodeStatus.too_hard  # not open, so it keeps its status
     wm.apply([{"op": "prune", "node": "n1"}])
-    assert wm.node("n4").status == wm.node("n5").status == Status.pruned
+    assert wm.node("n4").status == wm.node("n5").status == NodeStatus.pruned
     assert "already pruned" in rejected(wm, [{"op": "prune", "node": "n1"}])
     assert "pruned subtree of n1" in rejected(wm, [ins("n4", "revive")])
     assert "final" in rejected(wm, [{"op": "update", "node": "n4", "fields": {"status": "open"}}])
@@ -204,8 +205,8 @@ def test_prune_never_hides_a_solution():
     assert "n4" in msg and "n5" in msg
     assert "never pruned" in rejected(wm, [{"op": "prune", "node": "n5"}])
     wm.apply([{"op": "prune", "node": "n6"}])  # pruning the continuation is fine: a new one appears
-    assert wm.node("n6").status == Status.pruned
-    assert [k.title for k in wm.children("n4") if k.status == Status.open] == ["refine: tune warps"]
+    assert wm.node("n6").status == NodeStatus.pruned
+    assert [k.title for k in wm.children("n4") if k.status == NodeStatus.open] == ["refine: tune warps"]
 
 
 # ---- frontier, attach, split ---------------------------------------------------------------------------
@@ -230,10 +231,10 @@ def test_attach_adds_default_continuation():
     assert applied[0].assigned == ["n2"] and applied[1].assigned == ["n3"]
     sol, cont = wm.node("n2"), wm.node("n3")
     assert (sol.kind, sol.packet_id, sol.score, sol.parent) == (NodeKind.solution, "p1", 0.8, "n1")
-    assert wm.node("n1").status == Status.solved and wm.node("n1").best_score == 0.8
+    assert wm.node("n1").status == NodeStatus.solved and wm.node("n1").best_score == 0.8
     assert (cont.title, cont.status, cont.parent, cont.attrs, cont.priority) == (
         "refine: row block",
-        Status.open,
+        NodeStatus.open,
         "n1",
         {"template": "t"},
         0.7,
@@ -273,7 +274,7 @@ def test_split_turns_an_action_into_a_decision():
     )
     assert applied[0].assigned == ["n5", "n6"]
     n4 = wm.node("n4")
-    assert (n4.kind, n4.status, n4.attempts) == (NodeKind.decision, Status.open, 3)
+    assert (n4.kind, n4.status, n4.attempts) == (NodeKind.decision, NodeStatus.open, 3)
     assert [k.id for k in wm.children("n4")] == ["n5", "n6"]
     assert not wm.is_selectable("n5")  # still under the unsolved action n1
     wm.apply([attach("n1", "p1", 1.0)])
@@ -311,7 +312,7 @@ def build_logged(run_dir) -> WorldModel:
         wm.apply([ins("n0", "row block"), ins("n0", "layout", kind="decision"), ins("$1", "vec")]),
         "init",
     )
-    hist.append("attempt", {"packet_id": "p1"})  # other rows are skipped by the replay
+    hist.append(ProposerFailure(call="note", error="p1"))  # other rows are skipped by the replay
     record(hist, wm.apply([attach("n1", "p1", 0.7)]), "evaluated")
     record(
         hist,
@@ -351,16 +352,16 @@ def test_a_log_that_disagrees_raises(tmp_path):
 
 def test_logs_without_a_root_or_with_bad_ops_raise(tmp_path):
     hist = History(tmp_path / "none", fsync=False)
-    hist.append("attempt", {})
+    hist.append(ProposerFailure(call="note", error=""))
     with pytest.raises(WorldModelError, match="no wm_edit rows"):
         WorldModel.from_log(tmp_path / "none")
     hist = History(tmp_path / "early", fsync=False)
-    hist.append(WM_EDIT, {"ops": [], "reason": ""})
+    hist.append(WmEdit(ops=[], reason=""))
     with pytest.raises(WorldModelError, match="before any wm_edit row created its root"):
         WorldModel.from_log(tmp_path / "early")
     hist = History(tmp_path / "bad", fsync=False)
     record(hist, [], root=WorldModel.new("t").root)
-    hist.append(WM_EDIT, {"ops": [{"op": "prune", "node": "n0", "assigned": []}], "reason": ""})
+    hist.append(WmEdit(ops=[{"op": "prune", "node": "n0", "assigned": []}], reason=""))
     with pytest.raises(WorldModelError, match="does not replay.*immutable"):
         WorldModel.from_log(tmp_path / "bad")
     with pytest.raises(WorldModelError, match="record the ops apply returned"):
@@ -410,7 +411,7 @@ def test_render_text_respects_the_budget(budget):
     elif budget >= 250:  # room for the path, the focus's children and the fold lines
         assert set(path) <= shown and "<- focus" in text
         assert "more node" in text
-        pruned = {n.id for n in wm.nodes() if n.status == Status.pruned}
+        pruned = {n.id for n in wm.nodes() if n.status == NodeStatus.pruned}
         folded_live = {n.id for n in wm.nodes() if n.id not in shown and n.id not in pruned}
         if folded_live:  # pruned subtrees fold before anything else
             assert not (pruned & shown)

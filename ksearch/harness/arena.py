@@ -65,8 +65,8 @@ class Arena:
                 {"offset": offset, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
             )
             offset += -(-t.numel() * t.element_size() // ALIGN) * ALIGN
-        self._reserve(offset)
-        views = [_view(self._base, r) for r in refs]
+        base = self._reserve(offset)
+        views = [_view(base, r) for r in refs]
         with torch.no_grad():
             for t, v in zip(tensors, views):
                 if not t.is_meta:
@@ -74,12 +74,14 @@ class Arena:
         torch.cuda.synchronize()  # the worker reads these bytes from another process
         return {"arena": self._handle, "refs": refs}, views
 
-    def _reserve(self, nbytes: int) -> None:
-        if nbytes <= self.capacity:
-            return
+    def _reserve(self, nbytes: int) -> torch.Tensor:
+        """The arena's base tensor, grown to hold at least `nbytes`."""
+        if self._base is not None and nbytes <= self._base.numel():
+            return self._base
         size = max(int(nbytes * GROWTH), 1 << 20)
         self._base = torch.empty(size, dtype=torch.uint8, device=self.device)
         self._handle = tuple(self._base.untyped_storage()._share_cuda_())
+        return self._base
 
 
 def returned(message: dict, reply: dict, views: list[torch.Tensor]) -> list[torch.Tensor]:

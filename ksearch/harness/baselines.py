@@ -355,17 +355,17 @@ def build_baselines(
 
 
 def time_baselines(
-    baselines: Mapping[str, Baseline],
+    baselines: Mapping[BaselineName, Baseline],
     *,
     device: Any,
     **timing_kwargs: Any,
-) -> dict[str, BaselineTiming]:
+) -> dict[BaselineName, BaselineTiming]:
     """Time each available baseline with `time_gpu` (same flush, statistics and stopping rule as the
     candidate; pass the candidate's timing kwargs). A baseline that raises while timed is reported
     unavailable with the error."""
     from ksearch.harness.timing import time_gpu
 
-    results: dict[str, BaselineTiming] = {}
+    results: dict[BaselineName, BaselineTiming] = {}
     for key, b in baselines.items():
         if not b.available or b.compute is None:
             results[key] = BaselineTiming(

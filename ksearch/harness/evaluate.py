@@ -32,7 +32,7 @@ import torch
 from pydantic import ValidationError
 
 import ksearch
-from ksearch.compile.service import detect_language
+from ksearch.compile import compiler, detect_language
 from ksearch.errors import ConfigError
 from ksearch.evidence import (
     Artifacts,
@@ -57,10 +57,10 @@ from ksearch.harness.arena import Arena, returned
 from ksearch.harness.judge import dtype_size
 from ksearch.harness.poison import unwritten_mask
 from ksearch.harness.reward import REWARD_FORMULA, reward
-from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Outcome, Worker, WorkerPool
+from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Worker, WorkerOutcome, WorkerPool
 from ksearch.harness.static_checks import static_checks_for_task
 from ksearch.harness.trace import Trace, TraceError, check_trace
-from ksearch.harness.verify import bitwise_equal, compare, failure_of
+from ksearch.harness.verify import Comparison, bitwise_equal, compare_many, failure_of
 from ksearch.task import Task
 
 ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
@@ -241,17 +241,12 @@ class Evaluator:
             backend,
         )
 
-        if language != "triton":
-            why = (
-                "HIP candidates need a ROCm runtime"
-                if language == "hip"
-                else "TileLang candidates run on a GPU"
+        why = compiler(language).cannot_run(self.device)
+        if why:
+            return packet.finish(
+                FailureClass.SKIPPED_TOOLCHAIN_MISSING,
+                f"{why}; none here: compiled and audited only (ksearch compile)",
             )
-            if self.device == "cpu" or language == "hip":
-                return packet.finish(
-                    FailureClass.SKIPPED_TOOLCHAIN_MISSING,
-                    f"{why}; none here: compiled and audited only (ksearch compile)",
-                )
         if self.static:
             with packet.timed("static"):
                 static = static_checks_for_task(source, str(path), task)
@@ -351,16 +346,17 @@ class Evaluator:
         if outcome.kind != "reply":
             self._gate_process = None  # killed by `ask`; the next candidate gets a new one
         packet.durations["gate"] = outcome.seconds
-        if outcome.kind != "reply":
+        reply = outcome.reply
+        if outcome.kind != "reply" or reply is None:
             return packet.finish(
                 _no_reply_failure(outcome), f"compiling the launches for a GPU: {outcome.detail}"
             )
-        if "fatal" in outcome.reply:
+        if "fatal" in reply:
             return packet.finish(
                 FailureClass.IMPORT_ERROR,
-                f"the kernels alone do not build: {outcome.reply['fatal']['message']}",
+                f"the kernels alone do not build: {reply['fatal']['message']}",
             )
-        for got in outcome.reply.get("replays", []):
+        for got in reply.get("replays", []):
             for key, failure in (
                 ("compile_error", FailureClass.COMPILE_ERROR),
                 ("trace_error", FailureClass.RUNTIME_ERROR),
@@ -463,13 +459,13 @@ class Evaluator:
         return entry
 
     def _traces(
-        self, packet: _Packet, task: Task, calls: list[_Call], outcome: Outcome, lent: tuple, dtype: str
+        self, packet: _Packet, task: Task, calls: list[_Call], outcome: WorkerOutcome, lent: tuple, dtype: str
     ) -> dict[int, dict] | EvidencePacket:
         """Each recorded call's trace, validated, by call id; or the packet of why there is none. The
         worker's outputs, where no kernel ran, are checked too: right ones were computed by the host."""
-        if outcome.kind != "reply":
-            return packet.finish(_no_reply_failure(outcome), outcome.detail)
         reply = outcome.reply
+        if outcome.kind != "reply" or reply is None:
+            return packet.finish(_no_reply_failure(outcome), outcome.detail)
         if "import_error" in reply:
             packet.add_diagnostics(reply["import_error"])
             return packet.finish(FailureClass.IMPORT_ERROR, reply["import_error"]["message"])
@@ -490,6 +486,7 @@ class Evaluator:
         tolerances = task.output_tolerances(dtype)
         traces: dict[int, dict] = {}
         host_ops: set[str] = set()
+        written: list[tuple[_Call, list[torch.Tensor]]] = []  # the worker's outputs, where no kernel ran
         for call in calls:
             if call.worker_args is None:
                 continue
@@ -516,30 +513,11 @@ class Evaluator:
                     FailureClass.RUNTIME_ERROR, f"{where}: the launches cannot be replayed: {e}"
                 )
             host_ops.update(trace.host_ops)
-            outs = tensors[len(call.pristine) :]
-            if (
-                outs
-                and all(o.numel() for o in outs)
-                and all(
-                    compare(
-                        o,
-                        call.refs[name],
-                        tolerances[name],
-                        workload=call.workload,
-                        distribution=call.distribution,
-                        seed=call.seed,
-                        name=name,
-                    ).passed
-                    for o, name in zip(outs, call.refs)
-                )
-            ):
-                return packet.finish(
-                    FailureClass.REWARD_HACK_NO_KERNEL_WORK,
-                    f"{where}: the outputs were right "
-                    "although no kernel ran (the worker records launches and runs none): the host "
-                    "computed them",
-                )
+            written.append((call, tensors[len(call.pristine) :]))
             traces[call.id] = trace.model_dump(mode="json")
+        computed_on_host = _host_computed(written, tolerances)
+        if computed_on_host is not None:
+            return packet.finish(FailureClass.REWARD_HACK_NO_KERNEL_WORK, computed_on_host)
         # One workload is one set of shapes: a launcher's steps depend on nothing else, so a call whose
         # steps differ from the first call's chose them from the values it was given (or its history).
         first: dict[str, _Call] = {}
@@ -568,14 +546,14 @@ class Evaluator:
         packet: _Packet,
         task: Task,
         calls: list[_Call],
-        outcome: Outcome,
+        outcome: WorkerOutcome,
         lent: tuple,
         dtype: str,
         dtype_note: str,
     ) -> EvidencePacket:
-        if outcome.kind != "reply":
-            return packet.finish(_no_reply_failure(outcome), f"replaying the launches: {outcome.detail}")
         reply = outcome.reply
+        if outcome.kind != "reply" or reply is None:
+            return packet.finish(_no_reply_failure(outcome), f"replaying the launches: {outcome.detail}")
         if "fatal" in reply:
             return packet.finish(
                 FailureClass.IMPORT_ERROR, f"the kernels alone do not build: {reply['fatal']['message']}"
@@ -591,6 +569,7 @@ class Evaluator:
         checks: list[OutputCheck] = []
         results: dict[int, tuple[list[OutputCheck], list[torch.Tensor]]] = {}
         tolerances = task.output_tolerances(dtype)
+        replayed: list[tuple[_Call, list[torch.Tensor], list[torch.Tensor]]] = []
         for call in calls:
             got = by_id.get(call.id)
             if got is None:
@@ -610,19 +589,26 @@ class Evaluator:
                 failure = FailureClass.GPU_FAULT if got["error"]["gpu_fault"] else FailureClass.RUNTIME_ERROR
                 return packet.finish(failure, f"{where}: {got['error']['message']}")
             args = [buffers[i] for i in call.judge_args]
-            ins, outs = args[: len(call.pristine)], args[len(call.pristine) :]
-            out_checks = [
-                compare(
-                    o,
-                    call.refs[name],
-                    tolerances[name],
-                    workload=call.workload,
-                    distribution=call.distribution,
-                    seed=call.seed,
-                    name=name,
-                )
-                for o, name in zip(outs, call.refs)
-            ]
+            replayed.append((call, args[: len(call.pristine)], args[len(call.pristine) :]))
+        judged = iter(
+            compare_many(
+                [
+                    Comparison(
+                        o,
+                        call.refs[name],
+                        tolerances[name],
+                        call.workload,
+                        call.distribution,
+                        call.seed,
+                        name,
+                    )
+                    for call, _, outs in replayed
+                    for o, name in zip(outs, call.refs)
+                ]
+            )
+        )
+        for call, ins, outs in replayed:
+            out_checks = [next(judged) for _ in zip(outs, call.refs)]
             results[call.id] = (out_checks, outs)
             if not call.probe:
                 checks.extend(out_checks)
@@ -683,12 +669,12 @@ class Evaluator:
         specs, timed_sets = [], []
         first_of = {c.workload: c.id for c in reversed(calls) if c.worker_args is not None}
         for wl in wls:
-            sets = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
-            args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in sets]
+            drawn = [self._inputs_and_references(task, wl, "normal", seed, dtype) for seed in seeds]
+            args = [layout.place(inputs + _blank_outputs(task, wl, dtype)) for inputs, _ in drawn]
             timed_sets.append(
                 [
                     (list(zip(a[:n_inputs], inputs)), (a[n_inputs:], refs))
-                    for a, (inputs, refs) in zip(args, sets)
+                    for a, (inputs, refs) in zip(args, drawn)
                 ]
             )
             specs.append(
@@ -708,12 +694,13 @@ class Evaluator:
             self.memory_mb,
         )
         packet.durations["benchmark"] = outcome.seconds
+        reply = outcome.reply
         packet.durations["timed_calls"] = sum(
-            got.get("timed_s", 0.0) for got in (outcome.reply or {}).get("bench", [])
+            got.get("timed_s", 0.0) for got in (reply or {}).get("bench", [])
         )
-        if outcome.kind != "reply":
+        if outcome.kind != "reply" or reply is None:
             return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
-        if outcome.reply.get("stray_writes"):
+        if reply.get("stray_writes"):
             return packet.finish(FailureClass.GPU_FAULT, f"while timing: {_STRAY_WRITES}")
         for sets in timed_sets:
             for _seed, (ins, _) in zip(seeds, sets):
@@ -731,29 +718,26 @@ class Evaluator:
         timings: list[WorkloadTiming] = []
         samples: dict[str, list[float]] = {}
         tolerances = task.output_tolerances(dtype)
-        for wl, got, sets in zip(wls, outcome.reply.get("bench", []), timed_sets):
+        for wl, got in zip(wls, reply.get("bench", [])):
             if "error" in got or "trace_error" in got:
                 if "error" in got:
                     packet.add_diagnostics(got["error"])
                 why = got["error"]["message"] if "error" in got else got["trace_error"]
                 return packet.finish(FailureClass.RUNTIME_ERROR, f"while timing {wl.name}: {why}")
-            for seed, (_, (out_args, refs)) in zip(seeds, sets):
-                for i, (name, ref) in zip(out_args, refs.items()):
-                    check = compare(
-                        views[i],
-                        ref,
-                        tolerances[name],
-                        workload=wl.name,
-                        distribution="normal",
-                        seed=seed,
-                        name=name,
-                    )
-                    if not check.passed:
-                        return packet.finish(
-                            FailureClass.REWARD_HACK_CACHING,
-                            f"timed calls of {wl.name}: outputs "
-                            f"wrong after warm-up and repetition ({_describe(check)})",
-                        )
+        timed_outputs = [
+            Comparison(views[i], ref, tolerances[name], wl.name, "normal", seed, name)
+            for wl, sets in zip(wls, timed_sets)
+            for seed, (_, (out_args, refs)) in zip(seeds, sets)
+            for i, (name, ref) in zip(out_args, refs.items())
+        ]
+        wrong = next((c for c in compare_many(timed_outputs) if not c.passed), None)
+        if wrong is not None:
+            return packet.finish(
+                FailureClass.REWARD_HACK_CACHING,
+                f"timed calls of {wrong.workload}: outputs wrong after warm-up and repetition "
+                f"({_describe(wrong)})",
+            )
+        for wl, got in zip(wls, reply.get("bench", [])):
             timing = got["timing"]
             median = timing["median_us"]
             samples[wl.name] = timing["samples_us"]
@@ -821,7 +805,7 @@ class Evaluator:
         """Nsight Compute's gpu__time_duration of the judge's replay of one workload's trace (summed
         over its kernels per call, median over calls), in a process that never imports the candidate;
         None, with a diagnostic note saying why, when ncu is missing or fails."""
-        from ksearch.harness.timing import ncu_duration_us
+        from ksearch.harness.profilers import ncu_duration_us
 
         t_ncu = time.perf_counter()
         probe = json.dumps(
@@ -946,7 +930,43 @@ _STRAY_WRITES = (
 )
 
 
-def _no_reply_failure(outcome: Outcome) -> FailureClass:
+def _unwritten_where_finite(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return unwritten_mask(out) & torch.isfinite(ref) if out.is_floating_point() else unwritten_mask(out)
+
+
+def _host_computed(written: list[tuple[_Call, list[torch.Tensor]]], tolerances: dict) -> str | None:
+    """Why the worker's outputs show the host computed them, or None. The worker records launches and
+    runs none, so its outputs should still hold poison; only calls whose outputs were all fully written
+    are compared with the references (one device read for the screen, one for the comparisons)."""
+    candidates = [(c, outs) for c, outs in written if outs and all(o.numel() for o in outs)]
+    screens = [
+        _unwritten_where_finite(o.to(c.refs[name].device), c.refs[name]).any()
+        for c, outs in candidates
+        for o, name in zip(outs, c.refs)
+    ]
+    if not screens:
+        return None
+    flags = iter(torch.stack([f.to(screens[0].device) for f in screens]).tolist())
+    full = [(c, outs) for c, outs in candidates if not any([next(flags) for _ in zip(outs, c.refs)])]
+    judged = iter(
+        compare_many(
+            [
+                Comparison(o, c.refs[name], tolerances[name], c.workload, c.distribution, c.seed, name)
+                for c, outs in full
+                for o, name in zip(outs, c.refs)
+            ]
+        )
+    )
+    for c, outs in full:
+        if all([next(judged).passed for _ in zip(outs, c.refs)]):
+            return (
+                f"{c.workload}/{c.distribution}/seed {c.seed}: the outputs were right although no kernel "
+                "ran (the worker records launches and runs none): the host computed them"
+            )
+    return None
+
+
+def _no_reply_failure(outcome: WorkerOutcome) -> FailureClass:
     """The class of a worker that gave no reply: killed at its time or memory limit, or died."""
     if outcome.kind == "timeout":
         return FailureClass.TIMEOUT

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import sysconfig
 from pathlib import Path
+from types import FrameType
 
 _BLOCKED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn", "ctypes.")
 # Introspection events count only when the candidate's own line makes them: the standard library
@@ -61,7 +62,7 @@ def install_guard(candidate_path: str, writable_dir: str, violations: list[str])
     busy = [False]  # the hook's own frame walk raises sys._getframe events: don't recurse into them
 
     def candidate_is_caller(direct: bool) -> bool:
-        frame = getframe(2)
+        frame: FrameType | None = getframe(2)
         if direct:
             return frame is not None and frame.f_code.co_filename == candidate
         while frame is not None:

@@ -213,15 +213,16 @@ def kernel_source(source: str) -> tuple[ast.Module, list[str]]:
             body.append(stmt)
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            target_names = [t.id for t in targets if isinstance(t, ast.Name)]
             if (
-                all(isinstance(t, ast.Name) for t in targets)
+                len(target_names) == len(targets)
                 and stmt.value is not None
                 and _constant(stmt.value, names, consts)
             ):
-                consts.update(t.id for t in targets)  # type: ignore[union-attr]
+                consts.update(target_names)
                 body.append(stmt)  # an annotation stays text: `from __future__ import annotations` above
             else:
-                dropped.extend(t.id for t in targets if isinstance(t, ast.Name))
+                dropped.extend(target_names)
     jit_names = {f.name for f in body if isinstance(f, ast.FunctionDef)}
     for fn in [f for f in body if isinstance(f, ast.FunctionDef)]:
         why = _body_problem(fn, names, jit_names | consts)
@@ -335,9 +336,11 @@ class Replayer:
                     raise TraceError(f"a copy from {tuple(src.shape)} into {tuple(dst.shape)}: {e}") from e
                 actions.append(("copy", dst, src))
             else:
-                launch = step
-                if isinstance(step, Choose):
-                    launch = step.alternatives[self.choices.get((workload, index), 0)]
+                launch = (
+                    step.alternatives[self.choices.get((workload, index), 0)]
+                    if isinstance(step, Choose)
+                    else step
+                )
                 actions.append(("launch", *self._launch(launch, buffers)))
         return actions
 
@@ -500,8 +503,12 @@ class _Judge:
             for alt in range(len(step.alternatives)):
                 self.replayer.choices[key] = alt
                 actions = self.replayer.plan(trace, tensors, spec["workload"])
+
+                def run_alternative(i: int, actions: list[tuple] = actions) -> None:
+                    self.replayer.run(actions, poison_scratch=False)
+
                 timing = time_gpu(
-                    lambda i, actions=actions: self.replayer.run(actions, poison_scratch=False),
+                    run_alternative,
                     1,
                     device="cuda",
                     budget_s=0.2,
@@ -538,9 +545,12 @@ class _Judge:
                     for raw in scratch:
                         raw.fill_(SCRATCH_POISON)
 
+                def run_set(i: int, plans: list[list[tuple]] = plans) -> None:
+                    self.replayer.run(plans[i], poison_scratch=False)
+
                 t0 = time.perf_counter()
                 timing = time_gpu(
-                    lambda i, plans=plans: self.replayer.run(plans[i], poison_scratch=False),
+                    run_set,
                     len(sets),
                     device="cuda",
                     budget_s=spec["budget_s"],

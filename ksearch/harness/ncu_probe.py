@@ -2,7 +2,7 @@
 workload's launch trace, with profiling switched on only around the measured calls.
 
 Run as `python -m ksearch.harness.ncu_probe JOB_JSON` under `ncu --profile-from-start off` (see
-timing.ncu_duration_us). Like the judge, it never imports the candidate: it builds the kernels alone
+profilers.ncu_duration_us). Like the judge, it never imports the candidate: it builds the kernels alone
 from the source (`judge.Replayer`) and replays the trace on the benchmark's rotating input sets, so
 ncu times exactly the launches the harness timed.
 """

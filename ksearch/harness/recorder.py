@@ -202,14 +202,15 @@ class CallRecorder:
         if not 1 <= len(dims) <= 3:
             raise TypeError(f"{fn.__name__}: a grid has 1 to 3 dimensions, got {dims}")
         encoded = {name: self._arg(fn.__name__, name, value) for name, value in bound.arguments.items()}
-        opts = {}
+        opts: dict[str, bool | int | float | str | None] = {}
         for k, v in options.items():
             if v is None:
                 continue
             if not isinstance(v, (bool, int, float, str)):
                 raise TypeError(f"{fn.__name__}: launch option {k}={v!r} is not a plain value")
             opts[k] = v
-        launch = Launch(kernel=fn.__name__, grid=(dims + (1, 1))[:3], args=encoded, options=opts)
+        x, y, z = (*dims, 1, 1)[:3]
+        launch = Launch(kernel=fn.__name__, grid=(x, y, z), args=encoded, options=opts)
         if self.choosing is not None:
             self.choosing.append(launch)
         else:
@@ -276,7 +277,7 @@ def _live(steps: list[Any], n_job: int) -> list[Any]:
     def view(v: View) -> View:
         return v.model_copy(update={"buffer": number[v.buffer]})
 
-    def launch(step: Launch) -> Launch:
+    def renumbered(step: Launch) -> Launch:
         return step.model_copy(
             update={
                 "args": {
@@ -300,9 +301,9 @@ def _live(steps: list[Any], n_job: int) -> list[Any]:
             if step.dst.buffer in used:
                 live.append(step.model_copy(update={"dst": view(step.dst), "src": view(step.src)}))
         elif isinstance(step, Choose):
-            live.append(step.model_copy(update={"alternatives": [launch(a) for a in step.alternatives]}))
+            live.append(step.model_copy(update={"alternatives": [renumbered(a) for a in step.alternatives]}))
         else:
-            live.append(launch(step))
+            live.append(renumbered(step))
     return live
 
 
@@ -328,8 +329,8 @@ def recording(recorder: CallRecorder) -> Iterator[Any]:
         self.best_config = self.configs[0]
 
     originals = JITFunction.run, Autotuner.run
-    JITFunction.run = jit_run  # type: ignore[method-assign]
-    Autotuner.run = tune_run  # type: ignore[method-assign]
+    JITFunction.run = jit_run
+    Autotuner.run = tune_run
 
     class Watch(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -342,4 +343,4 @@ def recording(recorder: CallRecorder) -> Iterator[Any]:
     try:
         yield Watch()
     finally:
-        JITFunction.run, Autotuner.run = originals  # type: ignore[method-assign]
+        JITFunction.run, Autotuner.run = originals

@@ -33,6 +33,7 @@ from typing import Literal
 
 import torch
 
+from ksearch import proctree, settings
 from ksearch.harness import jail
 
 DEFAULT_MEMORY_MB = 8192
@@ -42,9 +43,9 @@ WORKER, JUDGE = "ksearch.harness.worker", "ksearch.harness.judge"  # the two pro
 def boundary_for(device: str) -> jail.Boundary:
     """The OS boundary workers get here. On a GPU without a PID namespace: the arena is shared by
     legacy CUDA IPC handles, which do not open across PID namespaces (a double-forked child is then
-    still killed through the sandbox's network namespace, see `jail.kill_tree`). KSEARCH_JAIL=off
+    still killed through the sandbox's network namespace, see `proctree.kill_tree`). KSEARCH_JAIL=off
     turns it off (for finding out whether it is what breaks a machine); packets then say so."""
-    if os.environ.get("KSEARCH_JAIL", "").lower() == "off":
+    if settings.jail_turned_off():
         return jail.Boundary("none", reason="turned off by KSEARCH_JAIL=off")
     return _cuda_boundary() if device == "cuda" else jail.detect_boundary()
 
@@ -103,7 +104,7 @@ def _cuda_starts_in(b: jail.Boundary) -> str:
         try:
             _, err = proc.communicate(timeout=180)
         except subprocess.TimeoutExpired:
-            jail.kill_tree(proc.pid)
+            proctree.kill_tree(proc.pid)
             _, err = proc.communicate()
     if proc.returncode == 0:
         return ""
@@ -112,7 +113,7 @@ def _cuda_starts_in(b: jail.Boundary) -> str:
 
 def judge_cache_dir() -> Path:
     """Triton's cache for judges: only trusted processes write it (workers' caches are their own)."""
-    path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ksearch" / "judge-triton"
+    path = settings.cache_root() / "judge-triton"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -121,7 +122,7 @@ _POLL_S = 0.05
 
 
 @dataclass
-class Outcome:
+class WorkerOutcome:
     kind: Literal["reply", "timeout", "crash", "out_of_memory"]
     reply: dict | None
     seconds: float
@@ -195,16 +196,16 @@ class Worker:
             ) from None
         self.ready = True
         if self.boundary.tool != "none" and "pid_namespace" not in self.boundary.properties:
-            self.namespace = jail.namespace_of(self.proc.pid)  # what a double-forked child cannot leave
+            self.namespace = proctree.namespace_of(self.proc.pid)  # what a double-forked child cannot leave
 
-    def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+    def run(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> WorkerOutcome:
         """One job, then the worker is gone."""
         try:
             return self.ask(job, timeout_s, memory_mb)
         finally:
             self.kill()
 
-    def ask(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+    def ask(self, job: dict, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> WorkerOutcome:
         """One job; the worker stays up for the candidate's next job if it replied, and is killed
         if it did not (timeout, memory, crash)."""
         self.submit(job)
@@ -219,7 +220,7 @@ class Worker:
         except OSError:
             pass  # the worker died: `collect` reports how
 
-    def collect(self, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> Outcome:
+    def collect(self, timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB) -> WorkerOutcome:
         """The reply to the last `submit`, watching the clock (from the submit) and the memory."""
         t0 = self._t0
         replied = False
@@ -230,42 +231,48 @@ class Worker:
                     try:
                         reply = _load(self.conn.recv_bytes())
                         replied = True
-                        return Outcome("reply", reply, time.perf_counter() - t0)
+                        return WorkerOutcome("reply", reply, time.perf_counter() - t0)
                     except (EOFError, OSError):
                         return self._died(t0)
                     except Exception as e:  # a reply that is not a plain torch.save'd dict: forged or torn
-                        return Outcome("crash", None, time.perf_counter() - t0, f"unreadable reply: {e}")
+                        return WorkerOutcome(
+                            "crash", None, time.perf_counter() - t0, f"unreadable reply: {e}"
+                        )
                 if self.proc.poll() is not None:
                     return self._died(t0)
-                rss = jail.tree_rss_mb(self.proc.pid)  # the whole sandbox, not the boundary tool's process
+                rss = proctree.tree_rss_mb(
+                    self.proc.pid
+                )  # the whole sandbox, not the boundary tool's process
                 if rss is not None and rss > memory_mb:
-                    return Outcome(
+                    return WorkerOutcome(
                         "out_of_memory",
                         None,
                         time.perf_counter() - t0,
                         f"worker memory {rss:.0f} MiB exceeded the {memory_mb} MiB limit",
                     )
                 if time.perf_counter() > deadline:
-                    return Outcome(
+                    return WorkerOutcome(
                         "timeout", None, time.perf_counter() - t0, f"no result within {timeout_s:g} s"
                     )
         finally:
             if not replied:
                 self.kill()
 
-    def _died(self, t0: float) -> Outcome:
+    def _died(self, t0: float) -> WorkerOutcome:
         code = self.proc.wait()
         self.stderr.seek(0)
         err = self.stderr.read().decode(errors="replace")[-2000:]
         what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        return Outcome("crash", None, time.perf_counter() - t0, f"the worker died ({what}) {err}".strip())
+        return WorkerOutcome(
+            "crash", None, time.perf_counter() - t0, f"the worker died ({what}) {err}".strip()
+        )
 
     def kill(self, wait: bool = True) -> None:
         """SIGKILL everything in the worker's sandbox (children it started included). `wait=False`
         returns at once (a process holding a device context takes ~0.1 s to die); then `reap` must
         run before its memory is lent again."""
         if not self.conn.closed:
-            jail.kill_tree(self.proc.pid, namespace=self.namespace, wait=False)
+            proctree.kill_tree(self.proc.pid, namespace=self.namespace, wait=False)
             self.conn.close()
         if wait:
             self.reap()

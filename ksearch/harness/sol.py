@@ -22,18 +22,21 @@ types), the most optimistic rate the part has: memory-bound tasks are floored by
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ksearch import settings
 from ksearch.errors import KsearchError
+from ksearch.paths import write_atomic
 
 if TYPE_CHECKING:
+    from ksearch.harness.timing import Timing
     from ksearch.target import TargetProfile
     from ksearch.task import Task, WorkloadSpec
 
@@ -121,18 +124,16 @@ def sol_score(
             raise SolError(f"{label} must be a finite time > 0 us, got {value}")
     if not 0 <= margin < 1:
         raise SolError(f"margin must be in [0, 1), got {margin}")
-    base = {"t_k_us": t_k_us, "t_b_us": t_b_us, "t_sol_us": t_sol_us}
+    scored = partial(SolScore, t_k_us=t_k_us, t_b_us=t_b_us, t_sol_us=t_sol_us)
     if is_impossible(t_k_us, t_sol_us, margin):
-        return SolScore(
+        return scored(
             score=None,
             failure_class=IMPOSSIBLE_SPEED,
-            **base,
             note=f"T_k is {1 - t_k_us / t_sol_us:.1%} under the speed-of-light floor (margin {margin:.0%})",
         )
     if is_impossible(t_b_us, t_sol_us, margin):
-        return SolScore(
+        return scored(
             score=None,
-            **base,
             note="the baseline beats the speed-of-light floor: the workload's FLOP/byte model "
             "or the peaks are wrong; no score",
         )
@@ -149,7 +150,7 @@ def sol_score(
         score = 1.0 if t_k <= t_sol_us else 0.0
     else:
         score = 1.0 / (1.0 + (t_k - t_sol_us) / gap_b)
-    return SolScore(score=score, **base, note="; ".join(notes))
+    return scored(score=score, note="; ".join(notes))
 
 
 def geomean(values: Iterable[float]) -> float | None:
@@ -211,10 +212,8 @@ def _pick(measured: float | None, sheet: float | None, basis: Basis) -> float | 
 
 
 def default_peaks_dir() -> Path:
-    """`$KSEARCH_CACHE_DIR/peaks` if set, else `~/.cache/ksearch/peaks`."""
-    root = os.environ.get("KSEARCH_CACHE_DIR", "").strip()
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "ksearch"
-    return base / "peaks"
+    """`peaks` under the cache root (`$KSEARCH_CACHE_DIR`, else `~/.cache/ksearch`)."""
+    return settings.cache_root() / "peaks"
 
 
 def driver_version() -> str | None:
@@ -242,7 +241,8 @@ def driver_version() -> str | None:
 
         if getattr(torch.version, "hip", None):
             return f"hip-{torch.version.hip}"
-        return f"cuda-driver-api-{torch._C._cuda_getDriverVersion()}"
+        # A private torch API, absent from its type stubs.
+        return f"cuda-driver-api-{torch._C._cuda_getDriverVersion()}"  # type: ignore[attr-defined]
     except (ImportError, AttributeError, RuntimeError):
         return None
 
@@ -266,6 +266,28 @@ def datasheet_peaks(
         datasheet_bf16_tflops=profile.peak_tflops_or_none("bf16"),
         datasheet_fp16_tflops=profile.peak_tflops_or_none("fp16"),
         method="datasheet values of the target profile; nothing measured",
+    )
+
+
+def _time_copy(dev: Any, nbytes: int) -> Timing:
+    """Event timing of one device-to-device copy of `nbytes`; its buffers are freed on return, before
+    the GEMM operands are allocated."""
+    import torch
+
+    from ksearch.harness.timing import time_gpu
+
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=dev).normal_()
+    dst = torch.empty_like(src)
+    return time_gpu(
+        lambda i: dst.copy_(src),
+        1,
+        device=dev,
+        l2_flush_bytes=0,
+        warmup=3,
+        min_reps=10,
+        max_reps=100,
+        budget_s=2.0,
+        rel_ci=0.01,
     )
 
 
@@ -327,20 +349,7 @@ def measure_device_peaks(
     nbytes = int(copy_bytes) if copy_bytes is not None else min(2 * 1024**3, int(props.total_memory) // 8)
     nbytes -= nbytes % 4
     with torch.cuda.device(dev):
-        src = torch.empty(nbytes // 4, dtype=torch.float32, device=dev).normal_()
-        dst = torch.empty_like(src)
-        copy_t = time_gpu(
-            lambda i: dst.copy_(src),
-            1,
-            device=dev,
-            l2_flush_bytes=0,
-            warmup=3,
-            min_reps=10,
-            max_reps=100,
-            budget_s=2.0,
-            rel_ci=0.01,
-        )
-        src = dst = None  # free the copy buffers before the GEMM operands
+        copy_t = _time_copy(dev, nbytes)
         bandwidth = 2 * nbytes / (copy_t.median_us * 1e-6) / 1e12
         gemm: dict[str, float] = {}
         rates: dict[str, float] = {}
@@ -348,8 +357,12 @@ def measure_device_peaks(
             a = torch.randn(gemm_n, gemm_n, device=dev, dtype=dt)
             b = torch.randn(gemm_n, gemm_n, device=dev, dtype=dt)
             c = torch.empty(gemm_n, gemm_n, device=dev, dtype=dt)
+
+            def gemm_call(i: int, a: torch.Tensor = a, b: torch.Tensor = b, c: torch.Tensor = c) -> None:
+                torch.matmul(a, b, out=c)
+
             t = time_gpu(
-                lambda i, a=a, b=b, c=c: torch.matmul(a, b, out=c),
+                gemm_call,
                 1,
                 device=dev,
                 l2_flush_bytes=0,
@@ -390,9 +403,7 @@ def measure_device_peaks(
     )
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".json.tmp")
-        tmp.write_text(peaks.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(cache_file)
+        write_atomic(cache_file, peaks.model_dump_json(indent=2))
     except OSError:
         pass  # an unwritable cache costs a re-measurement next time, nothing else
     return peaks

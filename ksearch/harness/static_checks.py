@@ -370,6 +370,11 @@ _TIMER_NAMES = frozenset(
         "sleep",
     }
 )
+# The harness's own clock: a rebound global of these modules is timing tamper, whatever its name
+# (tests/test_static_checks.py imports each, so a rename cannot leave this list stale).
+HARNESS_TIMING_MODULES = frozenset(
+    {"ksearch.harness.timing", "ksearch.harness.timing_stats", "ksearch.harness.profilers"}
+)
 _STREAM_NAMES = frozenset(
     {
         "CUDAGraph",
@@ -1556,12 +1561,12 @@ class _Analyzer:
                     pairs.extend(
                         (item.optional_vars, item.context_expr) for item in node.items if item.optional_vars
                     )
-                for target, value in pairs:
+                for bound, value in pairs:
                     name = (
-                        target.id
-                        if isinstance(target, ast.Name)
-                        else target.arg
-                        if isinstance(target, ast.arg)
+                        bound.id
+                        if isinstance(bound, ast.Name)
+                        else bound.arg
+                        if isinstance(bound, ast.arg)
                         else None
                     )
                     if name is None:
@@ -1683,11 +1688,11 @@ class _Analyzer:
         if isinstance(scope, ast.Module):  # `global x` in a function binds the module's x
             for node in ast.walk(scope):
                 if isinstance(node, ast.Global):
-                    for name in node.names:
-                        found.setdefault(name, []).append(_Binding("other", None))
+                    for global_name in node.names:
+                        found.setdefault(global_name, []).append(_Binding("other", None))
         else:
-            for name in declared_global:
-                found.pop(name, None)
+            for global_name in declared_global:
+                found.pop(global_name, None)
         self._scope_cache[scope] = found
         return found
 
@@ -2556,8 +2561,12 @@ class _Analyzer:
             and inner is not None
             and inner is not scope
         ):
-            closure = inner
-            while self.parents.get(closure) is not None and self._enclosing_def(closure) is not scope:
+            closure: ast.AST | None = inner
+            while (
+                closure is not None
+                and self.parents.get(closure) is not None
+                and self._enclosing_def(closure) is not scope
+            ):
                 closure = self._enclosing_def(closure)
             name = getattr(closure, "name", None)
             if name and any(
@@ -2631,8 +2640,10 @@ class _Analyzer:
     def _classify_patch(self, node: ast.AST, quals: set[str], attr: str) -> None:
         for q in sorted(quals):
             parts = q.split(".") + [attr]
-            if any(p in _TIMER_NAMES for p in parts[1:]) or any(
-                ("time" in p.lower() and p != "runtime") or "bench" in p.lower() for p in parts[1:]
+            if (
+                q in HARNESS_TIMING_MODULES
+                or any(p in _TIMER_NAMES for p in parts[1:])
+                or any(("time" in p.lower() and p != "runtime") or "bench" in p.lower() for p in parts[1:])
             ):
                 self.add(node, F.REWARD_HACK_TIMING_TAMPER, f"patches {q}.{attr} (a timer, event or sync)")
             else:
@@ -2648,8 +2659,8 @@ class _Analyzer:
         else:
             targets = [node.target]
         flat: list[ast.AST] = []
-        for target in targets:
-            stack = [target]
+        for assigned in targets:
+            stack = [assigned]
             while stack:
                 t = stack.pop()
                 if isinstance(t, (ast.Tuple, ast.List)):
@@ -2850,8 +2861,10 @@ class _Analyzer:
                             f"rebinds output `{node.target.id}` instead of writing into it",
                         )
                 elif isinstance(node, (ast.For, ast.AsyncFor)) or isinstance(node, ast.withitem):
-                    target = node.target if isinstance(node, (ast.For, ast.AsyncFor)) else node.optional_vars
-                    for name in _target_names(target) if target is not None else []:
+                    loop_target = (
+                        node.target if isinstance(node, (ast.For, ast.AsyncFor)) else node.optional_vars
+                    )
+                    for name in _target_names(loop_target) if loop_target is not None else []:
                         if name.id in outputs:
                             self.add(name, F.REWARD_HACK_OUTPUT_REBIND, f"rebinds output `{name.id}`")
                 elif isinstance(node, (ast.Global, ast.Nonlocal)) and outputs & set(node.names):
@@ -3066,7 +3079,7 @@ class _Allowlist:
             called
             and not kernel
             and found
-            and any(b.kind == "def" and an._is_kernel_def(b.value) for b in found[1])
+            and any(b.kind == "def" and b.value is not None and an._is_kernel_def(b.value) for b in found[1])
         ):
             self.refuse(
                 node, f"calls the kernel {node.id} as a Python function (launch it: {node.id}[grid](...))"
@@ -3287,7 +3300,7 @@ class _Allowlist:
         """The arguments of a call that it reads as numbers (where a tensor would give up its values),
         and what that call is."""
         an, func = self.an, node.func
-        args = [*node.args, *(k.value for k in node.keywords)]
+        args: list[ast.AST] = [*node.args, *(k.value for k in node.keywords)]
         if isinstance(func, ast.Name) and an.lookup(func.id, func) is None and func.id not in an.aliases:
             return (
                 (args, f"reads a tensor's values with {func.id}()") if func.id in _VALUE_READS else ([], "")

@@ -4,14 +4,9 @@
 (the harness prepares several input sets so consecutive calls never see the previous call's
 inputs). Every sample is one call between two CUDA events, preceded by an L2 flush; warm-up calls
 (flushed too) are run and dropped. Samples are taken in batches with one synchronize per batch, and
-sampling stops as soon as the 95% confidence interval of the median lies within `rel_ci` of the
-median (or at `max_reps` samples, or when `budget_s` of wall time is spent).
-
-Confidence interval of the median: distribution-free, from order statistics. For n sorted samples
-the number below the true median is Binomial(n, 1/2), so [x_(l), x_(n-l+1)] covers the median with
-probability 1 - 2 P(B <= l - 1); `median_ci` picks the largest l whose exact coverage is still
->= 95%. No resampling, no normality assumption, exact for every n >= 6 (below 6 no pair of order
-statistics reaches 95%, and the run is never called converged).
+sampling stops as soon as the 95% confidence interval of the median (order statistics, see
+ksearch.harness.timing_stats) lies within `rel_ci` of the median (or at `max_reps` samples, or when
+`budget_s` of wall time is spent).
 
 L2 flush: before each sample a buffer of `l2_flush_bytes` (default 2x the device's L2) is written
 (`zero_`), then read back by a reduction. The write evicts everything the previous call left in
@@ -29,29 +24,17 @@ Launch gaps: before each start event the GPU is held back by a short spin kernel
 measured host time of a sample, so the call's launch is already queued when the start event runs
 and host-side launch cost (about 25 us for a Triton launch) is never counted as kernel time.
 
-`cupti_kernel_us` is a cross-check: the device timestamps (CUPTI, through torch.profiler) of the
-kernels each call launches, under the same flush; summed per call, as Nsight Compute reports them.
+The profilers that cross-check these times (CUPTI, Nsight Compute) are in ksearch.harness.profilers.
 
 Timer integrity: the identities of the clocks and event API are captured when this module is
 imported; `timers_intact()` names any that were replaced since (the GPU self-check reports it; the
-harness times in the judge, a process no candidate runs in), and the timing functions call the
-captured originals.
-
-`ncu_duration_us(command)` runs a command under Nsight Compute (`gpu__time_duration.sum`) when
-`ncu` is on PATH; the command brackets its measured calls with `torch.cuda.profiler.start()` /
-`stop()`.
+harness times in the judge, a process no candidate runs in), and the timing functions (and the
+profilers) call the captured originals.
 """
 
 from __future__ import annotations
 
-import csv
-import glob
-import io
-import math
-import os
-import shutil
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -59,14 +42,9 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ksearch.errors import KsearchError
+from ksearch.harness.timing_stats import TimingError, ci_converged, summarize
 
-CONFIDENCE = 0.95
 FlushMode = Literal["write_read", "write"]
-
-
-class TimingError(KsearchError):
-    """Timing could not run: no device, bad arguments, or a call that failed while timed."""
 
 
 # ---- timer integrity ---------------------------------------------------------------------------
@@ -127,117 +105,6 @@ def timers_intact() -> list[str]:
         if current is not original:
             replaced.append(name)
     return replaced
-
-
-# ---- statistics ----------------------------------------------------------------------------------
-
-
-def _binom_half_cdf_index(n: int, alpha: float) -> int:
-    """Largest j >= 0 with P(B <= j - 1) <= alpha / 2 for B ~ Binomial(n, 1/2); 0 where none."""
-    if n <= 0:
-        return 0
-    log_half_n = n * math.log(0.5)
-    log_n_fact = math.lgamma(n + 1)
-    cdf = 0.0
-    j = 0
-    # Walk up the lower tail: after the loop, P(B <= j - 1) <= alpha / 2 < P(B <= j).
-    while j <= n // 2:
-        pmf = math.exp(log_n_fact - math.lgamma(j + 1) - math.lgamma(n - j + 1) + log_half_n)
-        if cdf + pmf > alpha / 2:
-            break
-        cdf += pmf
-        j += 1
-    return j
-
-
-def median_ci(samples: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Distribution-free confidence interval of the median from order statistics.
-
-    Returns (low, high, coverage): [x_(l), x_(n-l+1)] (1-based ranks of the sorted samples) with
-    the largest l whose exact binomial coverage 1 - 2 P(B <= l - 1) is >= `confidence`. Where no
-    pair of order statistics reaches `confidence` (n < 6 at 95%), returns (min, max) and their
-    coverage 1 - 2^(1-n), which is below `confidence`.
-    """
-    n = len(samples)
-    if n == 0:
-        raise TimingError("median_ci needs at least one sample")
-    xs = sorted(samples)
-    alpha = 1.0 - confidence
-    l = _binom_half_cdf_index(n, alpha)
-    if l == 0:
-        return xs[0], xs[-1], 1.0 - 2.0 * 0.5**n
-    # coverage = 1 - 2 * P(B <= l - 1)
-    tail = sum(
-        math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + n * math.log(0.5))
-        for k in range(l)
-    )
-    return xs[l - 1], xs[n - l], 1.0 - 2.0 * tail
-
-
-def _quantile(xs_sorted: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default, 'linear') of sorted data."""
-    n = len(xs_sorted)
-    if n == 1:
-        return float(xs_sorted[0])
-    pos = q * (n - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    frac = pos - lo
-    return float(xs_sorted[lo] + (xs_sorted[hi] - xs_sorted[lo]) * frac)
-
-
-class SampleStats(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    n: int
-    median: float
-    q1: float
-    q3: float
-    iqr: float
-    mean: float
-    std: float = Field(description="sample standard deviation (n - 1)")
-    cv: float = Field(description="std / mean; 0 for one sample")
-    ci_low: float
-    ci_high: float
-    ci_coverage: float = Field(description="exact coverage of [ci_low, ci_high] for the median")
-
-
-def summarize(samples: Sequence[float], confidence: float = CONFIDENCE) -> SampleStats:
-    """Median, quartiles (linear interpolation), IQR, mean, std, CV and the median's CI."""
-    if not samples:
-        raise TimingError("summarize needs at least one sample")
-    xs = sorted(float(x) for x in samples)
-    n = len(xs)
-    mean = statistics.fmean(xs)
-    std = statistics.stdev(xs) if n > 1 else 0.0
-    q1, q3 = _quantile(xs, 0.25), _quantile(xs, 0.75)
-    lo, hi, coverage = median_ci(xs, confidence)
-    return SampleStats(
-        n=n,
-        median=statistics.median(xs),
-        q1=q1,
-        q3=q3,
-        iqr=q3 - q1,
-        mean=mean,
-        std=std,
-        cv=std / mean if mean else 0.0,
-        ci_low=lo,
-        ci_high=hi,
-        ci_coverage=coverage,
-    )
-
-
-def ci_converged(samples: Sequence[float], rel_ci: float, confidence: float = CONFIDENCE) -> bool:
-    """True where the median's CI reaches `confidence` and both ends lie within rel_ci * median."""
-    if len(samples) < 2:
-        return False
-    lo, hi, coverage = median_ci(samples, confidence)
-    if coverage < confidence:
-        return False
-    med = statistics.median(samples)
-    if med <= 0:
-        return False
-    return max(med - lo, hi - med) <= rel_ci * med
 
 
 StopReason = Literal["converged", "max_reps", "budget"]
@@ -413,7 +280,7 @@ MIN_SAMPLE_US = 1e-3
 
 
 def time_gpu(
-    fn: Callable[[int], None],
+    fn: Callable[[int], object],
     n_arg_sets: int,
     *,
     device: Any,
@@ -495,7 +362,7 @@ def time_gpu(
         host_fn: list[float] = []
         leads: list[float] = []
 
-        def events(call: Callable[[int], None], k: int, record_host: bool) -> list[float]:
+        def events(call: Callable[[int], object], k: int, record_host: bool) -> list[float]:
             """k samples of `call`: flush, spin, start event, call, end event; raw event times in us."""
             nonlocal counter
             starts = [_Event(enable_timing=True) for _ in range(k)]
@@ -510,7 +377,7 @@ def time_gpu(
                 if before is not None and record_host:
                     before(counter % n_arg_sets)
                 flush_l2()
-                if cycles > 0:
+                if cycles > 0 and spin is not None:
                     spin(cycles)
                 _event_record(starts[j])
                 t1 = _perf_counter_ns()
@@ -602,7 +469,7 @@ def _calibrate_sleep(dev: torch.device) -> float | None:
 
 
 def time_cpu(
-    fn: Callable[[int], None],
+    fn: Callable[[int], object],
     n_arg_sets: int,
     *,
     warmup: int = 3,
@@ -650,268 +517,4 @@ def time_cpu(
         n_arg_sets=n_arg_sets,
         device=None,
         method=method,
-    )
-
-
-# ---- CUPTI kernel durations (cross-check) ----------------------------------------------------
-
-
-class CuptiTiming(BaseModel):
-    """Per-call kernel durations from CUPTI device timestamps, or why there are none."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    available: bool
-    reason: str | None = None
-    kernels_per_call: int = 0
-    kernel_names: list[str] = Field(default_factory=list, description="the kernels of one call")
-    per_call_us: list[float] = Field(default_factory=list, description="sum of kernel durations per call")
-    span_us: list[float] = Field(
-        default_factory=list, description="first kernel start to last kernel end per call"
-    )
-    median_us: float | None = None
-    flush: str = "write_read"
-
-
-def _device_kernels(prof: Any) -> list[tuple[str, float, float]]:
-    from torch.autograd import DeviceType
-
-    rows = [
-        (e.name, float(e.time_range.start), float(e.time_range.end))
-        for e in prof.events()
-        if e.device_type == DeviceType.CUDA
-    ]
-    rows.sort(key=lambda r: r[1])
-    return rows
-
-
-def cupti_kernel_us(
-    fn: Callable[[int], None],
-    n_arg_sets: int,
-    *,
-    device: Any,
-    reps: int = 50,
-    warmup: int = 3,
-    l2_flush_bytes: int | None = None,
-    flush: FlushMode = "write_read",
-) -> CuptiTiming:
-    """Kernel time of `fn(i)` from CUPTI device timestamps (torch.profiler), `reps` calls, same flush.
-
-    The flush's kernels and one call's kernels are counted in two discovery runs; the measured run
-    must show exactly reps x (flush + call) device activities in stream order, else the result is
-    unavailable with the reason. Never raises for a profiler problem.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    dev = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
-    with torch.cuda.device(dev):
-        flush_bytes = default_l2_flush_bytes(dev) if l2_flush_bytes is None else int(l2_flush_bytes)
-        buf = torch.empty(max(flush_bytes // 4, 1), dtype=torch.int32, device=dev) if flush_bytes else None
-        sink = torch.empty((), dtype=torch.int64, device=dev)
-
-        def flush_l2() -> None:
-            if buf is not None:
-                buf.zero_()
-                if flush == "write_read":
-                    torch.sum(buf, dim=0, dtype=torch.int64, out=sink)
-
-        for i in range(warmup):
-            flush_l2()
-            fn(i % n_arg_sets)
-        _cuda_synchronize(dev)
-        activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA]
-        try:
-            with profile(activities=activities) as p_flush:
-                flush_l2()
-                _cuda_synchronize(dev)
-            with profile(activities=activities) as p_call:
-                fn(0)
-                _cuda_synchronize(dev)
-            n_flush = len(_device_kernels(p_flush))
-            call = _device_kernels(p_call)
-            with profile(activities=activities) as p_run:
-                for i in range(reps):
-                    flush_l2()
-                    fn(i % n_arg_sets)
-                _cuda_synchronize(dev)
-            rows = _device_kernels(p_run)
-        except (RuntimeError, AssertionError) as exc:
-            return CuptiTiming(available=False, reason=f"torch.profiler failed: {exc}", flush=flush)
-    k = len(call)
-    if k == 0:
-        return CuptiTiming(available=False, reason="the profiler saw no kernel of one call", flush=flush)
-    if len(rows) != reps * (n_flush + k):
-        return CuptiTiming(
-            available=False,
-            flush=flush,
-            kernels_per_call=k,
-            kernel_names=[r[0] for r in call],
-            reason=f"saw {len(rows)} device activities, expected {reps} x ({n_flush} flush + {k} call)",
-        )
-    per_call, spans = [], []
-    for j in range(reps):
-        mine = rows[j * (n_flush + k) + n_flush : (j + 1) * (n_flush + k)]
-        per_call.append(sum(end - start for _, start, end in mine))
-        spans.append(mine[-1][2] - mine[0][1])
-    return CuptiTiming(
-        available=True,
-        kernels_per_call=k,
-        kernel_names=[r[0] for r in call],
-        per_call_us=per_call,
-        span_us=spans,
-        median_us=statistics.median(per_call),
-        flush=flush,
-    )
-
-
-# ---- Nsight Compute ----------------------------------------------------------------------------
-
-
-class NcuResult(BaseModel):
-    """Kernel durations Nsight Compute read (`gpu__time_duration.sum`), or why there are none."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    available: bool
-    reason: str | None = None
-    ncu: str | None = Field(default=None, description="path of the ncu binary")
-    version: str | None = None
-    command: list[str] = Field(default_factory=list)
-    kernels: list[str] = Field(default_factory=list, description="kernel name of each profiled launch")
-    durations_us: list[float] = Field(default_factory=list, description="per profiled launch")
-    per_call_us: list[float] = Field(default_factory=list, description="launches summed per call")
-    median_us: float | None = Field(default=None, description="median over calls; None when unavailable")
-
-
-_UNIT_TO_US = {
-    "nsecond": 1e-3,
-    "ns": 1e-3,
-    "usecond": 1.0,
-    "us": 1.0,
-    "msecond": 1e3,
-    "ms": 1e3,
-    "second": 1e6,
-    "s": 1e6,
-}
-
-
-def parse_ncu_csv(text: str, metric: str = "gpu__time_duration.sum") -> list[tuple[str, float]]:
-    """(kernel name, microseconds) for each profiled launch in `ncu --csv` output, in launch order.
-
-    Lines before the CSV header (the program's own output, ==PROF== notes) are skipped.
-    """
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
-    if start is None:
-        return []
-    reader = csv.DictReader(io.StringIO("\n".join(lines[start:])))
-    rows: list[tuple[int, str, float]] = []
-    for row in reader:
-        if row.get("Metric Name") != metric:
-            continue
-        unit = (row.get("Metric Unit") or "").strip()
-        raw = (row.get("Metric Value") or "").replace(",", "").strip()
-        try:
-            value = float(raw)
-            launch = int(row.get("ID") or len(rows))
-        except ValueError:
-            continue
-        if unit not in _UNIT_TO_US:
-            raise TimingError(f"ncu reported {metric} in unit {unit!r}, which ksearch does not know")
-        rows.append((launch, row.get("Kernel Name") or "", value * _UNIT_TO_US[unit]))
-    rows.sort(key=lambda r: r[0])
-    return [(name, us) for _, name, us in rows]
-
-
-def ncu_duration_us(
-    command: Sequence[str],
-    *,
-    calls: int | None = None,
-    metric: str = "gpu__time_duration.sum",
-    timeout_s: float = 300.0,
-    extra_args: Sequence[str] = (),
-    env: dict[str, str] | None = None,
-) -> NcuResult:
-    """Run `command` under `ncu` and return the durations of the kernels it profiled.
-
-    ncu runs with `--profile-from-start off`, so only launches between the program's
-    `torch.cuda.profiler.start()` and `stop()` are profiled; `--clock-control none` leaves the
-    clocks as they are, and ncu's default cache control flushes caches before each kernel. When
-    `calls` is given and the launch count is a multiple of it, launches are summed per call.
-    Never raises for a missing or failing ncu: the result says why it has no numbers.
-    """
-    ncu = shutil.which("ncu")
-    if ncu is None:
-        for guess in sorted(glob.glob("/usr/local/cuda*/bin/ncu")) + sorted(
-            glob.glob("/opt/nvidia/nsight-compute/*/ncu")
-        ):
-            if os.access(guess, os.X_OK):
-                ncu = guess
-                break
-    if ncu is None:
-        return NcuResult(available=False, reason="ncu (Nsight Compute) is not on PATH")
-    version = None
-    try:
-        out = subprocess.run([ncu, "--version"], capture_output=True, text=True, timeout=60)
-        version = (out.stdout.strip().splitlines() or [None])[-1]
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return NcuResult(available=False, ncu=ncu, reason=f"ncu --version failed: {exc}")
-    # `--print-units base` (nanoseconds) where this ncu knows the option; units are parsed either way.
-    for units in (["--print-units", "base"], []):
-        cmd = [
-            ncu,
-            "--metrics",
-            metric,
-            "--csv",
-            *units,
-            "--clock-control",
-            "none",
-            "--cache-control",
-            "all",
-            "--profile-from-start",
-            "off",
-            *extra_args,
-            *command,
-        ]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-        except subprocess.TimeoutExpired:
-            return NcuResult(
-                available=False,
-                ncu=ncu,
-                version=version,
-                command=cmd,
-                reason=f"ncu run exceeded {timeout_s:.0f} s",
-            )
-        except OSError as exc:
-            return NcuResult(
-                available=False, ncu=ncu, version=version, command=cmd, reason=f"ncu failed to start: {exc}"
-            )
-        rows = parse_ncu_csv(proc.stdout, metric)
-        if rows or "print-units" not in proc.stderr + proc.stdout:
-            break
-    if not rows:
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
-        return NcuResult(
-            available=False,
-            ncu=ncu,
-            version=version,
-            command=cmd,
-            reason=f"ncu exited {proc.returncode} with no {metric} rows: {tail[-800:]}",
-        )
-    kernels = [name for name, _ in rows]
-    durations = [us for _, us in rows]
-    per_call = durations
-    if calls and len(durations) % calls == 0 and len(durations) > calls:
-        k = len(durations) // calls
-        per_call = [sum(durations[j * k : (j + 1) * k]) for j in range(calls)]
-    return NcuResult(
-        available=True,
-        ncu=ncu,
-        version=version,
-        command=cmd,
-        kernels=kernels,
-        durations_us=durations,
-        per_call_us=per_call,
-        median_us=statistics.median(per_call),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ksearch.evidence import FailureClass, OutputCheck
@@ -18,6 +20,18 @@ CHECK_CLASSES = [
 ]
 
 
+class Comparison(NamedTuple):
+    """One output to judge: the candidate's, the reference, its tolerance, and where it came from."""
+
+    out: torch.Tensor
+    ref: torch.Tensor
+    tol: ToleranceSpec
+    workload: str
+    distribution: str
+    seed: int
+    name: str
+
+
 def compare(
     out: torch.Tensor,
     ref: torch.Tensor,
@@ -28,14 +42,42 @@ def compare(
     seed: int,
     name: str,
 ) -> OutputCheck:
-    """Judge `out` against `ref` on the reference's device. Every statistic is reduced on the device
-    and read back in one transfer: on a GPU each read is a synchronization."""
-    out = out.to(ref.device)
-    check = OutputCheck(workload=workload, distribution=distribution, seed=seed, output=name, passed=False)
-    if out.shape != ref.shape or out.dtype != ref.dtype:
-        check.checks["shape_dtype"] = False
-        return check
-    check.checks["shape_dtype"] = True
+    """Judge `out` against `ref` on the reference's device."""
+    return compare_many([Comparison(out, ref, tol, workload, distribution, seed, name)])[0]
+
+
+def compare_many(items: list[Comparison]) -> list[OutputCheck]:
+    """Judge each output against its reference on the reference's device. Every statistic is reduced
+    on the device and all of them read back in one transfer per device: on a GPU each read is a
+    synchronization, and an evaluation compares a hundred or more outputs."""
+    checks, pending = [], []
+    for item in items:
+        check = OutputCheck(
+            workload=item.workload,
+            distribution=item.distribution,
+            seed=item.seed,
+            output=item.name,
+            passed=False,
+        )
+        checks.append(check)
+        out = item.out.to(item.ref.device)
+        check.checks["shape_dtype"] = out.shape == item.ref.shape and out.dtype == item.ref.dtype
+        if check.checks["shape_dtype"]:
+            stats = _statistics(out, item.ref, item.tol) if out.numel() else None
+            pending.append((check, item, stats))
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for _check, _item, stats in pending:
+        if stats is not None:
+            by_device.setdefault(stats.device, []).append(stats)
+    read = {device: iter(torch.stack(rows).tolist()) for device, rows in by_device.items()}
+    for check, item, stats in pending:
+        values = next(read[stats.device]) if stats is not None else [0.0] * 10
+        _conclude(check, values, item.tol, item.out.dtype.is_floating_point, item.out.numel())
+    return checks
+
+
+def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> torch.Tensor:
+    """The ten numbers `_conclude` judges by, as one float64 tensor on the reference's device."""
     floating = out.dtype.is_floating_point
     ref_finite = torch.isfinite(ref) if floating else torch.ones_like(ref, dtype=torch.bool)
     out_finite = torch.isfinite(out) if floating else torch.ones_like(out, dtype=torch.bool)
@@ -51,26 +93,23 @@ def compare(
     flat_out, flat_ref = out.reshape(-1), ref.reshape(-1)
     # Counts are summed in float64: stacked with float32 maxima they would round past 2^24 elements.
     count = torch.float64
-    stats = (
-        torch.stack(
-            [
-                unwritten.any(),
-                (~out_finite & ref_finite & ~unwritten).any(),
-                (~out_finite).sum(dtype=count),
-                (~ref_finite).sum(dtype=count),
-                matched.sum(dtype=count),
-                ref_finite.sum(dtype=count),
-                torch.where(both, diff, torch.zeros_like(diff)).max(),
-                rel.max(),
-                (flat_out == flat_out[0]).all(),
-                (flat_ref == flat_ref[0]).all(),
-            ]
-        )
-        .double()
-        .tolist()
-        if out.numel()
-        else [0.0] * 10
-    )
+    return torch.stack(
+        [
+            unwritten.any(),
+            (~out_finite & ref_finite & ~unwritten).any(),
+            (~out_finite).sum(dtype=count),
+            (~ref_finite).sum(dtype=count),
+            matched.sum(dtype=count),
+            ref_finite.sum(dtype=count),
+            torch.where(both, diff, torch.zeros_like(diff)).max(),
+            rel.max(),
+            (flat_out == flat_out[0]).all(),
+            (flat_ref == flat_ref[0]).all(),
+        ]
+    ).double()
+
+
+def _conclude(check: OutputCheck, stats: list[float], tol: ToleranceSpec, floating: bool, numel: int) -> None:
     (
         any_unwritten,
         any_bad,
@@ -90,12 +129,11 @@ def compare(
     check.matched_ratio = n_matched / max(n_finite, 1)
     check.max_abs_err = max_abs
     check.max_rel_err = max_rel
-    check.checks["not_constant"] = not (out.numel() > 1 and out_constant and not ref_constant)
+    check.checks["not_constant"] = not (numel > 1 and out_constant and not ref_constant)
     check.checks["tolerance"] = (
         check.matched_ratio >= tol.matched_ratio and check.max_abs_err <= tol.max_error_cap
     )
     check.passed = all(check.checks.values())
-    return check
 
 
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}

@@ -64,13 +64,15 @@ def describe_error(exc: BaseException, path: str) -> dict:
     }
 
 
-def candidate_entry(module, source: str, entry: str, task_root: str | None):
+def candidate_entry(module: Any, source: str, entry: str, task_root: str | None) -> Any:
     """The callable the harness calls: the module's entry function, or for a KernelBench-form
-    candidate (`class ModelNew`) of a task imported from KernelBench, the importer's adapter."""
+    candidate (`class ModelNew`) of a task imported from KernelBench, the importer's adapter. What
+    the module names `entry` may be no callable at all (the caller checks)."""
     from ksearch.task.importers.kernelbench import modelnew_entry, uses_modelnew
 
-    if uses_modelnew(source, task_root):
-        return modelnew_entry(module, Path(task_root))
+    root = Path(task_root) if task_root is not None else None
+    if root is not None and uses_modelnew(source, root):
+        return modelnew_entry(module, root)
     return getattr(module, entry, None)
 
 
@@ -90,7 +92,7 @@ class _Session:
             self.recorder
         )  # held (a dropped one would undo its patch) for the worker's life
         self.watch = self.recording.__enter__()
-        self.entry = None
+        self.entry: Callable[..., Any] | None = None
         self.load_error: dict = {}
         self.module: Any = None
 
@@ -105,29 +107,32 @@ class _Session:
         except BaseException as exc:  # raised by the candidate's own top-level code
             self.load_error = {"import_error": describe_error(exc, self.path)}
             return
-        self.entry = candidate_entry(module, source, job["entry"], job.get("task"))
-        if not callable(self.entry):
+        entry = candidate_entry(module, source, job["entry"], job.get("task"))
+        if not callable(entry):
             self.load_error = {"entry_error": f"the module defines no callable `{job['entry']}`"}
+            return
+        self.entry = entry
 
     def run(self, job: dict) -> dict:
         from ksearch.harness.arena import open_buffers
 
         if self.entry is None and not self.load_error:
             self.load(job)
-        if self.load_error:
+        entry = self.entry
+        if self.load_error or entry is None:
             return {**self.load_error, "violations": self.violations}
         buffers = open_buffers(job["buffers"])
         if "arena" in job["buffers"]:
             self.recorder.foreign = {buffers[0].untyped_storage().data_ptr()} if buffers else set()
         reply: dict[str, Any] = {
-            "calls": [self._call(call, buffers, job["n_inputs"]) for call in job["calls"]]
+            "calls": [self._call(entry, call, buffers, job["n_inputs"]) for call in job["calls"]]
         }
         if "tensors" in job["buffers"]:
             reply["buffers"] = buffers  # by value on the CPU; on a GPU the parent reads its arena
         reply["violations"] = self.violations
         return reply
 
-    def _call(self, call: dict, buffers: list, n_inputs: int) -> dict:
+    def _call(self, entry: Callable[..., Any], call: dict, buffers: list, n_inputs: int) -> dict:
         """One call on the buffers `call["args"]` names (inputs, then outputs), outputs poisoned first."""
         from ksearch.harness.poison import poison
 
@@ -139,7 +144,7 @@ class _Session:
         t0 = time.perf_counter()
         try:
             with self.watch:
-                self.entry(*args)
+                entry(*args)
             result["trace"] = self.recorder.end().model_dump(mode="json")
         except BaseException as exc:  # the candidate's fault, reported, never fatal to the worker
             result["error"] = describe_error(exc, self.path)

@@ -30,8 +30,8 @@ priority; a title that already starts with "refine: " is kept as is). The added 
 appended to the applied ops, so the log holds them like any other op. `max_new` (nodes per edit)
 counts the nodes the ops ask for, not these.
 
-wm_edit rows (kind "wm_edit") carry payload {"root": <n0's fields>, "ops": [...], "reason": str};
-"root" only in the first wm_edit of a run, which creates the tree; "ops" are applied ops
+wm_edit rows (kind "wm_edit") carry a `ksearch.log.rows.WmEdit` payload {"root": <n0's fields> or
+null, "ops": [...], "reason": str}; "root" only in the first wm_edit of a run, which creates the tree; "ops" are applied ops
 (`EditOp.model_dump(mode="json")`, assigned included). `WorldModel.from_log` replays them in order
 and checks that re-applying each edit gives back exactly the logged ops, assigned ids included.
 """
@@ -48,11 +48,12 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ksearch.errors import KsearchError
-from ksearch.log.history import Appended, History, iter_rows
+from ksearch.errors import KsearchError, describe_validation_error
+from ksearch.log.history import Appended, History, read_rows
+from ksearch.log.rows import WmEdit, WmEditRow
 
 ROOT = "n0"
-WM_EDIT = "wm_edit"
+WM_EDIT = WmEdit.KIND
 REFINE = "refine: "
 _REF = re.compile(r"^\$(\d+)(?:\.(\d+))?$")
 
@@ -72,7 +73,7 @@ class NodeKind(str, Enum):
     solution = "solution"
 
 
-class Status(str, Enum):
+class NodeStatus(str, Enum):
     open = "open"
     trying = "trying"
     solved = "solved"
@@ -80,9 +81,9 @@ class Status(str, Enum):
     pruned = "pruned"
 
 
-LIVE = (Status.open, Status.trying)
+LIVE = (NodeStatus.open, NodeStatus.trying)
 # Statuses an update may set on an action; solved comes from attach, pruned from prune.
-SETTABLE = (Status.open, Status.trying, Status.too_hard)
+SETTABLE = (NodeStatus.open, NodeStatus.trying, NodeStatus.too_hard)
 
 
 class Node(BaseModel):
@@ -93,21 +94,21 @@ class Node(BaseModel):
     title: str = Field(min_length=1)
     description: str = ""
     rationale: str = ""
-    difficulty: int = Field(3, ge=1, le=5)
-    expected_speedup: float = Field(1.0, gt=0, allow_inf_nan=False)
-    priority: float = Field(0.5, ge=0, le=1)
-    status: Status = Status.open
-    confidence: float = Field(0.5, ge=0, le=1)
+    difficulty: int = Field(default=3, ge=1, le=5)
+    expected_speedup: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    priority: float = Field(default=0.5, ge=0, le=1)
+    status: NodeStatus = NodeStatus.open
+    confidence: float = Field(default=0.5, ge=0, le=1)
     parent: str | None = None
     attrs: dict[str, Any] = Field(default_factory=dict)
     # Search statistics; the loop changes them through update ops so that the log has them.
-    attempts: int = Field(0, ge=0)
-    failures: int = Field(0, ge=0)
-    best_score: float | None = Field(None, allow_inf_nan=False)
-    last_improved_attempt: int | None = Field(None, ge=0)
+    attempts: int = Field(default=0, ge=0)
+    failures: int = Field(default=0, ge=0)
+    best_score: float | None = Field(default=None, allow_inf_nan=False)
+    last_improved_attempt: int | None = Field(default=None, ge=0)
     # Solution nodes only.
     packet_id: str | None = None
-    score: float | None = Field(None, allow_inf_nan=False)
+    score: float | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("attrs")
     @classmethod
@@ -142,15 +143,11 @@ def _num(node_id: str) -> int:
     return int(node_id[1:])
 
 
-def _pyd(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors())
-
-
 def _validated(data: dict[str, Any], what: str) -> Node:
     try:
         return Node.model_validate(data)
     except ValidationError as e:
-        raise _Reject(f"{what}: {_pyd(e)}") from None
+        raise _Reject(f"{what}: {describe_validation_error(e)}") from None
 
 
 class WorldModel:
@@ -164,7 +161,7 @@ class WorldModel:
         try:
             root = Node(id=ROOT, kind=NodeKind.root, title=title, description=description, attrs=attrs or {})
         except ValidationError as e:
-            raise WorldModelError(f"bad root: {_pyd(e)}") from None
+            raise WorldModelError(f"bad root: {describe_validation_error(e)}") from None
         return cls._from_root(root)
 
     @classmethod
@@ -218,23 +215,25 @@ class WorldModel:
     def descendants(self, node_id: str) -> list[Node]:
         return [self.graph.nodes[i]["node"] for i in sorted(nx.descendants(self.graph, node_id), key=_num)]
 
-    def actions(self, status: Status | str | None = None) -> list[Node]:
-        want = None if status is None else Status(status)
+    def actions(self, status: NodeStatus | str | None = None) -> list[Node]:
+        want = None if status is None else NodeStatus(status)
         return [n for n in self.nodes() if n.kind == NodeKind.action and (want is None or n.status == want)]
 
     def is_selectable(self, node_id: str) -> bool:
         """An open action whose action ancestors are all solved (and nothing above it is pruned)."""
         node = self.node(node_id)
-        if node.kind != NodeKind.action or node.status != Status.open:
+        if node.kind != NodeKind.action or node.status != NodeStatus.open:
             return False
         for up in self.path_to(node_id)[:-1]:
-            if up.status == Status.pruned or (up.kind == NodeKind.action and up.status != Status.solved):
+            if up.status == NodeStatus.pruned or (
+                up.kind == NodeKind.action and up.status != NodeStatus.solved
+            ):
                 return False
         return True
 
     def frontier(self) -> list[Node]:
         """Selectable open actions, highest priority first, then oldest first."""
-        found = [n for n in self.actions(Status.open) if self.is_selectable(n.id)]
+        found = [n for n in self.actions(NodeStatus.open) if self.is_selectable(n.id)]
         return sorted(found, key=lambda n: (-n.priority, _num(n.id)))
 
     def solutions(self) -> list[Node]:
@@ -280,13 +279,13 @@ class WorldModel:
             try:
                 op = EditOp.model_validate(raw.model_dump() if isinstance(raw, EditOp) else raw)
             except ValidationError as e:
-                errors.append(f"op {i}: not an edit op: {_pyd(e)}")
+                errors.append(f"op {i}: not an edit op: {describe_validation_error(e)}")
                 continue
             label = f"op {i} ({op.op} {op.node})"
             saved = work.graph.copy()
             try:
-                op = op.model_copy(update={"node": work._resolve(op.node, i, by_index), "assigned": []})
-                done = work._apply_op(op)
+                target_id = work._resolve(op.node, i, by_index)
+                done = work._apply_op(op.model_copy(update={"node": target_id, "assigned": []}), target_id)
             except _Reject as e:
                 work.graph = saved  # a rejected op leaves no trace, so later messages see a sane tree
                 errors.append(f"{label}: {e}")
@@ -322,9 +321,10 @@ class WorldModel:
     def _unknown(self, node_id: str) -> str:
         return f"unknown node {node_id!r}: this tree has ids n0..n{self.graph.graph['next_id'] - 1}"
 
-    def _apply_op(self, op: EditOp) -> EditOp:
-        """Apply one op to this (working) graph or raise _Reject; returns the op with assigned ids."""
-        target = self.node(op.node)  # resolved, so it exists
+    def _apply_op(self, op: EditOp, target_id: str) -> EditOp:
+        """Apply one op, whose node `_resolve` turned into the existing `target_id`, to this (working)
+        graph or raise _Reject; returns the op with assigned ids."""
+        target = self.node(target_id)
         if op.op in ("update", "split", "prune") and target.kind == NodeKind.root:
             raise _Reject(f"the root {ROOT} is immutable; {op.op} its descendants instead")
         if op.op != "split" and op.children:
@@ -340,7 +340,7 @@ class WorldModel:
     def _make(self, parent: Node, fields: dict[str, Any], what: str) -> Node:
         if parent.kind == NodeKind.solution:
             raise _Reject(f"{parent.id} is a solution; insert under its action {parent.parent} instead")
-        pruned = [n.id for n in self.path_to(parent.id) if n.status == Status.pruned]
+        pruned = [n.id for n in self.path_to(parent.id) if n.status == NodeStatus.pruned]
         if pruned:
             raise _Reject(f"{parent.id} is in the pruned subtree of {pruned[0]}; insert under a live node")
         if set(fields) & {"id", "parent"}:
@@ -353,8 +353,8 @@ class WorldModel:
                 f"{what} cannot create a {kind!r} node: insert an action or decision (solutions come from attach)"
             )
         kind = NodeKind(kind)
-        status = fields.get("status", Status.open.value)
-        allowed = SETTABLE if kind == NodeKind.action else (Status.open,)
+        status = fields.get("status", NodeStatus.open.value)
+        allowed = SETTABLE if kind == NodeKind.action else (NodeStatus.open,)
         if status not in allowed:
             raise _Reject(
                 f"{what} cannot create a {kind.value} with status {status!r}: use one of "
@@ -401,48 +401,48 @@ class WorldModel:
             raise _Reject(
                 f"{node.id} is a {node.kind.value}: only actions have a status to update (prune a decision to drop it)"
             )
-        if node.status in (Status.solved, Status.pruned):
+        if node.status in (NodeStatus.solved, NodeStatus.pruned):
             raise _Reject(f"{node.id} is {node.status.value}, which is final: insert a new action instead")
-        if status == Status.solved:
+        if status == NodeStatus.solved:
             raise _Reject("an action becomes solved only by attaching a solution (op attach)")
-        if status == Status.pruned:
+        if status == NodeStatus.pruned:
             raise _Reject("use op prune to prune (it also prunes the open actions below)")
         if status not in SETTABLE:
-            raise _Reject(f"status {status!r} is not one of {', '.join(s.value for s in Status)}")
+            raise _Reject(f"status {status!r} is not one of {', '.join(s.value for s in NodeStatus)}")
 
     def _split(self, node: Node, op: EditOp) -> list[str]:
         if node.kind != NodeKind.action:
             raise _Reject(
                 f"{node.id} is a {node.kind.value}; only actions can be split (insert alternatives under a decision)"
             )
-        if node.status in (Status.solved, Status.pruned):
+        if node.status in (NodeStatus.solved, NodeStatus.pruned):
             raise _Reject(f"{node.id} is {node.status.value}; split only open, trying or too_hard actions")
         if not op.children:
             raise _Reject("split needs children: the sub-actions that replace the action")
-        self._put(node.model_copy(update={"kind": NodeKind.decision, "status": Status.open}))
+        self._put(node.model_copy(update={"kind": NodeKind.decision, "status": NodeStatus.open}))
         decision = self.node(node.id)
         return [self._add(self._make(decision, c, f"split child {k}")) for k, c in enumerate(op.children)]
 
     def _prune(self, node: Node, op: EditOp) -> list[str]:
         if node.kind not in (NodeKind.action, NodeKind.decision):
             raise _Reject(f"{node.id} is a {node.kind.value}: solutions are evidence and are never pruned")
-        if node.status == Status.pruned:
+        if node.status == NodeStatus.pruned:
             raise _Reject(f"{node.id} is already pruned")
-        if node.status == Status.solved:
+        if node.status == NodeStatus.solved:
             raise _Reject(
                 f"{node.id} is solved: solved actions are never pruned; prune its open children instead"
             )
         below = self.descendants(node.id)
-        kept = [n.id for n in below if n.kind == NodeKind.solution or n.status == Status.solved]
+        kept = [n.id for n in below if n.kind == NodeKind.solution or n.status == NodeStatus.solved]
         if kept:
             raise _Reject(
                 f"{node.id} has solved nodes below it ({', '.join(kept)}), which a prune would hide; "
                 "prune the open branches beside them instead"
             )
-        self._put(node.model_copy(update={"status": Status.pruned}))
+        self._put(node.model_copy(update={"status": NodeStatus.pruned}))
         for n in below:
             if n.status in LIVE:
-                self._put(n.model_copy(update={"status": Status.pruned}))
+                self._put(n.model_copy(update={"status": NodeStatus.pruned}))
         return []
 
     def _attach(self, action: Node, op: EditOp) -> list[str]:
@@ -450,7 +450,7 @@ class WorldModel:
             raise _Reject(
                 f"{action.id} is a {action.kind.value}; attach a solution to the action it realises"
             )
-        if action.status == Status.pruned:
+        if action.status == NodeStatus.pruned:
             raise _Reject(f"{action.id} is pruned; attach to a live action")
         extra = sorted(set(op.fields) - ATTACH_FIELDS)
         if extra:
@@ -471,22 +471,22 @@ class WorldModel:
                 "id": node_id,
                 "parent": action.id,
                 "kind": NodeKind.solution,
-                "status": Status.solved,
+                "status": NodeStatus.solved,
             },
             "attach",
         )
         best = action.best_score
         if sol.score is not None and (best is None or sol.score > best):
             best = sol.score
-        self._put(action.model_copy(update={"status": Status.solved, "best_score": best}))
+        self._put(action.model_copy(update={"status": NodeStatus.solved, "best_score": best}))
         return [self._add(sol)]
 
     def _continue_solved(self) -> list[EditOp]:
         """Give every solved action without a live continuation a default "refine" child."""
         added = []
-        for action in self.actions(Status.solved):
+        for action in self.actions(NodeStatus.solved):
             kids = self.children(action.id)
-            if any(k.kind == NodeKind.action and k.status in (*LIVE, Status.solved) for k in kids):
+            if any(k.kind == NodeKind.action and k.status in (*LIVE, NodeStatus.solved) for k in kids):
                 continue
             title = action.title if action.title.startswith(REFINE) else REFINE + action.title
             op = EditOp(
@@ -509,29 +509,27 @@ class WorldModel:
     def from_log(cls, run_dir: Path) -> WorldModel:
         """Rebuild the tree by replaying the run's wm_edit rows; WorldModelError if they disagree."""
         wm: WorldModel | None = None
-        for line, _ in iter_rows(Path(run_dir)):
-            row = line.row
-            if row.get("kind") != WM_EDIT:
-                continue
-            where = f"{run_dir}: wm_edit row seq {row['seq']}"
-            payload = row.get("payload")
-            if not isinstance(payload, dict):
-                raise WorldModelError(f"{where} has no payload object")
-            if "root" in payload:
+        for row in read_rows(Path(run_dir), WM_EDIT):
+            assert isinstance(row, WmEditRow)
+            where = f"{run_dir}: wm_edit row seq {row.seq}"
+            payload = row.payload
+            if payload.root is not None:
                 if wm is not None:
                     raise WorldModelError(f"{where} creates a second root; a run has one world model")
                 try:
-                    wm = cls._from_root(Node.model_validate(payload["root"]))
+                    wm = cls._from_root(Node.model_validate(payload.root))
                 except ValidationError as e:
-                    raise WorldModelError(f"{where} has a bad root: {_pyd(e)}") from None
+                    raise WorldModelError(f"{where} has a bad root: {describe_validation_error(e)}") from None
             if wm is None:
                 raise WorldModelError(
                     f"{where} edits the world model before any wm_edit row created its root"
                 )
             try:
-                logged = [EditOp.model_validate(o) for o in payload.get("ops", [])]
+                logged = [EditOp.model_validate(o) for o in payload.ops]
             except ValidationError as e:
-                raise WorldModelError(f"{where} holds a malformed op: {_pyd(e)}") from None
+                raise WorldModelError(
+                    f"{where} holds a malformed op: {describe_validation_error(e)}"
+                ) from None
             try:
                 replayed = wm.apply(logged, max_new=None)  # the limit held when the edit was made
             except WorldModelError as e:
@@ -556,21 +554,22 @@ def _first_difference(want: list[dict], got: list[dict]) -> str:
     return f"the log has ops the replay does not produce: {want[len(got) :]}"
 
 
-def to_payload(ops: Sequence[EditOp], reason: str = "", *, root: Node | None = None) -> dict[str, Any]:
+def to_payload(ops: Sequence[EditOp], reason: str = "", *, root: Node | None = None) -> WmEdit:
     """The wm_edit payload for applied ops; `root` only for the row that creates the tree."""
     for op in ops:
         if op.op in ("insert", "split", "attach") and not op.assigned:
             raise WorldModelError(
                 f"{op.op} op on {op.node} has no assigned ids: record the ops apply returned"
             )
-    payload: dict[str, Any] = {"root": root.model_dump(mode="json")} if root is not None else {}
-    payload["ops"] = [op.model_dump(mode="json") for op in ops]
-    payload["reason"] = reason
-    return payload
+    return WmEdit(
+        root=root.model_dump(mode="json") if root is not None else None,
+        ops=[op.model_dump(mode="json") for op in ops],
+        reason=reason,
+    )
 
 
 def record(
     history: History, ops: Sequence[EditOp], reason: str = "", *, root: Node | None = None
 ) -> Appended:
     """Append one wm_edit row to a `ksearch.log.History`; returns its `Appended`."""
-    return history.append(WM_EDIT, to_payload(ops, reason, root=root))
+    return history.append(to_payload(ops, reason, root=root))

@@ -15,7 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ksearch.context.tokens import count_tokens, fit_lines, fit_tokens
-from ksearch.worldmodel.model import ROOT, Node, NodeKind, Status, WorldModel, WorldModelError
+from ksearch.worldmodel.model import ROOT, Node, NodeKind, NodeStatus, WorldModel, WorldModelError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 TITLE_CHARS = 60  # a prompt line stays one short line however long a proposer's title is
@@ -31,7 +31,7 @@ def _num(node_id: str) -> int:
 
 
 def _tag(node: Node) -> str:
-    if node.kind == NodeKind.action or (node.kind == NodeKind.decision and node.status == Status.pruned):
+    if node.kind == NodeKind.action or (node.kind == NodeKind.decision and node.status == NodeStatus.pruned):
         return f"{node.kind.value}/{node.status.value}"
     return node.kind.value
 
@@ -82,7 +82,7 @@ def _render_hidden(wm: WorldModel, hidden: AbstractSet[str], focus: str | None) 
         kids = wm.children(item.id)
         gone = [n for k in kids if k.id in hidden for n in (k, *wm.descendants(k.id))]
         if gone:
-            pruned = sum(n.status == Status.pruned for n in gone)
+            pruned = sum(n.status == NodeStatus.pruned for n in gone)
             note = f", {pruned} pruned" if pruned else ""
             more = f"{len(gone)} more node" + ("s" if len(gone) > 1 else "")
             stack.append((f"{'  ' * (depth + 1)}({more}{note})", depth + 1))
@@ -93,20 +93,24 @@ def _render_hidden(wm: WorldModel, hidden: AbstractSet[str], focus: str | None) 
 def _hide_order(wm: WorldModel, keep: set[str]) -> list[str]:
     """The order in which nodes are folded away: always a leaf of what is still shown; pruned
     subtrees first, then the deepest, lowest-priority, newest nodes."""
-    in_pruned = {n.id for n in wm.nodes() if any(u.status == Status.pruned for u in wm.path_to(n.id))}
+    in_pruned = {n.id for n in wm.nodes() if any(u.status == NodeStatus.pruned for u in wm.path_to(n.id))}
     depth = {n.id: d for n, d in _preorder(wm)}
     left = {n.id: len(wm.children(n.id)) for n in wm.nodes()}
 
     def key(n: Node) -> tuple:
         return (n.id not in in_pruned, -depth[n.id], n.priority, -_num(n.id))
 
-    heap = [(key(n), n.id) for n in wm.nodes() if left[n.id] == 0 and n.id not in keep]
+    heap: list[tuple[tuple, str]] = [
+        (key(n), n.id) for n in wm.nodes() if left[n.id] == 0 and n.id not in keep
+    ]
     heapq.heapify(heap)
-    order = []
+    order: list[str] = []
     while heap:
         _, node_id = heapq.heappop(heap)
         order.append(node_id)
         parent = wm.node(node_id).parent
+        if parent is None:  # the root: nothing above it to fold
+            continue
         left[parent] -= 1
         if left[parent] == 0 and parent not in keep:
             heapq.heappush(heap, (key(wm.node(parent)), parent))
@@ -159,11 +163,11 @@ def _truncate(text: str, budget: int) -> str:
 # ---- rich ----------------------------------------------------------------------------------------
 
 STYLES = {
-    Status.solved: "green",
-    Status.pruned: "dim strike",
-    Status.open: "",
-    Status.trying: "yellow",
-    Status.too_hard: "red",
+    NodeStatus.solved: "green",
+    NodeStatus.pruned: "dim strike",
+    NodeStatus.open: "",
+    NodeStatus.trying: "yellow",
+    NodeStatus.too_hard: "red",
 }
 
 
@@ -173,7 +177,7 @@ def _style(node: Node) -> str:
     if node.kind == NodeKind.solution:
         return "bold green"
     if node.kind == NodeKind.decision:
-        return "dim strike" if node.status == Status.pruned else "cyan"
+        return "dim strike" if node.status == NodeStatus.pruned else "cyan"
     return STYLES[node.status]
 
 
@@ -193,11 +197,11 @@ def render_rich(wm: WorldModel) -> Tree:
 # ---- DOT and SVG ---------------------------------------------------------------------------------
 
 FILL = {
-    Status.open: "#ffffff",
-    Status.trying: "#fff3b0",
-    Status.solved: "#c8f7c5",
-    Status.too_hard: "#f8c0c0",
-    Status.pruned: "#e6e6e6",
+    NodeStatus.open: "#ffffff",
+    NodeStatus.trying: "#fff3b0",
+    NodeStatus.solved: "#c8f7c5",
+    NodeStatus.too_hard: "#f8c0c0",
+    NodeStatus.pruned: "#e6e6e6",
 }
 
 
@@ -206,7 +210,7 @@ def _fill(node: Node) -> str:
         return "#d6d6ff"
     if node.kind == NodeKind.solution:
         return "#8fdc8f"
-    if node.kind == NodeKind.decision and node.status != Status.pruned:
+    if node.kind == NodeKind.decision and node.status != NodeStatus.pruned:
         return "#dbe8ff"
     return FILL[node.status]
 
@@ -275,7 +279,7 @@ def to_svg(wm: WorldModel) -> str:
             )
     for node in wm.nodes():
         x, y = corner(node.id)
-        pruned = node.status == Status.pruned and node.kind != NodeKind.solution
+        pruned = node.status == NodeStatus.pruned and node.kind != NodeKind.solution
         look = ' stroke-dasharray="4 3" opacity="0.6"' if pruned else ""
         deco = ' text-decoration="line-through"' if pruned else ""
         score = f" {node.score:.4g}" if node.score is not None else ""

@@ -1,4 +1,4 @@
-"""GPU self-check of the timing harness: `python -m ksearch.harness.gpu_selfcheck --out DIR`.
+"""GPU self-check of the timing harness: `python -m ksearch.selfbench.gpu_selfcheck --out DIR`.
 
 Measures, on the first visible GPU, what the harness promises and writes `DIR/selfcheck.json`
 (every figure, every sample) and `DIR/selfcheck.txt` (the summary table, also printed last):
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -214,7 +213,8 @@ def section_modes(kernels: dict[str, Kernel]) -> dict[str, Any]:
     """Each kernel under each flush mode, with and without the pre-start spin, by events and by CUPTI."""
     import torch
 
-    from ksearch.harness.timing import cupti_kernel_us, time_gpu
+    from ksearch.harness.profilers import cupti_kernel_us
+    from ksearch.harness.timing import time_gpu
 
     dev = torch.device("cuda", 0)
     out: dict[str, Any] = {}
@@ -258,7 +258,7 @@ def section_agreement(kernels: dict[str, Kernel], stability: dict[str, Any], cal
     import torch
     import triton.testing
 
-    from ksearch.harness.timing import cupti_kernel_us, ncu_duration_us
+    from ksearch.harness.profilers import cupti_kernel_us, ncu_duration_us
 
     out: dict[str, Any] = {}
     for name, k in kernels.items():
@@ -274,7 +274,7 @@ def section_agreement(kernels: dict[str, Kernel], stability: dict[str, Any], cal
             [
                 sys.executable,
                 "-m",
-                "ksearch.harness.gpu_selfcheck",
+                "ksearch.selfbench.gpu_selfcheck",
                 "--ncu-child",
                 name,
                 "--calls",
@@ -317,7 +317,7 @@ def section_baselines(kernels: dict[str, Kernel], peaks: Any) -> dict[str, Any]:
         build_s = time.perf_counter() - t0
         checks: dict[str, Any] = {}
         for bname, b in built.items():
-            if not b.available:
+            if not b.available or b.compute is None:
                 continue
             ref = k.task.run_reference(k.arg_sets[1], workload=k.workload)
             got = b.compute(1)
@@ -358,7 +358,7 @@ def section_baselines(kernels: dict[str, Kernel], peaks: Any) -> dict[str, Any]:
             eager = timed.get("torch_eager")
             t_b = eager.timing.median_us if eager and eager.timing else None
             sol_rows = {}
-            entries = {key: v.timing.median_us for key, v in timed.items() if v.timing}
+            entries: dict[str, float] = {key: v.timing.median_us for key, v in timed.items() if v.timing}
             if candidate:
                 entries["candidate"] = candidate.median_us
             for key, t_k in entries.items():
@@ -639,9 +639,9 @@ def main(
 
 
 def _write(out: Path, report: dict[str, Any]) -> None:
-    tmp = out / "selfcheck.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, out / "selfcheck.json")
+    from ksearch.paths import write_atomic
+
+    write_atomic(out / "selfcheck.json", json.dumps(report, indent=1, default=str))
 
 
 if __name__ == "__main__":

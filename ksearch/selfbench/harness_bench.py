@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 import statistics
 from pathlib import Path
+from typing import Any
 
+from ksearch.errors import KsearchError
 from ksearch.harness.evaluate import Evaluator
-from ksearch.task import load_task
+from ksearch.task import Task, load_task
 
 TWIN_FLOOR = 0.8  # a timing cheat's median over its honest twin's: below this its trick paid off
 
@@ -32,7 +34,15 @@ def expected_verdict(path: Path) -> str:
     return header(path, "verdict") or header(path, "allowlist") or header(path, "expect") or "pass"
 
 
-def largest_workload(task) -> str:
+def _task_of(path: Path) -> Task:
+    """The task a corpus file's `task:` line names."""
+    name = header(path, "task")
+    if name is None:
+        raise KsearchError(f"{path} has no `task:` line in its docstring; add one naming its task")
+    return load_task(name)
+
+
+def largest_workload(task: Task) -> str:
     return max(task.workloads(), key=lambda w: task.bytes(w, task.default_dtype) or 0).name
 
 
@@ -43,7 +53,7 @@ def _median_of(packet, workload: str) -> float | None:
 
 
 def stability(ev: Evaluator, path: Path, repeats: int) -> dict:
-    task = load_task(header(path, "task"))
+    task = _task_of(path)
     wl = largest_workload(task)
     medians = [_median_of(ev.evaluate(path, task, workloads=[wl], seeds=(0,)), wl) for _ in range(repeats)]
     got = [m for m in medians if m is not None]
@@ -61,7 +71,7 @@ def ncu_agreement(device: str, paths: list[Path]) -> list[dict]:
     rows = []
     with Evaluator(device, ncu=True) as ev:
         for path in paths:
-            task = load_task(header(path, "task"))
+            task = _task_of(path)
             wl = largest_workload(task)
             packet = ev.evaluate(path, task, workloads=[wl], seeds=(0,))
             timing = packet.performance.workloads[0] if packet.performance else None
@@ -82,10 +92,10 @@ def ncu_agreement(device: str, paths: list[Path]) -> list[dict]:
 
 
 def overhead(ev: Evaluator, path: Path) -> dict:
-    task = load_task(header(path, "task"))
+    task = _task_of(path)
     wl = largest_workload(task)
     result = {}
-    plans = [("full_suite", {})]
+    plans: list[tuple[str, dict[str, Any]]] = [("full_suite", {})]
     if ev.device != "cpu":  # the interpreter runs a GPU-sized workload for minutes: CPU keeps its subset
         plans.append(("largest_workload", {"workloads": [wl], "seeds": (0,)}))
     for label, kwargs in plans:
@@ -105,7 +115,7 @@ def corpora(ev: Evaluator, honest: list[Path], cheats: list[Path], on_row=None) 
         if ev.device == "cpu" and header(path, "device") == "cuda":
             continue  # its trick needs a GPU
         expected = expected_verdict(path)
-        packet = ev.evaluate(path, load_task(header(path, "task")))
+        packet = ev.evaluate(path, _task_of(path))
         got = packet.failure_class.value if packet.failure_class else "pass"
         medians[path.name] = (
             {t.workload: t.median_us for t in packet.performance.workloads} if packet.performance else {}
