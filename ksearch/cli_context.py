@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,7 +51,7 @@ def skills_list(as_json: AsJson = False) -> None:
     from ksearch.context import list_skills, tokenizer_name
 
     skills = list_skills()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name,
             "layer": s.meta.layer,

@@ -1,7 +1,7 @@
-"""Where ksearch finds its configuration tree.
+"""Where ksearch finds its configuration tree, and how it replaces a file whole.
 
-`$KSEARCH_CONFIGS` overrides the location so that tests and users can point ksearch at another tree
-without touching the repository.
+`$KSEARCH_CONFIGS` (see `ksearch.settings`) overrides the location so that tests and users can point
+ksearch at another tree without touching the repository.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CONFIGS_ENV = "KSEARCH_CONFIGS"
+from ksearch import settings
 
 
 def repo_root() -> Path:
@@ -19,12 +19,31 @@ def repo_root() -> Path:
 
 def configs_dir() -> Path:
     """`$KSEARCH_CONFIGS` if set (and non-empty), else `<repo root>/configs`."""
-    override = os.environ.get(CONFIGS_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
-    return repo_root() / "configs"
+    return settings.env_path(settings.CONFIGS) or repo_root() / "configs"
 
 
 def tasks_dir() -> Path:
     """Directory of the built-in task definitions: `<configs>/tasks`."""
     return configs_dir() / "tasks"
+
+
+def write_atomic(path: Path, data: str | bytes, *, fsync: bool = False) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the whole new one, never half.
+
+    The temporary sits next to `path` (same file system, so the rename is atomic) and carries the
+    pid, so two processes writing the same path do not share one. `fsync` makes the content durable
+    before the rename (for files a crash must not leave empty).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = data.encode() if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

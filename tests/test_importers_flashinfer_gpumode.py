@@ -25,12 +25,6 @@ FI = FIXTURES / "flashinfer"
 GM = FIXTURES / "gpumode" / "axpb_py"
 
 
-@pytest.fixture(scope="module")
-def evaluator():
-    with Evaluator("cpu", timeout_s=300) as ev:
-        yield ev
-
-
 def _passes(ev: Evaluator, candidate: Path, task) -> None:
     packet = ev.evaluate(candidate, task)
     assert packet.status is Status.PASS, f"{candidate.name}: {packet.failure_class} {packet.message}"

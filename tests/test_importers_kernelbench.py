@@ -13,19 +13,12 @@ import yaml
 
 from ksearch.errors import TaskError
 from ksearch.evidence import Status
-from ksearch.harness.evaluate import Evaluator
 from ksearch.task import load_task
 from ksearch.task.importers import import_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernelbench"
 KERNELS = FIXTURES / "kernels"
 IMPORTERS = Path(__file__).parent / "fixtures" / "importers"
-
-
-@pytest.fixture(scope="module")
-def evaluator():
-    with Evaluator("cpu", timeout_s=300) as ev:
-        yield ev
 
 
 def imported(name, tmp_path, **kw):

@@ -16,7 +16,6 @@ from ksearch.context import (
     count_tokens,
     get_skill,
     list_skills,
-    load_corpus,
     load_skills,
     select_skills,
     show_skill,
@@ -45,11 +44,6 @@ def ksearch(*args):
 @pytest.fixture(scope="module")
 def skills():
     return load_skills()
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return load_corpus(include_local=False)
 
 
 def test_every_skill_parses_with_valid_fields(skills):

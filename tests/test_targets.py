@@ -192,7 +192,7 @@ def test_missing_top_level_field_and_unknown_field(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(TargetError) as info:
         load_target(str(path))
-    assert "missing field 'warp_size'" in str(info.value)
+    assert "field 'warp_size' is missing; add it" in str(info.value)
     assert "unknown field 'sm_cout'" in str(info.value)
 
 
@@ -279,6 +279,34 @@ def test_match_profile_rules() -> None:
     assert any("114" in n for n in notes)
 
 
+def test_match_profile_reads_the_sm_count_from_the_profile(tmp_path: Path, monkeypatch) -> None:
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    data = _h100_data()
+    data["sm_count"] = 114  # an H100 PCIe profile: the device's 114 SMs are then no surprise
+    (targets / "h100.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("KSEARCH_CONFIGS", str(tmp_path))
+    kw = dict(name="NVIDIA H100 PCIe", vendor="nvidia", arch="sm_90", memory_gib=79.2)
+    assert not any("SMs/CUs" in n for n in match_profile(**kw, sm_count=114)[1])  # type: ignore[arg-type]
+    _, notes = match_profile(**kw, sm_count=132)  # type: ignore[arg-type]
+    assert any("reports 132 SMs/CUs but the h100 profile has 114" in n for n in notes)
+
+
+def test_occupancy_reads_the_allocation_facts_from_the_profile(profiles: dict[str, TargetProfile]) -> None:
+    from ksearch.audit import occupancy
+    from ksearch.compile.result import KernelInfo
+
+    h100 = profiles["h100"]
+    kernel = KernelInfo(name="k", registers=40, threads_per_block=256, smem_bytes=0)
+    coarser = h100.model_copy(
+        update={"registers": h100.registers.model_copy(update={"allocation_unit": 2048})}
+    )
+    # 40 registers x 32 lanes = 1280 per warp, granted as 1280 in units of 256 and 2048 in units of
+    # 2048; 65536 registers then hold 6 or 4 blocks of 8 warps, of 64 warps an SM can hold
+    assert occupancy(kernel, h100) == 6 * 8 / 64
+    assert occupancy(kernel, coarser) == 4 * 8 / 64
+
+
 def test_detect_local_device_none_without_gpu() -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -354,16 +382,7 @@ def test_parsers() -> None:
 # ---- on a GPU ------------------------------------------------------------------------------
 
 
-def _has_gpu() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_gpu(), reason="no CUDA or ROCm device visible to torch")
 def test_local_device_detected_and_matched() -> None:
     import torch
 

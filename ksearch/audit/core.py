@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
 
 TENSOR_CORE = re.compile(r"mma|mfma|wgmma", re.IGNORECASE)
 LOW_OCCUPANCY = 0.125  # below 8 of 64 warps (NVIDIA) / 4 of 32 waves (AMD) latency hiding is thin
-NV_REG_ALLOC_UNIT = 256  # registers are allocated per warp in units of 256 (cc 9.x, 10.x)
-NV_SMEM_RESERVED = 1024  # bytes the runtime reserves per block (cc 8.0+)
-AMD_SIMDS_PER_CU = 4  # CDNA 3 / CDNA 4
-AMD_VGPR_GRANULE = 8
 
 
 def occupancy(kernel: KernelInfo, profile: TargetProfile) -> float | None:
@@ -38,24 +35,27 @@ def occupancy(kernel: KernelInfo, profile: TargetProfile) -> float | None:
     max_warps = profile.residency.max_warps_per_sm
     limits = [max_warps // warps]
     smem_per_sm = profile.shared_memory.per_sm_kib * 1024
+    smem_reserved = profile.shared_memory.reserved_per_block_kib * 1024
+    unit = profile.registers.allocation_unit
     if profile.vendor == "nvidia":
         if kernel.registers:
-            per_warp = math.ceil(kernel.registers * 32 / NV_REG_ALLOC_UNIT) * NV_REG_ALLOC_UNIT
+            per_warp = math.ceil(kernel.registers * profile.warp_size / unit) * unit
             limits.append(profile.registers.per_sm // (per_warp * warps))
         if kernel.smem_bytes:
-            limits.append(int(smem_per_sm // (kernel.smem_bytes + NV_SMEM_RESERVED)))
+            limits.append(int(smem_per_sm // (kernel.smem_bytes + smem_reserved)))
         if profile.residency.max_blocks_per_sm:
             limits.append(profile.residency.max_blocks_per_sm)
         return min(limits) * warps / max_warps
     # AMD: waves per SIMD bounded by the unified VGPR file; workgroups per CU by LDS.
     vgprs = (kernel.registers or 0) + (kernel.agprs or 0)
     waves = max_warps
+    simds = profile.residency.simds_per_cu or 1
     if vgprs:
-        per_lane = profile.registers.per_sm // (profile.warp_size * AMD_SIMDS_PER_CU)
-        granted = math.ceil(vgprs / AMD_VGPR_GRANULE) * AMD_VGPR_GRANULE
-        waves = min(waves, (per_lane // granted) * AMD_SIMDS_PER_CU)
+        per_lane = profile.registers.per_sm // (profile.warp_size * simds)
+        granted = math.ceil(vgprs / unit) * unit
+        waves = min(waves, (per_lane // granted) * simds)
     if kernel.smem_bytes:
-        waves = min(waves, int(smem_per_sm // kernel.smem_bytes) * warps)
+        waves = min(waves, int(smem_per_sm // (kernel.smem_bytes + smem_reserved)) * warps)
     return min(waves, limits[0] * warps) / max_warps
 
 
@@ -96,7 +96,7 @@ def audit_compile(
     for isa, ops in ops_by_isa.items():
         found.update(families_in(ops, isa))
     # Expected families are patterns over the virtual ISA: PTX on NVIDIA, AMDGCN on AMD.
-    primary = ops_by_isa.get("ptx") or ops_by_isa.get("amdgcn") or {}
+    primary: Counter[str] = ops_by_isa.get("ptx") or ops_by_isa.get("amdgcn") or Counter()
     expected = profile.expected_families(op_family, dtype)
     verdicts: list[Verdict] = []
     missing_tc: list[str] = []

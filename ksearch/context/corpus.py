@@ -22,10 +22,10 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from ksearch.context.errors import ContextFileError, UnknownChapterError
-from ksearch.context.files import first_error
 from ksearch.context.locate import ANY, check_target, corpus_dir, known_targets, local_corpus_dir, suggest
 from ksearch.context.markdown import Section, sections, split_front_matter
 from ksearch.context.tokens import count_tokens, tokenizer_name
+from ksearch.errors import describe_validation_error
 
 CHAPTERS = "chapters"
 MANIFEST = "manifest.json"
@@ -137,12 +137,13 @@ class Corpus:
         ]
         if not rows:
             return []
-        db["sections"].insert_all(rows)
-        db["sections"].enable_fts(["title", "heading", "ids", "body"])
+        sections = db.table("sections")
+        sections.insert_all(rows)
+        sections.enable_fts(["title", "heading", "ids", "body"])
         quoted = ['"' + w.replace('"', "") + '"' for w in words]
         found: list[dict] = []
         for query in (" ".join(quoted), " OR ".join(quoted)):
-            found = list(db["sections"].search(query, limit=limit))
+            found = list(sections.search(query, limit=limit))
             if found:
                 break
         lowered = [w.lower() for w in words]
@@ -193,7 +194,7 @@ def load_chapter(path: Path, root: Path, targets: list[str]) -> Chapter:
     try:
         m = ChapterMeta.model_validate(meta)
     except ValidationError as exc:
-        raise ContextFileError(f"{path}: front matter {first_error(exc)}") from None
+        raise ContextFileError(f"{path}: front matter {describe_validation_error(exc)}") from None
     chapter_id = path.relative_to(root / CHAPTERS).with_suffix("").as_posix()
     if not _ID.match(chapter_id):
         raise ContextFileError(

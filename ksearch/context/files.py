@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from ksearch.context.errors import ContextFileError
 
@@ -24,9 +23,3 @@ def read_yaml(path: Path, missing: str) -> Any:
 def yaml_problem(exc: yaml.YAMLError) -> str:
     """What the YAML parser objected to, in a few words."""
     return getattr(exc, "problem", None) or str(exc).splitlines()[0]
-
-
-def first_error(exc: ValidationError) -> str:
-    """ "field 'a.b': message" of the first validation error."""
-    err = exc.errors()[0]
-    return f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"

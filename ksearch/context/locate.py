@@ -8,30 +8,23 @@ git ignores, so downloaded vendor material is never committed.
 from __future__ import annotations
 
 import difflib
-import os
 from pathlib import Path
 
+from ksearch import settings
 from ksearch.errors import TargetError
 from ksearch.paths import repo_root
 
-SKILLS_ENV = "KSEARCH_SKILLS"
-CORPUS_ENV = "KSEARCH_ISA_CORPUS"
 ANY = "*"
-
-
-def _env_dir(name: str, default: Path) -> Path:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser() if value else default
 
 
 def skills_dir() -> Path:
     """`$KSEARCH_SKILLS` if set, else `<repo root>/skills`."""
-    return _env_dir(SKILLS_ENV, repo_root() / "skills")
+    return settings.env_path(settings.SKILLS) or repo_root() / "skills"
 
 
 def corpus_dir() -> Path:
     """`$KSEARCH_ISA_CORPUS` if set, else `<repo root>/isa_corpus`."""
-    return _env_dir(CORPUS_ENV, repo_root() / "isa_corpus")
+    return settings.env_path(settings.ISA_CORPUS) or repo_root() / "isa_corpus"
 
 
 def local_corpus_dir(base: Path | None = None) -> Path:

@@ -18,15 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksearch.context.corpus import Chapter, Corpus, load_corpus
 from ksearch.context.errors import BudgetError, ContextFileError, UnknownTopicError
-from ksearch.context.files import first_error, read_yaml
+from ksearch.context.files import read_yaml
 from ksearch.context.locate import ANY, check_target, corpus_dir, suggest
 from ksearch.context.markdown import Section
 from ksearch.context.tokens import JoinedTokens, count_tokens, tokenizer_name
+from ksearch.errors import describe_validation_error
 
 TOPICS = "topics.yaml"
 
 
-class Fact(BaseModel):
+class TopicFact(BaseModel):
     """One hard fact: short, sourced, optionally target-specific, pointing at its chapter."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,7 +45,7 @@ class Topic(BaseModel):
     title: str = Field(min_length=1)
     chapters: list[str] = Field(min_length=1)
     key_terms: list[str] = Field(default_factory=list)
-    facts: list[Fact] = Field(default_factory=list)
+    facts: list[TopicFact] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def load_topics(root: Path | None = None) -> dict[str, Topic]:
         try:
             topics[str(name)] = Topic.model_validate(body)
         except ValidationError as exc:
-            raise ContextFileError(f"{path}: topic {name!r}, {first_error(exc)}") from None
+            raise ContextFileError(f"{path}: topic {name!r}, {describe_validation_error(exc)}") from None
     return topics
 
 

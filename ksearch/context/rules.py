@@ -4,9 +4,8 @@ The target profiles in configs/targets are the single source of the numbers they
 emitted-code audit reads them from there. A rules file restates those numbers next to the limits
 only the ISA documents give (LDS banks, allocation granules, waitcnt widths, TMEM geometry), so one
 file per target says everything the static audit and an agent must not exceed. Each shared limit
-names its profile field (`profile: shared_memory.max_per_block_kib`), and a number the audit holds
-as a constant names it (`audit: NV_REG_ALLOC_UNIT`, in ksearch.audit.core); `check_rules` compares
-every one and reports each disagreement, and a test runs it for every target, so they can never drift.
+names its profile field (`profile: shared_memory.max_per_block_kib`); `check_rules` compares every
+one and reports each disagreement, and a test runs it for every target, so they can never drift.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksearch.context.errors import ContextFileError
-from ksearch.context.files import first_error, read_yaml
+from ksearch.context.files import read_yaml
 from ksearch.context.locate import check_target, corpus_dir
+from ksearch.errors import describe_validation_error
 
 RULES = "rules"
-AUDIT_CONSTANTS = "ksearch.audit.core."
 
 
 class Limit(BaseModel):
@@ -31,7 +30,6 @@ class Limit(BaseModel):
     unit: str = Field(min_length=1)
     source: str = Field(min_length=1)
     profile: str | None = None  # dotted field of the target profile holding the same number
-    audit: str | None = None  # a constant of ksearch.audit.core holding the same number
     note: str | None = None
 
 
@@ -45,16 +43,15 @@ class Rules(BaseModel):
 @dataclass(frozen=True)
 class Mismatch:
     limit: str
-    field: str  # a dotted profile field, or AUDIT_CONSTANTS + the constant's name
+    field: str  # a dotted profile field
     rules_value: Any
-    profile_value: Any  # what the profile field (or the audit constant) holds
+    profile_value: Any  # what the profile field holds
 
     def __str__(self) -> str:
-        if self.field.startswith(AUDIT_CONSTANTS):
-            where = f"{self.field} says {self.profile_value}; the audit's constant is the source"
-        else:
-            where = f"profile field {self.field} says {self.profile_value}; the profile is the source"
-        return f"{self.limit}: rules say {self.rules_value}, {where}, fix the rules file"
+        return (
+            f"{self.limit}: rules say {self.rules_value}, profile field {self.field} says "
+            f"{self.profile_value}; the profile is the source, fix the rules file"
+        )
 
 
 def rules_path(target: str, root: Path | None = None) -> Path:
@@ -69,7 +66,7 @@ def load_rules(target: str, root: Path | None = None) -> Rules:
     try:
         rules = Rules.model_validate(data)
     except ValidationError as exc:
-        raise ContextFileError(f"{path}: {first_error(exc)}") from None
+        raise ContextFileError(f"{path}: {describe_validation_error(exc)}") from None
     if rules.target != key:
         raise ContextFileError(
             f"{path}: target is {rules.target!r} but the file is {key}.yaml; make them match"
@@ -88,9 +85,7 @@ def profile_value(profile_data: dict, dotted: str) -> Any:
 
 
 def check_rules(target: str, root: Path | None = None) -> list[Mismatch]:
-    """Every shared number of the rules file against the target profile and the audit's constants;
-    [] when they agree."""
-    import ksearch.audit.core as audit
+    """Every shared number of the rules file against the target profile; [] when they agree."""
     from ksearch.target.profile import load_target
 
     rules = load_rules(target, root)
@@ -100,10 +95,6 @@ def check_rules(target: str, root: Path | None = None) -> list[Mismatch]:
     if profile.arch != rules.arch:
         out.append(Mismatch("arch", "arch", rules.arch, profile.arch))
     for name, limit in rules.limits.items():
-        if limit.audit is not None:
-            value = getattr(audit, limit.audit, "<no such constant>")
-            if not isinstance(value, (int, float)) or float(value) != float(limit.value):
-                out.append(Mismatch(name, AUDIT_CONSTANTS + limit.audit, limit.value, value))
         if limit.profile is None:
             continue
         try:

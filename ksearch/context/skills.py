@@ -18,16 +18,17 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksearch.context.errors import BudgetError, ContextFileError, UnknownSkillError
-from ksearch.context.files import first_error
 from ksearch.context.locate import ANY, check_target, skills_dir, suggest
 from ksearch.context.markdown import split_front_matter
 from ksearch.context.tokens import JoinedTokens, count_tokens, tokenizer_name
+from ksearch.errors import describe_validation_error
+from ksearch.evidence import BUILTIN_LANGUAGES
 
 SKILL_FILE = "SKILL.md"
 SKILL_BODY_BUDGET = 500  # tokens of a SKILL.md body; depth goes into reference files
 REFERENCE_BUDGET = 3000  # tokens of one reference file
 Layer = Literal["entry", "harness", "hardware", "language", "op"]
-LANGUAGES = ("triton", "tilelang", "hip")
+LANGUAGES = BUILTIN_LANGUAGES  # the languages skills are written for
 
 # Words of a free-text task that name an op family or a dtype.
 _OP_WORDS = {
@@ -96,7 +97,7 @@ def load_skill(folder: Path) -> Skill:
     try:
         parsed = SkillMeta.model_validate(meta)
     except ValidationError as exc:
-        raise ContextFileError(f"{path}: front matter {first_error(exc)}") from None
+        raise ContextFileError(f"{path}: front matter {describe_validation_error(exc)}") from None
     if parsed.name != folder.name:
         raise ContextFileError(f"{path}: name {parsed.name!r} must equal its folder name {folder.name!r}")
     return Skill(parsed, body, path)

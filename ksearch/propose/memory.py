@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,9 @@ from pydantic import BaseModel, Field, ValidationError
 from ksearch.context.tokens import count_tokens, fit_lines
 from ksearch.errors import LogError
 from ksearch.log.index import connect_readonly, run_start
+from ksearch.paths import write_atomic
+from ksearch.propose.templates import templates_for
+from ksearch.propose.templates.base import knob_key
 
 MEMORY = "memory.json"
 FRONTIER = "frontier.csv"
@@ -135,20 +137,20 @@ def distill(
         memory, knob_rows = _distill(conn, run_dir, min_failures, max_pass_rate, evidence_per_fact)
     finally:
         conn.close()
-    _write_atomic(run_dir / MEMORY, memory.model_dump_json(indent=2))
+    write_atomic(run_dir / MEMORY, memory.model_dump_json(indent=2))
     buf = io.StringIO()
     w = csv.DictWriter(buf, FRONTIER_COLUMNS, lineterminator="\n")
     w.writeheader()
     for row in _frontier_csv_rows(memory.frontier, knob_rows):
         w.writerow({k: "" if v is None else v for k, v in row.model_dump().items()})
-    _write_atomic(run_dir / FRONTIER, buf.getvalue())
+    write_atomic(run_dir / FRONTIER, buf.getvalue())
     return memory
 
 
 def update_memory(run_dir: Path) -> Memory:
     """For the search loop, after each visit: bring the index up to date (incrementally) and rewrite
     memory.json and frontier.csv. It reads the index's aggregate tables (one row per strategy and per
-    template setting tried), not the steps; `python -m ksearch.log.synth DIR --bench` times it
+    template setting tried), not the steps; `python -m ksearch.selfbench.synthetic_log DIR --bench` times it
     (`distill_s`)."""
     return distill(run_dir)
 
@@ -167,17 +169,9 @@ def load_memory(run_dir: Path) -> Memory | None:
         ) from e
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _templates(task: str | None) -> dict:
     if not task:
         return {}
-    from ksearch.propose.templates import templates_for
-
     return {t.id: t for t in templates_for(task)}
 
 
@@ -185,7 +179,7 @@ def _distill(
     conn: sqlite3.Connection, run_dir: Path, min_failures: int, max_pass_rate: float, per_fact: int
 ) -> tuple[Memory, list[FrontierRow]]:
     start = run_start(conn)
-    task = start.get("task") or (start.get("config") or {}).get("task")
+    task = start.task if start else None
     templates = _templates(task)
     strategies = {
         r[0]: r
@@ -283,8 +277,8 @@ def _distill(
     memory = Memory(
         run=run_dir.name,
         task=task,
-        dtype=start.get("dtype"),
-        primary=start.get("primary"),
+        dtype=start.dtype if start else None,
+        primary=start.primary if start else None,
         updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         evaluations=evaluations,
         passed=passed,
@@ -302,8 +296,6 @@ def _frontier(
     conn: sqlite3.Connection, templates: dict, strategies: dict
 ) -> tuple[list[FrontierRow], list[FrontierRow]]:
     """Template rows (tried vs untried settings) and knob-value rows (which values were never tried)."""
-    from ksearch.propose.templates.base import knob_key
-
     tried: dict[str, dict[str, list]] = {}  # template -> knob_key -> [knobs, passed, best score]
     for template, knobs, ok, score in conn.execute(
         "SELECT template, knobs, passed, best_score FROM template_settings"

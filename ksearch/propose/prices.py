@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ksearch.errors import ConfigError
+from ksearch.errors import ConfigError, describe_validation_error
 from ksearch.paths import configs_dir
 
 
@@ -31,7 +31,11 @@ def _load(path: Path) -> dict[str, Price]:
         return {str(k): Price.model_validate(v) for k, v in (data.get("models") or {}).items()}
     except OSError as e:
         raise ConfigError(f"price table {path} cannot be read ({e.strerror})") from e
-    except (yaml.YAMLError, ValidationError, AttributeError) as e:
+    except ValidationError as e:
+        raise ConfigError(
+            f"price table {path}: {describe_validation_error(e)}; see the comment at its top for the format"
+        ) from e
+    except (yaml.YAMLError, AttributeError) as e:
         raise ConfigError(
             f"price table {path} is malformed: {str(e).splitlines()[0]}; "
             "see the comment at its top for the format"

@@ -19,8 +19,8 @@ from ksearch.context import build_packet, count_tokens, fit_tokens, load_topics,
 from ksearch.context.errors import ContextError
 from ksearch.errors import LogError, TargetError
 from ksearch.evidence import EvidencePacket
-from ksearch.log.memory import load_memory, memory_text
 from ksearch.propose.base import Outcome, SearchState
+from ksearch.propose.memory import load_memory, memory_text
 from ksearch.propose.settings import PromptBudget
 from ksearch.target import load_target
 from ksearch.task import Task
@@ -185,11 +185,11 @@ class PromptBuilder:
 
     def _memory(self, state: SearchState) -> str:
         """What the run has learnt: the distilled memory (proven strategies, dead ends, the frontier:
-        ksearch.log.memory, rebuilt after every visit) and the latest message of each failure class."""
+        ksearch.propose.memory, rebuilt after every visit) and the latest message of each failure class."""
         lines = []
-        scored = [o for o in state.outcomes if o.passed and o.score is not None]
+        scored = [(o.score, o) for o in state.outcomes if o.passed and o.score is not None]
         if scored:
-            best = max(scored, key=lambda o: o.score)
+            best = max(scored, key=lambda so: so[0])[1]
             lines.append(f"- best so far: {best.candidate} score {best.score:.4g} (action {best.action_id})")
         lines.append(f"- {len(state.outcomes)} candidates evaluated, {len(scored)} passed")
         fails: dict[str, Outcome] = {}

@@ -10,7 +10,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ksearch.errors import KsearchError
+from ksearch.errors import KsearchError, describe_validation_error
 from ksearch.propose.prompt import MAX_ACTIONS, MAX_DECISIONS
 from ksearch.worldmodel import EditOp, WorldModel
 
@@ -56,22 +56,19 @@ def check_finish(text: str, finish: str | None) -> None:
         raise ReplyError("the reply was cut off at the output-token limit (truncated); reply more briefly")
 
 
-def _pyd(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors()[:6])
-
-
 def extract_json(text: str) -> object:
     """The JSON value of a ```json block, or of the whole reply, or of its outermost {...}."""
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("json", "")]
     candidates = blocks + [text]
     if "{" in text and "}" in text:
         candidates.append(text[text.index("{") : text.rindex("}") + 1])
-    first = None
+    first: json.JSONDecodeError | None = None
     for c in candidates:
         try:
             return json.loads(c)
         except json.JSONDecodeError as e:
             first = first or e
+    assert first is not None  # the whole reply is always a candidate
     raise ReplyError(
         f"the reply is not JSON ({first.msg} at line {first.lineno} column {first.colno}); "
         "reply with one JSON object in a ```json block"
@@ -82,7 +79,7 @@ def parse_plan(text: str) -> Plan:
     try:
         return Plan.model_validate(extract_json(text))
     except ValidationError as e:
-        raise ReplyError(f"the plan does not match the schema: {_pyd(e)}") from None
+        raise ReplyError(f"the plan does not match the schema: {describe_validation_error(e)}") from None
 
 
 def parse_edit_script(text: str, wm: WorldModel) -> list[EditOp]:
@@ -93,7 +90,9 @@ def parse_edit_script(text: str, wm: WorldModel) -> list[EditOp]:
     try:
         ops = EditScript.model_validate(data).ops
     except ValidationError as e:
-        raise ReplyError(f"the edit script does not match the schema: {_pyd(e)}") from None
+        raise ReplyError(
+            f"the edit script does not match the schema: {describe_validation_error(e)}"
+        ) from None
     if any(op.op == "attach" for op in ops):
         raise ReplyError("attach is not yours to use: solutions are attached by the harness from evaluations")
     errors = wm.validate(ops)

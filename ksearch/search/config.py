@@ -8,7 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ksearch.errors import ConfigError
+from ksearch import settings
+from ksearch.errors import ConfigError, describe_validation_error
 from ksearch.paths import configs_dir
 from ksearch.propose.settings import ProposerConfig
 
@@ -63,7 +64,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str = "rmsnorm"
     dtype: str | None = None
-    targets: list[str] = Field(default_factory=lambda: ["h100", "b200", "mi355x"], min_length=1)
+    targets: list[str] = Field(default_factory=lambda: list(settings.DEFAULT_TARGETS), min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     proposer: ProposerConfig = Field(
         default_factory=ProposerConfig, description="a block, or a spec string such as openai:gpt-5-mini"
@@ -99,6 +100,4 @@ def validate_run_config(data: dict, source: str) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: field '{where}': {first['msg']}") from e
+        raise ConfigError(f"{source}: {describe_validation_error(e, limit=1)}") from e

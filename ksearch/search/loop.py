@@ -28,17 +28,27 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from ksearch.log import History, iter_rows
-from ksearch.log.index import STEP
-from ksearch.log.memory import update_memory
+from ksearch.log import History
+from ksearch.log.history import read_rows
+from ksearch.log.rows import (
+    PacketId,
+    ProposerCallRecord,
+    ProposerFailure,
+    RowPayload,
+    RunStop,
+    RunStopRow,
+    Step,
+    StepRow,
+)
 from ksearch.propose.adapt import TaskTemplates
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried
+from ksearch.propose.memory import update_memory
 from ksearch.propose.prompt import evidence_text
 from ksearch.propose.templates import template
 from ksearch.search.config import RunConfig
-from ksearch.search.pipeline import CandidateResult, Pipeline
+from ksearch.search.pipeline import CandidateJob, CandidateResult, Pipeline
 from ksearch.task import Task
-from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, Status, WorldModel, WorldModelError, record
+from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, NodeStatus, WorldModel, WorldModelError, record
 
 NO_CANDIDATE_LIMIT = 4  # implement calls in a row without a usable candidate before the run stops
 
@@ -94,49 +104,48 @@ class Search:
 
     def restore(self, run_dir) -> None:
         """Rebuild memory, counters and bests from the step rows of an earlier part of this run."""
-        for line, _ in iter_rows(run_dir):
-            row = line.row
-            if row["kind"] == "run_stop":
-                self.elapsed_before += row["payload"].get("elapsed_s", 0.0)
-            if row["kind"] != STEP:
-                continue
-            s = row["payload"]
-            self._remember(s)
-            self.visits = max(self.visits, s.get("visit", -1) + 1)
+        for row in read_rows(run_dir, RunStop.KIND, Step.KIND):
+            if isinstance(row, RunStopRow):
+                self.elapsed_before += row.payload.elapsed_s
+            elif isinstance(row, StepRow):
+                self._remember(row.payload)
+                self.visits = max(
+                    self.visits, (row.payload.visit if row.payload.visit is not None else -1) + 1
+                )
 
-    def _remember(self, s: dict) -> None:
+    def _remember(self, s: Step) -> None:
         outcome = Outcome(
-            s["candidate"],
-            s["knobs"],
-            s["passed"],
-            s["score"],
-            s["failure_class"],
-            s.get("message", ""),
-            s.get("action_id"),
-            s.get("blob"),
-            s.get("evidence", ""),
+            s.candidate,
+            s.knobs,
+            s.passed,
+            s.score,
+            s.failure_class,
+            s.message,
+            s.action_id,
+            s.blob,
+            s.evidence,
         )
         self.outcomes.append(outcome)
-        if s.get("template"):
-            self.tried.add(s["template"], s["knobs"], outcome)
+        if s.template:
+            self.tried.add(s.template, s.knobs, outcome)
         p = self.progress
         p.evaluations += 1
-        if s["passed"]:
+        if s.passed:
             p.passed += 1
         else:
-            p.failures[s["failure_class"] or "unknown"] += 1
-        if s["score"] is not None:
+            p.failures[s.failure_class or "unknown"] += 1
+        if s.score is not None:
             best = Best(
-                s["score"],
-                s["candidate"],
-                s["packet_id"],
-                s["blob"],
-                s["score_basis"],
-                {"template": s.get("template"), "knobs": s["knobs"]},
+                s.score,
+                s.candidate,
+                str(s.packet_id),
+                s.blob or "",
+                s.score_basis or "",
+                {"template": s.template, "knobs": s.knobs},
             )
             if p.best is None or best.score > p.best.score:
                 p.best = best
-            island = s.get("island")
+            island = s.island
             if island is not None and (
                 island not in self.island_best or best.score > self.island_best[island].score
             ):
@@ -174,12 +183,9 @@ class Search:
                 self._apply(ops, f"{self.proposer.name} plan")
             except WorldModelError as e:  # one bad decision of a plan is skipped, the rest is kept
                 self.history.append(
-                    "proposer_failure",
-                    {
-                        "call": "propose_actions",
-                        "error": str(e),
-                        "ops": [o.model_dump(mode="json") for o in ops],
-                    },
+                    ProposerFailure(
+                        call="propose_actions", error=str(e), ops=[o.model_dump(mode="json") for o in ops]
+                    )
                 )
         self._log_calls()
 
@@ -212,7 +218,7 @@ class Search:
         if not frontier:
             return None
         mine = [a for a in frontier if self._island(a) == island] or frontier
-        solved = len(self.wm.actions(Status.solved))
+        solved = len(self.wm.actions(NodeStatus.solved))
         level = min(5, 2 + solved // 2)
         gated = [a for a in mine if a.difficulty <= level] or mine
         n = self.progress.evaluations
@@ -233,7 +239,11 @@ class Search:
         s = self.cfg.search
         self.progress.action = action.title
         self._apply(
-            [EditOp(op="update", node=action.id, fields={"status": Status.trying.value}, reason="selected")],
+            [
+                EditOp(
+                    op="update", node=action.id, fields={"status": NodeStatus.trying.value}, reason="selected"
+                )
+            ],
             "select",
         )
         island = self._island(action)
@@ -247,7 +257,7 @@ class Search:
                 s.batch, s.max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations
             )
             state = self._full_state(action)
-            batch = []
+            batch: list[CandidateJob] = []
             for _ in range(n):
                 if (
                     batch and self._stop_reason()
@@ -276,20 +286,22 @@ class Search:
                 outcomes.append(outcome)
                 samples += 1
                 node = self.wm.node(action.id)
-                improved = result.score is not None and (
-                    node.best_score is None or result.score > node.best_score
-                )
+                score = result.score
+                improved = score is not None and (node.best_score is None or score > node.best_score)
                 stale = 0 if improved else stale + 1
-                if improved and (visit_best is None or result.score > visit_best.score):
+                if score is not None and improved and (visit_best is None or score > _score(visit_best)):
                     visit_best = result
-                fields = {"attempts": node.attempts + 1, "failures": node.failures + (not result.passed)}
-                if improved:
-                    fields.update(best_score=result.score, last_improved_attempt=self.progress.evaluations)
+                fields: dict[str, float | int] = {
+                    "attempts": node.attempts + 1,
+                    "failures": node.failures + (not result.passed),
+                }
+                if score is not None and improved:
+                    fields.update(best_score=score, last_improved_attempt=self.progress.evaluations)
                 self._apply(
                     [EditOp(op="update", node=action.id, fields=fields, reason=result.candidate_id)], "stats"
                 )
         node = self.wm.node(action.id)
-        if visit_best is not None and (lineage is None or visit_best.score > lineage):
+        if visit_best is not None and (lineage is None or _score(visit_best) > lineage):
             self._apply(
                 [
                     EditOp(
@@ -307,11 +319,14 @@ class Search:
                 ],
                 "solution",
             )
-        elif node.status is Status.trying:
+        elif node.status is NodeStatus.trying:
             self._apply(
                 [
                     EditOp(
-                        op="update", node=action.id, fields={"status": Status.open.value}, reason="visit over"
+                        op="update",
+                        node=action.id,
+                        fields={"status": NodeStatus.open.value},
+                        reason="visit over",
                     )
                 ],
                 "visit over",
@@ -325,15 +340,16 @@ class Search:
                 self._apply(ops, "reflect")
             except WorldModelError as e:  # a proposer's invalid edit is evidence, never fatal
                 self.history.append(
-                    "proposer_failure",
-                    {"call": "reflect", "error": str(e), "ops": [o.model_dump(mode="json") for o in ops]},
+                    ProposerFailure(
+                        call="reflect", error=str(e), ops=[o.model_dump(mode="json") for o in ops]
+                    )
                 )
 
     def _lineage_best(self, action: Node) -> float | None:
         scores = [
             n.best_score
             for n in self.wm.path_to(action.id)[:-1]
-            if n.kind is NodeKind.action and n.status is Status.solved and n.best_score is not None
+            if n.kind is NodeKind.action and n.status is NodeStatus.solved and n.best_score is not None
         ]
         return max(scores) if scores else None
 
@@ -369,22 +385,19 @@ class Search:
         and the prompt and response blobs for LLMs); an unusable reply also a `proposer_failure` row
         with the raw text."""
         calls, self.proposer.calls[:] = list(self.proposer.calls), []
-        rows = []
+        rows: list[RowPayload] = []
         for c in calls:
             row = asdict(c)
             raw = row.pop("raw")
-            rows.append(("proposer_call", row))
+            rows.append(ProposerCallRecord.model_validate(row))
             if c.failure:
                 rows.append(
-                    (
-                        "proposer_failure",
-                        {
-                            "call": c.kind,
-                            "error": c.failure,
-                            "raw": raw,
-                            "prompt_blob": c.prompt_blob,
-                            "response_blob": c.response_blob,
-                        },
+                    ProposerFailure(
+                        call=c.kind,
+                        error=c.failure,
+                        raw=raw,
+                        prompt_blob=c.prompt_blob,
+                        response_blob=c.response_blob,
                     )
                 )
         if rows:
@@ -396,41 +409,40 @@ class Search:
         return applied
 
     def _log_candidate(self, result: CandidateResult, action: Node | None, island: int | None) -> Outcome:
-        self.history.append_many(("attempt", p.model_dump(mode="json")) for p in result.packets.values())
         packet = result.packet
-        step = {
-            "candidate": result.candidate_id,
-            "visit": self.visits,
-            "island": island,
-            "action_id": action.id if action else None,
-            "template": result.attrs.get("template"),
-            "knobs": result.attrs.get("knobs", {}),
-            "passed": result.passed,
-            "score": result.score,
-            "score_basis": result.score_basis,
-            "failure_class": packet.failure_class.value if packet.failure_class else None,
-            "packet_id": packet.packet_id,
-            "blob": result.blob,
-            "targets": {
+        step = Step(
+            candidate=result.candidate_id,
+            visit=self.visits,
+            island=island,
+            action_id=action.id if action else None,
+            template=result.attrs.get("template"),
+            knobs=result.attrs.get("knobs", {}),
+            passed=result.passed,
+            score=result.score,
+            score_basis=result.score_basis,
+            failure_class=packet.failure_class.value if packet.failure_class else None,
+            packet_id=PacketId.parse(packet.packet_id),
+            blob=result.blob,
+            targets={
                 t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()
             },
-            "message": packet.message[:300],
-            "evidence": evidence_text(packet),
-        }
-        self.history.append(STEP, step)
+            message=packet.message[:300],
+            evidence=evidence_text(packet),
+        )
+        self.history.append_many([*result.packets.values(), step])  # one write: no packet without its step
         self._remember(step)
         self.on_progress(self.progress)
         return self.outcomes[-1]
 
     def _reopen_interrupted(self) -> None:
-        trying = self.wm.actions(Status.trying)
+        trying = self.wm.actions(NodeStatus.trying)
         if trying:
             self._apply(
                 [
                     EditOp(
                         op="update",
                         node=a.id,
-                        fields={"status": Status.open.value},
+                        fields={"status": NodeStatus.open.value},
                         reason="the run stopped during this visit",
                     )
                     for a in trying
@@ -492,7 +504,7 @@ class Search:
             if stop:
                 return stop
             n = min(self.cfg.search.batch, self.cfg.budget.evaluations - self.progress.evaluations)
-            batch = []
+            batch: list[CandidateJob] = []
             for k in range(n):
                 cid = f"c{self.progress.evaluations + k:04d}"
                 rng = random.Random(f"{self.cfg.seed}:{cid}")
@@ -512,6 +524,12 @@ class Search:
                 self._log_candidate(result, None, None)
             self.visits += 1
             update_memory(self.history.run_dir)
+
+
+def _score(result: CandidateResult) -> float:
+    """The score of a result known to have one (only scored results become a visit's best)."""
+    assert result.score is not None
+    return result.score
 
 
 def _copy_tried(t: Tried) -> Tried:

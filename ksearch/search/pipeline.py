@@ -19,10 +19,14 @@ from ksearch.compile.result import CompileResult
 from ksearch.evidence import EvidencePacket, FailureClass, Status, Unmeasured, status_for
 from ksearch.harness.evaluate import Evaluator
 from ksearch.log import put_blob
+from ksearch.log.rows import PacketId
 from ksearch.propose.base import Implementation
 from ksearch.search.estimate import static_score
 from ksearch.target.profile import TargetProfile
 from ksearch.task import Task
+
+# What a batch holds per candidate: its id, the implementation, and its provenance (action, parent).
+CandidateJob = tuple[str, Implementation, dict]
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Pipeline:
     def close(self) -> None:
         self._compiler.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, batch: list[tuple[str, Implementation, dict]]) -> list[CandidateResult]:
+    def run(self, batch: list[CandidateJob]) -> list[CandidateResult]:
         """Evaluate (candidate id, implementation, provenance) triples; results in the same order."""
         blobs = [put_blob(self.run_dir, impl.source.encode(), ".py") for _, impl, _ in batch]
         paths = [self.run_dir / b for b in blobs]
@@ -155,7 +159,7 @@ class Pipeline:
         audit = audit_compile(comp, prof, self.task.spec.op_family, self.dtype, self.intensity)
         audit.anti_hack = list(evaluated.audit.anti_hack)
         data = evaluated.model_dump()
-        data["packet_id"] = f"{evaluated.packet_id.rsplit('@', 1)[0]}@{prof.name}"
+        data["packet_id"] = str(PacketId.parse(evaluated.packet_id).on(prof.name))
         data["candidate"].update(
             target=prof.name,
             source_blob=blob,

@@ -10,10 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-_GIB = 1024**3
+from ksearch.target.profile import load_all_targets, load_target
 
-# Shape of each profile as a device reports it, for sanity notes on a match.
-_PROFILE_SM_COUNT = {"h100": 132, "h200": 132, "b200": 148, "mi300x": 304, "mi355x": 256}
+_GIB = 1024**3
 
 
 class LocalDevice(BaseModel):
@@ -68,11 +67,12 @@ def match_profile(
                     "GH200 is not profiled; closest profile: h100 (same sm_90a SM, different memory)"
                 )
         if profile is None and not notes:
-            notes.append(f"no profile for {name} ({arch}); profiles exist for b200, h100, h200")
+            notes.append(f"no profile for {name} ({arch}); profiles exist for {_profiles_of(vendor)}")
     else:
         base = arch.split(":")[0]
         if base == "gfx942":
-            if "MI300X" in upper or ("MI3" not in upper and sm_count == 304 and memory_gib < 200):
+            full_part = sm_count == load_target("mi300x").sm_count and memory_gib < 200
+            if "MI300X" in upper or ("MI3" not in upper and full_part):
                 profile = "mi300x"
             else:
                 notes.append(f"{name} ({base}) is not an MI300X; closest profile: mi300x (same CDNA 3 CU)")
@@ -88,14 +88,19 @@ def match_profile(
                         f"device name {name!r} does not say MI355X; matched by gfx950 (could be an MI350X)"
                     )
         else:
-            notes.append(f"no profile for {name} ({base}); profiles exist for mi300x, mi355x")
-    expected_sms = _PROFILE_SM_COUNT.get(profile or "")
+            notes.append(f"no profile for {name} ({base}); profiles exist for {_profiles_of(vendor)}")
+    # The profile's shape, as the device should report it: a mismatch hints at a partitioned part.
+    expected_sms = load_target(profile).sm_count if profile else None
     if expected_sms is not None and sm_count != expected_sms:
         notes.append(
             f"device reports {sm_count} SMs/CUs but the {profile} profile has {expected_sms} "
             "(partitioned or a different SKU?)"
         )
     return profile, notes
+
+
+def _profiles_of(vendor: str) -> str:
+    return ", ".join(p.name for p in load_all_targets() if p.vendor == vendor)
 
 
 def _device_from_props(index: int, props: Any, is_hip: bool) -> LocalDevice:

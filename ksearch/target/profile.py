@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from ksearch.errors import TargetError
+from ksearch.errors import TargetError, describe_validation_error
 
 Vendor = Literal["nvidia", "amd"]
 
@@ -123,6 +123,9 @@ class RegisterFile(_Strict):
     max_per_thread: int = Field(
         gt=0, description="max 32-bit registers per thread (NVIDIA) / per lane incl. AGPRs (AMD)"
     )
+    allocation_unit: int = Field(
+        gt=0, description="registers are granted in multiples of this: per warp (NVIDIA), per lane (AMD)"
+    )
     arch_vgprs_per_lane: int | None = Field(description="AMD: architectural VGPRs per lane")
     acc_vgprs_per_lane: int | None = Field(description="AMD: accumulation VGPRs (AGPRs) per lane")
 
@@ -130,6 +133,7 @@ class RegisterFile(_Strict):
 class SharedMemory(_Strict):
     per_sm_kib: float = Field(gt=0, description="shared memory / LDS per SM or CU, KiB")
     max_per_block_kib: float = Field(gt=0, description="max per block / workgroup, KiB")
+    reserved_per_block_kib: float = Field(ge=0, description="kept by the runtime per block / workgroup, KiB")
 
 
 class Residency(_Strict):
@@ -139,6 +143,7 @@ class Residency(_Strict):
     max_blocks_per_sm: int | None = Field(
         description="resident blocks per SM; null where not a separate limit"
     )
+    simds_per_cu: int | None = Field(gt=0, description="AMD: SIMDs per CU, each with its share of the VGPRs")
 
 
 class Caches(_Strict):
@@ -146,7 +151,7 @@ class Caches(_Strict):
     last_level_mib: float | None = Field(description="memory-side last-level cache (AMD Infinity Cache), MiB")
 
 
-class Memory(_Strict):
+class DeviceMemory(_Strict):
     type: str
     capacity_gib: float = Field(gt=0)
     bandwidth_tbs: float = Field(gt=0, description="peak HBM bandwidth, TB/s")
@@ -209,7 +214,7 @@ class TargetProfile(_Strict):
     shared_memory: SharedMemory
     residency: Residency
     caches: Caches
-    memory: Memory
+    memory: DeviceMemory
     tensor_memory_kib: float | None = Field(description="Blackwell tensor memory (TMEM) per SM, KiB")
     peaks: PeakRates = Field(alias="peak_tflops", description="dense peak rates; YAML key peak_tflops")
     expected_instructions: list[ExpectedInstructions]
@@ -236,6 +241,8 @@ class TargetProfile(_Strict):
                 or self.registers.acc_vgprs_per_lane is not None
             ):
                 raise ValueError("registers.arch_vgprs_per_lane / acc_vgprs_per_lane are AMD-only; set null")
+            if self.residency.simds_per_cu is not None:
+                raise ValueError("residency.simds_per_cu is AMD-only; set null")
         else:
             if not re.match(r"^gfx[0-9a-f]+$", self.arch):
                 raise ValueError(f"amd arch must look like gfx942, got {self.arch!r}")
@@ -245,6 +252,8 @@ class TargetProfile(_Strict):
                 raise ValueError("amd (CDNA) targets have warp_size 64")
             if self.tensor_memory_kib is not None:
                 raise ValueError("tensor_memory_kib is Blackwell-only; set null")
+            if self.residency.simds_per_cu is None:
+                raise ValueError("amd targets need residency.simds_per_cu (4 on CDNA 3 and CDNA 4)")
         if self.shared_memory.max_per_block_kib > self.shared_memory.per_sm_kib:
             raise ValueError("shared_memory.max_per_block_kib exceeds shared_memory.per_sm_kib")
 
@@ -414,24 +423,9 @@ def load_target_file(path: Path) -> TargetProfile:
     try:
         profile = TargetProfile.model_validate(data)
     except ValidationError as exc:
-        raise TargetError(f"target profile {path}: {_describe_errors(exc)}") from None
+        raise TargetError(f"target profile {path}: {describe_validation_error(exc)}") from None
     profile._source_path = path
     return profile
-
-
-def _describe_errors(exc: ValidationError) -> str:
-    parts: list[str] = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        kind = err["type"]
-        if kind == "missing":
-            parts.append(f"missing field '{loc}'; add it (null where it does not apply)")
-        elif kind == "extra_forbidden":
-            parts.append(f"unknown field '{loc}'; remove it or fix its spelling")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            parts.append(f"field '{loc}': {msg}" if loc else msg)
-    return "; ".join(parts)
 
 
 def family_matches(family: str, mnemonic: str) -> bool:

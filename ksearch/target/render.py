@@ -49,14 +49,22 @@ def _hardware_rows(p: TargetProfile) -> list[tuple[str, str, str]]:
         ("clock", _fmt(p.clock_mhz, "MHz"), "clock_mhz"),
         (f"32-bit registers per {unit[:-1]}", _fmt(regs.per_sm), "registers.per_sm"),
         ("max registers per thread", per_thread, "registers.max_per_thread"),
+        ("register allocation unit", _fmt(regs.allocation_unit), "registers.allocation_unit"),
         (f"{smem} per {unit[:-1]}", _fmt(p.shared_memory.per_sm_kib, "KiB"), "shared_memory.per_sm_kib"),
         (
             f"{smem} max per block",
             _fmt(p.shared_memory.max_per_block_kib, "KiB"),
             "shared_memory.max_per_block_kib",
         ),
+        (
+            f"{smem} reserved per block",
+            _fmt(p.shared_memory.reserved_per_block_kib, "KiB"),
+            "shared_memory.reserved_per_block_kib",
+        ),
         ("L2 cache", _fmt(p.caches.l2_mib, "MiB"), "caches.l2_mib"),
     ]
+    if p.residency.simds_per_cu is not None:
+        rows.append(("SIMDs per CU", _fmt(p.residency.simds_per_cu), "residency.simds_per_cu"))
     if p.caches.last_level_mib is not None:
         rows.append(("last-level cache", _fmt(p.caches.last_level_mib, "MiB"), "caches.last_level_mib"))
     if p.tensor_memory_kib is not None:
@@ -179,9 +187,9 @@ def render_snapshot(snapshot: EnvSnapshot) -> RenderableType:
     tools.add_column("tool", style="bold")
     tools.add_column("version")
     tools.add_column("path / reason", style="dim", overflow="fold")
-    for info in s.toolchain.values():
+    for tool in s.toolchain.values():
         tools.add_row(
-            info.name, info.version or "-", info.path if info.version else (info.reason or info.path or "")
+            tool.name, tool.version or "-", tool.path if tool.version else (tool.reason or tool.path or "")
         )
 
     parts: list[RenderableType] = [host, pkgs, tools]

@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ksearch import settings
 from ksearch.target.detect import LocalDevice, detect_local_device
 
 SNAPSHOT_SCHEMA_VERSION = 1
@@ -39,7 +41,7 @@ ENV_ALLOWLIST: tuple[str, ...] = (
     "TRITON_PTXAS_BLACKWELL_PATH",
     "TRITON_CACHE_DIR",
     "TRITON_INTERPRET",
-    "KSEARCH_CONFIGS",
+    settings.CONFIGS.name,
 )
 
 _NVIDIA_SMI_FIELDS = (
@@ -212,7 +214,8 @@ def _package_from_import(name: str) -> tuple[PackageInfo, object | None]:
     except ImportError as exc:
         return PackageInfo(name=name, version=None, reason=f"not importable: {exc}"), None
     version = getattr(module, "__version__", None)
-    location = str(Path(module.__file__).parent) if getattr(module, "__file__", None) else None
+    module_file = getattr(module, "__file__", None)
+    location = str(Path(module_file).parent) if module_file else None
     if version is None:
         return PackageInfo(
             name=name, version=None, location=location, reason="module has no __version__"
@@ -441,7 +444,7 @@ def _gpus_from_nvidia_smi(timeout_s: float) -> tuple[list[GpuInfo], str | None]:
     return parse_nvidia_smi_csv(proc.stdout), None
 
 
-def _gpus_from_torch(torch: object) -> list[GpuInfo]:
+def _gpus_from_torch(torch: Any) -> list[GpuInfo]:  # the torch module, imported by the caller
     cuda = torch.cuda
     driver = _kernel_driver_version()
     gpus: list[GpuInfo] = []
@@ -466,7 +469,7 @@ def _gpus_from_torch(torch: object) -> list[GpuInfo]:
     return gpus
 
 
-def gpu_info(torch: object | None, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> tuple[list[GpuInfo], str]:
+def gpu_info(torch: Any, timeout_s: float = DEFAULT_TOOL_TIMEOUT_S) -> tuple[list[GpuInfo], str]:
     """GPUs with driver and clocks: nvidia-smi when present, else torch's device properties."""
     gpus, smi_problem = _gpus_from_nvidia_smi(timeout_s)
     if gpus:

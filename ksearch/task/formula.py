@@ -172,6 +172,7 @@ def _check_node(node: ast.AST, source: str, what: str, names: set[str]) -> None:
 def _eval_node(node: ast.AST, namespace: Mapping[str, Number]) -> Number:
     # Only the node types `_check_node` accepted can reach here.
     if isinstance(node, ast.Constant):
+        assert isinstance(node.value, int | float)  # `_check_node` let only numbers through
         return node.value
     if isinstance(node, ast.Name):
         return namespace[node.id]

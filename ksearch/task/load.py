@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ksearch.errors import TaskError
+from ksearch.errors import TaskError, describe_validation_error
+from ksearch.evidence import BUILTIN_LANGUAGES
 from ksearch.paths import configs_dir
 from ksearch.task.contract import Task
 from ksearch.task.spec import TaskSpec
@@ -34,7 +35,7 @@ _FIELD_HINTS: Mapping[str, str] = {
     "tolerances": "every task needs tolerances: {float16: {atol, rtol, matched_ratio, max_error_cap}}",
     "flops": "every task needs flops: <formula over the axes>, e.g. '2*M*N*K'",
     "bytes": "every task needs bytes: <formula over the axes and itemsize_<tensor>>",
-    "languages": "every task needs languages: [triton, tilelang, hip] (any subset)",
+    "languages": f"every task needs languages: [{', '.join(BUILTIN_LANGUAGES)}] (any subset)",
 }
 
 
@@ -96,7 +97,9 @@ def parse_task_spec(data: Mapping[str, Any], source: str = "<task>") -> TaskSpec
     try:
         return TaskSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise TaskError(f"task file {source}: {_describe_validation_error(exc)}") from exc
+        raise TaskError(
+            f"task file {source}: {describe_validation_error(exc, _FIELD_HINTS, limit=1)}"
+        ) from exc
     except TaskError as exc:
         raise TaskError(f"task file {source}: {exc}") from exc
 
@@ -120,38 +123,8 @@ def load_task(name_or_path: str | Path) -> Task:
     return Task(spec=spec, root=path.parent, reference_path=reference)
 
 
-_UNION_BRANCHES = frozenset({"int", "str", "float", "bool"})
-
-
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
     return " ".join(f"{where}{problem}".split())
-
-
-def _describe_validation_error(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    # Union branches add their type to the path (inputs.x.shape.1.int); those parts say nothing to
-    # the user. Generator errors carry the kind (distributions.d.x.student_t.df): informative, kept.
-    loc = [str(part) for part in first["loc"] if part not in _UNION_BRANCHES]
-    path = ".".join(loc)
-    kind = first["type"]
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    top = loc[0] if loc else ""
-    if kind == "missing" and len(loc) == 1:
-        text = f"field '{top}' is missing; {_FIELD_HINTS.get(top, 'add it')}"
-    elif kind == "missing":
-        text = f"field '{path}' is missing; add it"
-    elif kind == "extra_forbidden":
-        text = f"unknown field '{path}'; remove it or fix its spelling"
-        if len(loc) == 1:
-            text += f" (task fields: {', '.join(_FIELD_HINTS)})"
-    else:
-        hint = f" ({_FIELD_HINTS[top]})" if len(loc) == 1 and top in _FIELD_HINTS else ""
-        text = f"{path or 'task'}: {msg}{hint}"
-    more = len(errors) - 1
-    if more:
-        text += f" (+{more} more problem{'s' if more > 1 else ''})"
-    return " ".join(text.split())

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ksearch.errors import TaskError
+from ksearch.evidence import BUILTIN_LANGUAGES, known_languages
 from ksearch.task.formula import Formula, Number, parse_formula
 
 # Bytes per element of every dtype a task may name (torch spelling).
@@ -54,7 +55,7 @@ INT_DTYPES = frozenset({"int64", "int32", "int16", "int8", "uint8"})
 # A tensor whose dtype is this placeholder takes the dtype variant chosen for the run.
 DTYPE_VARIANT = "$dtype"
 
-LANGUAGES = ("triton", "tilelang", "hip")
+LANGUAGES = BUILTIN_LANGUAGES  # what an imported task lists; a task may name a plugin's too
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -689,8 +690,10 @@ def _check_formulas(spec: TaskSpec) -> None:
 
 def _check_languages(spec: TaskSpec) -> None:
     for lang in spec.languages:
-        if lang not in LANGUAGES:
-            raise TaskError(f"languages: unknown language '{lang}'; use any of: {', '.join(LANGUAGES)}")
+        if lang not in known_languages():
+            raise TaskError(
+                f"languages: unknown language '{lang}'; use any of: {', '.join(known_languages())}"
+            )
 
 
 def _workload_shapes(spec: TaskSpec, workload: WorkloadSpec) -> list[tuple[int, ...]]:

@@ -12,8 +12,8 @@ How a problem runs: a worker process (`python -m ksearch.task.importers.bulk`) i
 format modules once, then forks one child per problem, a fresh copy-on-write process, so whatever a
 problem's code does to torch or to the interpreter dies with it. The child imports the problem with
 `import_task` into a staging folder and writes what came of it as JSON. This process polls the
-child's resident memory (`jail.tree_rss_mb`, the child and everything it started) and its time, and
-kills it (`jail.kill_tree`) over either limit; the clock starts when the child does, so the worker's
+child's resident memory (`proctree.tree_rss_mb`, the child and everything it started) and its time, and
+kills it (`proctree.kill_tree`) over either limit; the clock starts when the child does, so the worker's
 own start-up is not charged to the first problem. Only this process moves staged tasks into the
 output folder, so a killed or refused import leaves nothing there.
 
@@ -39,14 +39,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, computed_field
 
 from ksearch.errors import KsearchError, TaskError
-from ksearch.harness.jail import kill_tree, tree_rss_mb
-from ksearch.task.importers import FORMATS, import_task
+from ksearch.paths import write_atomic
+from ksearch.proctree import kill_tree, tree_rss_mb
+from ksearch.task.importers import FORMATS, formats, import_task, importer
 from ksearch.task.importers.common import task_name
 
 __all__ = ["BulkReport", "ProblemResult", "import_all", "is_collection", "problems_in", "render_report"]
@@ -54,7 +55,7 @@ __all__ = ["BulkReport", "ProblemResult", "import_all", "is_collection", "proble
 MEMORY_MB = 2048  # default resident-memory limit of one problem's import
 TIMEOUT_S = 60.0  # default time limit of one problem's import
 STATUSES = ("imported", "target_only", "refused", "degenerate")
-Status = Literal["imported", "target_only", "refused", "degenerate"]
+ImportStatus = Literal["imported", "target_only", "refused", "degenerate"]
 _POLL_S = 0.05  # how often a running child's memory and time are looked at
 _START_S = 300.0  # how long a worker may take to import torch and the importers
 _RESULT = "result.json"
@@ -68,12 +69,10 @@ _LOG = "log.txt"
 def is_collection(path: Path, fmt: str | None = None) -> bool:
     """A directory that is not itself one problem (a GPU MODE problem folder, or a folder holding one
     FlashInfer-Bench definition, is one problem): `tasks import` imports what it holds one by one."""
-    from ksearch.task.importers import _module
-
     path = Path(path)
     if not path.is_dir():
         return False
-    return not any(_module(f).detect(path) for f in ([fmt] if fmt in FORMATS else FORMATS))
+    return not any(importer(f).detect(path) for f in ([fmt] if fmt else formats()))
 
 
 def _gpumode_dirs(root: Path) -> list[Path]:
@@ -146,7 +145,7 @@ class ProblemResult(BaseModel):
     """What came of one problem."""
 
     problem: str  # its path under the folder
-    status: Status
+    status: ImportStatus
     task: str | None = None  # the task's name (also when not written)
     directory: str | None = None  # where it was written; None when it was not
     reason: str | None = None  # refused: why; degenerate: the flags; target_only: what needs the target
@@ -208,7 +207,8 @@ class _Message(BaseModel):
     result: _ChildResult | None = None  # finished
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    """`text` (a message, or an exception's) on one line."""
     return " ".join(str(text).split())
 
 
@@ -234,9 +234,8 @@ def _import_one(req: _Request) -> _ChildResult:
         return _ChildResult(error=_one_line(exc))
     except MemoryError:
         return _ChildResult(error="ran out of memory (MemoryError)")
-    except (
-        Exception
-    ) as exc:  # the problem's code or an importer bug: either way this problem is refused, said why
+    # the problem's code or an importer bug: either way this problem is refused, said why
+    except Exception as exc:
         return _ChildResult(error=f"the import crashed: {type(exc).__name__}: {_one_line(exc)}")
     return _ChildResult(
         staged=_Staged(
@@ -273,9 +272,7 @@ def _child(req: _Request, channel: int) -> None:
     except BaseException as exc:  # SystemExit or the like from a problem's code: report it, then leave
         result = _ChildResult(error=f"the import stopped: {type(exc).__name__}: {_one_line(exc)}")
     try:
-        tmp = staging / (_RESULT + ".tmp")
-        tmp.write_text(result.model_dump_json())
-        tmp.rename(staging / _RESULT)
+        write_atomic(staging / _RESULT, result.model_dump_json())
     finally:
         os._exit(0)
 
@@ -306,10 +303,8 @@ def serve() -> None:
         channel.write(msg.model_dump_json(exclude_none=True) + "\n")
         channel.flush()
 
-    from ksearch.task.importers import _module
-
     for fmt in FORMATS:
-        _module(fmt)
+        importer(fmt)
     send(_Message(kind="ready", rss_mb=tree_rss_mb(os.getpid())))
     while line := sys.stdin.readline():
         req = _Request.model_validate_json(line)
@@ -453,7 +448,7 @@ def _write(staged: _Staged, final: Path, base: dict, detail: dict) -> ProblemRes
             **detail,
             reason="; ".join(staged.flags) + " (written with --force)",
         )
-    status: Status = "target_only" if staged.target_only else "imported"
+    status: ImportStatus = "target_only" if staged.target_only else "imported"
     return ProblemResult(status=status, directory=str(final), reason=staged.target_only, **base, **detail)
 
 
@@ -508,7 +503,9 @@ def import_all(
         job, staging = w.job, w.staging
         assert job is not None and staging is not None
         seconds = round(time.monotonic() - w.started, 2) if w.pid is not None else 0.0
-        base = dict(problem=rel(job.path), seconds=seconds, peak_rss_mb=round(w.peak, 1) if w.peak else None)
+        base: dict[str, Any] = dict(
+            problem=rel(job.path), seconds=seconds, peak_rss_mb=round(w.peak, 1) if w.peak else None
+        )
         staged = result.staged if result and not w.killed else None
         res: ProblemResult | None
         if w.killed:
@@ -518,7 +515,9 @@ def import_all(
             res = ProblemResult(status="refused", reason=reason, **base)
         else:
             final = out / staged.name
-            detail = dict(task=staged.name, flags=staged.flags, inferred=[*job.notes, *staged.inferred])
+            detail: dict[str, Any] = dict(
+                task=staged.name, flags=staged.flags, inferred=[*job.notes, *staged.inferred]
+            )
             other = rel(taken[staged.name]) if staged.name in taken else None
             qualified = (
                 task_name(f"{job.path.parent.name}_{staged.name}")

@@ -112,8 +112,8 @@ def infer_generator(t: torch.Tensor) -> dict:
     if t.dtype == torch.bool:
         return {"kind": "bernoulli", "p": round(float(t.float().mean()), 4)}
     if not t.dtype.is_floating_point:
-        lo, hi = int(t.min()), int(t.max())
-        return {"kind": "randint", "low": lo, "high": hi + 1}
+        low, high = int(t.min()), int(t.max())
+        return {"kind": "randint", "low": low, "high": high + 1}
     x = t.detach().double()
     lo, hi = float(x.min()), float(x.max())
     if lo == hi:

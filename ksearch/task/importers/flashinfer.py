@@ -385,22 +385,23 @@ def build(path: Path, name: str | None) -> Built:
                 )
 
     var_axes = [a for a, s in axes.items() if s["kind"] == "var"]
-    workloads, seen = [], set()
+    workloads: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for r in rows:
-        values = {a: int(v) for a, v in (r.get("axes") or {}).items() if a in var_axes}
-        missing = [a for a in var_axes if a not in values]
+        axis_values = {a: int(v) for a, v in (r.get("axes") or {}).items() if a in var_axes}
+        missing = [a for a in var_axes if a not in axis_values]
         if missing:
             raise TaskError(
                 f"{where}: workload {r.get('uuid', '?')} gives no value for var axis {missing[0]!r}"
             )
-        wname = "_".join(f"{a}{v}" for a, v in values.items()) or "w"
+        wname = "_".join(f"{a}{v}" for a, v in axis_values.items()) or "w"
         if wname in seen:
             wname = f"{wname}_{str(r.get('uuid', len(workloads)))[:8]}"
         seen.add(wname)
         workloads.append(
             {
                 "name": task_name(wname) if not wname[0].isalnum() else wname,
-                "axes": values,
+                "axes": axis_values,
                 "note": f"flashinfer uuid {r.get('uuid', '')}".strip(),
             }
         )

@@ -85,7 +85,7 @@ import re
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,15 +155,23 @@ _GPU_TARGETS = {
 # Loading the problem's Python
 
 
-def _task_file(folder: Path) -> Path | None:
-    """The problem's task.yml (or task.yaml)."""
+def _find_task_file(folder: Path) -> Path | None:
+    """The problem's task.yml (or task.yaml), if it has one."""
     return next((p for p in (folder / "task.yml", folder / "task.yaml") if p.is_file()), None)
+
+
+def _task_file(folder: Path) -> Path:
+    """The problem's task.yml (or task.yaml); TaskError where it has none."""
+    found = _find_task_file(folder)
+    if found is None:
+        raise TaskError(f"{folder} has no task.yml; a GPU MODE problem needs reference.py and task.yml")
+    return found
 
 
 def _problem_dir(path: Path) -> Path | None:
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    if not (folder / "reference.py").is_file() or _task_file(folder) is None:
+    if not (folder / "reference.py").is_file() or _find_task_file(folder) is None:
         return None
     if path.is_file() and path.name not in ("reference.py", "task.yml", "task.yaml"):
         return None
@@ -189,14 +197,15 @@ def _shim_utils() -> types.ModuleType:
 
         return check
 
-    utils.make_match_reference = make_match_reference
-    utils.set_seed = lambda seed=42: torch.manual_seed(seed)
+    utils.__dict__.update(  # what submissions import from GPU MODE's utils
+        make_match_reference=make_match_reference, set_seed=lambda seed=42: torch.manual_seed(seed)
+    )
     return utils
 
 
 def _shim_task() -> types.ModuleType:
     task = types.ModuleType("task")
-    task.input_t = task.output_t = object
+    task.__dict__.update(input_t=object, output_t=object)
     return task
 
 
@@ -734,7 +743,7 @@ class Layout:
             if kind == "dict":
                 return {k: build(n) for k, n in node["items"]}
             if kind == "dataclass":
-                cls = module
+                cls: Any = module
                 for part in node["cls"].split("."):
                     cls = getattr(cls, part)
                 return cls(**{k: build(n) for k, n in node["items"]})
@@ -1073,11 +1082,11 @@ class _Problem:
         """ref_kernel(data) (under FakeTensorMode with `fake`); with `flops`, its FLOP count is appended there."""
         from torch.utils.flop_counter import FlopCounterMode
 
-        counter = FlopCounterMode(display=False) if flops is not None else contextlib.nullcontext()
+        counter = FlopCounterMode(display=False) if flops is not None else None
         try:
-            with _fake() if fake else contextlib.nullcontext(), counter:
+            with _fake() if fake else contextlib.nullcontext(), counter or contextlib.nullcontext():
                 result = _call_ref(self.module, data)
-            if flops is not None:
+            if flops is not None and counter is not None:
                 flops.append(counter.get_total_flops())
             return result
         except TaskError:
@@ -1361,8 +1370,9 @@ def build(path: Path, name: str | None) -> Built:
     top = None
     sk = runs[0]["skeleton"]
     if sk["t"] == "seq":
-        unpacked = _unpacked_names(module, "ref_kernel", len(sk["items"])) or [None] * len(sk["items"])
-        returned = _returned_names(module, len(sk["items"])) or [None] * len(sk["items"])
+        n_items = len(sk["items"])
+        unpacked: Sequence[str | None] = _unpacked_names(module, "ref_kernel", n_items) or [None] * n_items
+        returned: Sequence[str | None] = _returned_names(module, n_items) or [None] * n_items
         top = [
             u if u and u.strip("_") else (r or f"in{i}")
             for i, (u, r) in enumerate(zip(unpacked, returned, strict=True))
@@ -1403,18 +1413,18 @@ def build(path: Path, name: str | None) -> Built:
     matched = set(buffer_of.values())
     matched_empty: set[Path_] = set(buffer_of) if out_mode == "births" else set()
     for pth in list(unwritten):
-        j = next(
+        out_index = next(
             (j for j, o in enumerate(outs0) if j not in matched and o.numel() == value_of[0][pth].numel()),
             None,
         )
-        if j is not None:
-            buffer_of[pth] = j
-            matched.add(j)
+        if out_index is not None:
+            buffer_of[pth] = out_index
+            matched.add(out_index)
             matched_empty.add(pth)
             unwritten.remove(pth)
             inferred.append(
                 f"{names[pth]} (made with torch.empty, never written by generate_input) is where output "
-                f"{j} of ref_kernel goes: an output here, in its shape and dtype"
+                f"{out_index} of ref_kernel goes: an output here, in its shape and dtype"
             )
     scratch = unwritten
     if scratch:
@@ -1442,10 +1452,10 @@ def build(path: Path, name: str | None) -> Built:
         while nm in in_names or nm in out_names:
             nm = f"{nm}_out"
         out_names.append(nm)
-    returned = [p for p, j in buffer_of.items() if p not in matched_empty]
-    if returned and out_mode != "births":
+    written_outputs = [p for p in buffer_of if p not in matched_empty]
+    if written_outputs and out_mode != "births":
         inferred.append(
-            f"data item(s) {', '.join(names[p] for p in returned)} are written and returned by ref_kernel: "
+            f"data item(s) {', '.join(names[p] for p in written_outputs)} are written and returned by ref_kernel: "
             "outputs here"
         )
 
@@ -1676,7 +1686,8 @@ def build(path: Path, name: str | None) -> Built:
     layout = {"version": LAYOUT_VERSION, "tree": tree, "outputs": out_layout, "axis_params": axis_params}
 
     # ---- the suite: tests, then benchmarks that are not already a test
-    workloads, seen = [], {}
+    workloads: list[dict[str, Any]] = []
+    seen: dict[str, dict[str, Any]] = {}
     for wname, s in specs:
         axes = {a: int(s[a]) for a in axis_names}
         key = json.dumps(axes, sort_keys=True)
@@ -1731,6 +1742,7 @@ def build(path: Path, name: str | None) -> Built:
             ts = TensorSpec.model_validate(
                 {"dtype": t["dtype"], "shape": t["shape"], "distribution": t["distribution"]}
             )
+            assert ts.distribution is not None  # the importer gave every input one
             made[n] = draw_one(
                 ts.distribution, tuple(_eval_dims(t["shape"], axes)), torch_dtype(t["dtype"]), gen, axes
             )
@@ -1821,9 +1833,10 @@ def reference({args}{kw}):
 def _fit_flops(runs: list[dict], axis_names: list[str]) -> str | None:
     """FLOPs as c * a^i * b^j ... over the axes, from the FLOP counts at the point and the probes (each
     moved one axis); None where they are not such a monomial (a sum of terms, an uncounted op)."""
-    counts = [r["flops"][0] if len(r.get("flops") or []) == 1 else None for r in runs]
-    if any(c is None for c in counts) or counts[0] <= 0:
+    counted = [r["flops"][0] for r in runs if len(r.get("flops") or []) == 1]
+    if len(counted) != len(runs) or counted[0] <= 0:  # a run without one count: not a monomial to fit
         return None
+    counts: list[int] = counted
     base = runs[0]["axes"]
     power: dict[str, int] = {}
     for r, c in zip(runs[1:], counts[1:], strict=True):
@@ -2091,7 +2104,7 @@ def submission_to_candidate(submission: str | Path, task: Task | str | Path, out
                     "is one module: copy what it needs into the submission"
                 )
             aliases += [a.asname or a.name for a in node.names]
-            for i in range(node.lineno - 1, node.end_lineno):
+            for i in range(node.lineno - 1, node.end_lineno or node.lineno):
                 lines[i] = "# (ksearch) " + lines[i]
     axis_expr = _axis_expressions(task)
     data = _data_expression(layout.tree, task, axis_expr)
@@ -2184,6 +2197,7 @@ def _data_expression(node: dict, task: Task, axis_expr: dict[str, str]) -> str:
 
 def _after_imports(text: str, block: str) -> str:
     tree = ast.parse(text)
-    last = max((n.end_lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))), default=0)
+    imports = (n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+    last = max((n.end_lineno or n.lineno for n in imports), default=0)
     lines = text.splitlines()
     return "\n".join([*lines[:last], "", block.rstrip(), *lines[last:]]) + "\n"

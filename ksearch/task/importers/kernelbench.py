@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -395,12 +396,13 @@ def _run(path: Path, overrides: dict[str, int], how: str) -> _Seen:
     from torch.utils.flop_counter import FlopCounterMode
 
     watch = _Watch(PEAK_ELEMENTS, LARGE_ELEMENTS + PEAK_ELEMENTS) if how in ("real", "built") else _Watch()
-    mode = {
+    modes: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
         "meta": lambda: torch.device("meta"),
         "fake": lambda: FakeTensorMode(allow_non_fake_inputs=True),
         "real": contextlib.nullcontext,
         "built": contextlib.nullcontext,
-    }[how]()
+    }
+    mode = modes[how]()
     with mode, watch:
         module = _load(path, overrides)
         torch.manual_seed(0)
@@ -776,7 +778,12 @@ def build(path: Path, name: str | None) -> Built:
     # each CPU size runs for real once; where weights keep them large, only the smallest that runs
     # does (the others keep their shape-only run)
     real_done = False
-    for values in sorted(found, key=lambda v: problem.shape(v).elements) if budget != CPU_ELEMENTS else found:
+
+    def elements_at(values: dict[str, int]) -> float:
+        seen = problem.shape(values)
+        return seen.elements if isinstance(seen, _Seen) else math.inf
+
+    for values in sorted(found, key=elements_at) if budget != CPU_ELEMENTS else found:
         if budget == CPU_ELEMENTS or not real_done or not problem.shape_only:
             seen = problem.real(values) if problem.shape_only else problem.shape(values)
         else:
@@ -913,7 +920,10 @@ def _spec(
     def tensor_spec(tensor_name: str, get, samples: list[torch.Tensor] | None, weight: bool = False) -> dict:
         t = get(sample)
         d = dtype_name(t.dtype)
-        spec = {"dtype": "$dtype" if d == variant_dtype else d, "shape": dims_of(tensor_name, get)}
+        spec: dict[str, Any] = {
+            "dtype": "$dtype" if d == variant_dtype else d,
+            "shape": dims_of(tensor_name, get),
+        }
         real = [
             (values, s)
             for values, s in zip([v for v, _ in runs], samples or [])
@@ -988,7 +998,7 @@ def _spec(
             "description": "FLOPs torch.utils.flop_counter counted for this "
             "workload (matmul-like ops only): an estimate",
         }
-    workloads = []
+    workloads: list[dict[str, Any]] = []
     for j, (values, seen) in enumerate(all_runs):
         wl_axes: dict[str, int] = {axis[k]: values[k] for k in varied}
         for dim_axis, seq in own.items():
@@ -1010,7 +1020,7 @@ def _spec(
                 )
             )
             workloads.append({"name": label, "axes": wl_axes, "cpu": True, "note": note})
-    spec = {
+    spec: dict[str, Any] = {
         "name": task_name(name or path.stem),
         # the class's own docstring: inspect.getdoc would fall back to nn.Module's long one
         "description": (
