@@ -13,12 +13,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 import ksearch
+from ksearch.cli_common import AsJson, RunDir, out
+from ksearch.cli_common import print_json as _print_json
+from ksearch.cli_common import table as _table
 from ksearch.cli_context import isa_app, skills_app
 from ksearch.cli_log import register as register_log_mining
 from ksearch.errors import KsearchError
+from ksearch.propose.registry import SPEC_HELP as PROPOSER_SPECS
+from ksearch.settings import DEFAULT_TARGETS
 
 app = typer.Typer(
     help="ksearch: evolutionary, agentic search for GPU kernels.",
@@ -40,12 +44,6 @@ app.add_typer(skills_app, name="skills")
 app.add_typer(isa_app, name="isa")
 register_log_mining(app, log_app)  # log distill, log serve, report, replay (ksearch/cli_log.py)
 
-# Piped output keeps each line whole (a path split across lines cannot be copied or grepped);
-# a terminal still wraps to its width.
-out = Console(soft_wrap=not sys.stdout.isatty())
-RunDir = Annotated[Path, typer.Argument(help="a run directory, e.g. experiment_log/<run id>")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-
 
 def _version(value: bool) -> None:
     if value:
@@ -61,19 +59,6 @@ def _root(
     ] = None,
 ) -> None:
     pass
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _table(title: str, columns: list[str], rows) -> Table:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    return table
 
 
 # ---------------------------------------------------------------- run
@@ -100,7 +85,7 @@ def run(
     proposer: Annotated[
         str | None,
         typer.Option(
-            help="offline | replay | openai:MODEL | anthropic:MODEL | openai-compatible:MODEL@URL | dspy:PROVIDER/MODEL "
+            help=PROPOSER_SPECS + " | an installed plugin's name "
             "(overrides the config's proposer backend and model)"
         ),
     ] = None,
@@ -206,7 +191,9 @@ def tasks_import(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", help="kernelbench | flashinfer | gpumode (default: recognised from the files)"
+            "--format",
+            help="the problem's format: a built-in importer's name or a plugin's; an unknown one lists "
+            "them (default: recognised from the files)",
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="task name (default: from the file name)")] = None,
@@ -348,7 +335,7 @@ def compile_cmd(
     task: Annotated[str, typer.Option(help="task name or path; gives shapes, dtypes and the op class")],
     target: Annotated[
         list[str], typer.Option(help="target profile; repeat or comma-separate for several")
-    ] = ["b200", "mi355x", "h100"],
+    ] = list(DEFAULT_TARGETS),
     dtype: Annotated[str | None, typer.Option(help="dtype variant (default: the task's first)")] = None,
     jobs: Annotated[int | None, typer.Option(help="parallel compiles (default: CPU count)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds before a compile is killed")] = 180.0,
@@ -548,10 +535,10 @@ def schema(
 
 @log_app.command("verify")
 def log_verify(run_dir: RunDir) -> None:
-    """Check the hash chain: exit 0 if intact, 3 naming the first bad row otherwise."""
-    from ksearch.log import verify_log
+    """Check the hash chain and replay the world model: exit 0 if intact, 3 naming the first bad row otherwise."""
+    from ksearch.analysis.check import check_run
 
-    report = verify_log(run_dir)
+    report = check_run(run_dir)
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
     if not report.ok:
@@ -584,32 +571,30 @@ def log_show(
     """Print the latest rows of a run's history, or one row in full."""
     from collections import deque
 
-    from ksearch.log import iter_rows
+    from ksearch.log.history import iter_rows, kind_in, parse_row
 
-    wanted = (line.row for line, _ in iter_rows(run_dir) if kind is None or line.row.get("kind") == kind)
+    lines = (line for line, _ in iter_rows(run_dir) if kind is None or kind_in(line, (kind,)))
     if seq is not None:
-        match = next((r for r in wanted if r["seq"] == seq), None)
+        match = next((r for line in lines if (r := parse_row(line)).seq == seq), None)
         if match is None:
             raise KsearchError(f"no row with seq {seq} in {run_dir}" + (f" of kind {kind}" if kind else ""))
-        _print_json(match)
+        _print_json(match.model_dump(mode="json"))
         return
-    rows = list(deque(wanted, maxlen=last if last > 0 else None))  # a million-row log stays out of memory
+    # the last lines are kept raw and parsed alone: a million-row log stays out of memory
+    rows = [parse_row(line) for line in deque(lines, maxlen=last if last > 0 else None)]
     if as_json:
-        _print_json(rows)
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
 
-    def summary(r):
-        p = r.get("payload") or {}
-        return p.get("message") or ", ".join(f"{k}={p[k]}" for k in list(p)[:4])
+    def summary(fields: dict) -> str:
+        return fields.get("message") or ", ".join(f"{k}={fields[k]}" for k in list(fields)[:4])
 
+    shown = [(r, r.payload.model_dump(mode="json", exclude_defaults=True)) for r in rows]
     out.print(
         _table(
             f"{run_dir} (last {len(rows)})",
             ["seq", "ts", "kind", "status", "summary"],
-            [
-                (r["seq"], r["ts"], r["kind"], (r.get("payload") or {}).get("status"), summary(r))
-                for r in rows
-            ],
+            [(r.seq, r.ts, r.kind, fields.get("status"), summary(fields)) for r, fields in shown],
         )
     )
 
@@ -631,7 +616,7 @@ def log_stats_cmd(
 @log_app.command("curve")
 def log_curve_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
     """The run's best score after each evaluation, and the evaluations it took to reach 50/90/100% of it."""
-    from ksearch.log.curve import best_curve
+    from ksearch.analysis.curve import best_curve
 
     c = best_curve(run_dir)
     reach = {f"{int(f * 100)}%": c.evals_to(f) for f in (0.5, 0.9, 1.0)}
@@ -654,10 +639,30 @@ def log_curve_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
 @log_app.command("query")
 def log_query(
     run_dir: RunDir,
-    sql: Annotated[str, typer.Argument(help="one read-only SQL statement over events, attempts, failures")],
+    sql: Annotated[str, typer.Argument(help="one SELECT (or WITH ... SELECT) statement")],
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
-    """Run read-only SQL against the run's index (built or updated first)."""
+    """Run one read-only SELECT against the run's index (built or updated first).
+
+    Anything that writes (ATTACH, VACUUM, PRAGMA, INSERT, ...) is refused.
+
+    events: every row (seq, ts, run, kind, payload JSON)
+
+    attempts: one per packet (attempt_id, target, status,
+    failure_class, reward: NULL unless timed, speedup, sol_score,
+    final_audit: 1 for the best kernel's packets on other targets)
+
+    steps: one per search evaluation (candidate, visit, island,
+    action_id, template, strategy, knobs JSON, passed, score,
+    score_basis, target, failure_class, packet_id, blob, message)
+
+    failures, failures_fts (full-text), proposer_calls; aggregates:
+    attempt_summary, attempt_buckets, improvements, strategy_stats,
+    strategy_failures, template_settings, audit_checks, totals
+
+    Example: ksearch log query RUN
+    "SELECT strategy, knobs, score FROM steps ORDER BY score DESC LIMIT 5"
+    """
     from ksearch.log import query
 
     cols, rows = query(run_dir, sql)
@@ -680,7 +685,7 @@ def log_export(
     run_dir: RunDir,
     out_path: Annotated[Path, typer.Option("--out", help="file to write")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet (needs pyarrow)")] = "jsonl",
-    table: Annotated[str, typer.Option(help="attempts, events or failures")] = "attempts",
+    table: Annotated[str, typer.Option(help="attempts|events|failures|steps|proposer_calls")] = "attempts",
 ) -> None:
     """Export one index table to JSONL, CSV or Parquet."""
     from ksearch.log import export_table
@@ -697,7 +702,7 @@ def bench_log_cmd(
     rows: Annotated[int, typer.Option(help="synthetic attempt rows")] = 1_000_000,
 ) -> None:
     """Append rates, index build time and stats query latency of the experiment log on this disk."""
-    from ksearch.log.bench import bench_log
+    from ksearch.selfbench.log_bench import bench_log
 
     _print_bench("log benchmark", bench_log(_fresh(workdir), rows=rows))
 
@@ -706,11 +711,11 @@ def bench_log_cmd(
 def bench_compile_cmd(
     workdir: Annotated[Path, typer.Option(help="scratch directory")] = Path("/tmp/ksearch-compile-bench"),
     variants: Annotated[int, typer.Option(help="Triton variants of one RMSNorm kernel")] = 100,
-    target: Annotated[list[str], typer.Option(help="targets; repeat")] = ["b200", "mi355x", "h100"],
+    target: Annotated[list[str], typer.Option(help="targets; repeat")] = list(DEFAULT_TARGETS),
     jobs: Annotated[int | None, typer.Option(help="parallel compiles (default: CPU count)")] = None,
 ) -> None:
     """Compiles per minute, cold and with a warm cache."""
-    from ksearch.compile.bench import bench_compile
+    from ksearch.selfbench.compile_bench import bench_compile
 
     _print_bench(
         "compile benchmark", bench_compile(_fresh(workdir), _split_commas(target), count=variants, jobs=jobs)
@@ -739,8 +744,8 @@ def bench_harness_cmd(
     harness overhead per candidate, and the honest/cheat corpora."""
     from fnmatch import fnmatch
 
-    from ksearch.harness import bench
     from ksearch.harness.evaluate import Evaluator
+    from ksearch.selfbench import harness_bench as bench
 
     honest, cheats = sorted((corpus / "honest").glob("*.py")), sorted((corpus / "cheats").glob("*.py"))
     globs = kernels.split(",")
