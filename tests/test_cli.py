@@ -2,12 +2,16 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+from ksearch.evidence import FailureClass
 from ksearch.log import History
 from ksearch.log.history import HISTORY
+from ksearch.log.rows import ProposerFailure
+from ksearch.selfbench.log_bench import synthetic_packet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,16 +108,16 @@ def test_log_commands_on_a_run(tmp_path):
     run = tmp_path / "r"
     log = History(run)
     for i in range(6):
+        p = synthetic_packet(i, random.Random(i), passed=bool(i % 2), failure=FailureClass.COMPILE_ERROR)
         log.append(
-            "attempt",
-            {
-                "packet_id": f"a{i}",
-                "status": "pass" if i % 2 else "error",
-                "failure_class": None if i % 2 else "compile_error",
-                "message": f"m{i}",
-                "candidate": {"target": "b200"},
-                "reward": float(i),
-            },
+            p.model_copy(
+                update={
+                    "packet_id": f"a{i}",
+                    "message": f"m{i}",
+                    "reward": float(i) if i % 2 else None,
+                    "candidate": p.candidate.model_copy(update={"target": "b200"}),
+                }
+            )
         )
     assert "6 rows intact" in ksearch("log", "verify", run).stdout
     assert "added" in ksearch("log", "index", run, "--rebuild").stdout
@@ -169,7 +173,7 @@ def test_corrupt_line_in_the_middle_of_a_history(tmp_path):
     run = tmp_path / "r"
     log = History(run)
     for i in range(5):
-        log.append("note", {"i": i})
+        log.append(ProposerFailure(call="note", error=str(i)))
     lines = (run / HISTORY).read_bytes().splitlines(keepends=True)
     lines[2] = b"not json at all\n"
     (run / HISTORY).write_bytes(b"".join(lines))

@@ -56,7 +56,7 @@ def test_syntax_and_type_errors_are_located_diagnostics(tmp_path):
 
 
 def test_compile_cli_prints_audits_as_json(tmp_path):
-    env = {**os.environ, "KSEARCH_CACHE": str(tmp_path)}
+    env = {**os.environ, "KSEARCH_CACHE_DIR": str(tmp_path)}
     proc = subprocess.run(
         [
             sys.executable,

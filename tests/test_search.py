@@ -19,7 +19,7 @@ from ksearch.propose.offline import DEAD_END, OfflineProposer
 from ksearch.propose.templates import template
 from ksearch.search.run import start_run
 from ksearch.task import load_task
-from ksearch.worldmodel import ROOT, EditOp, Status, WorldModel
+from ksearch.worldmodel import ROOT, EditOp, NodeStatus, WorldModel
 
 SMALL = {
     "task": "rmsnorm",
@@ -114,7 +114,7 @@ def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
         rows(run_dir, "run_resume")[0]["seq"] > last_seq
     )  # the sequence continues; verify checked the chain
     assert WorldModel.from_log(run_dir).snapshot() == result.wm.snapshot()
-    assert not result.wm.actions(Status.trying)  # the visit the kill cut short was reopened
+    assert not result.wm.actions(NodeStatus.trying)  # the visit the kill cut short was reopened
 
 
 def test_the_random_baseline_samples_the_same_template_space(tmp_path):
@@ -210,7 +210,7 @@ def test_reflect_prunes_a_strategy_that_keeps_failing_and_promotes_one_that_impr
     ops = prop.reflect(state, state.wm.node(a.id), [fail])
     assert ops[0].op == "prune" and "numerical_mismatch" in ops[0].reason
     state.wm.apply(ops)
-    assert state.wm.node(a.id).status is Status.pruned
+    assert state.wm.node(a.id).status is NodeStatus.pruned
     win = Outcome("c1", {}, True, 0.5, None)
     ops = prop.reflect(state, state.wm.node(b.id), [win])
     assert ops[0].op == "update" and ops[0].fields["priority"] > b.priority
@@ -231,7 +231,7 @@ def test_every_built_in_task_ships_a_gpu_config_that_names_its_real_workloads():
 
 
 def test_the_curve_lists_each_new_best_with_the_evaluation_that_reached_it(small_run):
-    from ksearch.log.curve import best_curve
+    from ksearch.analysis.curve import best_curve
 
     steps = payloads(small_run.run_dir, "step")
     curve = best_curve(small_run.run_dir)
