@@ -50,6 +50,7 @@ from ksearch.compile.hip_launch import (
     kernel_params,
     parse_launch,
 )
+from ksearch.compile.registry import FunctionCompiler
 from ksearch.compile.result import CompileResult, KernelInfo
 from ksearch.compile.toolchain import HipTools, ToolRun, find_hip_tools, hip_toolchain, run_tool
 from ksearch.errors import TargetError
@@ -513,32 +514,13 @@ def compile_hip(
     )
 
 
-class HipCompiler:
-    """The `Compiler` of HIP C++ sources (.hip, .cu, .cpp, .cc)."""
-
-    language = "hip"
-
-    def claims(self, path: Path, source: str) -> bool:
-        return path.suffix in (".hip", ".cu", ".cpp", ".cc")
-
-    def toolchain(self) -> dict[str, str | None]:
-        return hip_toolchain()
-
-    def compile(
-        self,
-        source: str,
-        path: Path,
-        task: Task,
-        target: TargetProfile,
-        outdir: Path,
-        *,
-        dtype: str | None,
-        timeout_s: float,
-    ) -> CompileResult:
-        return compile_hip(source, path, target, outdir, timeout_s=timeout_s, task=task)
-
-    def cannot_run(self, device: str) -> str | None:
-        return "HIP candidates need a ROCm runtime"  # the harness launches Python modules only
-
-
-COMPILER = HipCompiler()
+COMPILER = FunctionCompiler(
+    language="hip",
+    claims=lambda path, source: path.suffix in (".hip", ".cu", ".cpp", ".cc"),
+    toolchain=hip_toolchain,
+    compile=lambda source, path, task, target, outdir, *, dtype, timeout_s: compile_hip(
+        source, path, target, outdir, timeout_s=timeout_s, task=task
+    ),
+    # The harness launches Python modules only.
+    cannot_run=lambda device: "HIP candidates need a ROCm runtime",
+)

@@ -10,6 +10,8 @@ command line ask `compiler(language)` and `detect_language(path, source)`; none 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -54,6 +56,17 @@ class Compiler(Protocol):
     def cannot_run(self, device: str) -> str | None:
         """Why the harness cannot run this language's candidates on `device` (cpu, cuda); None if it can."""
         ...
+
+
+@dataclass(frozen=True)
+class FunctionCompiler:
+    """A `Compiler` made of plain functions: how the built-in backends define theirs."""
+
+    language: str
+    claims: Callable[[Path, str], bool]
+    toolchain: Callable[[], dict[str, str | None]]
+    compile: Callable[..., CompileResult]  # (source, path, task, target, outdir, *, dtype, timeout_s)
+    cannot_run: Callable[[str], str | None]
 
 
 def compiler(language: str) -> Compiler:

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import ksearch
 from ksearch.compile.diagnostics import diagnostics_from_exception
 from ksearch.compile.hip_backend import build_hip_device, kernel_info_from_metadata, parse_clang_diagnostics
+from ksearch.compile.registry import FunctionCompiler
 from ksearch.compile.result import CompileResult, KernelInfo
 from ksearch.compile.toolchain import (
     CudaTools,
@@ -732,32 +733,10 @@ if __name__ == "__main__":
     sys.exit(_worker(sys.argv[1]))
 
 
-class TileLangCompiler:
-    """The `Compiler` of TileLang modules: those that import tilelang."""
-
-    language = "tilelang"
-
-    def claims(self, path: Path, source: str) -> bool:
-        return "import tilelang" in source or "from tilelang" in source
-
-    def toolchain(self) -> dict[str, str | None]:
-        return tilelang_toolchain()
-
-    def compile(
-        self,
-        source: str,
-        path: Path,
-        task: Task,
-        target: TargetProfile,
-        outdir: Path,
-        *,
-        dtype: str | None,
-        timeout_s: float,
-    ) -> CompileResult:
-        return compile_tilelang(source, path, task, target, outdir, dtype=dtype, timeout_s=timeout_s)
-
-    def cannot_run(self, device: str) -> str | None:
-        return "TileLang candidates run on a GPU" if device == "cpu" else None
-
-
-COMPILER = TileLangCompiler()
+COMPILER = FunctionCompiler(
+    language="tilelang",
+    claims=lambda path, source: "import tilelang" in source or "from tilelang" in source,
+    toolchain=tilelang_toolchain,
+    compile=compile_tilelang,
+    cannot_run=lambda device: "TileLang candidates run on a GPU" if device == "cpu" else None,
+)

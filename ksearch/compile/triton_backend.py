@@ -48,6 +48,7 @@ from ksearch.compile.diagnostics import (
     diagnostics_from_ptxas,
     exception_message,
 )
+from ksearch.compile.registry import FunctionCompiler
 from ksearch.compile.result import CompileResult, KernelInfo
 from ksearch.errors import ConfigError
 from ksearch.evidence import Diagnostic, FailureClass
@@ -677,32 +678,14 @@ def _amd_codegen_revision() -> str | None:
         return None
 
 
-class TritonCompiler:
-    """The `Compiler` of Triton modules: the fallback of detection (a module no other compiler claims)."""
-
-    language = "triton"
-
-    def claims(self, path: Path, source: str) -> bool:
-        return True
-
-    def toolchain(self) -> dict[str, str | None]:
-        return triton_toolchain()
-
-    def compile(
-        self,
-        source: str,
-        path: Path,
-        task: Task,
-        target: TargetProfile,
-        outdir: Path,
-        *,
-        dtype: str | None,
-        timeout_s: float,
-    ) -> CompileResult:
-        return compile_triton(source, path, task, target, outdir, dtype=dtype)
-
-    def cannot_run(self, device: str) -> str | None:
-        return None  # on a GPU, or in the Triton interpreter on CPU
-
-
-COMPILER = TritonCompiler()
+# The fallback of detection: a module no other compiler claims. Runs on a GPU, or in the Triton
+# interpreter on CPU.
+COMPILER = FunctionCompiler(
+    language="triton",
+    claims=lambda path, source: True,
+    toolchain=triton_toolchain,
+    compile=lambda source, path, task, target, outdir, *, dtype, timeout_s: compile_triton(
+        source, path, task, target, outdir, dtype=dtype
+    ),
+    cannot_run=lambda device: None,
+)
