@@ -125,10 +125,13 @@ def test_a_plugin_compiler_compiles_through_ksearch_compile(dummy_site, tmp_path
 @pytest.mark.slow  # a search, in a subprocess
 def test_a_plugin_proposer_runs_a_search(dummy_site, tmp_path):
     logs = tmp_path / "logs"
+    config = tmp_path / "one_target.yaml"
+    config.write_text("targets: [h100]\n")  # one compile per candidate: the search is what is tested
     proc = ksearch(
         dummy_site,
         tmp_path,
         "run",
+        config,
         "--proposer",
         "dummy",
         "--log-dir",
