@@ -5,7 +5,7 @@ order, split-K and persistent tile loops, all with tl.dot and an fp32 accumulato
 
 from __future__ import annotations
 
-from ksearch.propose.templates.base import Template
+from ksearch.propose.templates.base import family
 
 TASKS = ("matmul",)
 SMEM_LIMIT = 228 * 1024  # bytes of shared memory per SM on H100 and B200 (MI355X LDS: 160 KiB)
@@ -26,66 +26,64 @@ def tile_fits(k: dict) -> bool:
     return smem_bytes(k) <= SMEM_LIMIT and acc_regs(k) <= ACC_REGS_LIMIT
 
 
-_COMMON_RATIONALE = (
-    "fp32 accumulator in registers, operands staged through shared memory by the num_stages "
-    "software pipeline (wgmma on sm_90a, tcgen05 on sm_100a, MFMA on gfx950). "
-)
+_template = family("matmul", TASKS, constraint=tile_fits)
+
+
+_COMMON_RATIONALE = """
+    fp32 accumulator in registers, operands staged through shared memory by the num_stages software
+    pipeline (wgmma on sm_90a, tcgen05 on sm_100a, MFMA on gfx950).
+"""
+# the tile knobs of the tiled GEMMs (TMA too): 128x256x64, GROUP_M 8, 3 stages, 8 warps by default
+TILE_KNOBS = {
+    "BLOCK_M": (128, 64, 256, 32, 16),
+    "BLOCK_N": (256, 128, 64, 32),
+    "BLOCK_K": (64, 32, 128),
+    "GROUP_M": (8, 1, 4, 16),
+    "num_stages": (3, 4, 2, 5),
+    "num_warps": (8, 4),
+}
 
 
 # ---- tiled, grouped program order ---------------------------------------------------------------------------
 
 
-TILED = Template(
-    id="matmul/tiled",
-    tasks=TASKS,
+TILED = _template(
+    "tiled",
     decision="tiling",
     title="one BLOCK_M x BLOCK_N tile per program, grouped (L2-swizzled) order",
-    description=(
-        "1-D grid over output tiles, remapped so GROUP_M consecutive programs walk down a column band "
-        "of tiles (they share B tiles and a few A row panels in L2); each program loops over K in "
-        "BLOCK_K steps with tl.dot into an fp32 accumulator."
-    ),
-    rationale=(
-        "The standard high-performance Triton GEMM: "
-        + _COMMON_RATIONALE
-        + "128x256x64 with 8 warps, 3 stages, "
-        "GROUP_M 8, and 128x128x64 with 4 warps, 4 stages, are near cuBLAS on H100 for fp16 4096^3. Big tiles "
-        "waste work on decode shapes (M=1..16): there BLOCK_M 16-64 or split-K win."
-    ),
+    description="""
+        1-D grid over output tiles, remapped so GROUP_M consecutive programs walk down a column band of tiles
+        (they share B tiles and a few A row panels in L2); each program loops over K in BLOCK_K steps with
+        tl.dot into an fp32 accumulator.
+    """,
+    rationale=f"""
+        The standard high-performance Triton GEMM: {_COMMON_RATIONALE} 128x256x64 with 8 warps, 3 stages, GROUP_M 8, and 128x128x64 with 4 warps, 4 stages, are near
+        cuBLAS on H100 for fp16 4096^3. Big tiles waste work on decode shapes (M=1..16): there BLOCK_M 16-64
+        or split-K win.
+    """,
     difficulty=2,
     expected_speedup=0.9,
-    knobs={
-        "BLOCK_M": (128, 64, 256, 32, 16),
-        "BLOCK_N": (256, 128, 64, 32),
-        "BLOCK_K": (64, 32, 128),
-        "GROUP_M": (8, 1, 4, 16),
-        "num_stages": (3, 4, 2, 5),
-        "num_warps": (8, 4),
-    },
-    source="matmul_tiled.py",
-    constraint=tile_fits,
+    knobs=TILE_KNOBS,
 )
 
 
 # ---- split-K ------------------------------------------------------------------------------------------------------
 
 
-SPLIT_K = Template(
-    id="matmul/split_k",
-    tasks=TASKS,
+SPLIT_K = _template(
+    "split_k",
     decision="parallelization over K",
     title="split-K: SPLIT_K programs per output tile, fp32 partials reduced in a second pass",
-    description=(
-        "3-D grid (M tiles, N tiles, SPLIT_K); each program reduces one K slice of its tile with tl.dot "
-        "and writes the fp32 partial to a per-split workspace (REDUCE=workspace, deterministic) or "
-        "atomically adds it into a zeroed fp32 scratch (REDUCE=atomic); a second kernel sums the "
-        "partials, casts and writes c."
-    ),
-    rationale=(
-        "Decode and small-M shapes (M=1..128 with K=4096..8192) have too few output tiles to fill 132+ SMs; "
-        "splitting K multiplies the programs by SPLIT_K at the cost of an fp32 round trip of M x N x SPLIT_K, "
-        "which is small when M is small. Useless for the compute-bound prefill shapes."
-    ),
+    description="""
+        3-D grid (M tiles, N tiles, SPLIT_K); each program reduces one K slice of its tile with tl.dot and
+        writes the fp32 partial to a per-split workspace (REDUCE=workspace, deterministic) or atomically adds
+        it into a zeroed fp32 scratch (REDUCE=atomic); a second kernel sums the partials, casts and writes c.
+    """,
+    rationale="""
+        Decode and small-M shapes (M=1..128 with K=4096..8192) have too few output tiles to fill 132+ SMs;
+        splitting K multiplies the programs by SPLIT_K at the cost of an fp32 round trip of M x N x SPLIT_K,
+        which is small when M is small. Useless for the compute-bound prefill shapes.
+    """,
     difficulty=3,
     expected_speedup=1.2,
     knobs={
@@ -97,96 +95,78 @@ SPLIT_K = Template(
         "num_stages": (3, 4, 2, 5),
         "num_warps": (4, 8),
     },
-    source="matmul_split_k.py",
-    constraint=tile_fits,
 )
 
 
 # ---- persistent tile loop ------------------------------------------------------------------------------------------
 
 
-PERSISTENT = Template(
-    id="matmul/persistent",
-    tasks=TASKS,
+PERSISTENT = _template(
+    "persistent",
     decision="tile scheduling",
     title="persistent grid: SM count x k programs loop over output tiles in grouped order",
-    description=(
-        "Grid of min(tiles, SMs x PROGRAMS_PER_SM); each program walks tiles pid, pid + grid, ... in the "
-        "GROUP_M-swizzled order, running the full K loop for each and storing the tile."
-    ),
-    rationale=(
-        _COMMON_RATIONALE + "A persistent grid removes the tail wave of the one-program-per-tile launch and "
-        "keeps concurrently running tiles close in the swizzled order (better L2 reuse); it pays when the tile "
-        "count is a few waves (256 x 8192, 2048 x 4096). Without epilogue/mainloop overlap it is rarely much "
-        "faster than the plain tiled kernel."
-    ),
+    description="""
+        Grid of min(tiles, SMs x PROGRAMS_PER_SM); each program walks tiles pid, pid + grid, ... in the
+        GROUP_M-swizzled order, running the full K loop for each and storing the tile.
+    """,
+    rationale=f"""
+        {_COMMON_RATIONALE} A persistent grid removes the tail wave of the one-program-per-tile launch and
+        keeps concurrently running tiles close in the swizzled order (better L2 reuse); it pays when the tile
+        count is a few waves (256 x 8192, 2048 x 4096). Without epilogue/mainloop overlap it is rarely much
+        faster than the plain tiled kernel.
+    """,
     difficulty=3,
     expected_speedup=0.95,
+    # the 128x128 tile with 4 stages by default; one or two programs per SM
     knobs={
-        "BLOCK_M": (128, 64, 256, 32, 16),
+        **TILE_KNOBS,
         "BLOCK_N": (128, 256, 64, 32),
-        "BLOCK_K": (64, 32, 128),
-        "GROUP_M": (8, 1, 4, 16),
         "num_stages": (4, 3, 2, 5),
-        "num_warps": (8, 4),
         "PROGRAMS_PER_SM": (1, 2),
     },
-    source="matmul_persistent.py",
-    constraint=tile_fits,
 )
 
 
 # ---- tiled with TMA tensor descriptors -------------------------------------------------------------------------
 
 
-TMA = Template(
-    id="matmul/tma",
-    tasks=TASKS,
+TMA = _template(
+    "tma",
     decision="operand staging",
     title="tiled GEMM fed by TMA tensor descriptors (hardware bounds handling)",
-    description=(
-        "The grouped tiled GEMM with A, B and C accessed through host-side tensor descriptors: each K step "
-        "is one bulk tensor copy per operand into shared memory (zero-filled past the edges), the "
-        "epilogue one clipped bulk store. No pointer arithmetic, masks or modulo in the kernel."
-    ),
-    rationale=(
-        "On sm_90a/sm_100a TMA is the operand path the fast GEMMs use: one thread issues the copy, the "
-        "pipeline needs no address registers, and wgmma/tcgen05 read the swizzled tiles directly (the audit "
-        "expects cp.async.bulk.tensor there). On gfx950 Triton lowers descriptors to ordinary loads. Requires "
-        "16-byte aligned row strides (every suite shape qualifies; an odd K or N would assert in run)."
-    ),
+    description="""
+        The grouped tiled GEMM with A, B and C accessed through host-side tensor descriptors: each K step is
+        one bulk tensor copy per operand into shared memory (zero-filled past the edges), the epilogue one
+        clipped bulk store. No pointer arithmetic, masks or modulo in the kernel.
+    """,
+    rationale="""
+        On sm_90a/sm_100a TMA is the operand path the fast GEMMs use: one thread issues the copy, the pipeline
+        needs no address registers, and wgmma/tcgen05 read the swizzled tiles directly (the audit expects
+        cp.async.bulk.tensor there). On gfx950 Triton lowers descriptors to ordinary loads. Requires 16-byte
+        aligned row strides (every suite shape qualifies; an odd K or N would assert in run).
+    """,
     difficulty=3,
     expected_speedup=1.0,
-    knobs={
-        "BLOCK_M": (128, 64, 256, 32, 16),
-        "BLOCK_N": (256, 128, 64, 32),
-        "BLOCK_K": (64, 32, 128),
-        "GROUP_M": (8, 1, 4, 16),
-        "num_stages": (3, 4, 2, 5),
-        "num_warps": (8, 4),
-    },
-    source="matmul_tma.py",
-    constraint=tile_fits,
+    knobs=TILE_KNOBS,
 )
 
 
 # ---- risky: K wrapped instead of masked ------------------------------------------------------------------------
 
 
-K_UNMASKED = Template(
-    id="matmul/k_unmasked",
-    tasks=TASKS,
+K_UNMASKED = _template(
+    "k_unmasked",
     decision="boundary handling",
     title="K offsets wrapped modulo K instead of masked (no K mask at all)",
-    description=(
-        "The tiled kernel with the K tail handled like the M/N edges: offsets taken modulo K so every "
-        "load is in bounds and unmasked. Identical to the tiled kernel when K is a multiple of BLOCK_K."
-    ),
-    rationale=(
-        "Saves the K mask in the hot loop for every shape, not only aligned ones. Fails when K % BLOCK_K != 0: "
-        "the wrapped tail re-adds the first K columns (numerical mismatch). Every LLM shape of the suite has "
-        "K a multiple of 128 and passes, but the ragged_m96_n80_k72 CPU workload fails for every BLOCK_K."
-    ),
+    description="""
+        The tiled kernel with the K tail handled like the M/N edges: offsets taken modulo K so every load is
+        in bounds and unmasked. Identical to the tiled kernel when K is a multiple of BLOCK_K.
+    """,
+    rationale="""
+        Saves the K mask in the hot loop for every shape, not only aligned ones. Fails when K % BLOCK_K != 0:
+        the wrapped tail re-adds the first K columns (numerical mismatch). Every LLM shape of the suite has K
+        a multiple of 128 and passes, but the ragged_m96_n80_k72 CPU workload fails for every BLOCK_K.
+    """,
     difficulty=2,
     expected_speedup=0.9,
     knobs={
@@ -197,8 +177,6 @@ K_UNMASKED = Template(
         "num_stages": (3, 4, 2),
         "num_warps": (4, 8),
     },
-    source="matmul_k_unmasked.py",
-    constraint=tile_fits,
 )
 
 

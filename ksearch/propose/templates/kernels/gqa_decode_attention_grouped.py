@@ -6,7 +6,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.gqa_decode_attention_parts import attend_group, exp2_scale, query_block
+from ksearch.propose.templates.kernels.gqa_decode_attention_parts import (
+    attend_group,
+    decode_shapes,
+    exp2_scale,
+    qkv_strides,
+    query_block,
+)
 
 # knobs (set by the renderer)
 BLOCK_N = 64
@@ -38,13 +44,10 @@ def gqa_grouped_kernel(
 def gqa_decode_attention(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, o: torch.Tensor
 ) -> None:
-    B, Hq, D = q.shape
-    Hkv, L = k_cache.shape[1], k_cache.shape[2]
-    GROUP = Hq // Hkv
+    B, Hq, D, Hkv, L, GROUP = decode_shapes(q, k_cache)
     gqa_grouped_kernel[(B * Hkv,)](
         q, k_cache, v_cache, o, L, GROUP, Hkv, exp2_scale(D),
-        q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), o.stride(0), o.stride(1),
+        *qkv_strides(q, k_cache, v_cache), o.stride(0), o.stride(1),
         D=D, BLOCK_G=query_block(QK, GROUP), BLOCK_N=min(BLOCK_N, max(16, triton.next_power_of_2(L))),
         DOT=QK != "fma", num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip

@@ -1,8 +1,22 @@
 """Helpers of the GQA decode attention templates: the online softmax (exp2 domain, fp32 statistics
-and accumulator) of one (batch, KV head) over its query group, and the launch-side sizes."""
+and accumulator) of one (batch, KV head) over its query group, and the launch-side shapes, strides and
+sizes."""
 
+import torch
 import triton
 import triton.language as tl
+
+
+def decode_shapes(q: torch.Tensor, k_cache: torch.Tensor) -> tuple[int, int, int, int, int, int]:
+    # B, Hq, D of the queries, Hkv, L of the cache, and the query group size Hq // Hkv
+    B, Hq, D = q.shape
+    Hkv, L = k_cache.shape[1], k_cache.shape[2]
+    return B, Hq, D, Hkv, L, Hq // Hkv
+
+
+def qkv_strides(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor) -> tuple[int, ...]:
+    # sq_b, sq_h, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l: the strides every kernel takes
+    return (*q.stride()[:2], *k_cache.stride()[:3], *v_cache.stride()[:3])
 
 
 def exp2_scale(head_dim: int) -> float:

@@ -5,7 +5,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.gqa_decode_attention_parts import exp2_scale
+from ksearch.propose.templates.kernels.gqa_decode_attention_parts import (
+    decode_shapes,
+    exp2_scale,
+    qkv_strides,
+)
 
 # knobs (set by the renderer)
 BLOCK_N = 64
@@ -45,11 +49,9 @@ def gqa_per_head_kernel(
 def gqa_decode_attention(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, o: torch.Tensor
 ) -> None:
-    B, Hq, D = q.shape
-    Hkv, L = k_cache.shape[1], k_cache.shape[2]
+    B, Hq, D, Hkv, L, GROUP = decode_shapes(q, k_cache)
     gqa_per_head_kernel[(B, Hq)](
-        q, k_cache, v_cache, o, L, Hq // Hkv, exp2_scale(D),
-        q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), o.stride(0), o.stride(1),
+        q, k_cache, v_cache, o, L, GROUP, exp2_scale(D),
+        *qkv_strides(q, k_cache, v_cache), o.stride(0), o.stride(1),
         D=D, BLOCK_N=min(BLOCK_N, triton.next_power_of_2(L)), num_warps=num_warps,
     )  # fmt: skip

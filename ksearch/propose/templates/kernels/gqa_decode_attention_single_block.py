@@ -6,7 +6,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.gqa_decode_attention_parts import exp2_scale
+from ksearch.propose.templates.kernels.gqa_decode_attention_parts import (
+    decode_shapes,
+    exp2_scale,
+    qkv_strides,
+)
 
 # knobs (set by the renderer)
 BLOCK_L = 128
@@ -44,13 +48,10 @@ def gqa_single_block_kernel(
 def gqa_decode_attention(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, o: torch.Tensor
 ) -> None:
-    B, Hq, D = q.shape
-    Hkv, L = k_cache.shape[1], k_cache.shape[2]
-    GROUP = Hq // Hkv
+    B, Hq, D, Hkv, L, GROUP = decode_shapes(q, k_cache)
     gqa_single_block_kernel[(B * Hkv,)](
         q, k_cache, v_cache, o, L, GROUP, Hkv, exp2_scale(D),
-        q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), o.stride(0), o.stride(1),
+        *qkv_strides(q, k_cache, v_cache), o.stride(0), o.stride(1),
         D=D, BLOCK_G=max(64, triton.next_power_of_2(GROUP)), BLOCK_L=BLOCK_L,  # warpgroup-MMA eligible
         num_warps=num_warps,
     )  # fmt: skip

@@ -7,7 +7,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.gqa_decode_attention_parts import attend_group, exp2_scale, query_block
+from ksearch.propose.templates.kernels.gqa_decode_attention_parts import (
+    attend_group,
+    decode_shapes,
+    exp2_scale,
+    qkv_strides,
+    query_block,
+)
 from ksearch.propose.templates.kernels.launch import num_sms
 
 # knobs (set by the renderer)
@@ -65,9 +71,7 @@ def gqa_combine_kernel(
 def gqa_decode_attention(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, o: torch.Tensor
 ) -> None:
-    B, Hq, D = q.shape
-    Hkv, L = k_cache.shape[1], k_cache.shape[2]
-    GROUP = Hq // Hkv
+    B, Hq, D, Hkv, L, GROUP = decode_shapes(q, k_cache)
     block_n = min(BLOCK_N, max(16, triton.next_power_of_2(L)))
     n_blocks = triton.cdiv(L, block_n)
     if NUM_SPLITS == "auto":
@@ -81,8 +85,7 @@ def gqa_decode_attention(
     ws_l = torch.empty((B * Hq * splits,), dtype=torch.float32, device=q.device)
     gqa_split_kernel[(B * Hkv, splits)](
         q, k_cache, v_cache, ws_acc, ws_m, ws_l, L, GROUP, Hkv, Hq, chunk, splits, exp2_scale(D),
-        q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+        *qkv_strides(q, k_cache, v_cache),
         D=D, BLOCK_G=query_block(QK, GROUP), BLOCK_N=block_n, DOT=QK != "fma",
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip

@@ -6,8 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.launch import launch_warps
-from ksearch.propose.templates.kernels.moe_topk_routing_parts import load_logits, store_topk
+from ksearch.propose.templates.kernels.moe_topk_routing_parts import launch_topk, load_logits, store_topk
 
 # knobs (set by the renderer)
 ROWS = 4
@@ -41,11 +40,5 @@ def topk_packed_kernel(
 
 
 def moe_topk_routing(logits: torch.Tensor, topk_weights: torch.Tensor, topk_ids: torch.Tensor) -> None:
-    T, E = logits.shape
-    K = topk_ids.shape[1]
-    block_e = triton.next_power_of_2(E)
-    topk_packed_kernel[(triton.cdiv(T, ROWS),)](
-        logits, topk_weights, topk_ids, T, E, logits.stride(0), topk_weights.stride(0), topk_ids.stride(0),
-        K=K, ROWS=ROWS, BLOCK_E=block_e, BLOCK_K=triton.next_power_of_2(K),
-        num_warps=launch_warps(num_warps, ROWS * block_e),
-    )  # fmt: skip
+    block_e = triton.next_power_of_2(logits.shape[1])
+    launch_topk(topk_packed_kernel, logits, topk_weights, topk_ids, ROWS, block_e, num_warps)

@@ -1,9 +1,15 @@
 """Jit helpers of the MoE top-k routing templates. Selection runs on the logits themselves (softmax is
 monotone, so the chosen set and order are those of the probabilities, and exp rounding cannot create
-ties between distinct logits); the softmax over the K chosen logits is computed in fp32 afterwards."""
+ties between distinct logits); the softmax over the K chosen logits is computed in fp32 afterwards.
 
+Every kernel takes the same arguments; `launch_topk` starts one with ROWS tokens per program over a
+BLOCK_E-wide expert tile."""
+
+import torch
 import triton
 import triton.language as tl
+
+from ksearch.propose.templates.kernels.launch import launch_warps
 
 
 @triton.jit
@@ -46,3 +52,33 @@ def store_topk(
     out_mask = row_ok[:, None] & (kk[None, :] < K)
     tl.store(w_ptr + rows[:, None] * stride_w + kk[None, :], w, mask=out_mask)
     tl.store(ids_ptr + rows[:, None] * stride_i + kk[None, :], top_i, mask=out_mask)
+
+
+@triton.jit
+def topk_argmax_kernel(
+    logits_ptr, w_ptr, ids_ptr, T, E, stride_l, stride_w, stride_i,
+    K: tl.constexpr, ROWS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    # ROWS tokens per program, K rounds of argmax-and-mask over their [ROWS, BLOCK_E] tile
+    rows, row_ok, vals = load_logits(logits_ptr, T, E, stride_l, ROWS, BLOCK_E)
+    top_v, top_i = argmax_rounds(vals, K, ROWS, BLOCK_E, BLOCK_K)
+    store_topk(w_ptr, ids_ptr, rows, row_ok, top_v, top_i, stride_w, stride_i, K, BLOCK_K)
+
+
+def launch_topk(
+    kernel,
+    logits: torch.Tensor,
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    rows: int,
+    block_e: int,
+    warps: int | str,
+) -> None:
+    # `kernel` over cdiv(T, rows) programs of `rows` tokens and a `block_e`-wide expert tile
+    T, E = logits.shape
+    K = topk_ids.shape[1]
+    kernel[(triton.cdiv(T, rows),)](
+        logits, topk_weights, topk_ids, T, E, logits.stride(0), topk_weights.stride(0), topk_ids.stride(0),
+        K=K, ROWS=rows, BLOCK_E=block_e, BLOCK_K=triton.next_power_of_2(K),
+        num_warps=launch_warps(warps, rows * block_e),
+    )  # fmt: skip

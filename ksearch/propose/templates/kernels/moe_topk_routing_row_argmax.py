@@ -3,32 +3,14 @@
 
 import torch
 import triton
-import triton.language as tl
 
-from ksearch.propose.templates.kernels.launch import launch_warps
-from ksearch.propose.templates.kernels.moe_topk_routing_parts import argmax_rounds, load_logits, store_topk
+from ksearch.propose.templates.kernels.moe_topk_routing_parts import launch_topk, topk_argmax_kernel
 
 # knobs (set by the renderer)
 ROWS = 4
 num_warps = 4
 
 
-@triton.jit
-def topk_argmax_kernel(
-    logits_ptr, w_ptr, ids_ptr, T, E, stride_l, stride_w, stride_i,
-    K: tl.constexpr, ROWS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-):  # fmt: skip
-    rows, row_ok, vals = load_logits(logits_ptr, T, E, stride_l, ROWS, BLOCK_E)
-    top_v, top_i = argmax_rounds(vals, K, ROWS, BLOCK_E, BLOCK_K)
-    store_topk(w_ptr, ids_ptr, rows, row_ok, top_v, top_i, stride_w, stride_i, K, BLOCK_K)
-
-
 def moe_topk_routing(logits: torch.Tensor, topk_weights: torch.Tensor, topk_ids: torch.Tensor) -> None:
-    T, E = logits.shape
-    K = topk_ids.shape[1]
-    block_e = triton.next_power_of_2(E)
-    topk_argmax_kernel[(triton.cdiv(T, ROWS),)](
-        logits, topk_weights, topk_ids, T, E, logits.stride(0), topk_weights.stride(0), topk_ids.stride(0),
-        K=K, ROWS=ROWS, BLOCK_E=block_e, BLOCK_K=triton.next_power_of_2(K),
-        num_warps=launch_warps(num_warps, ROWS * block_e),
-    )  # fmt: skip
+    block_e = triton.next_power_of_2(logits.shape[1])
+    launch_topk(topk_argmax_kernel, logits, topk_weights, topk_ids, ROWS, block_e, num_warps)

@@ -5,8 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.launch import eviction_policies
-from ksearch.propose.templates.kernels.rmsnorm_parts import load_row
+from ksearch.propose.templates.kernels.rmsnorm_parts import load_row, rmsnorm_entries
 
 # knobs (set by the renderer)
 BLOCK_N = 1024
@@ -43,35 +42,9 @@ def rmsnorm_chunked_kernel(
         tl.store(out_ptr + row * stride_o + cols, (x * rstd * w).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def launch(
-    x: torch.Tensor,
-    residual: torch.Tensor | None,
-    weight: torch.Tensor,
-    out: torch.Tensor,
-    residual_out: torch.Tensor | None,
-) -> None:
-    M, N = x.shape
-    fused = residual is not None
-    stride_r = residual.stride(0) if residual is not None else 0
-    stride_ro = residual_out.stride(0) if residual_out is not None else 0
-    stream, keep = eviction_policies(EVICT)
-    rmsnorm_chunked_kernel[(M,)](
-        x, residual, weight, out, residual_out, M, N,
-        x.stride(0), stride_r, out.stride(0), stride_ro,
-        eps, FUSED=fused, STREAM=stream, KEEP=keep,
-        BLOCK_N=min(BLOCK_N, triton.next_power_of_2(N)), num_warps=num_warps,
-    )  # fmt: skip
+def launch(x: torch.Tensor, args: tuple, meta: dict) -> None:
+    block_n = min(BLOCK_N, triton.next_power_of_2(x.shape[1]))
+    rmsnorm_chunked_kernel[(x.shape[0],)](*args, **meta, BLOCK_N=block_n, num_warps=num_warps)
 
 
-def rmsnorm(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> None:
-    launch(x, None, weight, out, None)
-
-
-def fused_add_rmsnorm(
-    x: torch.Tensor,
-    residual: torch.Tensor,
-    weight: torch.Tensor,
-    out: torch.Tensor,
-    residual_out: torch.Tensor,
-) -> None:
-    launch(x, residual, weight, out, residual_out)
+rmsnorm, fused_add_rmsnorm = rmsnorm_entries(launch, eps, EVICT)

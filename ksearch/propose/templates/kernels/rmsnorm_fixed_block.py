@@ -2,11 +2,8 @@
 next_power_of_2(N), no loop: columns past BLOCK_N are never written and miss the sum of squares."""
 
 import torch
-import triton
-import triton.language as tl
 
-from ksearch.propose.templates.kernels.launch import eviction_policies
-from ksearch.propose.templates.kernels.rmsnorm_parts import normalize_whole_row
+from ksearch.propose.templates.kernels.rmsnorm_parts import rmsnorm_entries, rmsnorm_whole_row_kernel
 
 # knobs (set by the renderer)
 BLOCK_N = 4096
@@ -18,46 +15,8 @@ eps = 1e-6
 EVICT = "none"
 
 
-@triton.jit
-def rmsnorm_fixed_kernel(
-    x_ptr, r_ptr, w_ptr, out_ptr, rout_ptr, M, N, stride_x, stride_r, stride_o, stride_ro, eps,
-    FUSED: tl.constexpr, STREAM: tl.constexpr, KEEP: tl.constexpr, BLOCK_N: tl.constexpr,
-):  # fmt: skip
-    normalize_whole_row(
-        x_ptr, r_ptr, w_ptr, out_ptr, rout_ptr, N, stride_x, stride_r, stride_o, stride_ro, eps,
-        FUSED, BLOCK_N, STREAM, KEEP,
-    )  # fmt: skip
+def launch(x: torch.Tensor, args: tuple, meta: dict) -> None:
+    rmsnorm_whole_row_kernel[(x.shape[0],)](*args, **meta, BLOCK_N=BLOCK_N, num_warps=num_warps)
 
 
-def launch(
-    x: torch.Tensor,
-    residual: torch.Tensor | None,
-    weight: torch.Tensor,
-    out: torch.Tensor,
-    residual_out: torch.Tensor | None,
-) -> None:
-    M, N = x.shape
-    fused = residual is not None
-    stride_r = residual.stride(0) if residual is not None else 0
-    stride_ro = residual_out.stride(0) if residual_out is not None else 0
-    stream, keep = eviction_policies(EVICT)
-    rmsnorm_fixed_kernel[(M,)](
-        x, residual, weight, out, residual_out, M, N,
-        x.stride(0), stride_r, out.stride(0), stride_ro,
-        eps, FUSED=fused, STREAM=stream, KEEP=keep,
-        BLOCK_N=BLOCK_N, num_warps=num_warps,
-    )  # fmt: skip
-
-
-def rmsnorm(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> None:
-    launch(x, None, weight, out, None)
-
-
-def fused_add_rmsnorm(
-    x: torch.Tensor,
-    residual: torch.Tensor,
-    weight: torch.Tensor,
-    out: torch.Tensor,
-    residual_out: torch.Tensor,
-) -> None:
-    launch(x, residual, weight, out, residual_out)
+rmsnorm, fused_add_rmsnorm = rmsnorm_entries(launch, eps, EVICT)

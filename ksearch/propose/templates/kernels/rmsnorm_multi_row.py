@@ -5,8 +5,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ksearch.propose.templates.kernels.launch import eviction_policies, launch_warps, rows_per_program
-from ksearch.propose.templates.kernels.rmsnorm_parts import load_row
+from ksearch.propose.templates.kernels.launch import launch_warps, rows_per_program
+from ksearch.propose.templates.kernels.rmsnorm_parts import load_row, rmsnorm_entries
 
 # knobs (set by the renderer)
 ROWS = 4
@@ -44,37 +44,13 @@ def rmsnorm_rows_kernel(
     tl.store(out_ptr + rows[:, None] * stride_o + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def launch(
-    x: torch.Tensor,
-    residual: torch.Tensor | None,
-    weight: torch.Tensor,
-    out: torch.Tensor,
-    residual_out: torch.Tensor | None,
-) -> None:
+def launch(x: torch.Tensor, args: tuple, meta: dict) -> None:
     M, N = x.shape
-    fused = residual is not None
-    stride_r = residual.stride(0) if residual is not None else 0
-    stride_ro = residual_out.stride(0) if residual_out is not None else 0
-    stream, keep = eviction_policies(EVICT)
     block_n = triton.next_power_of_2(N)
     rows = rows_per_program(ROWS, block_n)
     rmsnorm_rows_kernel[(triton.cdiv(M, rows),)](
-        x, residual, weight, out, residual_out, M, N,
-        x.stride(0), stride_r, out.stride(0), stride_ro,
-        eps, FUSED=fused, STREAM=stream, KEEP=keep,
-        ROWS=rows, BLOCK_N=block_n, num_warps=launch_warps(num_warps, rows * block_n),
-    )  # fmt: skip
+        *args, **meta, ROWS=rows, BLOCK_N=block_n, num_warps=launch_warps(num_warps, rows * block_n)
+    )
 
 
-def rmsnorm(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> None:
-    launch(x, None, weight, out, None)
-
-
-def fused_add_rmsnorm(
-    x: torch.Tensor,
-    residual: torch.Tensor,
-    weight: torch.Tensor,
-    out: torch.Tensor,
-    residual_out: torch.Tensor,
-) -> None:
-    launch(x, residual, weight, out, residual_out)
+rmsnorm, fused_add_rmsnorm = rmsnorm_entries(launch, eps, EVICT)
