@@ -1,11 +1,11 @@
 """Typed rows: every row kind is a pydantic model, packet ids are parsed in one place, and a log
-written before typed rows (tests/fixtures/logs/old_rmsnorm_run, a 4-candidate CPU quickstart run)
+written before typed rows (tests/fixtures/logs/old_rmsnorm_run.tar.gz, a 4-candidate CPU quickstart run)
 still verifies, indexes, resumes and reports."""
 
 import random
 import re
-import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -31,14 +31,16 @@ from ksearch.log.stats import log_stats
 from ksearch.selfbench.log_bench import synthetic_packet
 
 ROOT = Path(__file__).resolve().parents[1]
-OLD_RUN = Path(__file__).parent / "fixtures" / "logs" / "old_rmsnorm_run"
+# Kept as an archive: the log is data (its candidate blobs are the old templates' output), and each
+# test unpacks a fresh copy it may append to.
+OLD_RUN = Path(__file__).parent / "fixtures" / "logs" / "old_rmsnorm_run.tar.gz"
 
 
 @pytest.fixture
 def old_run(tmp_path):
-    run = tmp_path / "old"
-    shutil.copytree(OLD_RUN, run)
-    return run
+    with tarfile.open(OLD_RUN) as archive:
+        archive.extractall(tmp_path, filter="data")
+    return tmp_path / "old_rmsnorm_run"
 
 
 def test_packet_ids_parse_and_format_in_one_place():
