@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,3 +83,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs a CUDA or ROCm device visible to torch")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+OLD_LOG = Path(__file__).parent / "fixtures" / "logs" / "old_rmsnorm_run.tar.gz"
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    """A fresh copy of a 4-candidate CPU quickstart run written before typed rows. Kept as an archive:
+    the log is data (its blobs are the old templates' output), and each test may append to its copy."""
+    with tarfile.open(OLD_LOG) as archive:
+        archive.extractall(tmp_path, filter="data")
+    return tmp_path / "old_rmsnorm_run"

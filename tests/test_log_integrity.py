@@ -1,20 +1,18 @@
 """The record cannot be damaged by its own users: one writer per run, a strict verify, a read-only query.
 
 Each test runs the command line as a user does (a subprocess, real exit codes), on copies of
-tests/fixtures/logs/old_rmsnorm_run, a 4-candidate CPU quickstart run written by the code before
+tests/fixtures/logs/old_rmsnorm_run.tar.gz, a 4-candidate CPU quickstart run written by the code before
 typed rows (so these also show that old logs still verify and index).
 """
 
 import json
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,8 +23,6 @@ from ksearch.log.index import db_path
 from ksearch.log.lock import WRITER_LOCK, RunInUseError, writer_lock
 from ksearch.log.rows import ProposerFailure
 from ksearch.selfbench.log_bench import synthetic_packet
-
-OLD_RUN = Path(__file__).parent / "fixtures" / "logs" / "old_rmsnorm_run"
 
 HOLD_LOCK = """
 import sys, time
@@ -49,10 +45,8 @@ def ksearch(*args, cwd=None):
 
 
 @pytest.fixture
-def run_copy(tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(OLD_RUN, run)
-    return run
+def run_copy(old_run):
+    return old_run
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ still verifies, indexes, resumes and reports."""
 import random
 import re
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -31,16 +30,6 @@ from ksearch.log.stats import log_stats
 from ksearch.selfbench.log_bench import synthetic_packet
 
 ROOT = Path(__file__).resolve().parents[1]
-# Kept as an archive: the log is data (its candidate blobs are the old templates' output), and each
-# test unpacks a fresh copy it may append to.
-OLD_RUN = Path(__file__).parent / "fixtures" / "logs" / "old_rmsnorm_run.tar.gz"
-
-
-@pytest.fixture
-def old_run(tmp_path):
-    with tarfile.open(OLD_RUN) as archive:
-        archive.extractall(tmp_path, filter="data")
-    return tmp_path / "old_rmsnorm_run"
 
 
 def test_packet_ids_parse_and_format_in_one_place():
