@@ -13,7 +13,7 @@ import torch
 from ksearch.evidence import FailureClass, Status
 from ksearch.harness.evaluate import Evaluator
 from ksearch.harness.sandbox import Worker
-from ksearch.harness.verify import compare
+from ksearch.harness.verify import Comparison, compare_many
 from ksearch.selfbench.harness_bench import expected_verdict, header
 from ksearch.task import load_task
 from ksearch.task.spec import ToleranceSpec
@@ -208,7 +208,7 @@ def test_compare_counts_every_element_of_a_large_half_precision_output():
     out = ref.clone()
     out[7] = 1.0
     tol = ToleranceSpec(atol=1e-3, rtol=1e-3, matched_ratio=1.0, max_error_cap=10.0)
-    check = compare(out, ref, tol, workload="w", distribution="normal", seed=0, name="o")
+    [check] = compare_many([Comparison(out, ref, tol, "w", "normal", 0, "o")])
     assert (
         check.matched_ratio == (ref.numel() - 1) / ref.numel()
         and not check.checks["tolerance"]

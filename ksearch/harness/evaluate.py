@@ -60,7 +60,7 @@ from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Worker, WorkerOutcome, WorkerPool
 from ksearch.harness.static_checks import static_checks_for_task
 from ksearch.harness.trace import Trace, TraceError, check_trace
-from ksearch.harness.verify import Comparison, bitwise_equal, compare_many, failure_of
+from ksearch.harness.verify import Comparison, bitwise_equal, compare_many, failure_of, scored
 from ksearch.task import Task
 
 ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
@@ -930,17 +930,13 @@ _STRAY_WRITES = (
 )
 
 
-def _unwritten_where_finite(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    return unwritten_mask(out) & torch.isfinite(ref) if out.is_floating_point() else unwritten_mask(out)
-
-
 def _host_computed(written: list[tuple[_Call, list[torch.Tensor]]], tolerances: dict) -> str | None:
     """Why the worker's outputs show the host computed them, or None. The worker records launches and
     runs none, so its outputs should still hold poison; only calls whose outputs were all fully written
     are compared with the references (one device read for the screen, one for the comparisons)."""
     candidates = [(c, outs) for c, outs in written if outs and all(o.numel() for o in outs)]
     screens = [
-        _unwritten_where_finite(o.to(c.refs[name].device), c.refs[name]).any()
+        (unwritten_mask(o.to(c.refs[name].device)) & scored(c.refs[name])).any()
         for c, outs in candidates
         for o, name in zip(outs, c.refs)
     ]

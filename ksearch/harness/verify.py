@@ -32,20 +32,6 @@ class Comparison(NamedTuple):
     name: str
 
 
-def compare(
-    out: torch.Tensor,
-    ref: torch.Tensor,
-    tol: ToleranceSpec,
-    *,
-    workload: str,
-    distribution: str,
-    seed: int,
-    name: str,
-) -> OutputCheck:
-    """Judge `out` against `ref` on the reference's device."""
-    return compare_many([Comparison(out, ref, tol, workload, distribution, seed, name)])[0]
-
-
 def compare_many(items: list[Comparison]) -> list[OutputCheck]:
     """Judge each output against its reference on the reference's device. Every statistic is reduced
     on the device and all of them read back in one transfer per device: on a GPU each read is a
@@ -76,10 +62,16 @@ def compare_many(items: list[Comparison]) -> list[OutputCheck]:
     return checks
 
 
+def scored(ref: torch.Tensor) -> torch.Tensor:
+    """The elements an output is judged on: where the reference is finite (its own inf/NaN are not
+    scored, and an unwritten element there does not count)."""
+    return torch.isfinite(ref) if ref.dtype.is_floating_point else torch.ones_like(ref, dtype=torch.bool)
+
+
 def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> torch.Tensor:
     """The ten numbers `_conclude` judges by, as one float64 tensor on the reference's device."""
     floating = out.dtype.is_floating_point
-    ref_finite = torch.isfinite(ref) if floating else torch.ones_like(ref, dtype=torch.bool)
+    ref_finite = scored(ref)
     out_finite = torch.isfinite(out) if floating else torch.ones_like(out, dtype=torch.bool)
     unwritten = unwritten_mask(out) & ref_finite
     # 16-bit values and their differences are exact enough in float32; wider types need float64.
