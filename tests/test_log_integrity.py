@@ -45,15 +45,10 @@ def ksearch(*args, cwd=None):
 
 
 @pytest.fixture
-def run_copy(old_run):
-    return old_run
-
-
-@pytest.fixture
-def lock_holder(run_copy):
+def lock_holder(old_run):
     """A second, real process holding the run's writer lock, as a running `ksearch run` does."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(run_copy)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(old_run)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
     yield proc
@@ -61,30 +56,30 @@ def lock_holder(run_copy):
     proc.wait()
 
 
-def test_a_second_resume_is_refused_at_once_naming_the_holder(run_copy, lock_holder):
-    before = (run_copy / HISTORY).read_bytes()
+def test_a_second_resume_is_refused_at_once_naming_the_holder(old_run, lock_holder):
+    before = (old_run / HISTORY).read_bytes()
     t0 = time.monotonic()
-    second = ksearch("run", "--resume", run_copy, "--budget-evals", "5", "--device", "cpu")
+    second = ksearch("run", "--resume", old_run, "--budget-evals", "5", "--device", "cpu")
     assert second.returncode != 0
     assert f"pid {lock_holder.pid}" in second.stderr and "since" in second.stderr, second.stderr
     assert "one writer" in second.stderr
     assert time.monotonic() - t0 < 60, "refused at once, not after evaluating anything"
-    assert (run_copy / HISTORY).read_bytes() == before, "the refused run wrote nothing"
+    assert (old_run / HISTORY).read_bytes() == before, "the refused run wrote nothing"
 
 
-def test_the_writer_lock_dies_with_its_process(run_copy, lock_holder):
+def test_the_writer_lock_dies_with_its_process(old_run, lock_holder):
     with pytest.raises(RunInUseError, match=f"pid {lock_holder.pid} on host"):
-        with writer_lock(run_copy):
+        with writer_lock(old_run):
             pass
     lock_holder.send_signal(signal.SIGKILL)  # no cleanup runs: the kernel drops the flock
     lock_holder.wait()
-    with writer_lock(run_copy):
-        assert json.loads((run_copy / WRITER_LOCK).read_text())["pid"] == os.getpid()
-    assert (run_copy / WRITER_LOCK).read_text() == "", "a released lock names no holder"
+    with writer_lock(old_run):
+        assert json.loads((old_run / WRITER_LOCK).read_text())["pid"] == os.getpid()
+    assert (old_run / WRITER_LOCK).read_text() == "", "a released lock names no holder"
 
 
-def test_the_old_log_verifies(run_copy):
-    ok = ksearch("log", "verify", run_copy)
+def test_the_old_log_verifies(old_run):
+    ok = ksearch("log", "verify", old_run)
     assert ok.returncode == 0 and "ok, 28 rows intact" in ok.stdout, ok.stdout + ok.stderr
 
 
@@ -93,23 +88,23 @@ def test_the_old_log_verifies(run_copy):
     [b"junk\n", b'{"not": "a row"}\n', b"junk\n" + b'{"seq":28,"ts"', b"\n"],
     ids=["junk-line", "json-non-row-line", "junk-line-then-torn", "empty-line"],
 )
-def test_complete_junk_lines_after_the_last_row_fail_verify(run_copy, tail):
-    with open(run_copy / HISTORY, "ab") as f:
+def test_complete_junk_lines_after_the_last_row_fail_verify(old_run, tail):
+    with open(old_run / HISTORY, "ab") as f:
         f.write(tail)
-    res = ksearch("log", "verify", run_copy)
+    res = ksearch("log", "verify", old_run)
     assert res.returncode == 3, res.stdout + res.stderr
     assert "line 29" in res.stderr and "FAILED" in res.stderr
 
 
-def test_one_torn_last_line_is_a_warning_and_is_sealed(run_copy):
-    with open(run_copy / HISTORY, "ab") as f:
+def test_one_torn_last_line_is_a_warning_and_is_sealed(old_run):
+    with open(old_run / HISTORY, "ab") as f:
         f.write(b'{"seq":28,"ts":"2026-')
-    res = ksearch("log", "verify", run_copy)
+    res = ksearch("log", "verify", old_run)
     assert res.returncode == 0 and "torn line" in res.stdout, res.stdout + res.stderr
-    History(run_copy).append(ProposerFailure(call="note", error="after the torn line"))
-    kinds = [line.row["kind"] for line, _ in iter_rows(run_copy)]
+    History(old_run).append(ProposerFailure(call="note", error="after the torn line"))
+    kinds = [line.row["kind"] for line, _ in iter_rows(old_run)]
     assert kinds[-2:] == ["seal", "proposer_failure"]
-    assert ksearch("log", "verify", run_copy).returncode == 0
+    assert ksearch("log", "verify", old_run).returncode == 0
 
 
 @pytest.mark.parametrize("newlines", [True, False], ids=["random-lines", "random-no-newline"])
@@ -124,22 +119,22 @@ def test_random_bytes_are_no_log(tmp_path, newlines):
     assert "line 1" in res.stderr
 
 
-def test_a_non_row_first_line_fails_verify(run_copy):
-    data = (run_copy / HISTORY).read_bytes()
-    (run_copy / HISTORY).write_bytes(b"# a comment someone added\n" + data)
-    res = ksearch("log", "verify", run_copy)
+def test_a_non_row_first_line_fails_verify(old_run):
+    data = (old_run / HISTORY).read_bytes()
+    (old_run / HISTORY).write_bytes(b"# a comment someone added\n" + data)
+    res = ksearch("log", "verify", old_run)
     assert res.returncode == 3 and "line 1" in res.stderr, res.stderr
 
 
-def test_a_world_model_that_does_not_replay_fails_verify(run_copy):
+def test_a_world_model_that_does_not_replay_fails_verify(old_run):
     # What two interleaved writers leave: every row chained and intact, but the plan's inserts
     # applied twice, so the replay assigns other node ids than the log records.
-    plan = next(row for row in read_rows(run_copy, "wm_edit") if row.seq == 2)
-    History(run_copy).append(plan.payload)
-    res = ksearch("log", "verify", run_copy)
+    plan = next(row for row in read_rows(old_run, "wm_edit") if row.seq == 2)
+    History(old_run).append(plan.payload)
+    res = ksearch("log", "verify", old_run)
     assert res.returncode == 3, res.stdout + res.stderr
     assert "world model does not replay" in res.stderr and "seq 28" in res.stderr
-    assert ksearch("tree", run_copy).returncode != 0  # what verify now predicts
+    assert ksearch("tree", old_run).returncode != 0  # what verify now predicts
 
 
 @pytest.mark.parametrize(
@@ -155,28 +150,28 @@ def test_a_world_model_that_does_not_replay_fails_verify(run_copy):
         "DELETE FROM attempts",
     ],
 )
-def test_query_refuses_anything_but_one_select_and_creates_no_file(run_copy, tmp_path, sql):
-    build_index(run_copy)
+def test_query_refuses_anything_but_one_select_and_creates_no_file(old_run, tmp_path, sql):
+    build_index(old_run)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     schema = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
-    with sqlite3.connect(db_path(run_copy)) as conn:
+    with sqlite3.connect(db_path(old_run)) as conn:
         schema_before = conn.execute(schema).fetchall()
-    res = ksearch("log", "query", run_copy, sql.format(d=scratch), cwd=scratch)
+    res = ksearch("log", "query", old_run, sql.format(d=scratch), cwd=scratch)
     assert res.returncode != 0 and res.stderr.startswith("error:"), res.stdout + res.stderr
     assert "Traceback" not in res.stderr
     assert list(scratch.iterdir()) == [], "a refused query created a file"
-    with sqlite3.connect(db_path(run_copy)) as conn:
+    with sqlite3.connect(db_path(old_run)) as conn:
         assert conn.execute(schema).fetchall() == schema_before
         assert conn.execute("SELECT count(*) FROM attempts").fetchone() == (6,)
         assert conn.execute("PRAGMA writable_schema").fetchone() == (0,)
 
 
-def test_query_runs_selects_and_ctes(run_copy):
+def test_query_runs_selects_and_ctes(old_run):
     res = ksearch(
         "log",
         "query",
-        run_copy,
+        old_run,
         "/* best first */ WITH s AS (SELECT candidate, score FROM steps) SELECT candidate FROM s "
         "ORDER BY score DESC LIMIT 1",
         "--format",
@@ -186,17 +181,17 @@ def test_query_runs_selects_and_ctes(run_copy):
     assert json.loads(res.stdout) == [{"candidate": "c0003"}]
 
 
-def test_attempts_are_told_apart_from_search_evaluations_and_untimed_rewards_are_null(run_copy, tmp_path):
+def test_attempts_are_told_apart_from_search_evaluations_and_untimed_rewards_are_null(old_run, tmp_path):
     # The old run: 4 search evaluations (one packet each) and the best kernel's 2 final audits.
-    stats = ksearch("log", "stats", run_copy)
+    stats = ksearch("log", "stats", old_run)
     assert "attempts: 6 (4 search evaluations + 2 final audits)" in stats.stdout, stats.stdout
-    with sqlite3.connect(db_path(run_copy)) as conn:
+    with sqlite3.connect(db_path(old_run)) as conn:
         rows = conn.execute("SELECT attempt_id, reward, final_audit FROM attempts ORDER BY seq").fetchall()
     assert [r[2] for r in rows] == [0, 0, 0, 0, 1, 1]
     assert {r[0].split("@")[1] for r in rows if r[2]} == {"b200", "mi355x"}
     assert all(r[1] is None for r in rows), "nothing was timed on CPU: no reward, not 0.0"
     report = tmp_path / "report.html"
-    assert ksearch("report", run_copy, "--out", report).returncode == 0
+    assert ksearch("report", old_run, "--out", report).returncode == 0
     # per target: attempts, passed, timed, best speedup, best SOL score, best reward
     assert (
         "<td>h100</td><td>4</td><td>4</td><td>0</td><td>–</td><td>–</td><td>unmeasured</td>"
@@ -215,9 +210,9 @@ def test_a_failed_untimed_attempt_has_a_null_reward_in_the_index(tmp_path):
         assert conn.execute("SELECT reward FROM attempts").fetchall() == [(None,)]
 
 
-def test_steps_are_exported_and_documented(run_copy, tmp_path):
+def test_steps_are_exported_and_documented(old_run, tmp_path):
     out = tmp_path / "steps.jsonl"
-    res = ksearch("log", "export", run_copy, "--table", "steps", "--out", out)
+    res = ksearch("log", "export", old_run, "--table", "steps", "--out", out)
     assert res.returncode == 0, res.stderr
     steps = [json.loads(line) for line in out.read_text().splitlines()]
     assert [s["candidate"] for s in steps] == ["c0000", "c0001", "c0002", "c0003"]

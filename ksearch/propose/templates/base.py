@@ -193,6 +193,7 @@ def _typed(value: object) -> tuple[str, object]:
     return (type(value).__name__, value)
 
 
+@functools.cache  # a render reads it per parameter; the task YAML does not change in a process
 def task_param(task_name: str, name: str, default: float) -> float:
     """A numeric parameter of a task (eps), read off its definition; `default` when absent."""
     from ksearch.task import load_task
@@ -279,6 +280,7 @@ def render_source(source: str, task_name: str, entries: tuple[str, ...], values:
     return "".join(lines)
 
 
+@functools.cache
 def _imports(module: str) -> list[str]:
     """The imports of a kernels module other than those of its siblings, as normalized source."""
     tree = ast.parse((KERNEL_DIR / f"{module}.py").read_text())
@@ -336,10 +338,11 @@ def _factory_entry(
     return body.replace(f"def {task_name}(", "def run(", 1), list(_definitions(module, helpers))
 
 
-def _functions(module: str) -> set[str]:
+@functools.cache
+def _functions(module: str) -> frozenset[str]:
     """The top-level function names of a kernels module."""
     tree = ast.parse((KERNEL_DIR / f"{module}.py").read_text())
-    return {s.name for s in tree.body if isinstance(s, ast.FunctionDef)}
+    return frozenset(s.name for s in tree.body if isinstance(s, ast.FunctionDef))
 
 
 def _span(stmt: ast.stmt) -> tuple[int, int]:
