@@ -21,7 +21,7 @@ from pathlib import Path
 from ksearch.analysis.curve import curve_of
 from ksearch.errors import KsearchError, LogError
 from ksearch.evidence import EvidencePacket
-from ksearch.log.index import connect_readonly, evaluation_packets, read_packet_at, run_start
+from ksearch.log.index import connect_readonly, read_evaluation_packets, run_start
 from ksearch.log.rows import PacketId
 from ksearch.log.rundir import read_blob
 from ksearch.log.stats import stats_of
@@ -149,10 +149,7 @@ def _packets_of(conn, run_dir: Path, packet_id: str | None) -> list[EvidencePack
     """The packets of the evaluation `packet_id` belongs to: one per target."""
     if not packet_id:
         return []
-    return [
-        read_packet_at(run_dir, off, seq)
-        for _, seq, off in evaluation_packets(conn, PacketId.parse(packet_id).evaluation)
-    ]
+    return read_evaluation_packets(conn, run_dir, PacketId.parse(packet_id).evaluation)
 
 
 def _audit_summary(conn) -> tuple[list[list], Counter]:

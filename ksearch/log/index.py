@@ -788,6 +788,11 @@ def evaluation_packets(conn: sqlite3.Connection, evaluation: str) -> list[tuple[
     ).fetchall()
 
 
+def read_evaluation_packets(conn: sqlite3.Connection, run_dir: Path, evaluation: str) -> list[EvidencePacket]:
+    """The packets of one evaluation (one per target), in log order, found through the index."""
+    return [read_packet_at(run_dir, off, seq) for _, seq, off in evaluation_packets(conn, evaluation)]
+
+
 def read_packet_at(run_dir: Path, offset: int, seq: int) -> EvidencePacket:
     """The packet of the attempt row starting at byte `offset`, checked to be row `seq`."""
     with open(history_path(Path(run_dir)), "rb") as f:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,10 +20,9 @@ from ksearch.evidence import EvidencePacket
 from ksearch.harness.evaluate import Evaluator, resolve_device
 from ksearch.log import History, history_path, make_run_dir, new_run_id, read_blob
 from ksearch.log.history import read_rows
+from ksearch.log.index import connect_readonly, read_evaluation_packets
 from ksearch.log.lock import writer_lock
 from ksearch.log.rows import (
-    ATTEMPT,
-    AttemptRow,
     BestRecord,
     FinalAudit,
     PacketId,
@@ -235,6 +234,7 @@ def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
 
 
 def _packets(run_dir: Path, evaluation: str) -> dict[PacketId, EvidencePacket]:
-    """Every logged packet of one evaluation (one per target), by packet id."""
-    packets = (row.payload for row in read_rows(run_dir, ATTEMPT) if isinstance(row, AttemptRow))
-    return {pid: p for p in packets if (pid := PacketId.parse(p.packet_id)).evaluation == evaluation}
+    """Every logged packet of one evaluation (one per target), by packet id, through the index (not a
+    pass over the whole history)."""
+    with closing(connect_readonly(run_dir)) as conn:
+        return {PacketId.parse(p.packet_id): p for p in read_evaluation_packets(conn, run_dir, evaluation)}
