@@ -32,6 +32,20 @@ with writer_lock(sys.argv[1]):
     time.sleep(120)
 """
 
+# As a run with a compile pool does: the holder forks a child (no exec) that outlives it.
+HOLD_LOCK_AND_FORK = """
+import os, sys, time
+from ksearch.log.lock import writer_lock
+with writer_lock(sys.argv[1]):
+    child = os.fork()
+    if child == 0:
+        time.sleep(120)
+        os._exit(0)
+    time.sleep(0.5)  # the child has closed its inherited copy: the lock must still be ours
+    print(child, flush=True)
+    time.sleep(120)
+"""
+
 
 def ksearch(*args, cwd=None):
     return subprocess.run(
@@ -76,6 +90,27 @@ def test_the_writer_lock_dies_with_its_process(old_run, lock_holder):
     with writer_lock(old_run):
         assert json.loads((old_run / WRITER_LOCK).read_text())["pid"] == os.getpid()
     assert (old_run / WRITER_LOCK).read_text() == "", "a released lock names no holder"
+
+
+def test_a_forked_child_neither_holds_nor_frees_the_lock(old_run):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK_AND_FORK, str(old_run)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    child = int(holder.stdout.readline())
+    try:
+        with pytest.raises(RunInUseError, match=f"pid {holder.pid} on host"):
+            with writer_lock(old_run):
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        os.kill(child, 0)  # the orphaned child still lives...
+        with writer_lock(old_run):  # ...and does not keep a killed run from resuming
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+        os.kill(child, signal.SIGKILL)
 
 
 def test_the_old_log_verifies(old_run):

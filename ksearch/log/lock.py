@@ -5,6 +5,10 @@ from before its first row to its last. A second writer is refused at once with t
 host and start time, which the holder wrote into the file. The kernel drops a flock when its
 process dies, however it dies, so a killed run never leaves a stale lock behind: the file's
 contents only name the holder, they never decide who holds it.
+
+A flock belongs to the open file, which a forked child (the compile pool's workers) shares: such a
+child would keep the lock after its writer is killed. Every forked child therefore closes the lock
+files it inherited, which leaves the parent's lock in place.
 """
 
 from __future__ import annotations
@@ -28,12 +32,28 @@ class RunInUseError(LogError):
     """Another process is writing this run directory."""
 
 
+_held_fds: set[int] = set()  # the lock files this process holds open
+
+
+def _close_inherited_locks() -> None:
+    for fd in _held_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_fds.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextmanager
 def writer_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run directory's writer lock for the block; RunInUseError, naming the holder, when
     another process holds it."""
     path = Path(run_dir) / WRITER_LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    _held_fds.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,6 +70,7 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
         finally:
             os.ftruncate(fd, 0)  # still under the lock: a reader never sees a finished writer named
     finally:
+        _held_fds.discard(fd)
         os.close(fd)  # closing releases the flock
 
 
