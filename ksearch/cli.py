@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 
 import ksearch
-from ksearch.cli_common import AsJson, RunDir, out
+from ksearch import settings
+from ksearch.cli_common import AsJson, RunDir, out, print_rows
 from ksearch.cli_common import print_json as _print_json
 from ksearch.cli_common import table as _table
 from ksearch.cli_context import isa_app, skills_app
@@ -70,9 +71,11 @@ def run(
         Path | None, typer.Argument(help="run config YAML; the embedded defaults when omitted")
     ] = None,
     budget_evals: Annotated[
-        int | None, typer.Option(help="candidates to evaluate (overrides the config)")
+        int | None, typer.Option(help="candidates to evaluate (overrides the config; with --resume: N more)")
     ] = None,
-    budget_seconds: Annotated[float | None, typer.Option(help="wall-clock limit in seconds")] = None,
+    budget_seconds: Annotated[
+        float | None, typer.Option(help="wall-clock limit in seconds (with --resume: S more)")
+    ] = None,
     log_dir: Annotated[
         Path | None, typer.Option(help="where run directories go (default experiment_log/)")
     ] = None,
@@ -107,7 +110,9 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Search for fast kernels: plan in a world model, try candidates, learn from every verdict."""
+    """Search for fast kernels: plan in a world model, try candidates, learn from every verdict.
+
+    Exits 1 when the run evaluated no candidate, 130 when stopped by Ctrl-C (resumable)."""
     from ksearch.search.progress import live_progress, render_summary
     from ksearch.search.run import start_run
 
@@ -122,11 +127,25 @@ def run(
         "replay_from": str(replay_from) if replay_from else None,
         "search.strategy": strategy,
     }
+
+    def started(run_dir: Path) -> None:  # first, so that a killed run's directory is on screen
+        out.print(f"run: {run_dir}   resume: ksearch run --resume {run_dir}", highlight=False)
+
     with live_progress(out) as on_progress:
         result = start_run(
-            config, log_dir=log_dir, overrides=overrides, resume=resume, on_progress=on_progress
+            config,
+            log_dir=log_dir,
+            overrides=overrides,
+            resume=resume,
+            on_progress=on_progress,
+            on_start=started,
         )
     out.print(render_summary(result))
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.evaluated == 0:
+        typer.echo(f"error: the run evaluated no candidate: {result.stop_reason}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -342,9 +361,14 @@ def compile_cmd(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="compile even where the cache has a result")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="exit 3 when an audit check fails (warnings do not count)")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Compile one candidate for each target, then audit the emitted code against the target."""
+    """Compile one candidate for each target, then audit the emitted code against the target.
+
+    Exits 1 when a compile fails; with --strict, 3 when every compile passed but an audit check failed."""
     from ksearch.audit import audit_compile, max_intensity
     from ksearch.compile import CompileRequest, compile_many
     from ksearch.target import load_target
@@ -395,6 +419,8 @@ def compile_cmd(
                 out.print(f"[red]{r.target}[/] {where}: {d.severity}: {d.message}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+    if strict and any(not v.ok and v.severity == "fail" for a in audits for v in a.verdicts):
+        raise typer.Exit(3)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -415,7 +441,9 @@ def eval_cmd(
     workloads: Annotated[
         str | None, typer.Option(help="comma-separated workload names (default: the suite)")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="seconds before the evaluation is killed")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option(help="seconds before the evaluation is killed")
+    ] = settings.DEFAULT_EVAL_TIMEOUT_S,
     artifacts: Annotated[
         Path | None, typer.Option(help="where timing samples go (default: none kept)")
     ] = None,
@@ -571,7 +599,10 @@ def log_show(
     """Print the latest rows of a run's history, or one row in full."""
     from collections import deque
 
+    from rich.text import Text
+
     from ksearch.log.history import iter_rows, kind_in, parse_row
+    from ksearch.log.rows import row_line
 
     lines = (line for line, _ in iter_rows(run_dir) if kind is None or kind_in(line, (kind,)))
     if seq is not None:
@@ -585,18 +616,13 @@ def log_show(
     if as_json:
         _print_json([r.model_dump(mode="json") for r in rows])
         return
-
-    def summary(fields: dict) -> str:
-        return fields.get("message") or ", ".join(f"{k}={fields[k]}" for k in list(fields)[:4])
-
-    shown = [(r, r.payload.model_dump(mode="json", exclude_defaults=True)) for r in rows]
-    out.print(
-        _table(
-            f"{run_dir} (last {len(rows)})",
-            ["seq", "ts", "kind", "status", "summary"],
-            [(r.seq, r.ts, r.kind, fields.get("status"), summary(fields)) for r, fields in shown],
-        )
-    )
+    # one line a row, cut with an ellipsis at the terminal's width; one row in full: --seq N or --json
+    out.print(Text(f"{run_dir} (last {len(rows)}; one row in full: --seq N)", style="italic"))
+    kind_width = max((len(r.kind) for r in rows), default=0)
+    for r in rows:
+        line = Text(f"{r.seq:>5} {r.ts[11:19]} {r.kind:<{kind_width}} {row_line(r)}", no_wrap=True)
+        line.truncate(out.width, overflow="ellipsis")
+        out.print(line, soft_wrap=True)
 
 
 @log_app.command("stats")
@@ -675,7 +701,7 @@ def log_query(
         w.writerow(cols)
         w.writerows(rows)
     elif fmt == "table":
-        out.print(_table(sql, cols, rows))
+        print_rows(sql, cols, rows)
     else:
         raise KsearchError(f"unknown --format {fmt!r}; use table, json or csv")
 
@@ -684,7 +710,12 @@ def log_query(
 def log_export(
     run_dir: RunDir,
     out_path: Annotated[Path, typer.Option("--out", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet (needs pyarrow)")] = "jsonl",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="jsonl, csv or parquet (needs pyarrow); default: from --out's extension"
+        ),
+    ] = None,
     table: Annotated[str, typer.Option(help="attempts|events|failures|steps|proposer_calls")] = "attempts",
 ) -> None:
     """Export one index table to JSONL, CSV or Parquet."""
@@ -836,12 +867,30 @@ def _print_bench(title: str, res: dict) -> None:
     )
 
 
+try:  # typer 0.26 and later carry their own copy of click
+    from typer._click import exceptions as usage
+except ImportError:
+    from click import exceptions as usage  # type: ignore[no-redef]
+
+
 def main() -> None:
     try:
-        app()
+        # not standalone: click's usage errors come here and print like every other error
+        code = app(standalone_mode=False)
+    except usage.NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help())
+        sys.exit(2)
+    except usage.UsageError as e:
+        hint = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
+        typer.echo(f"error: {e.format_message().rstrip('.')}{hint}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C or end of input at a prompt
+        typer.echo("", err=True)
+        sys.exit(130)
     except KsearchError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
     except OSError as e:  # a path the user named cannot be read or written
         typer.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -22,6 +22,10 @@ class KsearchError(Exception):
     exit_code = 2
 
 
+class NotUtf8Error(KsearchError):
+    """A text file ksearch reads (candidate, config, task.yaml, history) is not UTF-8."""
+
+
 class ConfigError(KsearchError):
     """A config, task or target file is missing, malformed or inconsistent."""
 

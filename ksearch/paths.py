@@ -10,6 +10,21 @@ import os
 from pathlib import Path
 
 from ksearch import settings
+from ksearch.errors import NotUtf8Error
+
+
+def read_text(path: Path | str) -> str:
+    """A text file the user gave ksearch, decoded as UTF-8; NotUtf8Error names the file, the first bad
+    byte and its line instead of a bare UnicodeDecodeError."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise NotUtf8Error(
+            f"{path} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} (line {line}); "
+            "save it as UTF-8"
+        ) from None
 
 
 def repo_root() -> Path:

@@ -43,6 +43,8 @@ _OLD_CACHE_NAME = "KSEARCH_CACHE"
 
 # Targets a run or a compile covers unless told otherwise; the first is a run's primary (scored) target.
 DEFAULT_TARGETS: tuple[str, ...] = ("h100", "b200", "mi355x")
+# One evaluation (verify, then time) is killed after this long, in `ksearch run` and `ksearch eval` alike.
+DEFAULT_EVAL_TIMEOUT_S = 300.0
 
 
 def env_value(var: EnvVar) -> str | None:

@@ -1,11 +1,10 @@
 """The command line as a user runs it: a subprocess per call, real exit codes, stderr checked."""
 
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
+
+from clitools import assert_clean_error, ksearch
 
 from ksearch.evidence import FailureClass
 from ksearch.log import History
@@ -14,26 +13,6 @@ from ksearch.log.rows import ProposerFailure
 from ksearch.selfbench.log_bench import synthetic_packet
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def ksearch(*args):
-    env = {**os.environ, "COLUMNS": "200"}  # wide enough that rich does not fold names in tables
-    return subprocess.run(
-        [sys.executable, "-m", "ksearch", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
-def assert_clean_error(proc, *needles):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_version_and_help():

@@ -3,14 +3,13 @@ search, AMD XML ingest, and the tokenizer fallback."""
 
 import json
 import math
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from clitools import ksearch
 
 from ksearch.context import (
     BudgetError,
@@ -55,16 +54,6 @@ REQUIRED_TOPICS = {
     "fp4_formats",
 }
 ID_IN_PACKET = re.compile(r"\[([a-z0-9][a-z0-9_.\-/]*/[a-z0-9_.\-]+(?:#[a-z0-9_\-]+)?)\]")
-
-
-def ksearch(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "ksearch", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from clitools import ksearch
 
 from ksearch.evidence import FailureClass
 from ksearch.log import History, build_index, iter_rows
@@ -45,17 +46,6 @@ with writer_lock(sys.argv[1]):
     print(child, flush=True)
     time.sleep(120)
 """
-
-
-def ksearch(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "ksearch", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ ksearch.selfbench.synthetic_log."""
 
 import html
 import json
-import os
 import re
 import shutil
 import socket
@@ -20,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from clitools import ksearch
 
 from ksearch.context.tokens import count_tokens
 from ksearch.evidence import FailureClass
@@ -38,17 +38,6 @@ from ksearch.propose.memory import (
 from ksearch.selfbench.synthetic_log import write_synthetic_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mining_run"
-
-
-def ksearch(*args, timeout=300):
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "ksearch", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture

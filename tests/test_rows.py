@@ -97,7 +97,7 @@ def test_the_old_log_verifies_indexes_and_reports(old_run, tmp_path):
 def test_the_old_log_resumes(old_run):
     from ksearch.search.run import start_run
 
-    result = start_run(resume=old_run, overrides={"budget.evaluations": 5, "device": "cpu"})
+    result = start_run(resume=old_run, overrides={"budget.evaluations": 1, "device": "cpu"})  # 1 more
     assert result.resumed and result.progress.evaluations == 5
     rows = list(read_rows(old_run))
     assert [r.kind for r in rows].count("run_resume") == 1

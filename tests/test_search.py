@@ -106,7 +106,7 @@ def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
         proc.wait()
     done = len(rows(run_dir, "step"))
     last_seq = max(line.row["seq"] for line, _ in iter_rows(run_dir))
-    result = start_run(None, resume=run_dir, overrides={"budget.evaluations": done + 2})
+    result = start_run(None, resume=run_dir, overrides={"budget.evaluations": 2})  # 2 more
     steps = payloads(run_dir, "step")
     assert [s["candidate"] for s in steps] == [f"c{i:04d}" for i in range(done + 2)]
     assert verify_log(run_dir).ok

@@ -1,13 +1,11 @@
 """The skill library: every skill parses, fits its budget, links only to things that exist, and
 selection ranks the right skills first for a task on a target."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clitools import ksearch
 
 from ksearch.context import (
     SKILL_BODY_BUDGET,
@@ -29,16 +27,6 @@ from ksearch.target.profile import list_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 OP_FAMILIES = {"gemm", "attention", "moe", "norm", "reduction", "elementwise", "*"}
-
-
-def ksearch(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ksearch", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

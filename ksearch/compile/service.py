@@ -25,7 +25,7 @@ from ksearch.compile.registry import compiler, detect_language
 from ksearch.compile.result import CompileResult
 from ksearch.errors import ConfigError, KsearchError
 from ksearch.evidence import FailureClass, Language, source_hash
-from ksearch.paths import write_atomic
+from ksearch.paths import read_text, write_atomic
 
 RESULT = "result.json"
 DEFAULT_TIMEOUT_S = 180.0
@@ -108,7 +108,7 @@ def compile_one(
     from ksearch.task import load_task
 
     path = Path(source_path)
-    source = path.read_text()
+    source = read_text(path)
     profile = load_target(target_name)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ def compile_many(
     for i, req in enumerate(requests):
         path = Path(req.source_path)
         try:
-            source = path.read_text()
+            source = read_text(path)
         except OSError as e:
             raise ConfigError(f"candidate {path} cannot be read ({e.strerror}); pass an existing file") from e
         language = req.language or detect_language(path, source)

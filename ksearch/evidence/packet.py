@@ -215,10 +215,19 @@ def source_hash(source: str | bytes) -> str:
 
 
 def eval_command(
-    task: str, candidate_path: str, target: str, dtype: str, seeds: list[int], workloads: list[str]
+    task: str,
+    candidate_path: str,
+    target: str,
+    dtype: str,
+    seeds: list[int],
+    workloads: list[str],
+    timeout_s: float | None = None,
 ) -> str:
-    """The `ksearch eval` command line (the harness's CLI) that re-runs one evaluation exactly."""
+    """The `ksearch eval` command line (the harness's CLI) that re-runs one evaluation exactly.
+    `task` is a built-in task's name or the path of the task's directory."""
     parts = ["ksearch", "eval", candidate_path, "--task", task, "--target", target, "--dtype", dtype]
     parts += ["--seeds", ",".join(str(s) for s in seeds)]
     parts += ["--workloads", ",".join(workloads)]
+    if timeout_s is not None:
+        parts += ["--timeout", f"{timeout_s:g}"]
     return shlex.join(parts)

@@ -32,8 +32,9 @@ import torch
 from pydantic import ValidationError
 
 import ksearch
+from ksearch import settings
 from ksearch.compile import compiler, detect_language
-from ksearch.errors import ConfigError
+from ksearch.errors import ConfigError, TargetError
 from ksearch.evidence import (
     Artifacts,
     Audit,
@@ -61,6 +62,7 @@ from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Worker, WorkerOutc
 from ksearch.harness.static_checks import static_checks_for_task
 from ksearch.harness.trace import Trace, TraceError, check_trace
 from ksearch.harness.verify import Comparison, bitwise_equal, compare_many, failure_of, scored
+from ksearch.paths import read_text
 from ksearch.task import Task
 
 ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
@@ -113,7 +115,7 @@ class Evaluator:
         self,
         device: str = "auto",
         *,
-        timeout_s: float = 600,
+        timeout_s: float = settings.DEFAULT_EVAL_TIMEOUT_S,
         memory_mb: int = DEFAULT_MEMORY_MB,
         artifacts_dir: Path | None = None,
         bench_budget_s: float = 1.0,
@@ -214,7 +216,7 @@ class Evaluator:
     ) -> EvidencePacket:
         path = Path(candidate_path).resolve()
         try:
-            source = path.read_text()
+            source = read_text(path)
         except OSError as e:
             raise ConfigError(f"candidate {candidate_path} cannot be read ({e.strerror})") from e
         language = detect_language(path, source)
@@ -226,6 +228,7 @@ class Evaluator:
         run_dtype, dtype_note = self._verification_dtype(task, requested)
         wls = self._workloads(task, workloads)
         target_name = target or self._local_target()
+        _check_target_name(target_name)
         env = self._env()
         backend = "triton-interpreter" if self.device == "cpu" else f"cuda:{torch.cuda.get_device_name()}"
         packet = _Packet(
@@ -239,6 +242,7 @@ class Evaluator:
             list(seeds),
             env,
             backend,
+            self.timeout_s,
         )
 
         why = compiler(language).cannot_run(self.device)
@@ -1045,6 +1049,15 @@ def _write_samples(directory: Path, packet: _Packet, samples: dict[str, list[flo
     return path
 
 
+def _check_target_name(name: str) -> None:
+    """A packet names a target profile, or the machine it ran on (cpu, local); a typo is an error."""
+    from ksearch.target import list_targets
+
+    known = list_targets()
+    if name not in (*known, "cpu", "local"):
+        raise TargetError(f"unknown target {name!r}; use one of {', '.join(known)} (or cpu, local)")
+
+
 class _Packet:
     """Collects an evaluation's evidence and turns it into one EvidencePacket."""
 
@@ -1060,7 +1073,9 @@ class _Packet:
         seeds: list[int],
         env: dict,
         backend: str,
+        timeout_s: float,
     ):
+        self.timeout_s = timeout_s
         self.task, self.path, self.source, self.language, self.backend = task, path, source, language, backend
         self.target, self.dtype, self.workloads, self.seeds, self.env = target, dtype, workloads, seeds, env
         self.audit = Audit(target=target)
@@ -1136,7 +1151,13 @@ class _Packet:
                     for f in ("atol", "rtol", "matched_ratio", "max_error_cap")
                 },
                 replay_command=eval_command(
-                    self.task.name, str(self.path), self.target, self.dtype, self.seeds, self.workloads
+                    self.task.ref,
+                    str(self.path),
+                    self.target,
+                    self.dtype,
+                    self.seeds,
+                    self.workloads,
+                    self.timeout_s,
                 ),
             ),
             validation=validation,

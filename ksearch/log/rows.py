@@ -270,3 +270,54 @@ Row = Annotated[
     Field(discriminator="kind"),
 ]
 ROW: TypeAdapter[Row] = TypeAdapter(Row)
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _op_line(op: dict[str, Any]) -> str:
+    fields = op.get("fields") or {}
+    title = fields.get("title")
+    return f"{op.get('op')} {op.get('node')}" + (f" '{title}'" if title else "")
+
+
+def row_line(row: Row) -> str:
+    """One line saying what a row holds, for `log show` and other listings (the full row: --json)."""
+    p = row.payload
+    match p:
+        case EvidencePacket():
+            if p.failure_class is not None:
+                what = f"{p.failure_class.value}: {p.message}"
+            elif p.reward is not None:
+                what = f"reward {_g(p.reward)}"
+            else:
+                what = p.unmeasured.reason.value if p.unmeasured else "unmeasured"
+            return f"{p.packet_id}: {p.status.value}, {what}"
+        case Step():
+            verdict = f"score {_g(p.score)} ({p.score_basis})" if p.passed else f"FAIL {p.failure_class}"
+            knobs = " ".join(f"{k}={v}" for k, v in p.knobs.items())
+            return f"{p.candidate}: {verdict}; {p.template or 'free-form'} {knobs}".rstrip()
+        case WmEdit():
+            ops = "; ".join(_op_line(op) for op in p.ops) or ("new tree" if p.root else "no ops")
+            return f"{p.reason}: {ops}" if p.reason else ops
+        case ProposerCallRecord():
+            cost = "unpriced" if p.usd is None else f"${p.usd:.4f}"
+            tokens = f"{p.prompt_tokens}+{p.completion_tokens} tokens"
+            return f"{p.kind} {p.model or 'offline'} {tokens}, {cost}, {p.latency_s:.1f} s" + (
+                f": FAILED {p.failure}" if p.failure else ""
+            )
+        case ProposerFailure():
+            return f"{p.call}: {p.error}"
+        case RunStart():
+            return f"{p.task} {p.dtype} on {p.primary} ({p.device}), targets {', '.join(p.targets)}"
+        case RunResume():
+            return f"resumed on {p.device}"
+        case RunStop():
+            best = f", best {_g(p.best.score)} ({p.best.candidate})" if p.best else ""
+            return f"{p.reason}: {p.evaluations} evaluated, {p.passed} passed{best}, {p.elapsed_s:.0f} s"
+        case FinalAudit():
+            return f"{p.candidate}: " + ", ".join(f"{t} {s}" for t, s in p.targets.items())
+        case Seal():
+            return f"sealed a torn line of {p.torn_length} bytes at offset {p.torn_offset}"
+    return type(p).__name__

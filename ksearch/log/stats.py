@@ -309,8 +309,29 @@ EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 EXPORT_TABLES = ("attempts", "events", "failures", "steps", "proposer_calls")
 
 
-def export_table(run_dir: Path, out: Path, fmt: str = "jsonl", table: str = "attempts") -> int:
-    """Write one index table to JSONL, CSV or Parquet (Parquet needs pyarrow); returns rows written."""
+_FORMAT_OF_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def export_format(out: Path, fmt: str | None) -> str:
+    """The format to write `out` in: `fmt` when given, else the one its extension names. A format
+    that contradicts the extension (JSON lines into x.parquet) is refused, not written."""
+    implied = _FORMAT_OF_SUFFIX.get(Path(out).suffix.lower())
+    if fmt is None:
+        if implied is None:
+            raise LogError(
+                f"cannot tell the format of {out} from its extension; name the file .jsonl, .csv or "
+                f".parquet, or pass --format ({', '.join(EXPORT_FORMATS)})"
+            )
+        return implied
+    if implied is not None and implied != fmt:
+        raise LogError(f"--format {fmt} contradicts {out}'s extension ({implied}); drop --format or rename")
+    return fmt
+
+
+def export_table(run_dir: Path, out: Path, fmt: str | None = None, table: str = "attempts") -> int:
+    """Write one index table to JSONL, CSV or Parquet (Parquet needs pyarrow); returns rows written.
+    Without `fmt`, the format is taken from `out`'s extension."""
+    fmt = export_format(out, fmt)
     if fmt not in EXPORT_FORMATS:
         raise LogError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if table not in EXPORT_TABLES:

@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksearch import settings
 from ksearch.errors import ConfigError, describe_validation_error
-from ksearch.paths import configs_dir
+from ksearch.paths import configs_dir, read_text
 from ksearch.propose.settings import ProposerConfig
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
     evaluations: int = Field(default=36, ge=1, description="candidates evaluated before the run stops")
-    wall_s: float = Field(default=900, gt=0, description="wall-clock seconds before the run stops")
+    wall_s: float = Field(default=270, gt=0, description="wall-clock seconds before the run stops")
     llm_usd: float = Field(
         default=0.0, ge=0, description="LLM spend limit in dollars (prices: configs/prices.yaml); 0: no limit"
     )
@@ -48,12 +48,14 @@ class EvalSettings(BaseModel):
         default=None,
         description="workloads to verify and time (default: the suite, or its CPU subset on CPU)",
     )
-    timeout_s: float = Field(default=300, gt=0, description="seconds before an evaluation is killed")
+    timeout_s: float = Field(
+        default=settings.DEFAULT_EVAL_TIMEOUT_S, gt=0, description="seconds before an evaluation is killed"
+    )
     compile_timeout_s: float = Field(
         default=60, gt=0, description="seconds before one target's compile is killed"
     )
     targets: Literal["every", "best"] = Field(
-        default="every",
+        default="best",
         description="every: each candidate compiles and is audited for every target; best: "
         "for the primary target, and the best kernel for the rest at the end",
     )
@@ -83,7 +85,7 @@ def load_run_config(path: Path | None = None) -> RunConfig:
     """The run config at `path`, or the embedded defaults; errors name the file and the field."""
     path = Path(path) if path else default_config_path()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except OSError as e:
         raise ConfigError(
             f"run config {path} cannot be read ({e.strerror}); pass an existing YAML file"

@@ -189,9 +189,13 @@ class Search:
                 )
         self._log_calls()
 
+    def elapsed_now(self) -> float:
+        """Seconds this invocation has searched (a resumed run's earlier parts: elapsed_before)."""
+        return time.monotonic() - self.t0
+
     def _stop_reason(self) -> str | None:
         p = self.progress
-        p.elapsed_s = self.elapsed_before + time.monotonic() - self.t0
+        p.elapsed_s = self.elapsed_before + self.elapsed_now()
         if p.evaluations >= self.cfg.budget.evaluations:
             return f"evaluation budget spent ({p.evaluations})"
         if p.elapsed_s >= self.cfg.budget.wall_s:

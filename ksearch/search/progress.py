@@ -66,5 +66,5 @@ def render_summary(result) -> RenderableType:
             f"tree: ksearch tree {result.run_dir}   stats: ksearch log stats {result.run_dir}"
         )
     )
-    lines.append(Text(f"resume: ksearch run --resume {result.run_dir} --budget-evals N"))
+    lines.append(Text(f"resume: ksearch run --resume {result.run_dir} --budget-evals N  (N more)"))
     return Group(*lines)

@@ -7,7 +7,6 @@ replays the log (world model, memory, counters, bests) and continues the same se
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass
@@ -28,8 +27,9 @@ from ksearch.log.rows import (
     PacketId,
     RunResume,
     RunStart,
-    RunStartRow,
     RunStop,
+    RunStopRow,
+    Step,
 )
 from ksearch.propose.llm import make_proposer
 from ksearch.propose.settings import apply_spec
@@ -51,6 +51,8 @@ class RunResult:
     device: str
     resumed: bool
     wm: WorldModel
+    evaluated: int  # candidates evaluated by this invocation (a resume's earlier ones not counted)
+    interrupted: bool  # stopped by Ctrl-C
 
 
 def default_log_root() -> Path:
@@ -58,11 +60,49 @@ def default_log_root() -> Path:
 
 
 def run_config_of(run_dir: Path) -> RunConfig:
-    """The config a run was started with, from its first run_start row."""
-    for row in read_rows(run_dir, RunStart.KIND):
-        assert isinstance(row, RunStartRow)
-        return RunConfig.model_validate(row.payload.config)
-    raise ConfigError(f"{run_dir} has no run_start row: it is not a run ksearch can resume")
+    """The config a run last ran with: its run_start row's, or its latest resume's."""
+    config = None
+    for row in read_rows(run_dir, RunStart.KIND, RunResume.KIND):
+        if isinstance(row.payload, RunStart | RunResume):
+            config = row.payload.config
+    if config is None:
+        raise ConfigError(f"{run_dir} has no run_start row: it is not a run ksearch can resume")
+    return RunConfig.model_validate(config)
+
+
+def _spent(run_dir: Path) -> tuple[int, float]:
+    """Evaluations and wall seconds a run has spent so far, from its step and run_stop rows."""
+    evaluations, seconds = 0, 0.0
+    for row in read_rows(run_dir, Step.KIND, RunStop.KIND):
+        if isinstance(row, RunStopRow):
+            seconds += row.payload.elapsed_s
+        else:
+            evaluations += 1
+    return evaluations, seconds
+
+
+def _resume_budget(run_dir: Path, cfg: RunConfig, overrides: dict) -> dict:
+    """On resume, --budget-evals N and --budget-seconds S mean N more evaluations and S more seconds:
+    the overrides become totals. A resume with no budget left is refused before anything is written."""
+    done, seconds = _spent(run_dir)
+    more = dict(overrides)
+    if more.get("budget.evaluations") is not None:
+        more["budget.evaluations"] = done + more["budget.evaluations"]
+    if more.get("budget.wall_s") is not None:
+        more["budget.wall_s"] = seconds + more["budget.wall_s"]
+    evaluations = more.get("budget.evaluations") or cfg.budget.evaluations
+    wall_s = more.get("budget.wall_s") or cfg.budget.wall_s
+    if done >= evaluations:
+        raise ConfigError(
+            f"{run_dir} has spent its budget of {evaluations} evaluations; "
+            f"ksearch run --resume {run_dir} --budget-evals N evaluates N more"
+        )
+    if seconds >= wall_s:
+        raise ConfigError(
+            f"{run_dir} has spent its wall-time budget ({seconds:.0f} s of {wall_s:.0f} s); "
+            f"ksearch run --resume {run_dir} --budget-seconds S runs S seconds more"
+        )
+    return more
 
 
 def start_run(
@@ -72,17 +112,19 @@ def start_run(
     overrides: dict | None = None,
     resume: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> RunResult:
     """Run (or resume) a search. `overrides` are dotted config fields from the command line
     (task, device, seed, budget.evaluations, budget.wall_s, budget.llm_usd), plus `proposer` (a
     spec, see ksearch.propose.settings) and `replay_from`. A replay with no CONFIG takes the
-    config of the run it replays."""
+    config of the run it replays. On resume the budget overrides count from where the run stopped.
+    `on_start(run_dir)` is called once the run directory is held, before the first evaluation."""
     overrides = overrides or {}
     with ExitStack() as stack:
         if resume is not None:
             # before anything else, so that a second writer of the run is refused at once
             stack.enter_context(writer_lock(history_path(Path(resume)).parent))
-        return _run(stack, config_path, log_dir, overrides, resume, on_progress)
+        return _run(stack, config_path, log_dir, overrides, resume, on_progress, on_start)
 
 
 def _run(
@@ -92,6 +134,7 @@ def _run(
     overrides: dict,
     resume: Path | None,
     on_progress: Callable[[Progress], None] | None,
+    on_start: Callable[[Path], None] | None,
 ) -> RunResult:
     replay_from = overrides.get("replay_from")
     if resume is not None:
@@ -100,6 +143,7 @@ def _run(
             raise ConfigError(
                 "--resume continues a run with the config it started with; drop the CONFIG argument"
             )
+        overrides = _resume_budget(Path(resume), cfg, overrides)
     elif config_path is None and replay_from is not None:
         cfg = run_config_of(Path(replay_from))
     else:
@@ -141,6 +185,8 @@ def _run(
         run_dir = make_run_dir(root, run_id)
         stack.enter_context(writer_lock(run_dir))
     history = History(run_dir)
+    if on_start is not None:
+        on_start(run_dir)
     snapshot = environment_snapshot().model_dump(mode="json")
     if resume is None:
         history.append(
@@ -183,12 +229,14 @@ def _run(
     search = Search(cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress)
     if resume is not None:
         search.restore(run_dir)
-    t0 = time.monotonic()
+    evaluated_before = search.progress.evaluations
+    interrupted = False
     try:
         reason = search.run()
     except KeyboardInterrupt:
-        reason = "interrupted (Ctrl-C); resume with --resume"
+        reason, interrupted = f"interrupted (Ctrl-C); resume: ksearch run --resume {run_dir}", True
     p = search.progress
+    p.elapsed_s = search.elapsed_before + search.elapsed_now()
     best_kernel = best_packet = None
     if p.best is not None:
         best_kernel = run_dir / "best_kernel.py"
@@ -212,11 +260,22 @@ def _run(
             evaluations=p.evaluations,
             passed=p.passed,
             failures=dict(p.failures),
-            elapsed_s=round(time.monotonic() - t0, 3),
+            elapsed_s=round(search.elapsed_now(), 3),
             best=BestRecord.model_validate(asdict(p.best)) if p.best else None,
         )
     )
-    return RunResult(run_dir, reason, p, best_kernel, best_packet, device, resume is not None, wm)
+    return RunResult(
+        run_dir,
+        reason,
+        p,
+        best_kernel,
+        best_packet,
+        device,
+        resume is not None,
+        wm,
+        p.evaluations - evaluated_before,
+        interrupted,
+    )
 
 
 def _override(cfg: RunConfig, overrides: dict) -> RunConfig:

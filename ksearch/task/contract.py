@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ksearch.errors import TaskError
+from ksearch.paths import tasks_dir
 from ksearch.task.spec import DTYPE_ITEMSIZE, DTYPE_VARIANT, TaskSpec, ToleranceSpec, WorkloadSpec
 
 if TYPE_CHECKING:
@@ -61,6 +62,12 @@ class Task:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def ref(self) -> str:
+        """What `--task` takes to load this task again: a built-in task's name, else its directory."""
+        builtin = self.root.resolve() == (tasks_dir() / self.name).resolve()
+        return self.name if builtin else str(self.root.resolve())
 
     @property
     def dtypes(self) -> list[str]:

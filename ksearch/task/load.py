@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ksearch.errors import TaskError, describe_validation_error
 from ksearch.evidence import BUILTIN_LANGUAGES
-from ksearch.paths import configs_dir
+from ksearch.paths import configs_dir, read_text
 from ksearch.task.contract import Task
 from ksearch.task.spec import TaskSpec
 
@@ -75,7 +75,7 @@ def resolve_task_file(name_or_path: str | Path) -> tuple[Path, bool]:
 def load_task_spec(path: Path) -> TaskSpec:
     """Parse and validate one task.yaml."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except OSError as exc:
         raise TaskError(
             f"task file {path}: cannot be read ({exc.strerror}); check the path and permissions"
