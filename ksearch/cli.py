@@ -159,7 +159,7 @@ def tree(
     from ksearch.worldmodel import WorldModel, render_rich, to_dot, write_png, write_svg
 
     wm = WorldModel.from_log(run_dir)
-    out.print(render_rich(wm))
+    out.print(render_rich(wm, run_dir=run_dir))
     if svg:
         write_svg(wm, svg)
         out.print(f"wrote {svg}")
@@ -640,26 +640,66 @@ def log_stats_cmd(
 
 
 @log_app.command("curve")
-def log_curve_cmd(run_dir: RunDir, as_json: AsJson = False) -> None:
-    """The run's best score after each evaluation, and the evaluations it took to reach 50/90/100% of it."""
-    from ksearch.analysis.curve import best_curve
+def log_curve_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="one run directory, or several to compare")],
+    plot: Annotated[Path | None, typer.Option(help="also plot the curves here (.svg, .png or .pdf)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Best score after each evaluation. One run: evaluations to 50/90/100% of its best. Several
+    (a world-model run and its random baseline): evaluations each took to 90% of the best any reached."""
+    from ksearch.analysis.curve import compare_runs, plot_comparison
 
-    c = best_curve(run_dir)
-    reach = {f"{int(f * 100)}%": c.evals_to(f) for f in (0.5, 0.9, 1.0)}
+    cmp = compare_runs(run_dirs)
+    if plot is not None:
+        plot_comparison(cmp, plot)
     if as_json:
         _print_json(
             {
-                "evaluations": c.evaluations,
-                "best": c.best,
-                "basis": c.basis,
-                "evals_to": reach,
-                "improvements": c.improvements,
+                "reference": cmp.reference,
+                "fraction": cmp.fraction,
+                "runs": [
+                    {
+                        "run": r.name,
+                        "evaluations": r.curve.evaluations,
+                        "best": r.curve.best,
+                        "basis": r.curve.basis,
+                        "evals_to": {f"{int(f * 100)}%": r.curve.evals_to(f) for f in (0.5, 0.9, 1.0)},
+                        "evals_to_reference": r.evals_to_reference,
+                        "improvements": r.curve.improvements,
+                    }
+                    for r in cmp.runs
+                ],
             }
         )
         return
-    out.print(f"evaluations: {c.evaluations}   best: {c.best}   ({c.basis or 'no candidate passed'})")
-    out.print("evaluations to reach the final best: " + ", ".join(f"{k}: {v}" for k, v in reach.items()))
-    out.print(_table("improvements", ["evaluation", "score"], ((n, f"{s:.4g}") for n, s in c.improvements)))
+    if len(cmp.runs) == 1:
+        c = cmp.runs[0].curve
+        out.print(f"evaluations: {c.evaluations}   best: {c.best}   ({c.basis or 'no candidate passed'})")
+        reach = ", ".join(f"{int(f * 100)}%: {c.evals_to(f)}" for f in (0.5, 0.9, 1.0))
+        out.print(f"evaluations to reach the final best: {reach}")
+        out.print(
+            _table("improvements", ["evaluation", "score"], ((n, f"{s:.4g}") for n, s in c.improvements))
+        )
+    else:
+        ref = "none (no run passed)" if cmp.reference is None else f"{cmp.reference:.4g}"
+        out.print(f"reference: {ref} = {cmp.fraction:.0%} of the best any run reached")
+        rows = [
+            (
+                r.name,
+                r.curve.evaluations,
+                "-" if r.curve.best is None else f"{r.curve.best:.4g}",
+                r.curve.basis or "-",
+                "never" if r.evals_to_reference is None else r.evals_to_reference,
+            )
+            for r in cmp.runs
+        ]
+        out.print(_table("evaluations to the reference", ["run", "evals", "best", "basis", "to ref"], rows))
+        if not cmp.comparable:
+            out.print(
+                f"[yellow]the runs' scores are on different bases ({', '.join(cmp.bases)}): they do not compare[/]"
+            )
+    if plot is not None:
+        out.print(f"wrote {plot}")
 
 
 @log_app.command("query")

@@ -187,3 +187,17 @@ def test_log_show_is_one_line_a_row_at_80_columns(old_run):
     assert "c0000: score 0.01066 (static-estimate:h100)" in step, step
     attempt = next(line for line in lines if " attempt " in line)
     assert "@h100: pass" in attempt, attempt
+
+
+def test_log_curve_compares_runs_on_a_common_reference_and_plots_them(old_run, tmp_path):
+    baseline = Path(shutil.copytree(old_run, tmp_path / "baseline"))
+    plot = tmp_path / "curves.svg"
+    res = ksearch("log", "curve", old_run, baseline, "--plot", plot, "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    best = max(r["best"] for r in data["runs"])
+    assert data["reference"] == pytest.approx(0.9 * best)
+    assert [r["evals_to_reference"] for r in data["runs"]] == [4, 4]  # c0003 first reached 90%
+    assert plot.read_text().lstrip().startswith(("<?xml", "<svg"))
+    table = ksearch("log", "curve", old_run, baseline, columns=80)
+    assert "90% of the best any run reached" in table.stdout and "baseline" in table.stdout

@@ -1,12 +1,18 @@
 """A run's best-so-far curve, read from its step rows: how many evaluations the search needed to
-get where it got. The measure of search efficiency (world model against random sampling)."""
+get where it got. The measure of search efficiency (world model against random sampling).
+
+Several runs compare on a common reference, a fraction (90%) of the best any of them reached:
+the evaluations each needed to get there. Scores are higher-is-better (a reward or a static
+estimate in (0, 1]); runs scored on different bases are flagged, as their scores do not compare.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ksearch.errors import KsearchError
 from ksearch.log.index import connect_readonly
 
 
@@ -24,7 +30,11 @@ class Curve:
         """The first evaluation whose score reached `fraction` of the final best."""
         if self.best is None:
             return None
-        return next(n for n, score in self.improvements if score >= fraction * self.best)
+        return self.evals_to_score(fraction * self.best)
+
+    def evals_to_score(self, score: float) -> int | None:
+        """The first evaluation whose score reached `score`; None if none did."""
+        return next((n for n, s in self.improvements if s >= score), None)
 
 
 def curve_of(steps: Iterable[tuple[float | None, str | None]]) -> Curve:
@@ -45,3 +55,88 @@ def best_curve(run_dir: Path) -> Curve:
         return curve_of(conn.execute("SELECT score, score_basis FROM steps ORDER BY ordinal"))
     finally:
         conn.close()
+
+
+@dataclass
+class RunCurve:
+    name: str
+    curve: Curve
+    evals_to_reference: int | None  # None: the run never reached the reference
+
+
+@dataclass
+class Comparison:
+    fraction: float
+    reference: float | None  # fraction x the best any run reached; None when no run passed
+    runs: list[RunCurve]
+
+    @property
+    def bases(self) -> list[str]:
+        return sorted({r.curve.basis for r in self.runs if r.curve.basis})
+
+    @property
+    def comparable(self) -> bool:
+        """False when the runs' scores measure different things (a static estimate and a timing,
+        or two targets): then the reference means nothing for some of them."""
+        return len(self.bases) <= 1
+
+
+def compare(curves: Sequence[tuple[str, Curve]], fraction: float = 0.9) -> Comparison:
+    """Compare named curves on `fraction` of the best score any of them reached."""
+    if not 0 < fraction <= 1:
+        raise KsearchError(f"the reference fraction must be in (0, 1], not {fraction}")
+    bests = [c.best for _, c in curves if c.best is not None]
+    reference = fraction * max(bests) if bests else None
+    runs = [
+        RunCurve(name, c, None if reference is None else c.evals_to_score(reference)) for name, c in curves
+    ]
+    return Comparison(fraction, reference, runs)
+
+
+def compare_runs(run_dirs: Sequence[Path], fraction: float = 0.9) -> Comparison:
+    """Compare runs' best-so-far curves; each named by its directory (its path if two share a name)."""
+    dirs = [Path(d) for d in run_dirs]
+    names = [d.name for d in dirs]
+    return compare([(d.name if names.count(d.name) == 1 else str(d), best_curve(d)) for d in dirs], fraction)
+
+
+def plot_comparison(comparison: Comparison, path: Path) -> Path:
+    """Draw the runs' best-so-far curves and the reference on one chart; the format follows the
+    suffix (.svg, .png, .pdf). SVG keeps its text as text, and each curve has the id `curve-<i>`."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise KsearchError("plotting curves needs matplotlib: pip install matplotlib") from e
+    matplotlib.use("Agg", force=True)  # no display; files only
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for i, r in enumerate(comparison.runs):
+            c = r.curve
+            reached = "never" if r.evals_to_reference is None else f"at {r.evals_to_reference}"
+            best = "none passed" if c.best is None else f"best {c.best:.4g}"
+            label = f"{r.name}: {best}, reference {reached}"
+            if c.improvements:  # a run with no passing candidate has no line, only its legend entry
+                xs = [n for n, _ in c.improvements] + [c.evaluations]
+                ys = [s for _, s in c.improvements] + [c.improvements[-1][1]]
+                ax.step(xs, ys, where="post", linewidth=2, label=label, gid=f"curve-{i}")
+            else:
+                ax.plot([], [], label=label, gid=f"curve-{i}")
+        if comparison.reference is not None:
+            ax.axhline(
+                comparison.reference,
+                color="#888",
+                linestyle="--",
+                gid="reference",
+                label=f"reference: {comparison.fraction:.0%} of the best = {comparison.reference:.4g}",
+            )
+        basis = comparison.bases[0] if comparison.comparable and comparison.bases else "mixed bases"
+        ax.set_xlabel("evaluation")
+        ax.set_ylabel(f"best score so far ({basis})")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+    return path

@@ -1,10 +1,12 @@
 """`ksearch report RUN_DIR`: one self-contained HTML file about a run.
 
-Figures are inlined (matplotlib PNGs and the world model's SVG as data: URIs), so the file can be
-mailed or attached to an issue: the best-so-far curve, the rejection histogram, the accept rate per
-window (drift), the world-model tree; then the top kernels with their packets (per target: status,
-speedup, SOL fraction, audit), speedups and SOL fractions per target, audit verdicts over all
-attempts, and the run's cost. Everything comes from the log: the index for counts (audit verdicts
+Figures are inlined (matplotlib PNGs as data: URIs; the world model's SVG as markup in the page, at
+its natural size in a sideways-scrolling box, so its text stays readable and its node tooltips
+work), so the file can be mailed or attached to an issue: the best-so-far curve, the rejection
+histogram, the accept rate per window (drift), the world-model tree; then the top kernels with
+their packets (per target: status, speedup, SOL fraction, audit; a note when they tie on a static
+estimate), speedups and SOL fractions per target, audit verdicts over all attempts, and the run's
+cost. Everything comes from the log: the index for counts (audit verdicts
 included), the history for the top kernels' packets (read at their indexed offsets), analysis.curve
 for the curve, worldmodel.render for the tree.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +37,12 @@ body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;col
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.pass{color:#080}.fail{color:#b00}.muted{color:#777}
+th{background:#f3f3f3}.pass{color:#080}.fail{color:#b00}.warn{color:#8a5a00}.muted{color:#777}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em;max-height:30em}
 .flag{background:#fee;padding:.4em;border-left:4px solid #c00}
+.note{background:#fff8e0;padding:.4em;border-left:4px solid #d90}
+.tree{overflow:auto;border:1px solid #eee;max-height:40em}.tree svg{display:block;max-width:none}
 """
 
 
@@ -175,6 +180,52 @@ def _audit_summary(conn) -> tuple[list[list], Counter]:
     return rows, unmeasured
 
 
+def _verdicts_html(verdicts: list) -> str:
+    """Checks that did not pass, by severity: only "fail" rejects an attempt and shows red; a
+    "warn" is a warning and an "info" a note, whatever the packet's status."""
+    out = []
+    for severity, label, css in (
+        ("fail", "failed checks", "fail"),
+        ("warn", "warnings", "warn"),
+        ("info", "notes", "muted"),
+    ):
+        hit = [v for v in verdicts if not v.ok and v.severity == severity]
+        if hit:
+            text = "; ".join(f"{v.check}: {v.detail}" for v in hit)
+            out.append(f"<span class='{css}'>{label}: {_e(text)}</span>")
+    return "; ".join(out) if out else "<span class='pass'>every check passed</span>"
+
+
+def _tie_note(tops: list) -> str:
+    """A note on top kernels that share a score the static estimate gave them: the model ranks
+    them equal, and only timing them on the target can tell them apart."""
+    groups: list[list] = []
+    for t in tops:  # (candidate, ..., score at 3, score basis at 4), best first
+        if groups and math.isclose(t[3], groups[-1][0][3], rel_tol=1e-9) and t[4] == groups[-1][0][4]:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    notes = [
+        f"{_e(', '.join(t[0] for t in g))} tie at score {_num(g[0][3])}: a static estimate ({_e(g[0][4])}), "
+        "which cannot tell them apart; time them on the target GPU to rank them."
+        for g in groups
+        if len(g) > 1 and (g[0][4] or "").startswith("static-estimate")
+    ]
+    return "".join(f"<p class='note'>{n}</p>" for n in notes)
+
+
+def _tree_html(run_dir: Path, strategy: str) -> str:
+    """The world model as inline SVG (readable text, hover tooltips), scrolling sideways when
+    wider than the page; a note instead for a run without one."""
+    try:
+        wm = WorldModel.from_log(run_dir)
+    except KsearchError as e:  # a damaged log, or one without wm_edit rows
+        return f"<p class='muted'>no world model: {_e(e)}</p>"
+    if len(wm) == 1 and strategy == "random":
+        return "<p class='muted'>this run used the random strategy: no world model, only its root</p>"
+    return f"<figure class='tree' id='world-model-tree'>{to_svg(wm)}</figure>"
+
+
 def _packet_block(p: EvidencePacket) -> str:
     perf, audit, status = p.performance, p.audit, p.status.value
     failure = p.failure_class.value if p.failure_class else ""
@@ -197,16 +248,11 @@ def _packet_block(p: EvidencePacket) -> str:
         parts.append(
             f"<p class='muted'>not timed: {_e(p.unmeasured.reason.value)} ({_e(p.unmeasured.detail)})</p>"
         )
-    failed = [v for v in [*audit.verdicts, *audit.anti_hack] if not v.ok]
     parts.append(
         f"<p>audit: registers {_e(audit.registers)}, spills {_e(audit.spills)}, "
         f"smem {_e(audit.smem_bytes)} B, occupancy {_num(audit.occupancy, '.0%')}; "
         f"instruction families {_e(', '.join(audit.families_found) or 'none')}; "
-        + (
-            f"<span class='fail'>failed checks: {_e('; '.join(v.check + ': ' + v.detail for v in failed))}</span>"
-            if failed
-            else "<span class='pass'>every check passed</span>"
-        )
+        + _verdicts_html([*audit.verdicts, *audit.anti_hack])
         + "</p>"
     )
     parts.append(
@@ -295,15 +341,13 @@ def build_report(run_dir: Path, *, top: int = 5) -> str:
             out.append("<p class='muted'>no jump in the accept rate or a reward-hack class</p>")
 
     out.append("<h2>World model</h2>")
-    try:
-        svg = to_svg(WorldModel.from_log(run_dir)).encode()
-        out.append(_img(svg, "image/svg+xml", "world-model tree"))
-    except KsearchError as e:  # a run without a world model (random baseline) or a damaged one
-        out.append(f"<p class='muted'>no world model: {_e(e)}</p>")
+    strategy = start.config.get("search", {}).get("strategy", "") if start else ""
+    out.append(_tree_html(run_dir, strategy))
 
     out.append("<h2>Top kernels</h2>")
     if not kernels:
         out.append("<p class='muted'>no candidate passed</p>")
+    out.append(_tie_note(tops))
     for i, ((cand, template, knobs, score, basis, _packet_id, blob), packets) in enumerate(kernels, 1):
         out.append(
             f"<h3>{i}. {_e(cand)}: {_e(template)} — score {_num(score)} ({_e(basis)})</h3>"

@@ -15,6 +15,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ksearch.context.tokens import count_tokens, fit_lines, fit_tokens
+from ksearch.log.history import read_rows
+from ksearch.log.rows import RunResume, RunResumeRow, RunStart, RunStartRow, Step, StepRow
 from ksearch.worldmodel.model import ROOT, Node, NodeKind, NodeStatus, WorldModel, WorldModelError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -181,16 +183,82 @@ def _style(node: Node) -> str:
     return STYLES[node.status]
 
 
-def render_rich(wm: WorldModel) -> Tree:
-    def label(node: Node) -> Text:
-        extra = f" score={node.score:.4g}" if node.score is not None else ""
-        return Text(f"{node.id} [{_tag(node)}] {_clean(node.title, TITLE_CHARS)}{extra}", style=_style(node))
+def knobs_text(attrs: dict) -> str:
+    """A node's knobs as `BLOCK_N=1024 warps=4`: what tells a refine child from its siblings."""
+    knobs = attrs.get("knobs")
+    if not isinstance(knobs, dict):
+        return ""
+    return " ".join(f"{k.removeprefix('num_')}={v}" for k, v in knobs.items())
 
-    tree = Tree(label(wm.root))
+
+def _islands(wm: WorldModel) -> bool:
+    """Whether the tree is split into islands: more than one island number among its nodes."""
+    return len({n.attrs["island"] for n in wm.nodes() if "island" in n.attrs}) > 1
+
+
+def _rich_label(node: Node, islands: bool) -> Text:
+    # One line per node; the title goes last, so a narrow terminal cuts it with an ellipsis and
+    # keeps the id, status, island and knobs.
+    tag = _tag(node)
+    if islands and "island" in node.attrs:
+        tag += f", island {node.attrs['island']}"
+    parts = [f"{node.id} [{tag}]"]
+    if node.score is not None:
+        parts.append(f"score={node.score:.4g}")
+    knobs = knobs_text(node.attrs)
+    if knobs:
+        parts.append(knobs)
+    parts.append(("— " if len(parts) > 1 else "") + _clean(node.title, TITLE_CHARS))
+    return Text(" ".join(parts), style=_style(node), no_wrap=True, overflow="ellipsis")
+
+
+def _note(text: str, style: str) -> Text:
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def _bare_root_note(tree: Tree, run_dir: Path | None) -> None:
+    """What to show under a lone root: a random-strategy run keeps no world model (only its root
+    is logged), so its evaluations and best come from the step rows. Short lines, as a piped
+    console (soft wrap) would crop a wrapped one without a mark."""
+    if run_dir is None:
+        tree.add(_note("no strategies: the tree has only its root", "yellow"))
+        tree.add(_note("(a --strategy random run keeps none, or the run stopped before its plan)", "yellow"))
+        return
+    strategy, steps = "worldmodel", []
+    for row in read_rows(Path(run_dir), RunStart.KIND, RunResume.KIND, Step.KIND):
+        if isinstance(row, (RunStartRow, RunResumeRow)):  # a resume's config is the one in force
+            strategy = row.payload.config.get("search", {}).get("strategy", strategy)
+        elif isinstance(row, StepRow):
+            steps.append(row.payload)
+    passed = sum(s.passed for s in steps)
+    if strategy == "random":
+        head = f"random strategy: {len(steps)} evaluations ({passed} passed), no world model"
+    else:
+        head = f"no strategies: the run stopped before its plan ({len(steps)} evaluations)"
+    tree.add(_note(head, "yellow"))
+    scored = [s for s in steps if s.score is not None]
+    if not scored:
+        tree.add(_note("no candidate passed", "red"))
+        return
+    best = max(scored, key=lambda s: s.score or 0.0)  # higher is better; the first of equals
+    line = tree.add(
+        _note(f"best: {best.candidate} score={best.score:.4g} ({best.score_basis})", "bold green")
+    )
+    line.add(_note(f"{best.template} {knobs_text({'knobs': best.knobs})}".rstrip(), ""))
+
+
+def render_rich(wm: WorldModel, run_dir: Path | None = None) -> Tree:
+    """The tree for a terminal: one line per node (id, status, island when there are several,
+    knobs, then the title, cut with "…" to the width). A tree with only its root (a random-strategy
+    run) gets a note instead, with the run's evaluations and best when `run_dir` is given."""
+    islands = _islands(wm)
+    tree = Tree(_rich_label(wm.root, islands))
     branches = {ROOT: tree}
     for node, _ in _preorder(wm):
         if node.parent is not None:
-            branches[node.id] = branches[node.parent].add(label(node))
+            branches[node.id] = branches[node.parent].add(_rich_label(node, islands))
+    if len(wm) == 1:
+        _bare_root_note(tree, run_dir)
     return tree
 
 
@@ -283,9 +351,10 @@ def to_svg(wm: WorldModel) -> str:
         look = ' stroke-dasharray="4 3" opacity="0.6"' if pruned else ""
         deco = ' text-decoration="line-through"' if pruned else ""
         score = f" {node.score:.4g}" if node.score is not None else ""
+        tip = "\n".join(filter(None, [_clean(node.title, 500), knobs_text(node.attrs)]))
         out += [
             f'<g class="node" id={quoteattr(node.id)}>',
-            f"<title>{escape(_clean(node.title, 500))}</title>",
+            f"<title>{escape(tip)}</title>",
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="6" '
             f'fill="{_fill(node)}" stroke="#444"{look}/>',
             f'<text x="{x + 6:.1f}" y="{y + 16:.1f}" font-weight="bold">{escape(node.id)} {escape(_tag(node))}'
