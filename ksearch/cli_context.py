@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +33,31 @@ Target = Annotated[str | None, typer.Option(help="target profile: b200, h100, h2
 
 def _write(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _width() -> int:
+    """Columns to fill: the terminal's, $COLUMNS, or 80 when piped (never under 40)."""
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+
+def _hang(first: str, text: str, indent: int | None = None) -> str:
+    """`first` then `text`, wrapped at word boundaries to the terminal width, continuation lines
+    indented to where `text` starts (or by `indent`). Where that leaves under 30 columns, `text`
+    goes under `first`, indented by 4. Words (ids, names) are never broken."""
+    width = _width()
+    pad = len(first) if indent is None else indent
+    if len(first) + len(text) > width and width - pad < 30:
+        first, pad = first.rstrip() + "\n    ", 4
+    head, _, lead = first.rpartition("\n")
+    wrapped = textwrap.fill(
+        text,
+        width,
+        initial_indent=lead,
+        subsequent_indent=" " * pad,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return (head + "\n" if head else "") + (wrapped or lead.rstrip())
 
 
 def _json(data) -> None:
@@ -67,12 +94,16 @@ def skills_list(as_json: AsJson = False) -> None:
         return _json(rows)
     width = max(len(r["name"]) for r in rows)
     lines = [
-        f"{r['name']:<{width}}  {r['layer']:<8}  {r['tokens']:>4} tok  {','.join(r['targets'])}: {r['description']}"
+        _hang(
+            f"{r['name']:<{width}}  {r['layer']:<8}  {r['tokens']:>4} tok  ",
+            f"{','.join(r['targets'])}: {r['description']}",
+        )
         for r in rows
     ]
-    _write(
-        "\n".join(lines) + f"\n({len(rows)} skills; tokens by {tokenizer_name()}; `ksearch skills show NAME`)"
+    lines.append(
+        _hang("", f"({len(rows)} skills; tokens by {tokenizer_name()}; `ksearch skills show NAME`)", 1)
     )
+    _write("\n".join(lines))
 
 
 @skills_app.command("show")
@@ -100,7 +131,7 @@ def skills_select(
     """Rank the skills for a task on a target and keep what fits the budget."""
     from ksearch.context import select_skills
 
-    sel = select_skills(task, target, budget)
+    sel = select_skills(task, target, budget, strict=True)
     if as_json:
         return _json(sel)
     if text:
@@ -112,11 +143,13 @@ def skills_select(
         + f"; target {sel.target}; budget {sel.budget}"
     )
     used = sum(p.tokens for p in sel.picked)
-    lines = [head] + [
-        f"{i}. {p.name} ({p.layer}, {p.tokens} tok): {p.reason}" for i, p in enumerate(sel.picked, 1)
+    lines = [_hang("", head, 4)]
+    lines += [
+        _hang(f"{i}. ", f"{p.name} ({p.layer}, {p.tokens} tok): {p.reason}")
+        for i, p in enumerate(sel.picked, 1)
     ]
-    lines += [f"   over budget: {p.name} ({p.tokens} tok): {p.reason}" for p in sel.omitted]
-    lines.append(f"({used} of {sel.budget} tokens by {sel.tokenizer}; `--text` prints them)")
+    lines += [_hang("   over budget: ", f"{p.name} ({p.tokens} tok): {p.reason}", 6) for p in sel.omitted]
+    lines.append(_hang("", f"({used} of {sel.budget} tokens by {sel.tokenizer}; `--text` prints them)", 1))
     _write("\n".join(lines))
 
 
@@ -140,13 +173,13 @@ def isa_list(
     if as_json:
         return _json(rows)
     width = max((len(r["id"]) for r in rows), default=2)
-    _write(
-        "\n".join(
-            f"{r['id']:<{width}}  {r['tokens']:>5} tok  {','.join(r['target']):<18} {r['title']}"
-            for r in rows
-        )
-        + f"\n({len(rows)} chapters; `ksearch isa show ID` or ID#section)"
-    )
+    tw = max((len(",".join(r["target"])) for r in rows), default=1)
+    lines = [
+        _hang(f"{r['id']:<{width}}  {r['tokens']:>5} tok  {','.join(r['target']):<{tw}}  ", r["title"])
+        for r in rows
+    ]
+    lines.append(f"({len(rows)} chapters; `ksearch isa show ID` or ID#section)")
+    _write("\n".join(lines))
 
 
 @isa_app.command("topics")
@@ -157,7 +190,11 @@ def isa_topics(as_json: AsJson = False) -> None:
     topics = load_topics()
     if as_json:
         return _json({k: v.model_dump() for k, v in topics.items()})
-    _write("\n".join(f"{k}: {v.title} — {', '.join(v.chapters)}" for k, v in sorted(topics.items())))
+    _write(
+        "\n".join(
+            _hang(f"{k}: ", f"{v.title} — {', '.join(v.chapters)}", 4) for k, v in sorted(topics.items())
+        )
+    )
 
 
 @isa_app.command("show")
@@ -174,22 +211,45 @@ def isa_show(
 def isa_search(
     text: Annotated[str, typer.Argument(help="words to look for (mnemonics work: v_mfma_scale)")],
     target: Target = None,
-    limit: Annotated[int, typer.Option(help="hits to print")] = 10,
+    limit: Annotated[int, typer.Option(help="hits to print (a line counts the rest)")] = 10,
     as_json: AsJson = False,
 ) -> None:
-    """Full-text search over chapter sections; prints ids to open with `isa show`."""
-    from ksearch.context import load_corpus
+    """Full-text search over chapter sections; prints ids to open with `isa show`.
 
-    hits = load_corpus().search(text, target, limit)
+    Without --target every target's sections are searched and ranked together; --target keeps that
+    order and drops the other targets' sections, so it lists a subset of the unfiltered result."""
+    from ksearch.context import ContextError, load_corpus
+
+    if limit < 1:
+        raise ContextError(f"--limit must be at least 1, got {limit}")
+    corpus = load_corpus()
+    hits = corpus.search(text, target, limit=None)
+    shown, more = hits[:limit], len(hits) - limit
     if as_json:
-        return _json(hits)
+        return _json(shown)
     if not hits:
-        return _write(f"no section matches {text!r}; try fewer or other words, or `ksearch isa list`")
-    _write(
-        "\n".join(
-            f"[{h.id}] {h.title}" + (f" — {h.heading}" if h.heading else "") + f"\n    {h.line}" for h in hits
+        others = len(corpus.search(text, limit=None)) if target else 0
+        where = (
+            f"; {others} section{'s' if others > 1 else ''} of other targets match (drop --target)"
+            if others
+            else "; try fewer or other words, or `ksearch isa list`"
         )
-    )
+        return _write(_hang("", f"no {target + ' ' if target else ''}section matches {text!r}{where}", 1))
+    lines = []
+    for h in shown:
+        lines.append(_hang("", f"[{h.id}] {h.title}" + (f" — {h.heading}" if h.heading else ""), 2))
+        if h.line:
+            lines.append(_hang("    ", h.line))
+    if more > 0:
+        narrow = "" if target else ", or narrow with --target"
+        lines.append(
+            _hang(
+                "",
+                f"({more} more section{'s' if more > 1 else ''} match; --limit {len(hits)} lists all{narrow})",
+                1,
+            )
+        )
+    _write("\n".join(lines))
 
 
 @isa_app.command("packet")

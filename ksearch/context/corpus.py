@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from ksearch.context.errors import ContextFileError, UnknownChapterError
+from ksearch.context.errors import ContextError, ContextFileError, UnknownChapterError
+from ksearch.context.files import read_context_text
 from ksearch.context.locate import ANY, check_target, corpus_dir, known_targets, local_corpus_dir, suggest
 from ksearch.context.markdown import Section, sections, split_front_matter
 from ksearch.context.tokens import count_tokens, tokenizer_name
@@ -115,47 +118,95 @@ class Corpus:
             if c.applies_to(target) and (topic is None or topic in c.topics)
         ]
 
-    def search(self, text: str, target: str | None = None, limit: int = 10) -> list[SearchHit]:
-        """Sections ranked by SQLite FTS5 bm25: all words first; if nothing has all, any word."""
-        import sqlite_utils  # only search needs it; keep the loaders' import light
+    def search(self, text: str, target: str | None = None, limit: int | None = 10) -> list[SearchHit]:
+        """Sections holding any of the words (plurals match: `conflict` finds `conflicts`), those
+        with more of the words first, then by SQLite FTS5 bm25; at most `limit` (None: all).
 
+        The ranking is computed over the whole corpus and `target` only drops the sections of other
+        targets, so a filtered search lists a subset of the unfiltered one, in the same order.
+        """
         target = check_target(target)
-        words = re.findall(r"[A-Za-z0-9_.]+", text)
-        if not words:
+        if limit is not None and limit < 1:
+            raise ContextError(f"limit must be a positive number of hits, got {limit}")
+        phrases = list(dict.fromkeys(p for p in (search_terms(w) for w in _WORD.findall(text)) if p))
+        if not phrases:
             return []
-        db = sqlite_utils.Database(memory=True)
         rows = [
-            {
-                "ref": f"{c.id}#{s.slug}" if s.slug else c.id,
-                "title": c.title,
-                "heading": s.heading,
-                "body": s.text,
-                "ids": c.id.replace("/", " "),
-            }
-            for c in self.select(target)
+            (c, s)
+            for c in sorted(self.chapters.values(), key=lambda c: c.id)
             for s in c.sections()
+            if s.text.strip()
         ]
-        if not rows:
-            return []
-        sections = db.table("sections")
-        sections.insert_all(rows)
-        sections.enable_fts(["title", "heading", "ids", "body"])
-        quoted = ['"' + w.replace('"', "") + '"' for w in words]
-        found: list[dict] = []
-        for query in (" ".join(quoted), " OR ".join(quoted)):
-            found = list(sections.search(query, limit=limit))
-            if found:
-                break
-        lowered = [w.lower() for w in words]
-        return [SearchHit(r["ref"], r["title"], r["heading"], _best_line(r["body"], lowered)) for r in found]
+        db = sqlite3.connect(":memory:")
+        try:
+            db.execute("CREATE VIRTUAL TABLE sections USING fts5(title, heading, ids, body)")
+            db.executemany(
+                "INSERT INTO sections (rowid, title, heading, ids, body) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (i, _stemmed(c.title), _stemmed(s.heading), _stemmed(c.id), _stemmed(s.text))
+                    for i, (c, s) in enumerate(rows)
+                ],
+            )
+            query = " OR ".join(f'"{" ".join(p)}"' for p in phrases)
+            rank = dict(
+                db.execute("SELECT rowid, bm25(sections) FROM sections WHERE sections MATCH ?", [query])
+            )
+            matched = dict.fromkeys(rank, 0)
+            for p in phrases:
+                for (rowid,) in db.execute(
+                    "SELECT rowid FROM sections WHERE sections MATCH ?", [f'"{" ".join(p)}"']
+                ):
+                    matched[rowid] += 1
+        finally:
+            db.close()
+        order = sorted(rank, key=lambda i: (-matched[i], rank[i], i))
+        hits = [
+            SearchHit(f"{c.id}#{s.slug}" if s.slug else c.id, c.title, s.heading, _best_line(s.text, phrases))
+            for c, s in (rows[i] for i in order)
+            if c.applies_to(target)
+        ]
+        return hits if limit is None else hits[:limit]
 
 
-def _best_line(body: str, words: list[str]) -> str:
+_WORD = re.compile(r"[A-Za-z0-9_.]+")  # a query word; `v_mfma_scale_f32` stays one (a phrase)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def stem(token: str) -> str:
+    """A light stemmer so that singular and plural meet: banks -> bank, entries -> entry,
+    caches and cache -> cach. Tokens of three letters or fewer, and any with digits, stay as is."""
+    if len(token) <= 3 or not token.isalpha():
+        return token
+    if token.endswith("ies") and len(token) > 4:
+        token = token[:-3] + "y"
+    elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        token = token[:-1]
+    if token.endswith("e") and len(token) > 3:
+        token = token[:-1]
+    return token
+
+
+def search_terms(text: str) -> tuple[str, ...]:
+    """The stemmed tokens of `text`, lower-cased, in order (what search indexes and matches)."""
+    return tuple(stem(t) for t in _TOKEN.findall(text.lower()))
+
+
+def _stemmed(text: str) -> str:
+    return " ".join(search_terms(text))
+
+
+def _best_line(body: str, phrases: list[tuple[str, ...]]) -> str:
+    """The body line holding the most query words (the first such), cut at a word near 160 chars."""
     lines = [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         return ""
-    best = max(lines, key=lambda ln: sum(w in ln.lower() for w in words))
-    return best if len(best) <= 160 else best[:157] + "..."
+
+    def score(line: str) -> int:
+        joined = f" {_stemmed(line)} "
+        return sum(f" {' '.join(p)} " in joined for p in phrases)
+
+    best = max(lines, key=score)
+    return best if len(best) <= 160 else textwrap.shorten(best, 160, placeholder=" ...")
 
 
 def corpus_roots(base: Path | None = None, include_local: bool = True) -> list[Path]:
@@ -190,7 +241,7 @@ class ChapterMeta(BaseModel):
 
 def load_chapter(path: Path, root: Path, targets: list[str]) -> Chapter:
     """Parse one chapter file; every problem is a one-line ContextFileError naming the file."""
-    meta, body = split_front_matter(path.read_text(encoding="utf-8"), path)
+    meta, body = split_front_matter(read_context_text(path), path)
     try:
         m = ChapterMeta.model_validate(meta)
     except ValidationError as exc:
@@ -266,7 +317,7 @@ def read_manifest(root: Path | None = None) -> dict:
     root = Path(root) if root is not None else corpus_dir()
     path = root / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_context_text(path))
     except FileNotFoundError:
         raise ContextFileError(f"{path} does not exist; write it with `ksearch isa manifest`") from None
     except json.JSONDecodeError as exc:

@@ -1,4 +1,4 @@
-"""Reading the corpus's YAML files and reporting pydantic validation errors, one line each."""
+"""Reading the corpus's text and YAML files (UTF-8 or a one-line error) and reporting pydantic validation errors, one line each."""
 
 from __future__ import annotations
 
@@ -8,12 +8,28 @@ from typing import Any
 import yaml
 
 from ksearch.context.errors import ContextFileError
+from ksearch.errors import NotUtf8Error
+from ksearch.paths import read_text
+
+
+class NotUtf8FileError(ContextFileError, NotUtf8Error):
+    """A skill, chapter or manifest file that is not UTF-8: a NotUtf8Error naming the file, and a
+    ContextFileError, so that whoever serves context (the prompt builder) degrades instead of stopping."""
+
+
+def read_context_text(path: Path) -> str:
+    """The text of a skill, chapter or manifest file (paths a user can point ksearch at through
+    $KSEARCH_SKILLS, $KSEARCH_ISA_CORPUS or `isa ingest`); NotUtf8FileError when it is not UTF-8."""
+    try:
+        return read_text(path)
+    except NotUtf8Error as exc:
+        raise NotUtf8FileError(str(exc)) from None
 
 
 def read_yaml(path: Path, missing: str) -> Any:
     """Parsed YAML of `path`; ContextFileError with `missing` (what to do) when it does not exist."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(read_context_text(path))
     except FileNotFoundError:
         raise ContextFileError(f"{path} does not exist; {missing}") from None
     except yaml.YAMLError as exc:

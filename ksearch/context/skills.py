@@ -18,6 +18,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ksearch.context.errors import BudgetError, ContextFileError, UnknownSkillError
+from ksearch.context.files import read_context_text
 from ksearch.context.locate import ANY, check_target, skills_dir, suggest
 from ksearch.context.markdown import split_front_matter
 from ksearch.context.tokens import JoinedTokens, count_tokens, tokenizer_name
@@ -93,7 +94,7 @@ class Skill:
 
 def load_skill(folder: Path) -> Skill:
     path = folder / SKILL_FILE
-    meta, body = split_front_matter(path.read_text(encoding="utf-8"), path)
+    meta, body = split_front_matter(read_context_text(path), path)
     try:
         parsed = SkillMeta.model_validate(meta)
     except ValidationError as exc:
@@ -140,7 +141,7 @@ def show_skill(ref: str, skills: dict[str, Skill] | None = None) -> str:
         raise UnknownSkillError(
             f"skill {skill.name!r} has no reference file {rest!r}; it has: {', '.join(files) or 'none'}"
         )
-    return files[rest].read_text(encoding="utf-8")
+    return read_context_text(files[rest])
 
 
 # ---- selection ------------------------------------------------------------------------------------
@@ -157,16 +158,25 @@ class TaskProfile:
     source: str  # "task" (a task contract) or "text" (free text)
 
 
-def task_profile(task: str) -> TaskProfile:
+def task_profile(task: str, strict: bool = False) -> TaskProfile:
     """A built-in task name or task path gives its contract's fields; other text is read for op
-    family and dtype words (`matmul` -> gemm, `mxfp4 gemm` -> gemm + mxfp4)."""
-    from ksearch.errors import TargetError, TaskError
-    from ksearch.task.load import load_task_spec, resolve_task_file
+    family, dtype and language words (`matmul` -> gemm, `mxfp4 gemm` -> gemm + mxfp4).
 
+    `strict` (what `ksearch skills select` uses) raises TaskError, as `ksearch run` does, for a task
+    path or built-in task that does not load, and for text that names no task, op family, dtype or
+    language (`nosuch`); otherwise such text selects as an unknown op family.
+    """
+    from ksearch.errors import TargetError, TaskError
+    from ksearch.task.load import list_tasks, load_task_spec, resolve_task_file
+
+    text = task.strip()
+    looks_like_path = "/" in text or "\\" in text or text.endswith((".yaml", ".yml"))
     try:
-        path, _ = resolve_task_file(task)
+        path, _ = resolve_task_file(text)
         spec = load_task_spec(path)
     except TaskError:
+        if strict and (looks_like_path or text in list_tasks()):
+            raise
         spec = None
     if spec is not None:
         from ksearch.target.profile import normalize_dtype
@@ -178,10 +188,18 @@ def task_profile(task: str) -> TaskProfile:
             except TargetError:  # a dtype the profiles have no name for (int32, ...): keep it as written
                 dtypes.append(str(d))
         return TaskProfile(task, spec.op_family, tuple(spec.languages), tuple(dtypes), "task")
-    words = re.findall(r"[a-z0-9_]+", task.lower())
+    words = re.findall(r"[a-z0-9_]+", text.lower())
     op = next((fam for fam, names in _OP_WORDS.items() if any(w in names for w in words)), None)
-    langs = tuple(w for w in words if w in LANGUAGES) or LANGUAGES
-    return TaskProfile(task, op, langs, tuple(w for w in words if w in _DTYPE_WORDS), "text")
+    named_langs = tuple(w for w in words if w in LANGUAGES)
+    named_dtypes = tuple(w for w in words if w in _DTYPE_WORDS)
+    if strict and op is None and not named_dtypes and not named_langs:
+        builtins = list_tasks()
+        raise TaskError(
+            f"unknown task {task!r}{suggest(text.lower(), builtins)}; built-in tasks: "
+            f"{', '.join(builtins) or '(none found)'}; or pass a path to a task directory or "
+            "task.yaml, or free text naming an op family or dtype such as 'mxfp4 gemm'"
+        )
+    return TaskProfile(task, op, named_langs or LANGUAGES, named_dtypes, "text")
 
 
 @dataclass(frozen=True)
@@ -239,15 +257,20 @@ def _rank(skill: Skill, task: TaskProfile, target: str) -> tuple[float, str] | N
 
 
 def select_skills(
-    task: str, target: str, budget: int = 4000, skills: dict[str, Skill] | None = None
+    task: str,
+    target: str,
+    budget: int = 4000,
+    skills: dict[str, Skill] | None = None,
+    strict: bool = False,
 ) -> Selection:
-    """The skills for `task` on `target`, best first, as many whole skills as fit `budget` tokens."""
+    """The skills for `task` on `target`, best first, as many whole skills as fit `budget` tokens.
+    `strict` rejects a task that names nothing known (see `task_profile`)."""
     tgt = check_target(target)
     assert tgt is not None
     if budget <= 0:
         raise BudgetError(f"budget must be a positive number of tokens, got {budget}")
     skills = skills if skills is not None else load_skills()
-    profile = task_profile(task)
+    profile = task_profile(task, strict)
     ranked = sorted(
         ((r, s) for s in skills.values() if (r := _rank(s, profile, tgt)) is not None),
         key=lambda rs: (rs[0][0], rs[1].name),

@@ -172,7 +172,7 @@ class PromptBuilder:
         if self.budget.skills <= 0:
             return ""
         try:
-            return "# Skills\n" + select_skills(self.task.name, self.primary, self.budget.skills).text
+            return "# Skills\n" + select_skills(self.task.ref, self.primary, self.budget.skills).text
         except ContextError as e:
             return f"# Skills: none ({e})"
 

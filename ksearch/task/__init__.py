@@ -7,7 +7,7 @@ Public API:
                                                    run_reference, flops, bytes, tolerance, ...
     describe_task(task, dtype=None) -> dict        data for `ksearch tasks show`
     render_task(task, dtype=None) -> rich Group    the same, rendered
-    list_task_summaries() / render_task_list(rows) data and table for `ksearch tasks list`
+    list_task_summaries() / render_task_list(rows) data and one line a task for `ksearch tasks list`
 
 Importing this package does not import torch; the methods that make tensors do.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -37,6 +37,7 @@ def summarize_task(task: Task) -> dict[str, Any]:
         "cpu_workloads": sum(1 for wl in spec.workloads if wl.cpu),
         "models": spec.models,
         "entry": spec.entry,
+        "description": " ".join(spec.description.split()),
     }
 
 
@@ -51,26 +52,88 @@ def list_task_summaries() -> list[dict[str, Any]]:
     return rows
 
 
-def render_task_list(rows: list[dict[str, Any]]) -> Table:
-    """A table of `list_task_summaries()` rows."""
-    table = Table(title="ksearch tasks", show_lines=False)
-    for col in ("name", "family", "dtypes", "workloads (cpu)", "entry", "models"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
+def _short_dtype(name: str) -> str:
+    """`fp16` for float16, `bf16` for bfloat16; a dtype the profiles do not name stays as written."""
+    from ksearch.errors import TargetError
+    from ksearch.target.profile import normalize_dtype
+
+    try:
+        return normalize_dtype(name)
+    except TargetError:
+        return name
+
+
+def _reflow(text: str) -> str:
+    """A task description with its source line breaks joined, so that it wraps to the console: a
+    break stays after a line ending in ':' or ';' (a formula follows) and between paragraphs."""
+    out: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if out and line and out[-1] and not out[-1].endswith((":", ";")):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _clip(text: str, width: int) -> str:
+    """`text` cut at the last word boundary that fits `width` columns, with an ellipsis if cut."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return "…"[:width]
+    cut = text[: width - 1]
+    if text[width - 1] != " " and " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
+class TaskList:
+    """`ksearch tasks list`: one line per task (name, op family, dtypes, the description cut at a
+    word to fit the console), so the list is as long as the number of tasks plus a header and a
+    footer at any width."""
+
+    COLUMNS = ("name", "family", "dtypes", "description")
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+
+    def _cells(self, row: dict[str, Any]) -> tuple[str, str, str, str]:
         if "error" in row:
-            table.add_row(
-                row["name"], Text("invalid", style="red"), "", "", Text(row["error"], style="red"), ""
-            )
-            continue
-        table.add_row(
-            row["name"],
-            row["op_family"],
-            ", ".join(row["dtypes"]),
-            f"{row['workloads']} ({row['cpu_workloads']})",
-            row["entry"],
-            row["models"],
+            return row["name"], "invalid", "", row["error"]
+        dtypes = ",".join(dict.fromkeys(_short_dtype(str(d)) for d in row["dtypes"]))
+        return row["name"], row["op_family"], dtypes, row.get("description", "")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        cells = [self._cells(r) for r in self.rows]
+        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(self.COLUMNS[:3])]
+        rest = options.max_width - sum(widths) - 2 * len(widths)
+
+        def line(values: tuple[str, ...], style: str = "", error: bool = False) -> Text:
+            text = Text(no_wrap=True, overflow="ellipsis", end="")
+            for value, w in zip(values[:3], widths):
+                text.append(f"{value:<{w}}  ", style="red" if error and value == "invalid" else style)
+            if rest >= 12:
+                text.append(_clip(values[3], rest), style="red" if error else style)
+            text.rstrip()
+            return text
+
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append_text(line(self.COLUMNS, style="bold"))
+        for row, values in zip(self.rows, cells):
+            out.append("\n")
+            out.append_text(line(values, error="error" in row))
+        out.append("\n")
+        out.append(
+            _clip(f"({len(self.rows)} tasks; `ksearch tasks show NAME` for one in full)", options.max_width)
         )
-    return table
+        yield out
+
+
+def render_task_list(rows: list[dict[str, Any]]) -> TaskList:
+    """`list_task_summaries()` rows, one line each."""
+    return TaskList(rows)
 
 
 def describe_task(task: Task, dtype: str | None = None) -> dict[str, Any]:
@@ -150,10 +213,12 @@ def render_task(task: Task, dtype: str | None = None) -> Group:
     """`ksearch tasks show NAME` as rich panels and tables."""
     info = describe_task(task, dtype)
 
-    header = Text()
+    # Wrap at word boundaries even where the console does not (a piped `out` soft-wraps, which
+    # would leave the panel to crop each line mid-word).
+    header = Text(no_wrap=False, overflow="fold")
     header.append(f"{info['name']}", style="bold")
     header.append(f"  ({info['op_family']})\n")
-    header.append(info["description"].strip() + "\n\n")
+    header.append(_reflow(info["description"]) + "\n\n")
     header.append("models: ", style="bold")
     header.append(info["models"] + "\n")
     header.append("entry: ", style="bold")
