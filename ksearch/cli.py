@@ -101,7 +101,9 @@ def run(
             "is used when CONFIG is omitted)",
         ),
     ] = None,
-    budget_usd: Annotated[float | None, typer.Option(help="LLM spend limit in dollars (0: none)")] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(help="LLM spend limit in dollars (0: none; with --resume: D more)")
+    ] = None,
     strategy: Annotated[
         str | None,
         typer.Option(

@@ -9,7 +9,12 @@ A reply that cannot be used (empty, truncated, prose instead of JSON, no code bl
 signature, invalid edit) is recorded with its raw text as a failure and asked for once more, with
 the error; a second failure falls back deterministically: a generic plan, no candidate (the loop
 counts the sample), the offline proposer's reflection rules. Transport errors are retried by the
-SDK (`max_retries`, with backoff) and then treated like an unusable reply.
+SDK (`max_retries`, with backoff; one call is bounded by `ProposerConfig.call_limit_s`) and then
+treated like an unusable reply, recorded with the URL and the cause (connection refused, timed
+out, ...). FAILED_IN_A_ROW calls in a row without a reply end the run cleanly, resumable, with the
+last failure as the stop reason. The endpoint is checked once when the proposer is made (one TCP
+connection, `backends.probe`, in the backend's `preflight`): a dead one is a ConfigError before the
+run directory exists.
 
 Every call stores its prompt and response content-addressed in the run's blobs/ and records
 tokens (cached included), dollars (configs/prices.yaml) and latency. When `budget.llm_usd` is
@@ -63,6 +68,7 @@ from ksearch.worldmodel import ROOT, EditOp, Node
 
 T = TypeVar("T")
 RAW_CHARS = 20000  # raw reply text kept on a proposer_failure row (the whole reply is in blobs/)
+FAILED_IN_A_ROW = 3  # calls in a row with no reply (endpoint gone, key refused) before the run stops
 FALLBACK_PLAN = Plan(
     decisions=[
         DecisionSpec(
@@ -93,6 +99,11 @@ class LLMProposer:
         backend: Backend | None = None,
     ):
         self.cfg, self.run_dir, self.usd_limit = cfg, Path(run_dir), usd_limit
+        if backend is None:
+            # SDK, key and endpoint (one TCP connection), before the SDK is loaded and the run starts
+            preflight = proposer_backend(cfg.backend).preflight
+            if preflight is not None:
+                preflight(cfg)
         self.backend = backend or make_backend(cfg)
         self.name = f"{cfg.backend}:{self.backend.model}"
         self.builder = PromptBuilder(task, dtype, targets, cfg.prompt)
@@ -106,6 +117,7 @@ class LLMProposer:
                 f"model {self.backend.model!r} has no price in configs/prices.yaml, so budget.llm_usd "
                 "cannot be enforced: add its price there or set budget.llm_usd: 0 (no limit)"
             )
+        self.failed_in_a_row, self.last_failure = 0, ""
 
     # ------------------------------------------------------------------ budget
 
@@ -113,7 +125,12 @@ class LLMProposer:
         if self.usd_limit > 0 and self.spent_usd >= self.usd_limit:
             return (
                 f"LLM budget spent: ${self.spent_usd:.4f} of ${self.usd_limit:.4f} (budget.llm_usd); "
-                "continue with --resume RUN_DIR --budget-usd MORE"
+                "continue with --resume RUN_DIR --budget-usd D (D dollars more)"
+            )
+        if self.failed_in_a_row >= FAILED_IN_A_ROW:
+            return (
+                f"the proposer got no reply {self.failed_in_a_row} calls in a row (fix the cause, then "
+                f"continue with --resume RUN_DIR); the last: {self.last_failure}"
             )
         return None
 
@@ -136,7 +153,10 @@ class LLMProposer:
         except BackendError as e:
             call.latency_s = round(time.monotonic() - t0, 3)
             call.summary = call.failure = f"no reply: {e}"
+            if not isinstance(self.backend, ReplayBackend):  # a replay serves what its run recorded
+                self.failed_in_a_row, self.last_failure = self.failed_in_a_row + 1, str(e)
             return call, None
+        self.failed_in_a_row = 0
         call.latency_s = round(time.monotonic() - t0, 3)
         call.response_blob = put_blob(self.run_dir, reply.text.encode(), ".txt")
         call.finish = reply.finish

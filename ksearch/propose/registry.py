@@ -5,8 +5,10 @@ offline, replay, openai, anthropic, openai-compatible and dspy are built in; a p
 `ksearch.plugins`). A backend either hands an LLM transport (`transport`: the proposer block ->
 an object with `model`, `free` and `complete(prompt) -> Reply`, see `ksearch.propose.backends`) to
 the LLM proposer, which prompts, parses, retries and pays, or makes a whole proposer (`make`, the
-protocol of `ksearch.propose.base`). The config's validation, the spec parser, `make_proposer` and
-the command line's help all read this table; no other code names a backend.
+protocol of `ksearch.propose.base`). A transport's `preflight` checks, when the proposer is made and
+before the run starts, what would otherwise fail every call: its SDK, its key, its endpoint. The
+config's validation, the spec parser, `make_proposer` and the command line's help all read this
+table; no other code names a backend.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class ProposerBackend:
     needs_model: bool = False  # the spec is NAME:MODEL and the block needs `model`
     url_in_spec: bool = False  # NAME:MODEL@URL also sets base_url
     check: Callable[[ProposerConfig], str | None] | None = None  # what else the block lacks, if anything
+    # ConfigError unless the transport can work: SDK installed, key set, endpoint reachable (one TCP
+    # connection). Run once when the proposer is made, before the SDK is imported; no tokens spent.
+    preflight: Callable[[ProposerConfig], None] | None = None
 
     def __post_init__(self) -> None:
         if (self.transport is None) == (self.make is None):
@@ -71,6 +76,24 @@ def _dspy(cfg: ProposerConfig) -> Backend:
     return DSPyBackend(cfg)
 
 
+def _openai_preflight(cfg: ProposerConfig) -> None:
+    from ksearch.propose.backends import OpenAIBackend
+
+    OpenAIBackend.preflight(cfg)
+
+
+def _anthropic_preflight(cfg: ProposerConfig) -> None:
+    from ksearch.propose.backends import AnthropicBackend
+
+    AnthropicBackend.preflight(cfg)
+
+
+def _dspy_preflight(cfg: ProposerConfig) -> None:
+    from ksearch.propose.backends import DSPyBackend
+
+    DSPyBackend.preflight(cfg)
+
+
 def _replay(cfg: ProposerConfig) -> Backend:
     from ksearch.propose.backends import ReplayBackend
 
@@ -101,8 +124,12 @@ def _needs_run(cfg: ProposerConfig) -> str | None:
 BUILTIN = (
     ProposerBackend("offline", "offline", make=_offline),
     ProposerBackend("replay", "replay", transport=_replay, check=_needs_run),
-    ProposerBackend("openai", "openai:MODEL", transport=_openai, needs_model=True),
-    ProposerBackend("anthropic", "anthropic:MODEL", transport=_anthropic, needs_model=True),
+    ProposerBackend(
+        "openai", "openai:MODEL", transport=_openai, needs_model=True, preflight=_openai_preflight
+    ),
+    ProposerBackend(
+        "anthropic", "anthropic:MODEL", transport=_anthropic, needs_model=True, preflight=_anthropic_preflight
+    ),
     ProposerBackend(
         "openai-compatible",
         "openai-compatible:MODEL@URL",
@@ -110,8 +137,16 @@ BUILTIN = (
         needs_model=True,
         url_in_spec=True,
         check=_needs_url,
+        preflight=_openai_preflight,
     ),
-    ProposerBackend("dspy", "dspy:PROVIDER/MODEL", transport=_dspy, needs_model=True, check=_needs_provider),
+    ProposerBackend(
+        "dspy",
+        "dspy:PROVIDER/MODEL",
+        transport=_dspy,
+        needs_model=True,
+        check=_needs_provider,
+        preflight=_dspy_preflight,
+    ),
 )
 BUILTIN_NAMES = tuple(b.name for b in BUILTIN)
 SPEC_HELP = " | ".join(b.spec for b in BUILTIN)  # the built-in ones: what the command line's help shows

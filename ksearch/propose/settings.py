@@ -9,6 +9,10 @@
 `--proposer` takes one of `registry.spec_help()` (`offline`, `replay`, `openai:MODEL`,
 `openai-compatible:MODEL@URL`, ...); it replaces backend, model and base URL and keeps the rest
 of the block (temperature, max tokens, timeouts, prompt budgets).
+
+One call is bounded: each HTTP request waits `timeout_s` for its reply (`CONNECT_S` to connect)
+and the SDK tries it `max_retries + 1` times, so a host that never answers gives up within
+`ProposerConfig.call_limit_s` (376 s with the defaults, 3 x 120 s + 2 x 8 s of backoff).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ksearch.errors import ConfigError
 from ksearch.propose.registry import SPEC_HELP, proposer_backend
+
+CONNECT_S = 5.0  # seconds an HTTP connection may take (of timeout_s), as the SDKs' own default
+BACKOFF_S = 8.0  # the longest backoff of the openai and anthropic SDKs between two tries
 
 
 class PromptBudget(BaseModel):
@@ -62,9 +69,17 @@ class ProposerConfig(BaseModel):
         description="null: the model's default (reasoning models take no temperature)",
     )
     max_tokens: int = Field(default=8192, ge=16, description="output tokens per call at most")
-    timeout_s: float = Field(default=180, gt=0, description="seconds per HTTP request before it is retried")
+    timeout_s: float = Field(
+        default=120,
+        gt=0,
+        description="seconds one HTTP request may wait for its reply before the SDK retries it "
+        f"(connecting: {CONNECT_S:g} s at most); fit your slowest full-length reply",
+    )
     max_retries: int = Field(
-        default=4, ge=0, description="SDK retries (with backoff) on 429, 5xx and timeouts"
+        default=2,
+        ge=0,
+        description="SDK retries (with backoff) on 429, 5xx, timeouts and connection errors; one call "
+        f"waits at most (max_retries + 1) x timeout_s + max_retries x {BACKOFF_S:g} s on a silent host",
     )
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
         default=None, description="openai reasoning models: how hard to think"
@@ -73,6 +88,14 @@ class ProposerConfig(BaseModel):
         default=None, description="replay: the run directory whose responses are served"
     )
     prompt: PromptBudget = Field(default_factory=PromptBudget)
+
+    @property
+    def call_limit_s(self) -> float:
+        """The longest one call waits on a host that takes connections but never answers: every try
+        runs into timeout_s, with the SDK's backoff between tries. 376 s with the defaults
+        (3 x 120 s + 2 x 8 s). A server that does answer with 429 or 5xx may ask for longer waits
+        (retry-after, up to 2 min each); a dead host (refused, unresolvable) fails in seconds."""
+        return (self.max_retries + 1) * self.timeout_s + self.max_retries * BACKOFF_S
 
     @model_validator(mode="before")
     @classmethod

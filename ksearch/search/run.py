@@ -25,10 +25,10 @@ from ksearch.log.rows import (
     BestRecord,
     FinalAudit,
     PacketId,
+    ProposerCallRecord,
     RunResume,
     RunStart,
     RunStop,
-    RunStopRow,
     Step,
 )
 from ksearch.propose.llm import make_proposer
@@ -70,22 +70,27 @@ def run_config_of(run_dir: Path) -> RunConfig:
     return RunConfig.model_validate(config)
 
 
-def _spent(run_dir: Path) -> tuple[int, float]:
-    """Evaluations and wall seconds a run has spent so far, from its step and run_stop rows."""
-    evaluations, seconds = 0, 0.0
-    for row in read_rows(run_dir, Step.KIND, RunStop.KIND):
-        if isinstance(row, RunStopRow):
+def _spent(run_dir: Path) -> tuple[int, float, float]:
+    """Evaluations, wall seconds and LLM dollars a run has spent so far, from its rows."""
+    evaluations, seconds, usd = 0, 0.0, 0.0
+    for row in read_rows(run_dir, Step.KIND, RunStop.KIND, ProposerCallRecord.KIND):
+        if isinstance(row.payload, RunStop):
             seconds += row.payload.elapsed_s
+        elif isinstance(row.payload, ProposerCallRecord):
+            usd += row.payload.usd or 0.0
         else:
             evaluations += 1
-    return evaluations, seconds
+    return evaluations, seconds, usd
 
 
 def _resume_budget(run_dir: Path, cfg: RunConfig, overrides: dict) -> dict:
-    """On resume, --budget-evals N and --budget-seconds S mean N more evaluations and S more seconds:
-    the overrides become totals. A resume with no budget left is refused before anything is written."""
-    done, seconds = _spent(run_dir)
+    """On resume, --budget-evals N, --budget-seconds S and --budget-usd D mean N more evaluations, S
+    more seconds and D more dollars: the overrides become totals. A resume with no evaluations or
+    seconds left is refused before anything is written."""
+    done, seconds, usd = _spent(run_dir)
     more = dict(overrides)
+    if more.get("budget.llm_usd"):  # 0 stays "no limit"
+        more["budget.llm_usd"] = usd + more["budget.llm_usd"]
     if more.get("budget.evaluations") is not None:
         more["budget.evaluations"] = done + more["budget.evaluations"]
     if more.get("budget.wall_s") is not None:
