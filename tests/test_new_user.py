@@ -49,6 +49,19 @@ def test_a_task_yaml_and_a_run_config_that_are_not_utf8(tmp_path):
     assert not (tmp_path / "logs").exists(), "nothing is written for a config that cannot be read"
 
 
+def test_a_history_that_is_not_utf8_is_one_error_line_in_every_reader(old_run):
+    lines = (old_run / "history.jsonl").read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b'"kind"', b'"ki\xffnd"', 1)
+    (old_run / "history.jsonl").write_bytes(b"\n".join(lines))
+    for cmd in (
+        ["log", "show", old_run],
+        ["tree", old_run],
+        ["log", "stats", old_run],
+        ["run", "--resume", old_run],
+    ):
+        assert_clean_error(ksearch(*cmd), "line 6", "not a valid row")
+
+
 # ------------------------------------------------------------------ parser errors and unknown names
 
 
