@@ -115,6 +115,12 @@ def run(
     """Search for fast kernels: plan in a world model, try candidates, learn from every verdict.
 
     Exits 1 when the run evaluated no candidate, 130 when stopped by Ctrl-C (resumable)."""
+    if resume is None and replay_from is None:
+        # a dead LLM endpoint or a missing SDK is reported in a second, before torch and the search load
+        from ksearch.propose.registry import preflight
+        from ksearch.search.config import proposer_of
+
+        preflight(proposer_of(config, proposer))
     from ksearch.search.progress import live_progress, render_summary
     from ksearch.search.run import start_run
 

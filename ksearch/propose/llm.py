@@ -51,7 +51,7 @@ from ksearch.propose.base import (
 from ksearch.propose.offline import rule_reflect
 from ksearch.propose.prices import cost_usd, price_of
 from ksearch.propose.prompt import Prompt, PromptBuilder
-from ksearch.propose.registry import proposer_backend
+from ksearch.propose.registry import preflight, proposer_backend
 from ksearch.propose.replies import (
     ActionSpec,
     DecisionSpec,
@@ -101,9 +101,7 @@ class LLMProposer:
         self.cfg, self.run_dir, self.usd_limit = cfg, Path(run_dir), usd_limit
         if backend is None:
             # SDK, key and endpoint (one TCP connection), before the SDK is loaded and the run starts
-            preflight = proposer_backend(cfg.backend).preflight
-            if preflight is not None:
-                preflight(cfg)
+            preflight(cfg)
         self.backend = backend or make_backend(cfg)
         self.name = f"{cfg.backend}:{self.backend.model}"
         self.builder = PromptBuilder(task, dtype, targets, cfg.prompt)

@@ -157,6 +157,13 @@ def spec_help() -> str:
     return SPEC_HELP + "".join(f" | {name} (plugin)" for name in plugin_names(PROPOSERS, BUILTIN_NAMES))
 
 
+def preflight(cfg: ProposerConfig) -> None:
+    """The block's transport checks (SDK installed, key set, endpoint reachable); ConfigError if not."""
+    check = proposer_backend(cfg.backend).preflight
+    if check is not None:
+        check(cfg)
+
+
 def proposer_backend(name: str) -> ProposerBackend:
     """The backend called `name`; ConfigError listing every spec when there is none."""
     for b in BUILTIN:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ksearch import settings
 from ksearch.errors import ConfigError, describe_validation_error
 from ksearch.paths import configs_dir, read_text
-from ksearch.propose.settings import ProposerConfig
+from ksearch.propose.settings import ProposerConfig, apply_spec
 
 
 class Budget(BaseModel):
@@ -75,6 +75,13 @@ class RunConfig(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     search: SearchSettings = Field(default_factory=SearchSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+
+
+def proposer_of(config_path: Path | None, spec: str | None) -> ProposerConfig:
+    """The proposer block a new run of `config_path` with `--proposer spec` uses (what `ksearch run`
+    checks before it loads torch and the rest of the search)."""
+    block = apply_spec(load_run_config(config_path).proposer.model_dump(), spec, None)
+    return ProposerConfig.model_validate(block)
 
 
 def default_config_path() -> Path:
