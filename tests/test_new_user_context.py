@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from ksearch.context import (
+    Chapter,
     ContextError,
     ContextFileError,
+    Corpus,
     load_corpus,
     load_skills,
     select_skills,
@@ -84,10 +86,14 @@ def test_search_conflict_finds_the_cdna4_conflicts_section(corpus):
     ]
 
 
-def test_light_stemmer_joins_singular_and_plural():
-    from ksearch.context.corpus import stem
+def _one_chapter_corpus(body: str) -> Corpus:
+    chapter = Chapter("test/words", "Words", ("*",), (), ("test",), body, Path("words.md"))
+    return Corpus([], {chapter.id: chapter})
 
-    for a, b in [
+
+@pytest.mark.parametrize(
+    "singular, plural",
+    [
         ("conflict", "conflicts"),
         ("bank", "banks"),
         ("entry", "entries"),
@@ -95,10 +101,41 @@ def test_light_stemmer_joins_singular_and_plural():
         ("match", "matches"),
         ("address", "addresses"),
         ("use", "uses"),
-    ]:
-        assert stem(a) == stem(b), (a, b)
-    for word in ("class", "status", "axis", "lds", "b64", "f8f6f4"):
-        assert stem(word) == word
+    ],
+)
+def test_search_joins_singular_and_plural(singular, plural):
+    """FTS5's Porter stemmer: either form finds a section holding the other."""
+    for word, other in ((singular, plural), (plural, singular)):
+        corpus = _one_chapter_corpus(f"## Section\n\nThis line holds {word} and nothing else.\n")
+        hits = corpus.search(other)
+        assert [h.id for h in hits] == ["test/words#section"], (word, other)
+        assert hits[0].line == f"This line holds {word} and nothing else."
+
+
+def test_search_keeps_a_mnemonic_one_phrase(corpus):
+    """`_` splits FTS5 tokens, so a mnemonic is a phrase of adjacent tokens: its section matches,
+    and one holding the same tokens apart does not."""
+    hits = corpus.search("v_mfma_scale_f32")
+    assert [h.id for h in hits] == ["cdna4/mfma-scale#the-instructions"]
+    assert "v_mfma_scale_f32_16x16x128_f8f6f4" in hits[0].line
+    apart = _one_chapter_corpus(
+        "## Apart\n\nscale v mfma f32\n\n## Together\n\nsee V_MFMA_SCALE_F32_16X16.\n"
+    )
+    assert [h.id for h in apart.search("v_mfma_scale_f32")] == ["test/words#together"]
+
+
+def test_search_ranks_more_query_words_first_and_shows_the_line_holding_most():
+    body = (
+        "## One\n\nbanks, banks, banks, banks everywhere.\n\n"
+        "## Two\n\nA first line on banks.\nThe bank conflicts line.\nA conflict alone.\n"
+    )
+    hits = _one_chapter_corpus(body).search("bank conflict")
+    assert [(h.id, h.line) for h in hits] == [
+        ("test/words#two", "The bank conflicts line."),
+        ("test/words#one", "banks, banks, banks, banks everywhere."),
+    ]
+    long = _one_chapter_corpus("## Long\n\n" + "conflict " * 40 + "\n").search("conflict")[0].line
+    assert len(long) <= 160 and long.endswith("conflict ...")
 
 
 def test_cli_search_lists_a_superset_or_says_how_many_more():

@@ -298,9 +298,7 @@ def test_a_dollar_budget_stops_the_run_cleanly_and_it_resumes(llm, tmp_path):
     assert 1 <= len(before) < 6
     assert payloads(run_dir, "run_stop")[-1]["reason"] == result.stop_reason
     # resumable: more dollars, two more candidates
-    more = start_run(
-        None, resume=run_dir, overrides={"budget.llm_usd": 1.0, "budget.evaluations": 2}
-    )
+    more = start_run(None, resume=run_dir, overrides={"budget.llm_usd": 1.0, "budget.evaluations": 2})
     after = steps(run_dir)
     assert after[: len(before)] == before and [c for c, _, _ in after] == [
         f"c{i:04d}" for i in range(len(before) + 2)

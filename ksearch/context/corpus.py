@@ -17,6 +17,7 @@ import json
 import re
 import sqlite3
 import textwrap
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -119,8 +120,10 @@ class Corpus:
         ]
 
     def search(self, text: str, target: str | None = None, limit: int | None = 10) -> list[SearchHit]:
-        """Sections holding any of the words (plurals match: `conflict` finds `conflicts`), those
-        with more of the words first, then by SQLite FTS5 bm25; at most `limit` (None: all).
+        """Sections holding any of the words, those with more of the words first, then by SQLite
+        FTS5 bm25; at most `limit` (None: all). FTS5's Porter stemmer joins singular and plural
+        (`conflict` finds `conflicts`); a mnemonic such as `v_mfma_scale_f32` is one phrase of
+        adjacent tokens, since FTS5 splits words at `_` and `.`.
 
         The ranking is computed over the whole corpus and `target` only drops the sections of other
         targets, so a filtered search lists a subset of the unfiltered one, in the same order.
@@ -128,7 +131,7 @@ class Corpus:
         target = check_target(target)
         if limit is not None and limit < 1:
             raise ContextError(f"limit must be a positive number of hits, got {limit}")
-        phrases = list(dict.fromkeys(p for p in (search_terms(w) for w in _WORD.findall(text)) if p))
+        phrases = [f'"{w}"' for w in dict.fromkeys(w.lower() for w in _WORD.findall(text))]
         if not phrases:
             return []
         rows = [
@@ -139,73 +142,51 @@ class Corpus:
         ]
         db = sqlite3.connect(":memory:")
         try:
-            db.execute("CREATE VIRTUAL TABLE sections USING fts5(title, heading, ids, body)")
+            db.execute(
+                "CREATE VIRTUAL TABLE sections USING fts5(title, heading, ids, body, tokenize='porter unicode61')"
+            )
             db.executemany(
                 "INSERT INTO sections (rowid, title, heading, ids, body) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (i, _stemmed(c.title), _stemmed(s.heading), _stemmed(c.id), _stemmed(s.text))
-                    for i, (c, s) in enumerate(rows)
-                ],
+                [(i, c.title, s.heading, c.id, s.text) for i, (c, s) in enumerate(rows)],
             )
-            query = " OR ".join(f'"{" ".join(p)}"' for p in phrases)
+            query = " OR ".join(phrases)
             rank = dict(
                 db.execute("SELECT rowid, bm25(sections) FROM sections WHERE sections MATCH ?", [query])
             )
             matched = dict.fromkeys(rank, 0)
+            line_words: dict[int, Counter[int]] = {i: Counter() for i in rank}  # body line -> query words
             for p in phrases:
-                for (rowid,) in db.execute(
-                    "SELECT rowid FROM sections WHERE sections MATCH ?", [f'"{" ".join(p)}"']
+                for rowid, marked in db.execute(
+                    "SELECT rowid, highlight(sections, 3, ?, '') FROM sections WHERE sections MATCH ?",
+                    [_MARK, p],
                 ):
                     matched[rowid] += 1
+                    line_words[rowid].update(k for k, ln in enumerate(marked.splitlines()) if _MARK in ln)
         finally:
             db.close()
         order = sorted(rank, key=lambda i: (-matched[i], rank[i], i))
-        hits = [
-            SearchHit(f"{c.id}#{s.slug}" if s.slug else c.id, c.title, s.heading, _best_line(s.text, phrases))
-            for c, s in (rows[i] for i in order)
-            if c.applies_to(target)
-        ]
+        hits = []
+        for i in order:
+            c, s = rows[i]
+            if c.applies_to(target):
+                ref = f"{c.id}#{s.slug}" if s.slug else c.id
+                hits.append(SearchHit(ref, c.title, s.heading, _best_line(s.text, line_words[i])))
         return hits if limit is None else hits[:limit]
 
 
 _WORD = re.compile(r"[A-Za-z0-9_.]+")  # a query word; `v_mfma_scale_f32` stays one (a phrase)
-_TOKEN = re.compile(r"[a-z0-9]+")
+_MARK = "\x02"  # what FTS5's highlight() puts before each match in a body
 
 
-def stem(token: str) -> str:
-    """A light stemmer so that singular and plural meet: banks -> bank, entries -> entry,
-    caches and cache -> cach. Tokens of three letters or fewer, and any with digits, stay as is."""
-    if len(token) <= 3 or not token.isalpha():
-        return token
-    if token.endswith("ies") and len(token) > 4:
-        token = token[:-3] + "y"
-    elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        token = token[:-1]
-    if token.endswith("e") and len(token) > 3:
-        token = token[:-1]
-    return token
-
-
-def search_terms(text: str) -> tuple[str, ...]:
-    """The stemmed tokens of `text`, lower-cased, in order (what search indexes and matches)."""
-    return tuple(stem(t) for t in _TOKEN.findall(text.lower()))
-
-
-def _stemmed(text: str) -> str:
-    return " ".join(search_terms(text))
-
-
-def _best_line(body: str, phrases: list[tuple[str, ...]]) -> str:
-    """The body line holding the most query words (the first such), cut at a word near 160 chars."""
-    lines = [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.startswith("#")]
+def _best_line(body: str, words: Counter[int]) -> str:
+    """The body line holding the most query words (`words`: line number -> how many; the first
+    such line), cut at a word near 160 chars."""
+    lines = [
+        (k, ln.strip()) for k, ln in enumerate(body.splitlines()) if ln.strip() and not ln.startswith("#")
+    ]
     if not lines:
         return ""
-
-    def score(line: str) -> int:
-        joined = f" {_stemmed(line)} "
-        return sum(f" {' '.join(p)} " in joined for p in phrases)
-
-    best = max(lines, key=score)
+    best = max(lines, key=lambda kl: words[kl[0]])[1]
     return best if len(best) <= 160 else textwrap.shorten(best, 160, placeholder=" ...")
 
 
