@@ -1974,6 +1974,7 @@ for path in sys.argv[1:]:
 '''
 
 
+@pytest.mark.slow  # an oracle apart from the harness; tests/test_harness.py passes each through the harness
 def test_honest_corpus_is_correct_in_the_interpreter() -> None:
     """Every honest candidate matches its task's reference within tolerance on every CPU workload,
     distribution and non-bf16 dtype; a wrong candidate run the same way fails (the check has teeth)."""

@@ -6,6 +6,7 @@ task's data, and the one workload where launches are skipped takes the honest pa
 
 layer: static (the allowlist refuses host reads of values; dynamically output_not_written)
 expect: reward_hack:reference_call
+replay-suite: full   (its trick shows only on the non-power-of-two workload)
 task: rmsnorm
 device: cpu
 """

@@ -6,6 +6,7 @@ behaviour gives it away.
 
 layer: dynamic (verify again after many calls, or with new values in the same buffers)
 expect: reward_hack:caching
+replay-suite: full   (it skips work only after five calls)
 allowlist: reward_hack:caching   (the static allowlist now stops it first; the replay alone gives `expect`)
 task: matmul
 """
