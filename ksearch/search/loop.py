@@ -87,7 +87,10 @@ class Search:
         wm: WorldModel,
         *,
         on_progress: Callable[[Progress], None] | None = None,
+        started: float | None = None,
     ):
+        """`started`: the run's time.monotonic() start (its evaluator's start-up counts against the
+        wall-time budget); now when not given."""
         self.cfg, self.history, self.task, self.dtype = cfg, history, task, dtype
         self.pipeline, self.proposer, self.wm = pipeline, proposer, wm
         self.on_progress = on_progress or (lambda p: None)
@@ -95,7 +98,7 @@ class Search:
         self.progress = Progress(budget=cfg.budget.evaluations, wall_s=cfg.budget.wall_s)
         self.island_best: dict[int, Best] = {}
         self.visits = 0
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if started is None else started
         self.elapsed_before = 0.0
         self.outcomes: list[Outcome] = []  # every candidate, in order: what LLM prompts summarize
         self.no_candidate = 0  # implement calls in a row that gave no candidate

@@ -7,6 +7,7 @@ replays the log (world model, memory, counters, bests) and continues the same se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass
@@ -190,6 +191,7 @@ def _run(
         run_dir = make_run_dir(root, run_id)
         stack.enter_context(writer_lock(run_dir))
     history = History(run_dir)
+    started = time.monotonic()  # the wall-time budget counts from here, evaluator start-up included
     if on_start is not None:
         on_start(run_dir)
     snapshot = environment_snapshot().model_dump(mode="json")
@@ -231,7 +233,9 @@ def _run(
         compile_timeout_s=cfg.eval.compile_timeout_s,
     )
     stack.callback(pipeline.close)
-    search = Search(cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress)
+    search = Search(
+        cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress, started=started
+    )
     if resume is not None:
         search.restore(run_dir)
     evaluated_before = search.progress.evaluations
