@@ -120,8 +120,12 @@ def test_ctrl_c_stops_cleanly_with_exit_130_the_real_time_and_the_run_dir_first(
     started = time.monotonic()
     (run_dir,) = list(tmp_path.iterdir())
     assert first.startswith(f"run: {run_dir}") and f"ksearch run --resume {run_dir}" in first, first
-    deadline = started + 240
-    while not (run_dir / "history.jsonl").read_text().count('"kind":"step"') and time.monotonic() < deadline:
+    history, deadline = run_dir / "history.jsonl", started + 240
+
+    def stepped() -> bool:
+        return history.exists() and '"kind":"step"' in history.read_text()
+
+    while not stepped() and time.monotonic() < deadline:
         time.sleep(0.5)  # interrupt a search under way, one candidate in
     ran = time.monotonic() - started
     proc.send_signal(signal.SIGINT)

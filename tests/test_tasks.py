@@ -148,7 +148,10 @@ def test_task_list_rendering() -> None:
 # References over the whole suite
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+# matmul's whole suite is half a minute of CPU GEMMs: the slow tier (the fast one runs the rest)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "matmul" else n for n in BUILTINS]
+)
 def test_reference_runs_every_workload_and_distribution(tasks: dict[str, Task], name: str) -> None:
     task = tasks[name]
     largest: dict[str, float] = {}
