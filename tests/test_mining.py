@@ -33,7 +33,6 @@ from ksearch.propose.memory import (
     load_memory,
     memory_text,
     read_frontier,
-    update_memory,
 )
 from ksearch.selfbench.synthetic_log import write_synthetic_run
 
@@ -267,7 +266,7 @@ def test_dead_ends_and_updates(tmp_path):
     assert dead["synth/t1"].failures == dead["synth/t1"].attempts >= 3
     assert "synth/t1" not in {f.strategy for f in m.proven}
     assert (run / MEMORY).is_file() and (run / FRONTIER).is_file()
-    # a search calls update_memory after each visit: new rows show up
+    # a search calls distill after each visit: new rows show up
     History(run).append(
         Step(
             candidate="cX",
@@ -279,7 +278,7 @@ def test_dead_ends_and_updates(tmp_path):
             packet_id=None,
         )
     )
-    m2 = update_memory(run)
+    m2 = distill(run)
     assert m2.evaluations == m.evaluations + 1
     assert {d.strategy: d for d in m2.dead_ends}["synth/t1"].failures == dead["synth/t1"].failures + 1
     assert load_memory(run) == m2

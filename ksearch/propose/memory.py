@@ -10,7 +10,6 @@
 Both files are derived (rebuilt from the log at any time, like attempts.db), written atomically.
 
     distill(run_dir) -> Memory                    rebuild from the log; writes memory.json, frontier.csv
-    update_memory(run_dir) -> Memory              the same, for the search loop after each visit
     load_memory(run_dir) -> Memory | None         memory.json as written (None when there is none)
     memory_text(memory, budget_tokens) -> str     compact text for a prompt, within the token budget
 """
@@ -130,7 +129,10 @@ class Memory(BaseModel):
 def distill(
     run_dir: Path, *, min_failures: int = 3, max_pass_rate: float = 0.5, evidence_per_fact: int = 5
 ) -> Memory:
-    """Rebuild the run's memory from its log (through the index) and write memory.json and frontier.csv."""
+    """Rebuild the run's memory from its log and write memory.json and frontier.csv; the search loop
+    calls it after each visit. It brings the index up to date (incrementally) and reads its aggregate
+    tables (one row per strategy and per template setting tried), not the steps;
+    `python -m ksearch.selfbench.synthetic_log DIR --bench` times it (`distill_s`)."""
     run_dir = Path(run_dir)
     conn = connect_readonly(run_dir)
     try:
@@ -145,14 +147,6 @@ def distill(
         w.writerow({k: "" if v is None else v for k, v in row.model_dump().items()})
     write_atomic(run_dir / FRONTIER, buf.getvalue())
     return memory
-
-
-def update_memory(run_dir: Path) -> Memory:
-    """For the search loop, after each visit: bring the index up to date (incrementally) and rewrite
-    memory.json and frontier.csv. It reads the index's aggregate tables (one row per strategy and per
-    template setting tried), not the steps; `python -m ksearch.selfbench.synthetic_log DIR --bench` times it
-    (`distill_s`)."""
-    return distill(run_dir)
 
 
 def load_memory(run_dir: Path) -> Memory | None:

@@ -42,7 +42,7 @@ from ksearch.log.rows import (
 )
 from ksearch.propose.adapt import TaskTemplates
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried
-from ksearch.propose.memory import update_memory
+from ksearch.propose.memory import distill
 from ksearch.propose.prompt import evidence_text
 from ksearch.propose.templates import template
 from ksearch.search.config import RunConfig
@@ -173,7 +173,7 @@ class Search:
                     return "nothing left to try: every open action is exhausted, pruned or too hard"
                 self._visit(action)
                 self.visits += 1
-                update_memory(self.history.run_dir)  # memory.json and frontier.csv, for prompts and people
+                distill(self.history.run_dir)  # memory.json and frontier.csv, for prompts and people
                 if self.visits % self.cfg.search.migrate_every == 0:
                     self._migrate()
         except ProposerStop as e:
@@ -256,6 +256,7 @@ class Search:
         island = self._island(action)
         lineage = self._lineage_best(action)
         visit_best: CandidateResult | None = None
+        visit_best_score = 0.0
         outcomes: list[Outcome] = []
         samples = stale = 0
         best_before = self.progress.best.score if self.progress.best else None
@@ -294,21 +295,21 @@ class Search:
                 samples += 1
                 node = self.wm.node(action.id)
                 score = result.score
-                improved = score is not None and (node.best_score is None or score > node.best_score)
-                stale = 0 if improved else stale + 1
-                if score is not None and improved and (visit_best is None or score > _score(visit_best)):
-                    visit_best = result
                 fields: dict[str, float | int] = {
                     "attempts": node.attempts + 1,
                     "failures": node.failures + (not result.passed),
                 }
-                if score is not None and improved:
+                # a new best of the action is also the visit's best: the node's best only rises
+                if score is not None and (node.best_score is None or score > node.best_score):
+                    stale, visit_best, visit_best_score = 0, result, score
                     fields.update(best_score=score, last_improved_attempt=self.progress.evaluations)
+                else:
+                    stale += 1
                 self._apply(
                     [EditOp(op="update", node=action.id, fields=fields, reason=result.candidate_id)], "stats"
                 )
         node = self.wm.node(action.id)
-        if visit_best is not None and (lineage is None or _score(visit_best) > lineage):
+        if visit_best is not None and (lineage is None or visit_best_score > lineage):
             self._apply(
                 [
                     EditOp(
@@ -530,13 +531,7 @@ class Search:
             for result in self.pipeline.run(batch):
                 self._log_candidate(result, None, None)
             self.visits += 1
-            update_memory(self.history.run_dir)
-
-
-def _score(result: CandidateResult) -> float:
-    """The score of a result known to have one (only scored results become a visit's best)."""
-    assert result.score is not None
-    return result.score
+            distill(self.history.run_dir)
 
 
 def _copy_tried(t: Tried) -> Tried:

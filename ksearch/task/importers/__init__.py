@@ -23,7 +23,6 @@ from ksearch.task.importers.common import Built, Imported, write_task
 
 __all__ = [
     "BUILTIN_FORMATS",
-    "FORMATS",
     "Built",
     "Imported",
     "Importer",
@@ -34,7 +33,6 @@ __all__ = [
 ]
 
 BUILTIN_FORMATS: tuple[str, ...] = ("kernelbench", "flashinfer", "gpumode")
-FORMATS = BUILTIN_FORMATS  # the formats a folder of problems (bulk) may be in
 
 
 @runtime_checkable

@@ -47,7 +47,7 @@ from pydantic import BaseModel, Field, computed_field
 from ksearch.errors import KsearchError, TaskError
 from ksearch.paths import write_atomic
 from ksearch.proctree import kill_tree, tree_rss_mb
-from ksearch.task.importers import FORMATS, formats, import_task, importer
+from ksearch.task.importers import BUILTIN_FORMATS, formats, import_task, importer
 from ksearch.task.importers.common import task_name
 
 __all__ = ["BulkReport", "ProblemResult", "import_all", "is_collection", "problems_in", "render_report"]
@@ -108,8 +108,8 @@ def problems_in(root: Path, fmt: str | None = None) -> tuple[str, list[Path], li
     root = Path(root)
     if not root.is_dir():
         raise TaskError(f"{root} is not a directory")
-    if fmt is not None and fmt not in FORMATS:
-        raise TaskError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in BUILTIN_FORMATS:
+        raise TaskError(f"unknown format {fmt!r}; use one of: {', '.join(BUILTIN_FORMATS)}")
     if fmt is None:
         if (root / "definitions").is_dir():
             fmt = "flashinfer"
@@ -303,7 +303,7 @@ def serve() -> None:
         channel.write(msg.model_dump_json(exclude_none=True) + "\n")
         channel.flush()
 
-    for fmt in FORMATS:
+    for fmt in BUILTIN_FORMATS:
         importer(fmt)
     send(_Message(kind="ready", rss_mb=tree_rss_mb(os.getpid())))
     while line := sys.stdin.readline():
