@@ -109,9 +109,12 @@ class Pipeline:
             for i, ((cid, impl, prov), blob, packet) in enumerate(zip(batch, blobs, evaluated))
         ]
 
-    def other_targets(self, packet: EvidencePacket, blob: str) -> list[EvidencePacket]:
-        """The packets of one evaluated candidate on the targets it was not yet compiled for."""
-        rest = [p for p in self.all_profiles if p not in self.profiles]
+    def other_targets(
+        self, packet: EvidencePacket, blob: str, done: frozenset[str] = frozenset()
+    ) -> list[EvidencePacket]:
+        """The packets of one evaluated candidate on the targets it was not yet compiled for (nor
+        in `done`: targets whose packets the log already holds, e.g. from an earlier part of a run)."""
+        rest = [p for p in self.all_profiles if p not in self.profiles and p.name not in done]
         requests = [
             CompileRequest(
                 source_path=str(self.run_dir / blob),

@@ -256,8 +256,8 @@ def _run(
         primary_packet = packets[best_id]
         best_packet.write_text(primary_packet.model_dump_json(indent=2))
         # The best kernel on the targets it was not compiled for during the search (eval.targets: best)
-        missing = pipeline.other_targets(primary_packet, p.best.blob)
-        missing = [m for m in missing if PacketId.parse(m.packet_id) not in packets]
+        logged = frozenset(t for pid in packets if (t := pid.target) is not None)
+        missing = pipeline.other_targets(primary_packet, p.best.blob, logged)
         if missing:  # one append: the index counts these packets as final audits, not search evaluations
             audit = FinalAudit(
                 candidate=p.best.candidate, targets={m.candidate.target: m.status.value for m in missing}
