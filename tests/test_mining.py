@@ -5,7 +5,6 @@ Datasette's canned queries, and replaying an attempt.
 of them failing with output_not_written) with their source blobs; synthetic logs come from
 ksearch.selfbench.synthetic_log."""
 
-import html
 import json
 import re
 import shutil
@@ -19,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from chromium import needs_chromium, probe_in_chromium
 from clitools import ksearch
 
 from ksearch.context.tokens import count_tokens
@@ -315,47 +315,7 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def render_in_chromium(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
-    """Load the page in headless Chromium with a probe script prepended: each image's natural size
-    after load, page errors and console.error calls; plus console errors Chromium logs."""
-    probed = tmp_path / f"probed-{page.name}"
-    probed.write_text(
-        page.read_text(encoding="utf-8").replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8"
-    )
-    proc = subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            probed.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    m = re.search(r'<pre id="ksearch-probe">(.*?)</pre>', proc.stdout, re.S)
-    assert m, f"chromium gave no probe result (rc {proc.returncode}): {proc.stderr[-2000:]}"
-    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
-    return json.loads(html.unescape(m.group(1))), console
-
-
-@pytest.mark.skipif(
-    _chromium() is None, reason="no Chromium on PATH (apt-get install chromium; .ci/run does)"
-)
+@needs_chromium
 def test_report_renders_in_headless_chromium(real_run, tmp_path):
     out = tmp_path / "report.html"
     proc = ksearch("report", real_run, "--out", out)
@@ -373,7 +333,7 @@ def test_report_renders_in_headless_chromium(real_run, tmp_path):
         "Speedups and SOL fractions per target",
     ):
         assert needle in text, needle
-    probe, console = render_in_chromium(out, tmp_path)
+    probe, console = probe_in_chromium(out, tmp_path, _PROBE)
     assert probe["errors"] == [] and console == []
     alts = {i["alt"]: i for i in probe["imgs"]}
     assert {"best-so-far curve", "rejection histogram", "accept rate per window"} <= set(alts)
@@ -386,7 +346,7 @@ def test_report_renders_in_headless_chromium(real_run, tmp_path):
         re.sub(r'(alt="rejection histogram" src="data:image/png;base64,)[^"]{200}', r"\1AAAA", text, count=1),
         encoding="utf-8",
     )
-    probe, _ = render_in_chromium(broken, tmp_path)
+    probe, _ = probe_in_chromium(broken, tmp_path, _PROBE)
     assert {i["alt"]: i["w"] for i in probe["imgs"]}["rejection histogram"] == 0
 
 

@@ -7,7 +7,6 @@ No network and no API key: local sockets (a closed port, a listener that never a
 local HTTP server of tests/llm_server.py, driven by the real SDKs."""
 
 import importlib.util
-import json
 import os
 import socket
 import subprocess
@@ -17,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ksearch.errors import ConfigError
 from ksearch.log import iter_rows
@@ -30,22 +28,13 @@ from ksearch.task import load_task
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import FakeLLM  # noqa: E402
+from runconfigs import ONE_ISLAND, write_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = [m for m in ("openai", "anthropic", "dspy") if importlib.util.find_spec(m) is None]
 needs_llm = pytest.mark.skipif(
     bool(MISSING), reason=f"the llm extra is not installed ({', '.join(MISSING)}): pip install -e '.[llm]'"
 )
-SMALL = {
-    "task": "rmsnorm",
-    "dtype": "float16",
-    "targets": ["h100"],
-    "device": "cpu",
-    "seed": 3,
-    "budget": {"evaluations": 4, "wall_s": 600},
-    "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
-    "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1"], "targets": "best"},
-}
 BASE_URL = {"openai": "/v1", "openai-compatible": "/v1", "anthropic": "", "dspy": "/v1"}
 MODEL = {
     "openai": "gpt-5-mini",
@@ -85,10 +74,7 @@ def block(backend: str, url: str, **changes) -> dict:
 
 
 def config(tmp: Path, proposer: dict | str, **changes) -> Path:
-    cfg = {**json.loads(json.dumps(SMALL)), "proposer": proposer, **changes}
-    path = tmp / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_run_config(tmp, proposer=proposer, **{"search": ONE_ISLAND, **changes})
 
 
 def payloads(run_dir: Path, kind: str) -> list[dict]:

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from ksearch.context import count_tokens
@@ -36,17 +35,8 @@ pytestmark = pytest.mark.skipif(
 )
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import KERNEL, FakeLLM  # noqa: E402
+from runconfigs import ONE_ISLAND, write_run_config  # noqa: E402
 
-SMALL = {
-    "task": "rmsnorm",
-    "dtype": "float16",
-    "targets": ["h100"],
-    "device": "cpu",
-    "seed": 3,
-    "budget": {"evaluations": 4, "wall_s": 600},
-    "search": {"islands": 1, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
-    "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"},
-}
 FAST = {
     "max_retries": 2,
     "timeout_s": 2.5,
@@ -67,12 +57,7 @@ def llm():
 
 
 def config(tmp: Path, proposer: dict | str, **changes) -> Path:
-    cfg = json.loads(json.dumps(SMALL))
-    cfg["proposer"] = proposer
-    cfg.update(changes)
-    path = tmp / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_run_config(tmp, proposer=proposer, **{"search": ONE_ISLAND, **changes})
 
 
 def payloads(run_dir: Path, kind: str) -> list[dict]:

@@ -5,17 +5,15 @@ Runs: `tests/fixtures/mining_run`, the first rows of a real CPU quickstart run (
 strategy, two islands, four top kernels tied on a static estimate, one passing kernel with a `warn`
 audit check, one rejected for a register spill), and a fresh 2-evaluation `--strategy random` run."""
 
-import html
 import io
-import json
 import re
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import yaml
+from chromium import needs_chromium, probe_in_chromium
 from rich.console import Console
 
 from ksearch.analysis.curve import Curve, best_curve, compare, compare_runs, curve_of, plot_comparison
@@ -195,44 +193,10 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def _chromium() -> str | None:
-    return next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-    )
-
-
-def probe_page(page: Path, tmp_path: Path, width: int = 1400) -> dict:
-    """Load the page in headless Chromium in a `width` px wide window; returns the probe's measures."""
-    probed = tmp_path / f"probed-{page.name}"
-    probed.write_text(
-        page.read_text(encoding="utf-8").replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8"
-    )
-    proc = subprocess.run(
-        [
-            str(_chromium()),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            f"--window-size={width},1000",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--dump-dom",
-            probed.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    m = re.search(r'<pre id="ksearch-probe">(.*?)</pre>', proc.stdout, re.S)
-    assert m, f"chromium gave no probe result (rc {proc.returncode}): {proc.stderr[-2000:]}"
-    return json.loads(html.unescape(m.group(1)))
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium on PATH (apt-get install chromium)")
+@needs_chromium
 def test_report_in_chromium_has_a_readable_tree_and_no_red_failure_on_a_passing_kernel(real_run, tmp_path):
     page = write_report(real_run, tmp_path / "report.html")
-    got = probe_page(page, tmp_path)
+    got = probe_in_chromium(page, tmp_path, _PROBE)[0]
     assert got["width"] == 1400
     # the tree is inline SVG: its text is in the page, at least 10 px high, with a tooltip per node
     assert got["texts"], "the tree's text is not in the page (drawn as an <img>?)"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from runconfigs import write_run_config
 
 from ksearch.log import iter_rows, verify_log
 from ksearch.propose.base import Outcome, SearchState, Tried, knob_key
@@ -21,25 +21,9 @@ from ksearch.search.run import start_run
 from ksearch.task import load_task
 from ksearch.worldmodel import ROOT, EditOp, NodeStatus, WorldModel
 
-SMALL = {
-    "task": "rmsnorm",
-    "dtype": "float16",
-    "targets": ["h100"],
-    "device": "cpu",
-    "seed": 3,
-    "budget": {"evaluations": 4, "wall_s": 600},
-    "search": {"islands": 2, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
-    "eval": {"seeds": [0], "workloads": ["llama3_8b_decode_m1", "gpt_oss_m7_n2880"], "targets": "best"},
-}
-
 
 def config(tmp_path: Path, **changes) -> Path:
-    cfg = json.loads(json.dumps(SMALL))
-    for k, v in changes.items():
-        cfg[k] = v
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_run_config(tmp_path, **changes)
 
 
 def rows(run_dir: Path, kind: str) -> list[dict]:

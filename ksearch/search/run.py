@@ -147,7 +147,8 @@ def _run(
         cfg = run_config_of(Path(resume))
         if config_path is not None:
             raise ConfigError(
-                "--resume continues a run with the config it started with; drop the CONFIG argument"
+                "--resume continues a run with its own config (the one it last ran with); "
+                "drop the CONFIG argument"
             )
         overrides = _resume_budget(Path(resume), cfg, overrides)
     elif config_path is None and replay_from is not None:
