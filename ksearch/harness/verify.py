@@ -32,19 +32,12 @@ class Comparison(NamedTuple):
     name: str
 
 
-# Outputs of one shape are judged together, as rows of one stacked tensor, up to this many bytes a
-# stack: an evaluation compares a hundred or more small outputs, and each statistic is a kernel
-# launch; a large output is judged on its own (its launches are cheap next to its reductions).
-STACK_BYTES = 64 << 20
-
-
 def compare_many(items: list[Comparison]) -> list[OutputCheck]:
     """Judge each output against its reference on the reference's device. Every statistic is reduced
-    on the device, outputs of one shape, dtype and tolerance together, and all of them are read back
-    in one transfer per device: on a GPU each read is a synchronization."""
-    checks: list[OutputCheck] = []
-    groups: dict[tuple, list[list[tuple[int, torch.Tensor, torch.Tensor]]]] = {}
-    for i, item in enumerate(items):
+    on the device and all of them read back in one transfer per device: on a GPU each read is a
+    synchronization, and an evaluation compares a hundred or more outputs."""
+    checks, pending = [], []
+    for item in items:
         check = OutputCheck(
             workload=item.workload,
             distribution=item.distribution,
@@ -55,29 +48,17 @@ def compare_many(items: list[Comparison]) -> list[OutputCheck]:
         checks.append(check)
         out = item.out.to(item.ref.device)
         check.checks["shape_dtype"] = out.shape == item.ref.shape and out.dtype == item.ref.dtype
-        if not check.checks["shape_dtype"]:
-            continue
-        if not out.numel():
-            _conclude(check, [0.0] * 10, item.tol, out.dtype.is_floating_point, 0)
-            continue
-        key = (out.device, out.dtype, tuple(out.shape), item.tol.atol, item.tol.rtol)
-        stacks = groups.setdefault(key, [[]])
-        if stacks[-1] and (len(stacks[-1]) + 1) * out.numel() * out.element_size() > STACK_BYTES:
-            stacks.append([])
-        stacks[-1].append((i, out, item.ref))
-    by_device: dict[torch.device, list[tuple[list[int], torch.Tensor]]] = {}
-    for (device, *_), stacks in groups.items():
-        for stack in stacks:
-            index = [i for i, _, _ in stack]
-            outs = torch.stack([o.reshape(-1) for _, o, _ in stack])
-            refs = torch.stack([r.reshape(-1) for _, _, r in stack])
-            by_device.setdefault(device, []).append((index, _statistics(outs, refs, items[index[0]].tol)))
-    for rows in by_device.values():
-        values = torch.cat([stats for _, stats in rows]).tolist()  # one read per device
-        order = [i for index, _ in rows for i in index]
-        for i, row in zip(order, values):
-            item = items[i]
-            _conclude(checks[i], row, item.tol, item.out.dtype.is_floating_point, item.out.numel())
+        if check.checks["shape_dtype"]:
+            stats = _statistics(out, item.ref, item.tol) if out.numel() else None
+            pending.append((check, item, stats))
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for _check, _item, stats in pending:
+        if stats is not None:
+            by_device.setdefault(stats.device, []).append(stats)
+    read = {device: iter(torch.stack(rows).tolist()) for device, rows in by_device.items()}
+    for check, item, stats in pending:
+        values = next(read[stats.device]) if stats is not None else [0.0] * 10
+        _conclude(check, values, item.tol, item.out.dtype.is_floating_point, item.out.numel())
     return checks
 
 
@@ -88,8 +69,7 @@ def scored(ref: torch.Tensor) -> torch.Tensor:
 
 
 def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> torch.Tensor:
-    """The ten numbers `_conclude` judges by, for each row of `out` (outputs, flattened, one a row)
-    against the same row of `ref`: an (outputs, 10) float64 tensor on the reference's device."""
+    """The ten numbers `_conclude` judges by, as one float64 tensor on the reference's device."""
     floating = out.dtype.is_floating_point
     ref_finite = scored(ref)
     out_finite = torch.isfinite(out) if floating else torch.ones_like(out, dtype=torch.bool)
@@ -102,23 +82,23 @@ def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> tor
     diff = torch.where(ref_finite, diff, torch.zeros_like(diff))  # the reference's own inf/NaN are not scored
     matched = (diff <= tol.atol + tol.rtol * b.abs()) & ref_finite
     rel = torch.where(both, (a - b).abs() / b.abs().clamp_min(1e-12), torch.zeros_like(a))
+    flat_out, flat_ref = out.reshape(-1), ref.reshape(-1)
     # Counts are summed in float64: stacked with float32 maxima they would round past 2^24 elements.
     count = torch.float64
     return torch.stack(
         [
-            unwritten.any(dim=1).to(count),
-            (~out_finite & ref_finite & ~unwritten).any(dim=1).to(count),
-            (~out_finite).sum(dim=1, dtype=count),
-            (~ref_finite).sum(dim=1, dtype=count),
-            matched.sum(dim=1, dtype=count),
-            ref_finite.sum(dim=1, dtype=count),
-            torch.where(both, diff, torch.zeros_like(diff)).amax(dim=1).to(count),
-            rel.amax(dim=1).to(count),
-            (out == out[:, :1]).all(dim=1).to(count),
-            (ref == ref[:, :1]).all(dim=1).to(count),
-        ],
-        dim=1,
-    )
+            unwritten.any(),
+            (~out_finite & ref_finite & ~unwritten).any(),
+            (~out_finite).sum(dtype=count),
+            (~ref_finite).sum(dtype=count),
+            matched.sum(dtype=count),
+            ref_finite.sum(dtype=count),
+            torch.where(both, diff, torch.zeros_like(diff)).max(),
+            rel.max(),
+            (flat_out == flat_out[0]).all(),
+            (flat_ref == flat_ref[0]).all(),
+        ]
+    ).double()
 
 
 def _conclude(check: OutputCheck, stats: list[float], tol: ToleranceSpec, floating: bool, numel: int) -> None:
