@@ -224,6 +224,36 @@ def test_compare_counts_every_element_of_a_large_half_precision_output():
     )
 
 
+def test_outputs_judged_together_get_the_verdicts_they_get_alone(monkeypatch):
+    """compare_many stacks outputs of one shape: each row's verdict and figures must be its own."""
+    from ksearch.harness import verify
+    from ksearch.harness.poison import poison
+
+    gen = torch.Generator().manual_seed(3)
+    tol = ToleranceSpec(atol=1e-2, rtol=1e-2, matched_ratio=0.99, max_error_cap=1.0)
+    items = []
+    for n, shape, dtype in [(6, (4, 33), torch.float16), (5, (7,), torch.float32), (4, (3, 5), torch.int32)]:
+        for k in range(n):
+            ref = (torch.randn(shape, generator=gen) * 4).to(dtype)
+            out = ref.clone()
+            if k == 1:  # a few elements left unwritten (poisoned)
+                poison(out)
+                out.view(-1)[:-2] = ref.view(-1)[:-2]
+            elif k == 2:
+                out = torch.full_like(ref, 3)  # constant
+            elif k == 3 and dtype.is_floating_point:
+                out.view(-1)[0] += 0.5  # one element off
+                ref.view(-1)[1] = float("inf")  # a reference inf is not scored
+            items.append(Comparison(out, ref, tol, f"w{k}", "normal", k, str(dtype)))
+    monkeypatch.setattr(verify, "STACK_BYTES", {"cpu": 64 << 20})  # stacked, as on a GPU
+    together = compare_many(items)
+    monkeypatch.setattr(verify, "STACK_BYTES", {})  # every output alone, as on the CPU
+    alone = compare_many(items)
+    assert [c.model_dump() for c in together] == [c.model_dump() for c in alone]
+    assert {c.passed for c in together} == {True, False}
+    assert not together[1].checks["written"] and not together[2].checks["not_constant"]
+
+
 def test_a_target_only_task_is_statically_checked_and_left_unmeasured_elsewhere(evaluator, tmp_path):
     import shutil
 

@@ -61,7 +61,7 @@ from ksearch.harness.reward import REWARD_FORMULA, reward
 from ksearch.harness.sandbox import DEFAULT_MEMORY_MB, JUDGE, Worker, WorkerOutcome, WorkerPool
 from ksearch.harness.static_checks import static_checks_for_task
 from ksearch.harness.trace import Trace, TraceError, check_trace
-from ksearch.harness.verify import Comparison, bitwise_equal, compare_many, failure_of, scored
+from ksearch.harness.verify import Comparison, bitwise_unchanged, compare_many, failure_of, scored
 from ksearch.paths import read_text
 from ksearch.task import Task
 
@@ -190,9 +190,9 @@ class Evaluator:
         `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` and
         `judge_wait` (for warm processes), `candidate_calls` (the candidate's host code, in the
         worker: its launch overhead), and `overhead`: the total less the replay, the timed calls,
-        baselines and ncu, i.e. what the harness itself costs. Parts of it: `static`, `inputs`
-        (drawing inputs and references, laying out the calls), `lend` (copies into the arenas),
-        `check_traces`, `compare` (the judge's outputs against the references)."""
+        baselines, ncu and the candidate's calls, i.e. what the harness itself costs. Parts of it:
+        `static`, `inputs` (drawing inputs and references, laying out the calls), `lend` (copies into
+        the arenas), `check_traces`, `compare` (the judge's outputs against the references)."""
         t0 = time.perf_counter()
         packet = self._evaluate(
             candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads
@@ -200,7 +200,9 @@ class Evaluator:
         d = packet.durations_s
         d["total"] = round(time.perf_counter() - t0, 4)
         d["overhead"] = round(
-            d["total"] - sum(d.get(k, 0.0) for k in ("replay", "timed_calls", "baselines", "ncu")), 4
+            d["total"]
+            - sum(d.get(k, 0.0) for k in ("replay", "timed_calls", "baselines", "ncu", "candidate_calls")),
+            4,
         )
         return packet
 
@@ -611,16 +613,13 @@ class Evaluator:
                 ]
             )
         )
+        unchanged = iter(bitwise_unchanged([pair for c, ins, _ in replayed for pair in zip(ins, c.pristine)]))
         for call, ins, outs in replayed:
             out_checks = [next(judged) for _ in zip(outs, call.refs)]
             results[call.id] = (out_checks, outs)
             if not call.probe:
                 checks.extend(out_checks)
-            mutated = [
-                task.input_names[i]
-                for i, (t, p) in enumerate(zip(ins, call.pristine))
-                if not bitwise_equal(t, p)
-            ]
+            mutated = [task.input_names[k] for k in range(len(ins)) if not next(unchanged)]
             if mutated:
                 packet.input_mutated = mutated
         packet.checks = checks
@@ -706,17 +705,16 @@ class Evaluator:
             return packet.finish(_no_reply_failure(outcome), f"while timing: {outcome.detail}")
         if reply.get("stray_writes"):
             return packet.finish(FailureClass.GPU_FAULT, f"while timing: {_STRAY_WRITES}")
-        for sets in timed_sets:
-            for _seed, (ins, _) in zip(seeds, sets):
-                mutated = [
-                    task.input_names[k]
-                    for k, (i, pristine) in enumerate(ins)
-                    if not bitwise_equal(views[i], pristine)
-                ]
-                if mutated:
-                    return packet.finish(
-                        FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}"
-                    )
+        timed_ins = [ins for sets in timed_sets for _seed, (ins, _) in zip(seeds, sets)]
+        unchanged = iter(
+            bitwise_unchanged([(views[i], pristine) for ins in timed_ins for i, pristine in ins])
+        )
+        for ins in timed_ins:
+            mutated = [task.input_names[k] for k in range(len(ins)) if not next(unchanged)]
+            if mutated:
+                return packet.finish(
+                    FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}"
+                )
         dev, profile = self._device_profile()
         peaks = self._device_peaks(profile)
         timings: list[WorkloadTiming] = []
@@ -877,6 +875,11 @@ class Evaluator:
             return "cpu"
         dev, _ = self._device_profile()
         return dev.profile if dev and dev.profile else "local"
+
+    @property
+    def gpu_name(self) -> str | None:
+        """This machine's GPU, as packets name it (None without one)."""
+        return self._env()["gpu_name"]
 
     def _env(self) -> dict:
         if self._environment is None:

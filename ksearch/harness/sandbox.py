@@ -8,7 +8,7 @@ the parent kills it. `WorkerPool` keeps spare workers warming while a candidate 
 next candidate does not wait for the imports.
 The parent kills a worker that outlives its wall-clock limit (timeout) or grows past its memory
 limit (out_of_memory); a worker that dies without replying (os._exit, a signal, a device fault)
-is a crash. Replies are read with torch.load(weights_only=True): tensors and plain data only.
+is a crash. Replies are read by `ksearch.harness.wire`: plain data and tensors only, no code.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import io
 import os
 import shutil
 import signal
@@ -31,10 +30,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Literal
 
-import torch
-
 from ksearch import proctree, settings
-from ksearch.harness import jail
+from ksearch.harness import jail, wire
 
 DEFAULT_MEMORY_MB = 8192
 WORKER, JUDGE = "ksearch.harness.worker", "ksearch.harness.judge"  # the two programs a sandbox process runs
@@ -183,7 +180,7 @@ class Worker:
             self.kill()
             raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
         try:
-            _load(self.conn.recv_bytes())
+            wire.decode(self.conn.recv_bytes())
         except (
             EOFError,
             OSError,
@@ -216,7 +213,7 @@ class Worker:
         self._t0 = time.perf_counter()
         self.wait_ready()
         try:
-            self.conn.send_bytes(_dump({**job, "tmpdir": self.tmpdir, "device": self.device}))
+            self.conn.send_bytes(wire.encode({**job, "tmpdir": self.tmpdir, "device": self.device}))
         except OSError:
             pass  # the worker died: `collect` reports how
 
@@ -229,12 +226,12 @@ class Worker:
             while True:
                 if self.conn.poll(_POLL_S):
                     try:
-                        reply = _load(self.conn.recv_bytes())
+                        reply = wire.decode(self.conn.recv_bytes())
                         replied = True
                         return WorkerOutcome("reply", reply, time.perf_counter() - t0)
                     except (EOFError, OSError):
                         return self._died(t0)
-                    except Exception as e:  # a reply that is not a plain torch.save'd dict: forged or torn
+                    except Exception as e:  # not a plain dict: forged or torn
                         return WorkerOutcome(
                             "crash", None, time.perf_counter() - t0, f"unreadable reply: {e}"
                         )
@@ -340,16 +337,3 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _dump(obj: dict) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
-
-
-def _load(data: bytes) -> dict:
-    obj = torch.load(io.BytesIO(data), weights_only=True)
-    if not isinstance(obj, dict):
-        raise ValueError("a worker reply must be a dict")
-    return obj

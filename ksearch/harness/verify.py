@@ -32,12 +32,20 @@ class Comparison(NamedTuple):
     name: str
 
 
+# On a GPU, outputs of one shape are judged together, as rows of one stacked tensor, up to this many
+# bytes a stack: an evaluation compares a hundred or more outputs and each statistic is a kernel
+# launch (~25 an output). On the CPU the launches cost next to nothing and the stacking copy costs
+# more (measured, docs/benchmarks.md), so there each output is a stack of its own.
+STACK_BYTES = {"cuda": 64 << 20}
+
+
 def compare_many(items: list[Comparison]) -> list[OutputCheck]:
     """Judge each output against its reference on the reference's device. Every statistic is reduced
-    on the device and all of them read back in one transfer per device: on a GPU each read is a
-    synchronization, and an evaluation compares a hundred or more outputs."""
-    checks, pending = [], []
-    for item in items:
+    on the device, outputs of one shape, dtype and tolerance together, and all of them are read back
+    in one transfer per device: on a GPU each read is a synchronization."""
+    checks: list[OutputCheck] = []
+    groups: dict[tuple, list[list[tuple[int, torch.Tensor, torch.Tensor]]]] = {}
+    for i, item in enumerate(items):
         check = OutputCheck(
             workload=item.workload,
             distribution=item.distribution,
@@ -48,18 +56,37 @@ def compare_many(items: list[Comparison]) -> list[OutputCheck]:
         checks.append(check)
         out = item.out.to(item.ref.device)
         check.checks["shape_dtype"] = out.shape == item.ref.shape and out.dtype == item.ref.dtype
-        if check.checks["shape_dtype"]:
-            stats = _statistics(out, item.ref, item.tol) if out.numel() else None
-            pending.append((check, item, stats))
-    by_device: dict[torch.device, list[torch.Tensor]] = {}
-    for _check, _item, stats in pending:
-        if stats is not None:
-            by_device.setdefault(stats.device, []).append(stats)
-    read = {device: iter(torch.stack(rows).tolist()) for device, rows in by_device.items()}
-    for check, item, stats in pending:
-        values = next(read[stats.device]) if stats is not None else [0.0] * 10
-        _conclude(check, values, item.tol, item.out.dtype.is_floating_point, item.out.numel())
+        if not check.checks["shape_dtype"]:
+            continue
+        if not out.numel():
+            _conclude(check, [0.0] * 10, item.tol, out.dtype.is_floating_point, 0)
+            continue
+        key = (out.device, out.dtype, tuple(out.shape), item.tol.atol, item.tol.rtol)
+        stacks = groups.setdefault(key, [[]])
+        cap = STACK_BYTES.get(out.device.type, 0)
+        if stacks[-1] and (len(stacks[-1]) + 1) * out.numel() * out.element_size() > cap:
+            stacks.append([])
+        stacks[-1].append((i, out, item.ref))
+    by_device: dict[torch.device, list[tuple[list[int], torch.Tensor]]] = {}
+    for (device, *_), stacks in groups.items():
+        for stack in stacks:
+            index = [i for i, _, _ in stack]
+            outs, refs = _rows([o for _, o, _ in stack]), _rows([r for _, _, r in stack])
+            by_device.setdefault(device, []).append((index, _statistics(outs, refs, items[index[0]].tol)))
+    for rows in by_device.values():
+        values = torch.cat([stats for _, stats in rows]).tolist()  # one read per device
+        order = [i for index, _ in rows for i in index]
+        for i, row in zip(order, values):
+            item = items[i]
+            _conclude(checks[i], row, item.tol, item.out.dtype.is_floating_point, item.out.numel())
     return checks
+
+
+def _rows(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The tensors flattened, one a row; a single one as a view, not a copy."""
+    if len(tensors) == 1:
+        return tensors[0].reshape(1, -1)
+    return torch.stack([t.reshape(-1) for t in tensors])
 
 
 def scored(ref: torch.Tensor) -> torch.Tensor:
@@ -69,7 +96,8 @@ def scored(ref: torch.Tensor) -> torch.Tensor:
 
 
 def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> torch.Tensor:
-    """The ten numbers `_conclude` judges by, as one float64 tensor on the reference's device."""
+    """The ten numbers `_conclude` judges by, for each row of `out` (outputs, flattened, one a row)
+    against the same row of `ref`: an (outputs, 10) float64 tensor on the reference's device."""
     floating = out.dtype.is_floating_point
     ref_finite = scored(ref)
     out_finite = torch.isfinite(out) if floating else torch.ones_like(out, dtype=torch.bool)
@@ -82,23 +110,23 @@ def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> tor
     diff = torch.where(ref_finite, diff, torch.zeros_like(diff))  # the reference's own inf/NaN are not scored
     matched = (diff <= tol.atol + tol.rtol * b.abs()) & ref_finite
     rel = torch.where(both, (a - b).abs() / b.abs().clamp_min(1e-12), torch.zeros_like(a))
-    flat_out, flat_ref = out.reshape(-1), ref.reshape(-1)
     # Counts are summed in float64: stacked with float32 maxima they would round past 2^24 elements.
     count = torch.float64
     return torch.stack(
         [
-            unwritten.any(),
-            (~out_finite & ref_finite & ~unwritten).any(),
-            (~out_finite).sum(dtype=count),
-            (~ref_finite).sum(dtype=count),
-            matched.sum(dtype=count),
-            ref_finite.sum(dtype=count),
-            torch.where(both, diff, torch.zeros_like(diff)).max(),
-            rel.max(),
-            (flat_out == flat_out[0]).all(),
-            (flat_ref == flat_ref[0]).all(),
-        ]
-    ).double()
+            unwritten.any(dim=1).to(count),
+            (~out_finite & ref_finite & ~unwritten).any(dim=1).to(count),
+            (~out_finite).sum(dim=1, dtype=count),
+            (~ref_finite).sum(dim=1, dtype=count),
+            matched.sum(dim=1, dtype=count),
+            ref_finite.sum(dim=1, dtype=count),
+            torch.where(both, diff, torch.zeros_like(diff)).amax(dim=1).to(count),
+            rel.amax(dim=1).to(count),
+            (out == out[:, :1]).all(dim=1).to(count),
+            (ref == ref[:, :1]).all(dim=1).to(count),
+        ],
+        dim=1,
+    )
 
 
 def _conclude(check: OutputCheck, stats: list[float], tol: ToleranceSpec, floating: bool, numel: int) -> None:
@@ -131,15 +159,25 @@ def _conclude(check: OutputCheck, stats: list[float], tol: ToleranceSpec, floati
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same shape, dtype and bits: an input the call must leave untouched (a NaN rewritten with
-    another payload was written, so it counts as changed)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    as_int = _SAME_SIZE_INT.get(a.element_size())
-    if a.is_floating_point() and as_int is not None:
-        return torch.equal(a.view(as_int), b.view(as_int))
-    return torch.equal(a, b)
+def bitwise_unchanged(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[bool]:
+    """For each (tensor, its pristine copy): same shape, dtype and bits, i.e. an input the call left
+    untouched (a NaN rewritten with another payload was written, so it counts as changed). Read back
+    in one transfer per device, like the comparisons."""
+    flags: list[bool | torch.Tensor] = []
+    for a, b in pairs:
+        if a.shape != b.shape or a.dtype != b.dtype:
+            flags.append(False)
+            continue
+        as_int = _SAME_SIZE_INT.get(a.element_size())
+        if a.is_floating_point() and as_int is not None:
+            a, b = a.view(as_int), b.view(as_int)
+        flags.append((a == b).all() if a.numel() else True)
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for f in flags:
+        if isinstance(f, torch.Tensor):
+            by_device.setdefault(f.device, []).append(f)
+    read = {device: iter(torch.stack(fs).tolist()) for device, fs in by_device.items()}
+    return [bool(next(read[f.device])) if isinstance(f, torch.Tensor) else f for f in flags]
 
 
 def failure_of(check: OutputCheck) -> FailureClass | None:

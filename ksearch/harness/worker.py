@@ -11,13 +11,12 @@ ran: outputs that are right anyway were computed by the host.
 
 A candidate can monkeypatch anything in this process (the recorder included): the worst it can do
 is describe launches of its own kernels on the call's tensors and fresh scratch, which is what the
-judge replays and checks anyway. Messages are torch.save'd dicts read with `weights_only=True`, so
-a forged reply cannot run code in the parent.
+judge replays and checks anyway. Messages are read by `ksearch.harness.wire`, so a forged reply
+cannot run code in the parent.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import time
@@ -27,19 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-
-def send(conn: Connection, obj: dict) -> None:
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    conn.send_bytes(buf.getvalue())
-
-
-def receive(conn: Connection) -> dict:
-    import torch
-
-    return torch.load(io.BytesIO(conn.recv_bytes()), weights_only=True)
+from ksearch.harness import wire
 
 
 def describe_error(exc: BaseException, path: str) -> dict:
@@ -175,10 +162,10 @@ def serve(handle: Callable[[dict], dict]) -> None:
     fd, device = int(sys.argv[1]), sys.argv[2]
     conn = Connection(fd)
     warm(device)
-    send(conn, {"ready": os.getpid()})
+    conn.send_bytes(wire.encode({"ready": os.getpid()}))
     while True:
         try:
-            job = receive(conn)
+            job = wire.decode(conn.recv_bytes())
         except EOFError:
             break  # the parent is done with this process
         try:
@@ -189,7 +176,7 @@ def serve(handle: Callable[[dict], dict]) -> None:
                 "fatal": describe_error(exc, job.get("candidate", "")),
                 "traceback": traceback.format_exc()[-4000:],
             }
-        send(conn, reply)
+        conn.send_bytes(wire.encode(reply))
     conn.close()
     os._exit(0)  # skip interpreter teardown: threads or atexit hooks a candidate left must not hang us
 
