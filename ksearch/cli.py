@@ -6,6 +6,7 @@ bad input never shows a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -111,6 +112,14 @@ def run(
             "curve is compared with)"
         ),
     ] = None,
+    reuse: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="<path>",
+            help="a run whose evaluations of identical candidates (same source, settings and GPU) are "
+            "reused, not measured again; repeatable (replaces the config's eval.reuse)",
+        ),
+    ] = None,
 ) -> None:
     """Search for fast kernels: plan in a world model, try candidates, learn from every verdict.
 
@@ -134,6 +143,7 @@ def run(
         "proposer": proposer,
         "replay_from": str(replay_from) if replay_from else None,
         "search.strategy": strategy,
+        "eval.reuse": [str(r) for r in reuse] if reuse else None,
     }
 
     def started(run_dir: Path) -> None:  # first, so that a killed run's directory is on screen
@@ -799,6 +809,31 @@ def bench_compile_cmd(
     _print_bench(
         "compile benchmark", bench_compile(_fresh(workdir), _split_commas(target), count=variants, jobs=jobs)
     )
+
+
+@bench_app.command("static-model")
+def bench_static_model_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="runs timed on a GPU", metavar="RUN_DIR...")],
+    jobs: Annotated[int | None, typer.Option(help="parallel compiles (default: CPU count)")] = None,
+    out_json: Annotated[
+        Path | None, typer.Option("--out", help="write every candidate's modelled and measured times here")
+    ] = None,
+) -> None:
+    """How well the static estimate ranks measured kernels: Spearman rho, modelled against measured
+    time per workload (and score against reward), over the distinct timed candidates of the runs."""
+    from ksearch.selfbench.static_model import agreement
+
+    results = agreement(run_dirs, jobs=jobs)
+    if not results:
+        raise KsearchError("these runs hold no timed, passing attempt: run them on a GPU first")
+    rows = []
+    for r in results:
+        for what, (n, rho) in [*r.per_workload.items(), ("score vs reward", r.score)]:
+            rows.append((f"{r.task} on {r.target}", what, n, "-" if rho is None else f"{rho:.3f}"))
+    print_rows("static estimate against measurement (Spearman rho)", ["task", "workload", "n", "rho"], rows)
+    if out_json:
+        out_json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+        out.print(f"wrote {out_json}")
 
 
 @bench_app.command("harness")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runconfigs import write_run_config
+from runconfigs import SMALL_RUN, write_run_config
 
 from ksearch.log import iter_rows, verify_log
 from ksearch.propose.base import Outcome, SearchState, Tried, knob_key
@@ -99,6 +99,28 @@ def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
     )  # the sequence continues; verify checked the chain
     assert WorldModel.from_log(run_dir).snapshot() == result.wm.snapshot()
     assert not result.wm.actions(NodeStatus.trying)  # the visit the kill cut short was reopened
+
+
+def test_a_run_reuses_identical_evaluations_of_an_earlier_run_with_the_same_settings(
+    small_run, tmp_path, capsys
+):
+    first = small_run.run_dir
+    reuse = {**SMALL_RUN["eval"], "reuse": [str(first)]}
+    again = start_run(config(tmp_path, eval=reuse), log_dir=tmp_path / "runs")  # same seed: same candidates
+    packets = {p["packet_id"]: p for p in payloads(again.run_dir, "attempt")}
+    steps = payloads(again.run_dir, "step")
+    assert [s["score"] for s in steps] == [s["score"] for s in payloads(first, "step")]
+    for s in steps:
+        assert packets[s["packet_id"]]["reused_from"] == str(first)
+    assert verify_log(again.run_dir).ok
+
+    other = {**reuse, "seeds": [1]}  # verified on other inputs: nothing of the first run is reused
+    third = start_run(
+        config(tmp_path, eval=other, budget={"evaluations": 1, "wall_s": 600}),
+        log_dir=tmp_path / "runs",
+    )
+    assert f"{first} was evaluated with other settings" in capsys.readouterr().err
+    assert all(p["reused_from"] is None for p in payloads(third.run_dir, "attempt"))
 
 
 def test_the_random_baseline_samples_the_same_template_space(tmp_path):

@@ -183,6 +183,11 @@ class EvidencePacket(_Model):
     )
     reward: float | None = None
     reward_formula: str | None = Field(default=None, description="how reward was computed from this packet")
+    reused_from: str | None = Field(
+        default=None,
+        description="the run whose evaluation of the same source, settings and GPU this packet reuses "
+        "(a run config's eval.reuse); None: evaluated for this attempt",
+    )
     status: Status
     failure_class: FailureClass | None = None
     message: str = Field(default="", description="one-line summary; the error text for failures")

@@ -60,6 +60,11 @@ class EvalSettings(BaseModel):
         "for the primary target, and the best kernel for the rest at the end",
     )
     bench_budget_s: float = Field(default=1.0, gt=0, description="seconds of timing per workload at most")
+    reuse: list[str] = Field(
+        default_factory=list,
+        description="run directories whose evaluations of identical candidates (same source, settings "
+        "and GPU) are reused rather than measured again, e.g. to compare strategies over many seeds",
+    )
 
 
 class RunConfig(BaseModel):

@@ -16,12 +16,13 @@ from pathlib import Path
 from ksearch.audit import audit_compile, max_intensity
 from ksearch.compile import CompileRequest, compile_many
 from ksearch.compile.result import CompileResult
-from ksearch.evidence import EvidencePacket, FailureClass, Status, Unmeasured, status_for
+from ksearch.evidence import EvidencePacket, FailureClass, Status, Unmeasured, source_hash, status_for
 from ksearch.harness.evaluate import Evaluator
 from ksearch.log import put_blob
 from ksearch.log.rows import PacketId
 from ksearch.propose.base import Implementation
 from ksearch.search.estimate import static_score
+from ksearch.search.reuse import Reuse
 from ksearch.target.profile import TargetProfile
 from ksearch.task import Task
 
@@ -62,6 +63,7 @@ class Pipeline:
         cache_dir: Path | None = None,
         every_target: bool = True,
         compile_timeout_s: float = 60,
+        reuse: Reuse | None = None,
     ):
         """`profiles[0]` is the primary target (the one scored, and timed where there is a GPU); with `every_target` False, candidates compile for
         the primary only and `other_targets` audits a chosen one (the best) for the rest."""
@@ -69,7 +71,7 @@ class Pipeline:
         self.all_profiles = profiles
         self.profiles = profiles if every_target else profiles[:1]
         self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
-        self.compile_timeout_s = compile_timeout_s
+        self.compile_timeout_s, self.reuse = compile_timeout_s, reuse
         self.intensity = max_intensity(task, dtype)  # the same for every candidate and target
         self._compiler = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ksearch-compile"
@@ -91,9 +93,11 @@ class Pipeline:
             compile_many, requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s
         )
         evaluated = []
-        for p in paths:
+        for (_, impl, _), p in zip(batch, paths):
+            reused = self.reuse.get(source_hash(impl.source)) if self.reuse else None
             evaluated.append(
-                self.evaluator.evaluate(
+                reused
+                or self.evaluator.evaluate(
                     p,
                     self.task,
                     target=self.primary,

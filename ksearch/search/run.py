@@ -7,6 +7,8 @@ replays the log (world model, memory, counters, bests) and continues the same se
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, closing
@@ -37,6 +39,7 @@ from ksearch.propose.settings import apply_spec
 from ksearch.search.config import RunConfig, load_run_config, validate_run_config
 from ksearch.search.loop import Progress, Search
 from ksearch.search.pipeline import Pipeline
+from ksearch.search.reuse import Reuse, settings_of
 from ksearch.target import detect_local_device, environment_snapshot, load_target
 from ksearch.task import load_task
 from ksearch.worldmodel import WorldModel, record
@@ -58,6 +61,23 @@ class RunResult:
 
 def default_log_root() -> Path:
     return settings.log_root()
+
+
+def _reuse(
+    cfg: RunConfig, task: str, dtype: str, device: str, primary: str, evaluator: Evaluator
+) -> Reuse | None:
+    """The earlier evaluations this run may reuse (`eval.reuse`); a run made with other settings
+    is named on stderr and contributes nothing."""
+    if not cfg.eval.reuse:
+        return None
+    want = settings_of(task, dtype, device, cfg.model_dump(mode="json"))
+    reuse = Reuse(cfg.eval.reuse, want, primary, evaluator.gpu_name)
+    for run_dir in reuse.skipped:
+        print(
+            f"eval.reuse: {run_dir} was evaluated with other settings; nothing of it is reused",
+            file=sys.stderr,
+        )
+    return reuse
 
 
 def run_config_of(run_dir: Path) -> RunConfig:
@@ -232,8 +252,13 @@ def _run(
         workloads=cfg.eval.workloads,
         every_target=cfg.eval.targets == "every",
         compile_timeout_s=cfg.eval.compile_timeout_s,
+        reuse=_reuse(cfg, task.name, dtype, device, primary, evaluator),
     )
     stack.callback(pipeline.close)
+    # Everything loaded so far (torch, triton, the task, the log) lives as long as the run: a full
+    # collection would walk it all again every time, 0.5-1 s a pass, between candidates.
+    gc.freeze()
+    stack.callback(gc.unfreeze)  # frozen objects are never freed: extension modules report them leaked
     search = Search(
         cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress, started=started
     )
