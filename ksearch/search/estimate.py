@@ -29,9 +29,17 @@ SPILL_FACTOR = 0.7
 
 def static_score(task: Task, dtype: str, result: CompileResult, profile: TargetProfile) -> float | None:
     """The modelled SOL fraction of a compiled candidate on `profile`; None when nothing can be judged."""
+    fractions = [floor / est for floor, est in static_estimates(task, dtype, result, profile).values()]
+    return geomean(fractions) if fractions else None
+
+
+def static_estimates(
+    task: Task, dtype: str, result: CompileResult, profile: TargetProfile
+) -> dict[str, tuple[float, float]]:
+    """Per workload the candidate launched on: (roofline floor, estimated time), in microseconds."""
     if not result.ok or not result.kernels:
-        return None
-    fractions = []
+        return {}
+    estimates = {}
     for wl in task.workloads():
         floor = task_roofline(task, wl, dtype, profile=profile).sol_us
         launches = [(k, k.specialization.get("grids", {}).get(wl.name)) for k in result.kernels]
@@ -39,9 +47,8 @@ def static_score(task: Task, dtype: str, result: CompileResult, profile: TargetP
         if not launches or not floor:
             continue
         eff = min(_efficiency(k, grid, profile) for k, grid in launches)
-        estimate = floor / max(eff, 1e-6) + LAUNCH_US * len(launches)
-        fractions.append(floor / estimate)
-    return geomean(fractions) if fractions else None
+        estimates[wl.name] = (floor, floor / max(eff, 1e-6) + LAUNCH_US * len(launches))
+    return estimates
 
 
 def _efficiency(kernel, grid: list[int], profile: TargetProfile) -> float:
