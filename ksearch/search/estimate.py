@@ -3,13 +3,18 @@
 It is a model, never a measurement: attempts scored with it say `score_basis: static-estimate:<target>`
 and their packets stay `unmeasured`. Per workload, each kernel's launch is judged from what the
 compiler reported and the grid the candidate chose:
-  - waves: programs over resident slots (SMs x programs per SM from the audit's occupancy); a last
-    partial wave wastes its share of the machine;
-  - latency hiding: resident warps per SM over LATENCY_WARPS (a memory-bound kernel needs many
-    loads in flight to reach HBM bandwidth);
+  - waves: programs over resident slots (SMs x programs per SM from the audit's occupancy); a wave
+    that leaves SMs idle runs at their share of the machine;
+  - latency hiding, for memory-bound launches: resident warps per busy SM against the warps Little's
+    law asks for (the bytes HBM must have in flight over one latency, over the bytes a warp keeps in
+    flight, which grow with the registers a lane holds);
+  - operand re-reads, for compute-bound launches: a program computing a tile of `a` outputs reads
+    about flops x itemsize / sqrt(a) bytes in all, served by L2 (small tiles make a GEMM bound by
+    them);
   - spills cost SPILL_FACTOR; every launch costs LAUNCH_US.
-estimated time = roofline floor / (waves efficiency x latency hiding) + launches x LAUNCH_US, and the
+estimated time = max(roofline floor / efficiency, re-read time) + launches x LAUNCH_US, and the
 score is the geometric mean over workloads of floor / estimate, in (0, 1] like a SOL fraction.
+How well it ranks measured kernels: `ksearch bench static-model RUN_DIR...` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from ksearch.compile.result import CompileResult
 from ksearch.harness.sol import geomean, task_roofline
 from ksearch.target.profile import TargetProfile
 from ksearch.task import Task
+from ksearch.task.spec import DTYPE_ITEMSIZE
 
-LATENCY_WARPS = 16  # resident warps per SM at which a streaming kernel is assumed to reach peak bandwidth
 LAUNCH_US = 2.0
 SPILL_FACTOR = 0.7
+DRAM_LATENCY_US = 1.0  # a load's round trip to HBM under load (unloaded: 0.5-0.8 us in microbenchmarks)
+BYTES_PER_LANE = 16  # one 128-bit load in flight per lane, at least
+REGISTER_BYTES_IN_FLIGHT = 2  # bytes in flight per register a lane holds (half of its 4 bytes)
+L2_OVER_HBM = 2.3  # L2 serves operand re-reads at this multiple of HBM bandwidth (fitted: H100 GEMM timings)
 
 
 def static_score(task: Task, dtype: str, result: CompileResult, profile: TargetProfile) -> float | None:
@@ -41,25 +50,68 @@ def static_estimates(
         return {}
     estimates = {}
     for wl in task.workloads():
-        floor = task_roofline(task, wl, dtype, profile=profile).sol_us
+        roof = task_roofline(task, wl, dtype, profile=profile)
         launches = [(k, k.specialization.get("grids", {}).get(wl.name)) for k in result.kernels]
         launches = [(k, g) for k, g in launches if g]
-        if not launches or not floor:
+        if not launches or not roof.sol_us:
             continue
-        eff = min(_efficiency(k, grid, profile) for k, grid in launches)
-        estimates[wl.name] = (floor, floor / max(eff, 1e-6) + LAUNCH_US * len(launches))
+        eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid in launches)
+        reread = max(_reread_us(task, wl, dtype, roof, math.prod(grid), profile) for _, grid in launches)
+        estimates[wl.name] = (
+            roof.sol_us,
+            max(roof.sol_us / max(eff, 1e-6), reread) + LAUNCH_US * len(launches),
+        )
     return estimates
 
 
-def _efficiency(kernel, grid: list[int], profile: TargetProfile) -> float:
+def _reread_us(task: Task, wl, dtype: str, roof, programs: int, profile: TargetProfile) -> float:
+    """The operand traffic of a contraction, served by L2: a program computing `a` outputs over a
+    reduction of depth K reads about 2 sqrt(a) K operand elements (two edges of a square tile), so all
+    programs read flops x itemsize / sqrt(a) bytes. Small tiles make a compute-bound op bandwidth-bound."""
+    if roof.bound != "compute" or not roof.flops or programs < 1:
+        return 0.0
+    outputs = sum(math.prod(o.shape) for o in task.output_specs(wl, dtype))
+    per_program = outputs / programs
+    if per_program < 1:
+        return 0.0
+    itemsize = max(DTYPE_ITEMSIZE.get(i.dtype, 4) for i in task.input_specs(wl, dtype))
+    nbytes = roof.flops * itemsize / math.sqrt(per_program)
+    return nbytes / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12) * 1e6
+
+
+def _latency_warps(profile: TargetProfile, kernel) -> float:
+    """Resident warps per SM that keep HBM busy (Little's law): the bytes in flight the bandwidth
+    needs over one latency, per SM, over what one warp keeps in flight. A lane keeps at least one
+    128-bit load in flight, and a kernel that loads a whole tile at once as many as half its
+    registers hold (loads land in registers)."""
+    need = profile.memory.bandwidth_tbs * 1e12 * DRAM_LATENCY_US * 1e-6 / profile.sm_count
+    per_lane = max(BYTES_PER_LANE, REGISTER_BYTES_IN_FLIGHT * (kernel.registers or 0))
+    return need / (profile.warp_size * per_lane)
+
+
+def _efficiency(kernel, grid: list[int], profile: TargetProfile, memory_bound: bool) -> float:
+    """The fraction of the roofline rate a launch reaches: wave by wave, the share of SMs that have
+    work, and for a memory-bound launch how well its resident warps hide HBM latency."""
     programs = math.prod(grid)
     warps = kernel.num_warps or max(1, (kernel.threads_per_block or profile.warp_size) // profile.warp_size)
     occ = occupancy(kernel, profile) or 0.0
     per_sm = max(1, int(occ * profile.residency.max_warps_per_sm) // warps)
-    slots = profile.sm_count * per_sm
-    waves = math.ceil(programs / slots)
-    wave_eff = programs / (waves * slots)
-    resident_warps = min(programs, slots) * warps / profile.sm_count
-    hiding = min(1.0, resident_warps / LATENCY_WARPS)
+    sms, slots = profile.sm_count, profile.sm_count * per_sm
+    time = 0.0  # in units of the roofline time
+    left = programs
+    while left > 0:
+        in_wave = min(left, slots)
+        active = min(sms, in_wave)
+        hiding = (
+            min(1.0, math.ceil(in_wave / sms) * warps / _latency_warps(profile, kernel))
+            if memory_bound
+            else 1.0
+        )
+        time += (in_wave / programs) / (active / sms * hiding)
+        left -= in_wave
+        if left > slots:  # full waves repeat: count the rest at once
+            full = left // slots
+            time += full * (slots / programs) / hiding
+            left -= full * slots
     spill = SPILL_FACTOR if (kernel.spill_stores or 0) > 0 else 1.0
-    return wave_eff * hiding * spill
+    return spill / time
