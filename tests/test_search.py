@@ -123,6 +123,19 @@ def test_a_run_reuses_identical_evaluations_of_an_earlier_run_with_the_same_sett
     assert all(p["reused_from"] is None for p in payloads(third.run_dir, "attempt"))
 
 
+def test_only_packets_measured_with_the_same_gpu_driver_and_toolchain_are_reused(small_run):
+    from ksearch.search.reuse import Reuse, settings_of
+
+    packet = next(p for p in payloads(small_run.run_dir, "attempt") if p["candidate"]["target"] == "h100")
+    env = packet["environment"]
+    here = {"gpu_name": env["gpu_name"], "driver": env["driver"], "toolchain": env["toolchain"]}
+    want = settings_of("rmsnorm", "float16", "cpu", payloads(small_run.run_dir, "run_start")[0]["config"])
+    assert len(Reuse([str(small_run.run_dir)], want, "h100", here)) == 4
+    other_triton = {**here, "toolchain": {**here["toolchain"], "triton": "0.0"}}
+    assert len(Reuse([str(small_run.run_dir)], want, "h100", other_triton)) == 0
+    assert len(Reuse([str(small_run.run_dir)], want, "b200", here)) == 0  # another primary target
+
+
 def test_the_random_baseline_samples_the_same_template_space(tmp_path):
     # seed 7 draws two row_block settings: quick to compile (some random settings take ptxas minutes)
     cfg = config(tmp_path, budget={"evaluations": 2, "wall_s": 600}, seed=7)

@@ -877,9 +877,11 @@ class Evaluator:
         return dev.profile if dev and dev.profile else "local"
 
     @property
-    def gpu_name(self) -> str | None:
-        """This machine's GPU, as packets name it (None without one)."""
-        return self._env()["gpu_name"]
+    def measured_with(self) -> dict:
+        """What a measurement here depends on besides the candidate and its settings: the GPU (None
+        without one), its driver, and the toolchain, as packets record them."""
+        env = self._env()
+        return {"gpu_name": env["gpu_name"], "driver": env["driver"], "toolchain": env["toolchain"]}
 
     def _env(self) -> dict:
         if self._environment is None:

@@ -71,7 +71,7 @@ def _reuse(
     if not cfg.eval.reuse:
         return None
     want = settings_of(task, dtype, device, cfg.model_dump(mode="json"))
-    reuse = Reuse(cfg.eval.reuse, want, primary, evaluator.gpu_name)
+    reuse = Reuse(cfg.eval.reuse, want, primary, evaluator.measured_with)
     for run_dir in reuse.skipped:
         print(
             f"eval.reuse: {run_dir} was evaluated with other settings; nothing of it is reused",
