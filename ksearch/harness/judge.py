@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ksearch.harness.trace import (
+    LAUNCH_OPTIONS,
     Alloc,
     Choose,
     Copy,
@@ -396,7 +397,12 @@ class Replayer:
         target = GPUTarget(*GATE_TARGET)
         backend = make_backend(target)
         recorder = LaunchRecorder(backend)
-        recorder.record(fn, (), grid, dict(kwargs))
+        # Another vendor's launch options (AMD's waves_per_eu on this CUDA gate) tune code generation,
+        # which the front end does not reach; this compiler would refuse them by name.
+        known = set(backend.parse_options({}).__dict__)
+        recorder.record(
+            fn, (), grid, {k: v for k, v in kwargs.items() if k in known or k not in LAUNCH_OPTIONS}
+        )
         spec = recorder.specializations[0]
         if spec.key in self.gated:
             return

@@ -144,11 +144,12 @@ def no_templates_message(task_name: str) -> str:
 class TaskTemplates:
     """The templates that can search a task and the candidate source of one of their settings."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, backend: str | None = None):
+        """`backend`: the Triton backend of the run's primary target (cuda, hip); None: every template."""
         self.task = task
         self.fit = fit(task) if not templates_for(task.name) else None
         self.family = self.fit.family if self.fit else task.name
-        self.templates: list[Template] = templates_for(self.family)
+        self.templates: list[Template] = templates_for(self.family, backend)
         if not self.templates:
             raise ConfigError(no_templates_message(task.name))
 

@@ -36,9 +36,10 @@ def prior_priority(t: Template) -> float:
 class OfflineProposer:
     name = "offline"
 
-    def __init__(self, task: Task | str):
+    def __init__(self, task: Task | str, backend: str | None = None):
+        """`backend`: the Triton backend of the run's primary target; None: every template."""
         task = task if isinstance(task, Task) else load_task(task)
-        self.task_templates = TaskTemplates(task)
+        self.task_templates = TaskTemplates(task, backend)
         self.templates = self.task_templates.templates
         self.task_name = task.name
         self.calls: list[ProposerCall] = []

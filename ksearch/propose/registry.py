@@ -53,8 +53,10 @@ def _offline(
     cfg: ProposerConfig, task: Task, dtype: str, targets: list[str], run_dir: Path, usd_limit: float
 ) -> Proposer:
     from ksearch.propose.offline import OfflineProposer
+    from ksearch.target import load_target
 
-    return OfflineProposer(task)
+    # the templates searched for the primary target's backend (targets[0]): no AMD-only launch options on CUDA
+    return OfflineProposer(task, load_target(targets[0]).triton.backend if targets else None)
 
 
 # The transports import their SDKs (and the SDKs' modules) only when a run uses them.

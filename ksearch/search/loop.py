@@ -504,7 +504,7 @@ class Search:
         """Uniform random sampling of the same template space, without repeats (as the world-model
         loop never repeats a setting either): a template, then one of its settings not yet
         evaluated. No world model, no memory of scores."""
-        task_templates = TaskTemplates(self.task)
+        task_templates = TaskTemplates(self.task, self.pipeline.all_profiles[0].triton.backend)
         ts = task_templates.templates
         tried = _copy_tried(self.tried)  # what the run has evaluated, and this batch's picks
         while True:

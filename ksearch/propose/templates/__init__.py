@@ -6,7 +6,8 @@ Public API:
     Template                                   one strategy: id, tasks, decision, title, rationale, knobs,
                                                source (its kernel file), valid(knobs),
                                                render(task, knobs) -> candidate source
-    templates_for(task_name) -> list[Template] every template implementing a task
+    templates_for(task_name, backend=None)     every template implementing a task (for targets of
+                                               one Triton backend, cuda or hip, where given)
     template(template_id) -> Template          by id; ConfigError naming the known ids
     ALL_TEMPLATES                              every template, family by family
 
@@ -32,9 +33,10 @@ ALL_TEMPLATES: tuple[Template, ...] = (
 )
 
 
-def templates_for(task_name: str) -> list[Template]:
-    """Every template implementing `task_name` (empty for a task no template knows)."""
-    return [t for t in ALL_TEMPLATES if task_name in t.tasks]
+def templates_for(task_name: str, backend: str | None = None) -> list[Template]:
+    """Every template implementing `task_name` (empty for a task no template knows); with `backend`
+    (cuda, hip), those searched for its targets."""
+    return [t for t in ALL_TEMPLATES if task_name in t.tasks and (backend is None or backend in t.backends)]
 
 
 def template(template_id: str) -> Template:

@@ -34,7 +34,9 @@ KERNEL_PACKAGE = "ksearch.propose.templates.kernels"
 class Template:
     """One strategy of one op family: a Triton source file in `kernels/` over an explicit knob space.
 
-    `params` names the task parameters the source reads as constants (eps), with their defaults."""
+    `params` names the task parameters the source reads as constants (eps), with their defaults;
+    `backends` the Triton backends whose targets it is searched for (launch options of one vendor
+    are refused by the other's compiler)."""
 
     id: str
     tasks: tuple[str, ...]
@@ -48,6 +50,7 @@ class Template:
     source: str
     constraint: Callable[[dict], bool] | None = field(default=None, repr=False, compare=False)
     params: dict[str, float] = field(default_factory=dict)
+    backends: tuple[str, ...] = ("cuda", "hip")
 
     def __post_init__(self) -> None:
         if not 1 <= self.difficulty <= 5:

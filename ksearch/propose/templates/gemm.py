@@ -67,6 +67,51 @@ TILED = _template(
 )
 
 
+# ---- tiled for AMD's matrix cores ---------------------------------------------------------------------------------
+
+
+LDS_LIMIT = 160 * 1024  # bytes of LDS per CU on MI355X (gfx950)
+
+
+def lds_fits(k: dict) -> bool:
+    """The pipeline's tiles fit the LDS, and the fp32 accumulator leaves room in the VGPRs of 64-wide
+    waves (256x256 over 8 waves, 128 a lane, spills on gfx950)."""
+    return smem_bytes(k) <= LDS_LIMIT and k["BLOCK_M"] * k["BLOCK_N"] // (64 * k["num_warps"]) <= 64
+
+
+TILED_MFMA = _template(
+    "tiled_mfma",
+    source="matmul_tiled.py",
+    backends=("hip",),
+    constraint=lds_fits,
+    decision="tiling",
+    title="tiled GEMM with the AMD matrix-core launch options (MFMA shape, waves per EU)",
+    description="""
+        The grouped tiled GEMM launched with the options of Triton's AMD backend: matrix_instr_nonkdim picks
+        the MFMA instruction (16: v_mfma_f32_16x16x32_f16 on gfx950, 32: v_mfma_f32_32x32x16_f16),
+        waves_per_eu asks the compiler to fit that many waves per SIMD ("amdgpu-waves-per-eu"; 0: its own
+        choice). kpack is not a knob: Triton resets it to 1 from gfx950 on.
+    """,
+    rationale=f"""
+        {_COMMON_RATIONALE} On gfx950 a 256x128x64 tile with 8 waves and 2 stages compiles without spills
+        (256x256 spills); 16x16 MFMAs suit most shapes, 32x32 ones large square tiles; waves_per_eu 1-2
+        trades registers for occupancy. Searched only for AMD targets: the CUDA compiler refuses these options.
+    """,
+    difficulty=2,
+    expected_speedup=0.9,
+    knobs={
+        "BLOCK_M": (256, 128, 64),
+        "BLOCK_N": (128, 256, 64),
+        "BLOCK_K": (64, 32),
+        "GROUP_M": (8, 4),
+        "num_stages": (2, 1, 3),
+        "num_warps": (8, 4),
+        "matrix_instr_nonkdim": (16, 32),
+        "waves_per_eu": (0, 1, 2),
+    },
+)
+
+
 # ---- split-K ------------------------------------------------------------------------------------------------------
 
 
@@ -180,4 +225,4 @@ K_UNMASKED = _template(
 )
 
 
-TEMPLATES = (TILED, TMA, SPLIT_K, PERSISTENT, K_UNMASKED)
+TEMPLATES = (TILED, TMA, SPLIT_K, PERSISTENT, K_UNMASKED, TILED_MFMA)

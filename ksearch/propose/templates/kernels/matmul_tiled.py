@@ -14,6 +14,9 @@ BLOCK_K = 64
 GROUP_M = 8
 num_stages = 3
 num_warps = 8
+# AMD launch options (set by matmul/tiled_mfma; None: not passed, the CUDA compiler takes none of them)
+matrix_instr_nonkdim = None
+waves_per_eu = None
 
 
 @triton.jit
@@ -33,8 +36,9 @@ def matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
     M, K = a.shape
     N = b.shape[1]
     num_tiles = triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N)
+    amd = {"matrix_instr_nonkdim": matrix_instr_nonkdim, "waves_per_eu": waves_per_eu}
     matmul_kernel[(num_tiles,)](
         a, b, c, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, EVEN_K=K % BLOCK_K == 0,
-        num_warps=num_warps, num_stages=num_stages,
+        num_warps=num_warps, num_stages=num_stages, **{k: v for k, v in amd.items() if v is not None},
     )  # fmt: skip
