@@ -192,7 +192,9 @@ class Evaluator:
         worker: its launch overhead), and `overhead`: the total less the replay, the timed calls,
         baselines, ncu and the candidate's calls, i.e. what the harness itself costs. Parts of it:
         `static`, `inputs` (drawing inputs and references, laying out the calls), `lend` (copies into
-        the arenas), `check_traces`, `compare` (the judge's outputs against the references)."""
+        the arenas), `reap` (waiting until the last candidate's processes are gone, device contexts
+        and all, before memory is lent again), `check_traces`, `compare` (the judge's outputs
+        against the references)."""
         t0 = time.perf_counter()
         packet = self._evaluate(
             candidate_path, task, target=target, dtype=dtype, seeds=seeds, workloads=workloads
@@ -280,7 +282,9 @@ class Evaluator:
             "dtype": run_dtype,
             "n_inputs": len(task.input_names),
         }
-        self.pool.reap()  # no finished candidate's process may still touch what is lent below
+        with packet.timed("reap"):  # no finished candidate's process may still touch what is lent below
+            self.pool.reap()
+            self.judges.reap()
         with self.pool.session() as worker:
             with packet.timed("lend"):
                 message, views = self.arena.lend(worker_layout.tensors)
@@ -330,7 +334,8 @@ class Evaluator:
                 return verified
             # The worker was killed after its reply and has been dying while the judge replayed
             # (a device context takes ~0.1 s to go); it is gone before anything is timed.
-            self.pool.reap()
+            with packet.timed("reap"):
+                self.pool.reap()
             return self._benchmark(packet, task, wls, run_dtype, judge, traces, calls)
 
     def _gate(
