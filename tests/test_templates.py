@@ -164,6 +164,30 @@ def test_the_mfma_knobs_reach_the_gfx950_code(tmp_path):
     assert '"amdgpu-waves-per-eu"="2,2"' in llir32 and "amdgpu-waves-per-eu" not in llir16
 
 
+@pytest.mark.slow  # two sm_90a and two sm_100a compiles
+def test_warp_specialisation_reaches_the_blackwell_code(tmp_path):
+    t = template("matmul/persistent_tma")
+    requests = []
+    for ws in (False, True):
+        path = tmp_path / f"ws{ws}.py"
+        path.write_text(t.render("matmul", {"WARP_SPECIALIZE": ws}))
+        for target in ("h100", "b200"):
+            requests.append(
+                CompileRequest(source_path=str(path), task="matmul", target=target, dtype="float16")
+            )
+    results = compile_many(requests, cache_dir=tmp_path / "cache", jobs=2)
+    ptx = {}
+    for req, r in zip(requests, results):
+        assert r.ok, r.message
+        ptx[(req.source_path.endswith("wsTrue.py"), req.target)] = Path(
+            r.kernels[0].artifacts["ptx"]
+        ).read_text()
+    assert "tcgen05.mma" in ptx[(True, "b200")] and "setmaxnreg" in ptx[(True, "b200")]
+    assert "setmaxnreg" not in ptx[(False, "b200")]  # the knob, not the template, splits the warps
+    for ws in (False, True):
+        assert "wgmma.mma_async" in ptx[(ws, "h100")] and "cp.async.bulk.tensor" in ptx[(ws, "h100")]
+
+
 def test_render_validates_knobs_and_task():
     t = template("rmsnorm/row_block")
     with pytest.raises(ValueError, match="unknown knob"):

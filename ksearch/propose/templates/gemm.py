@@ -196,6 +196,35 @@ TMA = _template(
 )
 
 
+# ---- persistent with TMA, optionally warp-specialised -----------------------------------------------------------
+
+
+PERSISTENT_TMA = _template(
+    "persistent_tma",
+    decision="tile scheduling",
+    title="persistent grid over output tiles, each fed by TMA descriptors, optionally warp-specialised",
+    description="""
+        Grid of min(tiles, SMs x PROGRAMS_PER_SM); each program walks tiles pid, pid + grid, ... in the GROUP_M
+        order and runs the TMA K loop of the tma template for each. WARP_SPECIALIZE=True asks Triton to split
+        the tile loop into producer warps issuing the bulk copies and consumer warps issuing the MMAs.
+    """,
+    rationale="""
+        The TMA operand path without the tail wave of one program per tile, and with the next tile's loads able
+        to overlap the current tile's epilogue; with warp specialisation copies and MMAs run in separate warps
+        so neither waits on the other, which is how the fastest Hopper/Blackwell GEMMs are built. Warp
+        specialisation needs a recent Triton and may not compile for every target or tile: those settings fail
+        with compile_error and the search learns it.
+    """,
+    difficulty=4,
+    expected_speedup=1.05,
+    knobs={
+        **TILE_KNOBS,
+        "PROGRAMS_PER_SM": (1, 2),
+        "WARP_SPECIALIZE": (False, True),
+    },
+)
+
+
 # ---- risky: K wrapped instead of masked ------------------------------------------------------------------------
 
 
@@ -225,4 +254,4 @@ K_UNMASKED = _template(
 )
 
 
-TEMPLATES = (TILED, TMA, SPLIT_K, PERSISTENT, K_UNMASKED, TILED_MFMA)
+TEMPLATES = (TILED, TMA, SPLIT_K, PERSISTENT, PERSISTENT_TMA, K_UNMASKED, TILED_MFMA)

@@ -1,4 +1,5 @@
-"""Jit helpers of the GEMM templates: the grouped (L2-swizzled) tile order and the K loop of one tile.
+"""Jit helpers of the GEMM templates: the grouped (L2-swizzled) tile order and the K loop of one tile,
+through pointers (`matmul_tile`) or TMA tensor descriptors (`tma_tile`).
 
 Loads wrap the M and N offsets modulo M and N (always in bounds, no mask; the store is masked), and
 drop the K mask when K is a multiple of the K step (EVEN_K, decided at launch), so the hot loop of
@@ -49,3 +50,19 @@ def matmul_tile(
         acc = tl.dot(a, b, acc)
     c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+
+@triton.jit
+def tma_tile(
+    a_desc, b_desc, c_desc, K, pid_m, pid_n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr
+):  # fmt: skip
+    # one output tile through descriptors: they zero-fill out-of-bounds rows and columns (the ragged K
+    # tail included) and clip the store to the tensor's bounds, so the kernel has no masks
+    off_m = pid_m * BLOCK_M
+    off_n = pid_n * BLOCK_N
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in range(0, tl.cdiv(K, BLOCK_K)):
+        a = a_desc.load([off_m, kt * BLOCK_K])
+        b = b_desc.load([kt * BLOCK_K, off_n])
+        acc = tl.dot(a, b, acc)
+    c_desc.store([off_m, off_n], acc.to(c_desc.dtype))

@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from ksearch.propose.templates.kernels.matmul_parts import grouped_tile
+from ksearch.propose.templates.kernels.matmul_parts import grouped_tile, tma_tile
 
 # knobs (set by the renderer)
 BLOCK_M = 128
@@ -24,16 +24,7 @@ def matmul_tma_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = grouped_tile(tl.program_id(0), tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
-    off_m = pid_m * BLOCK_M
-    off_n = pid_n * BLOCK_N
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    # the descriptors zero-fill out-of-bounds rows and columns (the ragged K tail included)
-    for kt in range(0, tl.cdiv(K, BLOCK_K)):
-        a = a_desc.load([off_m, kt * BLOCK_K])
-        b = b_desc.load([kt * BLOCK_K, off_n])
-        acc = tl.dot(a, b, acc)
-    # and clip the store to the tensor's bounds
-    c_desc.store([off_m, off_n], acc.to(c_desc.dtype))
+    tma_tile(a_desc, b_desc, c_desc, K, pid_m, pid_n, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
