@@ -4,8 +4,9 @@ Two searches over the same template space meet many of the same candidates: comp
 over several seeds at a hundred evaluations each would otherwise time each of them again. A packet
 is reused only when nothing its verdict depended on differs: the same source bytes (sha256), task,
 dtype and primary target, an earlier run verified and timed with the same evaluation settings, the
-same GPU (by name; both None on a CPU), driver, toolchain and ksearch version. The reused packet keeps its own figures and durations
-and names the run it came from (`reused_from`); compile and audit run again for this run's targets.
+same GPU (by name; both None on a CPU), driver, toolchain and ksearch version. The reused packet
+keeps its own figures, durations and time of creation and names the run it came from
+(`reused_from`); compile and audit run again for this run's targets.
 """
 
 from __future__ import annotations
