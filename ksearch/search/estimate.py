@@ -56,11 +56,9 @@ def static_estimates(
         if not launches or not roof.sol_us:
             continue
         eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid in launches)
-        reread = max(_reread_us(task, wl, dtype, roof, math.prod(grid), profile) for _, grid in launches)
-        estimates[wl.name] = (
-            roof.sol_us,
-            max(roof.sol_us / max(eff, 1e-6), reread) + LAUNCH_US * len(launches),
-        )
+        most = max(math.prod(grid) for _, grid in launches)  # the most programs: the smallest tiles
+        estimate = max(roof.sol_us / max(eff, 1e-6), _reread_us(task, wl, dtype, roof, most, profile))
+        estimates[wl.name] = (roof.sol_us, estimate + LAUNCH_US * len(launches))
     return estimates
 
 
@@ -97,21 +95,16 @@ def _efficiency(kernel, grid: list[int], profile: TargetProfile, memory_bound: b
     occ = occupancy(kernel, profile) or 0.0
     per_sm = max(1, int(occ * profile.residency.max_warps_per_sm) // warps)
     sms, slots = profile.sm_count, profile.sm_count * per_sm
-    time = 0.0  # in units of the roofline time
-    left = programs
-    while left > 0:
-        in_wave = min(left, slots)
-        active = min(sms, in_wave)
-        hiding = (
-            min(1.0, math.ceil(in_wave / sms) * warps / _latency_warps(profile, kernel))
-            if memory_bound
-            else 1.0
-        )
-        time += (in_wave / programs) / (active / sms * hiding)
-        left -= in_wave
-        if left > slots:  # full waves repeat: count the rest at once
-            full = left // slots
-            time += full * (slots / programs) / hiding
-            left -= full * slots
+    full, last = divmod(programs, slots)
+
+    def wave_time(size: int) -> float:
+        """One wave of `size` programs, in units of the roofline time of all of them."""
+        busy = min(sms, size)
+        hiding = 1.0
+        if memory_bound:
+            hiding = min(1.0, math.ceil(size / sms) * warps / _latency_warps(profile, kernel))
+        return (size / programs) / (busy / sms * hiding)
+
+    time = full * wave_time(slots) + (wave_time(last) if last else 0.0)
     spill = SPILL_FACTOR if (kernel.spill_stores or 0) > 0 else 1.0
     return spill / time
