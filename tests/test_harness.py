@@ -269,3 +269,14 @@ def test_a_target_only_task_is_statically_checked_and_left_unmeasured_elsewhere(
     assert "b200 only (the reference calls aiter)" in packet.message
     cheat = evaluator.evaluate(TESTS / "cheats" / "exec_string.py", task)  # the static checks still run first
     assert cheat.failure_class is FailureClass(expected_verdict(TESTS / "cheats" / "exec_string.py"))
+
+
+def test_inputs_untouched_are_judged_per_call_and_bit_for_bit():
+    from ksearch.harness.verify import bitwise_unchanged
+
+    x = torch.randn(4, 8)
+    nan = torch.full((3,), float("nan"))
+    other_nan = nan.clone()
+    other_nan.view(torch.int32)[1] ^= 1  # still NaN, another payload: written
+    calls = [[(x.clone(), x), (nan.clone(), nan)], [(x.clone(), x), (other_nan, nan)], [(x[:2], x)], []]
+    assert bitwise_unchanged(calls) == [[True, True], [True, False], [False], []]

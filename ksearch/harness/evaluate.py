@@ -618,13 +618,13 @@ class Evaluator:
                 ]
             )
         )
-        unchanged = iter(bitwise_unchanged([pair for c, ins, _ in replayed for pair in zip(ins, c.pristine)]))
-        for call, ins, outs in replayed:
+        unchanged = bitwise_unchanged([list(zip(ins, c.pristine)) for c, ins, _ in replayed])
+        for (call, _, outs), same in zip(replayed, unchanged):
             out_checks = [next(judged) for _ in zip(outs, call.refs)]
             results[call.id] = (out_checks, outs)
             if not call.probe:
                 checks.extend(out_checks)
-            mutated = [task.input_names[k] for k in range(len(ins)) if not next(unchanged)]
+            mutated = [name for name, ok in zip(task.input_names, same) if not ok]
             if mutated:
                 packet.input_mutated = mutated
         packet.checks = checks
@@ -711,11 +711,8 @@ class Evaluator:
         if reply.get("stray_writes"):
             return packet.finish(FailureClass.GPU_FAULT, f"while timing: {_STRAY_WRITES}")
         timed_ins = [ins for sets in timed_sets for _seed, (ins, _) in zip(seeds, sets)]
-        unchanged = iter(
-            bitwise_unchanged([(views[i], pristine) for ins in timed_ins for i, pristine in ins])
-        )
-        for ins in timed_ins:
-            mutated = [task.input_names[k] for k in range(len(ins)) if not next(unchanged)]
+        for same in bitwise_unchanged([[(views[i], pristine) for i, pristine in ins] for ins in timed_ins]):
+            mutated = [name for name, ok in zip(task.input_names, same) if not ok]
             if mutated:
                 return packet.finish(
                     FailureClass.INPUT_MUTATED, f"timed calls changed inputs: {', '.join(mutated)}"

@@ -159,12 +159,12 @@ def _conclude(check: OutputCheck, stats: list[float], tol: ToleranceSpec, floati
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def bitwise_unchanged(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[bool]:
-    """For each (tensor, its pristine copy): same shape, dtype and bits, i.e. an input the call left
-    untouched (a NaN rewritten with another payload was written, so it counts as changed). Read back
-    in one transfer per device, like the comparisons."""
+def bitwise_unchanged(calls: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> list[list[bool]]:
+    """Per call, per (input, its pristine copy): same shape, dtype and bits, i.e. an input the call
+    left untouched (a NaN rewritten with another payload was written, so it counts as changed). Read
+    back in one transfer per device, like the comparisons."""
     flags: list[bool | torch.Tensor] = []
-    for a, b in pairs:
+    for a, b in (pair for pairs in calls for pair in pairs):
         if a.shape != b.shape or a.dtype != b.dtype:
             flags.append(False)
             continue
@@ -177,7 +177,8 @@ def bitwise_unchanged(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[bo
         if isinstance(f, torch.Tensor):
             by_device.setdefault(f.device, []).append(f)
     read = {device: iter(torch.stack(fs).tolist()) for device, fs in by_device.items()}
-    return [bool(next(read[f.device])) if isinstance(f, torch.Tensor) else f for f in flags]
+    values = iter([bool(next(read[f.device])) if isinstance(f, torch.Tensor) else f for f in flags])
+    return [[next(values) for _ in pairs] for pairs in calls]
 
 
 def failure_of(check: OutputCheck) -> FailureClass | None:
