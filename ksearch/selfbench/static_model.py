@@ -9,7 +9,8 @@ score and the measured reward), over the distinct candidates of the runs given.
 
 from __future__ import annotations
 
-import math
+import itertools
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,24 +37,21 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
     """Rank correlation (ties share their mean rank); None with fewer than 3 pairs or no spread."""
     if len(xs) < 3:
         return None
-    rx, ry = _ranks(xs), _ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
-    return cov / var if var else None
+    try:
+        return statistics.correlation(_ranks(xs), _ranks(ys))
+    except statistics.StatisticsError:  # a constant series
+        return None
 
 
 def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
+    """1-based ranks, equal values sharing the mean of the ranks they span."""
     ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
+    done = 0
+    for _, tied in itertools.groupby(sorted(range(len(values)), key=values.__getitem__), values.__getitem__):
+        members = list(tied)
+        for i in members:
+            ranks[i] = done + (len(members) + 1) / 2
+        done += len(members)
     return ranks
 
 
