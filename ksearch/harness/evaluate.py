@@ -879,11 +879,9 @@ class Evaluator:
         return dev.profile if dev and dev.profile else "local"
 
     @property
-    def measured_with(self) -> dict:
-        """What a measurement here depends on besides the candidate and its settings: the GPU (None
-        without one), its driver, and the toolchain, as packets record them."""
-        env = self._env()
-        return {"gpu_name": env["gpu_name"], "driver": env["driver"], "toolchain": env["toolchain"]}
+    def environment(self) -> dict:
+        """This machine as packets record it: host, GPU (None without one), driver, clocks, toolchain."""
+        return dict(self._env())
 
     def _env(self) -> dict:
         if self._environment is None:

@@ -22,7 +22,7 @@ from ksearch.log import put_blob
 from ksearch.log.rows import PacketId
 from ksearch.propose.base import Implementation
 from ksearch.search.estimate import static_score
-from ksearch.search.reuse import Reuse
+from ksearch.search.reuse import Reuse, measured_with
 from ksearch.target.profile import TargetProfile
 from ksearch.task import Task
 
@@ -72,6 +72,7 @@ class Pipeline:
         self.profiles = profiles if every_target else profiles[:1]
         self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
         self.compile_timeout_s, self.reuse = compile_timeout_s, reuse
+        self.here = measured_with(evaluator.environment) if reuse else {}
         self.intensity = max_intensity(task, dtype)  # the same for every candidate and target
         self._compiler = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ksearch-compile"
@@ -94,7 +95,7 @@ class Pipeline:
         )
         evaluated = []
         for (_, impl, _), p in zip(batch, paths):
-            reused = self.reuse.get(source_hash(impl.source)) if self.reuse else None
+            reused = self.reuse.get(source_hash(impl.source), self.here) if self.reuse else None
             evaluated.append(
                 reused
                 or self.evaluator.evaluate(

@@ -6,12 +6,15 @@ is reused only when nothing its verdict depended on differs: the same source byt
 dtype and primary target, an earlier run verified and timed with the same evaluation settings, the
 same GPU (by name; both None on a CPU), driver, toolchain and ksearch version. The reused packet
 keeps its own figures, durations and time of creation and names the run it came from
-(`reused_from`); compile and audit run again for this run's targets.
+(`reused_from`); compile and audit run again for this run's targets. A run listed whose settings
+never matched is refused before the new run directory is made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import ksearch
 from ksearch.errors import ConfigError
@@ -19,17 +22,17 @@ from ksearch.evidence import EvidencePacket
 from ksearch.log.history import read_rows
 from ksearch.log.rows import RunResume, RunStart
 
+MEASURED_WITH = ("gpu_name", "driver", "toolchain")  # the environment a measurement depends on
+
+
+def measured_with(environment: Mapping[str, Any]) -> dict:
+    """The parts of an environment (a packet's, or `Evaluator.environment`) a measurement depends on."""
+    return {k: environment.get(k) for k in MEASURED_WITH}
+
 
 def _eval_settings(config: dict) -> dict:
     """The evaluation settings a verdict and its figures depend on."""
     return {k: v for k, v in (config.get("eval") or {}).items() if k not in ("reuse", "targets")}
-
-
-def _measured_with(packet: EvidencePacket) -> dict | None:
-    env = packet.environment
-    if env.ksearch_version != ksearch.__version__:
-        return None
-    return {"gpu_name": env.gpu_name, "driver": env.driver, "toolchain": env.toolchain}
 
 
 def settings_of(task: str | None, dtype: str | None, device: str, config: dict) -> dict:
@@ -37,17 +40,17 @@ def settings_of(task: str | None, dtype: str | None, device: str, config: dict) 
 
 
 class Reuse:
-    """The primary-target packets of earlier runs, by source hash, where their settings match."""
+    """The primary-target packets of earlier runs made with this run's settings, by source hash."""
 
-    def __init__(self, run_dirs: list[str], want: dict, primary: str, measured_with: dict):
-        """`want`: this run's task, dtype, device and eval settings (`settings_of`); `measured_with`:
-        this machine's GPU, driver and toolchain (`Evaluator.measured_with`)."""
-        self.packets: dict[str, tuple[EvidencePacket, str]] = {}
-        self.skipped: list[str] = []  # runs (or parts) made with other settings
+    def __init__(self, run_dirs: list[str], want: dict, primary: str):
+        """`want`: this run's task, dtype, device and eval settings (`settings_of`). ConfigError for a
+        run none of which was made with them (checked before the run directory exists)."""
+        self.packets: dict[str, list[tuple[EvidencePacket, str]]] = {}
         for run_dir in map(Path, run_dirs):
             if not run_dir.is_dir():
                 raise ConfigError(f"eval.reuse: {run_dir} is not a run directory")
             have: dict = {}
+            matched = False
             for row in read_rows(run_dir, RunStart.KIND, RunResume.KIND, "attempt"):
                 if isinstance(row.payload, RunStart):  # a resume keeps the task and dtype
                     have = settings_of(
@@ -59,17 +62,18 @@ class Reuse:
                     )
                 elif isinstance(row.payload, EvidencePacket) and have == want:
                     p = row.payload
-                    if p.candidate.target == primary and _measured_with(p) == measured_with:
-                        self.packets.setdefault(p.candidate.source_hash, (p, str(run_dir)))
-                if have != want and str(run_dir) not in self.skipped:
-                    self.skipped.append(str(run_dir))
+                    if p.candidate.target == primary and p.environment.ksearch_version == ksearch.__version__:
+                        self.packets.setdefault(p.candidate.source_hash, []).append((p, str(run_dir)))
+                matched |= have == want
+            if not matched:
+                raise ConfigError(
+                    f"eval.reuse: {run_dir} was evaluated with other settings (task, dtype, device or "
+                    "eval block); reuse only runs made with this run's"
+                )
 
-    def get(self, source_hash: str) -> EvidencePacket | None:
-        hit = self.packets.get(source_hash)
-        if hit is None:
-            return None
-        packet, run_dir = hit
-        return packet.model_copy(update={"reused_from": packet.reused_from or run_dir})
-
-    def __len__(self) -> int:
-        return len(self.packets)
+    def get(self, source_hash: str, here: dict) -> EvidencePacket | None:
+        """The earliest packet of this source measured on a machine like `here` (`measured_with`)."""
+        for packet, run_dir in self.packets.get(source_hash, []):
+            if measured_with(packet.environment.model_dump()) == here:
+                return packet.model_copy(update={"reused_from": packet.reused_from or run_dir})
+        return None

@@ -8,7 +8,6 @@ replays the log (world model, memory, counters, bests) and continues the same se
 from __future__ import annotations
 
 import gc
-import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, closing
@@ -61,23 +60,6 @@ class RunResult:
 
 def default_log_root() -> Path:
     return settings.log_root()
-
-
-def _reuse(
-    cfg: RunConfig, task: str, dtype: str, device: str, primary: str, evaluator: Evaluator
-) -> Reuse | None:
-    """The earlier evaluations this run may reuse (`eval.reuse`); a run made with other settings
-    is named on stderr and contributes nothing."""
-    if not cfg.eval.reuse:
-        return None
-    want = settings_of(task, dtype, device, cfg.model_dump(mode="json"))
-    reuse = Reuse(cfg.eval.reuse, want, primary, evaluator.measured_with)
-    for run_dir in reuse.skipped:
-        print(
-            f"eval.reuse: {run_dir} was evaluated with other settings; nothing of it is reused",
-            file=sys.stderr,
-        )
-    return reuse
 
 
 def run_config_of(run_dir: Path) -> RunConfig:
@@ -204,7 +186,13 @@ def _run(
 
     root, run_id = Path(log_dir or default_log_root()), new_run_id(task.name)
     run_dir = Path(resume) if resume is not None else root / run_id
-    # before the run directory exists, so that a missing API key leaves nothing behind
+    # before the run directory exists, so that a missing API key or a run that cannot be reused
+    # leaves nothing behind
+    reuse = None
+    if cfg.eval.reuse:
+        reuse = Reuse(
+            cfg.eval.reuse, settings_of(task.name, dtype, device, cfg.model_dump(mode="json")), primary
+        )
     proposer = make_proposer(
         cfg.proposer, task, dtype, [p.name for p in profiles], run_dir, cfg.budget.llm_usd
     )
@@ -252,7 +240,7 @@ def _run(
         workloads=cfg.eval.workloads,
         every_target=cfg.eval.targets == "every",
         compile_timeout_s=cfg.eval.compile_timeout_s,
-        reuse=_reuse(cfg, task.name, dtype, device, primary, evaluator),
+        reuse=reuse,
     )
     stack.callback(pipeline.close)
     # Everything loaded so far (torch, triton, the task, the log) lives as long as the run: a full
