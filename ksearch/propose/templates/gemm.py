@@ -17,9 +17,9 @@ def smem_bytes(k: dict, itemsize: int = 2) -> int:
     return (k["BLOCK_M"] * k["BLOCK_K"] + k["BLOCK_K"] * k["BLOCK_N"]) * itemsize * k["num_stages"]
 
 
-def acc_regs(k: dict) -> int:
-    """fp32 accumulator registers per thread with 32-wide warps."""
-    return k["BLOCK_M"] * k["BLOCK_N"] // (32 * k["num_warps"])
+def acc_regs(k: dict, lanes: int = 32) -> int:
+    """fp32 accumulator registers per thread with `lanes`-wide warps (AMD's waves: 64)."""
+    return k["BLOCK_M"] * k["BLOCK_N"] // (lanes * k["num_warps"])
 
 
 def tile_fits(k: dict) -> bool:
@@ -76,7 +76,7 @@ LDS_LIMIT = 160 * 1024  # bytes of LDS per CU on MI355X (gfx950)
 def lds_fits(k: dict) -> bool:
     """The pipeline's tiles fit the LDS, and the fp32 accumulator leaves room in the VGPRs of 64-wide
     waves (256x256 over 8 waves, 128 a lane, spills on gfx950)."""
-    return smem_bytes(k) <= LDS_LIMIT and k["BLOCK_M"] * k["BLOCK_N"] // (64 * k["num_warps"]) <= 64
+    return smem_bytes(k) <= LDS_LIMIT and acc_regs(k, lanes=64) <= 64
 
 
 TILED_MFMA = _template(
