@@ -39,4 +39,4 @@ def test_a_memory_bound_launch_needs_enough_warps_in_flight():
 def test_a_lone_program_runs_at_one_sms_share_not_less():
     task, wl = load_task("matmul"), "ragged_m96_n80_k72"
     floor, one = static_estimates(task, "float16", _kernel(wl, 1, 4), H100)[wl]
-    assert one < 200 * floor + 10  # a launch-bound shape: microseconds, not milliseconds
+    assert floor < 0.1 and 2 < one < 10  # launch-bound: 4-10 us measured on an H100, not milliseconds

@@ -95,10 +95,9 @@ class Pipeline:
         )
         evaluated = []
         for (_, impl, _), p in zip(batch, paths):
-            reused = self.reuse.get(source_hash(impl.source), self.here) if self.reuse else None
-            evaluated.append(
-                reused
-                or self.evaluator.evaluate(
+            packet = self.reuse.get(source_hash(impl.source), self.here) if self.reuse else None
+            if packet is None:  # not measured before on this machine with these settings
+                packet = self.evaluator.evaluate(
                     p,
                     self.task,
                     target=self.primary,
@@ -106,7 +105,7 @@ class Pipeline:
                     seeds=tuple(self.seeds),
                     workloads=self.workloads,
                 )
-            )
+            evaluated.append(packet)
         compiled = compiling.result()
         n = len(self.profiles)
         return [
