@@ -83,6 +83,11 @@ def run(
     seed: Annotated[int | None, typer.Option(help="search seed")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
     task: Annotated[str | None, typer.Option(help="override the config's task (name or path)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="override the config's dtype (a variant of the task)")] = None,
+    workloads: Annotated[
+        str | None,
+        typer.Option(help="comma-separated workloads to verify and time (overrides eval.workloads)"),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="continue the run in this directory where it stopped")
     ] = None,
@@ -139,6 +144,8 @@ def run(
         "seed": seed,
         "device": device,
         "task": task,
+        "dtype": dtype,
+        "eval.workloads": _split_commas([workloads]) if workloads else None,
         "budget.llm_usd": budget_usd,
         "proposer": proposer,
         "replay_from": str(replay_from) if replay_from else None,

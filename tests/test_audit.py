@@ -69,6 +69,9 @@ def test_a_tensor_core_path_is_demanded_only_where_some_workload_is_compute_boun
     )  # CUDA cores keep up
     matmul = max_intensity(load_task("matmul"), "bfloat16")
     assert matmul > load_target("h100").ridge_point("bfloat16")
+    # a search over the decode shapes alone is memory-bound: no tensor-core path is demanded there
+    gemv = max_intensity(load_task("matmul"), "bfloat16", ["llama3_8b_qkv_decode_m16_n6144_k4096"])
+    assert gemv < load_target("h100").ridge_point("fp32_vector") < matmul
     for target, r in build("matmul_naive.py").items():
         profile = load_target(target)
         memory_bound = audit_compile(r, profile, "gemm", "bfloat16", intensity=1.0)

@@ -117,6 +117,8 @@ def test_a_run_reuses_identical_evaluations_of_an_earlier_run_with_the_same_sett
     with pytest.raises(ConfigError, match=f"{first} was evaluated with other settings"):
         start_run(config(tmp_path, eval=other), log_dir=tmp_path / "other")
     assert not (tmp_path / "other").exists()  # refused before a run directory was made
+    with pytest.raises(ConfigError, match="drop --dtype and --workloads"):  # a resume keeps them
+        start_run(resume=first, overrides={"dtype": "bfloat16", "eval.workloads": ["gpt_oss_m7_n2880"]})
 
 
 def test_only_packets_measured_with_the_same_gpu_driver_and_toolchain_are_reused(small_run):
@@ -256,3 +258,20 @@ def test_the_curve_lists_each_new_best_with_the_evaluation_that_reached_it(small
     assert [s for _, s in curve.improvements] == sorted({s for _, s in curve.improvements})  # strictly rising
     assert curve.evals_to(1.0) == min(n for n, s in scored if s == curve.best)
     assert curve.evals_to(0.0) == scored[0][0]
+
+
+def test_refinement_widens_ring_by_ring_around_the_best_setting():
+    from ksearch.propose.offline import nearest_untried
+
+    t = template("matmul/tma")
+    center = t.default_knobs()
+    ring1 = {knob_key(k) for k in t.neighbours(center)}
+    tried = {knob_key(center)}
+    picks = [nearest_untried(t, center, tried, random.Random(0))]
+    assert picks[0][1] == 1 and knob_key(picks[0][0]) in ring1
+    tried |= ring1  # the one-step ring is spent: the next pick is two moves away, not a uniform draw
+    ring2 = {knob_key(n) for k in t.neighbours(center) for n in t.neighbours(k)} - ring1 - {knob_key(center)}
+    for seed in range(5):
+        knobs, steps = nearest_untried(t, center, tried, random.Random(seed))
+        assert steps == 2 and knob_key(knobs) in ring2
+    assert len(ring2) < len(t.settings()) / 4  # so a uniform draw would almost always land elsewhere

@@ -5,8 +5,8 @@ deterministic reflection that promotes what improved and prunes what keeps faili
   the islands), one action per template under it, with a prior priority from the template's
   expected speedup and difficulty.
 - implement: an untried action starts at its knobs (the template defaults, or a migrant's); after
-  that it samples an untried neighbour of the best setting known for the template (local
-  refinement), or, when the neighbourhood is exhausted, an untried random setting.
+  that it samples an untried setting nearest the best one known for the template: a neighbour
+  (local refinement), or, once those are spent, one of the next ring out, and so on.
 - reflect: a visit that raised the best score raises the action's priority; one that only failed
   lowers it and, after DEAD_END failures without any pass, prunes the action with its dominant
   failure class; a passing visit that did not improve lowers the priority, and an open action
@@ -101,13 +101,9 @@ class OfflineProposer:
             knobs, how = start, "the action's own setting"
         else:
             center = state.tried.best.get(t.id, (None, start))[1]
-            fresh = [k for k in t.neighbours(center) if knob_key(k) not in tried]
-            untried = fresh or t.untried(tried)
-            if not untried:
-                raise Exhausted(f"every setting of {t.id} has been evaluated")
-            knobs, how = (
-                rng.choice(untried),
-                ("a neighbour of the best setting" if fresh else "an untried setting"),
+            knobs, steps = nearest_untried(t, center, tried, rng)
+            how = {0: "an untried setting", 1: "a neighbour of the best setting"}.get(
+                steps, f"{steps} steps from the best setting"
             )
         self.calls.append(ProposerCall("implement", f"{t.id}: {how}: {knob_key(knobs)}"))
         return Implementation(
@@ -126,6 +122,34 @@ class OfflineProposer:
         ops = rule_reflect(state, action, outcomes)
         self.calls.append(ProposerCall("reflect", "; ".join(o.reason for o in ops) or "no change"))
         return ops
+
+
+def nearest_untried(t: Template, center: dict, tried: set[str], rng: random.Random) -> tuple[dict, int]:
+    """An untried setting as few steps (`Template.neighbours` moves) from `center` as there are, drawn
+    at random among those at that distance, and the distance. Widening ring by ring keeps a search
+    near its best kernel once the one-step ring is spent (a uniform draw lands mostly on small tiles
+    far from it). Settings no chain of valid moves reaches come last (distance 0). Raises Exhausted
+    when every setting has been evaluated."""
+    seen = {knob_key(center)}
+    ring = [center]
+    steps = 0
+    while ring:
+        steps += 1
+        nxt: dict[str, dict] = {}
+        for k in ring:
+            for n in t.neighbours(k):
+                key = knob_key(n)
+                if key not in seen:
+                    seen.add(key)
+                    nxt[key] = n
+        fresh = [n for key, n in nxt.items() if key not in tried]
+        if fresh:
+            return rng.choice(fresh), steps
+        ring = list(nxt.values())
+    rest = t.untried(tried)  # settings the constraint cuts off from `center`'s moves
+    if not rest:
+        raise Exhausted(f"every setting of {t.id} has been evaluated")
+    return rng.choice(rest), 0
 
 
 def rule_reflect(state: SearchState, action: Node, outcomes: list[Outcome]) -> list[EditOp]:

@@ -152,6 +152,9 @@ def _run(
                 "--resume continues a run with its own config (the one it last ran with); "
                 "drop the CONFIG argument"
             )
+        fixed = [f"--{k.split('.')[-1]}" for k in ("dtype", "eval.workloads") if overrides.get(k)]
+        if fixed:
+            raise ConfigError(f"--resume keeps the run's own settings: drop {' and '.join(fixed)}")
         overrides = _resume_budget(Path(resume), cfg, overrides)
     elif config_path is None and replay_from is not None:
         cfg = run_config_of(Path(replay_from))
@@ -160,7 +163,7 @@ def _run(
     cfg = _override(cfg, overrides)
     task = load_task(cfg.task)
     dtype = cfg.dtype or task.default_dtype
-    if overrides.get("task") and dtype not in task.dtypes:
+    if overrides.get("task") and not overrides.get("dtype") and dtype not in task.dtypes:
         # the config's dtype was its own task's: --task brings the new task's default (kept in the
         # logged config, so a resume finds it)
         dtype = task.default_dtype
@@ -169,6 +172,8 @@ def _run(
         raise ConfigError(
             f"dtype {dtype!r} is not a variant of task {task.name}; choose one of {', '.join(task.dtypes)}"
         )
+    for name in cfg.eval.workloads or []:
+        task.workload(name)  # an unknown name is refused here, before a run directory exists
     device = resolve_device(cfg.device)
     profiles = [load_target(name) for name in cfg.targets]
     primary = profiles[0].name

@@ -206,11 +206,12 @@ PERSISTENT_TMA = _template(
     description="""
         Grid of min(tiles, SMs x PROGRAMS_PER_SM); each program walks tiles pid, pid + grid, ... in the GROUP_M
         order and runs the TMA K loop of the tma template for each. WARP_SPECIALIZE=True asks Triton to split
-        the tile loop into producer warps issuing the bulk copies and consumer warps issuing the MMAs.
+        the tile loop into producer warps issuing the bulk copies and consumer warps issuing the MMAs;
+        FLATTEN=True to flatten the tile and K loops into one software-pipelined loop.
     """,
     rationale="""
         The TMA operand path without the tail wave of one program per tile, and with the next tile's loads able
-        to overlap the current tile's epilogue; with warp specialisation copies and MMAs run in separate warps
+        to overlap the current tile's epilogue (FLATTEN pipelines across the tile boundary); with warp specialisation copies and MMAs run in separate warps
         so neither waits on the other, which is how the fastest Hopper/Blackwell GEMMs are built. Warp
         specialisation needs a recent Triton and may not compile for every target or tile: those settings fail
         with compile_error and the search learns it.
@@ -221,6 +222,7 @@ PERSISTENT_TMA = _template(
         **TILE_KNOBS,
         "PROGRAMS_PER_SM": (1, 2),
         "WARP_SPECIALIZE": (False, True),
+        "FLATTEN": (False, True),
     },
 )
 

@@ -1,6 +1,8 @@
 """matmul/persistent_tma: min(tiles, SMs x PROGRAMS_PER_SM) programs walk the output tiles in the
 GROUP_M-swizzled order, each tile's K loop fed by TMA tensor descriptors; WARP_SPECIALIZE asks Triton
-to split the tile loop into producer (copy) and consumer (MMA) warps."""
+to split the tile loop into producer (copy) and consumer (MMA) warps; FLATTEN asks it to flatten the
+tile and K loops into one software-pipelined loop, so the next tile's loads overlap this tile's
+epilogue."""
 
 import torch
 import triton
@@ -19,18 +21,21 @@ num_stages = 3
 num_warps = 8
 PROGRAMS_PER_SM = 1
 WARP_SPECIALIZE = False
+FLATTEN = False
 
 
 @triton.jit
 def matmul_persistent_tma_kernel(
     a_desc, b_desc, c_desc, M, N, K,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    WARP_SPECIALIZE: tl.constexpr,
+    WARP_SPECIALIZE: tl.constexpr, FLATTEN: tl.constexpr,
 ):  # fmt: skip
     num_pid_m = tl.cdiv(M, BLOCK_M)
     num_pid_n = tl.cdiv(N, BLOCK_N)
     num_tiles = num_pid_m * num_pid_n
-    for tile in tl.range(tl.program_id(0), num_tiles, tl.num_programs(0), warp_specialize=WARP_SPECIALIZE):
+    for tile in tl.range(  # (the range must be written in the for statement itself)
+        tl.program_id(0), num_tiles, tl.num_programs(0), flatten=FLATTEN, warp_specialize=WARP_SPECIALIZE
+    ):
         pid_m, pid_n = grouped_tile(tile, num_pid_m, num_pid_n, GROUP_M)
         tma_tile(a_desc, b_desc, c_desc, K, pid_m, pid_n, BLOCK_M, BLOCK_N, BLOCK_K)
 
@@ -47,5 +52,5 @@ def matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
     matmul_persistent_tma_kernel[grid](
         a_desc, b_desc, c_desc, M, N, K,
         BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, WARP_SPECIALIZE=WARP_SPECIALIZE,
-        num_warps=num_warps, num_stages=num_stages,
+        FLATTEN=FLATTEN, num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
