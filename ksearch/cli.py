@@ -83,7 +83,9 @@ def run(
     seed: Annotated[int | None, typer.Option(help="search seed")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu (Triton interpreter) or cuda")] = None,
     task: Annotated[str | None, typer.Option(help="override the config's task (name or path)")] = None,
-    dtype: Annotated[str | None, typer.Option(help="override the config's dtype (a variant of the task)")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="override the config's dtype (a variant of the task)")
+    ] = None,
     workloads: Annotated[
         str | None,
         typer.Option(help="comma-separated workloads to verify and time (overrides eval.workloads)"),

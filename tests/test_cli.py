@@ -141,7 +141,9 @@ def test_run_with_an_unknown_target(tmp_path):
     cfg.write_text("task: rmsnorm\nbudgett: {}\n")
     assert_clean_error(ksearch("run", cfg, "--log-dir", tmp_path / "logs"), "budgett")
     # --dtype and --workloads are checked against the task before a run directory exists
-    assert_clean_error(ksearch("run", "--workloads", "nosuch", "--log-dir", tmp_path / "logs"), "nosuch", "gpt_oss_m7_n2880")
+    assert_clean_error(
+        ksearch("run", "--workloads", "nosuch", "--log-dir", tmp_path / "logs"), "nosuch", "gpt_oss_m7_n2880"
+    )
     assert_clean_error(ksearch("run", "--dtype", "int4", "--log-dir", tmp_path / "logs"), "int4", "bfloat16")
     assert not (tmp_path / "logs").exists()
 
