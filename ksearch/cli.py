@@ -10,7 +10,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from ksearch.cli_log import register as register_log_mining
 from ksearch.errors import KsearchError
 from ksearch.propose.registry import SPEC_HELP as PROPOSER_SPECS
 from ksearch.settings import DEFAULT_TARGETS
+
+if TYPE_CHECKING:
+    from ksearch.registry.select import Manifest
 
 app = typer.Typer(
     help="ksearch: evolutionary, agentic search for GPU kernels.",
@@ -957,6 +960,102 @@ def _print_bench(title: str, res: dict) -> None:
             [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in res.items()],
         )
     )
+
+
+# ---------------------------------------------------------------- kernel library
+
+registry_app = typer.Typer(
+    help="Inspect an exported kernel library and explain its selection.", no_args_is_help=True
+)
+app.add_typer(registry_app, name="registry")
+PackageDir = Annotated[Path, typer.Argument(help="an exported package: the --to folder or the package in it")]
+OpOption = Annotated[str | None, typer.Option("--op", help="operator name, e.g. rmsnorm")]
+
+
+@app.command("export")
+def export_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="run directories whose best kernels are exported")],
+    to: Annotated[
+        Path, typer.Option("--to", help="folder the package project (pyproject.toml) is written to")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Python package name")] = "ksearch_kernels",
+) -> None:
+    """Write the best kernels of runs as an installable package (torch and triton only), one function
+    per operator; of several runs, every kernel that is best somewhere is kept."""
+    from ksearch.registry.export import export_runs
+
+    result = export_runs(runs, to, name)
+    for line in result.dropped:
+        out.print(f"dropped {line}", highlight=False)
+    for k in result.kept:
+        out.print(f"kept {k.id}  priority {k.priority:.3g} ({k.basis})", highlight=False)
+    out.print(f"wrote {result.root / result.package}   install: pip install {result.root}", highlight=False)
+
+
+def _manifest(package: Path) -> Manifest:
+    from ksearch.registry.select import MANIFEST, Manifest
+
+    found = (
+        [package]
+        if (package / MANIFEST).is_file()
+        else sorted(p.parent for p in package.glob(f"*/{MANIFEST}"))
+    )
+    if len(found) != 1:
+        raise KsearchError(
+            f"{package} holds no exported kernel library (one */{MANIFEST}); see `ksearch export`"
+        )
+    return Manifest.load(found[0])
+
+
+def _op_of(manifest: Manifest, op: str | None) -> str:
+    if op is None:
+        raise KsearchError(f"name an operator with --op: one of {', '.join(manifest.ops)}")
+    try:
+        return str(manifest.op(op).name)
+    except KeyError as e:
+        raise KsearchError(str(e.args[0])) from None
+
+
+@registry_app.command("list")
+def registry_list(package: PackageDir, op: OpOption = None) -> None:
+    """List the kernels with capability, dtype, priority and shape constraints."""
+    from ksearch.registry.select import render_list
+
+    manifest = _manifest(package)
+    out.print(render_list(manifest, _op_of(manifest, op) if op else None), highlight=False, markup=False)
+
+
+@registry_app.command("show")
+def registry_show(package: PackageDir, op: OpOption = None) -> None:
+    """Show an operator's contract and every kernel's metadata and provenance."""
+    from ksearch.registry.select import render_show
+
+    manifest = _manifest(package)
+    out.print(render_show(manifest, _op_of(manifest, op)), highlight=False, markup=False)
+
+
+@registry_app.command("select")
+def registry_select(
+    package: PackageDir,
+    op: OpOption = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="capability: sm_90, sm_100, gfx942, gfx950 or cpu (default: this machine)"),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="dtype of the call")] = "float16",
+    shape: Annotated[str, typer.Option(help="axis values, e.g. M=64,N=4096")] = "",
+    interpret: Annotated[bool, typer.Option(help="on cpu: the Triton interpreter is on")] = False,
+) -> None:
+    """Explain which kernel a call would run and why each other kernel was kept or filtered out."""
+    from ksearch.registry.select import explain, parse_shape, platform_of, render_explanation
+
+    manifest = _manifest(package)
+    try:
+        axes = parse_shape(shape)
+    except ValueError as e:
+        raise KsearchError(str(e)) from None
+    why = explain(manifest, _op_of(manifest, op), platform_of(device, interpret), dtype, axes)
+    out.print(render_explanation(why), highlight=False, markup=False)
 
 
 try:  # typer 0.26 and later carry their own copy of click
