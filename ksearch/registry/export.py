@@ -24,6 +24,11 @@ from pathlib import Path
 from ksearch.errors import KsearchError, LogError
 from ksearch.evidence import EvidencePacket
 from ksearch.evidence.packet import source_hash
+from ksearch.log import read_blob
+from ksearch.log.history import read_rows
+from ksearch.log.index import connect_readonly, read_evaluation_packets
+from ksearch.log.rows import PacketId, RunStart, RunStop
+from ksearch.propose.templates.base import KERNEL_DIR, KERNEL_PACKAGE
 from ksearch.registry.select import (
     CPU,
     MANIFEST,
@@ -36,11 +41,6 @@ from ksearch.registry.select import (
     constant_params,
     explain,
 )
-from ksearch.log import read_blob
-from ksearch.log.history import read_rows
-from ksearch.log.index import connect_readonly, read_evaluation_packets
-from ksearch.log.rows import PacketId, RunStart, RunStop
-from ksearch.propose.templates.base import KERNEL_DIR, KERNEL_PACKAGE
 from ksearch.target import load_target
 from ksearch.task import Task, load_task
 
