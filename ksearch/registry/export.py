@@ -110,7 +110,6 @@ def run_kernels(run_dir: Path) -> list[Found]:
     verified = primary.validation.workloads_checked if primary.validation else []
     shapes = [{a: task.axes_for(w)[a] for a in task.spec.var_axes} for w in verified]
     constraints = {a: AxisRange.of([s[a] for s in shapes]) for a in task.spec.var_axes} if shapes else {}
-    static = best.score if best is not None and best.basis.startswith("static-estimate") else 0.0
     packets = [primary, *(p for p in _other_packets(run_dir, primary) if p.status.value == "pass")]
     entries = [(p, load_target(p.candidate.target).arch, p.candidate.target) for p in packets]
     if primary.validation is not None and primary.validation.backend.startswith("triton-interpreter"):
@@ -121,13 +120,15 @@ def run_kernels(run_dir: Path) -> list[Found]:
         if measured:
             assert packet.performance is not None and packet.performance.speedup_geomean is not None
             priority = packet.performance.speedup_geomean
-            basis = (
-                f"measured geomean speedup over {packet.environment.baseline} on {packet.performance.device}"
-            )
+            over = "/".join(sorted({w.baseline for w in packet.performance.workloads if w.baseline}))
+            basis = f"measured geomean speedup over {over or 'the baseline'} on {packet.performance.device}"
         else:
-            priority = static
             reason = packet.unmeasured.reason.value if packet.unmeasured else "no speedup"
-            basis = f"{reason}; {best.basis if best else 'no score'}"
+            estimate = _static_estimate(run_dir, packet, task) if target != CPU else None
+            priority = estimate or 0.0
+            basis = f"{reason}; " + (
+                f"static-estimate:{target} (modelled SOL fraction)" if estimate else "no estimate"
+            )
         digest = primary.candidate.source_hash
         kernel = Kernel(
             id=f"{spec.name}-{primary.candidate.dtype}-{capability}-{digest[:10]}",
@@ -183,6 +184,22 @@ def op_spec(task: Task) -> OpSpec:
         reference=task.name,
         aliases=ALIASES.get(task.name, []),
     )
+
+
+def _static_estimate(run_dir: Path, packet: EvidencePacket, task: Task) -> float | None:
+    """The static model's score of the kernel on the packet's own target (compiled here, from the
+    compile cache where it can): how an unmeasured kernel ranks among unmeasured ones."""
+    from ksearch.compile import CompileRequest, compile_many
+    from ksearch.search.estimate import static_score
+
+    blob = packet.candidate.source_blob
+    path = run_dir / blob if blob else run_dir / "best_kernel.py"
+    target = packet.candidate.target
+    request = CompileRequest(
+        source_path=str(path), task=str(task.root), target=target, dtype=packet.candidate.dtype
+    )
+    (result,) = compile_many([request], jobs=1)
+    return static_score(task, packet.candidate.dtype, result, load_target(target)) if result.ok else None
 
 
 def _source(run_dir: Path, packet: EvidencePacket) -> str:
