@@ -6,7 +6,6 @@ tool works on this machine (CI installs bubblewrap, so there they run)."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,19 +41,6 @@ def _run(
             env={**os.environ, **jail.env_for(writable)},
             **kw,
         )
-
-
-def _killed_or_gone(pid: int) -> bool:
-    """SIGKILL pending, the process exiting (PF_EXITING in its stat flags), or already gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text().splitlines()
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True
-    fields = dict(line.split(":", 1) for line in status if ":" in line)
-    pending = int(fields.get("ShdPnd", "0").strip(), 16) | int(fields.get("SigPnd", "0").strip(), 16)
-    exiting = int(stat[6]) & 0x4  # stat field 9, flags: PF_EXITING
-    return bool(pending & (1 << (signal.SIGKILL - 1))) or bool(exiting) or stat[0] in "ZX"
 
 
 def _sleepers(marker: str) -> list[int]:
@@ -264,10 +250,11 @@ def test_no_process_outlives_the_worker(dirs, tool):
         assert all(p in proctree.tree_pids(proc.pid) for p in sleepers)  # still under the boundary's init
         proc.stdin.close()
         assert proc.wait(30) == 0
-        # By the time the worker's exit is seen every process of the namespace has been sent SIGKILL
-        # (it runs no more user code); under load one may still be on its way out for a moment.
-        for pid in _sleepers(marker):
-            assert _killed_or_gone(pid), f"sleeper {pid} outlived the worker without a SIGKILL"
+        # The namespace's end kills the sleeper. bwrap's outer process exits as soon as its pid 1
+        # reports the command's status, before that pid 1 has torn the namespace down, so under load
+        # the sleeper may outlive the exit by a moment (seen once in ~20 runs). The harness never
+        # relies on a natural exit: it SIGKILLs every member of the namespace first
+        # (test_kill_tree_leaves_nothing_once_the_boundary_is_reaped).
         deadline = time.monotonic() + 5
         while _sleepers(marker) and time.monotonic() < deadline:
             time.sleep(0.01)
