@@ -11,8 +11,11 @@ compiler reported and the grid the candidate chose:
   - operand re-reads, for compute-bound launches: a program computing a tile of `a` outputs reads
     about flops x itemsize / sqrt(a) bytes in all, served by L2 (small tiles make a GEMM bound by
     them);
+  - passes, for memory-bound launches: a kernel that loads one pointer argument in k places (a
+    two-pass norm reads its row for the statistics, then again to scale it) reads the largest input
+    k - 1 more times, served by L2;
   - spills cost SPILL_FACTOR; every launch costs LAUNCH_US.
-estimated time = max(roofline floor / efficiency, re-read time) + launches x LAUNCH_US, and the
+estimated time = max(roofline floor / efficiency, re-read time) + pass time + launches x LAUNCH_US, and the
 score is the geometric mean over workloads of floor / estimate, in (0, 1] like a SOL fraction.
 How well it ranks measured kernels: `ksearch bench static-model RUN_DIR...` (docs/benchmarks.md).
 """
@@ -20,6 +23,8 @@ How well it ranks measured kernels: `ksearch bench static-model RUN_DIR...` (doc
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 from ksearch.audit import occupancy
 from ksearch.compile.result import CompileResult
@@ -58,8 +63,60 @@ def static_estimates(
         eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid in launches)
         most = max(math.prod(grid) for _, grid in launches)  # the most programs: the smallest tiles
         estimate = max(roof.sol_us / max(eff, 1e-6), _reread_us(task, wl, dtype, roof, most, profile))
+        if roof.bound == "memory":
+            largest = max(i.nbytes for i in task.input_specs(wl, dtype))
+            again = sum(extra_passes(k) for k, _ in launches) * largest
+            estimate += again / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12) * 1e6
         estimates[wl.name] = (roof.sol_us, estimate + LAUNCH_US * len(launches))
     return estimates
+
+
+_SSA = re.compile(r"%[\w.$#-]+")
+
+
+def extra_passes(kernel) -> int:
+    """How many more times than once the kernel loads through its busiest pointer argument, counted
+    on its Triton IR (each `tt.load` traced back through the values it is computed from to the
+    function's arguments); 0 without IR."""
+    path = kernel.artifacts.get("ttir")
+    if not path:
+        return 0
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 0
+    args: set[str] = set()
+    uses: dict[str, set[str]] = {}
+    loads: list[set[str]] = []
+    for line in text.splitlines():
+        if "tt.func" in line:
+            args |= set(re.findall(r"(%[\w.$#-]+): !tt\.ptr", line))
+            continue
+        lhs, eq, rhs = line.split(" loc(", 1)[0].partition(" = ")
+        if not eq:
+            continue
+        operands = set(_SSA.findall(rhs.split(" : ", 1)[0]))
+        for name in _SSA.findall(lhs):
+            uses[name] = operands
+        for name, init in re.findall(r"(%[\w.$#-]+) = (%[\w.$#-]+)", rhs):  # loop-carried iter_args
+            uses[name] = {init}
+        load = re.search(r"tt\.load (%[\w.$#-]+)", rhs)
+        if load:
+            loads.append({load.group(1)})  # the pointer, not the mask (masks derive from sizes too)
+    counts: dict[str, int] = {}
+    for operands in loads:
+        roots, todo, seen = set(), list(operands), set()
+        while todo:
+            v = todo.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            if v in args:
+                roots.add(v)
+            todo.extend(uses.get(v, ()))
+        for r in roots:
+            counts[r] = counts.get(r, 0) + 1
+    return max(counts.values(), default=1) - 1
 
 
 def _reread_us(task: Task, wl, dtype: str, roof, programs: int, profile: TargetProfile) -> float:
