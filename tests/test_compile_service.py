@@ -27,6 +27,16 @@ def test_cache_returns_the_stored_result_and_artifacts(tmp_path):
     assert not other.cached and other.key != cold.key  # dtype is part of the key
 
 
+def test_a_run_s_workloads_are_the_only_ones_compiled(tmp_path):
+    wide = "llama3_70b_prefill_m1024_n8192"
+    narrow = req("rmsnorm_rows.py").model_copy(update={"workloads": (wide,)})
+    (full,) = compile_many([req("rmsnorm_rows.py")], cache_dir=tmp_path)
+    (only,) = compile_many([narrow], cache_dir=tmp_path)
+    assert only.ok and not only.cached and only.key != full.key  # the workloads are part of the key
+    grids = {w for k in only.kernels for w in k.specialization.get("grids", {})}
+    assert grids == {wide} and len(only.kernels) < len(full.kernels)
+
+
 def test_hanging_compile_is_killed_at_its_timeout_and_the_pool_goes_on(tmp_path):
     results = compile_many(
         [req("hang_in_run.py"), req("rmsnorm_rows.py", target="h100")],

@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pebble import ProcessExpired, ProcessPool
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +27,9 @@ from ksearch.compile.result import CompileResult
 from ksearch.errors import ConfigError, KsearchError
 from ksearch.evidence import FailureClass, Language, source_hash
 from ksearch.paths import read_text, write_atomic
+
+if TYPE_CHECKING:
+    from ksearch.task import Task
 
 RESULT = "result.json"
 DEFAULT_TIMEOUT_S = 180.0
@@ -38,17 +42,23 @@ class CompileRequest(BaseModel):
     target: str
     language: Language | None = None
     dtype: str | None = None
+    workloads: tuple[str, ...] | None = None  # launches captured on these (a run's); None: every one
 
 
 def default_cache_dir() -> Path:
     return settings.cache_root() / "compile"
 
 
-def _task_fingerprint(task_name: str) -> str:
-    # Specializations depend on the task's shapes and dtypes, so its contract is part of the key.
+def _task(task_name: str, workloads: Sequence[str] | None) -> Task:
     from ksearch.task import load_task
 
-    return hashlib.sha256(load_task(task_name).spec.model_dump_json().encode()).hexdigest()
+    task = load_task(task_name)
+    return task.only(workloads) if workloads else task
+
+
+def _task_fingerprint(task_name: str, workloads: Sequence[str] | None) -> str:
+    # Specializations depend on the task's shapes and dtypes, so its contract is part of the key.
+    return hashlib.sha256(_task(task_name, workloads).spec.model_dump_json().encode()).hexdigest()
 
 
 def cache_key(
@@ -102,10 +112,10 @@ def compile_one(
     dtype: str | None,
     outdir: str,
     timeout_s: float,
+    workloads: Sequence[str] | None = None,
 ) -> dict:
     """Worker body: one candidate for one target. Runs in a pool process; returns a CompileResult dict."""
     from ksearch.target import load_target
-    from ksearch.task import load_task
 
     path = Path(source_path)
     source = read_text(path)
@@ -113,7 +123,7 @@ def compile_one(
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     result = compiler(language).compile(
-        source, path, load_task(task_name), profile, out, dtype=dtype, timeout_s=timeout_s
+        source, path, _task(task_name, workloads), profile, out, dtype=dtype, timeout_s=timeout_s
     )
     return result.model_dump(mode="json")
 
@@ -146,7 +156,9 @@ def compile_many(
         if language not in toolchains:  # asking a toolchain its versions runs its tools: once a batch
             toolchains[language] = compiler(language).toolchain()
         toolchain = toolchains[language]
-        fp = fingerprints.setdefault(req.task, _task_fingerprint(req.task))
+        fp = fingerprints.setdefault(
+            f"{req.task}|{req.workloads}", _task_fingerprint(req.task, req.workloads)
+        )
         key = cache_key(source, language, profile.name, profile.arch, req.dtype, fp, toolchain)
         hit = load_cached(cache_dir, key) if use_cache else None
         if hit is not None:
@@ -169,6 +181,7 @@ def compile_many(
                     req.dtype,
                     str(_entry_dir(cache_dir, key)),
                     timeout_s,
+                    req.workloads,
                 )
                 futures.append(
                     (

@@ -81,15 +81,23 @@ class Pipeline:
     def close(self) -> None:
         self._compiler.shutdown(wait=True, cancel_futures=True)
 
+    def _request(self, path: Path, target: str) -> CompileRequest:
+        """Compiled, audited and modelled on the run's workloads only: a run over attention rows must
+        not fail the spill audit on vocabulary rows it never launches."""
+        workloads = tuple(self.workloads) if self.workloads else None
+        return CompileRequest(
+            source_path=str(path),
+            task=str(self.task.root),
+            target=target,
+            dtype=self.dtype,
+            workloads=workloads,
+        )
+
     def run(self, batch: list[CandidateJob]) -> list[CandidateResult]:
         """Evaluate (candidate id, implementation, provenance) triples; results in the same order."""
         blobs = [put_blob(self.run_dir, impl.source.encode(), ".py") for _, impl, _ in batch]
         paths = [self.run_dir / b for b in blobs]
-        requests = [
-            CompileRequest(source_path=str(p), task=str(self.task.root), target=prof.name, dtype=self.dtype)
-            for p in paths
-            for prof in self.profiles
-        ]
+        requests = [self._request(p, prof.name) for p in paths for prof in self.profiles]
         compiling = self._compiler.submit(
             compile_many, requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s
         )
@@ -119,15 +127,7 @@ class Pipeline:
         """The packets of one evaluated candidate on the targets it was not yet compiled for (nor
         in `done`: targets whose packets the log already holds, e.g. from an earlier part of a run)."""
         rest = [p for p in self.all_profiles if p not in self.profiles and p.name not in done]
-        requests = [
-            CompileRequest(
-                source_path=str(self.run_dir / blob),
-                task=str(self.task.root),
-                target=p.name,
-                dtype=self.dtype,
-            )
-            for p in rest
-        ]
+        requests = [self._request(self.run_dir / blob, p.name) for p in rest]
         compiled = (
             compile_many(requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s)
             if requests

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -114,6 +114,13 @@ class Task:
 
     def workloads(self, cpu_only: bool = False) -> list[WorkloadSpec]:
         return [wl for wl in self.spec.workloads if wl.cpu or not cpu_only]
+
+    def only(self, names: Sequence[str]) -> Task:
+        """This task with only the named workloads (a run's): what its candidates are compiled,
+        audited and modelled for. Unknown names raise TaskError."""
+        keep = {self.workload(n).name for n in names}
+        spec = self.spec.model_copy(update={"workloads": [w for w in self.spec.workloads if w.name in keep]})
+        return Task(spec, self.root, self.reference_path)
 
     def workload(self, ref: WorkloadRef) -> WorkloadSpec:
         if isinstance(ref, WorkloadSpec):
