@@ -2,6 +2,7 @@
 ksearch, selects by capability, dtype, shape and priority, explains why, and falls back loudly."""
 
 import json
+import random
 import subprocess
 import sys
 import sysconfig
@@ -14,6 +15,9 @@ from clitools import assert_clean_error, ksearch
 from runconfigs import SMALL_RUN, write_run_config
 
 from ksearch.registry.export import ExportError, Found, export_runs, merge, op_spec, run_kernels, vendor
+from ksearch.registry.pkg_bench import recorded
+from ksearch.registry.pkg_bench import vendor as vendor_op
+from ksearch.registry.pkg_numerics import compare, elements, output_tolerances, sample_shapes
 from ksearch.registry.select import (
     AxisRange,
     Kernel,
@@ -131,6 +135,84 @@ def test_template_helpers_are_vendored_and_other_ksearch_imports_refused():
         vendor("import ksearch.task\n", {})
 
 
+def test_random_shapes_respect_every_constraint_and_the_size_cap():
+    spec = op_spec(load_task("rmsnorm"))
+    constraints = {"M": AxisRange(1, 4096), "N": AxisRange(100, 8192, 64)}
+    shapes = sample_shapes(spec, constraints, 200, random.Random(0), max_elements=1 << 16)
+    assert all(r.violation(a, s[a]) is None for s in shapes for a, r in constraints.items())
+    assert all(s["N"] >= 128 and elements(spec, s) <= 1 << 16 for s in shapes)  # 100 is no multiple of 64
+    assert len({s["M"] for s in shapes}) > 10 and len({s["N"] for s in shapes}) > 10
+    assert shapes == sample_shapes(spec, constraints, 200, random.Random(0), max_elements=1 << 16)
+    # silu_and_mul's x is [M, 2*I]: the cap counts formula dims too; when it cannot be met, every
+    # axis ends at its minimum and the shape stays valid
+    silu = op_spec(load_task("silu_and_mul"))
+    wide = {"M": AxisRange(64, 4096, 64), "I": AxisRange(1024, 1024)}
+    assert sample_shapes(silu, wide, 1, random.Random(1), 10) == [{"M": 64, "I": 1024}]
+    assert elements(silu, {"M": 64, "I": 1024}) == 64 * 2048 + 64 * 1024
+    with pytest.raises(ValueError, match="no multiple of 64 in 65..127"):
+        sample_shapes(spec, {"N": AxisRange(65, 127, 64)}, 1, random.Random(0), 1 << 16)
+
+
+def test_the_tolerance_check_is_the_tasks():
+    import torch
+
+    (tol,) = output_tolerances(op_spec(load_task("rmsnorm")), "float16")
+    assert tol == {"atol": 1e-2, "rtol": 1e-2, "matched_ratio": 0.999, "max_error_cap": 0.5}
+    ref = torch.full((1000,), 2.0)
+    assert compare(ref + 0.029, ref, tol)[2]  # within atol + rtol * |ref| = 0.03
+    worst, matched, passed = compare(ref + 0.031, ref, tol)
+    assert (round(worst, 3), matched, passed) == (0.031, 0.0, False)
+    one_off = ref.clone()
+    one_off[0] = 2.4  # one element in a thousand is allowed to miss, within the error cap
+    assert compare(one_off, ref, tol)[1:] == (0.999, True)
+    one_off[0] = 2.6  # but none by more than max_error_cap
+    assert not compare(one_off, ref, tol)[2]
+    nan = ref.clone()
+    nan[:2] = float("nan")  # a NaN where the reference is finite never matches
+    assert compare(nan, ref, tol)[::2] == (float("inf"), False)
+    ref_inf = ref.clone()
+    ref_inf[0] = float("inf")  # the reference's own inf is not scored
+    assert compare(ref_inf.clone(), ref_inf, tol) == (0.0, 1.0, True)
+    with pytest.raises(KeyError, match="no tolerance for int8"):
+        output_tolerances(op_spec(load_task("rmsnorm")), "int8")
+
+
+def test_bench_rivals_take_the_references_arguments_and_packets_are_read_per_workload(tmp_path):
+    import importlib.util
+
+    import torch
+
+    torch.manual_seed(0)
+    for op, inputs in {
+        "rmsnorm": [torch.randn(3, 64), torch.randn(64)],
+        "softmax": [torch.randn(3, 64)],
+        "matmul": [torch.randn(3, 16), torch.randn(16, 8)],
+    }.items():
+        task = load_task(op)
+        spec = importlib.util.spec_from_file_location(op, task.reference_path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        params = op_spec(task).params
+        found = vendor_op(op)
+        assert found is not None
+        assert torch.allclose(found[1](*inputs, **params), module.reference(*inputs, **params), atol=1e-5)
+    assert vendor_op("silu_and_mul") is None
+    rms = op_spec(load_task("rmsnorm"))
+    k = kernel("k", "sm_90a", 1.0, provenance={"packet": "packets/p.json"})
+    assert recorded(rms, k, {"M": 1, "N": 4096}, tmp_path) == "packet: none"
+    (tmp_path / "packets").mkdir()
+    timing = {"workload": "llama3_8b_decode_m1", "median_us": 2.0, "speedup": 3.0, "baseline": "reference"}
+    timing["baselines_us"] = {"torch_eager": 6.0, "torch_compile": 3.0, "vendor": None}
+    (tmp_path / "packets" / "p.json").write_text(json.dumps({"performance": {"workloads": [timing]}}))
+    assert recorded(rms, k, {"M": 1, "N": 4096}, tmp_path) == (
+        "packet: 3.00x over reference (torch_eager 3.00x, torch_compile 1.50x)"
+    )
+    assert recorded(rms, k, {"M": 7, "N": 2880}, tmp_path) == "packet: this shape was not timed"
+    (tmp_path / "packets" / "p.json").write_text(json.dumps({"performance": None}))
+    assert recorded(rms, k, {"M": 1, "N": 4096}, tmp_path) == "packet: unmeasured"
+
+
 # ---- exported runs ------------------------------------------------------------------------------
 
 
@@ -231,6 +313,29 @@ def test_an_exported_run_installs_without_ksearch_and_runs_its_kernel(runs, tmp_
     assert inside.returncode == outside.returncode == 0, inside.stderr + outside.stderr
     assert inside.stdout == outside.stdout
     assert "filtered out: capability: built for sm_90a, this platform is gfx950" in inside.stdout
+    # numerics: the CPU kernel, called directly, matches the reference on verified and random shapes
+    cpu_id, gpu_id = (next(k.id for k in result.kept if k.capability == c) for c in ("cpu", "sm_90a"))
+    numerics = [python, "-m", "lib.numerics", "rmsnorm", "--device", "cpu", "--shapes", "2"]
+    checked = subprocess.run(numerics, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert f"{gpu_id}: skipped (capability: built for sm_90a, this platform is cpu)" in lines
+    assert sum(line.startswith(f"{cpu_id} M=") and line.endswith("pass") for line in lines) == 2
+    assert sum(line.startswith(cpu_id) and line.endswith("pass (random shape)") for line in lines) == 2
+    assert lines[-1] == "numerics rmsnorm on cpu: 4 checks, 4 passed, 0 failed; 1 kernels skipped"
+    bench = subprocess.run([python, "-m", "lib.bench", "rmsnorm"], capture_output=True, text=True, env=env)
+    assert bench.returncode == 0 and "nothing is timed on the CPU" in bench.stdout, bench.stderr
+    # a kernel 5% off fails every check, and the summary names it
+    (installed,) = (tmp_path / "venv").glob(
+        f"lib/python*/site-packages/lib/kernels/{result.kept[0].module}.py"
+    )
+    installed.write_text(
+        installed.read_text() + "\n_run = run\n\ndef run(*args):\n    _run(*args)\n    args[-1].mul_(1.05)\n"
+    )
+    wrong = subprocess.run(numerics, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "4 checks, 0 passed, 4 failed" in wrong.stdout
+    assert f"  failed: {cpu_id} M=1,N=4096: max abs err" in wrong.stdout
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 The package (`pyproject.toml` depending on torch and triton only) holds one module per kernel under
 kernels/ (template helpers it imports from ksearch vendored under kernels/_vendor/), the tasks'
 references as fallbacks, each kernel's EvidencePacket under packets/, and manifest.json (the
-`select.Manifest` schema). `select.py`, `runtime.py` and `registry.py` are copies of this package's
-modules, so the installed package selects and explains exactly as `ksearch registry` does.
+`select.Manifest` schema). `select.py`, `runtime.py`, `registry.py`, `numerics.py` and `bench.py`
+are copies of this package's modules, so the installed package selects and explains exactly as
+`ksearch registry` does, and checks (numerics) and times (bench) its kernels without ksearch.
 
 One registry entry per (kernel, capability): each passing packet of the best evaluation gives the
 arch of its target (sm_90a, gfx950, ...), and a verification in the Triton interpreter adds `cpu`.
@@ -45,7 +46,13 @@ from ksearch.target import load_target
 from ksearch.task import Task, load_task
 
 LIBRARY_DIR = Path(__file__).parent
-COPIED = {"select.py": "select.py", "runtime.py": "runtime.py", "pkg_registry.py": "registry.py"}
+COPIED = {
+    "select.py": "select.py",
+    "runtime.py": "runtime.py",
+    "pkg_registry.py": "registry.py",
+    "pkg_numerics.py": "numerics.py",
+    "pkg_bench.py": "bench.py",
+}
 ALIASES = {"matmul": ["mm"]}  # the torch name users reach for
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -183,6 +190,9 @@ def op_spec(task: Task) -> OpSpec:
         params=dict(spec.params),
         reference=task.name,
         aliases=ALIASES.get(task.name, []),
+        # numerics checks kernels in the package with these, and bench names the packets' workloads
+        tolerances={d: t.model_dump() for d, t in spec.tolerances.items()},
+        workloads={w.name: dict(w.axes) for w in spec.workloads},
     )
 
 
@@ -331,7 +341,11 @@ def _init_text(manifest: Manifest) -> str:
         f"CPU: kernels verified in the Triton interpreter run on CPU tensors only with "
         f"{manifest.interpret_env}=1 set before import (it turns on TRITON_INTERPRET for the process); "
         "otherwise the reference runs.\n\n"
-        f"Why which kernel runs: python -m {manifest.package}.registry select --op OP --shape M=..,N=..\n"
+        f"Why which kernel runs: python -m {manifest.package}.registry select --op OP --shape M=..,N=..\n\n"
+        f"Check every kernel against the reference, with the task's tolerances, on its verified and on "
+        f"random shapes: python -m {manifest.package}.numerics OP [--device cpu|cuda] [--shapes N] [--seed S]\n"
+        f"Time the kernels against the reference, the vendor library and torch.compile (GPU only): "
+        f"python -m {manifest.package}.bench OP\n"
     )
     lines = [f'"""{doc}"""', "", "from pathlib import Path", "", "from .runtime import load", ""]
     lines.append("operators = load(__name__, Path(__file__).parent)")

@@ -30,6 +30,7 @@ from .select import (
     axes_of,
     constant_params,
     detect_platform,
+    evaluate,
     explain,
     output_shapes,
     param_values,
@@ -93,17 +94,42 @@ class Operator:
         inputs = [t.contiguous() for t in args[:n]]  # kernels were verified on contiguous tensors
         params = dict(zip(self.params, args[n:], strict=True))
         kernel = self.choose(inputs, params)
-        outputs = self.allocate(inputs)
         if kernel is not None:
-            self.module(f"kernels.{kernel.module}").run(*inputs, *outputs)
-            return outputs
+            return self.run_kernel(kernel, inputs)
+        outputs = self.allocate(inputs)
+        for out, value in zip(outputs, self.run_reference(inputs, params), strict=True):
+            out.copy_(value)
+        return outputs
+
+    def run_kernel(self, kernel: Kernel, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """`kernel` on `inputs`, bypassing selection (numerics and bench check every kernel)."""
+        outputs = self.allocate(inputs)
+        self.module(f"kernels.{kernel.module}").run(*inputs, *outputs)
+        return outputs
+
+    def run_reference(self, inputs: Sequence[torch.Tensor], params: dict[str, Any]) -> list[torch.Tensor]:
         axes = axes_of(self.spec, [tuple(t.shape) for t in inputs])
         ref = self.module(f"references.{self.spec.reference}").reference(
             *inputs, **param_values(self.spec, axes, params)
         )
-        for out, value in zip(outputs, ref if isinstance(ref, tuple | list) else (ref,), strict=True):
-            out.copy_(value)
-        return outputs
+        return list(ref) if isinstance(ref, tuple | list) else [ref]
+
+    def random_inputs(
+        self, axes: dict[str, int], dtype: str, device: Any, generator: torch.Generator
+    ) -> list[torch.Tensor]:
+        """Standard normal inputs of the declared shapes at axis values `axes` (integer inputs:
+        small non-negative values), for the package's numerics and bench tools."""
+        names = {**self.spec.const_axes, **axes}
+        inputs = []
+        for decl in self.spec.inputs:
+            shape = tuple(evaluate(d, names) for d in decl.shape)
+            kind = getattr(torch, dtype if decl.dtype == "$dtype" else decl.dtype)
+            if kind.is_floating_point:
+                t = torch.randn(shape, generator=generator, dtype=torch.float32).to(kind)
+            else:
+                t = torch.randint(0, 8, shape, generator=generator).to(kind)
+            inputs.append(t.to(device))
+        return inputs
 
     def allocate(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         axes = axes_of(self.spec, [tuple(t.shape) for t in inputs])

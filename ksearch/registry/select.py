@@ -68,6 +68,9 @@ class OpSpec:
     params: dict[str, Param]
     reference: str  # module under references/
     aliases: list[str] = field(default_factory=list)
+    # per concrete dtype: atol, rtol, matched_ratio, max_error_cap (the task's pass criteria)
+    tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+    workloads: dict[str, dict[str, int]] = field(default_factory=dict)  # the task's, by name: axes
 
 
 @dataclass
@@ -328,6 +331,13 @@ def explain(
     if first is not None:
         first.chosen = True
     return Explanation(spec.name, platform, dtype, axes, verdicts)
+
+
+def platform_rejection(manifest: Manifest, kernel: Kernel, platform: Platform) -> str | None:
+    """Why `kernel` cannot run on `platform` at all, or None. At its own dtype, params and first
+    verified shape only the platform can filter it out."""
+    axes = kernel.verified_shapes[0] if kernel.verified_shapes else {}
+    return _rejection(manifest, kernel, platform, kernel.dtype, axes, kernel.params)
 
 
 def _rejection(
