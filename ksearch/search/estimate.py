@@ -13,10 +13,11 @@ compiler reported and the grid the candidate chose:
     them);
   - passes, for memory-bound launches: a kernel that loads one pointer argument in k places (a
     two-pass norm reads its row for the statistics, then again to scale it) reads the largest input
-    k - 1 more times, served by L2;
+    k - 1 more times, served by L2; and a program that loads its share one tile at a time waits a
+    DRAM latency per round (DRAM_LATENCY_US), which no other work of its own hides;
   - spills cost SPILL_FACTOR; every launch costs LAUNCH_US.
-estimated time = max(roofline floor / efficiency, re-read time) + pass time + launches x LAUNCH_US, and the
-score is the geometric mean over workloads of floor / estimate, in (0, 1] like a SOL fraction.
+estimated time = max(max(roofline floor / efficiency, re-read time) + pass time, rounds time)
++ launches x LAUNCH_US, and the score is the geometric mean over workloads of floor / estimate, in (0, 1] like a SOL fraction.
 How well it ranks measured kernels: `ksearch bench static-model RUN_DIR...` (docs/benchmarks.md).
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ksearch.audit import occupancy
@@ -64,9 +66,10 @@ def static_estimates(
         most = max(math.prod(grid) for _, grid in launches)  # the most programs: the smallest tiles
         estimate = max(roof.sol_us / max(eff, 1e-6), _reread_us(task, wl, dtype, roof, most, profile))
         if roof.bound == "memory":
-            largest = max(i.nbytes for i in task.input_specs(wl, dtype))
-            again = sum(extra_passes(k) for k, _ in launches) * largest
-            estimate += again / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12) * 1e6
+            estimate = max(
+                estimate + _passes_us(task, wl, dtype, launches, profile),
+                _rounds_us(task, wl, dtype, launches, profile),
+            )
         estimates[wl.name] = (roof.sol_us, estimate + LAUNCH_US * len(launches))
     return estimates
 
@@ -74,20 +77,27 @@ def static_estimates(
 _SSA = re.compile(r"%[\w.$#-]+")
 
 
-def extra_passes(kernel) -> int:
-    """How many more times than once the kernel loads through its busiest pointer argument, counted
-    on its Triton IR (each `tt.load` traced back through the values it is computed from to the
-    function's arguments); 0 without IR."""
+@dataclass(frozen=True)
+class IrLoads:
+    """What a kernel's Triton IR says about its global loads."""
+
+    extra_passes: int  # loads through its busiest pointer argument, beyond the first
+    tile: int  # elements of its largest load (one program, one round)
+
+
+def ir_loads(kernel) -> IrLoads:
+    """Each `tt.load` traced back through the values its pointer is computed from to the function's
+    arguments (loop-carried ones included; masks, which derive from sizes, are not followed), and
+    its tile's element count. Nothing known (0, 0) without IR."""
     path = kernel.artifacts.get("ttir")
-    if not path:
-        return 0
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = Path(path).read_text(encoding="utf-8", errors="replace") if path else ""
     except OSError:
-        return 0
+        text = ""
     args: set[str] = set()
     uses: dict[str, set[str]] = {}
-    loads: list[set[str]] = []
+    loads: list[str] = []
+    tile = 0
     for line in text.splitlines():
         if "tt.func" in line:
             args |= set(re.findall(r"(%[\w.$#-]+): !tt\.ptr", line))
@@ -100,12 +110,13 @@ def extra_passes(kernel) -> int:
             uses[name] = operands
         for name, init in re.findall(r"(%[\w.$#-]+) = (%[\w.$#-]+)", rhs):  # loop-carried iter_args
             uses[name] = {init}
-        load = re.search(r"tt\.load (%[\w.$#-]+)", rhs)
+        load = re.search(r"tt\.load (%[\w.$#-]+).*: tensor<([\dx]+)x!tt\.ptr", rhs)
         if load:
-            loads.append({load.group(1)})  # the pointer, not the mask (masks derive from sizes too)
+            loads.append(load.group(1))
+            tile = max(tile, math.prod(int(d) for d in load.group(2).split("x")))
     counts: dict[str, int] = {}
-    for operands in loads:
-        roots, todo, seen = set(), list(operands), set()
+    for pointer in loads:
+        roots, todo, seen = set(), [pointer], set()
         while todo:
             v = todo.pop()
             if v in seen:
@@ -116,7 +127,33 @@ def extra_passes(kernel) -> int:
             todo.extend(uses.get(v, ()))
         for r in roots:
             counts[r] = counts.get(r, 0) + 1
-    return max(counts.values(), default=1) - 1
+    return IrLoads(max(counts.values(), default=1) - 1, tile)
+
+
+def _passes_us(task: Task, wl, dtype: str, launches: list, profile: TargetProfile) -> float:
+    """Extra passes over the largest input, served by L2."""
+    largest = max(i.nbytes for i in task.input_specs(wl, dtype))
+    again = sum(ir_loads(k).extra_passes for k, _ in launches) * largest
+    return again / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12) * 1e6
+
+
+def _rounds_us(task: Task, wl, dtype: str, launches: list, profile: TargetProfile) -> float:
+    """The serial floor: a program loads its share of the largest input one tile at a time, and
+    each round waits one DRAM latency (a persistent norm walking 16 rows, a two-pass norm in
+    256-wide chunks); resident programs run theirs side by side, wave after wave."""
+    largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
+    itemsize = DTYPE_ITEMSIZE.get(largest.dtype, 4)
+    floor = 0.0
+    for kernel, grid in launches:
+        ir = ir_loads(kernel)
+        programs = math.prod(grid)
+        if not ir.tile:
+            continue
+        share = largest.nbytes * (1 + ir.extra_passes) / programs
+        rounds = math.ceil(share / (ir.tile * itemsize))
+        waves = math.ceil(programs / (profile.sm_count * _per_sm(kernel, profile)))
+        floor = max(floor, waves * rounds * DRAM_LATENCY_US)
+    return floor
 
 
 def _reread_us(task: Task, wl, dtype: str, roof, programs: int, profile: TargetProfile) -> float:
@@ -144,14 +181,22 @@ def _latency_warps(profile: TargetProfile, kernel) -> float:
     return need / (profile.warp_size * per_lane)
 
 
+def _warps(kernel, profile: TargetProfile) -> int:
+    return kernel.num_warps or max(1, (kernel.threads_per_block or profile.warp_size) // profile.warp_size)
+
+
+def _per_sm(kernel, profile: TargetProfile) -> int:
+    """Programs of this kernel resident on one SM at once (from the audit's occupancy)."""
+    occ = occupancy(kernel, profile) or 0.0
+    return max(1, int(occ * profile.residency.max_warps_per_sm) // _warps(kernel, profile))
+
+
 def _efficiency(kernel, grid: list[int], profile: TargetProfile, memory_bound: bool) -> float:
     """The fraction of the roofline rate a launch reaches: wave by wave, the share of SMs that have
     work, and for a memory-bound launch how well its resident warps hide HBM latency."""
     programs = math.prod(grid)
-    warps = kernel.num_warps or max(1, (kernel.threads_per_block or profile.warp_size) // profile.warp_size)
-    occ = occupancy(kernel, profile) or 0.0
-    per_sm = max(1, int(occ * profile.residency.max_warps_per_sm) // warps)
-    sms, slots = profile.sm_count, profile.sm_count * per_sm
+    warps = _warps(kernel, profile)
+    sms, slots = profile.sm_count, profile.sm_count * _per_sm(kernel, profile)
     full, last = divmod(programs, slots)
 
     def wave_time(size: int) -> float:
