@@ -4,7 +4,7 @@ The package (`pyproject.toml` depending on torch and triton only) holds one modu
 kernels/ (template helpers it imports from ksearch vendored under kernels/_vendor/), the tasks'
 references as fallbacks, each kernel's EvidencePacket under packets/, and manifest.json (the
 `select.Manifest` schema). `select.py`, `runtime.py`, `registry.py`, `numerics.py` and `bench.py`
-are copies of this package's modules, so the installed package selects and explains exactly as
+are copies of this package's modules (`formula.py` of ksearch/task's), so the installed package selects and explains exactly as
 `ksearch registry` does, and checks (numerics) and times (bench) its kernels without ksearch.
 
 One registry entry per (kernel, capability): each passing packet of the best evaluation gives the
@@ -46,12 +46,13 @@ from ksearch.target import load_target
 from ksearch.task import Task, load_task
 
 LIBRARY_DIR = Path(__file__).parent
-COPIED = {
-    "select.py": "select.py",
-    "runtime.py": "runtime.py",
-    "pkg_registry.py": "registry.py",
-    "pkg_numerics.py": "numerics.py",
-    "pkg_bench.py": "bench.py",
+COPIED = {  # source file -> its name in the package
+    LIBRARY_DIR / "select.py": "select.py",
+    LIBRARY_DIR.parent / "task" / "formula.py": "formula.py",  # select reads shape formulas with it
+    LIBRARY_DIR / "runtime.py": "runtime.py",
+    LIBRARY_DIR / "pkg_registry.py": "registry.py",
+    LIBRARY_DIR / "pkg_numerics.py": "numerics.py",
+    LIBRARY_DIR / "pkg_bench.py": "bench.py",
 }
 ALIASES = {"matmul": ["mm"]}  # the torch name users reach for
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -321,7 +322,7 @@ def write_package(root: Path, name: str, kept: list[Found]) -> None:
     for sub in ("kernels", "kernels/_vendor", "references"):
         (pkg / sub / "__init__.py").write_text("")
     for src, dst in COPIED.items():
-        shutil.copyfile(LIBRARY_DIR / src, pkg / dst)
+        shutil.copyfile(src, pkg / dst)
     specs = {f.kernel.op: op_spec(f.task) for f in kept}
     manifest = Manifest(name, dict(sorted(specs.items())), [f.kernel for f in kept])
     (pkg / MANIFEST).write_text(manifest.to_json())

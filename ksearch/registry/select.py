@@ -1,21 +1,23 @@
 """Kernel selection in an exported kernel library: the manifest schema, platform matching, shape
 inference and the explanation of every decision (kept, filtered out by which constraint, chosen).
 
-Standard library only (torch is imported lazily, to detect a device): `ksearch export` copies this
-file verbatim into the package it writes, so `ksearch registry` and the installed package decide and
-explain with one implementation.
+Standard library only (torch is imported lazily, to detect a device), plus ksearch's formula
+evaluator: `ksearch export` copies this file and `ksearch/task/formula.py` verbatim into the package
+it writes, so `ksearch registry` and the installed package decide and explain with one
+implementation, and read shape formulas as ksearch's tasks do.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import math
-import operator
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:
+    from .formula import evaluate_formula, parse_formula  # in an exported package
+except ImportError:
+    from ksearch.task.formula import evaluate_formula, parse_formula
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
@@ -191,43 +193,11 @@ def capability_matches(kernel: str, platform: str) -> bool:
 
 # ---- shapes, params -----------------------------------------------------------------------------
 
-_BINOPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-_CALLS: dict[str, Callable[..., Any]] = {
-    "sqrt": math.sqrt,
-    "min": min,
-    "max": max,
-    "ceil": math.ceil,
-    "floor": math.floor,
-}
-
 
 def evaluate(formula: Dim | Param, names: dict[str, Any]) -> Any:
-    """An arithmetic formula of the task contract (the same whitelist ksearch's tasks allow)."""
-    if not isinstance(formula, str):
-        return formula
-
-    def walk(node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return node.value
-        if isinstance(node, ast.Name):
-            return names[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            return _BINOPS[type(node.op)](walk(node.left), walk(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -walk(node.operand)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
-            return _CALLS[node.func.id](*(walk(a) for a in node.args))
-        raise ValueError(f"formula {formula!r}: {ast.dump(node)} is not allowed")
-
-    return walk(ast.parse(formula, mode="eval").body)
+    """A number as it is; a formula of the task contract through ksearch's own evaluator (`formula.py`,
+    vendored next to this file in an exported package)."""
+    return evaluate_formula(formula, names) if isinstance(formula, str) else formula
 
 
 def axes_of(spec: OpSpec, shapes: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -250,8 +220,7 @@ def axes_of(spec: OpSpec, shapes: list[tuple[Any, ...]]) -> dict[str, Any]:
             axes.setdefault(dim, size)
     for dim, size in dims:
         if isinstance(dim, str) and not dim.isidentifier():
-            unknown = {n.id for n in ast.walk(ast.parse(dim, mode="eval")) if isinstance(n, ast.Name)}
-            unknown -= set(axes) | set(_CALLS)
+            unknown = set(parse_formula(dim).names) - set(axes)
             if len(unknown) == 1:
                 (name,) = unknown
                 at0, at1 = evaluate(dim, {**axes, name: 0}), evaluate(dim, {**axes, name: 1})

@@ -14,7 +14,12 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ksearch.errors import TaskError
+try:
+    from ksearch.errors import TaskError
+except (
+    ImportError
+):  # vendored into an exported kernel package (`ksearch export`), where ksearch may be absent
+    TaskError = ValueError  # type: ignore[misc,assignment]
 
 Number = int | float
 
