@@ -56,19 +56,24 @@ def static_estimates(
     if not result.ok or not result.kernels:
         return {}
     estimates = {}
+    loads = [ir_loads(k) for k in result.kernels]  # read once: the IR is the same for every workload
     for wl in task.workloads():
         roof = task_roofline(task, wl, dtype, profile=profile)
-        launches = [(k, k.specialization.get("grids", {}).get(wl.name)) for k in result.kernels]
-        launches = [(k, g) for k, g in launches if g]
+        launches = [
+            (k, grid, ir)
+            for k, ir in zip(result.kernels, loads)
+            if (grid := k.specialization.get("grids", {}).get(wl.name))
+        ]
         if not launches or not roof.sol_us:
             continue
-        eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid in launches)
-        most = max(math.prod(grid) for _, grid in launches)  # the most programs: the smallest tiles
+        eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid, _ in launches)
+        most = max(math.prod(grid) for _, grid, _ in launches)  # the most programs: the smallest tiles
         estimate = max(roof.sol_us / max(eff, 1e-6), _reread_us(task, wl, dtype, roof, most, profile))
         if roof.bound == "memory":
+            largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
             estimate = max(
-                estimate + _passes_us(task, wl, dtype, launches, profile),
-                _rounds_us(task, wl, dtype, launches, profile),
+                estimate + _passes_us(largest.nbytes, launches, profile),
+                _rounds_us(largest, launches, profile),
             )
         estimates[wl.name] = (roof.sol_us, estimate + LAUNCH_US * len(launches))
     return estimates
@@ -130,27 +135,23 @@ def ir_loads(kernel) -> IrLoads:
     return IrLoads(max(counts.values(), default=1) - 1, tile)
 
 
-def _passes_us(task: Task, wl, dtype: str, launches: list, profile: TargetProfile) -> float:
+def _passes_us(largest_bytes: int, launches: list, profile: TargetProfile) -> float:
     """Extra passes over the largest input, served by L2."""
-    largest = max(i.nbytes for i in task.input_specs(wl, dtype))
-    again = sum(ir_loads(k).extra_passes for k, _ in launches) * largest
+    again = sum(ir.extra_passes for _, _, ir in launches) * largest_bytes
     return again / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12) * 1e6
 
 
-def _rounds_us(task: Task, wl, dtype: str, launches: list, profile: TargetProfile) -> float:
+def _rounds_us(largest, launches: list, profile: TargetProfile) -> float:
     """The serial floor: a program loads its share of the largest input one tile at a time, and
     each round waits one DRAM latency (a persistent norm walking 16 rows, a two-pass norm in
     256-wide chunks); resident programs run theirs side by side, wave after wave."""
-    largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
     itemsize = DTYPE_ITEMSIZE.get(largest.dtype, 4)
     floor = 0.0
-    for kernel, grid in launches:
-        ir = ir_loads(kernel)
-        programs = math.prod(grid)
+    for kernel, grid, ir in launches:
         if not ir.tile:
             continue
-        share = largest.nbytes * (1 + ir.extra_passes) / programs
-        rounds = math.ceil(share / (ir.tile * itemsize))
+        programs = math.prod(grid)
+        rounds = math.ceil(largest.nbytes * (1 + ir.extra_passes) / programs / (ir.tile * itemsize))
         waves = math.ceil(programs / (profile.sm_count * _per_sm(kernel, profile)))
         floor = max(floor, waves * rounds * DRAM_LATENCY_US)
     return floor
