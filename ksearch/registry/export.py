@@ -206,8 +206,12 @@ def _static_estimate(run_dir: Path, packet: EvidencePacket, task: Task) -> float
     blob = packet.candidate.source_blob
     path = run_dir / blob if blob else run_dir / "best_kernel.py"
     target = packet.candidate.target
-    request = CompileRequest(
-        source_path=str(path), task=str(task.root), target=target, dtype=packet.candidate.dtype
+    request = CompileRequest(  # as the run compiled it: on its workloads (its cache entry, if present)
+        source_path=str(path),
+        task=str(task.root),
+        target=target,
+        dtype=packet.candidate.dtype,
+        workloads=tuple(packet.candidate.shape_suite) or None,
     )
     (result,) = compile_many([request], jobs=1)
     return static_score(task, packet.candidate.dtype, result, load_target(target)) if result.ok else None

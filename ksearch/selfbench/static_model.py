@@ -79,11 +79,12 @@ def agreement(
     for (task_name, target, dtype), items in sorted(groups.items()):
         task, profile = load_task(task_name), load_target(target)
         requests = [
-            CompileRequest(
+            CompileRequest(  # as the run compiled it: on the workloads it timed
                 source_path=str(d / (p.candidate.source_blob or "")),
                 task=task_name,
                 target=target,
                 dtype=dtype,
+                workloads=tuple(p.candidate.shape_suite) or None,
             )
             for p, d in items
         ]
