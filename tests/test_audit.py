@@ -70,7 +70,7 @@ def test_a_tensor_core_path_is_demanded_only_where_some_workload_is_compute_boun
     matmul = max_intensity(load_task("matmul"), "bfloat16")
     assert matmul > load_target("h100").ridge_point("bfloat16")
     # a search over the decode shapes alone is memory-bound: no tensor-core path is demanded there
-    gemv = max_intensity(load_task("matmul"), "bfloat16", ["llama3_8b_qkv_decode_m16_n6144_k4096"])
+    gemv = max_intensity(load_task("matmul").only(["llama3_8b_qkv_decode_m16_n6144_k4096"]), "bfloat16")
     assert gemv < load_target("h100").ridge_point("fp32_vector") < matmul
     for target, r in build("matmul_naive.py").items():
         profile = load_target(target)

@@ -65,12 +65,12 @@ def _isa_texts(result: CompileResult, vendor: str) -> dict[str, list[Path]]:
     return {"amdgcn": result.artifact_paths("amdgcn")}
 
 
-def max_intensity(task: Task, dtype: str, workloads: list[str] | None = None) -> float | None:
-    """The highest arithmetic intensity (`Task.arithmetic_intensity`) over the named workloads (the
-    ones evaluated; None: all of the task's); None where a FLOP count is missing (0, as importers
-    write it when they cannot count). A search over decode shapes alone may then keep a kernel that
-    feeds no tensor cores: at a few FLOP per byte it is bound by memory, not by the missing path."""
-    wls = [task.workload(w) for w in workloads] if workloads else task.workloads()
+def max_intensity(task: Task, dtype: str) -> float | None:
+    """The task's highest arithmetic intensity (`Task.arithmetic_intensity`) over its workloads;
+    None where a FLOP count is missing (0, as importers write it when they cannot count). A run
+    passes its task narrowed to the workloads it evaluates (`Task.only`): a search over decode shapes
+    alone may then keep a kernel that feeds no tensor cores, bound as it is by memory."""
+    wls = task.workloads()
     if not wls or any(not task.flops(wl, dtype) for wl in wls):
         return None
     return max(task.arithmetic_intensity(wl, dtype) for wl in wls)

@@ -142,7 +142,7 @@ def compile_many(
 
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     toolchains: dict[str, dict] = {}
-    fingerprints: dict[str, str] = {}
+    fingerprints: dict[tuple[str, tuple[str, ...] | None], str] = {}
     results: list[CompileResult | None] = [None] * len(requests)
     pending: list[tuple[int, str, Language, str]] = []
     for i, req in enumerate(requests):
@@ -156,9 +156,10 @@ def compile_many(
         if language not in toolchains:  # asking a toolchain its versions runs its tools: once a batch
             toolchains[language] = compiler(language).toolchain()
         toolchain = toolchains[language]
-        fp = fingerprints.setdefault(
-            f"{req.task}|{req.workloads}", _task_fingerprint(req.task, req.workloads)
-        )
+        task_key = (req.task, req.workloads)
+        if task_key not in fingerprints:  # loading and hashing a task once a batch, not once a request
+            fingerprints[task_key] = _task_fingerprint(req.task, req.workloads)
+        fp = fingerprints[task_key]
         key = cache_key(source, language, profile.name, profile.arch, req.dtype, fp, toolchain)
         hit = load_cached(cache_dir, key) if use_cache else None
         if hit is not None:

@@ -73,7 +73,8 @@ class Pipeline:
         self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
         self.compile_timeout_s, self.reuse = compile_timeout_s, reuse
         self.here = measured_with(evaluator.environment) if reuse else {}
-        self.intensity = max_intensity(task, dtype, workloads)  # the same for every candidate and target
+        # the same for every candidate and target, over the workloads this run evaluates
+        self.intensity = max_intensity(task.only(workloads) if workloads else task, dtype)
         self._compiler = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ksearch-compile"
         )
