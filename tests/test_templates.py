@@ -407,3 +407,22 @@ def test_one_template_per_family_compiles_for_h100_b200_mi355x_with_a_clean_audi
             assert mma in audit.families_found, (tid, target, audit.families_found)
         if tid == "matmul/tma" and target != "mi355x":
             assert "tma (cp.async.bulk.tensor)" in audit.families_found, audit.families_found
+
+
+def test_the_plan_ranks_split_k_first_for_decode_shapes_and_last_for_prefill():
+    def priorities(workloads: list[str]) -> dict[str, float]:
+        task = load_task("matmul").only(workloads)
+        state = SearchState(task=task, wm=WorldModel.new("t"), tried=Tried(), best_score=None)
+        plan = OfflineProposer(task, "cuda").propose_actions(state)
+        return {
+            op.fields["attrs"]["template"]: op.fields["priority"]
+            for ops in plan
+            for op in ops
+            if "attrs" in op.fields
+        }
+
+    decode = priorities(["llama3_8b_qkv_decode_m16_n6144_k4096", "llama3_8b_gemv_m1_n4096_k4096"])
+    assert max(decode, key=decode.__getitem__) == "matmul/split_k"
+    square = priorities(["square_m4096_n4096_k4096"])
+    assert min(square, key=square.__getitem__) == "matmul/split_k"
+    assert square["matmul/tiled"] == decode["matmul/tiled"]  # a shape-blind template keeps its prior

@@ -28,8 +28,9 @@ DEAD_END = 3  # failures without a single pass before an action is pruned
 STAGNANT_PRIORITY = 0.1  # an unsolved action whose priority sinks below this is given up (too_hard)
 
 
-def prior_priority(t: Template) -> float:
-    p = 0.35 + 0.12 * min(t.expected_speedup, 4.0) - 0.05 * (t.difficulty - 1)
+def prior_priority(t: Template, axes: list[dict[str, int]] | None = None) -> float:
+    """The prior from the template's expected speedup on the run's workload axes, and its difficulty."""
+    p = 0.35 + 0.12 * min(t.expected_on(axes or []), 4.0) - 0.05 * (t.difficulty - 1)
     return round(min(0.95, max(0.05, p)), 3)
 
 
@@ -54,6 +55,7 @@ class OfflineProposer:
     def propose_actions(self, state: SearchState, islands: int = 1) -> list[list[EditOp]]:
         """The initial plan, one edit per decision (each edit stays within the new-node limit)."""
         decisions: dict[str, list[Template]] = {}
+        axes = [state.task.axes_for(w) for w in state.task.spec.workloads]  # the run's own shapes
         for t in self.templates:
             decisions.setdefault(t.decision, []).append(t)
         edits = []
@@ -78,8 +80,8 @@ class OfflineProposer:
                             "description": t.description,
                             "rationale": t.rationale,
                             "difficulty": t.difficulty,
-                            "expected_speedup": t.expected_speedup,
-                            "priority": prior_priority(t),
+                            "expected_speedup": round(t.expected_on(axes), 3),
+                            "priority": prior_priority(t, axes),
                             "attrs": {"template": t.id, "knobs": t.default_knobs(), "island": n % islands},
                         },
                     )

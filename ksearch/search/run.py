@@ -198,8 +198,10 @@ def _run(
         reuse = Reuse(
             cfg.eval.reuse, settings_of(task.name, dtype, device, cfg.model_dump(mode="json")), primary
         )
+    # the proposer plans for (and prompts with) the run's own shapes; the pipeline narrows itself
+    searched = task.only(cfg.eval.workloads) if cfg.eval.workloads else task
     proposer = make_proposer(
-        cfg.proposer, task, dtype, [p.name for p in profiles], run_dir, cfg.budget.llm_usd
+        cfg.proposer, searched, dtype, [p.name for p in profiles], run_dir, cfg.budget.llm_usd
     )
     if resume is None:
         run_dir = make_run_dir(root, run_id)
@@ -253,7 +255,7 @@ def _run(
     gc.freeze()
     stack.callback(gc.unfreeze)  # frozen objects are never freed: extension modules report them leaked
     search = Search(
-        cfg, history, task, dtype, pipeline, proposer, wm, on_progress=on_progress, started=started
+        cfg, history, searched, dtype, pipeline, proposer, wm, on_progress=on_progress, started=started
     )
     if resume is not None:
         search.restore(run_dir)

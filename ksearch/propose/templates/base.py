@@ -51,6 +51,9 @@ class Template:
     constraint: Callable[[dict], bool] | None = field(default=None, repr=False, compare=False)
     params: dict[str, float] = field(default_factory=dict)
     backends: tuple[str, ...] = ("cuda", "hip")
+    # the expected speedup on a run's workload axes, where the strategy pays only for some shapes
+    # (split-K: few output tiles); None: `expected_speedup` for every shape
+    speedup_on: Callable[[list[dict[str, int]]], float] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.difficulty <= 5:
@@ -65,6 +68,10 @@ class Template:
         return hash(self.id)
 
     # ---- the knob space ------------------------------------------------------------------------
+
+    def expected_on(self, axes: list[dict[str, int]]) -> float:
+        """The expected speedup on these workloads' axes (a run's own shapes)."""
+        return self.speedup_on(axes) if self.speedup_on is not None and axes else self.expected_speedup
 
     def default_knobs(self) -> dict:
         """Every knob at its first (default) value."""
