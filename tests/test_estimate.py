@@ -91,3 +91,34 @@ def test_a_program_walking_many_rows_pays_a_latency_per_row(tmp_path):
         result.kernels[0].artifacts["ttir"] = str(tmp_path / "row.ttir")
         estimates[name] = static_estimates(task, "float16", result, H100)[wl][1]
     assert estimates["persistent"] > 1.3 * estimates["per_row"]
+
+
+def _gemm(
+    tmp_path, grid: int, dot: tuple[int, int, int], stages: int, warps: int, smem: int
+) -> CompileResult:
+    """A GEMM launch whose Triton IR holds one tt.dot of tile (m, n, k)."""
+    m, n, k = dot
+    ir = tmp_path / f"gemm_{grid}_{m}x{n}x{k}_{stages}.ttir"
+    ir.write_text(
+        f"    %acc_50 = tt.dot %a_48, %b_49, %acc_47, inputPrecision = tf32 : tensor<{m}x{k}xf16> * "
+        f"tensor<{k}x{n}xf16> -> tensor<{m}x{n}xf32> loc(#loc144)\n"
+    )
+    result = _kernel("square_m4096_n4096_k4096", grid, warps, registers=168, smem=smem)
+    result.kernels[0].num_stages = stages
+    result.kernels[0].artifacts["ttir"] = str(ir)
+    return result
+
+
+def test_gemm_steps_read_the_tile_from_the_ir_so_a_persistent_grid_is_not_free(tmp_path):
+    # Measured on an H100 at 4096^3 fp16: 128x256x64 tiles, 3 stages, one per program: 185-190 us; the
+    # same tile with 2 stages 265-273 us, with a 32-deep K step 232-239 us; a persistent grid of 132
+    # programs over 128x64x128 tiles 289 us (the grid alone made it look like one huge tile per SM)
+    task, wl = load_task("matmul"), "square_m4096_n4096_k4096"
+
+    def estimate(grid, dot, stages, smem):
+        return static_estimates(task, "float16", _gemm(tmp_path, grid, dot, stages, 8, smem), H100)[wl][1]
+
+    best = estimate(512, (128, 256, 64), 3, 147456)
+    assert estimate(512, (128, 256, 64), 2, 98304) > 1.1 * best
+    assert estimate(512, (128, 256, 32), 3, 73728) > 1.1 * best
+    assert estimate(132, (128, 64, 128), 4, 196608) > 1.3 * best

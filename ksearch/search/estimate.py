@@ -8,15 +8,18 @@ compiler reported and the grid the candidate chose:
   - latency hiding, for memory-bound launches: resident warps per busy SM against the warps Little's
     law asks for (the bytes HBM must have in flight over one latency, over the bytes a warp keeps in
     flight, which grow with the registers a lane holds);
-  - operand re-reads, for compute-bound launches: a program computing a tile of `a` outputs reads
-    about flops x itemsize / sqrt(a) bytes in all, served by L2 (small tiles make a GEMM bound by
-    them);
+  - MMA steps, for compute-bound launches: the work as steps of the kernel's largest tt.dot (from its
+    Triton IR), each as long as the longest of its MMA time, the L2 time of its operand tiles and the
+    load latency its pipeline stages hide, programs resident on one SM sharing it, wave after wave
+    (small tiles make a GEMM bound by operand traffic, 2 stages or a thin K step by latency);
+    without IR, operand re-reads: a program computing a tile of `a` outputs reads about
+    flops x itemsize / sqrt(a) bytes in all, served by L2;
   - passes, for memory-bound launches: a kernel that loads one pointer argument in k places (a
     two-pass norm reads its row for the statistics, then again to scale it) reads the largest input
     k - 1 more times, served by L2; and a program that loads its share one tile at a time waits a
     DRAM latency per round (DRAM_LATENCY_US), which no other work of its own hides;
   - spills cost SPILL_FACTOR; every launch costs LAUNCH_US.
-estimated time = max(max(roofline floor / efficiency, re-read time) + pass time, rounds time)
+estimated time = max(max(roofline floor / efficiency, MMA-step time) + pass time, rounds time)
 + launches x LAUNCH_US, and the score is the geometric mean over workloads of floor / estimate, in (0, 1] like a SOL fraction.
 How well it ranks measured kernels: `ksearch bench static-model RUN_DIR...` (docs/benchmarks.md).
 """
@@ -67,8 +70,17 @@ def static_estimates(
         if not launches or not roof.sol_us:
             continue
         eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid, _ in launches)
-        most = max(math.prod(grid) for _, grid, _ in launches)  # the most programs: the smallest tiles
-        estimate = max(roof.sol_us / max(eff, 1e-6), _reread_us(task, wl, dtype, roof, most, profile))
+        estimate = roof.sol_us / max(eff, 1e-6)
+        if roof.bound == "compute" and roof.flops:
+            itemsize = max(DTYPE_ITEMSIZE.get(i.dtype, 4) for i in task.input_specs(wl, dtype))
+            steps = [
+                _mma_steps_us(roof, k, grid, ir.dot, itemsize, profile) for k, grid, ir in launches if ir.dot
+            ]
+            if steps:
+                estimate = max(estimate, *steps)
+            else:  # no IR to read the MMA tile from: the tile of the launch with the most programs
+                most = max(math.prod(grid) for _, grid, _ in launches)
+                estimate = max(estimate, _reread_us(task, wl, dtype, roof, most, profile))
         if roof.bound == "memory":
             largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
             estimate = max(
@@ -80,6 +92,7 @@ def static_estimates(
 
 
 _SSA = re.compile(r"%[\w.$#-]+")
+_DOT = re.compile(r"tt\.dot .*: tensor<(\d+)x(\d+)x\w+> \* tensor<(\d+)x(\d+)x\w+>")
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,7 @@ class IrLoads:
 
     extra_passes: int  # loads through its busiest pointer argument, beyond the first
     tile: int  # elements of its largest load (one program, one round)
+    dot: tuple[int, int, int] | None = None  # (M, N, K) of its largest tt.dot: one MMA step's tile
 
 
 def ir_loads(kernel) -> IrLoads:
@@ -103,6 +117,7 @@ def ir_loads(kernel) -> IrLoads:
     uses: dict[str, set[str]] = {}
     loads: list[str] = []
     tile = 0
+    dot: tuple[int, int, int] | None = None
     for line in text.splitlines():
         if "tt.func" in line:
             args |= set(re.findall(r"(%[\w.$#-]+): !tt\.ptr", line))
@@ -115,6 +130,10 @@ def ir_loads(kernel) -> IrLoads:
             uses[name] = operands
         for name, init in re.findall(r"(%[\w.$#-]+) = (%[\w.$#-]+)", rhs):  # loop-carried iter_args
             uses[name] = {init}
+        mma = _DOT.search(rhs)
+        if mma:
+            m, k, _, n = (int(d) for d in mma.groups())
+            dot = max(dot or (0, 0, 0), (m, n, k), key=math.prod)
         load = re.search(r"tt\.load (%[\w.$#-]+).*: tensor<([\dx]+)x!tt\.ptr", rhs)
         if load:
             loads.append(load.group(1))
@@ -132,7 +151,7 @@ def ir_loads(kernel) -> IrLoads:
             todo.extend(uses.get(v, ()))
         for r in roots:
             counts[r] = counts.get(r, 0) + 1
-    return IrLoads(max(counts.values(), default=1) - 1, tile)
+    return IrLoads(max(counts.values(), default=1) - 1, tile, dot)
 
 
 def _passes_us(largest_bytes: int, launches: list, profile: TargetProfile) -> float:
@@ -155,6 +174,28 @@ def _rounds_us(largest, launches: list, profile: TargetProfile) -> float:
         waves = math.ceil(programs / (profile.sm_count * _per_sm(kernel, profile)))
         floor = max(floor, waves * rounds * DRAM_LATENCY_US)
     return floor
+
+
+def _mma_steps_us(
+    roof, kernel, grid: list[int], dot: tuple[int, int, int], itemsize: int, profile: TargetProfile
+) -> float:
+    """A contraction as MMA steps: the work is flops / (2 m n k) steps of the kernel's largest tt.dot,
+    shared by its programs (a persistent grid loops over several tiles, split-K shortens each one),
+    programs running wave after wave, the programs resident on one SM sharing its tensor cores and
+    its share of L2 bandwidth. One step takes the longest of its MMA time, the L2 time of its two
+    operand tiles, and the load latency its software pipeline hides (DRAM_LATENCY_US over the
+    num_stages - 1 loads in flight); a 2-stage or a thin-K pipeline waits on its loads."""
+    m, n, k = dot
+    programs = math.prod(grid)
+    sms = profile.sm_count
+    per_sm = min(_per_sm(kernel, profile), math.ceil(programs / sms))
+    waves = math.ceil(programs / (sms * per_sm))
+    steps = math.ceil(roof.flops / (2 * m * n * k) / programs)
+    peak_per_sm = roof.flops / (roof.sol_us * 1e-6) / sms
+    mma = 2 * m * n * k * per_sm / peak_per_sm
+    operands = (m + n) * k * itemsize * per_sm / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12 / sms)
+    latency = DRAM_LATENCY_US * 1e-6 / max(1, (kernel.num_stages or 1) - 1)
+    return waves * steps * max(mma, operands, latency) * 1e6
 
 
 def _reread_us(task: Task, wl, dtype: str, roof, programs: int, profile: TargetProfile) -> float:
