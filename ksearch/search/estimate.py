@@ -83,7 +83,7 @@ def static_estimates(
                 estimate = max(estimate, _reread_us(task, wl, dtype, roof, most, profile))
         if roof.bound == "memory":
             largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
-            estimate = max(
+            estimate = math.hypot(
                 estimate + _passes_us(largest.nbytes, launches, profile),
                 _rounds_us(largest, launches, profile),
             )
@@ -102,6 +102,7 @@ class IrLoads:
     extra_passes: int  # loads through its busiest pointer argument, beyond the first
     tile: int  # elements of its largest load (one program, one round)
     dot: tuple[int, int, int] | None = None  # (M, N, K) of its largest tt.dot: one MMA step's tile
+    streamed: bool = False  # its busiest pointer is loaded evict_first: passes again come from HBM
 
 
 def ir_loads(kernel) -> IrLoads:
@@ -118,6 +119,7 @@ def ir_loads(kernel) -> IrLoads:
     loads: list[str] = []
     tile = 0
     dot: tuple[int, int, int] | None = None
+    evict_first: set[str] = set()
     for line in text.splitlines():
         if "tt.func" in line:
             args |= set(re.findall(r"(%[\w.$#-]+): !tt\.ptr", line))
@@ -137,8 +139,11 @@ def ir_loads(kernel) -> IrLoads:
         load = re.search(r"tt\.load (%[\w.$#-]+).*: tensor<([\dx]+)x!tt\.ptr", rhs)
         if load:
             loads.append(load.group(1))
+            if "evict_first" in rhs:
+                evict_first.add(load.group(1))
             tile = max(tile, math.prod(int(d) for d in load.group(2).split("x")))
     counts: dict[str, int] = {}
+    streamed: set[str] = set()  # the arguments some evict_first load reads
     for pointer in loads:
         roots, todo, seen = set(), [pointer], set()
         while todo:
@@ -151,13 +156,21 @@ def ir_loads(kernel) -> IrLoads:
             todo.extend(uses.get(v, ()))
         for r in roots:
             counts[r] = counts.get(r, 0) + 1
-    return IrLoads(max(counts.values(), default=1) - 1, tile, dot)
+            if pointer in evict_first:
+                streamed.add(r)
+    busiest = max(counts, key=counts.__getitem__, default=None)
+    return IrLoads(max(counts.values(), default=1) - 1, tile, dot, busiest in streamed)
 
 
 def _passes_us(largest_bytes: int, launches: list, profile: TargetProfile) -> float:
-    """Extra passes over the largest input, served by L2."""
-    again = sum(ir.extra_passes for _, _, ir in launches) * largest_bytes
-    return again / (L2_OVER_HBM * profile.memory.bandwidth_tbs * 1e12) * 1e6
+    """Extra passes over the largest input, served by L2 (by HBM where the loads evict it first)."""
+    seconds = sum(
+        ir.extra_passes
+        * largest_bytes
+        / ((1 if ir.streamed else L2_OVER_HBM) * profile.memory.bandwidth_tbs * 1e12)
+        for _, _, ir in launches
+    )
+    return seconds * 1e6
 
 
 def _rounds_us(largest, launches: list, profile: TargetProfile) -> float:
