@@ -138,3 +138,33 @@ def test_passes_again_over_a_row_evicted_first_come_from_hbm(tmp_path):
         result.kernels[0].artifacts["ttir"] = str(tmp_path / f"{name}.ttir")
         estimates[name] = static_estimates(task, "float16", result, H100)[wl][1]
     assert estimates["streamed"] > 1.05 * estimates["kept"]
+
+
+def test_a_split_k_reduction_does_not_stand_for_the_whole_decode_gemm(tmp_path):
+    # split-K at M=16, N=6144, K=4096: the main kernel streams b (50 MB) in 8192-element tiles, the
+    # reduction sums a 1.5 MB workspace in 1024-element ones. Measured on an H100: 23.5 us (floor 15 us);
+    # charging b to the reduction's small tiles modelled it at 1 ms.
+    task, wl = load_task("matmul"), "llama3_8b_qkv_decode_m16_n6144_k4096"
+    main_ir, reduce_ir = tmp_path / "main.ttir", tmp_path / "reduce.ttir"
+    main_ir.write_text(ONE_PASS.replace("1024x", "8192x"))
+    reduce_ir.write_text(TWO_PASS)
+    main = KernelInfo(
+        name="main",
+        num_warps=4,
+        registers=116,
+        smem_bytes=73728,
+        spill_stores=0,
+        specialization={"grids": {wl: [1, 48, 4]}},
+        artifacts={"ttir": str(main_ir)},
+    )
+    reduce = KernelInfo(
+        name="reduce",
+        num_warps=4,
+        registers=36,
+        spill_stores=0,
+        specialization={"grids": {wl: [96, 1, 1]}},
+        artifacts={"ttir": str(reduce_ir)},
+    )
+    result = CompileResult(ok=True, language="triton", target="h100", arch="sm_90a", kernels=[main, reduce])
+    floor, estimate = static_estimates(task.only([wl]), "float16", result, H100)[wl]
+    assert floor < estimate < 3 * floor

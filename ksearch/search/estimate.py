@@ -69,7 +69,12 @@ def static_estimates(
         ]
         if not launches or not roof.sol_us:
             continue
-        eff = min(_efficiency(k, grid, profile, roof.bound == "memory") for k, grid, _ in launches)
+        memory = roof.bound == "memory"
+        # a memory-bound op's bytes are moved by the launch that loads the most per round (split-K's
+        # main kernel, not the reduction summing its small workspace); without IR, by every launch
+        main = max(launches, key=lambda launch: math.prod(launch[1]) * launch[2].tile)
+        judged = [main] if memory and main[2].tile else launches
+        eff = min(_efficiency(k, grid, profile, memory) for k, grid, _ in judged)
         estimate = roof.sol_us / max(eff, 1e-6)
         if roof.bound == "compute" and roof.flops:
             itemsize = max(DTYPE_ITEMSIZE.get(i.dtype, 4) for i in task.input_specs(wl, dtype))
@@ -81,11 +86,10 @@ def static_estimates(
             else:  # no IR to read the MMA tile from: the tile of the launch with the most programs
                 most = max(math.prod(grid) for _, grid, _ in launches)
                 estimate = max(estimate, _reread_us(task, wl, dtype, roof, most, profile))
-        if roof.bound == "memory":
+        if memory:
             largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
             estimate = math.hypot(
-                estimate + _passes_us(largest.nbytes, launches, profile),
-                _rounds_us(largest, launches, profile),
+                estimate + _passes_us(largest.nbytes, judged, profile), _rounds_us(largest, judged, profile)
             )
         estimates[wl.name] = (roof.sol_us, estimate + LAUNCH_US * len(launches))
     return estimates
