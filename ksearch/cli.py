@@ -22,7 +22,8 @@ from ksearch.cli_common import print_json as _print_json
 from ksearch.cli_common import table as _table
 from ksearch.cli_context import isa_app, skills_app
 from ksearch.cli_log import register as register_log_mining
-from ksearch.errors import KsearchError
+from ksearch.cli_mcp import register as register_mcp
+from ksearch.errors import KsearchError, error_line
 from ksearch.propose.registry import SPEC_HELP as PROPOSER_SPECS
 from ksearch.settings import DEFAULT_TARGETS
 
@@ -48,6 +49,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(skills_app, name="skills")
 app.add_typer(isa_app, name="isa")
 register_log_mining(app, log_app)  # log distill, log serve, report, replay (ksearch/cli_log.py)
+register_mcp(app)  # mcp: the server agents use (ksearch/cli_mcp.py)
 
 
 def _version(value: bool) -> None:
@@ -1079,9 +1081,9 @@ def main() -> None:
         typer.echo("", err=True)
         sys.exit(130)
     except KsearchError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(error_line(e), err=True)
         sys.exit(e.exit_code)
     except OSError as e:  # a path the user named cannot be read or written
-        typer.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+        typer.echo(error_line(e), err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

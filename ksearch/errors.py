@@ -90,3 +90,11 @@ def describe_validation_error(
     if more > 0:
         text += f" (+{more} more problem{'s' if more > 1 else ''})"
     return " ".join(text.split())
+
+
+def error_line(exc: KsearchError | OSError) -> str:
+    """The one line a user error is reported with, by the CLI and the MCP server alike: the message
+    of a KsearchError, or what could not be read or written and why."""
+    if isinstance(exc, OSError):
+        return f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    return f"error: {exc}"
