@@ -2,7 +2,8 @@
 shapes against the task's reference, the vendor library (where the op has one) and torch.compile of
 the reference, and print the speedups next to those recorded in the kernel's EvidencePacket.
 
-CUDA events time each call: warmup, then the median of repeated calls, each after an L2 flush.
+CUDA events time each call: warmup, then the median of repeated calls, each after an L2 flush
+(a buffer larger than L2 written, then read, as ksearch's harness flushes).
 Nothing is timed on the CPU: kernels there run in the Triton interpreter, whose times mean nothing.
 `ksearch export` copies this file into the package as bench.py.
 """
@@ -49,7 +50,11 @@ def time_us(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], flu
         (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(REPEATS)
     ]
     for start, end in events:
+        # written, then read: L2 left holding clean lines. A write-only flush leaves an L2 of dirty lines
+        # that the timed call's own traffic must write back (7-8 us more at any size on an H100, as
+        # ksearch's harness found: ksearch/harness/timing.py)
         flush.zero_()
+        flush.max()
         start.record()
         fn(*args, **kwargs)
         end.record()
