@@ -132,6 +132,14 @@ def run(
             "reused, not measured again; repeatable (replaces the config's eval.reuse)",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="local (default): evaluate in this process | ray: on Ray actors, one per GPU, of a "
+            "local Ray instance (or the cluster this machine joined) | ray://HOST:PORT: of that cluster "
+            "(overrides the config's cluster backend and address; needs the ray extra)"
+        ),
+    ] = None,
 ) -> None:
     """Search for fast kernels: plan in a world model, try candidates, learn from every verdict.
 
@@ -158,10 +166,13 @@ def run(
         "replay_from": str(replay_from) if replay_from else None,
         "search.strategy": strategy,
         "eval.reuse": [str(r) for r in reuse] if reuse else None,
+        "cluster": cluster,
     }
 
     def started(run_dir: Path) -> None:  # first, so that a killed run's directory is on screen
         out.print(f"run: {run_dir}   resume: ksearch run --resume {run_dir}", highlight=False)
+
+    from ksearch.cluster import open_pool  # Ray itself is imported only for a ray cluster
 
     with live_progress(out) as on_progress:
         result = start_run(
@@ -171,6 +182,7 @@ def run(
             resume=resume,
             on_progress=on_progress,
             on_start=started,
+            open_pool=open_pool,
         )
     out.print(render_summary(result))
     if result.interrupted:

@@ -62,6 +62,7 @@ class FailureClass(StrEnum):
     SKIPPED_BF16_INTERPRETER = "skipped:bf16_interpreter"
     SKIPPED_TOOLCHAIN_MISSING = "skipped:toolchain_missing"
     SKIPPED_NEEDS_TARGET = "skipped:needs_target"
+    SKIPPED_EVALUATOR_LOST = "skipped:evaluator_lost"
     # outside the candidate
     PROPOSER_ERROR = "proposer_error"
     HARNESS_ERROR = "harness_error"
@@ -125,6 +126,7 @@ MEANINGS: dict[FailureClass, str] = {
     F.SKIPPED_BF16_INTERPRETER: "not verified: the Triton interpreter returns unreliable bfloat16 results on CPU",
     F.SKIPPED_TOOLCHAIN_MISSING: "not evaluated: the compiler or runtime this candidate needs is not installed",
     F.SKIPPED_NEEDS_TARGET: "not verified: the task's reference runs only on its target machines (a target-only task)",
+    F.SKIPPED_EVALUATOR_LOST: "not evaluated: its evaluator (a Ray actor, or the node under it) died every time it was tried; an infrastructure failure, not the candidate's",
     F.PROPOSER_ERROR: "the proposer returned something unusable (no code block, bad JSON, wrong signature, truncated)",
     F.HARNESS_ERROR: "the harness itself failed; not the candidate's fault (see the message)",
 }

@@ -52,7 +52,14 @@ class Candidate(_Model):
 
 class Environment(_Model):
     host: str | None = None
+    node: str | None = Field(
+        default=None, description="the Ray node id of the evaluator (ksearch run --cluster ray); None: local"
+    )
     gpu_name: str | None = Field(default=None, description="None on a machine without a GPU")
+    gpu_index: int | None = Field(
+        default=None, description="the GPU's index on its host (nvidia-smi's), where recorded"
+    )
+    gpu_uuid: str | None = Field(default=None, description="the GPU's UUID, where recorded")
     driver: str | None = None
     clocks_mhz: dict[str, float] = Field(default_factory=dict)
     toolchain: dict[str, str | None] = Field(default_factory=dict, description="tool -> version")

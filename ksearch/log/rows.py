@@ -10,6 +10,7 @@ A row on disk is the envelope {"seq", "ts", "run", "kind", "prev", "payload"} (s
     proposer_failure ProposerFailure: an unusable reply or an invalid edit, with its raw text
     run_start        RunStart, run_resume RunResume, run_stop RunStop
     final_audit      FinalAudit: the best kernel's packets for the targets the search skipped
+    infra_event      InfraEvent: an evaluator started, lost (actor or node died) or given up on
     seal             Seal: the torn line a killed writer left, sealed off by the next one
 
 Writers append payload models (History.append); readers get `Row` models (history.read_rows). What the
@@ -158,6 +159,26 @@ class FinalAudit(_Payload):
     targets: dict[str, str]  # target -> status of the best kernel's packet there
 
 
+class InfraEvent(_Payload):
+    """What happened to the evaluation infrastructure (`ksearch run --cluster ray`): the pool's
+    evaluators at start, one lost under a candidate (re-evaluated elsewhere), its replacement, a
+    candidate given up after its retries. Never a verdict: that is the candidate's attempt row."""
+
+    KIND: ClassVar[str] = "infra_event"
+    event: Literal[
+        "pool_start", "evaluator_lost", "evaluator_started", "evaluator_dropped", "retries_exhausted"
+    ]
+    at: str = ""  # when it happened (UTC, ISO 8601); the row's ts is when it was logged
+    candidate: str | None = None  # the candidate under evaluation, where there was one
+    attempt: int | None = None  # its try (0: the first) that the event ended
+    evaluator: int | None = None  # the pool's slot
+    node: str | None = None  # Ray node id
+    host: str | None = None
+    gpu: str | None = None  # name and index of the slot's GPU; None for a CPU slot
+    error: str = ""
+    evaluators: list[dict[str, Any]] = Field(default_factory=list)  # pool_start: slot, node, host, gpu
+
+
 class Seal(_Payload):
     KIND: ClassVar[str] = "seal"
     torn_offset: int
@@ -176,6 +197,7 @@ RowPayload = (
     | RunResume
     | RunStop
     | FinalAudit
+    | InfraEvent
     | Seal
 )
 ATTEMPT = "attempt"
@@ -251,6 +273,11 @@ class FinalAuditRow(_Row):
     payload: FinalAudit
 
 
+class InfraEventRow(_Row):
+    kind: Literal["infra_event"]
+    payload: InfraEvent
+
+
 class SealRow(_Row):
     kind: Literal["seal"]
     payload: Seal
@@ -266,6 +293,7 @@ Row = Annotated[
     | RunResumeRow
     | RunStopRow
     | FinalAuditRow
+    | InfraEventRow
     | SealRow,
     Field(discriminator="kind"),
 ]
@@ -318,6 +346,14 @@ def row_line(row: Row) -> str:
             return f"{p.reason}: {p.evaluations} evaluated, {p.passed} passed{best}, {p.elapsed_s:.0f} s"
         case FinalAudit():
             return f"{p.candidate}: " + ", ".join(f"{t} {s}" for t, s in p.targets.items())
+        case InfraEvent():
+            who = f"evaluator {p.evaluator}" if p.evaluator is not None else "pool"
+            where = f" on {p.host or p.node}" + (f" ({p.gpu})" if p.gpu else "") if p.host or p.node else ""
+            what = f" under {p.candidate} (try {p.attempt})" if p.candidate else ""
+            tail = f": {p.error}" if p.error else ""
+            if p.event == "pool_start":
+                return f"pool of {len(p.evaluators)} evaluators"
+            return f"{p.event}: {who}{where}{what}{tail}"
         case Seal():
             return f"sealed a torn line of {p.torn_length} bytes at offset {p.torn_offset}"
     return type(p).__name__

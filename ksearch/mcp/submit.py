@@ -60,10 +60,9 @@ def submit(
     from ksearch.log import History, put_blob
     from ksearch.log.history import read_rows
     from ksearch.log.lock import writer_lock
-    from ksearch.log.rows import PacketId, ProposerCallRecord, RunStart, Step
+    from ksearch.log.rows import ProposerCallRecord, RunStart, Step
     from ksearch.propose.base import Implementation
     from ksearch.propose.memory import distill
-    from ksearch.propose.prompt import evidence_text
     from ksearch.search.pipeline import Pipeline
     from ksearch.search.run import run_config_of
     from ksearch.target import load_target
@@ -124,21 +123,8 @@ def submit(
             prompt_blob=put_blob(run_dir, rationale.encode(), ".txt") if rationale.strip() else None,
             response_blob=result.blob,
         )
-        step = Step(  # as the search loop's Search._log_candidate writes it, outside any visit
-            candidate=cid,
-            passed=result.passed,
-            score=result.score,
-            score_basis=result.score_basis,
-            failure_class=packet.failure_class.value if packet.failure_class else None,
-            packet_id=PacketId.parse(packet.packet_id),
-            blob=result.blob,
-            targets={
-                t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()
-            },
-            message=packet.message[:300],
-            evidence=evidence_text(packet),
-        )
-        History(run_dir).append_many([call, *result.packets.values(), step])
+        step = result.step()  # as the search loop logs a candidate, outside any visit
+        History(run_dir).append_many([call, *result.rows(step)])
         distill(run_dir)  # memory.json and frontier.csv, as the loop refreshes them after a visit
     return {
         "run": str(run_dir),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ksearch import settings
 from ksearch.errors import ConfigError, describe_validation_error
@@ -67,6 +67,71 @@ class EvalSettings(BaseModel):
     )
 
 
+CLUSTER_SPECS = "local | ray | ray://HOST:PORT"
+
+
+class ClusterSettings(BaseModel):
+    """Where candidates are evaluated: in this process (local), or on Ray actors, one per GPU."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["local", "ray"] = Field(
+        default="local",
+        description="local: one evaluator in the run's process; ray: one evaluator actor per GPU "
+        "of a Ray cluster (CPU slots on a cluster without GPUs)",
+    )
+    address: str | None = Field(
+        default=None,
+        description="the Ray cluster: ray://HOST:PORT (Ray Client), HOST:PORT (from a node of the "
+        "cluster); None: the cluster this machine belongs to, else a new local instance",
+    )
+    evaluators: int | None = Field(
+        default=None,
+        ge=1,
+        description="evaluator actors; None: one per GPU of the cluster, or min(2, CPUs) without GPUs",
+    )
+    retries: int = Field(
+        default=2, ge=0, description="re-evaluations of a candidate whose evaluator died under it"
+    )
+    start_timeout_s: float = Field(
+        default=300, gt=0, description="seconds an evaluator may take to be placed and started"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_spec(cls, data: Any) -> Any:
+        return parse_cluster_spec(data) if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ClusterSettings:
+        if self.backend == "local" and self.address:
+            raise ValueError(f"an address ({self.address}) needs backend ray: use ray://HOST:PORT")
+        return self
+
+
+def parse_cluster_spec(spec: str) -> dict[str, Any]:
+    """`local`, `ray` or `ray://HOST:PORT` (the address as Ray's own `ray.init` takes it) as a block."""
+    text = spec.strip()
+    if text == "local":
+        return {"backend": "local"}
+    if text == "ray":
+        return {"backend": "ray"}
+    if text.startswith("ray://") and len(text) > len("ray://"):
+        return {"backend": "ray", "address": text}
+    raise ValueError(f"cluster {spec!r} is not one of {CLUSTER_SPECS}")
+
+
+def apply_cluster_spec(block: dict[str, Any], spec: str | None) -> dict[str, Any]:
+    """A config's cluster block with `--cluster SPEC` applied: backend and address replaced, the rest
+    (evaluators, retries, ...) kept."""
+    if spec is None:
+        return block
+    try:
+        parsed = parse_cluster_spec(spec)
+    except ValueError as e:
+        raise ConfigError(f"--cluster: {e}") from e
+    return {**block, "address": None, **parsed}
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str = "rmsnorm"
@@ -80,6 +145,9 @@ class RunConfig(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     search: SearchSettings = Field(default_factory=SearchSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings, description=f"a block, or a spec string: {CLUSTER_SPECS}"
+    )
 
 
 def proposer_of(config_path: Path | None, spec: str | None) -> ProposerConfig:

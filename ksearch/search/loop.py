@@ -4,7 +4,9 @@
              rarely tried actions, among those within the current difficulty level (the level
              rises as actions get solved); islands take turns, each searching its own subtrees
     refine   sample implementations of the action in batches (compiled while verified), each
-             logged, until `stagnation` samples in a row bring no improvement or `max_per_visit`
+             logged, until `stagnation` samples in a row bring no improvement or `max_per_visit`;
+             with a pool of N evaluators (--cluster ray) batch and max_per_visit are at least N,
+             and a batch's results are logged in candidate order, whichever finished first
     update   node statistics after every sample; a solution attached when the visit beats the
              action's lineage; the proposer's reflection applied as validated edit ops (an
              invalid reflection is logged as a proposer failure and skipped)
@@ -31,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from ksearch.log import History
 from ksearch.log.history import read_rows
 from ksearch.log.rows import (
-    PacketId,
     ProposerCallRecord,
     ProposerFailure,
     RowPayload,
@@ -43,10 +44,9 @@ from ksearch.log.rows import (
 from ksearch.propose.adapt import TaskTemplates
 from ksearch.propose.base import Exhausted, Implementation, Outcome, ProposerStop, SearchState, Tried
 from ksearch.propose.memory import distill
-from ksearch.propose.prompt import evidence_text
 from ksearch.propose.templates import template
 from ksearch.search.config import RunConfig
-from ksearch.search.pipeline import CandidateJob, CandidateResult, Pipeline
+from ksearch.search.pipeline import CandidateJob, CandidateResult, EvaluatorsLost, Pipeline
 from ksearch.task import Task
 from ksearch.worldmodel import ROOT, EditOp, Node, NodeKind, NodeStatus, WorldModel, WorldModelError, record
 
@@ -160,7 +160,10 @@ class Search:
         """Search until a budget runs out; returns why it stopped."""
         self._reopen_interrupted()
         if self.cfg.search.strategy == "random":
-            return self._run_random()
+            try:
+                return self._run_random()
+            except EvaluatorsLost as e:
+                return str(e)
         try:
             if len(self.wm) == 1:
                 self._plan()
@@ -177,6 +180,9 @@ class Search:
                 if self.visits % self.cfg.search.migrate_every == 0:
                     self._migrate()
         except ProposerStop as e:
+            self._log_calls()
+            return str(e)
+        except EvaluatorsLost as e:  # the batch in flight is not logged: a resume proposes it again
             self._log_calls()
             return str(e)
 
@@ -242,8 +248,16 @@ class Search:
                 return n.attrs["island"]
         return 0
 
+    def _batch(self) -> tuple[int, int]:
+        """The batch size and samples per visit: the config's, raised to the evaluators' count so that
+        each of a pool's evaluators has a candidate (1 locally: the config's as they are)."""
+        s = self.cfg.search
+        batch = max(s.batch, self.pipeline.parallel)
+        return batch, max(s.max_per_visit, batch)
+
     def _visit(self, action: Node) -> None:
         s = self.cfg.search
+        batch_size, max_per_visit = self._batch()
         self.progress.action = action.title
         self._apply(
             [
@@ -260,9 +274,9 @@ class Search:
         outcomes: list[Outcome] = []
         samples = stale = 0
         best_before = self.progress.best.score if self.progress.best else None
-        while samples < s.max_per_visit and stale < s.stagnation and not self._stop_reason():
+        while samples < max_per_visit and stale < s.stagnation and not self._stop_reason():
             n = min(
-                s.batch, s.max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations
+                batch_size, max_per_visit - samples, self.cfg.budget.evaluations - self.progress.evaluations
             )
             state = self._full_state(action)
             batch: list[CandidateJob] = []
@@ -417,27 +431,8 @@ class Search:
         return applied
 
     def _log_candidate(self, result: CandidateResult, action: Node | None, island: int | None) -> Outcome:
-        packet = result.packet
-        step = Step(
-            candidate=result.candidate_id,
-            visit=self.visits,
-            island=island,
-            action_id=action.id if action else None,
-            template=result.attrs.get("template"),
-            knobs=result.attrs.get("knobs", {}),
-            passed=result.passed,
-            score=result.score,
-            score_basis=result.score_basis,
-            failure_class=packet.failure_class.value if packet.failure_class else None,
-            packet_id=PacketId.parse(packet.packet_id),
-            blob=result.blob,
-            targets={
-                t: (p.failure_class.value if p.failure_class else "pass") for t, p in result.packets.items()
-            },
-            message=packet.message[:300],
-            evidence=evidence_text(packet),
-        )
-        self.history.append_many([*result.packets.values(), step])  # one write: no packet without its step
+        step = result.step(visit=self.visits, island=island, action_id=action.id if action else None)
+        self.history.append_many(result.rows(step))
         self._remember(step)
         self.on_progress(self.progress)
         return self.outcomes[-1]
@@ -511,7 +506,7 @@ class Search:
             stop = self._stop_reason()
             if stop:
                 return stop
-            n = min(self.cfg.search.batch, self.cfg.budget.evaluations - self.progress.evaluations)
+            n = min(self._batch()[0], self.cfg.budget.evaluations - self.progress.evaluations)
             batch: list[CandidateJob] = []
             for k in range(n):
                 cid = f"c{self.progress.evaluations + k:04d}"

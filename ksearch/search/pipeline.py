@@ -2,25 +2,31 @@
 
 The compiles of a batch (every candidate x every target, in the compile service's process pool)
 run in a background thread while the evaluator verifies the same candidates in its sandbox
-worker, so proposing, compiling and evaluating overlap. Each candidate ends with one
-EvidencePacket per target: verification is shared (it ran once, on this machine), compile and
-audit are the target's own, and performance belongs only to the target that was timed.
+worker, so proposing, compiling and evaluating overlap. The evaluator is this process's own
+(`Evaluator`, the local path) or a pool of them (`EvaluatorPool`: ksearch.cluster's Ray actors,
+one per GPU), which evaluates the batch's candidates side by side and returns them in order.
+Each candidate ends with one EvidencePacket per target: verification is shared (it ran once), compile
+and audit are the target's own, and performance belongs only to the target that was timed.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from ksearch.audit import audit_compile, max_intensity
 from ksearch.compile import CompileRequest, compile_many
 from ksearch.compile.result import CompileResult
+from ksearch.errors import KsearchError
 from ksearch.evidence import EvidencePacket, FailureClass, Status, Unmeasured, source_hash, status_for
 from ksearch.harness.evaluate import Evaluator
 from ksearch.log import put_blob
-from ksearch.log.rows import PacketId
+from ksearch.log.rows import InfraEvent, PacketId, RowPayload, Step
 from ksearch.propose.base import Implementation
+from ksearch.propose.prompt import evidence_text
+from ksearch.search.config import ClusterSettings
 from ksearch.search.estimate import static_score
 from ksearch.search.reuse import Reuse, measured_with
 from ksearch.target.profile import TargetProfile
@@ -28,6 +34,67 @@ from ksearch.task import Task
 
 # What a batch holds per candidate: its id, the implementation, and its provenance (action, parent).
 CandidateJob = tuple[str, Implementation, dict]
+
+
+class EvaluatorsLost(KsearchError):
+    """No evaluator is left in a pool: the run stops (cleanly, resumable)."""
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One candidate for a pool: `path` is where the driver keeps its source (the run's blob), the
+    name its packet gives it; `source` the bytes evaluated (a pool's evaluator may be on another node)."""
+
+    candidate_id: str
+    path: Path
+    source: bytes
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """How every candidate of a run is evaluated (Evaluator.evaluate's keyword arguments)."""
+
+    target: str
+    dtype: str
+    seeds: tuple[int, ...]
+    workloads: list[str] | None
+
+
+@dataclass
+class Evaluated:
+    """A job's packet (the harness's verdict, or `skipped:evaluator_lost`) and the infrastructure
+    events its evaluation met, logged just before its attempt rows."""
+
+    packet: EvidencePacket
+    events: list[InfraEvent] = field(default_factory=list)
+
+
+class EvaluatorPool(Protocol):
+    """Evaluators elsewhere, `parallel` of them at once (ksearch.cluster's Ray actors, one per GPU);
+    opened by a `PoolOpener` before the run directory exists."""
+
+    device: str  # cpu or cuda, as the pool's evaluators run
+    profile: str | None  # the target profile of its GPUs; None on CPU slots
+    start_events: list[InfraEvent]  # where its evaluators run, logged when the run starts
+
+    @property
+    def parallel(self) -> int: ...
+
+    @property
+    def environment(self) -> dict[str, Any]: ...
+
+    def evaluate_many(self, jobs: list[EvalJob], spec: EvalSpec) -> list[Evaluated]: ...
+
+    def close(self) -> None: ...
+
+
+class PoolOpener(Protocol):
+    """What `ksearch run` passes to open a run's pool (ksearch.cluster.open_pool): the cluster block,
+    the config's device (auto, cpu, cuda: the pool resolves it), the evaluators' settings, the task."""
+
+    def __call__(
+        self, settings: ClusterSettings, *, device: str, timeout_s: float, bench_budget_s: float, task: Task
+    ) -> EvaluatorPool: ...
 
 
 @dataclass
@@ -39,10 +106,43 @@ class CandidateResult:
     primary: str
     score: float | None  # higher is better; None unless the primary target's packet passed
     score_basis: str | None  # "reward:<target>" (measured) or "static-estimate:<target>" (modelled)
+    # what its evaluation met on a pool (an evaluator lost under it): logged before its packets
+    events: list[InfraEvent] = field(default_factory=list)
 
     @property
     def packet(self) -> EvidencePacket:
         return self.packets[self.primary]
+
+    def step(
+        self, *, visit: int | None = None, island: int | None = None, action_id: str | None = None
+    ) -> Step:
+        """The `step` row that maps this candidate to its packets (the loop's, or an agent's outside any
+        visit)."""
+        packet = self.packet
+        return Step(
+            candidate=self.candidate_id,
+            visit=visit,
+            island=island,
+            action_id=action_id,
+            template=self.attrs.get("template"),
+            knobs=self.attrs.get("knobs", {}),
+            passed=self.passed,
+            score=self.score,
+            score_basis=self.score_basis,
+            failure_class=packet.failure_class.value if packet.failure_class else None,
+            packet_id=PacketId.parse(packet.packet_id),
+            blob=self.blob,
+            targets={
+                t: (p.failure_class.value if p.failure_class else "pass") for t, p in self.packets.items()
+            },
+            message=packet.message[:300],
+            evidence=evidence_text(packet),
+        )
+
+    def rows(self, step: Step) -> list[RowPayload]:
+        """What one write appends for the candidate, so that no packet is ever logged without its step:
+        the infrastructure events its evaluation met first, its packets, its step."""
+        return [*self.events, *self.packets.values(), step]
 
     @property
     def passed(self) -> bool:
@@ -56,7 +156,7 @@ class Pipeline:
         task: Task,
         dtype: str,
         profiles: list[TargetProfile],
-        evaluator: Evaluator,
+        evaluator: Evaluator | EvaluatorPool,
         *,
         seeds: list[int],
         workloads: list[str] | None,
@@ -78,6 +178,11 @@ class Pipeline:
         self._compiler = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ksearch-compile"
         )
+
+    @property
+    def parallel(self) -> int:
+        """Candidates evaluated at once: 1 here, a pool's evaluator count."""
+        return 1 if isinstance(self.evaluator, Evaluator) else self.evaluator.parallel
 
     def close(self) -> None:
         self._compiler.shutdown(wait=True, cancel_futures=True)
@@ -102,25 +207,53 @@ class Pipeline:
         compiling = self._compiler.submit(
             compile_many, requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s
         )
-        evaluated = []
-        for (_, impl, _), p in zip(batch, paths):
-            packet = self.reuse.get(source_hash(impl.source), self.here) if self.reuse else None
-            if packet is None:  # not measured before on this machine with these settings
-                packet = self.evaluator.evaluate(
-                    p,
+        # packets measured before on this machine with these settings are not measured again
+        reused = [
+            self.reuse.get(source_hash(impl.source), self.here) if self.reuse else None
+            for _, impl, _ in batch
+        ]
+        if isinstance(self.evaluator, Evaluator):
+            evaluated = [
+                packet
+                if packet is not None
+                else self.evaluator.evaluate(
+                    path,
                     self.task,
                     target=self.primary,
                     dtype=self.dtype,
                     seeds=tuple(self.seeds),
                     workloads=self.workloads,
                 )
-            evaluated.append(packet)
+                for packet, path in zip(reused, paths)
+            ]
+            events: list[list[InfraEvent]] = [[] for _ in batch]
+        else:
+            evaluated, events = self._evaluate_on_pool(self.evaluator, batch, paths, reused)
         compiled = compiling.result()
         n = len(self.profiles)
-        return [
+        results = [
             self._merge(cid, impl, prov, blob, packet, compiled[i * n : (i + 1) * n])
             for i, ((cid, impl, prov), blob, packet) in enumerate(zip(batch, blobs, evaluated))
         ]
+        for result, met in zip(results, events):
+            result.events = met
+        return results
+
+    def _evaluate_on_pool(
+        self,
+        pool: EvaluatorPool,
+        batch: list[CandidateJob],
+        paths: list[Path],
+        reused: list[EvidencePacket | None],
+    ) -> tuple[list[EvidencePacket], list[list[InfraEvent]]]:
+        """The batch's packets and each one's infrastructure events, in the batch's order: the reused
+        ones as they are, the rest evaluated side by side on the pool."""
+        todo = [i for i, packet in enumerate(reused) if packet is None]
+        spec = EvalSpec(self.primary, self.dtype, tuple(self.seeds), self.workloads)
+        jobs = [EvalJob(batch[i][0], paths[i], batch[i][1].source.encode()) for i in todo]
+        done = dict(zip(todo, pool.evaluate_many(jobs, spec)))
+        packets = [p if p is not None else done[i].packet for i, p in enumerate(reused)]
+        return packets, [done[i].events if i in done else [] for i in range(len(batch))]
 
     def other_targets(
         self, packet: EvidencePacket, blob: str, done: frozenset[str] = frozenset()

@@ -35,9 +35,9 @@ from ksearch.log.rows import (
 )
 from ksearch.propose.llm import make_proposer
 from ksearch.propose.settings import apply_spec
-from ksearch.search.config import RunConfig, load_run_config, validate_run_config
+from ksearch.search.config import RunConfig, apply_cluster_spec, load_run_config, validate_run_config
 from ksearch.search.loop import Progress, Search
-from ksearch.search.pipeline import Pipeline
+from ksearch.search.pipeline import EvaluatorPool, Pipeline, PoolOpener
 from ksearch.search.reuse import Reuse, settings_of
 from ksearch.target import detect_local_device, environment_snapshot, load_target
 from ksearch.task import load_task
@@ -121,18 +121,22 @@ def start_run(
     resume: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[Path], None] | None = None,
+    open_pool: PoolOpener | None = None,
 ) -> RunResult:
     """Run (or resume) a search. `overrides` are dotted config fields from the command line
     (task, device, seed, budget.evaluations, budget.wall_s, budget.llm_usd), plus `proposer` (a
-    spec, see ksearch.propose.settings) and `replay_from`. A replay with no CONFIG takes the
+    spec, see ksearch.propose.settings), `cluster` (local, ray or ray://ADDRESS: backend and address
+    of the config's cluster block) and `replay_from`. A replay with no CONFIG takes the
     config of the run it replays. On resume the budget overrides count from where the run stopped.
-    `on_start(run_dir)` is called once the run directory is held, before the first evaluation."""
+    `on_start(run_dir)` is called once the run directory is held, before the first evaluation.
+    `open_pool` opens the evaluator pool of a run whose cluster backend is not local: the entry
+    point's to give (`ksearch run` passes ksearch.cluster.open_pool, Ray's)."""
     overrides = overrides or {}
     with ExitStack() as stack:
         if resume is not None:
             # before anything else, so that a second writer of the run is refused at once
             stack.enter_context(writer_lock(history_path(Path(resume)).parent))
-        return _run(stack, config_path, log_dir, overrides, resume, on_progress, on_start)
+        return _run(stack, config_path, log_dir, overrides, resume, on_progress, on_start, open_pool)
 
 
 def _run(
@@ -143,6 +147,7 @@ def _run(
     resume: Path | None,
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[Path], None] | None,
+    open_pool: PoolOpener | None,
 ) -> RunResult:
     replay_from = overrides.get("replay_from")
     if resume is not None:
@@ -174,17 +179,41 @@ def _run(
         )
     for name in cfg.eval.workloads or []:
         task.workload(name)  # an unknown name is refused here, before a run directory exists
-    device = resolve_device(cfg.device)
+    pool: EvaluatorPool | None = None
+    pool_started = time.monotonic()
+    if cfg.cluster.backend != "local":
+        if open_pool is None:
+            raise ConfigError(
+                f"cluster backend {cfg.cluster.backend}: this caller cannot open an evaluator pool; "
+                "use `ksearch run`, or pass open_pool=ksearch.cluster.open_pool to start_run"
+            )
+        # before the run directory exists: a cluster that cannot serve leaves nothing behind
+        pool = open_pool(
+            cfg.cluster,
+            device=cfg.device,
+            timeout_s=cfg.eval.timeout_s,
+            bench_budget_s=cfg.eval.bench_budget_s,
+            task=task,
+        )
+        stack.callback(pool.close)
+        device = pool.device
+    else:
+        device = resolve_device(cfg.device)
     profiles = [load_target(name) for name in cfg.targets]
     primary = profiles[0].name
     if device == "cuda":
-        local = detect_local_device()
-        if local is None or not local.profile:
-            raise ConfigError(
-                "this GPU matches no target profile, so its timings cannot be scored; "
-                "add a profile under configs/targets/ or run with device: cpu"
-            )
-        primary = local.profile
+        if pool is not None:
+            gpu_profile = pool.profile  # every evaluator's GPU is of this one target (checked)
+        else:
+            local = detect_local_device()
+            if local is None or not local.profile:
+                raise ConfigError(
+                    "this GPU matches no target profile, so its timings cannot be scored; "
+                    "add a profile under configs/targets/ or run with device: cpu"
+                )
+            gpu_profile = local.profile
+        assert gpu_profile is not None
+        primary = gpu_profile
         if primary not in {p.name for p in profiles}:
             profiles.append(load_target(primary))
         profiles.sort(key=lambda p: p.name != primary)  # the primary first: Pipeline scores profiles[0]
@@ -207,7 +236,8 @@ def _run(
         run_dir = make_run_dir(root, run_id)
         stack.enter_context(writer_lock(run_dir))
     history = History(run_dir)
-    started = time.monotonic()  # the wall-time budget counts from here, evaluator start-up included
+    # the wall-time budget counts from here, evaluator start-up included (a pool's: from its start)
+    started = time.monotonic() if pool is None else pool_started
     if on_start is not None:
         on_start(run_dir)
     snapshot = environment_snapshot().model_dump(mode="json")
@@ -234,9 +264,14 @@ def _run(
         wm = WorldModel.from_log(run_dir)
         history.append(RunResume(config=cfg.model_dump(mode="json"), device=device, environment=snapshot))
 
-    evaluator = stack.enter_context(
-        Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
-    )
+    evaluator: Evaluator | EvaluatorPool
+    if pool is not None:
+        history.append_many(pool.start_events)  # where each evaluator runs
+        evaluator = pool
+    else:
+        evaluator = stack.enter_context(
+            Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
+        )
     pipeline = Pipeline(
         run_dir,
         task,
@@ -311,8 +346,9 @@ def _run(
 def _override(cfg: RunConfig, overrides: dict) -> RunConfig:
     data = cfg.model_dump()
     data["proposer"] = apply_spec(data["proposer"], overrides.get("proposer"), overrides.get("replay_from"))
+    data["cluster"] = apply_cluster_spec(data["cluster"], overrides.get("cluster"))
     for dotted, value in overrides.items():
-        if value is None or dotted in ("proposer", "replay_from"):
+        if value is None or dotted in ("proposer", "replay_from", "cluster"):
             continue
         node = data
         *parents, leaf = dotted.split(".")
