@@ -20,7 +20,17 @@ LAYERS = [
     {"propose"},
     {"search"},
     {"analysis", "selfbench"},  # what reads the log and also needs the verbs; ksearch measuring itself
-    {"registry", "cluster", "mcp", "cli", "cli_common", "cli_context", "cli_log", "cli_mcp", "__main__"},  # entry points
+    {
+        "registry",
+        "cluster",
+        "mcp",
+        "cli",
+        "cli_common",
+        "cli_context",
+        "cli_log",
+        "cli_mcp",
+        "__main__",
+    },  # entry points
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

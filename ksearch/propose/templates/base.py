@@ -53,7 +53,9 @@ class Template:
     backends: tuple[str, ...] = ("cuda", "hip")
     # the expected speedup on a run's workload axes, where the strategy pays only for some shapes
     # (split-K: few output tiles); None: `expected_speedup` for every shape
-    speedup_on: Callable[[list[dict[str, int]]], float] | None = field(default=None, repr=False, compare=False)
+    speedup_on: Callable[[list[dict[str, int]]], float] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.difficulty <= 5:
