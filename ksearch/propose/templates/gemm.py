@@ -154,6 +154,39 @@ SPLIT_K = _template(
 )
 
 
+# ---- split-K in one launch ------------------------------------------------------------------------------------------
+
+
+SPLIT_K_FIXUP = _template(
+    "split_k_fixup",
+    decision="parallelization over K",
+    title="split-K in one launch: the last program of a tile to finish sums its partials and writes c",
+    description="""
+        3-D grid (M tiles, N tiles, SPLIT_K); each program stores the fp32 partial of one K slice in its
+        tile's workspace slot, then raises the tile's counter (an acq_rel atomic at GPU scope); the program
+        that arrives last sums the SPLIT_K partials in split order (deterministic) and writes c.
+    """,
+    rationale="""
+        Split-K for decode and small-M shapes without the second launch that sums the partials: the reduction
+        runs inside the last program of each tile, on partials still in L2, so the op is one GEMM launch (and a
+        zero-fill of one counter per tile). Rows past M are neither stored nor summed. Useless for the
+        compute-bound prefill shapes, like split-K.
+    """,
+    difficulty=4,
+    expected_speedup=1.2,
+    speedup_on=lambda axes: 0.6 + 1.8 * few_tiles_share(axes),
+    knobs={
+        "BLOCK_M": (64, 16, 32, 128),
+        "BLOCK_N": (128, 64, 256, 32),
+        "BLOCK_K": (64, 128, 32),
+        "SPLIT_K": (4, 2, 8, 16),
+        "num_stages": (3, 4, 2, 5),
+        # 8 warps by default: the partial and the sum of the partials are both live in the last program
+        "num_warps": (8, 4),
+    },
+)
+
+
 # ---- persistent tile loop ------------------------------------------------------------------------------------------
 
 
@@ -267,4 +300,4 @@ K_UNMASKED = _template(
 )
 
 
-TEMPLATES = (TILED, TMA, SPLIT_K, PERSISTENT, PERSISTENT_TMA, K_UNMASKED, TILED_MFMA)
+TEMPLATES = (TILED, TMA, SPLIT_K, SPLIT_K_FIXUP, PERSISTENT, PERSISTENT_TMA, K_UNMASKED, TILED_MFMA)
