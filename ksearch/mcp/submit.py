@@ -103,10 +103,7 @@ def submit(
                 start.dtype,
                 profiles,
                 evaluator,
-                seeds=cfg.eval.seeds,
-                workloads=cfg.eval.workloads,
-                every_target=cfg.eval.targets == "every",
-                compile_timeout_s=cfg.eval.compile_timeout_s,
+                cfg.eval,
             )
             try:
                 impl = Implementation(source, {"proposer": label}, note=rationale)

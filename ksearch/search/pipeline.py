@@ -26,7 +26,7 @@ from ksearch.log import put_blob
 from ksearch.log.rows import InfraEvent, PacketId, RowPayload, Step
 from ksearch.propose.base import Implementation
 from ksearch.propose.prompt import evidence_text
-from ksearch.search.config import ClusterSettings
+from ksearch.search.config import ClusterSettings, EvalSettings
 from ksearch.search.estimate import static_score
 from ksearch.search.reuse import Reuse, measured_with
 from ksearch.target.profile import TargetProfile
@@ -157,24 +157,22 @@ class Pipeline:
         dtype: str,
         profiles: list[TargetProfile],
         evaluator: Evaluator | EvaluatorPool,
+        settings: EvalSettings,
         *,
-        seeds: list[int],
-        workloads: list[str] | None,
         cache_dir: Path | None = None,
-        every_target: bool = True,
-        compile_timeout_s: float = 60,
         reuse: Reuse | None = None,
     ):
-        """`profiles[0]` is the primary target (the one scored, and timed where there is a GPU); with `every_target` False, candidates compile for
-        the primary only and `other_targets` audits a chosen one (the best) for the rest."""
+        """`profiles[0]` is the primary target (the one scored, and timed where there is a GPU); `settings`
+        the run config's eval block: seeds, workloads, compile timeout, and with `targets: best` candidates
+        compile for the primary only and `other_targets` audits a chosen one (the best) for the rest."""
         self.run_dir, self.task, self.dtype, self.primary = run_dir, task, dtype, profiles[0].name
         self.all_profiles = profiles
-        self.profiles = profiles if every_target else profiles[:1]
-        self.evaluator, self.seeds, self.workloads, self.cache_dir = evaluator, seeds, workloads, cache_dir
-        self.compile_timeout_s, self.reuse = compile_timeout_s, reuse
+        self.profiles = profiles if settings.targets == "every" else profiles[:1]
+        self.evaluator, self.seeds, self.workloads = evaluator, settings.seeds, settings.workloads
+        self.cache_dir, self.compile_timeout_s, self.reuse = cache_dir, settings.compile_timeout_s, reuse
         self.here = measured_with(evaluator.environment) if reuse else {}
         # the same for every candidate and target, over the workloads this run evaluates
-        self.intensity = max_intensity(task.only(workloads) if workloads else task, dtype)
+        self.intensity = max_intensity(task.only(self.workloads) if self.workloads else task, dtype)
         self._compiler = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ksearch-compile"
         )

@@ -278,10 +278,7 @@ def _run(
         dtype,
         profiles,
         evaluator,
-        seeds=cfg.eval.seeds,
-        workloads=cfg.eval.workloads,
-        every_target=cfg.eval.targets == "every",
-        compile_timeout_s=cfg.eval.compile_timeout_s,
+        cfg.eval,
         reuse=reuse,
     )
     stack.callback(pipeline.close)
