@@ -42,7 +42,7 @@ def test_hanging_compile_is_killed_at_its_timeout_and_the_pool_goes_on(tmp_path)
         [req("hang_in_run.py"), req("rmsnorm_rows.py", target="h100")],
         cache_dir=tmp_path,
         jobs=2,
-        timeout_s=15,  # the honest compile takes 3-5 s, 8+ on two cores shared with the rest of the suite
+        timeout_s=15,  # the honest compile took 8.2 s once, on two cores shared with the rest of the suite
     )
     hang, fine = results
     assert hang.failure_class is FailureClass.COMPILE_TIMEOUT and not hang.ok

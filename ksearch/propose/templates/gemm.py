@@ -124,6 +124,20 @@ def few_tiles_share(axes: list[dict[str, int]]) -> float:
     return len(few) / len(axes)
 
 
+def split_k_speedup(axes: list[dict[str, int]]) -> float:
+    """2.4x on shapes that leave SMs idle (decode), 0.6x on those that fill them many times (prefill)."""
+    return 0.6 + 1.8 * few_tiles_share(axes)
+
+
+# the split-K tile knobs, both templates'
+SPLIT_K_KNOBS = {
+    "BLOCK_M": (64, 16, 32, 128),
+    "BLOCK_N": (128, 64, 256, 32),
+    "BLOCK_K": (64, 128, 32),
+    "SPLIT_K": (4, 2, 8, 16),
+}
+
+
 SPLIT_K = _template(
     "split_k",
     decision="parallelization over K",
@@ -140,13 +154,9 @@ SPLIT_K = _template(
     """,
     difficulty=3,
     expected_speedup=1.2,
-    # 2.4x on shapes that leave SMs idle (decode), 0.6x on those that fill them many times (prefill)
-    speedup_on=lambda axes: 0.6 + 1.8 * few_tiles_share(axes),
+    speedup_on=split_k_speedup,
     knobs={
-        "BLOCK_M": (64, 16, 32, 128),
-        "BLOCK_N": (128, 64, 256, 32),
-        "BLOCK_K": (64, 128, 32),
-        "SPLIT_K": (4, 2, 8, 16),
+        **SPLIT_K_KNOBS,
         "REDUCE": ("workspace", "atomic"),
         "num_stages": (3, 4, 2, 5),
         "num_warps": (4, 8),
@@ -174,12 +184,9 @@ SPLIT_K_FIXUP = _template(
     """,
     difficulty=4,
     expected_speedup=1.2,
-    speedup_on=lambda axes: 0.6 + 1.8 * few_tiles_share(axes),
+    speedup_on=split_k_speedup,
     knobs={
-        "BLOCK_M": (64, 16, 32, 128),
-        "BLOCK_N": (128, 64, 256, 32),
-        "BLOCK_K": (64, 128, 32),
-        "SPLIT_K": (4, 2, 8, 16),
+        **SPLIT_K_KNOBS,
         "num_stages": (3, 4, 2, 5),
         # 8 warps by default: the partial and the sum of the partials are both live in the last program
         "num_warps": (8, 4),
