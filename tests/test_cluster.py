@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from clitools import assert_clean_error, ksearch
+from clitools import assert_clean_error, kill_run_after_steps, ksearch
 from runconfigs import write_run_config
 
 from ksearch.cluster import open_pool, ray_available
@@ -173,28 +169,9 @@ def test_a_killed_driver_resumes_on_the_cluster(ray_cluster, tmp_path):
     """kill -9 of the driver (its Ray instance and actors go with it); --resume replays the log,
     starts a new pool from the logged cluster settings and continues the candidate sequence."""
     cfg = write_run_config(tmp_path, cluster=RAY, budget={"evaluations": 40, "wall_s": 600})
-    env = {**os.environ, "KSEARCH_LOG_DIR": str(tmp_path / "runs")}
+    env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ksearch", "run", str(cfg)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    run_dir = None
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            dirs = list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else []
-            if dirs and (dirs[0] / "history.jsonl").exists() and len(payloads(dirs[0], "step")) >= 2:
-                run_dir = dirs[0]
-                break
-            time.sleep(0.5)
-        assert run_dir is not None, "the run logged no candidate in time"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    run_dir = kill_run_after_steps([str(cfg)], tmp_path / "runs", env=env)
     done = len(payloads(run_dir, "step"))
     result = start_run(None, resume=run_dir, overrides={"budget.evaluations": 2}, open_pool=open_pool)
     steps = payloads(run_dir, "step")

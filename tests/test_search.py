@@ -2,15 +2,11 @@
 killed run resumes where it stopped, and the offline proposer learns from failures."""
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from clitools import kill_run_after_steps
 from runconfigs import SMALL_RUN, write_run_config
 
 from ksearch.errors import ConfigError
@@ -68,27 +64,7 @@ def test_a_run_logs_every_candidate_and_the_tree_rebuilds_from_the_log(small_run
 
 def test_a_killed_run_resumes_with_the_same_sequence_and_tree(tmp_path):
     cfg = config(tmp_path, budget={"evaluations": 40, "wall_s": 600})
-    env = {**os.environ, "KSEARCH_LOG_DIR": str(tmp_path / "runs")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ksearch", "run", str(cfg), "--device", "cpu"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        run_dir = None
-        while time.monotonic() < deadline:
-            dirs = list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else []
-            if dirs and (dirs[0] / "history.jsonl").exists() and len(rows(dirs[0], "step")) >= 2:
-                run_dir = dirs[0]
-                break
-            time.sleep(0.5)
-        assert run_dir is not None, "the run logged no candidate in time"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    run_dir = kill_run_after_steps([str(cfg), "--device", "cpu"], tmp_path / "runs")
     done = len(rows(run_dir, "step"))
     last_seq = max(line.row["seq"] for line, _ in iter_rows(run_dir))
     result = start_run(None, resume=run_dir, overrides={"budget.evaluations": 2})  # 2 more
