@@ -116,8 +116,8 @@ def micro(
     return times
 
 
-def runs(n: int) -> dict[str, float]:
-    """Seconds per candidate of a search, local and through one Ray evaluator."""
+def runs(n: int, device: str) -> dict[str, float]:
+    """Seconds per candidate of a search on `device`, local and through one Ray evaluator."""
     import yaml
 
     from ksearch.cluster import open_pool
@@ -128,7 +128,7 @@ def runs(n: int) -> dict[str, float]:
         "task": "rmsnorm",
         "dtype": "float16",
         "targets": ["h100"],
-        "device": "cpu",
+        "device": device,
         "seed": 3,
         "budget": {"evaluations": n, "wall_s": 3600},
         "search": {"islands": 2, "migrate_every": 2, "stagnation": 1, "max_per_visit": 2, "batch": 2},
@@ -170,7 +170,7 @@ def main(
     outside = 1000 * (statistics.fmean(times["ray outside"]) - statistics.fmean(times["local outside"]))
     print(f"what Ray adds outside the evaluator (wall less the packet's durations_s.total): {outside:.1f} ms")
     if with_runs:
-        per = runs(run_evaluations)
+        per = runs(run_evaluations, device)
         d = per["ray"] - per["local"]
         print(f"search: local {per['local']:.3f} s, ray {per['ray']:.3f} s per candidate: {d:+.3f} s")
 
