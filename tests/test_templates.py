@@ -428,3 +428,7 @@ def test_the_plan_ranks_split_k_first_for_decode_shapes_and_last_for_prefill():
     assert min(decode[t] for t in split) > max(decode[t] for t in others)  # split-K first for decode
     assert max(square[t] for t in split) < min(square[t] for t in others)  # and last for prefill
     assert square["matmul/tiled"] == decode["matmul/tiled"]  # a shape-blind template keeps its prior
+    # one output tile but K = 72: nothing to split, so split-K stays behind the tiled kernel
+    tiny = priorities(["square_m4096_n4096_k4096", "ragged_m96_n80_k72"])
+    assert max(tiny[t] for t in split) < tiny["matmul/tiled"]
+    assert tiny["matmul/k_unmasked"] < tiny["matmul/tiled"] == square["matmul/k_unmasked"]  # K=72 breaks it

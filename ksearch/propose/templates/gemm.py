@@ -118,15 +118,19 @@ TILED_MFMA = _template(
 FEW_SMS = 132  # an H100 SXM's SMs, the fewest of the CUDA targets (B200: 148)
 
 
-def few_tiles_share(axes: list[dict[str, int]]) -> float:
-    """The share of workloads whose 128 x 128 output tiles cannot fill the GPU's SMs once."""
-    few = [a for a in axes if -(-a["M"] // 128) * -(-a["N"] // 128) < FEW_SMS]
+DEEP_K = 1024  # K from which a 2-way split still leaves each slice 8+ steps of a 64-deep K tile
+
+
+def split_k_share(axes: list[dict[str, int]]) -> float:
+    """The share of workloads split-K is for: 128 x 128 output tiles too few to fill the GPU's SMs
+    once, and K deep enough to split (a 96 x 80 x 72 GEMM has one tile and nothing to split)."""
+    few = [a for a in axes if -(-a["M"] // 128) * -(-a["N"] // 128) < FEW_SMS and a["K"] >= DEEP_K]
     return len(few) / len(axes)
 
 
 def split_k_speedup(axes: list[dict[str, int]]) -> float:
-    """2.4x on shapes that leave SMs idle (decode), 0.6x on those that fill them many times (prefill)."""
-    return 0.6 + 1.8 * few_tiles_share(axes)
+    """2.4x on shapes that leave SMs idle over a deep K (decode), 0.6x on the rest (prefill, tiny)."""
+    return 0.6 + 1.8 * split_k_share(axes)
 
 
 # the split-K tile knobs, both templates'
@@ -281,6 +285,12 @@ PERSISTENT_TMA = _template(
 # ---- risky: K wrapped instead of masked ------------------------------------------------------------------------
 
 
+def k_unmasked_speedup(axes: list[dict[str, int]]) -> float:
+    """0.9x where every K is a multiple of the smallest K step (32); nothing where one is not: the
+    wrapped K tail gives wrong sums there for every setting."""
+    return 0.9 if all(a["K"] % 32 == 0 for a in axes) else 0.0
+
+
 K_UNMASKED = _template(
     "k_unmasked",
     decision="boundary handling",
@@ -296,6 +306,7 @@ K_UNMASKED = _template(
     """,
     difficulty=2,
     expected_speedup=0.9,
+    speedup_on=k_unmasked_speedup,
     knobs={
         "BLOCK_M": (64, 128, 256),
         "BLOCK_N": (128, 64, 256),
