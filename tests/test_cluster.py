@@ -164,6 +164,39 @@ def test_a_killed_evaluator_costs_no_attempt_and_is_logged_as_infrastructure(
     assert result.progress.failures["skipped:evaluator_lost"] == 1
 
 
+def test_a_pool_with_no_evaluator_left_stops_the_run_and_logs_why(ray_cluster, tmp_path, monkeypatch):
+    """One evaluator, killed under c0002 (the second batch); its replacement's constructor raises, so
+    it never starts: the pool is empty, the run stops with a message saying so, the second batch has
+    no attempt (a resume proposes it again), and the log keeps the loss and the dropped slot."""
+    from ksearch.cluster.pool import RayPool
+
+    spawned = RayPool._spawn
+
+    def kill_under(pool, slot, job, attempt):
+        if job.candidate_id == "c0002":
+            threading.Timer(0.5, ray_cluster.kill, [slot.actor]).start()
+
+    def broken_after_start(pool):
+        if not pool.slots:  # the pool's own start
+            return spawned(pool)
+        return pool._actor_class.remote(*pool._args[:3], "many")  # threads="many": the constructor raises
+
+    monkeypatch.setattr(RayPool, "_submitted", kill_under)
+    monkeypatch.setattr(RayPool, "_spawn", broken_after_start)
+    cluster = {"backend": "ray", "evaluators": 1, "retries": 1}
+    result = start_run(
+        write_run_config(tmp_path, cluster=cluster), log_dir=tmp_path / "runs", open_pool=open_pool
+    )
+    assert "no evaluator is left" in result.stop_reason
+    run_dir = result.run_dir
+    assert [s["candidate"] for s in payloads(run_dir, "step")] == ["c0000", "c0001"]
+    events = [(e["event"], e["candidate"]) for e in payloads(run_dir, "infra_event")]
+    assert events == [("pool_start", None), ("evaluator_lost", "c0002"), ("evaluator_dropped", None)]
+    dropped = payloads(run_dir, "infra_event")[-1]
+    assert "its replacement failed to start" in dropped["error"]
+    assert verify_log(run_dir).ok
+
+
 @pytest.mark.slow  # a second Ray instance, in the killed driver, and two cold pools: over a minute
 def test_a_killed_driver_resumes_on_the_cluster(ray_cluster, tmp_path):
     """kill -9 of the driver (its Ray instance and actors go with it); --resume replays the log,

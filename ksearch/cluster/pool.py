@@ -243,7 +243,8 @@ class RayPool:
             if not running:
                 raise EvaluatorsLost(
                     f"no evaluator is left ({len(queue)} candidates of the batch unevaluated; see the "
-                    "infra_event rows): check the Ray cluster, then resume the run"
+                    "infra_event rows): check the Ray cluster, then resume the run",
+                    [e for met in events for e in met],
                 )
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:

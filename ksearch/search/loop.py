@@ -163,7 +163,7 @@ class Search:
             try:
                 return self._run_random()
             except EvaluatorsLost as e:
-                return str(e)
+                return self._evaluators_lost(e)
         try:
             if len(self.wm) == 1:
                 self._plan()
@@ -182,9 +182,15 @@ class Search:
         except ProposerStop as e:
             self._log_calls()
             return str(e)
-        except EvaluatorsLost as e:  # the batch in flight is not logged: a resume proposes it again
-            self._log_calls()
-            return str(e)
+        except EvaluatorsLost as e:
+            return self._evaluators_lost(e)
+
+    def _evaluators_lost(self, e: EvaluatorsLost) -> str:
+        """The stop when a pool lost every evaluator: the batch in flight is not logged (a resume
+        proposes it again), the infrastructure events that emptied the pool are."""
+        self._log_calls()
+        self.history.append_many(e.events)
+        return str(e)
 
     def _plan(self) -> None:
         for ops in self.proposer.propose_actions(self._full_state(), islands=self.cfg.search.islands):

@@ -37,7 +37,12 @@ CandidateJob = tuple[str, Implementation, dict]
 
 
 class EvaluatorsLost(KsearchError):
-    """No evaluator is left in a pool: the run stops (cleanly, resumable)."""
+    """No evaluator is left in a pool: the run stops (cleanly, resumable). `events`: the batch's
+    infrastructure events until then (losses, replacements that failed), which the run still logs."""
+
+    def __init__(self, message: str, events: list[InfraEvent] | None = None):
+        super().__init__(message)
+        self.events = list(events or [])
 
 
 @dataclass(frozen=True)
