@@ -690,7 +690,8 @@ def log_curve_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Best score after each evaluation. One run: evaluations to 50/90/100% of its best. Several
-    (a world-model run and its random baseline): evaluations each took to 90% of the best any reached."""
+    (world-model runs and their random baselines): evaluations each took to 90% and to 100% of the
+    best any reached, and the median over the runs of each search strategy."""
     from ksearch.analysis.curve import compare_runs, plot_comparison
 
     cmp = compare_runs(run_dirs)
@@ -709,9 +710,21 @@ def log_curve_cmd(
                         "basis": r.curve.basis,
                         "evals_to": {f"{int(f * 100)}%": r.curve.evals_to(f) for f in (0.5, 0.9, 1.0)},
                         "evals_to_reference": r.evals_to_reference,
+                        "evals_to_top": r.evals_to_top,
+                        "strategy": r.group,
                         "improvements": r.curve.improvements,
                     }
                     for r in cmp.runs
+                ],
+                "strategies": [
+                    {
+                        "strategy": g.group,
+                        "runs": g.runs,
+                        "median_evals_to_reference": g.median_to_reference,
+                        "median_evals_to_top": g.median_to_top,
+                        "median_best": g.median_best,
+                    }
+                    for g in cmp.groups()
                 ],
             }
         )
@@ -727,17 +740,38 @@ def log_curve_cmd(
     else:
         ref = "none (no run passed)" if cmp.reference is None else f"{cmp.reference:.4g}"
         out.print(f"reference: {ref} = {cmp.fraction:.0%} of the best any run reached")
+
+        def never(n: float | None) -> str:
+            return "never" if n is None else f"{n:g}"
+
         rows = [
             (
                 r.name,
+                r.group,
                 r.curve.evaluations,
                 "-" if r.curve.best is None else f"{r.curve.best:.4g}",
-                r.curve.basis or "-",
-                "never" if r.evals_to_reference is None else r.evals_to_reference,
+                never(r.evals_to_reference),
+                never(r.evals_to_top),
             )
             for r in cmp.runs
         ]
-        out.print(_table("evaluations to the reference", ["run", "evals", "best", "basis", "to ref"], rows))
+        cols = ["run", "strategy", "evals", "best", f"to {cmp.fraction:.0%}", "to 100%"]
+        out.print(_table("evaluations to the reference and to the best", cols, rows))
+        groups = cmp.groups()
+        if len(groups) > 1 or groups[0].runs > 1:
+            medians = [
+                (
+                    g.group,
+                    g.runs,
+                    "-" if g.median_best is None else f"{g.median_best:.4g}",
+                    never(g.median_to_reference),
+                    never(g.median_to_top),
+                )
+                for g in groups
+            ]
+            out.print(_table("median over runs", ["strategy", "runs", "best", cols[4], cols[5]], medians))
+        if len(cmp.bases) == 1:
+            out.print(f"scores: {cmp.bases[0]}")
         if not cmp.comparable:
             out.print(
                 f"[yellow]the runs' scores are on different bases ({', '.join(cmp.bases)}): they do not compare[/]"

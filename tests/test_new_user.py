@@ -220,5 +220,9 @@ def test_log_curve_compares_runs_on_a_common_reference_and_plots_them(old_run, t
     assert data["reference"] == pytest.approx(0.9 * best)
     assert [r["evals_to_reference"] for r in data["runs"]] == [4, 4]  # c0003 first reached 90%
     assert plot.read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert [r["strategy"] for r in data["runs"]] == ["worldmodel", "worldmodel"]
+    assert data["strategies"][0]["median_evals_to_reference"] == 4
     table = ksearch("log", "curve", old_run, baseline, columns=80)
     assert "90% of the best any run reached" in table.stdout and "baseline" in table.stdout
+    assert "to 100%" in table.stdout and "median over runs" in table.stdout
+    assert max(map(len, table.stdout.splitlines())) <= 80, table.stdout

@@ -228,11 +228,30 @@ def test_compare_takes_90_percent_of_the_best_of_all_runs_as_the_reference(tmp_p
     assert cmp.reference == pytest.approx(0.9)
     assert {r.name: r.evals_to_reference for r in cmp.runs} == {"a": 4, "b": 2, "c": None, "d": None}
     assert c.evals_to(0.9) == 2  # the per-run measure would wrongly say c got there
+    assert {r.name: r.evals_to_top for r in cmp.runs} == {"a": 5, "b": None, "c": None, "d": None}
     assert cmp.comparable and cmp.bases == ["s"]
     mixed = compare([("a", a), ("x", curve_of([(0.3, "static-estimate:h100")]))])
     assert not mixed.comparable
     assert compare([("d", d)]).reference is None
     assert compare([]).runs == []
+
+
+def test_compare_summarises_each_strategy_by_its_median_over_runs():
+    curves = [
+        ("wm0", curve_of([(0.95, "s"), (1.0, "s")])),  # 90% at 1, the top at 2
+        ("wm1", curve_of([(0.5, "s"), (0.91, "s"), (0.92, "s")])),  # 90% at 2, never the top
+        ("wm2", curve_of([(0.1, "s")] * 5 + [(0.9, "s")])),  # 90% at 6
+        ("rnd0", curve_of([(0.2, "s"), (0.3, "s"), (0.99, "s")])),  # 90% at 3
+        ("rnd1", curve_of([(None, None)] * 4)),  # nothing passed: never
+    ]
+    cmp = compare(curves, groups=["worldmodel"] * 3 + ["random"] * 2)
+    wm, rnd = cmp.groups()
+    assert (wm.group, wm.runs, wm.median_to_reference, wm.median_to_top) == ("worldmodel", 3, 2, None)
+    assert wm.median_best == 0.92
+    # one of two random runs never got there: the median of (3, never) is never
+    assert (rnd.group, rnd.runs, rnd.median_to_reference, rnd.median_best) == ("random", 2, None, 0.99)
+    with pytest.raises(ValueError):
+        compare(curves, groups=["worldmodel"])  # one group per curve
 
 
 def test_compare_runs_and_plot_them(real_run, tmp_path):

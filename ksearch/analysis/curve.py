@@ -2,18 +2,24 @@
 get where it got. The measure of search efficiency (world model against random sampling).
 
 Several runs compare on a common reference, a fraction (90%) of the best any of them reached:
-the evaluations each needed to get there. Scores are higher-is-better (a reward or a static
-estimate in (0, 1]); runs scored on different bases are flagged, as their scores do not compare.
+the evaluations each needed to get there, and to the best itself. Runs group by their search
+strategy (world model, random sampling), each group summarised by its median over runs (seeds).
+Scores are higher-is-better (a reward or a static estimate in (0, 1]); runs scored on different
+bases are flagged, as their scores do not compare.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ksearch.errors import KsearchError
+from ksearch.log.history import read_rows
 from ksearch.log.index import connect_readonly
+from ksearch.log.rows import RunStart
 
 
 @dataclass
@@ -62,6 +68,25 @@ class RunCurve:
     name: str
     curve: Curve
     evals_to_reference: int | None  # None: the run never reached the reference
+    evals_to_top: int | None = None  # to the best score any run reached; None: never
+    group: str = ""  # what the run is compared as (its search strategy)
+
+
+@dataclass
+class GroupSummary:
+    """The median over a group's runs; a run that never got there counts as infinitely late, so a
+    median is None (never) when half the runs or more never did."""
+
+    group: str
+    runs: int
+    median_to_reference: float | None
+    median_to_top: float | None
+    median_best: float | None
+
+
+def _median_evals(values: list[int | None]) -> float | None:
+    m = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(m) else m
 
 
 @dataclass
@@ -80,24 +105,63 @@ class Comparison:
         or two targets): then the reference means nothing for some of them."""
         return len(self.bases) <= 1
 
+    def groups(self) -> list[GroupSummary]:
+        """Each group's medians, in the order the groups first appear."""
+        out = []
+        for g in dict.fromkeys(r.group for r in self.runs):
+            runs = [r for r in self.runs if r.group == g]
+            bests = [r.curve.best for r in runs if r.curve.best is not None]
+            out.append(
+                GroupSummary(
+                    g,
+                    len(runs),
+                    _median_evals([r.evals_to_reference for r in runs]),
+                    _median_evals([r.evals_to_top for r in runs]),
+                    statistics.median(bests) if bests else None,
+                )
+            )
+        return out
 
-def compare(curves: Sequence[tuple[str, Curve]], fraction: float = 0.9) -> Comparison:
-    """Compare named curves on `fraction` of the best score any of them reached."""
+
+def compare(
+    curves: Sequence[tuple[str, Curve]], fraction: float = 0.9, groups: Sequence[str] | None = None
+) -> Comparison:
+    """Compare named curves on `fraction` of the best score any of them reached; `groups`: each
+    curve's group (default: one group)."""
     if not 0 < fraction <= 1:
         raise KsearchError(f"the reference fraction must be in (0, 1], not {fraction}")
     bests = [c.best for _, c in curves if c.best is not None]
-    reference = fraction * max(bests) if bests else None
+    top = max(bests) if bests else None
+    reference = None if top is None else fraction * top
+    labels = list(groups) if groups is not None else [""] * len(curves)
     runs = [
-        RunCurve(name, c, None if reference is None else c.evals_to_score(reference)) for name, c in curves
+        RunCurve(
+            name,
+            c,
+            None if reference is None else c.evals_to_score(reference),
+            None if top is None else c.evals_to_score(top),
+            group,
+        )
+        for (name, c), group in zip(curves, labels, strict=True)
     ]
     return Comparison(fraction, reference, runs)
 
 
+def strategy_of(run_dir: Path) -> str:
+    """The search strategy a run was started with (worldmodel when its config names none)."""
+    for row in read_rows(Path(run_dir), RunStart.KIND):
+        if isinstance(row.payload, RunStart):
+            return str((row.payload.config.get("search") or {}).get("strategy") or "worldmodel")
+    return "worldmodel"
+
+
 def compare_runs(run_dirs: Sequence[Path], fraction: float = 0.9) -> Comparison:
-    """Compare runs' best-so-far curves; each named by its directory (its path if two share a name)."""
+    """Compare runs' best-so-far curves; each named by its directory (its path if two share a name)
+    and grouped by its search strategy."""
     dirs = [Path(d) for d in run_dirs]
     names = [d.name for d in dirs]
-    return compare([(d.name if names.count(d.name) == 1 else str(d), best_curve(d)) for d in dirs], fraction)
+    curves = [(d.name if names.count(d.name) == 1 else str(d), best_curve(d)) for d in dirs]
+    return compare(curves, fraction, [strategy_of(d) for d in dirs])
 
 
 def plot_comparison(comparison: Comparison, path: Path) -> Path:
