@@ -19,7 +19,7 @@ from ksearch.errors import ConfigError
 from ksearch.evidence import FailureClass, Status
 from ksearch.harness.static_checks import failing, static_checks_for_task
 from ksearch.propose.base import SearchState, Tried
-from ksearch.propose.offline import OfflineProposer
+from ksearch.propose.offline import OfflineProposer, prior_priority
 from ksearch.propose.templates import ALL_TEMPLATES, Template, template, templates_for
 from ksearch.propose.templates.base import KERNEL_DIR, KERNEL_PACKAGE, knob_key, render_source, task_param
 from ksearch.propose.templates.gemm import smem_bytes
@@ -432,3 +432,19 @@ def test_the_plan_ranks_split_k_first_for_decode_shapes_and_last_for_prefill():
     tiny = priorities(["square_m4096_n4096_k4096", "ragged_m96_n80_k72"])
     assert max(tiny[t] for t in split) < tiny["matmul/tiled"]
     assert tiny["matmul/k_unmasked"] < tiny["matmul/tiled"] == square["matmul/k_unmasked"]  # K=72 breaks it
+
+
+def test_whole_row_softmax_templates_yield_to_streaming_ones_on_vocabulary_rows():
+    """A whole row in registers spills at 128K elements and a fixed block leaves the tail unwritten:
+    on a run with vocabulary rows the streaming templates come first, on attention rows the whole row."""
+
+    def priorities(workloads: list[str]) -> dict[str, float]:
+        task = load_task("softmax").only(workloads)
+        axes = [task.axes_for(w) for w in task.spec.workloads]
+        return {t.id.split("/")[1]: prior_priority(t, axes) for t in templates_for("softmax", "cuda")}
+
+    vocab = priorities(["attn_scores_m4096_n4096", "llama3_vocab_m64_n128256", "scores_m17_n1000"])
+    assert min(vocab["online"], vocab["three_loop"]) > max(vocab["row_block"], vocab["fixed_block"])
+    rows = priorities(["attn_scores_m4096_n4096", "attn_scores_m16384_n16384"])
+    assert rows["row_block"] > max(rows["online"], rows["three_loop"])
+    assert rows["fixed_block"] < rows["row_block"]  # 16384 > its largest BLOCK_N

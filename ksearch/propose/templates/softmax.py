@@ -6,11 +6,25 @@ without it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ksearch.propose.templates.base import AUTO_WARPS, family
 
 TASKS = ("softmax",)
 
 _template = family("softmax", TASKS)
+
+
+def whole_rows(limit: int, speedup: float) -> Callable[[list[dict[str, int]]], float]:
+    """The shape prior of a template that holds a whole row of up to `limit` elements: `speedup`
+    where every row fits, nothing where one does not (it spills, or leaves the row's tail unwritten)."""
+
+    def on(axes: list[dict[str, int]]) -> float:
+        return speedup if all(a["N"] <= limit for a in axes) else 0.0
+
+    return on
+
+
 # the chunk width and warps of the streaming templates (online, three-loop)
 CHUNK_KNOBS = {"BLOCK_N": (2048, 1024, 4096, 8192, 512), "num_warps": (8, 4, 16, 2)}
 
@@ -35,6 +49,7 @@ ROW_BLOCK = _template(
     """,
     difficulty=1,
     expected_speedup=2.0,
+    speedup_on=whole_rows(16384, 2.0),
     knobs={"ROWS": (1, 2, 4, 8, 16), "num_warps": AUTO_WARPS},
 )
 
@@ -103,6 +118,7 @@ FIXED_BLOCK = _template(
     """,
     difficulty=1,
     expected_speedup=2.0,
+    speedup_on=whole_rows(4096, 2.0),  # its largest BLOCK_N
     knobs={"BLOCK_N": (1024, 2048, 4096, 256), "num_warps": (4, 8, 16)},
 )
 
