@@ -24,7 +24,6 @@ import socket
 import sys
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +54,7 @@ from ksearch.evidence import (
     status_for,
 )
 from ksearch.harness.arena import Arena, returned
+from ksearch.harness.datacache import InputCache
 from ksearch.harness.judge import dtype_size
 from ksearch.harness.poison import unwritten_mask
 from ksearch.harness.reward import REWARD_FORMULA, reward
@@ -66,6 +66,7 @@ from ksearch.paths import read_text
 from ksearch.task import Task
 
 ROTATING_SETS = 3  # input sets timed in rotation, so no call finds the previous call's inputs in cache
+TIMED_SEEDS = [1000 + i for i in range(ROTATING_SETS)]  # their seeds, of the normal distribution
 _LOW_PRECISION = {"bfloat16"}  # the Triton interpreter computes these wrongly on CPU, silently
 SCRATCH_FACTOR, SCRATCH_SLACK = 8, 64 << 20  # scratch a call may ask for: 8x its own tensors + 64 MiB
 
@@ -140,10 +141,9 @@ class Evaluator:
         ] = {}  # (task, workload, dtype) -> baseline medians: same for every candidate
         self._peaks = None
         self._profile: tuple | None = None  # (detected device, its target profile), looked up once
-        # (task, workload, distribution, seed, dtype) -> (inputs, references), least recently used first
-        self._data: OrderedDict[tuple, tuple[list[torch.Tensor], dict[str, torch.Tensor]]] = OrderedDict()
-        self._data_bytes = 0
-        self.cache_bytes = (
+        # (task, workload, distribution, seed, dtype) -> (inputs, references)
+        self._needed: set[tuple] = set()  # the data keys of the evaluation under way (see _plan)
+        self.data = InputCache(
             torch.cuda.get_device_properties(0).total_memory // 8 if self.device == "cuda" else 2 << 30
         )
         # Two arenas: nothing the worker was ever lent (or any process it left) can reach the judge's memory.
@@ -409,6 +409,16 @@ class Evaluator:
         from a seed drawn now."""
         calls: list[_Call] = []
         worker, judge = _Layout(), _Layout()
+        while self.fresh_seed in seeds:  # a seed a worker saw is not fresh
+            self.fresh_seed = secrets.randbelow(2**31 - 2000) + 2000
+        fresh = self.fresh_seed
+        first_dist = task.distributions[0]
+        # every key this evaluation draws: what the cache keeps for the next one (see InputCache)
+        self._needed = {
+            *(_data_key(task, wl, d, s, dtype) for wl in wls for d in task.distributions for s in seeds),
+            *(_data_key(task, wl, first_dist, fresh, dtype) for wl in wls),
+            *(_data_key(task, wl, "normal", s, dtype) for wl in wls for s in TIMED_SEEDS),
+        }
         for wl in wls:
             first: _Call | None = None
             for dist in task.distributions:
@@ -428,16 +438,13 @@ class Evaluator:
                     )
                     calls.append(call)
                     first = first or call
-            assert first is not None
-            while self.fresh_seed in seeds:  # a seed a worker saw is not fresh
-                self.fresh_seed = secrets.randbelow(2**31 - 2000) + 2000
-            fresh = self.fresh_seed
-            inputs, refs = self._inputs_and_references(task, wl, first.distribution, fresh, dtype)
+            assert first is not None and first.distribution == first_dist
+            inputs, refs = self._inputs_and_references(task, wl, first_dist, fresh, dtype)
             calls.append(
                 _Call(
                     len(calls),
                     wl.name,
-                    first.distribution,
+                    first_dist,
                     fresh,
                     refs,
                     inputs,
@@ -452,22 +459,15 @@ class Evaluator:
         self, task: Task, wl, distribution: str, seed: int, dtype: str
     ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The inputs drawn from a seed and the reference's outputs for them, on the evaluation device
-        (where the comparison runs: on a GPU it is 100x faster). Kept for the next candidates, the
-        least recently used dropped beyond `cache_bytes`; nothing here is ever
-        lent to a worker or judge, only copies."""
-        key = (str(task.root), wl.name, distribution, seed, dtype)
-        hit = self._data.get(key)
-        if hit is not None:
-            self._data.move_to_end(key)
-            return hit
-        drawn = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
-        refs = task.run_reference({k: v.clone() for k, v in drawn.items()}, workload=wl, dtype=dtype)
-        entry = (list(drawn.values()), refs)
-        self._data[key] = entry
-        self._data_bytes += _nbytes(entry)
-        while self._data_bytes > self.cache_bytes and len(self._data) > 1:
-            self._data_bytes -= _nbytes(self._data.popitem(last=False)[1])
-        return entry
+        (where the comparison runs: on a GPU it is 100x faster), kept for the next candidates within
+        the cache's cap. Nothing here is ever lent to a worker or judge, only copies."""
+
+        def draw() -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+            drawn = task.make_inputs(wl, distribution, seed, dtype=dtype, device=self.device)
+            refs = task.run_reference({k: v.clone() for k, v in drawn.items()}, workload=wl, dtype=dtype)
+            return list(drawn.values()), refs
+
+        return self.data.get(_data_key(task, wl, distribution, seed, dtype), draw, self._needed)
 
     def _traces(
         self, packet: _Packet, task: Task, calls: list[_Call], outcome: WorkerOutcome, lent: tuple, dtype: str
@@ -671,7 +671,7 @@ class Evaluator:
         roofline."""
         from ksearch.harness.sol import geomean, is_impossible, task_roofline
 
-        seeds = [1000 + i for i in range(ROTATING_SETS)]
+        seeds = TIMED_SEEDS
         n_inputs = len(task.input_names)
         layout = _Layout()
         specs, timed_sets = [], []
@@ -913,10 +913,8 @@ class Evaluator:
         return self._environment
 
 
-def _nbytes(entry: tuple[list[torch.Tensor], dict[str, torch.Tensor]]) -> int:
-    """Bytes held by one (inputs, references) entry of the evaluator's data cache."""
-    inputs, refs = entry
-    return sum(t.numel() * t.element_size() for t in [*inputs, *refs.values()])
+def _data_key(task: Task, wl, distribution: str, seed: int, dtype: str) -> tuple:
+    return (str(task.root), wl.name, distribution, seed, dtype)
 
 
 def _blank_outputs(task: Task, wl, dtype: str) -> list[torch.Tensor]:
