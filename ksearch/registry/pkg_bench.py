@@ -3,7 +3,9 @@ shapes against the task's reference, the vendor library (where the op has one) a
 the reference, and print the speedups next to those recorded in the kernel's EvidencePacket.
 
 CUDA events time each call: warmup, then the median of repeated calls, each after an L2 flush
-(a buffer larger than L2 written, then read, as ksearch's harness flushes).
+(a buffer larger than L2 written, then read), less the event floor (the median of event pairs with
+nothing between them, flushed the same way), and torch.compile compiled for each shape
+(dynamic=False): ksearch's harness times its packets this way, so the two agree on small shapes too.
 Nothing is timed on the CPU: kernels there run in the Triton interpreter, whose times mean nothing.
 `ksearch export` copies this file into the package as bench.py.
 """
@@ -40,12 +42,10 @@ def vendor(op: str) -> tuple[str, Callable[..., Any]] | None:
     return None
 
 
-def time_us(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], flush: Any) -> float:
-    """Median time of `fn(*args, **kwargs)` in microseconds, each call after an L2 flush (CUDA events)."""
+def event_times_us(fn: Callable[[], Any], flush: Any) -> list[float]:
+    """REPEATS event-timed calls of `fn`, each after an L2 flush, in microseconds (raw event times)."""
     import torch
 
-    for _ in range(WARMUP):
-        fn(*args, **kwargs)
     events = [
         (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(REPEATS)
     ]
@@ -56,10 +56,19 @@ def time_us(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], flu
         flush.zero_()
         flush.max()
         start.record()
-        fn(*args, **kwargs)
+        fn()
         end.record()
     torch.cuda.synchronize()
-    return statistics.median(start.elapsed_time(end) for start, end in events) * 1000
+    return [start.elapsed_time(end) * 1000 for start, end in events]
+
+
+def time_us(
+    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], flush: Any, floor_us: float
+) -> float:
+    """Median time of `fn(*args, **kwargs)` in microseconds, less the event floor `floor_us`."""
+    for _ in range(WARMUP):
+        fn(*args, **kwargs)
+    return max(statistics.median(event_times_us(lambda: fn(*args, **kwargs), flush)) - floor_us, 0.0)
 
 
 def recorded(spec: OpSpec, kernel: Kernel, axes: dict[str, int], package_dir: Path) -> str:
@@ -103,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     manifest, spec = operator.manifest, operator.spec
     platform = operator.platform(torch.device("cuda"))
     flush = torch.empty(FLUSH_BYTES, dtype=torch.int8, device="cuda")
+    # an event pair with nothing between it reads a microsecond or two that no kernel spends
+    floor_us = statistics.median(event_times_us(lambda: None, flush))
+    print(f"event floor {floor_us:.2f} us, subtracted from every time below")
     reference = operator.module(f"references.{spec.reference}").reference
-    compiled = torch.compile(reference)
     library = vendor(spec.name)
     for kernel in manifest.kernels_of(spec.name):
         why = platform_rejection(manifest, kernel, platform)
@@ -118,14 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             outputs = operator.allocate(inputs)
             params = param_values(spec, {**spec.const_axes, **axes}, kernel.params)
-            ours = time_us(run, [*inputs, *outputs], {}, flush)
-            rivals = [("reference", reference), ("torch.compile", compiled)]
+            ours = time_us(run, [*inputs, *outputs], {}, flush, floor_us)
+            # compiled for this shape alone: one compile reused across shapes turns dynamic, and slower
+            torch.compiler.reset()
+            rivals = [("reference", reference), ("torch.compile", torch.compile(reference, dynamic=False))]
             if library is not None:
                 rivals.insert(1, library)
             parts = [f"kernel {ours:.1f} us"]
             for name, fn in rivals:
                 try:
-                    us = time_us(fn, inputs, params, flush)
+                    us = time_us(fn, inputs, params, flush, floor_us)
                     parts.append(f"{name} {us:.1f} us ({us / ours:.2f}x)")
                 except Exception as e:  # torch.compile may fail on a platform; the others still time
                     parts.append(f"{name} failed ({type(e).__name__})")
