@@ -18,7 +18,6 @@ be placed within `cluster.start_timeout_s` shrinks the pool; a pool with no eval
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,19 +37,9 @@ from ray.exceptions import (
 import ksearch
 from ksearch.cluster.actor import EvaluatorHost
 from ksearch.cluster.jobs import EvalRequest, TaskBundle
-from ksearch.compile import detect_language
 from ksearch.errors import ConfigError
-from ksearch.evidence import (
-    Candidate,
-    Environment,
-    EvidencePacket,
-    FailureClass,
-    Status,
-    Unmeasured,
-    eval_command,
-    source_hash,
-)
-from ksearch.harness.reward import REWARD_FORMULA, reward
+from ksearch.evidence import EvidencePacket, FailureClass
+from ksearch.harness.evaluate import unevaluated_packet
 from ksearch.log.rows import InfraEvent
 from ksearch.search.config import ClusterSettings
 from ksearch.search.pipeline import EvalJob, EvalSpec, Evaluated, EvaluatorsLost
@@ -322,42 +311,18 @@ class RayPool:
 
     def _lost_packet(self, job: EvalJob, spec: EvalSpec, tries: int, error: str) -> EvidencePacket:
         """The packet of a candidate no evaluator lived to judge: skipped, the infrastructure's fault."""
-        task = self.task
-        source = job.source.decode(errors="replace")
-        workloads = spec.workloads or [w.name for w in task.workloads(cpu_only=self.device == "cpu")]
-        detail = (
-            f"not evaluated: its evaluator died under it on each of {tries} tries (last: {error}); "
-            "an infrastructure failure, not the candidate's"
-        )
-        return EvidencePacket(
-            packet_id=f"att-{uuid.uuid4().hex[:16]}",
-            task=task.name,
-            candidate=Candidate(
-                source_hash=source_hash(job.source),
-                language=detect_language(job.path, source),
-                entry=task.entry_name,
-                target=spec.target,
-                dtype=spec.dtype,
-                shape_suite=workloads,
-            ),
-            environment=Environment(
-                ksearch_version=ksearch.__version__,
-                replay_command=eval_command(
-                    task.ref,
-                    str(job.path.resolve()),
-                    spec.target,
-                    spec.dtype,
-                    list(spec.seeds),
-                    workloads,
-                    self.timeout_s,
-                ),
-            ),
-            unmeasured=Unmeasured(reason=FailureClass.UNMEASURED_NOT_VERIFIED, detail=detail[:500]),
-            reward=reward(False, None, None),
-            reward_formula=REWARD_FORMULA,
-            status=Status.SKIPPED,
-            failure_class=FailureClass.SKIPPED_EVALUATOR_LOST,
-            message=detail[:2000],
+        return unevaluated_packet(
+            self.task,
+            job.path,
+            job.source.decode(errors="replace"),
+            target=spec.target,
+            dtype=spec.dtype,
+            seeds=list(spec.seeds),
+            workloads=spec.workloads or [w.name for w in self.task.workloads(cpu_only=self.device == "cpu")],
+            timeout_s=self.timeout_s,
+            failure=FailureClass.SKIPPED_EVALUATOR_LOST,
+            message=f"not evaluated: its evaluator died under it on each of {tries} tries (last: {error}); "
+            "an infrastructure failure, not the candidate's",
         )
 
     # ------------------------------------------------------------------ shutdown

@@ -1061,6 +1061,27 @@ def _check_target_name(name: str) -> None:
         raise TargetError(f"unknown target {name!r}; use one of {', '.join(known)} (or cpu, local)")
 
 
+def unevaluated_packet(
+    task: Task,
+    path: Path,
+    source: str,
+    *,
+    target: str,
+    dtype: str,
+    seeds: list[int],
+    workloads: list[str],
+    timeout_s: float,
+    failure: FailureClass,
+    message: str,
+) -> EvidencePacket:
+    """The packet of a candidate no evaluator judged (one lost under it on a cluster, say): the
+    failure's status and message, no checks, no timings, and the command that evaluates it again."""
+    packet = _Packet(
+        task, path, source, detect_language(path, source), target, dtype, workloads, seeds, {}, "", timeout_s
+    )
+    return packet.finish(failure, message)
+
+
 class _Packet:
     """Collects an evaluation's evidence and turns it into one EvidencePacket."""
 
