@@ -285,10 +285,21 @@ PERSISTENT_TMA = _template(
 # ---- risky: K wrapped instead of masked ------------------------------------------------------------------------
 
 
+K_UNMASKED_KNOBS = {
+    "BLOCK_M": (64, 128, 256),
+    "BLOCK_N": (128, 64, 256),
+    "BLOCK_K": (64, 32, 128),
+    "GROUP_M": (8, 1, 4),
+    "num_stages": (3, 4, 2),
+    "num_warps": (4, 8),
+}
+
+
 def k_unmasked_speedup(axes: list[dict[str, int]]) -> float:
-    """0.9x where every K is a multiple of the smallest K step (32); nothing where one is not: the
-    wrapped K tail gives wrong sums there for every setting."""
-    return 0.9 if all(a["K"] % 32 == 0 for a in axes) else 0.0
+    """0.9x where every K is a multiple of the smallest K step; nothing where one is not: the wrapped K
+    tail gives wrong sums there for every setting."""
+    step = min(K_UNMASKED_KNOBS["BLOCK_K"])
+    return 0.9 if all(a["K"] % step == 0 for a in axes) else 0.0
 
 
 K_UNMASKED = _template(
@@ -307,14 +318,7 @@ K_UNMASKED = _template(
     difficulty=2,
     expected_speedup=0.9,
     speedup_on=k_unmasked_speedup,
-    knobs={
-        "BLOCK_M": (64, 128, 256),
-        "BLOCK_N": (128, 64, 256),
-        "BLOCK_K": (64, 32, 128),
-        "GROUP_M": (8, 1, 4),
-        "num_stages": (3, 4, 2),
-        "num_warps": (4, 8),
-    },
+    knobs=K_UNMASKED_KNOBS,
 )
 
 

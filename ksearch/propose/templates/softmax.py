@@ -49,7 +49,7 @@ ROW_BLOCK = _template(
     """,
     difficulty=1,
     expected_speedup=2.0,
-    speedup_on=whole_rows(16384, 2.0),
+    speedup_on=whole_rows(16384, 2.0),  # a row alone fills rows_per_program's 16K-element tile
     knobs={"ROWS": (1, 2, 4, 8, 16), "num_warps": AUTO_WARPS},
 )
 
@@ -102,6 +102,8 @@ THREE_LOOP = _template(
 
 # ---- risky: fixed block, no loop ------------------------------------------------------------------------------
 
+FIXED_BLOCK_KNOBS = {"BLOCK_N": (1024, 2048, 4096, 256), "num_warps": (4, 8, 16)}
+
 
 FIXED_BLOCK = _template(
     "fixed_block",
@@ -118,8 +120,8 @@ FIXED_BLOCK = _template(
     """,
     difficulty=1,
     expected_speedup=2.0,
-    speedup_on=whole_rows(4096, 2.0),  # its largest BLOCK_N
-    knobs={"BLOCK_N": (1024, 2048, 4096, 256), "num_warps": (4, 8, 16)},
+    speedup_on=whole_rows(max(FIXED_BLOCK_KNOBS["BLOCK_N"]), 2.0),
+    knobs=FIXED_BLOCK_KNOBS,
 )
 
 
