@@ -159,31 +159,29 @@ class Search:
     def run(self) -> str:
         """Search until a budget runs out; returns why it stopped."""
         self._reopen_interrupted()
-        if self.cfg.search.strategy == "random":
-            try:
-                return self._run_random()
-            except EvaluatorsLost as e:
-                return self._evaluators_lost(e)
         try:
-            if len(self.wm) == 1:
-                self._plan()
-            while True:
-                stop = self._stop_reason()
-                if stop:
-                    return stop
-                action = self.select(self.visits % self.cfg.search.islands)
-                if action is None:
-                    return "nothing left to try: every open action is exhausted, pruned or too hard"
-                self._visit(action)
-                self.visits += 1
-                distill(self.history.run_dir)  # memory.json and frontier.csv, for prompts and people
-                if self.visits % self.cfg.search.migrate_every == 0:
-                    self._migrate()
+            return self._run_random() if self.cfg.search.strategy == "random" else self._run_world_model()
         except ProposerStop as e:
             self._log_calls()
             return str(e)
         except EvaluatorsLost as e:
             return self._evaluators_lost(e)
+
+    def _run_world_model(self) -> str:
+        if len(self.wm) == 1:
+            self._plan()
+        while True:
+            stop = self._stop_reason()
+            if stop:
+                return stop
+            action = self.select(self.visits % self.cfg.search.islands)
+            if action is None:
+                return "nothing left to try: every open action is exhausted, pruned or too hard"
+            self._visit(action)
+            self.visits += 1
+            distill(self.history.run_dir)  # memory.json and frontier.csv, for prompts and people
+            if self.visits % self.cfg.search.migrate_every == 0:
+                self._migrate()
 
     def _evaluators_lost(self, e: EvaluatorsLost) -> str:
         """The stop when a pool lost every evaluator: the batch in flight is not logged (a resume
