@@ -63,7 +63,7 @@ def submit(
     from ksearch.log.rows import ProposerCallRecord, RunStart, Step
     from ksearch.propose.base import Implementation
     from ksearch.propose.memory import distill
-    from ksearch.search.pipeline import Pipeline
+    from ksearch.search.pipeline import LocalPool, Pipeline
     from ksearch.search.run import run_config_of
     from ksearch.target import load_target
     from ksearch.task import load_task
@@ -102,7 +102,7 @@ def submit(
                 spec,
                 start.dtype,
                 profiles,
-                evaluator,
+                LocalPool(evaluator, spec),
                 cfg.eval,
             )
             try:

@@ -3,8 +3,8 @@
 The compiles of a batch (every candidate x every target, in the compile service's process pool)
 run in a background thread while the evaluator verifies the same candidates in its sandbox
 worker, so proposing, compiling and evaluating overlap. The evaluator is this process's own
-(`Evaluator`, the local path) or a pool of them (`EvaluatorPool`: ksearch.cluster's Ray actors,
-one per GPU), which evaluates the batch's candidates side by side and returns them in order.
+wrapped as a pool of one (`LocalPool`), or a pool of them elsewhere (ksearch.cluster's Ray actors,
+one per GPU), which evaluates the batch's candidates side by side; either returns them in order.
 Each candidate ends with one EvidencePacket per target: verification is shared (it ran once), compile
 and audit are the target's own, and performance belongs only to the target that was timed.
 """
@@ -75,8 +75,9 @@ class Evaluated:
 
 
 class EvaluatorPool(Protocol):
-    """Evaluators elsewhere, `parallel` of them at once (ksearch.cluster's Ray actors, one per GPU);
-    opened by a `PoolOpener` before the run directory exists."""
+    """The evaluators a run's candidates go to, `parallel` of them at once: this process's own
+    (`LocalPool`), or ksearch.cluster's Ray actors, one per GPU, opened by a `PoolOpener` before the
+    run directory exists."""
 
     device: str  # cpu or cuda, as the pool's evaluators run
     profile: str | None  # the target profile of its GPUs; None on CPU slots
@@ -100,6 +101,42 @@ class PoolOpener(Protocol):
     def __call__(
         self, settings: ClusterSettings, *, device: str, timeout_s: float, bench_budget_s: float, task: Task
     ) -> EvaluatorPool: ...
+
+
+class LocalPool:
+    """This process's own Evaluator as a pool of one: candidates are evaluated one after another, on
+    this machine's device. The caller owns the evaluator (and closes it)."""
+
+    def __init__(self, evaluator: Evaluator, task: Task):
+        self.evaluator, self.task, self.device = evaluator, task, evaluator.device
+        self.profile: str | None = None  # the run resolves its primary target itself
+        self.start_events: list[InfraEvent] = []
+
+    @property
+    def parallel(self) -> int:
+        return 1
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.evaluator.environment
+
+    def evaluate_many(self, jobs: list[EvalJob], spec: EvalSpec) -> list[Evaluated]:
+        return [
+            Evaluated(
+                self.evaluator.evaluate(
+                    job.path,
+                    self.task,
+                    target=spec.target,
+                    dtype=spec.dtype,
+                    seeds=spec.seeds,
+                    workloads=spec.workloads,
+                )
+            )
+            for job in jobs
+        ]
+
+    def close(self) -> None:
+        """Nothing: the evaluator is its caller's."""
 
 
 @dataclass
@@ -161,7 +198,7 @@ class Pipeline:
         task: Task,
         dtype: str,
         profiles: list[TargetProfile],
-        evaluator: Evaluator | EvaluatorPool,
+        evaluator: EvaluatorPool,
         settings: EvalSettings,
         *,
         cache_dir: Path | None = None,
@@ -184,8 +221,8 @@ class Pipeline:
 
     @property
     def parallel(self) -> int:
-        """Candidates evaluated at once: 1 here, a pool's evaluator count."""
-        return 1 if isinstance(self.evaluator, Evaluator) else self.evaluator.parallel
+        """Candidates evaluated at once: the pool's evaluator count."""
+        return self.evaluator.parallel
 
     def close(self) -> None:
         self._compiler.shutdown(wait=True, cancel_futures=True)
@@ -215,23 +252,7 @@ class Pipeline:
             self.reuse.get(source_hash(impl.source), self.here) if self.reuse else None
             for _, impl, _ in batch
         ]
-        if isinstance(self.evaluator, Evaluator):
-            evaluated = [
-                packet
-                if packet is not None
-                else self.evaluator.evaluate(
-                    path,
-                    self.task,
-                    target=self.primary,
-                    dtype=self.dtype,
-                    seeds=tuple(self.seeds),
-                    workloads=self.workloads,
-                )
-                for packet, path in zip(reused, paths)
-            ]
-            events: list[list[InfraEvent]] = [[] for _ in batch]
-        else:
-            evaluated, events = self._evaluate_on_pool(self.evaluator, batch, paths, reused)
+        evaluated, events = self._evaluate(batch, paths, reused)
         compiled = compiling.result()
         n = len(self.profiles)
         results = [
@@ -242,19 +263,18 @@ class Pipeline:
             result.events = met
         return results
 
-    def _evaluate_on_pool(
+    def _evaluate(
         self,
-        pool: EvaluatorPool,
         batch: list[CandidateJob],
         paths: list[Path],
         reused: list[EvidencePacket | None],
     ) -> tuple[list[EvidencePacket], list[list[InfraEvent]]]:
         """The batch's packets and each one's infrastructure events, in the batch's order: the reused
-        ones as they are, the rest evaluated side by side on the pool."""
+        ones as they are, the rest evaluated on the pool (side by side where it has several evaluators)."""
         todo = [i for i, packet in enumerate(reused) if packet is None]
         spec = EvalSpec(self.primary, self.dtype, tuple(self.seeds), self.workloads)
         jobs = [EvalJob(batch[i][0], paths[i], batch[i][1].source.encode()) for i in todo]
-        done = dict(zip(todo, pool.evaluate_many(jobs, spec)))
+        done = dict(zip(todo, self.evaluator.evaluate_many(jobs, spec)))
         packets = [p if p is not None else done[i].packet for i, p in enumerate(reused)]
         return packets, [done[i].events if i in done else [] for i in range(len(batch))]
 

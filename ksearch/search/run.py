@@ -37,7 +37,7 @@ from ksearch.propose.llm import make_proposer
 from ksearch.propose.settings import apply_spec
 from ksearch.search.config import RunConfig, apply_cluster_spec, load_run_config, validate_run_config
 from ksearch.search.loop import Progress, Search
-from ksearch.search.pipeline import EvaluatorPool, Pipeline, PoolOpener
+from ksearch.search.pipeline import EvaluatorPool, LocalPool, Pipeline, PoolOpener
 from ksearch.search.reuse import Reuse, settings_of
 from ksearch.target import detect_local_device, environment_snapshot, load_target
 from ksearch.task import load_task
@@ -264,14 +264,13 @@ def _run(
         wm = WorldModel.from_log(run_dir)
         history.append(RunResume(config=cfg.model_dump(mode="json"), device=device, environment=snapshot))
 
-    evaluator: Evaluator | EvaluatorPool
+    evaluator: EvaluatorPool
     if pool is not None:
         history.append_many(pool.start_events)  # where each evaluator runs
         evaluator = pool
     else:
-        evaluator = stack.enter_context(
-            Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
-        )
+        own = Evaluator(device, timeout_s=cfg.eval.timeout_s, bench_budget_s=cfg.eval.bench_budget_s)
+        evaluator = LocalPool(stack.enter_context(own), task)
     pipeline = Pipeline(
         run_dir,
         task,
