@@ -512,6 +512,28 @@ def test_make_distinct_last_dim_breaks_ties_and_keeps_order() -> None:
     assert torch.equal(y[:, 3], x[:, 3]) and y[1, 1] == -1.0
 
 
+def test_large_draws_are_chunked_the_same_on_any_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above two chunks a normal draw is filled on several threads; the values depend on the seed
+    alone (not on the thread count), chunks are not copies of each other, and it is a normal."""
+    from ksearch.task import inputs
+
+    monkeypatch.setattr(inputs, "CHUNK", 1 << 12)
+    shape = (5, 3000)  # 15000 elements: three full chunks and a partial one
+    draws = []
+    for threads in (1, 3):
+        monkeypatch.setattr(inputs, "THREADS", threads)
+        draws.append(inputs._normal(shape, torch.Generator().manual_seed(11)))
+    assert torch.equal(draws[0], draws[1]) and draws[0].shape == shape
+    flat = draws[0].view(-1)
+    assert not torch.equal(flat[: 1 << 12], flat[1 << 12 : 2 << 12])
+    assert abs(flat.mean().item()) < 0.05 and abs(flat.std().item() - 1) < 0.05
+    other = inputs._normal(shape, torch.Generator().manual_seed(12))
+    assert not torch.equal(draws[0], other)
+    # a small draw is one randn on the caller's generator, as before
+    small = inputs._normal((7, 9), torch.Generator().manual_seed(11))
+    assert torch.equal(small, torch.randn((7, 9), generator=torch.Generator().manual_seed(11)))
+
+
 def test_make_inputs_rejects_unknown_distribution_and_workload(tasks: dict[str, Task]) -> None:
     task = tasks["rmsnorm"]
     with pytest.raises(TaskError, match="no distribution 'cauchy'.*normal, heavy_tailed, outliers"):
