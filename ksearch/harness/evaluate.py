@@ -141,10 +141,12 @@ class Evaluator:
         ] = {}  # (task, workload, dtype) -> baseline medians: same for every candidate
         self._peaks = None
         self._profile: tuple | None = None  # (detected device, its target profile), looked up once
-        # (task, workload, distribution, seed, dtype) -> (inputs, references)
+        # (task, workload, distribution, seed, dtype) -> (inputs, references), on the device. A quarter
+        # of a GPU's memory holds a norm's whole suite with its 16384 x 16384 rows (about 12 GiB) on an
+        # 80 GB card; the candidate's two arena copies of one workload and its own buffers keep the rest.
         self._needed: set[tuple] = set()  # the data keys of the evaluation under way (see _plan)
         self.data = InputCache(
-            torch.cuda.get_device_properties(0).total_memory // 8 if self.device == "cuda" else 2 << 30
+            torch.cuda.get_device_properties(0).total_memory // 4 if self.device == "cuda" else 2 << 30
         )
         # Two arenas: nothing the worker was ever lent (or any process it left) can reach the judge's memory.
         self.arena, self.judge_arena = Arena(self.device), Arena(self.device)
