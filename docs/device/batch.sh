@@ -27,7 +27,9 @@ step_fixup() {
   python3 docs/device/sweep.py matmul float16 $W $OUT/sweeps/fixup16 'split_k:{"BLOCK_M":64,"BLOCK_N":128,"BLOCK_K":64,"SPLIT_K":4,"REDUCE":"workspace","num_stages":3,"num_warps":4}' \
     'split_k_fixup:' 'split_k_fixup:{"num_warps":4}' 'split_k_fixup:{"SPLIT_K":8}' 'split_k_fixup:{"BLOCK_M":16}' \
     'split_k_fixup:{"BLOCK_M":16,"SPLIT_K":8}' 'split_k_fixup:{"BLOCK_K":128}' 'split_k_fixup:{"BLOCK_N":64,"SPLIT_K":2}' \
-    'split_k_fixup:{"num_stages":4,"BLOCK_M":16,"num_warps":4}' 2>&1 | grep -v "^(" 
+    'split_k_fixup:{"num_stages":4,"BLOCK_M":16,"num_warps":4}' \
+    'split_k:{"BLOCK_M":16,"BLOCK_N":128,"BLOCK_K":128,"SPLIT_K":8,"REDUCE":"workspace","num_stages":3,"num_warps":4}' \
+    'split_k:{"BLOCK_M":16,"BLOCK_N":64,"BLOCK_K":64,"SPLIT_K":8,"REDUCE":"workspace","num_stages":3,"num_warps":4}' 2>&1 | grep -v "^(" 
   python3 docs/device/sweep.py matmul bfloat16 $W $OUT/sweeps/fixup_bf16 'split_k:{"BLOCK_M":64,"BLOCK_N":128,"BLOCK_K":64,"SPLIT_K":4,"REDUCE":"workspace","num_stages":3,"num_warps":4}' \
     'split_k_fixup:' 'split_k_fixup:{"BLOCK_M":16}' 'split_k_fixup:{"SPLIT_K":8}' 2>&1 | grep -v "^("
 }
