@@ -224,27 +224,35 @@ def test_compare_counts_every_element_of_a_large_half_precision_output():
     )
 
 
-def test_outputs_judged_together_get_the_verdicts_they_get_alone(monkeypatch):
-    """compare_many stacks outputs of one shape: each row's verdict and figures must be its own."""
-    from ksearch.harness import verify
+def _mixed_comparisons() -> list[Comparison]:
+    """Outputs of three dtypes, each written right, partly unwritten, constant, or one element off
+    beside a reference inf: every statistic has something to count."""
     from ksearch.harness.poison import poison
 
     gen = torch.Generator().manual_seed(3)
     tol = ToleranceSpec(atol=1e-2, rtol=1e-2, matched_ratio=0.99, max_error_cap=1.0)
     items = []
-    for n, shape, dtype in [(6, (4, 33), torch.float16), (5, (7,), torch.float32), (4, (3, 5), torch.int32)]:
-        for k in range(n):
+    for shape, dtype in [((4, 33), torch.float16), ((7,), torch.float32), ((3, 5), torch.int32)]:
+        for k in range(4):
             ref = (torch.randn(shape, generator=gen) * 4).to(dtype)
             out = ref.clone()
-            if k == 1:  # a few elements left unwritten (poisoned)
+            if k == 1:
                 poison(out)
                 out.view(-1)[:-2] = ref.view(-1)[:-2]
             elif k == 2:
-                out = torch.full_like(ref, 3)  # constant
+                out = torch.full_like(ref, 3)
             elif k == 3 and dtype.is_floating_point:
-                out.view(-1)[0] += 0.5  # one element off
-                ref.view(-1)[1] = float("inf")  # a reference inf is not scored
+                out.view(-1)[0] += 0.5
+                ref.view(-1)[1] = float("inf")
             items.append(Comparison(out, ref, tol, f"w{k}", "normal", k, str(dtype)))
+    return items
+
+
+def test_outputs_judged_together_get_the_verdicts_they_get_alone(monkeypatch):
+    """compare_many stacks outputs of one shape: each row's verdict and figures must be its own."""
+    from ksearch.harness import verify
+
+    items = _mixed_comparisons()
     monkeypatch.setattr(verify, "STACK_BYTES", {"cpu": 64 << 20})  # stacked, as on a GPU
     together = compare_many(items)
     monkeypatch.setattr(verify, "STACK_BYTES", {})  # every output alone, as on the CPU
@@ -252,6 +260,43 @@ def test_outputs_judged_together_get_the_verdicts_they_get_alone(monkeypatch):
     assert [c.model_dump() for c in together] == [c.model_dump() for c in alone]
     assert {c.passed for c in together} == {True, False}
     assert not together[1].checks["written"] and not together[2].checks["not_constant"]
+
+
+def test_compiled_comparison_gives_the_eager_verdicts_and_figures(monkeypatch):
+    """On a GPU the statistics are torch.compile'd; compiled here on the CPU (same graph, Inductor's
+    C++ backend), every verdict and figure must be the eager one's."""
+    from ksearch.harness import verify
+
+    items = _mixed_comparisons()
+    eager = compare_many(items)
+    monkeypatch.setattr(verify, "COMPILED_ON", frozenset({"cpu"}))
+    monkeypatch.setattr(verify, "_compiled", {})
+    compiled = compare_many(items)
+    assert not verify._compiled.get("failed"), "the comparison did not compile"
+    assert "fn" in verify._compiled
+    assert [c.model_dump() for c in compiled] == [c.model_dump() for c in eager]
+    assert {c.passed for c in compiled} == {True, False}
+    # one graph, no break: on a GPU every statistic fuses into the same few kernels
+    out = items[0].out.reshape(1, -1)
+    bound = torch.tensor(1e-2, dtype=torch.float64)
+    explained = torch._dynamo.explain(verify._statistics)(out, out.clone(), bound, bound)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_a_failed_compile_falls_back_to_eager_comparison(monkeypatch, caplog):
+    from ksearch.harness import verify
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    items = _mixed_comparisons()
+    eager = compare_many(items)
+    monkeypatch.setattr(verify, "COMPILED_ON", frozenset({"cpu"}))
+    monkeypatch.setattr(verify, "_compiled", {"fn": broken})
+    with caplog.at_level("WARNING", logger="ksearch.harness.verify"):
+        judged = compare_many(items)
+    assert [c.model_dump() for c in judged] == [c.model_dump() for c in eager]
+    assert verify._compiled["failed"] and "no compiler here" in caplog.text
 
 
 def test_a_target_only_task_is_statically_checked_and_left_unmeasured_elsewhere(evaluator, tmp_path):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import logging
+from typing import Any, NamedTuple
 
 import torch
 
@@ -72,7 +73,8 @@ def compare_many(items: list[Comparison]) -> list[OutputCheck]:
         for stack in stacks:
             index = [i for i, _, _ in stack]
             outs, refs = _rows([o for _, o, _ in stack]), _rows([r for _, _, r in stack])
-            by_device.setdefault(device, []).append((index, _statistics(outs, refs, items[index[0]].tol)))
+            tol = items[index[0]].tol
+            by_device.setdefault(device, []).append((index, _device_statistics(outs, refs, tol)))
     for rows in by_device.values():
         values = torch.cat([stats for _, stats in rows]).tolist()  # one read per device
         order = [i for index, _ in rows for i in index]
@@ -95,7 +97,33 @@ def scored(ref: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(ref) if ref.dtype.is_floating_point else torch.ones_like(ref, dtype=torch.bool)
 
 
-def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> torch.Tensor:
+# On a GPU the statistics below are about twenty elementwise passes over every output in eager mode:
+# 0.33 s of a warm evaluation's 0.56 s overhead on a norm's full suite (H100, docs/benchmarks.md).
+# Compiled, they fuse into a few reductions that read each output and reference once. The tolerances
+# are passed as tensors, so that one compile (dynamic shapes) serves every output of a dtype.
+COMPILED_ON = frozenset({"cuda"})
+_compiled: dict[str, Any] = {}
+log = logging.getLogger(__name__)
+
+
+def _device_statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> torch.Tensor:
+    """`_statistics`, compiled on a GPU; eager on the CPU (where each pass is cheap next to a compile)
+    and wherever the compile fails (the same numbers, only slower; logged once)."""
+    if out.device.type not in COMPILED_ON or _compiled.get("failed"):
+        return _statistics(out, ref, tol.atol, tol.rtol)
+    fn = _compiled.setdefault("fn", torch.compile(_statistics, dynamic=True))
+    bounds = torch.tensor([tol.atol, tol.rtol], dtype=torch.float64).to(out.device, non_blocking=True)
+    try:
+        return fn(out, ref, bounds[0], bounds[1])
+    except Exception as e:  # a compiler failure must not fail a candidate: judge it eagerly
+        _compiled["failed"] = True
+        log.warning("comparing outputs eagerly from now on: torch.compile failed (%s)", e)
+        return _statistics(out, ref, tol.atol, tol.rtol)
+
+
+def _statistics(
+    out: torch.Tensor, ref: torch.Tensor, atol: float | torch.Tensor, rtol: float | torch.Tensor
+) -> torch.Tensor:
     """The ten numbers `_conclude` judges by, for each row of `out` (outputs, flattened, one a row)
     against the same row of `ref`: an (outputs, 10) float64 tensor on the reference's device."""
     floating = out.dtype.is_floating_point
@@ -108,7 +136,7 @@ def _statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec) -> tor
     both = ref_finite & out_finite
     diff = torch.where(both, (a - b).abs(), torch.full_like(a, float("inf")))
     diff = torch.where(ref_finite, diff, torch.zeros_like(diff))  # the reference's own inf/NaN are not scored
-    matched = (diff <= tol.atol + tol.rtol * b.abs()) & ref_finite
+    matched = (diff <= atol + rtol * b.abs()) & ref_finite
     rel = torch.where(both, (a - b).abs() / b.abs().clamp_min(1e-12), torch.zeros_like(a))
     # Counts are summed in float64: stacked with float32 maxima they would round past 2^24 elements.
     count = torch.float64
