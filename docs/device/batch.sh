@@ -1,7 +1,9 @@
 #!/bin/bash
 # One call on a lent GPU machine (docs/device/README.md): install the carried wheels, then run each step
-# named in STEPS while DEADLINE (seconds from the start) allows; results under $OUT.
+# named in STEPS while DEADLINE (seconds from the start) allows; results under $OUT, and everything it prints in
+# $OUT/batch.log (a call's reply keeps only the last 12,000 characters of its output).
 T0=$(date +%s); shopt -s nullglob
+exec > >(tee -a "$OUT/batch.log") 2>&1
 [ -n "$NOINSTALL" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 if [ -f .ray/ray-site-cp312.txz ]; then
@@ -84,4 +86,5 @@ for s in $STEPS; do
   log "step $s"; step_$s
 done
 log "export"
-(cd $R && tar -czf $OUT/runs.tgz .) && ls -la $OUT
+# one file each: a reply brings back a limited number of files
+(cd $R && tar -czf $OUT/runs.tgz .) && (cd $OUT && tar -czf sweeps.tgz sweeps && rm -rf sweeps) && ls -la $OUT
