@@ -142,14 +142,7 @@ class EvaluatorHost:
         path = job_dir / request.filename
         path.write_bytes(request.source)
         try:
-            packet = self.evaluator.evaluate(
-                path,
-                self.task,
-                target=request.spec.target,
-                dtype=request.spec.dtype,
-                seeds=request.spec.seeds,
-                workloads=request.spec.workloads,
-            )
+            packet = request.spec.evaluate(self.evaluator, path, self.task)
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
         text = packet.model_dump_json()

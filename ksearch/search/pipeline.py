@@ -64,6 +64,12 @@ class EvalSpec:
     seeds: tuple[int, ...]
     workloads: list[str] | None
 
+    def evaluate(self, evaluator: Evaluator, path: Path, task: Task) -> EvidencePacket:
+        """The packet of the candidate at `path`, evaluated this way."""
+        return evaluator.evaluate(
+            path, task, target=self.target, dtype=self.dtype, seeds=self.seeds, workloads=self.workloads
+        )
+
 
 @dataclass
 class Evaluated:
@@ -121,19 +127,7 @@ class LocalPool:
         return self.evaluator.environment
 
     def evaluate_many(self, jobs: list[EvalJob], spec: EvalSpec) -> list[Evaluated]:
-        return [
-            Evaluated(
-                self.evaluator.evaluate(
-                    job.path,
-                    self.task,
-                    target=spec.target,
-                    dtype=spec.dtype,
-                    seeds=spec.seeds,
-                    workloads=spec.workloads,
-                )
-            )
-            for job in jobs
-        ]
+        return [Evaluated(spec.evaluate(self.evaluator, job.path, self.task)) for job in jobs]
 
     def close(self) -> None:
         """Nothing: the evaluator is its caller's."""
