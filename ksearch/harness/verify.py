@@ -111,7 +111,9 @@ def _device_statistics(out: torch.Tensor, ref: torch.Tensor, tol: ToleranceSpec)
     and wherever the compile fails (the same numbers, only slower; logged once)."""
     if out.device.type not in COMPILED_ON or _compiled.get("failed"):
         return _statistics(out, ref, tol.atol, tol.rtol)
-    fn = _compiled.setdefault("fn", torch.compile(_statistics, dynamic=True))
+    fn = _compiled.get("fn")
+    if fn is None:  # made once: torch.compile builds a new wrapper on every call
+        fn = _compiled["fn"] = torch.compile(_statistics, dynamic=True)
     bounds = torch.tensor([tol.atol, tol.rtol], dtype=torch.float64).to(out.device, non_blocking=True)
     try:
         return fn(out, ref, bounds[0], bounds[1])
