@@ -52,3 +52,15 @@ def test_an_entry_larger_than_the_cap_is_returned_but_not_kept():
     got = cache.get("big", lambda: entry(100), {"big"})
     assert entry_bytes(got) == 100 and "big" not in cache and cache.held_bytes == 0
     assert cache.misses == 1 and cache.hits == 0
+
+
+def test_a_warm_evaluation_draws_no_input_again(evaluator):
+    """The harness bench's overhead figures count the warm evaluation's input sets: on the CPU suite
+    (well under the cache's cap) every set the first evaluation drew is found cached the second time."""
+    from pathlib import Path
+
+    from ksearch.selfbench.harness_bench import overhead
+
+    got = overhead(evaluator, Path(__file__).parent / "honest" / "rmsnorm_row.py")["full_suite"]
+    assert got["status"] == "pass"
+    assert got["input_sets_drawn"] == 0 and got["input_sets_cached"] > 0

@@ -100,8 +100,15 @@ def overhead(ev: Evaluator, path: Path) -> dict:
         plans.append(("largest_workload", {"workloads": [wl], "seeds": (0,)}))
     for label, kwargs in plans:
         ev.evaluate(path, task, **kwargs)  # warm: worker spawned, Triton cache filled, baselines timed
+        hits, misses = ev.data.hits, ev.data.misses
         packet = ev.evaluate(path, task, **kwargs)
-        result[label] = {"status": packet.status.value, **packet.durations_s}
+        result[label] = {
+            "status": packet.status.value,
+            **packet.durations_s,
+            # input sets the warm evaluation found cached, and drew again
+            "input_sets_cached": ev.data.hits - hits,
+            "input_sets_drawn": ev.data.misses - misses,
+        }
     return result
 
 
