@@ -55,6 +55,9 @@ step_pkg() {
 step_overhead() {
   $KS bench harness --device cuda --parts overhead --out $OUT/harness_overhead.json 2>&1 | tail -30
 }
+step_tccheck() {
+  python3 docs/device/tc_check.py 2>&1 | grep -v "^\s*$" | tail -40
+}
 step_ray() {
   python3 -c "import ray; print('ray', ray.__version__)" || return
   python3 -m ksearch.cluster.overhead --device cuda --candidates 8 --order alternate --gap 2 --runs 2>&1 | grep -v "^\s*$" | tail -20

@@ -151,7 +151,9 @@ class Evaluator:
         # Two arenas: nothing the worker was ever lent (or any process it left) can reach the judge's memory.
         self.arena, self.judge_arena = Arena(self.device), Arena(self.device)
         self.pool = WorkerPool(device=self.device)
-        self.judges = WorkerPool(device=self.device, module=JUDGE, spares=1 if self.device == "cpu" else 2)
+        # three spare judges on a GPU, as for workers: with two, a fast candidate found the next judge still
+        # starting (judge_wait 0.6-0.9 s of a 2.3 s matmul evaluation on an H100)
+        self.judges = WorkerPool(device=self.device, module=JUDGE, spares=1 if self.device == "cpu" else 3)
         # On the CPU a second judge puts every launch through Triton's front end for a real GPU target
         # before the first may interpret it (one process cannot hold both: the interpreter needs triton
         # imported for it). It runs nothing of a candidate, so one serves them all.
