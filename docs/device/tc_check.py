@@ -52,8 +52,8 @@ def standalone(label: str) -> None:
         harness_built = build_baselines(task, wl, sets)["torch_compile"].compute
         bench_built = torch.compile(_fresh_function(task.reference, "bench"), dynamic=False)
 
-        def by_bench(i, fn=bench_built):
-            return fn(*[sets[i % n][k] for k in task.input_names], **params)
+        def by_bench(i, fn=bench_built, sets=sets, names=task.input_names, params=params):
+            return fn(*[sets[i % len(sets)][k] for k in names], **params)
 
         row = []
         for built, fn in (("harness-built", harness_built), ("bench-built", by_bench)):
@@ -73,7 +73,10 @@ def in_evaluator() -> None:
         task = load_task(tname)
         tt = TaskTemplates(task, load_target("h100").triton.backend)
         t = tt.templates[0]
-        with tempfile.TemporaryDirectory() as d, Evaluator("cuda", timeout_s=300, bench_budget_s=BUDGET) as ev:
+        with (
+            tempfile.TemporaryDirectory() as d,
+            Evaluator("cuda", timeout_s=300, bench_budget_s=BUDGET) as ev,
+        ):
             src = Path(d) / "k.py"
             src.write_text(tt.render(t, t.default_knobs()))
             for when in ("first evaluation", "warm, recomputed", "warm, recomputed again"):
