@@ -168,3 +168,32 @@ def test_a_split_k_reduction_does_not_stand_for_the_whole_decode_gemm(tmp_path):
     result = CompileResult(ok=True, language="triton", target="h100", arch="sm_90a", kernels=[main, reduce])
     floor, estimate = static_estimates(task.only([wl]), "float16", result, H100)[wl]
     assert floor < estimate < 3 * floor
+
+
+def test_passes_through_a_small_workspace_are_charged_at_its_size(tmp_path):
+    # split-K in one launch at M=16: the last program of a tile loads the tile's SPLIT_K fp32 partials,
+    # so its busiest pointer is the 6 MB workspace, not the 50 MB weight. Measured on an H100: 24.6-25.2 us,
+    # two-launch split-K 23.9 us; charging the weight for every partial modelled it at 74.8 us.
+    from ksearch.compile import CompileRequest, compile_many
+    from ksearch.propose.adapt import TaskTemplates
+    from ksearch.search.estimate import ir_loads
+
+    task, wl = load_task("matmul"), "llama3_8b_qkv_decode_m16_n6144_k4096"
+    templates = TaskTemplates(task, H100.triton.backend)
+    paths = []
+    for name in ("split_k", "split_k_fixup"):
+        t = next(t for t in templates.templates if t.id == f"matmul/{name}")
+        path = tmp_path / f"{name}.py"
+        path.write_text(templates.render(t, t.default_knobs()))
+        paths.append(path)
+    results = compile_many(
+        [CompileRequest(source_path=str(p), task="matmul", target="h100", workloads=(wl,)) for p in paths],
+        cache_dir=tmp_path / "cache",
+    )
+    split_k, fixup = (static_estimates(task.only([wl]), "float16", r, H100)[wl][1] for r in results)
+    kernel = results[1].kernels[0]
+    loads = ir_loads(kernel)
+    assert loads.busiest == "ws_ptr" and loads.extra_passes >= 1
+    workspace = kernel.specialization["arg_bytes"][wl]["ws_ptr"]
+    assert workspace < kernel.specialization["arg_bytes"][wl]["b_ptr"] / 4
+    assert fixup < 1.5 * split_k

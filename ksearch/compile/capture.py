@@ -57,6 +57,7 @@ class Specialization:
     autotune_config: dict[str, Any] | None = None
     workloads: list[str] = field(default_factory=list)
     grids: dict[str, list[int]] = field(default_factory=dict)
+    arg_bytes: dict[str, dict[str, int]] = field(default_factory=dict)  # workload -> tensor arg -> bytes
     key: str = ""
 
     @property
@@ -78,6 +79,7 @@ class Specialization:
             "options": {k: _jsonable(v) for k, v in self.launch_options.items()},
             "workloads": list(self.workloads),
             "grids": {k: list(v) for k, v in self.grids.items()},
+            "arg_bytes": {k: dict(v) for k, v in self.arg_bytes.items()},
         }
         if self.autotune_config is not None:
             described["autotune_config"] = {k: _jsonable(v) for k, v in self.autotune_config.items()}
@@ -140,6 +142,8 @@ class LaunchRecorder:
             spec.workloads.append(self.workload)
         if self.workload and grid is not None:
             spec.grids.setdefault(self.workload, _grid_dims(grid, bound_args))
+        if self.workload:
+            spec.arg_bytes.setdefault(self.workload, _tensor_bytes(bound_args))
 
     @contextmanager
     def config(self, config: dict[str, Any]) -> Iterator[None]:
@@ -293,6 +297,15 @@ def _stable_repr(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "(" + ",".join(_stable_repr(v) for v in value) + ")"
     return repr(value)
+
+
+def _tensor_bytes(bound_args: dict[str, Any]) -> dict[str, int]:
+    """The bytes behind each tensor argument (the static estimate charges re-reads by them)."""
+    return {
+        name: int(v.numel() * v.element_size())
+        for name, v in bound_args.items()
+        if hasattr(v, "data_ptr") and hasattr(v, "element_size")
+    }
 
 
 def _grid_dims(grid: Any, bound_args: dict[str, Any]) -> list[int]:

@@ -61,6 +61,11 @@ def _task_fingerprint(task_name: str, workloads: Sequence[str] | None) -> str:
     return hashlib.sha256(_task(task_name, workloads).spec.model_dump_json().encode()).hexdigest()
 
 
+# raised whenever a compile result records more than before, so that a cached one is not read without it
+# (2: the bytes of each launch's tensor arguments, which the static estimate charges re-reads by)
+RESULT_FORMAT = 2
+
+
 def cache_key(
     source: str,
     language: str,
@@ -80,6 +85,7 @@ def cache_key(
         "task": task_fp,
         "toolchain": toolchain,
         "flags": flags or {},
+        "format": RESULT_FORMAT,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -15,8 +15,8 @@ compiler reported and the grid the candidate chose:
     without IR, operand re-reads: a program computing a tile of `a` outputs reads about
     flops x itemsize / sqrt(a) bytes in all, served by L2;
   - passes, for memory-bound launches: a kernel that loads one pointer argument in k places (a
-    two-pass norm reads its row for the statistics, then again to scale it) reads the largest input
-    k - 1 more times, served by L2; and a program that loads its share one tile at a time waits a
+    two-pass norm reads its row for the statistics, then again to scale it) reads that argument's
+    tensor k - 1 more times (the largest input's size where the capture recorded none), served by L2; and a program that loads its share one tile at a time waits a
     DRAM latency per round (DRAM_LATENCY_US), which no other work of its own hides;
   - spills cost SPILL_FACTOR; every launch costs LAUNCH_US.
 estimated time = max(max(roofline floor / efficiency, MMA-step time) + pass time, rounds time)
@@ -89,7 +89,8 @@ def static_estimates(
         if memory:
             largest = max(task.input_specs(wl, dtype), key=lambda i: i.nbytes)
             estimate = math.hypot(
-                estimate + _passes_us(largest.nbytes, judged, profile), _rounds_us(largest, judged, profile)
+                estimate + _passes_us(wl.name, largest.nbytes, judged, profile),
+                _rounds_us(wl.name, largest, judged, profile),
             )
         estimates[wl.name] = (roof.sol_us, estimate + LAUNCH_US * len(launches))
     return estimates
@@ -107,6 +108,7 @@ class IrLoads:
     tile: int  # elements of its largest load (one program, one round)
     dot: tuple[int, int, int] | None = None  # (M, N, K) of its largest tt.dot: one MMA step's tile
     streamed: bool = False  # its busiest pointer is loaded evict_first: passes again come from HBM
+    busiest: str = ""  # the name of that pointer argument, as the IR gives it ("" when unnamed)
 
 
 def ir_loads(kernel) -> IrLoads:
@@ -163,21 +165,29 @@ def ir_loads(kernel) -> IrLoads:
             if pointer in evict_first:
                 streamed.add(r)
     busiest = max(counts, key=counts.__getitem__, default=None)
-    return IrLoads(max(counts.values(), default=1) - 1, tile, dot, busiest in streamed)
+    name = busiest[1:] if busiest and not re.fullmatch(r"%arg\d+", busiest) else ""
+    return IrLoads(max(counts.values(), default=1) - 1, tile, dot, busiest in streamed, name)
 
 
-def _passes_us(largest_bytes: int, launches: list, profile: TargetProfile) -> float:
-    """Extra passes over the largest input, served by L2 (by HBM where the loads evict it first)."""
+def _pass_bytes(kernel, ir: IrLoads, workload: str, largest_bytes: int) -> int:
+    """The bytes one more pass through the kernel's busiest pointer reads: its tensor's, where the launch
+    capture recorded them (split-K's fixup re-reads its small workspace, not the weight), else the largest
+    input's (a two-pass norm re-reads its rows)."""
+    return kernel.specialization.get("arg_bytes", {}).get(workload, {}).get(ir.busiest, largest_bytes)
+
+
+def _passes_us(workload: str, largest_bytes: int, launches: list, profile: TargetProfile) -> float:
+    """Extra passes through the busiest pointer, served by L2 (by HBM where the loads evict it first)."""
     seconds = sum(
         ir.extra_passes
-        * largest_bytes
+        * _pass_bytes(kernel, ir, workload, largest_bytes)
         / ((1 if ir.streamed else L2_OVER_HBM) * profile.memory.bandwidth_tbs * 1e12)
-        for _, _, ir in launches
+        for kernel, _, ir in launches
     )
     return seconds * 1e6
 
 
-def _rounds_us(largest, launches: list, profile: TargetProfile) -> float:
+def _rounds_us(workload: str, largest, launches: list, profile: TargetProfile) -> float:
     """The serial floor: a program loads its share of the largest input one tile at a time, and
     each round waits one DRAM latency (a persistent norm walking 16 rows, a two-pass norm in
     256-wide chunks); resident programs run theirs side by side, wave after wave."""
@@ -187,7 +197,8 @@ def _rounds_us(largest, launches: list, profile: TargetProfile) -> float:
         if not ir.tile:
             continue
         programs = math.prod(grid)
-        rounds = math.ceil(largest.nbytes * (1 + ir.extra_passes) / programs / (ir.tile * itemsize))
+        loaded = largest.nbytes + ir.extra_passes * _pass_bytes(kernel, ir, workload, largest.nbytes)
+        rounds = math.ceil(loaded / programs / (ir.tile * itemsize))
         waves = math.ceil(programs / (profile.sm_count * _per_sm(kernel, profile)))
         floor = max(floor, waves * rounds * DRAM_LATENCY_US)
     return floor
