@@ -334,6 +334,22 @@ def test_default_knobs_pass_on_cpu(evaluator, tmp_path, pair):
     }
 
 
+@pytest.mark.parametrize("tid", ["matmul/split_k", "matmul/split_k_fixup"])
+def test_split_k_sized_to_fill_the_sms_passes_on_cpu(evaluator, tmp_path, tid):
+    packet = evaluate(evaluator, tmp_path, template(tid), "matmul", {"SPLIT_K": "sms"}, seeds=(0,))
+    assert packet.status.value == "pass", (packet.failure_class, packet.message)
+
+
+def test_sm_filling_split_count_fills_whole_waves():
+    from ksearch.propose.templates.kernels.launch import k_splits
+
+    assert k_splits(8, 48, 64, 132) == 8  # a number is taken as it is
+    # M=16, N=6144 in 128-wide tiles on an H100: 4 slices leave 27% of the second wave idle, 5 fill 91%
+    assert k_splits("sms", 48, 64, 132) == 5
+    assert k_splits("sms", 256, 64, 132) == 1  # tiles enough: no split
+    assert k_splits("sms", 48, 3, 132) == 3  # never more slices than K steps
+
+
 @pytest.mark.parametrize("tid", sorted(RISKY))
 def test_risky_setting_is_rejected_with_its_correctness_class(evaluator, tmp_path, tid):
     knobs, expected = RISKY[tid]

@@ -138,7 +138,8 @@ SPLIT_K_KNOBS = {
     "BLOCK_M": (64, 16, 32, 128),
     "BLOCK_N": (128, 64, 256, 32),
     "BLOCK_K": (64, 128, 32),
-    "SPLIT_K": (4, 2, 8, 16),
+    # "sms": as many slices as fill the SMs in whole waves (k_splits in kernels/launch.py)
+    "SPLIT_K": (4, 2, 8, 16, "sms"),
 }
 
 

@@ -6,6 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ksearch.propose.templates.kernels.launch import k_splits, num_sms
 from ksearch.propose.templates.kernels.matmul_parts import k_slice
 
 # knobs (set by the renderer)
@@ -57,19 +58,21 @@ def matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
     M, K = a.shape
     N = b.shape[1]
     atomic = REDUCE == "atomic"
-    k_per_split = triton.cdiv(triton.cdiv(K, SPLIT_K), BLOCK_K) * BLOCK_K
+    tiles = triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N)
+    split_k = k_splits(SPLIT_K, tiles, triton.cdiv(K, BLOCK_K), num_sms(a))
+    k_per_split = triton.cdiv(triton.cdiv(K, split_k), BLOCK_K) * BLOCK_K
     if atomic:
         # fp32 scratch, zeroed: the harness poisons c with NaN, so never accumulate into c itself
         ws = torch.zeros((M, N), dtype=torch.float32, device=a.device)
     else:
-        ws = torch.empty((SPLIT_K, M, N), dtype=torch.float32, device=a.device)
-    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), SPLIT_K)
+        ws = torch.empty((split_k, M, N), dtype=torch.float32, device=a.device)
+    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), split_k)
     matmul_splitk_kernel[grid](
         a, b, ws, M, N, K, k_per_split, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
-        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, EVEN_K=K % (BLOCK_K * SPLIT_K) == 0, ATOMIC=atomic,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, EVEN_K=K % (BLOCK_K * split_k) == 0, ATOMIC=atomic,
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     BLOCK = 1024
     splitk_reduce_kernel[(triton.cdiv(M * N, BLOCK),)](
-        ws, c, M, N, c.stride(0), c.stride(1), PARTS=1 if atomic else SPLIT_K, BLOCK=BLOCK, num_warps=4
+        ws, c, M, N, c.stride(0), c.stride(1), PARTS=1 if atomic else split_k, BLOCK=BLOCK, num_warps=4
     )

@@ -8,6 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ksearch.propose.templates.kernels.launch import k_splits, num_sms
 from ksearch.propose.templates.kernels.matmul_parts import k_slice
 
 # knobs (set by the renderer)
@@ -56,14 +57,15 @@ def matmul_splitk_fixup_kernel(
 def matmul(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
     M, K = a.shape
     N = b.shape[1]
-    k_per_split = triton.cdiv(triton.cdiv(K, SPLIT_K), BLOCK_K) * BLOCK_K
-    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), SPLIT_K)
-    tiles = grid[0] * grid[1]
-    ws = torch.empty((tiles, SPLIT_K, BLOCK_M, BLOCK_N), dtype=torch.float32, device=a.device)
+    tiles = triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N)
+    split_k = k_splits(SPLIT_K, tiles, triton.cdiv(K, BLOCK_K), num_sms(a))
+    k_per_split = triton.cdiv(triton.cdiv(K, split_k), BLOCK_K) * BLOCK_K
+    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), split_k)
+    ws = torch.empty((tiles, split_k, BLOCK_M, BLOCK_N), dtype=torch.float32, device=a.device)
     counts = torch.zeros((tiles,), dtype=torch.int32, device=a.device)
     matmul_splitk_fixup_kernel[grid](
         a, b, c, ws, counts, M, N, K, k_per_split,
         a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
-        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, SPLIT_K=SPLIT_K,
-        EVEN_K=K % (BLOCK_K * SPLIT_K) == 0, num_warps=num_warps, num_stages=num_stages,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, SPLIT_K=split_k,
+        EVEN_K=K % (BLOCK_K * split_k) == 0, num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
