@@ -26,14 +26,10 @@ step_norms() {
 }
 step_fixup() {
   W=llama3_8b_qkv_decode_m16_n6144_k4096,llama3_8b_o_proj_ragged_m77_n4096_k4096,llama3_70b_tp8_qkv_m128_n1280_k8192
-  python3 docs/device/sweep.py matmul float16 $W $OUT/sweeps/fixup16 'split_k:{"BLOCK_M":64,"BLOCK_N":128,"BLOCK_K":64,"SPLIT_K":4,"REDUCE":"workspace","num_stages":3,"num_warps":4}' \
-    'split_k_fixup:' 'split_k_fixup:{"num_warps":4}' 'split_k_fixup:{"SPLIT_K":8}' 'split_k_fixup:{"BLOCK_M":16}' \
-    'split_k_fixup:{"BLOCK_M":16,"SPLIT_K":8}' 'split_k_fixup:{"BLOCK_K":128}' 'split_k_fixup:{"BLOCK_N":64,"SPLIT_K":2}' \
-    'split_k_fixup:{"num_stages":4,"BLOCK_M":16,"num_warps":4}' \
-    'split_k:{"BLOCK_M":16,"BLOCK_N":128,"BLOCK_K":128,"SPLIT_K":8,"REDUCE":"workspace","num_stages":3,"num_warps":4}' \
-    'split_k:{"BLOCK_M":16,"BLOCK_N":64,"BLOCK_K":64,"SPLIT_K":8,"REDUCE":"workspace","num_stages":3,"num_warps":4}' 2>&1 | grep -v "^(" 
-  python3 docs/device/sweep.py matmul bfloat16 $W $OUT/sweeps/fixup_bf16 'split_k:{"BLOCK_M":64,"BLOCK_N":128,"BLOCK_K":64,"SPLIT_K":4,"REDUCE":"workspace","num_stages":3,"num_warps":4}' \
-    'split_k_fixup:' 'split_k_fixup:{"BLOCK_M":16}' 'split_k_fixup:{"SPLIT_K":8}' 2>&1 | grep -v "^("
+  S='"BLOCK_M":64,"BLOCK_N":128,"BLOCK_K":64,"REDUCE":"workspace","num_stages":3,"num_warps":4'
+  python3 docs/device/sweep.py matmul float16 $W $OUT/sweeps/fixup16 "split_k:{$S,\"SPLIT_K\":4}" "split_k:{$S,\"SPLIT_K\":\"sms\"}" \
+    'split_k_fixup:{"BLOCK_M":16}' 'split_k_fixup:{"BLOCK_M":16,"SPLIT_K":"sms"}' 'split_k_fixup:{"SPLIT_K":"sms"}' \
+    'split_k_fixup:{"BLOCK_M":16,"SPLIT_K":"sms","num_warps":4}' 'split_k_fixup:{"BLOCK_K":128,"SPLIT_K":"sms"}' 2>&1 | grep -v "^("
 }
 step_tma() {
   W=square_m4096_n4096_k4096
