@@ -153,6 +153,21 @@ def test_os_exit_is_a_crash_and_the_next_worker_is_healthy(tmp_path):
     assert ok.kind == "reply" and ok.reply["buffers"][-1].eq(1).all()
 
 
+def test_a_worker_never_reaped_leaves_no_directory_behind(tmp_path):
+    # an Evaluator its caller never closes (a crashed script, a test) must not litter the temp dir
+    script = "from ksearch.harness.sandbox import Worker\nw = Worker(device='cpu')\nw.wait_ready()\nprint(w.tmpdir)\n"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith(str(tmp_path))
+    assert not list(tmp_path.glob("ksearch-*"))
+
+
 def test_hang_is_killed_at_the_timeout(tmp_path):
     out = Worker(device="cpu").run(_job(tmp_path, "def run(x, w, o):\n    while True: pass\n"), 3)
     assert out.kind == "timeout"

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -131,6 +132,9 @@ class Worker:
 
     def __init__(self, *, device: str, module: str = WORKER):
         self.tmpdir = tempfile.mkdtemp(prefix="ksearch-worker-" if module == WORKER else "ksearch-judge-")
+        # removed when reaped, or at the latest when this object is collected or the interpreter exits
+        # (an Evaluator never closed must not leave its workers' directories behind)
+        self._remove_tmpdir = weakref.finalize(self, shutil.rmtree, self.tmpdir, ignore_errors=True)
         parent_sock, child_sock = socket.socketpair()
         # Only the CPU judge runs kernels in Triton's interpreter, which needs triton imported that way.
         interpret = module == JUDGE and device == "cpu"
@@ -279,7 +283,7 @@ class Worker:
         self.proc.wait()
         if not self.stderr.closed:
             self.stderr.close()
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self._remove_tmpdir()
 
 
 class WorkerPool:
