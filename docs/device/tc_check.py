@@ -4,7 +4,7 @@ For each workload: torch.compile of the reference built the harness's way (`buil
 bench's way (`torch.compile(reference)`), each timed the harness's way (`time_gpu`, spin lead, rotating
 sets) and the bench's way (event pairs after a 512 MB flush), idle and with every core but two busy;
 then the median the Evaluator itself records, at its first evaluation (spare workers still starting)
-and again once they are warm. usage: python tc_check.py [rmsnorm:WORKLOAD softmax:WORKLOAD ...]
+and again once they are warm; last, with a busy Python thread in the timing process. usage: python tc_check.py [rmsnorm:WORKLOAD softmax:WORKLOAD ...]
 """
 
 import multiprocessing as mp
@@ -12,6 +12,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -100,4 +101,11 @@ if __name__ == "__main__":
     standalone(f"{len(busy)} cores busy")
     for p in busy:
         p.terminate()
+    # a Python thread of this process wanting the GIL, as the run's compile thread does while the
+    # evaluator times its baselines
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sum(range(1000)) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    standalone("a busy thread in-process")
+    stop.set()
     in_evaluator()
