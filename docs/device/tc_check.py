@@ -29,7 +29,6 @@ from ksearch.task import load_task
 CASES = sys.argv[1:] or [
     "rmsnorm:deepseek_v3_decode_m64_n7168",
     "softmax:scores_m17_n1000",
-    "rmsnorm:llama3_8b_prefill_m4096_n4096",
 ]
 DTYPE, BUDGET = "float16", 0.3
 
