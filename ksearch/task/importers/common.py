@@ -14,12 +14,16 @@ the flags go into its description).
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import re
 import shutil
+import signal
 import tempfile
+import threading
+import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -486,3 +490,33 @@ def estimate_flops(task: Task) -> tuple[str, str]:
         f"flops: estimated from torch's FLOP counter on workload {wl.name} as {per_text} "
         f"per element of output {out_name}; exact only if the reduction axes are const"
     )
+
+
+class OutOfTime(BaseException):
+    """A block under `time_limit` went past it. A BaseException, so that neither a problem's own
+    `except Exception` nor a loader wrapping every failure into a TaskError swallows it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise OutOfTime in the block after `seconds` (SIGALRM, so only in the main thread: elsewhere no
+    limit), re-arming any timer that was running outside it."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    if seconds <= 0:
+        raise OutOfTime("no time left")
+
+    def ring(signum, frame):
+        raise OutOfTime(f"took over {seconds:g} s")
+
+    start = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, ring)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 0.001))

@@ -94,6 +94,7 @@ import yaml
 from ksearch.errors import TaskError
 from ksearch.task.importers.common import (
     Built,
+    OutOfTime,
     bytes_formula,
     distributions_for,
     elements,
@@ -102,6 +103,7 @@ from ksearch.task.importers.common import (
     main_dtype,
     shapes_at,
     task_name,
+    time_limit,
     tolerances_for,
 )
 from ksearch.task.inputs import dtype_name, torch_dtype
@@ -490,34 +492,6 @@ def _births_mode() -> Any:
             return out
 
     return Births()
-
-
-class _OutOfTime(BaseException):
-    """A run under `_time_limit` went past it (a BaseException, so the problem's `except Exception` lets it by)."""
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise _OutOfTime in this (main) thread after `seconds`; no limit off the main thread."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if seconds <= 0:
-        raise _OutOfTime
-
-    def ring(signum: int, frame: Any) -> None:
-        raise _OutOfTime
-
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _call_generate(module: types.ModuleType, spec: dict) -> Any:
@@ -1157,9 +1131,9 @@ def build(path: Path, name: str | None) -> Built:
             )
             break
         try:
-            with _time_limit(FAKE_SECONDS - (time.monotonic() - started)):
+            with time_limit(FAKE_SECONDS - (time.monotonic() - started)):
                 data, _ = prob.generate(s, fake=True)
-        except _OutOfTime:
+        except OutOfTime:
             inferred.append(
                 f"shapes checked under FakeTensorMode at {len(fake_leaves)} of {len(specs)} specs (the "
                 f"rest, the largest, took past {FAKE_SECONDS:.0f} s)"
@@ -1192,9 +1166,9 @@ def build(path: Path, name: str | None) -> Built:
                 sizes[key] = 1 << 62  # as large as the specs whose fake runs took too long
             else:
                 try:
-                    with _time_limit(10.0):
+                    with time_limit(10.0):
                         sizes[key] = _numel(_flatten(prob.generate(s, fake=True)[0], "generate_input")[1])
-                except (_Failure, TaskError, _OutOfTime):
+                except (_Failure, TaskError, OutOfTime):
                     sizes[key] = 1 << 62
         return sizes[key]
 

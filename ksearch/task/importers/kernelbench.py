@@ -30,8 +30,6 @@ import logging
 import math
 import operator
 import re
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,6 +46,7 @@ from ksearch.task.importers.common import (
     CPU_ELEMENTS,
     TOLERANCES,
     Built,
+    OutOfTime,
     bytes_formula,
     distributions_for,
     elements,
@@ -55,6 +54,7 @@ from ksearch.task.importers.common import (
     load_module,
     shapes_at,
     task_name,
+    time_limit,
     tolerances_for,
 )
 from ksearch.task.inputs import dtype_name
@@ -297,33 +297,6 @@ class _TooBig(Exception):
     """A real run would make more than it may."""
 
 
-class _Slow(Exception):
-    """A run took longer than it may."""
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float):
-    """Interrupt the block after `seconds` (SIGALRM; only in the main thread, elsewhere no limit),
-    re-arming any timer that was running."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def alarm(signum, frame):
-        raise _Slow(f"took over {seconds:g} s")
-
-    start = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, alarm)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 0.001))
-
-
 class _Watch(TorchDispatchMode):
     """Tracks the largest tensor an op makes; in a real run, refuses a factory call (empty, rand,
     zeros, ...) over `limit` elements, or over `total` elements made by factories, before it allocates."""
@@ -468,11 +441,11 @@ class _Problem:
         error: BaseException | None = None
         for how in list(self.how):
             try:
-                with _quiet("torch._subclasses.fake_tensor"), _time_limit(RUN_S if values else FULL_S):
+                with _quiet("torch._subclasses.fake_tensor"), time_limit(RUN_S if values else FULL_S):
                     return _run(self.path, values, how)
             except TaskError:
                 raise
-            except _Slow as exc:
+            except OutOfTime as exc:
                 if values:
                     return exc
                 # too slow at full size: keep this mode for smaller sizes and extrapolate the full one
@@ -492,10 +465,12 @@ class _Problem:
 
     def real(self, values: dict[str, int]) -> _Seen | BaseException:
         try:
-            with _time_limit(REAL_S):
+            with time_limit(REAL_S):
                 return _run(self.path, self.tied(values), "real")
         except TaskError:
             raise
+        except OutOfTime as exc:
+            return exc
         except Exception as exc:  # noqa: BLE001  a size this problem refuses, or a run too large or slow
             return exc
 
