@@ -106,5 +106,9 @@ if __name__ == "__main__":
     thread = threading.Thread(target=lambda: [sum(range(1000)) for _ in iter(stop.is_set, True)], daemon=True)
     thread.start()
     standalone("a busy thread in-process")
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)  # the thread may take the GIL only every 50 ms, not every 5 ms
+    standalone("a busy thread, GIL switch interval 50 ms")
+    sys.setswitchinterval(default)
     stop.set()
     in_evaluator()
