@@ -59,9 +59,11 @@ def standalone(label: str) -> None:
         for built, fn in (("harness-built", harness_built), ("bench-built", by_bench)):
             t = time_gpu(fn, n, device="cuda", budget_s=BUDGET, rel_ci=0.01)
             b = time_us(lambda fn=fn: fn(0), [], {}, flush, floor)
+            floors = sorted(t.event_floor_samples_us or [0.0])
+            deciles = " ".join(f"{floors[len(floors) * q // 10]:.2f}" for q in range(0, 10, 2))
             row.append(
                 f"{built}: time_gpu {t.median_us:.2f} us (host {t.host_us:.1f}, lead {t.lead_us:.1f}, "
-                f"floor {t.event_floor_us:.2f}, n {t.n}) | bench-timed {b:.2f} us"
+                f"floor {t.event_floor_us:.2f}, its 0/20/40/60/80% {deciles}, n {t.n}) | bench-timed {b:.2f} us"
             )
         print(f"[{label}] {case}\n  " + "\n  ".join(row), flush=True)
 

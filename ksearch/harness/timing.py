@@ -206,6 +206,9 @@ class Timing(BaseModel):
         default=None,
         description="event-pair time with nothing between, subtracted from every sample; None: raw",
     )
+    event_floor_samples_us: list[float] | None = Field(
+        default=None, description="the empty event pairs event_floor_us is the median of"
+    )
     method: str = Field(description="one line: how the samples were taken and the CI computed")
 
 
@@ -223,6 +226,7 @@ def _timing_from(
     host_us: float | None = None,
     lead_us: float | None = None,
     event_floor_us: float | None = None,
+    event_floor_samples_us: list[float] | None = None,
 ) -> Timing:
     stats = summarize(result.samples)
     return Timing(
@@ -247,6 +251,7 @@ def _timing_from(
         host_us=host_us,
         lead_us=lead_us,
         event_floor_us=event_floor_us,
+        event_floor_samples_us=event_floor_samples_us,
         method=method,
     )
 
@@ -394,10 +399,11 @@ def time_gpu(
                 state["host_sample_us"] = statistics.median(sample_host)
             return [_event_elapsed(s, e) * 1000.0 for s, e in zip(starts, ends, strict=True)]
 
-        floor_us = 0.0
+        floor_us, floor_samples = 0.0, None
         if correct_floor:
             # Nothing between the two events: what the event pair itself reads, under the same flush and spin.
-            floor_us = statistics.median(events(lambda i: None, FLOOR_SAMPLES, record_host=False))
+            floor_samples = events(lambda i: None, FLOOR_SAMPLES, record_host=False)
+            floor_us = statistics.median(floor_samples)
 
         def draw(k: int) -> list[float]:
             raw = events(fn, k, record_host=True)
@@ -440,6 +446,7 @@ def time_gpu(
         host_us=statistics.median(host_fn) if host_fn else None,
         lead_us=statistics.median(leads) if spin is not None and leads else 0.0,
         event_floor_us=floor_us if correct_floor else None,
+        event_floor_samples_us=floor_samples,
     )
 
 
