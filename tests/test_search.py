@@ -251,3 +251,45 @@ def test_refinement_widens_ring_by_ring_around_the_best_setting():
         knobs, steps = nearest_untried(t, center, tried, random.Random(seed))
         assert steps == 2 and knob_key(knobs) in ring2
     assert len(ring2) < len(t.settings()) / 4  # so a uniform draw would almost always land elsewhere
+
+
+def test_the_pool_is_prepared_once_before_the_compile_thread_starts(tmp_path):
+    # baselines are timed in the evaluator's process: a busy Python thread there turned a 5 us
+    # baseline into 5 ms on an H100, so the run's compile thread must not exist yet when they are
+    import threading
+
+    from ksearch.propose.base import Implementation
+    from ksearch.search.config import EvalSettings
+    from ksearch.search.pipeline import Pipeline
+    from ksearch.target import load_target
+
+    class Stop(Exception):
+        pass
+
+    class Pool:
+        device, profile, start_events, parallel, environment = "cpu", None, [], 1, {}
+
+        def __init__(self):
+            self.prepared: list[list[str]] = []
+
+        def prepare(self, spec):
+            self.prepared.append([t.name for t in threading.enumerate()])
+
+        def evaluate_many(self, jobs, spec):
+            raise Stop
+
+        def close(self):
+            pass
+
+    pool = Pool()
+    task = load_task("rmsnorm")
+    pipeline = Pipeline(tmp_path, task, "float16", [load_target("h100")], pool, EvalSettings())
+    batch = [("c0000", Implementation("x = 1\n", {}, "test"), {})]
+    try:
+        for _ in range(2):
+            with pytest.raises(Stop):
+                pipeline.run(batch)
+    finally:
+        pipeline.close()
+    assert len(pool.prepared) == 1
+    assert not any(name.startswith("ksearch-compile") for name in pool.prepared[0])

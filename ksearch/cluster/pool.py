@@ -215,6 +215,10 @@ class RayPool:
         """An evaluator's environment (GPU, driver, toolchain), as packets record it."""
         return dict(next(iter(self.slots.values())).info["environment"])
 
+    def prepare(self, spec: EvalSpec) -> None:
+        """Nothing: each actor times its baselines at its first candidate, in a process of its own that
+        runs no compile thread."""
+
     def evaluate_many(self, jobs: list[EvalJob], spec: EvalSpec) -> list[Evaluated]:
         """Every job's packet, in the jobs' order; the evaluators take them as they free up."""
         results: list[EvidencePacket | None] = [None] * len(jobs)

@@ -836,6 +836,16 @@ class Evaluator:
             packet.diagnostics.append(Diagnostic(severity="note", message=f"ncu on {wl.name}: {res.reason}"))
         return res.median_us
 
+    def prepare_baselines(
+        self, task: Task, dtype: str | None = None, workloads: list[str] | None = None
+    ) -> None:
+        """Time now the baselines an evaluation of these workloads will use. A caller that later runs
+        Python threads in this process (a run's compile thread) calls this first: a busy thread here
+        turned a 5 us baseline into 5 ms on an H100 (docs/benchmarks.md, 2026-12-08)."""
+        if self.device == "cuda":
+            for wl in self._workloads(task, workloads):
+                self._baseline_medians(task, wl, dtype or task.default_dtype)
+
     def _baseline_medians(self, task: Task, wl, dtype: str) -> dict[str, float | None]:
         key = (task.name, wl.name, dtype)
         if not self.time_baselines:

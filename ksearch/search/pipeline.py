@@ -95,6 +95,10 @@ class EvaluatorPool(Protocol):
     @property
     def environment(self) -> dict[str, Any]: ...
 
+    def prepare(self, spec: EvalSpec) -> None:
+        """Called once before the run's first batch, while this process runs nothing else."""
+        ...
+
     def evaluate_many(self, jobs: list[EvalJob], spec: EvalSpec) -> list[Evaluated]: ...
 
     def close(self) -> None: ...
@@ -125,6 +129,10 @@ class LocalPool:
     @property
     def environment(self) -> dict[str, Any]:
         return self.evaluator.environment
+
+    def prepare(self, spec: EvalSpec) -> None:
+        """The baselines are timed here, in this process, before the run's compile thread starts."""
+        self.evaluator.prepare_baselines(self.task, spec.dtype, spec.workloads)
 
     def evaluate_many(self, jobs: list[EvalJob], spec: EvalSpec) -> list[Evaluated]:
         return [Evaluated(spec.evaluate(self.evaluator, job.path, self.task)) for job in jobs]
@@ -212,6 +220,8 @@ class Pipeline:
         self._compiler = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ksearch-compile"
         )
+        self.spec = EvalSpec(self.primary, dtype, tuple(self.seeds), self.workloads)
+        self._prepared = False
 
     @property
     def parallel(self) -> int:
@@ -238,6 +248,9 @@ class Pipeline:
         blobs = [put_blob(self.run_dir, impl.source.encode(), ".py") for _, impl, _ in batch]
         paths = [self.run_dir / b for b in blobs]
         requests = [self._request(p, prof.name) for p in paths for prof in self.profiles]
+        if not self._prepared:  # before the compile thread exists: nothing may compete with timing
+            self.evaluator.prepare(self.spec)
+            self._prepared = True
         compiling = self._compiler.submit(
             compile_many, requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s
         )
@@ -266,9 +279,8 @@ class Pipeline:
         """The batch's packets and each one's infrastructure events, in the batch's order: the reused
         ones as they are, the rest evaluated on the pool (side by side where it has several evaluators)."""
         todo = [i for i, packet in enumerate(reused) if packet is None]
-        spec = EvalSpec(self.primary, self.dtype, tuple(self.seeds), self.workloads)
         jobs = [EvalJob(batch[i][0], paths[i], batch[i][1].source.encode()) for i in todo]
-        done = dict(zip(todo, self.evaluator.evaluate_many(jobs, spec)))
+        done = dict(zip(todo, self.evaluator.evaluate_many(jobs, self.spec)))
         packets = [p if p is not None else done[i].packet for i, p in enumerate(reused)]
         return packets, [done[i].events if i in done else [] for i in range(len(batch))]
 
