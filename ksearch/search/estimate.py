@@ -16,8 +16,9 @@ compiler reported and the grid the candidate chose:
     flops x itemsize / sqrt(a) bytes in all, served by L2;
   - passes, for memory-bound launches: a kernel that loads one pointer argument in k places (a
     two-pass norm reads its row for the statistics, then again to scale it) reads that argument's
-    tensor k - 1 more times (the largest input's size where the capture recorded none), served by L2; and a program that loads its share one tile at a time waits a
-    DRAM latency per round (DRAM_LATENCY_US), which no other work of its own hides;
+    tensor k - 1 more times (the largest input's size where the capture recorded none), served by
+    L2; and a program that loads its share one tile at a time waits a DRAM latency per round
+    (DRAM_LATENCY_US), which no other work of its own hides;
   - spills cost SPILL_FACTOR; every launch costs LAUNCH_US.
 estimated time = max(max(roofline floor / efficiency, MMA-step time) + pass time, rounds time)
 + launches x LAUNCH_US, and the score is the geometric mean over workloads of floor / estimate, in (0, 1] like a SOL fraction.
