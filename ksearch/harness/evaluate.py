@@ -190,7 +190,7 @@ class Evaluator:
     ) -> EvidencePacket:
         """One candidate's packet. durations_s says where the time went: `total` (this call),
         `verify` (the worker's recording job), `replay` (the judge's job: its kernel compiles and
-        kernels), `benchmark` (the judge's timing job), `timed_calls` (inside the timing loops),
+        kernels; `replay_first`, its first call, is where the kernels compile), `benchmark` (the judge's timing job), `timed_calls` (inside the timing loops),
         `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` and
         `judge_wait` (for warm processes), `candidate_calls` (the candidate's host code, in the
         worker: its launch overhead), and `overhead`: the total less the replay, the timed calls,
@@ -330,6 +330,9 @@ class Evaluator:
                 {**job, "buffers": message, "replays": replays}, self.timeout_s, self.memory_mb
             )
             packet.durations["replay"] = outcome.seconds
+            first = ((outcome.reply or {}).get("replays") or [{}])[0]
+            if "seconds" in first:  # on a GPU mostly the compile of the kernels it launches
+                packet.durations["replay_first"] = first["seconds"]
             packet.durations["judge_wait"] = judge.waited_s
             verified = self._judge(packet, task, calls, outcome, (message, views), run_dtype, dtype_note)
             if verified.status is not Status.PASS or self.device == "cpu":

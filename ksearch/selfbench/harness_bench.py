@@ -106,7 +106,10 @@ def overhead(ev: Evaluator, path: Path) -> dict:
         result[label] = {
             "status": packet.status.value,
             **packet.durations_s,
-            "first_evaluation": {k: first.durations_s.get(k) for k in ("total", "compare", "baselines")},
+            "first_evaluation": {
+                k: first.durations_s.get(k)
+                for k in ("total", "compare", "baselines", "replay", "replay_first")
+            },
             # input sets the warm evaluation found cached, and drew again
             "input_sets_cached": ev.data.hits - hits,
             "input_sets_drawn": ev.data.misses - misses,
