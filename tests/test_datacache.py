@@ -65,6 +65,9 @@ def test_a_warm_evaluation_draws_no_input_again(evaluator):
     assert got["status"] == "pass"
     assert got["input_sets_drawn"] == 0 and got["input_sets_cached"] > 0
     # the first evaluation's figures come too (on a GPU it compiles the comparison)
-    assert got["first_evaluation"]["total"] >= got["total"] * 0.5 and got["first_evaluation"]["compare"] > 0
+    assert (
+        got["first_evaluation"]["total"] > got["first_evaluation"]["replay"]
+        and got["first_evaluation"]["compare"] > 0
+    )
     # the judge's first call, where its kernels compile, is part of its replay
     assert 0 < got["first_evaluation"]["replay_first"] <= got["first_evaluation"]["replay"]

@@ -190,7 +190,8 @@ class Evaluator:
     ) -> EvidencePacket:
         """One candidate's packet. durations_s says where the time went: `total` (this call),
         `verify` (the worker's recording job), `replay` (the judge's job: its kernel compiles and
-        kernels; `replay_first`, its first call, is where the kernels compile), `benchmark` (the judge's timing job), `timed_calls` (inside the timing loops),
+        kernels; `replay_first`, its first call, is where the kernels compile), `benchmark` (the
+        judge's timing job), `timed_calls` (inside the timing loops),
         `baselines` (timing baselines, once per workload per Evaluator), `ncu`, `worker_wait` and
         `judge_wait` (for warm processes), `candidate_calls` (the candidate's host code, in the
         worker: its launch overhead), and `overhead`: the total less the replay, the timed calls,

@@ -221,7 +221,8 @@ class Pipeline:
             max_workers=1, thread_name_prefix="ksearch-compile"
         )
         self.spec = EvalSpec(self.primary, dtype, tuple(self.seeds), self.workloads)
-        self._prepared = False
+        # the executor starts its thread at the first compile: until then nothing competes with timing
+        evaluator.prepare(self.spec)
 
     @property
     def parallel(self) -> int:
@@ -248,9 +249,6 @@ class Pipeline:
         blobs = [put_blob(self.run_dir, impl.source.encode(), ".py") for _, impl, _ in batch]
         paths = [self.run_dir / b for b in blobs]
         requests = [self._request(p, prof.name) for p in paths for prof in self.profiles]
-        if not self._prepared:  # before the compile thread exists: nothing may compete with timing
-            self.evaluator.prepare(self.spec)
-            self._prepared = True
         compiling = self._compiler.submit(
             compile_many, requests, cache_dir=self.cache_dir, timeout_s=self.compile_timeout_s
         )
